@@ -1,0 +1,1 @@
+"""activation (see ARCHITECTURE §2)."""

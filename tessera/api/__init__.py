@@ -1,0 +1,1 @@
+"""HTTP edges: the Segment-compatible collect API and the admin REST API. Thin."""

@@ -1,0 +1,155 @@
+"""The admin REST API under /api: sources, the log, imports. Bearer admin token."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from tessera.errors import TesseraError, Unauthorized
+from tessera.events import importer, log
+from tessera.events.sources import CHANNELS
+from tessera.privacy.keys import secrets_match
+from tessera.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def require_admin(request: Request) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected: str = request.app.state.admin_token_hash
+    if scheme.lower() != "bearer" or not token or not secrets_match(token.strip(), expected):
+        raise Unauthorized(
+            "the admin API needs 'Authorization: Bearer <admin token>'; the token is in "
+            "DATA_DIR/admin-token or TESSERA_ADMIN_TOKEN"
+        )
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
+
+
+class SourceCreate(BaseModel):
+    name: str = Field(description="Lower-case name, e.g. 'web-shop'", examples=["web-shop"])
+    channel: str = Field(description=f"One of {', '.join(CHANNELS)}", examples=["web"])
+
+
+@router.get("/stats", summary="Totals of the event log")
+def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
+    figures = log.stats(runtime.store)
+    figures["writer_queue"] = runtime.writer.queued_events
+    return figures
+
+
+@router.get("/sources", summary="List sources")
+def list_sources(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [source.to_dict() for source in runtime.sources.list()]
+
+
+@router.post("/sources", status_code=201, summary="Create a source; the answer holds its write key")
+def create_source(body: SourceCreate, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.sources.create(body.name, body.channel).to_dict()
+
+
+@router.get("/sources/{name}", summary="One source")
+def get_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.sources.get(name).to_dict()
+
+
+@router.post("/sources/{name}/rotate-key", summary="Replace a source's write key")
+def rotate_key(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.sources.rotate_key(name).to_dict()
+
+
+@router.post("/sources/{name}/disable", summary="Stop accepting events for a source")
+def disable_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.sources.set_enabled(name, False).to_dict()
+
+
+@router.post("/sources/{name}/enable", summary="Accept events for a source again")
+def enable_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.sources.set_enabled(name, True).to_dict()
+
+
+@router.get("/events", summary="The newest events")
+def tail_events(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    source: str | None = None,
+    after_seq: int | None = None,
+) -> list[dict[str, Any]]:
+    source_id = runtime.sources.get(source).id if source else None
+    return log.tail(runtime.store, limit=limit, source_id=source_id, after_seq=after_seq)
+
+
+@router.get("/events/rejected", summary="Dead-lettered messages with their reasons")
+def rejected_events(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    source: str | None = None,
+) -> list[dict[str, Any]]:
+    source_id = runtime.sources.get(source).id if source else None
+    return log.rejected(runtime.store, limit=limit, source_id=source_id)
+
+
+@router.get("/imports", summary="Imports, newest first, with progress")
+def list_imports(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return importer.list_imports(runtime.store)
+
+
+@router.post("/imports", summary="Upload a CSV, JSON-lines or Parquet file with its mapping")
+def upload_import(
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="The data file")],
+    mapping: Annotated[str, Form(description="The mapping, as YAML text")],
+    source: Annotated[str, Form(description="Source name")],
+    wait: Annotated[bool, Form(description="Answer when the import has finished")] = True,
+) -> dict[str, Any]:
+    parsed = importer.load_mapping(mapping)
+    target = runtime.sources.get(source)
+    file_name = Path(file.filename or "upload.csv").name
+    uploads = runtime.settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        dir=uploads, suffix=Path(file_name).suffix, delete=False
+    ) as handle:
+        shutil.copyfileobj(file.file, handle)
+        saved = Path(handle.name)
+    import_id = "imp_" + secrets.token_hex(6)
+
+    def run() -> importer.ImportSummary:
+        try:
+            return importer.import_file(
+                store=runtime.store,
+                writer=runtime.writer,
+                source=target,
+                path=saved,
+                mapping=parsed,
+                rejects_dir=runtime.settings.rejects_dir,
+                file_name=file_name,
+                import_id=import_id,
+            )
+        except TesseraError as e:
+            importer.mark_failed(runtime.store, import_id, e.message)
+            if wait:
+                raise
+            return importer.ImportSummary(import_id, file_name, target.name, status="failed")
+        finally:
+            saved.unlink(missing_ok=True)
+
+    if wait:
+        return run().to_dict()
+    threading.Thread(target=run, name=f"import-{import_id}", daemon=True).start()
+    return {"import_id": import_id, "status": "running"}

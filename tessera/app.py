@@ -1,0 +1,85 @@
+"""create_app(settings): the composition root. Wires the store, writer and routers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from tessera import __version__
+from tessera.api import admin
+from tessera.api.collect import collect_routes
+from tessera.api.responses import error_response, json_response
+from tessera.errors import InvalidRequest, TesseraError
+from tessera.privacy.keys import hash_secret, load_or_create_admin_token
+from tessera.runtime import Runtime
+from tessera.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app. The store is opened when the server starts (lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
+        app.state.admin_token_hash = hash_secret(token)
+        runtime = Runtime.open(settings)
+        runtime.writer.start()
+        app.state.runtime = runtime
+        _announce(settings)
+        try:
+            yield
+        finally:
+            settings.server_file_path.unlink(missing_ok=True)
+            runtime.close()
+
+    app = FastAPI(
+        title="Tessera",
+        version=__version__,
+        description="Customer data platform: Segment-compatible collect API and admin API.",
+        lifespan=lifespan,
+    )
+    for route in collect_routes():
+        app.router.routes.append(route)
+    app.include_router(admin.router)
+
+    @app.get("/api/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.exception_handler(TesseraError)
+    async def tessera_error(_request: Request, error: TesseraError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {item.get('msg')} (got {item.get('input')!r})")
+        return error_response(InvalidRequest("; ".join(problems) or "invalid request"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> Response:
+        log.exception("unhandled error")
+        return json_response(
+            {"success": False, "code": "internal", "message": "the server failed; see its log"},
+            500,
+        )
+
+    return app
+
+
+def _announce(settings: Settings) -> None:
+    """Leave server.json so CLI commands talk to this server instead of the locked file."""
+    info = {"pid": os.getpid(), "url": f"http://{settings.host}:{settings.port}"}
+    settings.server_file_path.write_bytes(orjson.dumps(info))

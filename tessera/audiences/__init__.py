@@ -1,0 +1,1 @@
+"""audiences (see ARCHITECTURE §2)."""

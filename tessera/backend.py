@@ -1,0 +1,216 @@
+"""How the CLI reaches Tessera: the running server's admin API, or the store itself.
+
+While `tessera serve` runs it owns the DuckDB file, so CLI commands go through its
+admin API; otherwise they open the store directly. Both backends call the same
+feature functions in the end (the remote one through the API that calls them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from tessera.errors import NotFound, StoreUnavailable, TesseraError
+from tessera.events import importer, log
+from tessera.privacy.keys import load_or_create_admin_token
+from tessera.runtime import Runtime
+from tessera.settings import Settings
+
+Progress = Callable[[int, int | None], None]
+
+
+class Backend(Protocol):
+    def stats(self) -> dict[str, Any]: ...
+    def list_sources(self) -> list[dict[str, Any]]: ...
+    def create_source(self, name: str, channel: str) -> dict[str, Any]: ...
+    def rotate_key(self, name: str) -> dict[str, Any]: ...
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
+    def tail(self, limit: int, source: str | None) -> list[dict[str, Any]]: ...
+    def rejected(self, limit: int, source: str | None) -> list[dict[str, Any]]: ...
+    def import_file(
+        self, path: Path, source: str, mapping_text: str, progress: Progress | None
+    ) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """Opens the store in this process (no server running)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.runtime = Runtime.open(settings)
+
+    def stats(self) -> dict[str, Any]:
+        return log.stats(self.runtime.store)
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.runtime.sources.list()]
+
+    def create_source(self, name: str, channel: str) -> dict[str, Any]:
+        return self.runtime.sources.create(name, channel).to_dict()
+
+    def rotate_key(self, name: str) -> dict[str, Any]:
+        return self.runtime.sources.rotate_key(name).to_dict()
+
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        return self.runtime.sources.set_enabled(name, enabled).to_dict()
+
+    def tail(self, limit: int, source: str | None) -> list[dict[str, Any]]:
+        source_id = self.runtime.sources.get(source).id if source else None
+        return log.tail(self.runtime.store, limit=limit, source_id=source_id)
+
+    def rejected(self, limit: int, source: str | None) -> list[dict[str, Any]]:
+        source_id = self.runtime.sources.get(source).id if source else None
+        return log.rejected(self.runtime.store, limit=limit, source_id=source_id)
+
+    def import_file(
+        self, path: Path, source: str, mapping_text: str, progress: Progress | None
+    ) -> dict[str, Any]:
+        summary = importer.import_file(
+            store=self.runtime.store,
+            writer=self.runtime.writer,
+            source=self.runtime.sources.get(source),
+            path=path,
+            mapping=importer.load_mapping(mapping_text),
+            rejects_dir=self.runtime.settings.rejects_dir,
+            progress=progress,
+        )
+        return summary.to_dict()
+
+    def close(self) -> None:
+        self.runtime.close()
+
+
+class RemoteBackend:
+    """Talks to a running server's admin API with the admin token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self._http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
+        if response.status_code >= 400:
+            raise _remote_error(response)
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/api/stats")
+        return result
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/api/sources")
+        return result
+
+    def create_source(self, name: str, channel: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", "/api/sources", json={"name": name, "channel": channel}
+        )
+        return result
+
+    def rotate_key(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/rotate-key")
+        return result
+
+    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        action = "enable" if enabled else "disable"
+        result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/{action}")
+        return result
+
+    def tail(self, limit: int, source: str | None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"source": source} if source else {})}
+        result: list[dict[str, Any]] = self._call("GET", "/api/events", params=params)
+        return result
+
+    def rejected(self, limit: int, source: str | None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"source": source} if source else {})}
+        result: list[dict[str, Any]] = self._call("GET", "/api/events/rejected", params=params)
+        return result
+
+    def import_file(
+        self, path: Path, source: str, mapping_text: str, progress: Progress | None
+    ) -> dict[str, Any]:
+        if not path.exists():
+            raise NotFound(f"no file at {path}")
+        with path.open("rb") as handle:
+            started = self._call(
+                "POST",
+                "/api/imports",
+                files={"file": (path.name, handle)},
+                data={"mapping": mapping_text, "source": source, "wait": "false"},
+            )
+        import_id = started["import_id"]
+        while True:
+            current = next(
+                (i for i in self._call("GET", "/api/imports") if i["id"] == import_id), None
+            )
+            if current is None:
+                raise NotFound(f"import {import_id} vanished from the server")
+            if progress is not None:
+                progress(int(current["rows"]), None)
+            if current["status"] != "running":
+                if str(current["status"]).startswith("failed"):
+                    raise TesseraError(str(current["status"]))
+                return {
+                    "import_id": import_id,
+                    "file": path.name,
+                    "source": source,
+                    **{
+                        k: current[k]
+                        for k in (
+                            "rows",
+                            "accepted",
+                            "duplicates",
+                            "rejected",
+                            "reject_file",
+                            "status",
+                        )
+                    },
+                }
+            time.sleep(0.3)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def running_server(settings: Settings) -> str | None:
+    """The URL of a live `tessera serve` on this data directory, if there is one."""
+    path = settings.server_file_path
+    if not path.exists():
+        return None
+    try:
+        info = orjson.loads(path.read_bytes())
+        os.kill(int(info["pid"]), 0)
+        url = str(info["url"])
+        httpx.get(f"{url}/api/health", timeout=2).raise_for_status()
+    except (OSError, ValueError, KeyError, orjson.JSONDecodeError, httpx.HTTPError):
+        return None
+    return url
+
+
+def open_backend(settings: Settings) -> Backend:
+    url = running_server(settings)
+    if url is not None:
+        token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
+        return RemoteBackend(url, token)
+    return LocalBackend(settings)
+
+
+def _remote_error(response: httpx.Response) -> TesseraError:
+    try:
+        body = response.json()
+        message = body.get("message") or body.get("detail") or response.text
+    except ValueError:
+        message = response.text
+    error = TesseraError(str(message))
+    return error

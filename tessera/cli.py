@@ -1,0 +1,245 @@
+"""The `tessera` command. An edge: it parses arguments and prints; the work is elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tessera.backend import Backend, open_backend
+from tessera.errors import TesseraError
+from tessera.events.sources import CHANNELS
+from tessera.settings import Settings
+
+app = typer.Typer(
+    help="Tessera: an open-source customer data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(
+    help="Sources: the channels you collect from, and their write keys.", no_args_is_help=True
+)
+events_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(events_app, name="events")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@contextmanager
+def _backend() -> Iterator[Backend]:
+    backend = open_backend(_settings())
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+    out.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Serve the collect API, the admin API and the console."""
+    import uvicorn
+
+    from tessera.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    settings = Settings(**overrides)
+    err.print(f"Tessera on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
+    err.print(f"Admin token: {settings.admin_token_path} (or TESSERA_ADMIN_TOKEN)")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@sources_app.command("create")
+def sources_create(
+    name: Annotated[str, typer.Argument(help="Lower-case name, e.g. web-shop")],
+    channel: Annotated[str, typer.Option(help=f"One of: {', '.join(CHANNELS)}")],
+    json: JsonOption = False,
+) -> None:
+    """Create a source and print its write key (shown only now: keys are stored hashed)."""
+    with _backend() as backend:
+        created = backend.create_source(name, channel)
+    if json:
+        _print_json(created)
+    else:
+        out.print(
+            f"Created source [bold]{created['name']}[/] ({created['channel']}), id {created['id']}"
+        )
+        out.print(f"Write key: [bold green]{created['write_key']}[/]")
+        out.print(
+            "Keep it: it is stored hashed and cannot be shown again (rotate-key makes a new one)."
+        )
+
+
+@sources_app.command("list")
+def sources_list(json: JsonOption = False) -> None:
+    """List sources (write keys are shown by prefix only)."""
+    with _backend() as backend:
+        rows = backend.list_sources()
+    if json:
+        _print_json(rows)
+    else:
+        _table(rows, ["name", "channel", "id", "enabled", "write_key_prefix", "created_at"])
+
+
+@sources_app.command("rotate-key")
+def sources_rotate(name: str, json: JsonOption = False) -> None:
+    """Give a source a new write key; the old one stops working at once."""
+    with _backend() as backend:
+        rotated = backend.rotate_key(name)
+    if json:
+        _print_json(rotated)
+    else:
+        out.print(f"New write key for {rotated['name']}: [bold green]{rotated['write_key']}[/]")
+
+
+@sources_app.command("disable")
+def sources_disable(name: str, json: JsonOption = False) -> None:
+    """Refuse events for a source (403) until it is enabled again."""
+    with _backend() as backend:
+        source = backend.set_enabled(name, False)
+    _print_json(source) if json else out.print(f"Disabled {source['name']}.")
+
+
+@sources_app.command("enable")
+def sources_enable(name: str, json: JsonOption = False) -> None:
+    """Accept events for a disabled source again."""
+    with _backend() as backend:
+        source = backend.set_enabled(name, True)
+    _print_json(source) if json else out.print(f"Enabled {source['name']}.")
+
+
+@events_app.command("tail")
+def events_tail(
+    limit: Annotated[int, typer.Option(help="How many events.")] = 20,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Show the newest events."""
+    with _backend() as backend:
+        rows = backend.tail(limit, source)
+    if json:
+        _print_json(rows)
+    else:
+        _table(rows, ["seq", "type", "event", "user_id", "anonymous_id", "channel", "timestamp"])
+
+
+@events_app.command("rejected")
+def events_rejected(
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Show dead-lettered messages and why they were refused."""
+    with _backend() as backend:
+        rows = backend.rejected(limit, source)
+    if json:
+        _print_json(rows)
+    else:
+        _table(rows, ["id", "received_at", "code", "field", "reason", "message_id"])
+
+
+@app.command()
+def stats(json: JsonOption = False) -> None:
+    """Totals: events, rejected messages, sources."""
+    with _backend() as backend:
+        figures = backend.stats()
+    if json:
+        _print_json(figures)
+        return
+    out.print(
+        f"events {figures['events']}   rejected {figures['rejected']}   "
+        f"sources {figures['sources']}   last event {figures['last_event_at']}"
+    )
+    _table(figures["by_source"], ["source", "channel", "events"])
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV, JSON lines or Parquet file.")],
+    source: Annotated[str, typer.Option(help="Source name the rows belong to.")],
+    mapping: Annotated[Path, typer.Option(help="Mapping YAML: which columns are what.")],
+    json: JsonOption = False,
+) -> None:
+    """Import an offline file (CRM, POS, call centre...) as identify or track events."""
+    if not mapping.exists():
+        raise TesseraError(f"no mapping file at {mapping}")
+    mapping_text = mapping.read_text()
+    with (
+        _backend() as backend,
+        Progress(
+            TextColumn("importing {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=json or not err.is_terminal,
+        ) as bar,
+    ):
+        task = bar.add_task(file.name, total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = backend.import_file(file, source, mapping_text, progress)
+    if json:
+        _print_json(summary)
+        return
+    out.print(
+        f"{summary['rows']} rows: {summary['accepted']} imported, "
+        f"{summary['duplicates']} already there, {summary['rejected']} rejected"
+    )
+    if summary.get("reject_file"):
+        out.print(f"Rejected rows and reasons: {summary['reject_file']}")
+
+
+def main() -> None:
+    try:
+        app()
+    except TesseraError as error:
+        err.print(f"[red]error[/] ({error.code}): {error.message}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

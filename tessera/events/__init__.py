@@ -1,0 +1,1 @@
+"""The event contract (Segment spec), validation, the write path and file importers."""

@@ -1,0 +1,144 @@
+"""The collect use case: one HTTP request of the Segment wire format into the writer.
+
+The API layer hands over bytes and headers; this module authenticates, decodes,
+validates and submits, and says what to answer. It holds no HTTP types, so the
+importer and tests call it too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.errors import InvalidField, InvalidMessage, InvalidTimestamp, MissingWriteKey
+from tessera.events.body import decode_body
+from tessera.events.contract import Envelope, EventRow, check_message, reject
+from tessera.events.sources import Source, SourceDirectory
+from tessera.events.timestamps import parse_timestamp
+from tessera.events.writer import DeadLetter, EventWriter, WriteResult
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What was handed to the writer; `error` is set for a refused single message,
+    which is dead-lettered and then answered with its 400."""
+
+    future: Future[WriteResult]
+    error: InvalidMessage | None = None
+
+
+class Collector:
+    def __init__(
+        self,
+        directory: SourceDirectory,
+        writer: EventWriter,
+        *,
+        max_body_bytes: int,
+        max_message_bytes: int,
+    ) -> None:
+        self._directory = directory
+        self._writer = writer
+        self._max_body = max_body_bytes
+        self._max_message = max_message_bytes
+
+    def submit(
+        self,
+        body: bytes,
+        *,
+        message_type: str | None,
+        authorization: str | None,
+        content_encoding: str | None,
+        received_at: int,
+    ) -> Submission:
+        """Validate a request and queue what it carries.
+
+        Args:
+            message_type: the endpoint's type ('track', ...) or None for a batch.
+            received_at: the server's clock when the request arrived, µs UTC.
+
+        Raises:
+            TesseraError for request-level problems (auth, body, JSON shape) and
+            Overloaded when the writer's queue is full.
+        """
+        document = decode_body(body, content_encoding, self._max_body)
+        if not isinstance(document, dict):
+            raise InvalidField(
+                f"request body must be a JSON object, got {type(document).__name__}",
+                field="body",
+            )
+        source = self._authenticate(authorization, document.get("writeKey"))
+        sent_at = None
+        if document.get("sentAt") is not None and message_type is None:
+            sent_at = parse_timestamp(document["sentAt"], "sentAt")
+        envelope = Envelope(source.id, source.channel, received_at, sent_at)
+        if message_type is None:
+            messages = document.get("batch")
+            if not isinstance(messages, list):
+                raise InvalidField(
+                    "batch requests carry {\"batch\": [message, ...]}; 'batch' is "
+                    + ("missing" if messages is None else f"a {type(messages).__name__}"),
+                    field="batch",
+                )
+        else:
+            messages = [document]
+        rows, dead = self._check_all(messages, envelope, message_type)
+        error = None
+        if message_type is not None and dead:
+            error = _error_of(dead[0])
+        return Submission(self._writer.submit(rows, dead), error)
+
+    def _check_all(
+        self, messages: list[Any], envelope: Envelope, message_type: str | None
+    ) -> tuple[list[EventRow], list[DeadLetter]]:
+        rows: list[EventRow] = []
+        dead: list[DeadLetter] = []
+        for message in messages:
+            try:
+                rows.append(
+                    check_message(
+                        message, envelope, default_type=message_type, max_bytes=self._max_message
+                    )
+                )
+            except (InvalidMessage, InvalidTimestamp) as e:
+                dead.append(
+                    DeadLetter(envelope.source_id, envelope.received_at, reject(message, e))
+                )
+        return rows, dead
+
+    def _authenticate(self, authorization: str | None, body_key: object) -> Source:
+        key = _key_from_header(authorization)
+        if key is None and isinstance(body_key, str) and body_key:
+            key = body_key
+        if key is None:
+            raise MissingWriteKey(
+                "no write key: send it as the HTTP Basic user name (password empty) "
+                'or as "writeKey" in the body'
+            )
+        return self._directory.authenticate(key)
+
+
+def _key_from_header(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return credentials.strip() or None
+    if scheme != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, _password = decoded.partition(":")
+    return user or None
+
+
+def _error_of(letter: DeadLetter) -> InvalidMessage:
+    rejection = letter.rejection
+    error = InvalidMessage(rejection.reason, field=rejection.field)
+    error.code = rejection.code  # type: ignore[misc]
+    return error

@@ -1,0 +1,391 @@
+"""The event contract: Segment's message spec, validated and flattened into a log row.
+
+Pure functions: a parsed message in, an `EventRow` (or an InvalidMessage error) out.
+This is the ingest hot path, so it is written with plain dict look-ups rather than a
+schema library (ARCHITECTURE §3: pydantic here halves throughput).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from tessera.errors import (
+    InvalidField,
+    InvalidMessage,
+    MessageTooLarge,
+    MissingField,
+    MissingIdentity,
+    UnknownType,
+)
+from tessera.events.timestamps import corrected_timestamp, parse_timestamp
+
+MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+#: The browser library's short paths: /v1/t, /v1/i, ...
+SHORT_TYPES = {
+    "t": "track",
+    "i": "identify",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+}
+
+#: Columns of the `events` table after `seq`, in order.
+EVENT_COLUMNS = (
+    "source_id", "channel", "message_id", "dedupe_key", "type", "event", "name",
+    "user_id", "anonymous_id", "previous_id", "group_id", "email", "phone",
+    "device_id", "advertising_id", "external_ids", "timestamp", "original_timestamp",
+    "sent_at", "received_at", "properties", "traits", "payload",
+)  # fmt: skip
+
+_MAX_NAME = 1024
+
+
+class EventRow(NamedTuple):
+    """One accepted message, flattened into the event log's columns (times in µs UTC)."""
+
+    source_id: str
+    channel: str
+    message_id: str
+    dedupe_key: int
+    type: str
+    event: str | None
+    name: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    previous_id: str | None
+    group_id: str | None
+    email: str | None
+    phone: str | None
+    device_id: str | None
+    advertising_id: str | None
+    external_ids: str | None
+    timestamp: int
+    original_timestamp: int | None
+    sent_at: int | None
+    received_at: int
+    properties: str | None
+    traits: str | None
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message refused by the contract, kept in the dead-letter table."""
+
+    code: str
+    field: str | None
+    reason: str
+    message_id: str | None
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What a request says about all of its messages."""
+
+    source_id: str
+    channel: str
+    received_at: int
+    sent_at: int | None = None
+    #: Segment's HTTP API insists on userId or anonymousId. File imports may identify
+    #: a person by e-mail, phone or an external id alone (a CRM row, a till receipt).
+    require_segment_ids: bool = True
+
+
+def dedupe_key(source_id: str, message_id: str) -> int:
+    """A stable 64-bit key for (source, messageId): 8 bytes per event in the index."""
+    digest = hashlib.blake2b(f"{source_id}\x00{message_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def check_message(
+    message: Any, envelope: Envelope, *, default_type: str | None, max_bytes: int
+) -> EventRow:
+    """Validate one message and flatten it into an EventRow.
+
+    Args:
+        message: the parsed JSON of one message.
+        envelope: the source, receive time and batch-level sentAt.
+        default_type: the type implied by the endpoint (/v1/track), or None in a batch.
+        max_bytes: the largest serialised message accepted.
+
+    Raises:
+        InvalidMessage (a subclass naming the rule) when the message breaks the spec.
+    """
+    if not isinstance(message, dict):
+        raise InvalidField(
+            f"each message must be a JSON object, got {type(message).__name__}",
+            field="message",
+        )
+    payload = orjson.dumps(message).decode()
+    if len(payload) > max_bytes:
+        raise MessageTooLarge(
+            f"message is {len(payload)} bytes; the limit is {max_bytes} "
+            "(TESSERA_MAX_MESSAGE_BYTES): trim its properties or traits",
+            field="message",
+        )
+    kind = _message_type(message, default_type)
+    message_id = _message_id(message, payload)
+    user_id = _identifier(message, "userId")
+    anonymous_id = _identifier(message, "anonymousId")
+    context = _object(message, "context")
+    traits = _traits(message, context)
+    properties = _object(message, "properties") if kind in ("track", "page", "screen") else None
+    external_ids = _external_ids(context)
+    email, phone = _contact_points(traits, external_ids)
+    device = _object(context, "device", prefix="context.") if context else None
+
+    if envelope.require_segment_ids and user_id is None and anonymous_id is None:
+        raise MissingIdentity(
+            "message needs a userId or an anonymousId (both are missing or null); "
+            "set anonymousId for visitors who have not signed in",
+            field="userId",
+        )
+    event = name = previous_id = group_id = None
+    if kind == "track":
+        event = _required_text(
+            message, "event", "track messages name their event, e.g. 'Order Completed'"
+        )
+    elif kind in ("page", "screen"):
+        name = _optional_text(message, "name")
+    elif kind == "alias":
+        previous_id = _identifier(message, "previousId")
+        if previous_id is None:
+            raise MissingField(
+                "alias messages need previousId: the id the person had before",
+                field="previousId",
+            )
+        if user_id is None:
+            raise MissingField("alias messages need userId: the id to join", field="userId")
+    elif kind == "group":
+        group_id = _identifier(message, "groupId")
+        if group_id is None:
+            raise MissingField("group messages need groupId", field="groupId")
+
+    device_id = _optional_text(device, "id", prefix="context.device.") if device else None
+    advertising_id = (
+        _optional_text(device, "advertisingId", prefix="context.device.") if device else None
+    )
+    if not envelope.require_segment_ids and not (
+        user_id or anonymous_id or email or phone or device_id or advertising_id or external_ids
+    ):
+        raise MissingIdentity(
+            "row carries no identifier: map at least one column to userId, anonymousId, "
+            "email, phone or an external id",
+            field="identifiers",
+        )
+
+    sent_at = envelope.sent_at
+    if message.get("sentAt") is not None:
+        sent_at = parse_timestamp(message["sentAt"], "sentAt")
+    client_field = (
+        "originalTimestamp"
+        if message.get("originalTimestamp") is not None
+        else ("timestamp" if message.get("timestamp") is not None else None)
+    )
+    if client_field is None:
+        original = None
+        timestamp = envelope.received_at
+    else:
+        original = parse_timestamp(message[client_field], client_field)
+        timestamp = corrected_timestamp(original, sent_at, envelope.received_at)
+
+    return EventRow(
+        source_id=envelope.source_id,
+        channel=envelope.channel,
+        message_id=message_id,
+        dedupe_key=dedupe_key(envelope.source_id, message_id),
+        type=kind,
+        event=event,
+        name=name,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        previous_id=previous_id,
+        group_id=group_id,
+        email=email,
+        phone=phone,
+        device_id=device_id,
+        advertising_id=advertising_id,
+        external_ids=orjson.dumps(external_ids).decode() if external_ids else None,
+        timestamp=timestamp,
+        original_timestamp=original,
+        sent_at=sent_at,
+        received_at=envelope.received_at,
+        properties=orjson.dumps(properties).decode() if properties else None,
+        traits=orjson.dumps(traits).decode() if traits else None,
+        payload=payload,
+    )
+
+
+def reject(message: Any, error: InvalidMessage) -> Rejection:
+    """The dead-letter record for a message that failed `check_message`."""
+    message_id = None
+    if isinstance(message, dict) and isinstance(message.get("messageId"), str | int):
+        message_id = str(message["messageId"])
+    try:
+        payload = orjson.dumps(message).decode()
+    except TypeError:
+        payload = repr(message)
+    return Rejection(error.code, error.field, error.message, message_id, payload)
+
+
+def _message_type(message: dict[str, Any], default_type: str | None) -> str:
+    raw = message.get("type")
+    if raw is None:
+        if default_type is None:
+            raise MissingField(
+                f"message has no type; use one of {', '.join(MESSAGE_TYPES)}", field="type"
+            )
+        return default_type
+    if default_type is not None:
+        # The endpoint decides, as Segment's /v1/track does for any body it is sent.
+        return default_type
+    kind = raw.lower() if isinstance(raw, str) else raw
+    if kind not in MESSAGE_TYPES:
+        raise UnknownType(
+            f"unknown message type {raw!r}; use one of {', '.join(MESSAGE_TYPES)}",
+            field="type",
+            value=raw,
+        )
+    return str(kind)
+
+
+def _message_id(message: dict[str, Any], payload: str) -> str:
+    raw = message.get("messageId")
+    if isinstance(raw, str) and raw.strip():
+        if len(raw) > _MAX_NAME:
+            raise InvalidField(
+                f"messageId is {len(raw)} characters; the limit is {_MAX_NAME}",
+                field="messageId",
+            )
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    if raw not in (None, ""):
+        raise InvalidField(
+            f"messageId must be a string, got {type(raw).__name__}", field="messageId", value=raw
+        )
+    # No messageId: derive one from the content, so a retry of the same bytes still
+    # deduplicates instead of landing twice.
+    return "auto-" + hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def _identifier(message: dict[str, Any], field: str) -> str | None:
+    """userId, anonymousId, previousId, groupId: strings or numbers; null means absent."""
+    raw = message.get(field)
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise InvalidField(f"{field} must be a string, got a boolean", field=field, value=raw)
+    if isinstance(raw, int | float):
+        raw = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+    if not isinstance(raw, str):
+        raise InvalidField(
+            f"{field} must be a string, got {type(raw).__name__}", field=field, value=raw
+        )
+    raw = raw.strip()
+    if not raw:
+        return None
+    if len(raw) > _MAX_NAME:
+        raise InvalidField(
+            f"{field} is {len(raw)} characters; the limit is {_MAX_NAME}", field=field
+        )
+    return raw
+
+
+def _object(container: dict[str, Any], field: str, *, prefix: str = "") -> dict[str, Any] | None:
+    raw = container.get(field)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidField(
+            f"{prefix}{field} must be a JSON object, got {type(raw).__name__}",
+            field=prefix + field,
+        )
+    return raw
+
+
+def _traits(message: dict[str, Any], context: dict[str, Any] | None) -> dict[str, Any] | None:
+    """identify traits may sit in `traits` or `context.traits`; `traits` wins."""
+    context_traits = _object(context, "traits", prefix="context.") if context else None
+    traits = _object(message, "traits")
+    if context_traits and traits:
+        return {**context_traits, **traits}
+    return traits or context_traits
+
+
+def _external_ids(context: dict[str, Any] | None) -> list[dict[str, str]] | None:
+    """context.externalIds: [{"id": ..., "type": ...}, ...] as Segment and RudderStack send."""
+    if not context or context.get("externalIds") is None:
+        return None
+    raw = context["externalIds"]
+    if not isinstance(raw, list):
+        raise InvalidField("context.externalIds must be a list", field="context.externalIds")
+    found = []
+    for position, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise InvalidField(
+                f"context.externalIds[{position}] needs a string 'type' and an 'id'",
+                field=f"context.externalIds[{position}]",
+            )
+        value = _identifier(item, "id")
+        if value is not None:
+            found.append({"type": item["type"], "id": value})
+    return found or None
+
+
+def _contact_points(
+    traits: dict[str, Any] | None, external_ids: list[dict[str, str]] | None
+) -> tuple[str | None, str | None]:
+    email = phone = None
+    if traits:
+        email = _text_or_none(traits.get("email"))
+        phone = _text_or_none(traits.get("phone"))
+    if external_ids:
+        for item in external_ids:
+            if email is None and item["type"] == "email":
+                email = item["id"]
+            elif phone is None and item["type"] == "phone":
+                phone = item["id"]
+    return email, phone
+
+
+def _text_or_none(raw: object) -> str | None:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        raw = str(raw)
+    if isinstance(raw, str) and raw.strip():
+        return raw.strip()[:_MAX_NAME]
+    return None
+
+
+def _required_text(message: dict[str, Any], field: str, hint: str) -> str:
+    value = _optional_text(message, field)
+    if value is None:
+        raise MissingField(f"{field} is missing or empty: {hint}", field=field)
+    return value
+
+
+def _optional_text(container: dict[str, Any], field: str, *, prefix: str = "") -> str | None:
+    raw = container.get(field)
+    if raw is None:
+        return None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise InvalidField(
+            f"{prefix}{field} must be a string, got {type(raw).__name__}",
+            field=prefix + field,
+            value=raw,
+        )
+    raw = raw.strip()
+    if len(raw) > _MAX_NAME:
+        raise InvalidField(
+            f"{prefix}{field} is {len(raw)} characters; the limit is {_MAX_NAME}",
+            field=prefix + field,
+        )
+    return raw or None

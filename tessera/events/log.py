@@ -1,0 +1,83 @@
+"""Reading the event log and the dead-letter table: counts, the newest events, rejects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tessera.store import Store
+
+
+def stats(store: Store) -> dict[str, Any]:
+    """Totals for `tessera stats`: events, rejected, sources and per-source counts."""
+    totals = store.fetch_one(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rejected), "
+        "(SELECT count(*) FROM sources), (SELECT max(received_at) FROM events), "
+        "(SELECT coalesce(max(seq), 0) FROM events)"
+    )
+    assert totals is not None
+    per_source = store.fetch_all(
+        "SELECT s.name, s.channel, count(e.seq) FROM sources s "
+        "LEFT JOIN events e ON e.source_id = s.id GROUP BY s.name, s.channel ORDER BY s.name"
+    )
+    per_type = store.fetch_all("SELECT type, count(*) FROM events GROUP BY type ORDER BY type")
+    return {
+        "events": totals[0],
+        "rejected": totals[1],
+        "sources": totals[2],
+        "last_event_at": _iso(totals[3]),
+        "last_seq": totals[4],
+        "by_source": [
+            {"source": name, "channel": channel, "events": count}
+            for name, channel, count in per_source
+        ],
+        "by_type": {kind: count for kind, count in per_type},
+    }
+
+
+def tail(
+    store: Store, *, limit: int = 20, source_id: str | None = None, after_seq: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest events (newest first), optionally of one source or after a seq."""
+    conditions: list[str] = []
+    params: list[object] = []
+    if source_id is not None:
+        conditions.append("source_id = ?")
+        params.append(source_id)
+    if after_seq is not None:
+        conditions.append("seq > ?")
+        params.append(after_seq)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = store.fetch_dicts(
+        "SELECT seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, "
+        "email, phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
+        f"properties, traits FROM events {where} ORDER BY seq DESC LIMIT ?",
+        [*params, limit],
+    )
+    for row in rows:
+        for column in ("timestamp", "original_timestamp", "received_at"):
+            row[column] = _iso(row[column])
+        for column in ("properties", "traits"):
+            row[column] = orjson.loads(row[column]) if row[column] else None
+    return rows
+
+
+def rejected(
+    store: Store, *, limit: int = 50, source_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest dead-lettered messages with their reason and raw payload."""
+    where, params = ("WHERE source_id = ?", [source_id]) if source_id else ("", [])
+    rows = store.fetch_dicts(
+        "SELECT id, source_id, received_at, code, field, reason, message_id, payload "
+        f"FROM rejected {where} ORDER BY id DESC LIMIT ?",
+        [*params, limit],
+    )
+    for row in rows:
+        row["received_at"] = _iso(row["received_at"])
+    return rows
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None

@@ -1,0 +1,1 @@
+"""Keys and scopes, consent, access and erasure, retention, the audit log."""

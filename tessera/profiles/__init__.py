@@ -1,0 +1,1 @@
+"""profiles (see ARCHITECTURE §2)."""

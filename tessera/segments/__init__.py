@@ -1,0 +1,1 @@
+"""segments (see ARCHITECTURE §2)."""

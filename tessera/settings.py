@@ -1,0 +1,77 @@
+"""Settings: built once (in create_app() or the CLI) and handed down explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob Tessera has, read from `TESSERA_*` environment variables.
+
+    Nothing below `create_app()` and the CLI reads the environment: they build one
+    `Settings` and pass it down.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./tessera-data"),
+        description="Where the DuckDB file, the admin token and import rejects live.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `tessera serve` listens on.")
+    port: int = Field(default=8000, description="Port `tessera serve` listens on.")
+    admin_token: str | None = Field(
+        default=None,
+        description="Bearer token for /api/*. When unset, one is generated on first start "
+        "and kept in DATA_DIR/admin-token (mode 0600).",
+    )
+    max_body_bytes: int = Field(
+        default=4 * MIB,
+        description="Largest request body accepted by the collect API, after gunzip.",
+    )
+    max_message_bytes: int = Field(
+        default=32 * 1024,
+        description="Largest single message (Segment's limit is 32 KiB).",
+    )
+    max_queued_events: int = Field(
+        default=200_000,
+        description="Events waiting for the writer before the collect API answers 429.",
+    )
+    dedupe_window_days: int | None = Field(
+        default=None,
+        description="Deduplicate messageIds seen in the last N days; unset means for ever "
+        "(8 bytes of memory per event kept).",
+    )
+    retry_after_seconds: int = Field(
+        default=2, description="Retry-After sent with 429 when the writer is overloaded."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to post events from a browser ('*' echoes any origin).",
+    )
+    pipeline_batch_size: int = Field(
+        default=50_000, description="Events the pipeline processes per batch."
+    )
+
+    @property
+    def database_path(self) -> Path:
+        """The DuckDB file inside the data directory."""
+        return self.data_dir / "tessera.duckdb"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def server_file_path(self) -> Path:
+        """Written by a running `tessera serve` so the CLI knows to talk to it."""
+        return self.data_dir / "server.json"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.data_dir / "rejects"

@@ -1,0 +1,124 @@
+"""A DuckDB file, opened once per process, with a cursor per thread.
+
+DuckDB allows one writing process per file (ARCHITECTURE §3). Inside that process
+every thread gets its own cursor, so the writer thread and the request handlers
+never share one connection object.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tessera.errors import StoreLocked, StoreUnavailable
+from tessera.store.migrations import MIGRATIONS
+
+Params = Sequence[Any] | dict[str, Any] | None
+
+
+class Store:
+    """One open DuckDB database. Feature packages pass it SQL and parameters."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+        self._root = connection
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self._root.cursor()
+            self._local.cursor = cursor
+        return cursor
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        """Run a statement for its effect."""
+        self._cursor().execute(sql, params)
+
+    def fetch_all(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        return self._cursor().execute(sql, params).fetchall()
+
+    def fetch_one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        return self._cursor().execute(sql, params).fetchone()
+
+    def fetch_dicts(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        cursor = self._cursor().execute(sql, params)
+        columns = [d[0] for d in cursor.description or []]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def fetch_numpy(self, sql: str, params: Params = None) -> dict[str, Any]:
+        """Column arrays, for bulk loads such as the dedupe index."""
+        return self._cursor().execute(sql, params).fetchnumpy()
+
+    def insert_arrow(self, table: str, data: Any) -> None:
+        """Append an Arrow table whose columns match `table` in order.
+
+        `table` is a name from our own schema, never user input.
+        """
+        cursor = self._cursor()
+        cursor.register("_incoming", data)
+        try:
+            cursor.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
+        finally:
+            cursor.unregister("_incoming")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """BEGIN ... COMMIT on this thread's cursor; ROLLBACK on any error."""
+        cursor = self._cursor()
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    def close(self) -> None:
+        self._root.close()
+
+
+def open_store(path: Path | None) -> Store:
+    """Open (creating if needed) and migrate the database at `path`; None is in-memory.
+
+    Raises StoreLocked when another process (usually `tessera serve`) holds the file.
+    """
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        connection = duckdb.connect(str(path) if path is not None else ":memory:")
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise StoreLocked(
+                f"the database {path} is in use by another process; stop it, or run this "
+                "command while `tessera serve` runs so it goes through the server"
+            ) from e
+        raise StoreUnavailable(f"cannot open the database {path}: {e}") from e
+    store = Store(connection, path)
+    _migrate(store)
+    return store
+
+
+def _migrate(store: Store) -> None:
+    store.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = store.fetch_one("SELECT max(version) FROM schema_version")
+    current = row[0] if row and row[0] is not None else 0
+    for version, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        with store.transaction():
+            for statement in _statements(sql):
+                store.execute(statement)
+            store.execute("INSERT INTO schema_version VALUES (?)", [version])
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

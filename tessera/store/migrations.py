@@ -1,0 +1,77 @@
+"""Schema migrations, applied in order and recorded in `schema_version`.
+
+Append new steps; never edit a step that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE sources (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            channel VARCHAR NOT NULL,
+            write_key_hash VARCHAR NOT NULL,
+            write_key_prefix VARCHAR NOT NULL,
+            enabled BOOLEAN NOT NULL DEFAULT TRUE,
+            created_at TIMESTAMP NOT NULL,
+            rotated_at TIMESTAMP
+        );
+        -- The event log: append-only, ordered by seq, the source of truth (ARCHITECTURE §1).
+        -- Times are naive UTC. Identifier columns are raw as sent; identity/ normalises them.
+        CREATE TABLE events (
+            seq BIGINT NOT NULL,
+            source_id VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            message_id VARCHAR NOT NULL,
+            dedupe_key UBIGINT NOT NULL,
+            type VARCHAR NOT NULL,
+            event VARCHAR,
+            name VARCHAR,
+            user_id VARCHAR,
+            anonymous_id VARCHAR,
+            previous_id VARCHAR,
+            group_id VARCHAR,
+            email VARCHAR,
+            phone VARCHAR,
+            device_id VARCHAR,
+            advertising_id VARCHAR,
+            external_ids VARCHAR,
+            timestamp TIMESTAMP NOT NULL,
+            original_timestamp TIMESTAMP,
+            sent_at TIMESTAMP,
+            received_at TIMESTAMP NOT NULL,
+            properties VARCHAR,
+            traits VARCHAR,
+            payload VARCHAR NOT NULL
+        );
+        -- The dead-letter table: what was refused, why, and the raw payload.
+        CREATE TABLE rejected (
+            id BIGINT NOT NULL,
+            source_id VARCHAR,
+            received_at TIMESTAMP NOT NULL,
+            code VARCHAR NOT NULL,
+            field VARCHAR,
+            reason VARCHAR NOT NULL,
+            message_id VARCHAR,
+            payload VARCHAR
+        );
+        CREATE TABLE imports (
+            id VARCHAR PRIMARY KEY,
+            source_id VARCHAR NOT NULL,
+            file_name VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            status VARCHAR NOT NULL,
+            rows BIGINT NOT NULL DEFAULT 0,
+            accepted BIGINT NOT NULL DEFAULT 0,
+            duplicates BIGINT NOT NULL DEFAULT 0,
+            rejected BIGINT NOT NULL DEFAULT 0,
+            reject_file VARCHAR
+        );
+        CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+        """,
+    ),
+]
