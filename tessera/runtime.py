@@ -30,7 +30,10 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, *, in_memory: bool = False) -> Runtime:
-        store = open_store(None if in_memory else settings.database_path)
+        store = open_store(
+            None if in_memory else settings.database_path,
+            checkpoint_threshold_mb=settings.checkpoint_threshold_mb,
+        )
         since = None
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS

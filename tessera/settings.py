@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"],
         description="Origins allowed to post events from a browser ('*' echoes any origin).",
     )
+    checkpoint_threshold_mb: int = Field(
+        default=256,
+        description="Write-ahead log size at which DuckDB checkpoints (see store/connection.py).",
+    )
     pipeline_batch_size: int = Field(
         default=50_000, description="Events the pipeline processes per batch."
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,22 @@ class Store:
         cursor.execute("COMMIT")
 
     def close(self) -> None:
+        """Checkpoint (so the next start replays no log) and close."""
+        # If another transaction is open the checkpoint fails; the log is then
+        # replayed on the next start, which is slower but loses nothing.
+        with suppress(duckdb.Error):
+            self._root.execute("CHECKPOINT")
         self._root.close()
 
 
-def open_store(path: Path | None) -> Store:
+def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Store:
     """Open (creating if needed) and migrate the database at `path`; None is in-memory.
+
+    DuckDB folds its write-ahead log into the file (a checkpoint) when the log passes
+    `checkpoint_threshold_mb`. Its default, 16 MB, checkpoints every ~30,000 events
+    under load and rewrites the open row group each time: measured, ingest ran at a
+    third of the rate and single commits stalled for 1.6 s. 256 MB amortises that;
+    the cost is a longer log replay after a crash.
 
     Raises StoreLocked when another process (usually `tessera serve`) holds the file.
     """
@@ -101,6 +112,7 @@ def open_store(path: Path | None) -> Store:
                 "command while `tessera serve` runs so it goes through the server"
             ) from e
         raise StoreUnavailable(f"cannot open the database {path}: {e}") from e
+    connection.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold_mb)}MB'")
     store = Store(connection, path)
     _migrate(store)
     return store

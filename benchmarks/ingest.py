@@ -1,0 +1,233 @@
+"""Ingest benchmark: durable events/s through /v1/batch, beside two same-run baselines.
+
+    python benchmarks/ingest.py [--batches 3000] [--connections 8] [--json]
+
+1. tessera: a real `tessera serve` on 127.0.0.1 takes 100-event batches as the SDKs
+   send them (full validation, dedupe, group commit; 200 only after COMMIT).
+2. bare-parse: an endpoint on the same uvicorn that only parses the JSON.
+3. duckdb-append: the same rows appended straight into a DuckDB file, in-process,
+   1,000 rows per commit: the storage engine's own rate.
+
+Prints a table and, with --json, one JSON object. The load is bounded: every batch is
+sent exactly once and the run stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import basic, free_port, run_load, start_server, stop
+
+EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Checkout Started", "Email Opened"]
+
+
+def make_batches(count: int, size: int, seed: int = 7) -> list[bytes]:
+    """Bodies shaped like analytics-python's: track calls with context and properties."""
+    now = datetime.now(UTC).isoformat()
+    bodies = []
+    for b in range(count):
+        batch = []
+        for i in range(size):
+            n = b * size + i
+            batch.append(
+                {
+                    "type": "track",
+                    "event": EVENTS[n % len(EVENTS)],
+                    "userId": f"user-{(n * 7919 + seed) % 50_000}",
+                    "anonymousId": str(uuid.UUID(int=n + seed)),
+                    "messageId": str(uuid.UUID(int=(seed << 64) + n)),
+                    "timestamp": now,
+                    "properties": {
+                        "product_id": f"sku-{n % 997}",
+                        "price": 19.99 + n % 50,
+                        "currency": "EUR",
+                        "quantity": 1 + n % 3,
+                        "category": "shoes",
+                    },
+                    "context": {
+                        "library": {"name": "analytics-python", "version": "2.3.0"},
+                        "ip": "203.0.113.9",
+                        "locale": "fr-FR",
+                    },
+                    "integrations": {},
+                }
+            )
+        bodies.append(orjson.dumps({"batch": batch, "sentAt": now}))
+    return bodies
+
+
+def bench_tessera(bodies: list[bytes], warmup: list[bytes], size: int, connections: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        server = start_server(Path(tmp), port)
+        try:
+            admin = {"Authorization": "Bearer bench-admin-token"}
+            created = httpx.post(
+                f"http://127.0.0.1:{port}/api/sources",
+                headers=admin,
+                json={"name": "bench", "channel": "server"},
+            ).json()
+            headers = {
+                "Authorization": basic(created["write_key"]),
+                "Content-Type": "application/json",
+            }
+            run_load(
+                port,
+                "/v1/batch",
+                warmup,
+                events_each=size,
+                connections=connections,
+                headers=headers,
+            )
+            result = run_load(
+                port,
+                "/v1/batch",
+                bodies,
+                events_each=size,
+                connections=connections,
+                headers=headers,
+            )
+            stored = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers=admin).json()
+        finally:
+            stop(server)
+    summary = result.summary()
+    summary["stored_events"] = stored["events"]
+    summary["expected_events"] = (len(bodies) + len(warmup)) * size
+    return summary
+
+
+def bench_bare(bodies: list[bytes], warmup: list[bytes], size: int, connections: int) -> dict:
+    port = free_port()
+    script = Path(__file__).with_name("bare_parse_server.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp), port, command=[sys.executable, str(script), str(port)])
+        try:
+            headers = {"Content-Type": "application/json"}
+            run_load(
+                port,
+                "/v1/batch",
+                warmup,
+                events_each=size,
+                connections=connections,
+                headers=headers,
+            )
+            result = run_load(
+                port,
+                "/v1/batch",
+                bodies,
+                events_each=size,
+                connections=connections,
+                headers=headers,
+            )
+        finally:
+            stop(server)
+    return result.summary()
+
+
+def bench_duckdb(bodies: list[bytes], per_commit: int = 1000) -> dict:
+    """Append the same rows, already flattened, straight into DuckDB."""
+    from tessera.events.contract import Envelope, check_message
+    from tessera.events.writer import _event_table
+    from tessera.store import open_store
+
+    received = int(time.time() * 1_000_000)
+    envelope = Envelope("src_bench", "server", received)
+    rows = [
+        check_message(m, envelope, default_type=None, max_bytes=32768)
+        for body in bodies
+        for m in orjson.loads(body)["batch"]
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(Path(tmp) / "raw.duckdb")
+        started = time.perf_counter()
+        for first in range(0, len(rows), per_commit):
+            chunk = rows[first : first + per_commit]
+            with store.transaction():
+                store.insert_arrow("events", _event_table(chunk, first + 1))
+        seconds = time.perf_counter() - started
+        store.close()
+    return {
+        "events_per_s": round(len(rows) / seconds),
+        "rows": len(rows),
+        "rows_per_commit": per_commit,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    bodies = make_batches(args.batches, args.batch_size)
+    warmup = make_batches(100, args.batch_size, seed=99)
+    tessera = bench_tessera(bodies, warmup, args.batch_size, args.connections)
+    bare = bench_bare(bodies, warmup, args.batch_size, args.connections)
+    raw = bench_duckdb(bodies)
+    report = {
+        "batches": args.batches,
+        "batch_size": args.batch_size,
+        "connections": args.connections,
+        "body_bytes_mean": round(sum(map(len, bodies)) / len(bodies)),
+        "tessera": tessera,
+        "bare_parse": bare,
+        "duckdb_append": raw,
+        "ratio_to_bare_parse": round(tessera["events_per_s"] / bare["events_per_s"], 3),
+        "ratio_to_duckdb_append": round(tessera["events_per_s"] / raw["events_per_s"], 3),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"ingest: {args.batches} x {args.batch_size}-event batches, "
+        f"{args.connections} connections"
+    )
+    for column in ("run", "events/s", "p50 ms", "p99 ms", "ratio"):
+        table.add_column(column)
+    table.add_row(
+        "tessera /v1/batch (durable)",
+        f"{tessera['events_per_s']:,}",
+        str(tessera["p50_ms"]),
+        str(tessera["p99_ms"]),
+        "1.00",
+    )
+    table.add_row(
+        "bare parse endpoint",
+        f"{bare['events_per_s']:,}",
+        str(bare["p50_ms"]),
+        str(bare["p99_ms"]),
+        f"{report['ratio_to_bare_parse']:.2f} of it",
+    )
+    table.add_row(
+        "raw DuckDB append",
+        f"{raw['events_per_s']:,}",
+        "",
+        "",
+        f"{report['ratio_to_duckdb_append']:.2f} of it",
+    )
+    Console(stderr=args.json).print(table)
+    if tessera["stored_events"] != tessera["expected_events"]:
+        print(
+            f"MISMATCH: stored {tessera['stored_events']} != sent {tessera['expected_events']}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
