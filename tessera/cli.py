@@ -69,9 +69,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Serve the collect API, the admin API and the console."""
-    import uvicorn
-
-    from tessera.app import create_app
+    from tessera.server import serve as run_server
 
     overrides: dict[str, Any] = {}
     if host:
@@ -231,6 +229,58 @@ def import_command(
     )
     if summary.get("reject_file"):
         out.print(f"Rejected rows and reasons: {summary['reject_file']}")
+
+
+@app.command()
+def demo(
+    people: Annotated[int, typer.Option(help="How many people the company has.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same company.")] = 42,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if events exist.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Generate a multichannel retailer and load it through the collect API and imports.
+
+    Writes the offline files, their mappings and the ground truth (truth.csv,
+    people.csv) to DATA_DIR/demo.
+    """
+    from datetime import UTC, datetime
+
+    from tessera.backend import running_server
+    from tessera.demo import generator, loader
+    from tessera.privacy.keys import load_or_create_admin_token
+    from tessera.server import background_server
+
+    settings = _settings()
+    if if_empty:
+        with _backend() as backend:
+            existing = backend.stats()["events"]
+        if existing:
+            err.print(f"The store has {existing} events already; not loading the demo.")
+            return
+    err.print(f"Generating {people} people (seed {seed})...")
+    now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    company = generator.generate(people, seed, now)
+    token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=json) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        url = running_server(settings)
+        if url is not None:
+            summary = loader.load(company, url, token, settings.data_dir / "demo", report)
+        else:
+            with background_server(settings) as url:
+                summary = loader.load(company, url, token, settings.data_dir / "demo", report)
+    if json:
+        _print_json(summary)
+        return
+    out.print(f"Loaded {company.event_count} events for {people} people; "
+              f"files and ground truth in {summary['folder']}")
 
 
 def main() -> None:

@@ -1,1 +1,1 @@
-"""demo (see ARCHITECTURE §2)."""
+"""The demo company: a seeded generator and a loader that uses the real collect paths."""

@@ -1,0 +1,48 @@
+"""Running the server: in the foreground (`tessera serve`) or on a background thread
+for commands that need one briefly (`tessera demo` with no server running, tests)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from tessera.app import create_app
+from tessera.errors import StoreUnavailable
+from tessera.settings import Settings
+
+
+def serve(settings: Settings) -> None:
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def background_server(settings: Settings) -> Iterator[str]:
+    """Serve `settings` on a free loopback port in this process; yields the base URL."""
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="tessera-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise StoreUnavailable("the background server did not start; is the store in use?")
+        time.sleep(0.05)
+    try:
+        yield f"http://{settings.host}:{settings.port}"
+    finally:
+        server.should_exit = True
+        thread.join()
