@@ -79,13 +79,7 @@ def serve(
     settings = Settings(**overrides)
     err.print(f"Tessera on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
     err.print(f"Admin token: {settings.admin_token_path} (or TESSERA_ADMIN_TOKEN)")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-    )
+    run_server(settings)
 
 
 @sources_app.command("create")
@@ -235,7 +229,9 @@ def import_command(
 def demo(
     people: Annotated[int, typer.Option(help="How many people the company has.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same company.")] = 42,
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if events exist.")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing if events exist.")
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Generate a multichannel retailer and load it through the collect API and imports.
@@ -261,8 +257,14 @@ def demo(
     now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
     company = generator.generate(people, seed, now)
     token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, disable=json) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=json,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def report(label: str, done: int, total: int) -> None:
@@ -279,8 +281,10 @@ def demo(
     if json:
         _print_json(summary)
         return
-    out.print(f"Loaded {company.event_count} events for {people} people; "
-              f"files and ground truth in {summary['folder']}")
+    out.print(
+        f"Loaded {company.event_count} events for {people} people; "
+        f"files and ground truth in {summary['folder']}"
+    )
 
 
 def main() -> None:

@@ -17,8 +17,13 @@ from tessera.settings import Settings
 
 
 def serve(settings: Settings) -> None:
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,8 +36,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def background_server(settings: Settings) -> Iterator[str]:
     """Serve `settings` on a free loopback port in this process; yields the base URL."""
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                            log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="tessera-server", daemon=True)
     thread.start()

@@ -60,21 +60,39 @@ LAST = {
     "ES": ["García", "Fernández", "González", "Rodríguez", "López", "Martínez", "Sánchez"],
     "GB": ["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies"],
 }  # fmt: skip
-DOMAINS = {"FR": ["gmail.com", "orange.fr", "free.fr", "yahoo.fr", "hotmail.fr", "sfr.fr"],
-           "DE": ["gmx.de", "web.de", "gmail.com", "t-online.de"],
-           "ES": ["gmail.com", "hotmail.es", "yahoo.es", "telefonica.net"],
-           "GB": ["gmail.com", "outlook.com", "btinternet.com", "yahoo.co.uk"]}
-CITIES = {"FR": ["Paris", "Lyon", "Marseille", "Toulouse", "Lille", "Nantes", "Bordeaux"],
-          "DE": ["Berlin", "München", "Hamburg", "Köln"],
-          "ES": ["Madrid", "Barcelona", "Valencia", "Sevilla"],
-          "GB": ["London", "Manchester", "Bristol", "Leeds"]}
+DOMAINS = {
+    "FR": ["gmail.com", "orange.fr", "free.fr", "yahoo.fr", "hotmail.fr", "sfr.fr"],
+    "DE": ["gmx.de", "web.de", "gmail.com", "t-online.de"],
+    "ES": ["gmail.com", "hotmail.es", "yahoo.es", "telefonica.net"],
+    "GB": ["gmail.com", "outlook.com", "btinternet.com", "yahoo.co.uk"],
+}
+CITIES = {
+    "FR": ["Paris", "Lyon", "Marseille", "Toulouse", "Lille", "Nantes", "Bordeaux"],
+    "DE": ["Berlin", "München", "Hamburg", "Köln"],
+    "ES": ["Madrid", "Barcelona", "Valencia", "Sevilla"],
+    "GB": ["London", "Manchester", "Bristol", "Leeds"],
+}
 #: The call centre's own switchboard: logged when the caller's number is withheld.
 SWITCHBOARD = "+33 1 70 00 00 00"
 ZERO_IDFA = "00000000-0000-0000-0000-000000000000"
-SOURCES = (("web-shop", "web"), ("mobile-app", "mobile"), ("email-tool", "email"),
-           ("call-centre", "phone"), ("shops", "pos"), ("crm", "crm"))
-REFERRERS = ("https://www.google.com/", "https://www.facebook.com/", "https://www.instagram.com/",
-             "", "", "", "https://www.bing.com/", "https://news.example.org/")
+SOURCES = (
+    ("web-shop", "web"),
+    ("mobile-app", "mobile"),
+    ("email-tool", "email"),
+    ("call-centre", "phone"),
+    ("shops", "pos"),
+    ("crm", "crm"),
+)
+REFERRERS = (
+    "https://www.google.com/",
+    "https://www.facebook.com/",
+    "https://www.instagram.com/",
+    "",
+    "",
+    "",
+    "https://www.bing.com/",
+    "https://news.example.org/",
+)
 CAMPAIGNS = ("summer_sale", "newsletter_w12", "retargeting", "black_friday")
 
 
@@ -108,12 +126,17 @@ class Company:
 
     @property
     def event_count(self) -> int:
-        return (sum(len(m) for m in self.messages.values()) + len(self.crm_rows)
-                + len(self.pos_rows) + len(self.call_rows))
+        return (
+            sum(len(m) for m in self.messages.values())
+            + len(self.crm_rows)
+            + len(self.pos_rows)
+            + len(self.call_rows)
+        )
 
 
-def generate(people: int = 10_000, seed: int = 42, now: datetime | None = None,
-             days: int = 180) -> Company:
+def generate(
+    people: int = 10_000, seed: int = 42, now: datetime | None = None, days: int = 180
+) -> Company:
     """The whole company: about 50 events per person over `days` days up to `now`."""
     rng = random.Random(seed)
     end = now or datetime(2026, 11, 1, 12, 0)
@@ -155,18 +178,29 @@ def _person(rng: random.Random, n: int) -> Person:
     if rng.random() < 0.4:
         ios = rng.random() < 0.5
         ad_id = ZERO_IDFA if ios and rng.random() < 0.25 else str(_uuid(rng))
-        device = {"id": str(_uuid(rng)), "advertisingId": ad_id.upper() if ios else ad_id,
-                  "adTrackingEnabled": ad_id != ZERO_IDFA, "type": "ios" if ios else "android",
-                  "manufacturer": "Apple" if ios else rng.choice(["Samsung", "Google", "Xiaomi"]),
-                  "model": rng.choice(["iPhone15,2", "iPhone14,5"]) if ios else "SM-S911B"}
+        device = {
+            "id": str(_uuid(rng)),
+            "advertisingId": ad_id.upper() if ios else ad_id,
+            "adTrackingEnabled": ad_id != ZERO_IDFA,
+            "type": "ios" if ios else "android",
+            "manufacturer": "Apple" if ios else rng.choice(["Samsung", "Google", "Xiaomi"]),
+            "model": rng.choice(["iPhone15,2", "iPhone14,5"]) if ios else "SM-S911B",
+        }
     interests = tuple(rng.sample(INTERESTS, rng.choice((1, 1, 2))))
     return Person(
-        person_id=f"p{n:06d}", country=country, first_name=first, last_name=last, email=email,
-        phone=phone, user_id=f"u{100000 + n}" if has_account else None,
+        person_id=f"p{n:06d}",
+        country=country,
+        first_name=first,
+        last_name=last,
+        email=email,
+        phone=phone,
+        user_id=f"u{100000 + n}" if has_account else None,
         loyalty_id=f"LC{rng.randint(10**7, 10**8 - 1)}" if rng.random() < 0.5 else None,
-        city=rng.choice(CITIES[country]), interests=interests,
+        city=rng.choice(CITIES[country]),
+        interests=interests,
         cookies=[str(_uuid(rng)) for _ in range(rng.choice((1, 1, 2, 3)))],
-        device=device, activity=rng.lognormvariate(0, 0.7),
+        device=device,
+        activity=rng.lognormvariate(0, 0.7),
     )
 
 
@@ -186,7 +220,7 @@ def _national(phone: str) -> str:
     code, digits = phone.split(" ", 1)
     if code == "+33":
         number = "0" + digits
-        return " ".join(number[i:i + 2] for i in range(0, 10, 2))
+        return " ".join(number[i : i + 2] for i in range(0, 10, 2))
     if code == "+44":
         return "0" + digits[:4] + " " + digits[4:]
     return "0" + digits if code == "+49" else digits
@@ -221,18 +255,34 @@ def _pick_category(rng: random.Random, person: Person) -> str:
 def _product(rng: random.Random, category: str) -> dict[str, Any]:
     index = rng.randrange(len(PRODUCTS[category]))
     name, price = PRODUCTS[category][index]
-    return {"product_id": f"{category[:3]}-{index}", "name": name, "category": category,
-            "price": price, "currency": "EUR"}
+    return {
+        "product_id": f"{category[:3]}-{index}",
+        "name": name,
+        "category": category,
+        "price": price,
+        "currency": "EUR",
+    }
 
 
-def _emit(messages: list[dict[str, Any]], company: Company, source: str, person: Person,
-          message: dict[str, Any]) -> None:
+def _emit(
+    messages: list[dict[str, Any]],
+    company: Company,
+    source: str,
+    person: Person,
+    message: dict[str, Any],
+) -> None:
     messages.append(message)
     company.truth.append((source, message["messageId"], person.person_id))
 
 
-def _web_life(rng: random.Random, person: Person, start: datetime, end: datetime,
-              out: list[dict[str, Any]], company: Company) -> None:
+def _web_life(
+    rng: random.Random,
+    person: Person,
+    start: datetime,
+    end: datetime,
+    out: list[dict[str, Any]],
+    company: Company,
+) -> None:
     sessions = max(1, round(rng.uniform(1.5, 6.5) * person.activity))
     login_session = rng.randrange(sessions) if person.user_id else None
     for number in range(sessions):
@@ -241,150 +291,323 @@ def _web_life(rng: random.Random, person: Person, start: datetime, end: datetime
         logged_in = login_session is not None and number >= login_session
         referrer = rng.choice(REFERRERS)
         campaign = rng.choice(CAMPAIGNS) if rng.random() < 0.2 else None
-        base = {"anonymousId": cookie, "context": {
-            "library": {"name": "analytics.js", "version": "next-1.70.0"},
-            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36",
-            "locale": {"FR": "fr-FR", "DE": "de-DE", "ES": "es-ES", "GB": "en-GB"}[person.country],
-        }}
+        base: dict[str, Any] = {
+            "anonymousId": cookie,
+            "context": {
+                "library": {"name": "analytics.js", "version": "next-1.70.0"},
+                "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36",
+                "locale": {"FR": "fr-FR", "DE": "de-DE", "ES": "es-ES", "GB": "en-GB"}[
+                    person.country
+                ],
+            },
+        }
         if logged_in:
             base["userId"] = person.user_id
         if campaign:
-            base["context"]["campaign"] = {"source": "newsletter" if "news" in campaign
-                                           else "google", "medium": "cpc", "name": campaign}
+            base["context"]["campaign"] = {
+                "source": "newsletter" if "news" in campaign else "google",
+                "medium": "cpc",
+                "name": campaign,
+            }
         if number == login_session:
-            traits = {"email": person.email, "firstName": person.first_name,
-                      "lastName": person.last_name, "city": person.city,
-                      "country": person.country}
-            _emit(out, company, "web-shop", person, {
-                **base, "type": "identify", "userId": person.user_id, "traits": traits,
-                "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
+            traits = {
+                "email": person.email,
+                "firstName": person.first_name,
+                "lastName": person.last_name,
+                "city": person.city,
+                "country": person.country,
+            }
+            _emit(
+                out,
+                company,
+                "web-shop",
+                person,
+                {
+                    **base,
+                    "type": "identify",
+                    "userId": person.user_id,
+                    "traits": traits,
+                    "messageId": str(_uuid(rng)),
+                    "timestamp": _iso(moment),
+                },
+            )
         for _ in range(rng.randint(2, 6)):
             category = _pick_category(rng, person)
             path = f"/{category}/{rng.randint(1, 40)}"
             moment += timedelta(seconds=rng.randint(5, 120))
-            _emit(out, company, "web-shop", person, {
-                **base, "type": "page", "name": category.title(),
-                "properties": {"path": path, "url": f"https://shop.example{path}",
-                               "referrer": referrer, "title": category.title()},
-                "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
+            _emit(
+                out,
+                company,
+                "web-shop",
+                person,
+                {
+                    **base,
+                    "type": "page",
+                    "name": category.title(),
+                    "properties": {
+                        "path": path,
+                        "url": f"https://shop.example{path}",
+                        "referrer": referrer,
+                        "title": category.title(),
+                    },
+                    "messageId": str(_uuid(rng)),
+                    "timestamp": _iso(moment),
+                },
+            )
             if rng.random() < 0.6:
-                _emit(out, company, "web-shop", person, {
-                    **base, "type": "track", "event": "Product Viewed",
-                    "properties": _product(rng, category),
-                    "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
+                _emit(
+                    out,
+                    company,
+                    "web-shop",
+                    person,
+                    {
+                        **base,
+                        "type": "track",
+                        "event": "Product Viewed",
+                        "properties": _product(rng, category),
+                        "messageId": str(_uuid(rng)),
+                        "timestamp": _iso(moment),
+                    },
+                )
         if rng.random() < 0.35:
             product = _product(rng, _pick_category(rng, person))
             moment += timedelta(seconds=rng.randint(10, 300))
-            _emit(out, company, "web-shop", person, {
-                **base, "type": "track", "event": "Product Added", "properties": product,
-                "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
+            _emit(
+                out,
+                company,
+                "web-shop",
+                person,
+                {
+                    **base,
+                    "type": "track",
+                    "event": "Product Added",
+                    "properties": product,
+                    "messageId": str(_uuid(rng)),
+                    "timestamp": _iso(moment),
+                },
+            )
             if logged_in and rng.random() < 0.55:
                 moment += timedelta(seconds=rng.randint(30, 600))
-                _emit(out, company, "web-shop", person, {
-                    **base, "type": "track", "event": "Order Completed",
-                    "properties": {"order_id": f"W{uuid.UUID(int=rng.getrandbits(64)).hex[:10]}",
-                                   "revenue": product["price"], "currency": "EUR",
-                                   "products": [product]},
-                    "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
+                _emit(
+                    out,
+                    company,
+                    "web-shop",
+                    person,
+                    {
+                        **base,
+                        "type": "track",
+                        "event": "Order Completed",
+                        "properties": {
+                            "order_id": f"W{uuid.UUID(int=rng.getrandbits(64)).hex[:10]}",
+                            "revenue": product["price"],
+                            "currency": "EUR",
+                            "products": [product],
+                        },
+                        "messageId": str(_uuid(rng)),
+                        "timestamp": _iso(moment),
+                    },
+                )
 
 
-def _app_life(rng: random.Random, person: Person, start: datetime, end: datetime,
-              out: list[dict[str, Any]], company: Company) -> None:
+def _app_life(
+    rng: random.Random,
+    person: Person,
+    start: datetime,
+    end: datetime,
+    out: list[dict[str, Any]],
+    company: Company,
+) -> None:
     assert person.device is not None
     install = str(_uuid(rng))
-    context = {"device": person.device, "app": {"name": "Shop", "version": "5.2.1"},
-               "os": {"name": "iOS" if person.device["type"] == "ios" else "Android"},
-               "library": {"name": "analytics-ios" if person.device["type"] == "ios"
-                           else "analytics-android", "version": "4.1.8"}}
+    context = {
+        "device": person.device,
+        "app": {"name": "Shop", "version": "5.2.1"},
+        "os": {"name": "iOS" if person.device["type"] == "ios" else "Android"},
+        "library": {
+            "name": "analytics-ios" if person.device["type"] == "ios" else "analytics-android",
+            "version": "4.1.8",
+        },
+    }
     logged_in = False
     for _ in range(max(1, round(rng.uniform(1, 5) * person.activity))):
         moment = _moment(rng, start, end)
         base: dict[str, Any] = {"anonymousId": install, "context": context}
         if person.user_id and not logged_in and rng.random() < 0.5:
             logged_in = True
-            _emit(out, company, "mobile-app", person, {
-                **base, "type": "identify", "userId": person.user_id,
-                "traits": {"email": person.email, "phone": person.phone},
-                "messageId": str(_uuid(rng)), "originalTimestamp": _iso(moment)})
+            _emit(
+                out,
+                company,
+                "mobile-app",
+                person,
+                {
+                    **base,
+                    "type": "identify",
+                    "userId": person.user_id,
+                    "traits": {"email": person.email, "phone": person.phone},
+                    "messageId": str(_uuid(rng)),
+                    "originalTimestamp": _iso(moment),
+                },
+            )
         if logged_in:
             base["userId"] = person.user_id
-        _emit(out, company, "mobile-app", person, {
-            **base, "type": "track", "event": "Application Opened",
-            "messageId": str(_uuid(rng)), "originalTimestamp": _iso(moment)})
+        _emit(
+            out,
+            company,
+            "mobile-app",
+            person,
+            {
+                **base,
+                "type": "track",
+                "event": "Application Opened",
+                "messageId": str(_uuid(rng)),
+                "originalTimestamp": _iso(moment),
+            },
+        )
         for _ in range(rng.randint(1, 4)):
             category = _pick_category(rng, person)
             moment += timedelta(seconds=rng.randint(5, 90))
-            _emit(out, company, "mobile-app", person, {
-                **base, "type": "screen", "name": f"{category.title()} list",
-                "properties": {"category": category},
-                "messageId": str(_uuid(rng)), "originalTimestamp": _iso(moment)})
+            _emit(
+                out,
+                company,
+                "mobile-app",
+                person,
+                {
+                    **base,
+                    "type": "screen",
+                    "name": f"{category.title()} list",
+                    "properties": {"category": category},
+                    "messageId": str(_uuid(rng)),
+                    "originalTimestamp": _iso(moment),
+                },
+            )
         if logged_in and rng.random() < 0.2:
             product = _product(rng, _pick_category(rng, person))
-            _emit(out, company, "mobile-app", person, {
-                **base, "type": "track", "event": "Order Completed",
-                "properties": {"order_id": f"M{rng.getrandbits(40):x}",
-                               "revenue": product["price"], "currency": "EUR",
-                               "products": [product]},
-                "messageId": str(_uuid(rng)), "originalTimestamp": _iso(moment)})
+            _emit(
+                out,
+                company,
+                "mobile-app",
+                person,
+                {
+                    **base,
+                    "type": "track",
+                    "event": "Order Completed",
+                    "properties": {
+                        "order_id": f"M{rng.getrandbits(40):x}",
+                        "revenue": product["price"],
+                        "currency": "EUR",
+                        "products": [product],
+                    },
+                    "messageId": str(_uuid(rng)),
+                    "originalTimestamp": _iso(moment),
+                },
+            )
 
 
-def _email_life(rng: random.Random, person: Person, start: datetime, end: datetime,
-                out: list[dict[str, Any]], company: Company) -> None:
+def _email_life(
+    rng: random.Random,
+    person: Person,
+    start: datetime,
+    end: datetime,
+    out: list[dict[str, Any]],
+    company: Company,
+) -> None:
     for week in range(0, (end - start).days, 14):
         if rng.random() < 0.3:
             continue
         moment = start + timedelta(days=week, hours=rng.randint(7, 10))
         campaign = f"newsletter_w{week // 7}"
-        base = {"userId": person.user_id, "context": {"traits": {"email": person.email}},
-                "properties": {"campaign_name": campaign, "email_subject": "This week's picks"}}
-        _emit(out, company, "email-tool", person, {
-            **base, "type": "track", "event": "Email Delivered",
-            "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
+        base = {
+            "userId": person.user_id,
+            "context": {"traits": {"email": person.email}},
+            "properties": {"campaign_name": campaign, "email_subject": "This week's picks"},
+        }
+        _emit(
+            out,
+            company,
+            "email-tool",
+            person,
+            {
+                **base,
+                "type": "track",
+                "event": "Email Delivered",
+                "messageId": str(_uuid(rng)),
+                "timestamp": _iso(moment),
+            },
+        )
         if rng.random() < 0.35 * min(person.activity, 2):
             moment += timedelta(minutes=rng.randint(5, 600))
-            _emit(out, company, "email-tool", person, {
-                **base, "type": "track", "event": "Email Opened",
-                "messageId": str(_uuid(rng)), "timestamp": _iso(moment)})
-            if rng.random() < 0.3:
-                _emit(out, company, "email-tool", person, {
-                    **base, "type": "track", "event": "Email Link Clicked",
+            _emit(
+                out,
+                company,
+                "email-tool",
+                person,
+                {
+                    **base,
+                    "type": "track",
+                    "event": "Email Opened",
                     "messageId": str(_uuid(rng)),
-                    "timestamp": _iso(moment + timedelta(seconds=30))})
+                    "timestamp": _iso(moment),
+                },
+            )
+            if rng.random() < 0.3:
+                _emit(
+                    out,
+                    company,
+                    "email-tool",
+                    person,
+                    {
+                        **base,
+                        "type": "track",
+                        "event": "Email Link Clicked",
+                        "messageId": str(_uuid(rng)),
+                        "timestamp": _iso(moment + timedelta(seconds=30)),
+                    },
+                )
 
 
-def _shop_life(rng: random.Random, person: Person, start: datetime, end: datetime,
-               company: Company) -> None:
+def _shop_life(
+    rng: random.Random, person: Person, start: datetime, end: datetime, company: Company
+) -> None:
     visits = rng.choice((0, 0, 1, 1, 2, 3)) if person.loyalty_id else rng.choice((0, 0, 0, 1))
     for _ in range(visits):
         product = _product(rng, _pick_category(rng, person))
         quantity = rng.randint(1, 3)
         receipt = f"R{rng.getrandbits(48):012x}"
-        row = {"receipt_id": receipt, "store": f"{person.city} centre",
-               "loyalty_card": person.loyalty_id or "",
-               "email": person.email if person.email and rng.random() < 0.3 else "",
-               "product": product["name"], "category": product["category"],
-               "quantity": quantity, "total": f"{product['price'] * quantity:.2f}",
-               "purchased_at": _moment(rng, start, end).strftime("%d/%m/%Y %H:%M")}
+        row = {
+            "receipt_id": receipt,
+            "store": f"{person.city} centre",
+            "loyalty_card": person.loyalty_id or "",
+            "email": person.email if person.email and rng.random() < 0.3 else "",
+            "product": product["name"],
+            "category": product["category"],
+            "quantity": quantity,
+            "total": f"{product['price'] * quantity:.2f}",
+            "purchased_at": _moment(rng, start, end).strftime("%d/%m/%Y %H:%M"),
+        }
         if not row["loyalty_card"] and not row["email"]:
             continue  # an anonymous cash sale leaves no record we could use
         company.pos_rows.append(row)
         company.truth.append(("shops", receipt, person.person_id))
 
 
-def _calls(rng: random.Random, person: Person, start: datetime, end: datetime,
-           company: Company) -> None:
+def _calls(
+    rng: random.Random, person: Person, start: datetime, end: datetime, company: Company
+) -> None:
     if not person.phone or rng.random() > 0.2:
         return
     for _ in range(rng.choice((1, 1, 2))):
         withheld = rng.random() < 0.05
         call = f"C{rng.getrandbits(40):010x}"
-        company.call_rows.append({
-            "call_id": call,
-            "caller": SWITCHBOARD if withheld else _noisy_phone(rng, person.phone),
-            "reason": rng.choice(("delivery", "returns", "payment", "product question")),
-            "duration_s": rng.randint(40, 1500), "agent": f"agent{rng.randint(1, 25)}",
-            "called_at": _moment(rng, start, end).isoformat(timespec="seconds"),
-        })
+        company.call_rows.append(
+            {
+                "call_id": call,
+                "caller": SWITCHBOARD if withheld else _noisy_phone(rng, person.phone),
+                "reason": rng.choice(("delivery", "returns", "payment", "product question")),
+                "duration_s": rng.randint(40, 1500),
+                "agent": f"agent{rng.randint(1, 25)}",
+                "called_at": _moment(rng, start, end).isoformat(timespec="seconds"),
+            }
+        )
         company.truth.append(("call-centre", call, person.person_id))
 
 
@@ -403,9 +626,12 @@ def _crm_row(rng: random.Random, person: Person, start: datetime, end: datetime)
     last = person.last_name.upper() if rng.random() < 0.3 else person.last_name
     return {
         "crm_id": f"CRM-{rng.getrandbits(32):08x}",
-        "first_name": first, "last_name": last, "email": email,
+        "first_name": first,
+        "last_name": last,
+        "email": email,
         "phone": _noisy_phone(rng, person.phone) if person.phone else "",
-        "city": person.city, "country": person.country,
+        "city": person.city,
+        "country": person.country,
         "customer_since": _moment(rng, start - timedelta(days=900), start).date().isoformat(),
         "newsletter": rng.choice(("yes", "no", "Y", "N", "true")),
     }
@@ -415,7 +641,7 @@ def _typo(rng: random.Random, word: str) -> str:
     if len(word) < 3:
         return word
     at = rng.randrange(1, len(word) - 1)
-    return word[:at] + word[at + 1] + word[at] + word[at + 2:]
+    return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
 
 
 def _ascii(text: str) -> str:

@@ -38,19 +38,31 @@ def write_files(company: Company, folder: Path) -> dict[str, Path]:
         writer = csv.writer(handle)
         writer.writerow(["source", "message_id", "person_id"])
         writer.writerows(company.truth)
-    people = [{"person_id": p.person_id, "country": p.country, "first_name": p.first_name,
-               "last_name": p.last_name, "email": p.email or "", "phone": p.phone or "",
-               "user_id": p.user_id or "", "loyalty_id": p.loyalty_id or "",
-               "interests": "|".join(p.interests)} for p in company.people]
+    people = [
+        {
+            "person_id": p.person_id,
+            "country": p.country,
+            "first_name": p.first_name,
+            "last_name": p.last_name,
+            "email": p.email or "",
+            "phone": p.phone or "",
+            "user_id": p.user_id or "",
+            "loyalty_id": p.loyalty_id or "",
+            "interests": "|".join(p.interests),
+        }
+        for p in company.people
+    ]
     _csv(folder / "people.csv", people)
     return files
 
 
-def load(company: Company, url: str, admin_token: str, folder: Path,
-         report: Report | None = None) -> dict[str, Any]:
+def load(
+    company: Company, url: str, admin_token: str, folder: Path, report: Report | None = None
+) -> dict[str, Any]:
     """Create the sources, post the online channels, import the offline files."""
-    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_token}"},
-                         timeout=600)
+    admin = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=600
+    )
     keys = {name: _write_key(admin, name, channel) for name, channel in SOURCES}
     sent = 0
     for name, messages in company.messages.items():
@@ -62,16 +74,26 @@ def load(company: Company, url: str, admin_token: str, folder: Path,
         if report:
             report(f"import {path.name}", 0, 1)
         with path.open("rb") as handle:
-            response = admin.post("/api/imports", files={"file": (path.name, handle)},
-                                  data={"mapping": (folder / mapping_files[source]).read_text(),
-                                        "source": source, "wait": "true"})
+            response = admin.post(
+                "/api/imports",
+                files={"file": (path.name, handle)},
+                data={
+                    "mapping": (folder / mapping_files[source]).read_text(),
+                    "source": source,
+                    "wait": "true",
+                },
+            )
         response.raise_for_status()
         imports[source] = response.json()
         if report:
             report(f"import {path.name}", 1, 1)
     admin.close()
-    return {"people": len(company.people), "http_events": sent, "imports": imports,
-            "folder": str(folder)}
+    return {
+        "people": len(company.people),
+        "http_events": sent,
+        "imports": imports,
+        "folder": str(folder),
+    }
 
 
 def _write_key(admin: httpx.Client, name: str, channel: str) -> str:
@@ -82,9 +104,10 @@ def _write_key(admin: httpx.Client, name: str, channel: str) -> str:
     return str(response.json()["write_key"])
 
 
-def _post_all(url: str, key: str, messages: list[dict[str, Any]], name: str,
-              report: Report | None) -> int:
-    batches = [messages[i:i + BATCH] for i in range(0, len(messages), BATCH)]
+def _post_all(
+    url: str, key: str, messages: list[dict[str, Any]], name: str, report: Report | None
+) -> int:
+    batches = [messages[i : i + BATCH] for i in range(0, len(messages), BATCH)]
     local = threading.local()
     clients: list[httpx.Client] = []
     done = 0
@@ -96,8 +119,9 @@ def _post_all(url: str, key: str, messages: list[dict[str, Any]], name: str,
             clients.append(client)
         body = orjson.dumps({"batch": batch})
         for attempt in range(20):  # retry as the SDKs do: on 429 and 5xx, same messageIds
-            response = client.post("/v1/batch", content=body,
-                                   headers={"Content-Type": "application/json"})
+            response = client.post(
+                "/v1/batch", content=body, headers={"Content-Type": "application/json"}
+            )
             if response.status_code != 429 and response.status_code < 500:
                 break
             time.sleep(min(2.0, 0.1 * 2**attempt))

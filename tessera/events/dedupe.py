@@ -27,7 +27,9 @@ class DedupeIndex:
         self._recent: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self._sorted) + len(self._recent)
+        if self._recent:
+            self._fold()
+        return len(self._sorted)
 
     def __contains__(self, key: int) -> bool:
         return bool(self.contains([key])[0])

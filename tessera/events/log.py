@@ -40,7 +40,8 @@ def stats(store: Store) -> dict[str, Any]:
 def tail(
     store: Store, *, limit: int = 20, source_id: str | None = None, after_seq: int | None = None
 ) -> list[dict[str, Any]]:
-    """The newest events (newest first), optionally of one source or after a seq."""
+    """The newest events, newest first; or, with `after_seq`, the events that follow
+    that sequence number, oldest first (for paging through the log and live views)."""
     conditions: list[str] = []
     params: list[object] = []
     if source_id is not None:
@@ -50,10 +51,11 @@ def tail(
         conditions.append("seq > ?")
         params.append(after_seq)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    order = "ASC" if after_seq is not None else "DESC"
     rows = store.fetch_dicts(
         "SELECT seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, "
         "email, phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
-        f"properties, traits FROM events {where} ORDER BY seq DESC LIMIT ?",
+        f"properties, traits FROM events {where} ORDER BY seq {order} LIMIT ?",
         [*params, limit],
     )
     for row in rows:

@@ -1,0 +1,110 @@
+"""Fixtures shared by every layer: settings on a temporary data dir, a real server."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tessera.runtime import Runtime
+from tessera.server import free_port
+from tessera.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    opened = Runtime.open(settings)
+    yield opened
+    opened.close()
+
+
+@dataclass
+class LiveServer:
+    """A real `tessera serve` in a subprocess, on a free loopback port."""
+
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def create_source(self, name: str, channel: str = "web") -> str:
+        response = httpx.post(
+            f"{self.url}/api/sources", headers=self.admin, json={"name": name, "channel": channel}
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["write_key"])
+
+    def stats(self) -> dict[str, object]:
+        result: dict[str, object] = httpx.get(f"{self.url}/api/stats", headers=self.admin).json()
+        return result
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(15)
+
+
+def start_server(data_dir: Path, **extra_env: str) -> LiveServer:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TESSERA_DATA_DIR": str(data_dir),
+        "TESSERA_PORT": str(port),
+        "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
+        **extra_env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"server exited early: {stderr}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("server did not start in 30 s")
+        time.sleep(0.1)
+    return LiveServer(url, data_dir, process, env)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("server") / "data")
+    yield live
+    if live.process.poll() is None:
+        live.stop()
+
+
+def basic_auth(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()

@@ -1,0 +1,53 @@
+"""Request bodies: gzip, size limits, JSON whatever the content type."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from tessera.errors import BodyTooLarge, InvalidGzip, InvalidJson
+from tessera.events.body import decode_body
+
+
+def test_plain_json() -> None:
+    assert decode_body(b'{"a": 1}', None, 100) == {"a": 1}
+
+
+def test_gzip_by_header_and_by_magic_bytes() -> None:
+    packed = gzip.compress(b'{"a": 2}')
+    assert decode_body(packed, "gzip", 100) == {"a": 2}
+    assert decode_body(packed, None, 100) == {"a": 2}
+
+
+def test_bad_gzip_is_a_clear_error() -> None:
+    with pytest.raises(InvalidGzip, match="does not inflate"):
+        decode_body(b"\x1f\x8bnot really gzip", "gzip", 100)
+
+
+def test_truncated_gzip() -> None:
+    with pytest.raises(InvalidGzip, match="truncated"):
+        decode_body(gzip.compress(b'{"a": 1}' * 50)[:-12], "gzip", 10_000)
+
+
+def test_gzip_bomb_stops_at_the_limit() -> None:
+    bomb = gzip.compress(b" " * 10_000_000)
+    with pytest.raises(BodyTooLarge, match="inflates past"):
+        decode_body(bomb, "gzip", 1_000_000)
+
+
+def test_body_over_limit() -> None:
+    with pytest.raises(BodyTooLarge, match="limit is 10"):
+        decode_body(b"x" * 11, None, 10)
+
+
+def test_not_json_and_empty() -> None:
+    with pytest.raises(InvalidJson, match="not valid JSON"):
+        decode_body(b"hello", None, 100)
+    with pytest.raises(InvalidJson, match="empty"):
+        decode_body(b"  ", None, 100)
+
+
+def test_unknown_encoding() -> None:
+    with pytest.raises(InvalidGzip, match="'br'"):
+        decode_body(b"{}", "br", 100)
