@@ -1,6 +1,6 @@
 """Ingest benchmark: durable events/s through /v1/batch, beside two same-run baselines.
 
-    python benchmarks/ingest.py [--batches 3000] [--connections 8] [--json]
+    python benchmarks/ingest.py [--batches 3000] [--connections 32] [--json]
 
 1. tessera: a real `tessera serve` on 127.0.0.1 takes 100-event batches as the SDKs
    send them (full validation, dedupe, group commit; 200 only after COMMIT).
@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 

@@ -58,9 +58,6 @@ class Settings(BaseSettings):
         default=256,
         description="Write-ahead log size at which DuckDB checkpoints (see store/connection.py).",
     )
-    pipeline_batch_size: int = Field(
-        default=50_000, description="Events the pipeline processes per batch."
-    )
 
     @property
     def database_path(self) -> Path:

@@ -128,6 +128,7 @@ def upload_import(
         shutil.copyfileobj(file.file, handle)
         saved = Path(handle.name)
     import_id = "imp_" + secrets.token_hex(6)
+    importer.record_start(runtime.store, import_id, target, file_name)
 
     def run() -> importer.ImportSummary:
         try:
@@ -141,8 +142,9 @@ def upload_import(
                 file_name=file_name,
                 import_id=import_id,
             )
-        except TesseraError as e:
-            importer.mark_failed(runtime.store, import_id, e.message)
+        except Exception as e:
+            reason = e.message if isinstance(e, TesseraError) else type(e).__name__
+            importer.mark_failed(runtime.store, import_id, reason)
             if wait:
                 raise
             return importer.ImportSummary(import_id, file_name, target.name, status="failed")

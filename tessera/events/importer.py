@@ -102,7 +102,7 @@ def import_file(
     if columns is not None:
         check_columns(mapping, columns)
     total = _estimate_rows(path, file_format)
-    _record_start(store, summary, source)
+    record_start(store, summary.import_id, source, summary.file)
     rejects_dir.mkdir(parents=True, exist_ok=True)
     reject_path = rejects_dir / f"{summary.import_id}-{Path(name).stem}.rejects.csv"
     occurrences: dict[str, int] = {}
@@ -261,11 +261,13 @@ def _show_row(row: Any) -> str:
     return repr(row)
 
 
-def _record_start(store: Store, summary: ImportSummary, source: Source) -> None:
+def record_start(store: Store, import_id: str, source: Source, file_name: str) -> None:
+    """Make an import visible (status running) before its first row is read, so a
+    client polling /api/imports right after the upload finds it."""
     store.execute(
         "INSERT INTO imports (id, source_id, file_name, started_at, status) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status",
-        [summary.import_id, source.id, summary.file, _now(), "running"],
+        [import_id, source.id, file_name, _now(), "running"],
     )
 
 
