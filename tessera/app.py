@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from tessera import __version__
 from tessera.api import admin
@@ -53,6 +53,11 @@ def create_app(settings: Settings) -> FastAPI:
     for route in collect_routes():
         app.router.routes.append(route)
     app.include_router(admin.router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        # Until the console lands (issue 5), the front door is the API's own documentation.
+        return RedirectResponse("/docs")
 
     @app.get("/api/health", include_in_schema=False)
     def health() -> dict[str, str]:
