@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import RedirectResponse, Response
 
 from tessera import __version__
-from tessera.api import admin
+from tessera.api import admin, profiles
 from tessera.api.collect import collect_routes
 from tessera.api.responses import error_response, json_response
 from tessera.errors import InvalidRequest, TesseraError
@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.admin_token_hash = hash_secret(token)
         runtime = Runtime.open(settings)
         runtime.writer.start()
+        runtime.pipeline.start()
         app.state.runtime = runtime
         _announce(settings)
         try:
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     for route in collect_routes():
         app.router.routes.append(route)
     app.include_router(admin.router)
+    app.include_router(profiles.router)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -12,13 +12,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from tessera.errors import NotFound, StoreUnavailable, TesseraError
 from tessera.events import importer, log
+from tessera.identity import explain as identity
 from tessera.privacy.keys import load_or_create_admin_token
+from tessera.profiles import catalogue, view
+from tessera.profiles.asof import profile_as_of
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 
@@ -36,6 +40,17 @@ class Backend(Protocol):
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
     ) -> dict[str, Any]: ...
+    def process(self) -> dict[str, Any]: ...
+    def rebuild(self) -> dict[str, Any]: ...
+    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]: ...
+    def search(
+        self, identifier: str | None, trait: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+    def explain(self, first: str, second: str) -> dict[str, Any]: ...
+    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]: ...
+    def computed_traits(self) -> list[dict[str, Any]]: ...
+    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_trait(self, name: str) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -46,7 +61,7 @@ class LocalBackend:
         self.runtime = Runtime.open(settings)
 
     def stats(self) -> dict[str, Any]:
-        return log.stats(self.runtime.store)
+        return {**log.stats(self.runtime.store), **self.runtime.pipeline.lag()}
 
     def list_sources(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.runtime.sources.list()]
@@ -81,6 +96,57 @@ class LocalBackend:
             progress=progress,
         )
         return summary.to_dict()
+
+    def process(self) -> dict[str, Any]:
+        return self.runtime.pipeline.process().to_dict()
+
+    def rebuild(self) -> dict[str, Any]:
+        return self.runtime.pipeline.rebuild().to_dict()
+
+    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
+        store, settings = self.runtime.store, self.runtime.settings
+        if as_of:
+            return profile_as_of(store, settings, reference, as_of)
+        profile_id = view.lookup(store, reference, settings.default_region)
+        return view.profile_view(store, profile_id, limit=limit)
+
+    def search(self, identifier: str | None, trait: str | None, limit: int) -> list[dict[str, Any]]:
+        return view.search(self.runtime.store, identifier=identifier, trait=trait, limit=limit)
+
+    def explain(self, first: str, second: str) -> dict[str, Any]:
+        region = self.runtime.settings.default_region
+        return identity.explain(
+            self.runtime.store,
+            view.identifier_from_text(first, region),
+            view.identifier_from_text(second, region),
+        )
+
+    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
+        return identity.unmerge(
+            self.runtime.store,
+            self.runtime.pipeline,
+            first,
+            second,
+            reason,
+            self.runtime.settings.default_region,
+        )
+
+    def computed_traits(self) -> list[dict[str, Any]]:
+        return [
+            t.to_dict()
+            for t in catalogue.definitions(
+                self.runtime.store, self.runtime.settings.computed_traits_file
+            )
+        ]
+
+    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
+        trait = catalogue.save_definition(self.runtime.store, definition)
+        self.runtime.pipeline.refresh_computed_traits()
+        return trait.to_dict()
+
+    def delete_trait(self, name: str) -> dict[str, Any]:
+        catalogue.delete_definition(self.runtime.store, name)
+        return {"deleted": name}
 
     def close(self) -> None:
         self.runtime.close()
@@ -178,6 +244,56 @@ class RemoteBackend:
                     },
                 }
             time.sleep(0.3)
+
+    def process(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/api/pipeline/process")
+        return result
+
+    def rebuild(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/api/pipeline/rebuild")
+        return result
+
+    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, **({"as_of": as_of} if as_of else {})}
+        result: dict[str, Any] = self._call(
+            "GET", f"/api/profiles/{quote(reference)}", params=params
+        )
+        return result
+
+    def search(self, identifier: str | None, trait: str | None, limit: int) -> list[dict[str, Any]]:
+        params = {
+            k: v
+            for k, v in (("identifier", identifier), ("trait", trait), ("limit", limit))
+            if v is not None
+        }
+        result: list[dict[str, Any]] = self._call("GET", "/api/profiles", params=params)
+        return result
+
+    def explain(self, first: str, second: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "GET", "/api/identity/explain", params={"first": first, "second": second}
+        )
+        return result
+
+    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST",
+            "/api/identity/unmerge",
+            json={"first": first, "second": second, "reason": reason},
+        )
+        return result
+
+    def computed_traits(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/api/computed-traits")
+        return result
+
+    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/api/computed-traits", json=definition)
+        return result
+
+    def delete_trait(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", f"/api/computed-traits/{quote(name)}")
+        return result
 
     def close(self) -> None:
         self._http.close()

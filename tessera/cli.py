@@ -28,8 +28,16 @@ sources_app = typer.Typer(
     help="Sources: the channels you collect from, and their write keys.", no_args_is_help=True
 )
 events_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
+profiles_app = typer.Typer(
+    help="Unified profiles: the 360° view, search, why and unmerge.", no_args_is_help=True
+)
+traits_app = typer.Typer(
+    help="Computed traits: aggregates over each person's events.", no_args_is_help=True
+)
 app.add_typer(sources_app, name="sources")
 app.add_typer(events_app, name="events")
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(traits_app, name="traits")
 
 out = Console()
 err = Console(stderr=True)
@@ -285,6 +293,160 @@ def demo(
         f"Loaded {company.event_count} events for {people} people; "
         f"files and ground truth in {summary['folder']}"
     )
+
+
+@app.command()
+def process(json: JsonOption = False) -> None:
+    """Run the pipeline over events not processed yet (`serve` does this continuously)."""
+    with _backend() as backend:
+        run = backend.process()
+    _print_json(run) if json else out.print(
+        f"Processed {run['events']} events in {run['seconds']} s "
+        f"({run['events_per_second']} events/s)."
+    )
+
+
+@app.command()
+def rebuild(json: JsonOption = False) -> None:
+    """Recompute identity, profiles and computed traits from the whole event log."""
+    with _backend() as backend:
+        run = backend.rebuild()
+    _print_json(run) if json else out.print(
+        f"Rebuilt from {run['events']} events in {run['seconds']} s "
+        f"({run['events_per_second']} events/s)."
+    )
+
+
+@profiles_app.command("show")
+def profiles_show(
+    reference: Annotated[str, typer.Argument(help="TYPE:VALUE (email:jane@x.com) or a profile id")],
+    as_of: Annotated[str | None, typer.Option(help="A date: the profile as it stood then.")] = None,
+    limit: Annotated[int, typer.Option(help="How many recent events.")] = 20,
+    json: JsonOption = False,
+) -> None:
+    """The 360° view of one person."""
+    with _backend() as backend:
+        profile = backend.profile(reference, limit, as_of)
+    if json:
+        _print_json(profile)
+        return
+    title = f"[bold]{profile['profile_id']}[/]" + (f" as of {profile['as_of']}" if as_of else "")
+    out.print(title)
+    out.print(
+        f"seen {profile['first_seen']} .. {profile['last_seen']}, "
+        f"{profile['event_count']} events on {', '.join(profile['channels'])}"
+    )
+    if profile.get("flagged"):
+        out.print(f"[red]flagged:[/] {profile['flagged']}")
+    _table(profile["identifiers"], ["type", "value"], "identifiers")
+    _table(
+        [{"trait": k, "value": v} for k, v in profile["traits"].items()],
+        ["trait", "value"],
+        "traits",
+    )
+    if profile.get("computed_traits"):
+        _table(
+            [{"trait": k, "value": v} for k, v in profile["computed_traits"].items()],
+            ["trait", "value"],
+            "computed traits",
+        )
+    if profile.get("consent"):
+        out.print(f"consent: {profile['consent']}")
+    if profile.get("events"):
+        _table(
+            profile["events"]["items"],
+            ["seq", "timestamp", "channel", "type", "event", "name"],
+            "events",
+        )
+
+
+@profiles_app.command("search")
+def profiles_search(
+    identifier: Annotated[str | None, typer.Option(help="Part of any identifier value.")] = None,
+    trait: Annotated[str | None, typer.Option(help="KEY=VALUE, e.g. city=Paris")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    json: JsonOption = False,
+) -> None:
+    """Find people by identifier fragment or by trait."""
+    with _backend() as backend:
+        rows = backend.search(identifier, trait, limit)
+    if json:
+        _print_json(rows)
+    else:
+        _table(rows, ["profile_id", "name", "email", "event_count", "last_seen"])
+
+
+@profiles_app.command("explain")
+def profiles_explain(
+    first: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    second: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    json: JsonOption = False,
+) -> None:
+    """Why two identifiers belong to one person: the chain of links and their events."""
+    with _backend() as backend:
+        answer = backend.explain(first, second)
+    if json:
+        _print_json(answer)
+    elif not answer["same_profile"]:
+        out.print(
+            f"{answer['first']} ({answer['first_profile']}) and {answer['second']} "
+            f"({answer['second_profile']}) are different people."
+        )
+    else:
+        out.print(
+            f"{answer['first']} and {answer['second']} are one person ({answer['first_profile']}):"
+        )
+        _table(answer["chain"], ["from", "to", "kind", "because", "timestamp", "message_id"])
+
+
+@profiles_app.command("unmerge")
+def profiles_unmerge(
+    first: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    second: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Separate two identifiers wrongly joined; events and traits move back (a rebuild)."""
+    with _backend() as backend:
+        result = backend.unmerge(first, second, reason)
+    _print_json(result) if json else out.print(
+        f"{result['first']} is now in {result['first_profile']}, {result['second']} in "
+        f"{result['second_profile']} (rebuilt {result['rebuild']['events']} events)."
+    )
+
+
+@traits_app.command("list")
+def traits_list(json: JsonOption = False) -> None:
+    """Computed trait definitions: built in, from the YAML file, and defined here."""
+    with _backend() as backend:
+        rows = backend.computed_traits()
+    if json:
+        _print_json(rows)
+    else:
+        _table(rows, ["name", "function", "event", "property", "where", "window_days"])
+
+
+@traits_app.command("create")
+def traits_create(
+    file: Annotated[Path, typer.Argument(help="YAML: one definition or a list of them.")],
+    json: JsonOption = False,
+) -> None:
+    """Define computed traits; they are computed for everyone at once."""
+    import yaml
+
+    document = yaml.safe_load(file.read_text())
+    items = document if isinstance(document, list) else [document]
+    with _backend() as backend:
+        created = [backend.define_trait(item) for item in items]
+    _print_json(created) if json else out.print(f"Defined {', '.join(t['name'] for t in created)}.")
+
+
+@traits_app.command("delete")
+def traits_delete(name: str) -> None:
+    """Remove a computed trait defined with `tessera traits create` or the API."""
+    with _backend() as backend:
+        backend.delete_trait(name)
+    out.print(f"Deleted {name}.")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from tessera.events.collect import Collector
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
 from tessera.events.writer import EventWriter
+from tessera.pipeline import Pipeline
 from tessera.settings import Settings
 from tessera.store import Store, open_store
 
@@ -26,6 +27,7 @@ class Runtime:
     sources: SourceDirectory
     writer: EventWriter
     collector: Collector
+    pipeline: Pipeline
     started_at: float
 
     @classmethod
@@ -37,8 +39,10 @@ class Runtime:
         since = None
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS
+        pipeline = Pipeline(store, settings)
         writer = EventWriter(
             store,
+            on_commit=pipeline.notify,
             max_queued_events=settings.max_queued_events,
             retry_after_seconds=settings.retry_after_seconds,
             dedupe_since_micros=since,
@@ -50,8 +54,9 @@ class Runtime:
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
         )
-        return cls(settings, store, sources, writer, collector, time.time())
+        return cls(settings, store, sources, writer, collector, pipeline, time.time())
 
     def close(self) -> None:
+        self.pipeline.stop()
         self.writer.stop()
         self.store.close()

@@ -58,6 +58,45 @@ class Settings(BaseSettings):
         default=256,
         description="Write-ahead log size at which DuckDB checkpoints (see store/connection.py).",
     )
+    pipeline_batch_size: int = Field(
+        default=20_000, description="Events the pipeline reads and stitches per transaction."
+    )
+    pipeline_interval_seconds: float = Field(
+        default=0.5,
+        description="How often the pipeline inside `tessera serve` looks for new events.",
+    )
+    default_region: str | None = Field(
+        default=None,
+        description="ISO country (e.g. FR) for phone numbers written without +country code, when "
+        "the event's traits carry no country.",
+    )
+    identity_junk_values: list[str] = Field(
+        default_factory=list,
+        description="Extra identifier values never used for identity (JSON list), e.g. a "
+        "call centre's switchboard number. null, undefined, 0, test@test.com, the all-zero "
+        "advertising id and a few more are always junk.",
+    )
+    identity_junk_patterns: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions (JSON list); matching identifier values are junk.",
+    )
+    identity_rules: dict[str, dict[str, int | None]] = Field(
+        default_factory=dict,
+        description='Merge rule overrides per identifier type (JSON), e.g. {"email": {"limit": 3}, '
+        '"loyalty_id": {"limit": 1, "priority": 4}}. Lower priority numbers win.',
+    )
+    identity_max_identifiers: int = Field(
+        default=100,
+        description="Circuit breaker: a profile with this many identifiers absorbs no more.",
+    )
+    trait_source_priority: dict[str, int] = Field(
+        default_factory=dict,
+        description='Source priority for traits (JSON), e.g. {"crm": 10}: a higher number wins '
+        "over a more recent value from a lower one.",
+    )
+    computed_traits_file: Path | None = Field(
+        default=None, description="A YAML file of computed trait definitions, loaded at start."
+    )
 
     @property
     def database_path(self) -> Path:

@@ -49,6 +49,7 @@ class SourceCreate(BaseModel):
 @router.get("/stats", summary="Totals of the event log")
 def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
     figures = log.stats(runtime.store)
+    figures.update(runtime.pipeline.lag())
     figures["writer_queue"] = runtime.writer.queued_events
     return figures
 

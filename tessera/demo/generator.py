@@ -212,7 +212,7 @@ def _phone(rng: random.Random, country: str) -> str:
         return f"+49 151{rng.randint(10_000_000, 99_999_999)}"
     if country == "ES":
         return f"+34 6{rng.randint(10_000_000, 99_999_999)}"
-    return f"+44 7700{rng.randint(100_000, 999_999)}"
+    return f"+44 7911{rng.randint(100_000, 999_999)}"
 
 
 def _national(phone: str) -> str:
@@ -605,6 +605,8 @@ def _calls(
                 "reason": rng.choice(("delivery", "returns", "payment", "product question")),
                 "duration_s": rng.randint(40, 1500),
                 "agent": f"agent{rng.randint(1, 25)}",
+                # The country of the line the call came in on: the region for national numbers.
+                "line_country": person.country,
                 "called_at": _moment(rng, start, end).isoformat(timespec="seconds"),
             }
         )

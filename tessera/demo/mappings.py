@@ -44,6 +44,8 @@ message_id: call_id
 timestamp: called_at
 identifiers:
   phone: caller
+traits:
+  country: line_country     # lets national numbers (06 12 ...) be read in the right country
 properties:
   reason: reason
   duration_s: {column: duration_s, type: integer}

@@ -74,4 +74,64 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
         """,
     ),
+    (
+        2,
+        """
+        -- Everything below is derived from the event log (tessera rebuild recomputes it),
+        -- except identity_blocks, which records decisions people took (unmerges).
+        CREATE TABLE pipeline_state (key VARCHAR PRIMARY KEY, value BIGINT NOT NULL);
+        -- An identifier's link to the profile it joined; read through profiles.merged_into.
+        CREATE TABLE identities (
+            type VARCHAR NOT NULL,
+            value VARCHAR NOT NULL,
+            profile_id VARCHAR NOT NULL,
+            first_seq BIGINT NOT NULL
+        );
+        CREATE INDEX identities_lookup ON identities (type, value);
+        CREATE TABLE profiles (
+            profile_id VARCHAR NOT NULL,
+            created_seq BIGINT NOT NULL,
+            merged_into VARCHAR,
+            flagged VARCHAR
+        );
+        CREATE TABLE profile_summaries (
+            profile_id VARCHAR NOT NULL,
+            first_seen TIMESTAMP,
+            last_seen TIMESTAMP,
+            event_count BIGINT NOT NULL,
+            channels VARCHAR NOT NULL,
+            traits VARCHAR NOT NULL,
+            trait_state VARCHAR NOT NULL,
+            consent VARCHAR NOT NULL
+        );
+        CREATE TABLE event_profiles (seq BIGINT NOT NULL, profile_id VARCHAR NOT NULL);
+        CREATE TABLE identity_ledger (
+            id BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind VARCHAR NOT NULL,
+            profile_id VARCHAR NOT NULL,
+            identifier VARCHAR,
+            other_identifier VARCHAR,
+            other_profile_id VARCHAR,
+            rule VARCHAR
+        );
+        CREATE TABLE identity_blocks (
+            first VARCHAR NOT NULL,
+            second VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            reason VARCHAR
+        );
+        CREATE TABLE computed_traits (
+            profile_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            value VARCHAR,
+            computed_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE computed_trait_definitions (
+            name VARCHAR PRIMARY KEY,
+            definition VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

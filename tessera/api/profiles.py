@@ -1,0 +1,120 @@
+"""Admin API for unify: the pipeline, profiles (360° view, search, as-of), identity
+(explain, unmerge) and computed traits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from tessera.api.admin import RuntimeDep, require_admin
+from tessera.identity import explain as identity
+from tessera.profiles import catalogue, view
+from tessera.profiles.asof import profile_as_of
+from tessera.profiles.view import identifier_from_text
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
+
+
+class Unmerge(BaseModel):
+    first: str = Field(description="TYPE:VALUE", examples=["email:jane@example.com"])
+    second: str = Field(description="TYPE:VALUE", examples=["anonymous_id:3f2a..."])
+    reason: str | None = None
+
+
+@router.get("/pipeline", summary="Pipeline position and lag")
+def pipeline_state(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.pipeline.lag()
+
+
+@router.post("/pipeline/process", summary="Process pending events now")
+def pipeline_process(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.pipeline.process().to_dict()
+
+
+@router.post("/pipeline/rebuild", summary="Recompute identity and profiles from the log")
+def pipeline_rebuild(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.pipeline.rebuild().to_dict()
+
+
+@router.get("/profiles", summary="Search profiles by identifier fragment or trait")
+def search_profiles(
+    runtime: RuntimeDep,
+    identifier: str | None = None,
+    trait: Annotated[str | None, Query(description="KEY=VALUE, e.g. city=Paris")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> list[dict[str, Any]]:
+    return view.search(runtime.store, identifier=identifier, trait=trait, limit=limit)
+
+
+@router.get("/profiles/{reference:path}/events", summary="A page of a profile's events")
+def profile_events(
+    reference: str,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before_seq: int | None = None,
+) -> dict[str, Any]:
+    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
+    members = view.member_ids(runtime.store, profile_id)
+    return view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
+
+
+@router.get("/profiles/{reference:path}", summary="The 360° view: TYPE:VALUE or a profile id")
+def get_profile(
+    reference: str,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    before_seq: int | None = None,
+    as_of: Annotated[str | None, Query(description="A date: the profile as it stood then")] = None,
+) -> dict[str, Any]:
+    if as_of:
+        return profile_as_of(runtime.store, runtime.settings, reference, as_of)
+    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
+    return view.profile_view(runtime.store, profile_id, limit=limit, before_seq=before_seq)
+
+
+@router.get("/identity/explain", summary="Why two identifiers are one person")
+def explain_link(first: str, second: str, runtime: RuntimeDep) -> dict[str, Any]:
+    region = runtime.settings.default_region
+    return identity.explain(
+        runtime.store, identifier_from_text(first, region), identifier_from_text(second, region)
+    )
+
+
+@router.post("/identity/unmerge", summary="Separate two identifiers and rebuild")
+def unmerge(body: Unmerge, runtime: RuntimeDep) -> dict[str, Any]:
+    return identity.unmerge(
+        runtime.store,
+        runtime.pipeline,
+        body.first,
+        body.second,
+        body.reason,
+        runtime.settings.default_region,
+    )
+
+
+@router.get("/identity/blocks", summary="Unmerges in force")
+def list_blocks(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return identity.blocks(runtime.store)
+
+
+@router.get("/computed-traits", summary="Computed trait definitions")
+def list_traits(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [
+        t.to_dict()
+        for t in catalogue.definitions(runtime.store, runtime.settings.computed_traits_file)
+    ]
+
+
+@router.post("/computed-traits", status_code=201, summary="Define a computed trait")
+def create_trait(body: dict[str, Any], runtime: RuntimeDep) -> dict[str, Any]:
+    trait = catalogue.save_definition(runtime.store, body)
+    runtime.pipeline.refresh_computed_traits()
+    return trait.to_dict()
+
+
+@router.delete("/computed-traits/{name}", summary="Remove a computed trait defined here")
+def delete_trait(name: str, runtime: RuntimeDep) -> dict[str, str]:
+    catalogue.delete_definition(runtime.store, name)
+    return {"deleted": name}

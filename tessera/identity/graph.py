@@ -1,0 +1,189 @@
+"""The identity graph, in memory: stitching one event's identifiers into a profile.
+
+Pure and deterministic: the same events in the same order give the same profiles, ids
+and ledger, which is what lets `tessera rebuild` reproduce the incremental state.
+
+The rule, per event (after Segment Unify):
+1. Take the event's identifiers in priority order (user_id first, cookies last).
+2. Keep each one unless keeping it would break a rule: more identifiers of a type
+   than its limit in the resulting profile, a pair someone unmerged, or a profile at
+   the circuit breaker's size absorbing more. A dropped identifier is a conflict,
+   recorded in the ledger; it is not linked by this event.
+3. The kept identifiers' profiles merge into the oldest; new identifiers join it; with
+   no known identifier a new profile starts.
+Every link and merge is recorded with the event that caused it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+
+from tessera.identity.identifiers import Identifier
+from tessera.identity.rules import MergeRules
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One fact of the merge ledger.
+
+    kind: `new` (a profile starts with `identifier`), `link` (`other` joins because it
+    was seen with `identifier`), `merge` (`other_profile` folded into `profile` because
+    `identifier` and `other` were seen together), `conflict` (`identifier` dropped from
+    the event by `rule`), `breaker` (`profile` reached the size limit).
+    """
+
+    seq: int
+    kind: str
+    profile: str
+    identifier: Identifier | None
+    other: Identifier | None = None
+    other_profile: str | None = None
+    rule: str | None = None
+
+
+def profile_id_for(seq: int, first: Identifier) -> str:
+    """Deterministic: a rebuild gives every profile the id it had."""
+    digest = hashlib.blake2b(f"{seq}|{first}".encode(), digest_size=8).hexdigest()
+    return f"prf_{digest}"
+
+
+class IdentityGraph:
+    def __init__(self, rules: MergeRules) -> None:
+        self.rules = rules
+        self.profile_of: dict[Identifier, str] = {}
+        self.members: dict[str, list[Identifier]] = {}
+        self.counts: dict[str, Counter[str]] = {}
+        self.created: dict[str, int] = {}
+        #: absorbed profile -> the live profile it now belongs to (always one hop)
+        self.redirect: dict[str, str] = {}
+        self._absorbed: dict[str, list[str]] = {}
+        self.flagged: dict[str, str] = {}
+        # What changed since the last `drain()`: the pipeline persists it.
+        self.ledger: list[LedgerEntry] = []
+        self.new_links: list[tuple[Identifier, str, int]] = []
+        self.changed_profiles: set[str] = set()
+
+    # -- queries ----------------------------------------------------------------
+
+    def resolve(self, profile: str) -> str:
+        return self.redirect.get(profile, profile)
+
+    def profile(self, identifier: Identifier) -> str | None:
+        found = self.profile_of.get(identifier)
+        return self.resolve(found) if found is not None else None
+
+    # -- stitching --------------------------------------------------------------
+
+    def stitch(self, seq: int, identifiers: list[Identifier]) -> str | None:
+        """Attach one event's identifiers; return the profile the event belongs to."""
+        if not identifiers:
+            return None
+        known = [self.profile(i) for i in identifiers]
+        first = known[0]
+        if first is not None and all(p == first for p in known):
+            return first  # the common case: nothing new
+        kept: list[Identifier] = []
+        profiles: list[str] = []
+        fresh: list[Identifier] = []
+        for identifier in sorted(identifiers, key=self.rules.priority):
+            profile = self.profile(identifier)
+            trial_profiles = (
+                profiles if profile is None or profile in profiles else [*profiles, profile]
+            )
+            trial_fresh = [*fresh, identifier] if profile is None else fresh
+            broken = self._broken_rule(trial_profiles, trial_fresh)
+            if broken is not None:
+                anchor = profiles[0] if profiles else (profile or "")
+                self.ledger.append(LedgerEntry(seq, "conflict", anchor, identifier, rule=broken))
+                continue
+            kept.append(identifier)
+            profiles, fresh = trial_profiles, trial_fresh
+        return self._apply(seq, kept, profiles, fresh)
+
+    def _apply(
+        self, seq: int, kept: list[Identifier], profiles: list[str], fresh: list[Identifier]
+    ) -> str:
+        anchor = kept[0]
+        if not profiles:
+            survivor = profile_id_for(seq, anchor)
+            self.members[survivor] = []
+            self.counts[survivor] = Counter()
+            self.created[survivor] = seq
+            self.ledger.append(LedgerEntry(seq, "new", survivor, anchor))
+            self._attach(seq, survivor, anchor)
+            fresh = [i for i in fresh if i != anchor]
+        else:
+            survivor = min(profiles, key=lambda p: (self.created[p], p))
+            for other in profiles:
+                if other != survivor:
+                    pair = next(i for i in kept if self.profile(i) == other)
+                    self._merge(seq, survivor, other, anchor, pair)
+        for identifier in fresh:
+            self._attach(seq, survivor, identifier)
+            self.ledger.append(LedgerEntry(seq, "link", survivor, anchor, identifier))
+        if (
+            len(self.members[survivor]) >= self.rules.max_identifiers
+            and survivor not in self.flagged
+        ):
+            reason = f"reached {self.rules.max_identifiers} identifiers"
+            self.flagged[survivor] = reason
+            self.ledger.append(LedgerEntry(seq, "breaker", survivor, None, rule=reason))
+        self.changed_profiles.add(survivor)
+        return survivor
+
+    def _broken_rule(self, profiles: list[str], fresh: list[Identifier]) -> str | None:
+        """Which rule joining these profiles and new identifiers would break, if any."""
+        if len(profiles) + len(fresh) <= 1:
+            return None  # a single profile, or a single new identifier, changes nothing
+        if any(p in self.flagged for p in profiles):
+            return "circuit breaker: profile is at its size limit"
+        size = sum(len(self.members[p]) for p in profiles) + len(fresh)
+        if size > self.rules.max_identifiers:
+            return f"circuit breaker: more than {self.rules.max_identifiers} identifiers"
+        totals: Counter[str] = Counter(i.type for i in fresh)
+        for profile in profiles:
+            totals.update(self.counts[profile])
+        for kind, count in totals.items():
+            limit = self.rules.rule(kind).limit
+            if limit is not None and count > limit:
+                return f"limit: at most {limit} {kind} per profile"
+        if self.rules.blocked and self._joins_blocked(profiles, fresh):
+            return "unmerged: these identifiers were separated by hand"
+        return None
+
+    def _joins_blocked(self, profiles: list[str], fresh: list[Identifier]) -> bool:
+        together = set(fresh)
+        for profile in profiles:
+            together.update(self.members[profile])
+        return any(
+            identifier in together and not partners.isdisjoint(together)
+            for identifier, partners in self.rules.blocked.items()
+        )
+
+    def _attach(self, seq: int, profile: str, identifier: Identifier) -> None:
+        self.profile_of[identifier] = profile
+        self.members[profile].append(identifier)
+        self.counts[profile][identifier.type] += 1
+        self.new_links.append((identifier, profile, seq))
+
+    def _merge(
+        self, seq: int, survivor: str, other: str, anchor: Identifier, pair: Identifier
+    ) -> None:
+        self.ledger.append(LedgerEntry(seq, "merge", survivor, anchor, pair, other_profile=other))
+        self.members[survivor].extend(self.members.pop(other))
+        self.counts[survivor].update(self.counts.pop(other))
+        moved = [other, *self._absorbed.pop(other, [])]
+        for absorbed in moved:
+            self.redirect[absorbed] = survivor
+        self._absorbed.setdefault(survivor, []).extend(moved)
+        if other in self.flagged:
+            self.flagged.setdefault(survivor, self.flagged.pop(other))
+        self.changed_profiles.update((survivor, *moved))
+
+    def drain(self) -> tuple[list[LedgerEntry], list[tuple[Identifier, str, int]], set[str]]:
+        """Hand over (and forget) what changed since the last drain."""
+        changes = (self.ledger, self.new_links, self.changed_profiles)
+        self.ledger, self.new_links, self.changed_profiles = [], [], set()
+        return changes

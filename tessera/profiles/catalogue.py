@@ -1,0 +1,89 @@
+"""Which computed traits exist (built-ins, the YAML file, the API) and refreshing them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import yaml
+
+from tessera.errors import InvalidField, NotFound
+from tessera.profiles.computed import (
+    BUILT_IN,
+    RFM_SQL,
+    ComputedTrait,
+    compile_all,
+    parse_definition,
+    rfm_rows,
+)
+from tessera.store import Store
+
+
+def load_file(path: Path) -> list[ComputedTrait]:
+    """A YAML file: a list of definitions, or {computed_traits: [...]}."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InvalidField(f"cannot read computed traits from {path}: {e}") from e
+    if isinstance(document, dict):
+        document = document.get("computed_traits")
+    if not isinstance(document, list):
+        raise InvalidField(f"{path} must hold a list of computed traits")
+    return [parse_definition(item) for item in document]
+
+
+def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
+    stored = [
+        parse_definition(orjson.loads(row[0]))
+        for row in store.fetch_all(
+            "SELECT definition FROM computed_trait_definitions ORDER BY name"
+        )
+    ]
+    from_file = load_file(file) if file is not None and file.exists() else []
+    return [*BUILT_IN, *from_file, *stored]
+
+
+def save_definition(store: Store, raw: object) -> ComputedTrait:
+    trait = parse_definition(raw)
+    store.execute(
+        "INSERT OR REPLACE INTO computed_trait_definitions VALUES (?, ?, ?)",
+        [trait.name, orjson.dumps(trait.to_dict()).decode(), _now()],
+    )
+    return trait
+
+
+def delete_definition(store: Store, name: str) -> None:
+    if store.fetch_one("SELECT 1 FROM computed_trait_definitions WHERE name = ?", [name]) is None:
+        raise NotFound(f"no computed trait {name!r} defined through the API")
+    store.execute("DELETE FROM computed_trait_definitions WHERE name = ?", [name])
+    store.execute("DELETE FROM computed_traits WHERE name = ?", [name])
+
+
+def refresh(store: Store, traits: list[ComputedTrait], now: datetime | None = None) -> int:
+    """Recompute every computed trait for every profile (one query: ~0.1 s per 500k events)."""
+    moment = (now or datetime.now(UTC)).replace(tzinfo=None)
+    sql, parameters = compile_all(traits, moment.isoformat(sep=" "), None)
+    rows = store.fetch_all(sql, parameters)
+    rows += rfm_rows(store.fetch_all(RFM_SQL, {"now": moment.isoformat(sep=" ")}))
+    with store.transaction():
+        store.execute("DELETE FROM computed_traits")
+        if rows:
+            import pyarrow as pa
+
+            store.insert_arrow(
+                "computed_traits",
+                pa.table(
+                    {
+                        "profile_id": [r[0] for r in rows],
+                        "name": [r[1] for r in rows],
+                        "value": [r[2] for r in rows],
+                        "computed_at": pa.array([moment] * len(rows), pa.timestamp("us")),
+                    }
+                ),
+            )
+    return len(rows)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,261 @@
+"""Computed traits: aggregates over a profile's events, declared in YAML or the API and
+compiled to SQL trees with sqlglot (values are bound parameters, never pasted in).
+
+    - name: favourite_category
+      function: most_frequent      # count sum avg min max first last distinct_count
+      event: Product Viewed        #   most_frequent recency_days
+      property: category
+      where: {currency: EUR}       # property equality conditions
+      window_days: 90              # all time when absent
+
+Built in, for commerce (`Order Completed` with `revenue`): order_count, total_revenue,
+average_order_value, days_since_last_order, and RFM scores (rfm_recency,
+rfm_frequency, rfm_monetary: quintiles 1-5 over customers with an order; rfm_segment
+the three digits).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+import sqlglot
+from sqlglot import exp
+
+from tessera.errors import InvalidField
+
+FUNCTIONS = ("count", "sum", "avg", "min", "max", "first", "last", "distinct_count",
+             "most_frequent", "recency_days")  # fmt: skip
+_NEEDS_PROPERTY = {"sum", "avg", "min", "max", "first", "last", "distinct_count", "most_frequent"}
+_NUMERIC = {"sum", "avg"}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ComputedTrait:
+    name: str
+    function: str
+    event: str | None = None
+    property: str | None = None
+    where: dict[str, Any] = field(default_factory=dict)
+    window_days: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+
+
+BUILT_IN = (
+    ComputedTrait("order_count", "count", "Order Completed"),
+    ComputedTrait("total_revenue", "sum", "Order Completed", "revenue"),
+    ComputedTrait("average_order_value", "avg", "Order Completed", "revenue"),
+    ComputedTrait("days_since_last_order", "recency_days", "Order Completed"),
+)
+RFM_NAMES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
+
+
+def parse_definition(raw: Any) -> ComputedTrait:
+    """Check one definition (from YAML or JSON); errors name the field and the fix."""
+    if not isinstance(raw, dict):
+        raise InvalidField("a computed trait is a mapping with name and function", field="trait")
+    unknown = set(raw) - {"name", "function", "event", "property", "where", "window_days"}
+    if unknown:
+        raise InvalidField(
+            f"unknown key(s) {', '.join(sorted(unknown))} in computed trait",
+            field=sorted(unknown)[0],
+        )
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidField(
+            f"name {name!r} must be lower_snake_case, e.g. 'lifetime_orders'",
+            field="name",
+            value=name,
+        )
+    if name in {t.name for t in BUILT_IN} | set(RFM_NAMES):
+        raise InvalidField(
+            f"{name!r} is a built-in computed trait; pick another name", field="name", value=name
+        )
+    function = raw.get("function")
+    if function not in FUNCTIONS:
+        raise InvalidField(
+            f"function {function!r} must be one of {', '.join(FUNCTIONS)}",
+            field="function",
+            value=function,
+        )
+    prop = raw.get("property")
+    if function in _NEEDS_PROPERTY and not isinstance(prop, str):
+        raise InvalidField(
+            f"function {function!r} needs `property:` (the event property to aggregate)",
+            field="property",
+        )
+    where = raw.get("where") or {}
+    if not isinstance(where, dict) or not all(
+        isinstance(v, str | int | float | bool) for v in where.values()
+    ):
+        raise InvalidField("where must map property names to plain values", field="where")
+    window = raw.get("window_days")
+    if window is not None and (not isinstance(window, int) or window <= 0):
+        raise InvalidField(
+            f"window_days {window!r} must be a positive whole number of days",
+            field="window_days",
+            value=window,
+        )
+    event = raw.get("event")
+    if event is not None and not isinstance(event, str):
+        raise InvalidField("event must be an event name", field="event")
+    return ComputedTrait(name, function, event, prop, dict(where), window)
+
+
+# -- compiling to SQL ---------------------------------------------------------------
+
+
+def _path(name: str) -> str:
+    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def events_of_profiles(only_listed: bool = False) -> exp.Select:
+    """Events with the live profile they belong to (through merges); with `only_listed`,
+    only those of the profiles in the `$profiles` list parameter."""
+    query = (
+        sqlglot.select(
+            exp.func(
+                "coalesce", exp.column("merged_into", "p"), exp.column("profile_id", "ep")
+            ).as_("profile_id"),
+            exp.Column(this=exp.Star(), table=exp.to_identifier("e")),
+        )
+        .from_("events AS e")
+        .join("event_profiles AS ep", on="ep.seq = e.seq")
+        .join("profiles AS p", on="p.profile_id = ep.profile_id", join_type="left")
+    )
+    if only_listed:
+        listed = sqlglot.select(exp.func("unnest", exp.Placeholder(this="profiles")))
+        query = query.where(
+            exp.func(
+                "coalesce", exp.column("merged_into", "p"), exp.column("profile_id", "ep")
+            ).isin(query=listed)
+        )
+    return query
+
+
+def compile_trait(
+    trait: ComputedTrait, parameters: dict[str, Any], only_listed: bool = False
+) -> exp.Select:
+    """One trait as `SELECT profile_id, value ... GROUP BY profile_id`.
+
+    Values are added to `parameters` under fresh names; `$now` is the clock.
+    """
+
+    def bind(value: Any) -> exp.Placeholder:
+        key = f"p{len(parameters)}"
+        parameters[key] = value
+        return exp.Placeholder(this=key)
+
+    now = exp.Cast(this=exp.Placeholder(this="now"), to=exp.DataType.build("TIMESTAMP"))
+
+    conditions: list[exp.Expression] = []
+    if trait.event is not None:
+        conditions.append(exp.column("event", "ev").eq(bind(trait.event)))
+        conditions.append(exp.column("type", "ev").eq(exp.Literal.string("track")))
+    for key, wanted in trait.where.items():
+        extracted = exp.func(
+            "json_extract_string", exp.column("properties", "ev"), bind(_path(key))
+        )
+        conditions.append(
+            extracted.eq(bind(str(wanted).lower() if isinstance(wanted, bool) else str(wanted)))
+        )
+    if trait.window_days is not None:
+        since = exp.Sub(
+            this=now.copy(),
+            expression=exp.Interval(this=bind(str(trait.window_days)), unit=exp.var("DAY")),
+        )
+        conditions.append(exp.column("timestamp", "ev") >= since)
+
+    value: Any = exp.Null()
+    if trait.property is not None:
+        value = exp.func(
+            "json_extract_string", exp.column("properties", "ev"), bind(_path(trait.property))
+        )
+        if trait.function in _NUMERIC or trait.function in ("min", "max"):
+            value = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
+    timestamp = exp.column("timestamp", "ev")
+    builders: dict[str, Callable[[], Any]] = {
+        "count": lambda: exp.Count(this=exp.Star()),
+        "sum": lambda: exp.Sum(this=value),
+        "avg": lambda: exp.Avg(this=value),
+        "min": lambda: exp.Min(this=value),
+        "max": lambda: exp.Max(this=value),
+        "first": lambda: exp.func("arg_min", value, timestamp),
+        "last": lambda: exp.func("arg_max", value, timestamp),
+        "distinct_count": lambda: exp.Count(this=exp.Distinct(expressions=[value])),
+        "most_frequent": lambda: exp.Anonymous(this="mode", expressions=[value]),
+        # Anonymous: sqlglot's DateDiff would reorder the arguments for DuckDB.
+        "recency_days": lambda: exp.Anonymous(
+            this="date_diff",
+            expressions=[exp.Literal.string("day"), exp.Max(this=timestamp), now.copy()],
+        ),
+    }
+    aggregate = builders[trait.function]()
+    query = (
+        sqlglot.select(exp.column("profile_id", "ev"), aggregate.as_("value"))
+        .from_(events_of_profiles(only_listed).subquery("ev"))
+        .group_by(exp.column("profile_id", "ev"))
+    )
+    for condition in conditions:
+        query = query.where(condition)
+    return query
+
+
+def compile_all(
+    traits: list[ComputedTrait], now: str, profile_ids: list[str] | None
+) -> tuple[str, dict[str, Any]]:
+    """All traits in one query: `profile_id, name, value (JSON)` rows."""
+    parameters: dict[str, Any] = {"now": now}
+    parts = []
+    for index, trait in enumerate(traits):
+        query = compile_trait(trait, parameters, profile_ids is not None)
+        parts.append(
+            sqlglot.select(
+                exp.column("profile_id"),
+                exp.Literal.string(trait.name).as_("name"),
+                exp.func("to_json", exp.column("value")).as_("value"),
+            ).from_(query.subquery(f"q{index}"))
+        )
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    outer = sqlglot.select("*").from_(union.subquery("traits"))
+    if profile_ids is not None:
+        parameters["profiles"] = profile_ids
+    return outer.sql(dialect="duckdb"), parameters
+
+
+RFM_SQL = """
+WITH orders AS (
+    SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id,
+           date_diff('day', max(e.timestamp), $now::TIMESTAMP) AS recency,
+           count(*) AS frequency,
+           coalesce(sum(TRY_CAST(json_extract_string(e.properties, '$.revenue') AS DOUBLE)), 0)
+               AS monetary
+    FROM events e JOIN event_profiles ep ON ep.seq = e.seq
+    LEFT JOIN profiles p ON p.profile_id = ep.profile_id
+    WHERE e.type = 'track' AND e.event = 'Order Completed'
+    GROUP BY 1),
+scored AS (
+    SELECT profile_id,
+           ntile(5) OVER (ORDER BY recency DESC) AS r,
+           ntile(5) OVER (ORDER BY frequency) AS f,
+           ntile(5) OVER (ORDER BY monetary) AS m
+    FROM orders)
+SELECT profile_id, r, f, m, concat(r, f, m) FROM scored
+"""
+
+
+def rfm_rows(rows: list[tuple[Any, ...]]) -> list[tuple[str, str, str]]:
+    """RFM query rows as (profile_id, name, JSON value) like the other traits."""
+    out = []
+    for profile_id, recency, frequency, monetary, segment in rows:
+        for name, value in zip(RFM_NAMES, (recency, frequency, monetary, segment), strict=True):
+            out.append((profile_id, name, orjson.dumps(value).decode()))
+    return out
