@@ -33,9 +33,22 @@ PAIRS = "sum(n * (n - 1) / 2)"
 
 def load_demo(data_dir: Path, people: int, seed: int) -> None:
     env = {**os.environ, "TESSERA_DATA_DIR": str(data_dir)}
-    subprocess.run([sys.executable, "-m", "tessera.cli", "demo", "--people", str(people),
-                    "--seed", str(seed), "--json"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tessera.cli",
+            "demo",
+            "--people",
+            str(people),
+            "--seed",
+            str(seed),
+            "--json",
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
@@ -48,7 +61,7 @@ def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
         JOIN sources s ON s.name = t.source
         JOIN events e ON e.source_id = s.id AND e.message_id = t.message_id
         LEFT JOIN event_profiles ep ON ep.seq = e.seq
-        LEFT JOIN profiles p ON p.profile_id = ep.profile_id""")  # noqa: S608 (our own path)
+        LEFT JOIN profiles p ON p.profile_id = ep.profile_id""")
     row = store.fetch_one(f"""
         SELECT (SELECT {PAIRS} FROM (SELECT count(*) n FROM scored GROUP BY profile_id, person_id)),
                (SELECT {PAIRS} FROM (SELECT count(*) n FROM scored GROUP BY profile_id)),
@@ -63,10 +76,15 @@ def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
     recall = right / true if true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "events": int(events), "people": int(persons), "profiles": int(profiles),
+        "events": int(events),
+        "people": int(persons),
+        "profiles": int(profiles),
         "unattributed_events": int(unattributed),
-        "precision": round(precision, 5), "recall": round(recall, 5), "f1": round(f1, 5),
-        "misses": explain_misses(runtime), "wrong_merges": explain_wrong_merges(runtime),
+        "precision": round(precision, 5),
+        "recall": round(recall, 5),
+        "f1": round(f1, 5),
+        "misses": explain_misses(runtime),
+        "wrong_merges": explain_wrong_merges(runtime),
     }
 
 
@@ -128,14 +146,20 @@ def main() -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"events {report['events']:,}  people {report['people']:,}  "
-                  f"profiles {report['profiles']:,}  unattributed {report['unattributed_events']:,}")
-    console.print(f"precision [bold]{report['precision']}[/]  recall [bold]{report['recall']}[/]"
-                  f"  F1 [bold]{report['f1']}[/]")
-    for title, rows in (("recall misses: what split-off profiles hold", report["misses"]),
-                        ("wrong merges", report["wrong_merges"])):
+    console.print(
+        f"events {report['events']:,}  people {report['people']:,}  "
+        f"profiles {report['profiles']:,}  unattributed {report['unattributed_events']:,}"
+    )
+    console.print(
+        f"precision [bold]{report['precision']}[/]  recall [bold]{report['recall']}[/]"
+        f"  F1 [bold]{report['f1']}[/]"
+    )
+    for title, rows in (
+        ("recall misses: what split-off profiles hold", report["misses"]),
+        ("wrong merges", report["wrong_merges"]),
+    ):
         table = Table(title=title)
-        for column in (rows[0] if rows else {"none": ""}):
+        for column in rows[0] if rows else {"none": ""}:
             table.add_column(column)
         for row in rows:
             table.add_row(*(str(v)[:80] for v in row.values()))

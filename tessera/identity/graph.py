@@ -8,7 +8,8 @@ The rule, per event (after Segment Unify):
 2. Keep each one unless keeping it would break a rule: more identifiers of a type
    than its limit in the resulting profile, a pair someone unmerged, or a profile at
    the circuit breaker's size absorbing more. A dropped identifier is a conflict,
-   recorded in the ledger; it is not linked by this event.
+   recorded in the ledger; it is not linked by this event (if it is new, it starts a
+   profile of its own, without the event).
 3. The kept identifiers' profiles merge into the oldest; new identifiers join it; with
    no known identifier a new profile starts.
 Every link and merge is recorded with the event that caused it.
@@ -100,13 +101,19 @@ class IdentityGraph:
                 continue
             kept.append(identifier)
             profiles, fresh = trial_profiles, trial_fresh
-        return self._apply(seq, kept, profiles, fresh)
+        survivor = self._apply(seq, kept, profiles, fresh)
+        for identifier in identifiers:
+            if self.profile_of.get(identifier) is None:
+                # Dropped by a rule and seen nowhere else: it starts a profile of its own
+                # (without this event), so it is not lost and can still be found.
+                self._apply(seq, [identifier], [], [identifier])
+        return survivor
 
     def _apply(
         self, seq: int, kept: list[Identifier], profiles: list[str], fresh: list[Identifier]
     ) -> str:
-        anchor = kept[0]
         if not profiles:
+            anchor = kept[0]
             survivor = profile_id_for(seq, anchor)
             self.members[survivor] = []
             self.counts[survivor] = Counter()
@@ -116,6 +123,9 @@ class IdentityGraph:
             fresh = [i for i in fresh if i != anchor]
         else:
             survivor = min(profiles, key=lambda p: (self.created[p], p))
+            # The edges the ledger records start from an identifier the survivor already
+            # holds, so `explain` can walk from any identifier to any other.
+            anchor = next(i for i in kept if self.profile(i) == survivor)
             for other in profiles:
                 if other != survivor:
                     pair = next(i for i in kept if self.profile(i) == other)

@@ -70,7 +70,9 @@ def profile_view(
         [profile_id],
     )
     if summary is None:
-        raise NotFound(f"no profile {profile_id!r}")
+        # A profile started by an identifier a rule kept apart has no events yet.
+        resolve_profile_id(store, profile_id)
+        summary = (None, None, 0, "[]", "{}", '{"traits": {}, "consent": {}}', "{}")
     first_seen, last_seen, count, channels, traits, state, consent = summary
     flagged = store.fetch_one("SELECT flagged FROM profiles WHERE profile_id = ?", [profile_id])
     identifiers = store.fetch_dicts(
