@@ -41,7 +41,8 @@ def start_server(
         **(extra_env or {}),
     }
     cmd = list(command or [sys.executable, "-m", "tessera.cli", "serve"])
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 (lives with it)
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
     wait_for(f"http://127.0.0.1:{port}/api/health", process)
     return process
 
@@ -152,6 +153,75 @@ def run_load(
     async def main() -> None:
         await asyncio.gather(
             *(_worker(port, path, header_text, share, events_each, result) for share in shares)
+        )
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+async def _paced_worker(
+    port: int, paths: list[str], headers: str, interval: float, deadline: float, result: LoadResult
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    index = 0
+    try:
+        while loop.time() < deadline:
+            path = paths[index % len(paths)]
+            index += 1
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
+            started = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            await reader.readexactly(length)
+            result.latencies_ms.append(1000 * (time.perf_counter() - started))
+            status = int(status_line.split()[1])
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            result.requests += 1
+            next_at += interval
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+    finally:
+        writer.close()
+
+
+def run_paced(
+    port: int,
+    paths: list[str],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int,
+    headers: dict[str, str],
+) -> LoadResult:
+    """GET `paths` round-robin at a fixed total rate for `seconds` (open-loop per
+    connection: a slow answer delays only its own connection's next request)."""
+    header_text = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    result = LoadResult(0, 0, 0.0, [], {})
+    interval = connections / rate
+
+    async def main() -> None:
+        deadline = asyncio.get_running_loop().time() + seconds
+        await asyncio.gather(
+            *(
+                _paced_worker(
+                    port, paths[i::connections] or paths, header_text, interval, deadline, result
+                )
+                for i in range(connections)
+            )
         )
 
     started = time.perf_counter()

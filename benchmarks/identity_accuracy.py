@@ -69,7 +69,8 @@ def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
                (SELECT count(*) FROM scored),
                (SELECT count(*) FROM scored WHERE profile_id LIKE 'none:%'),
                (SELECT count(DISTINCT person_id) FROM scored),
-               (SELECT count(DISTINCT profile_id) FROM scored WHERE profile_id NOT LIKE 'none:%')""")
+               (SELECT count(DISTINCT profile_id) FROM scored
+                WHERE profile_id NOT LIKE 'none:%')""")
     assert row is not None
     right, predicted, true, events, unattributed, persons, profiles = (float(v) for v in row)
     precision = right / predicted if predicted else 1.0
@@ -88,23 +89,61 @@ def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
     }
 
 
+def reachable_recall(runtime: Runtime, true_pairs: float) -> float:
+    """The best recall deterministic identifiers allow: within each real person, events
+    that share a (normalised, non-junk) identifier, transitively. No rule, no limit and
+    no wrong merge: an upper bound for any deterministic resolver."""
+    from tessera.identity.identifiers import JunkRules, identifiers_of
+    from tessera.pipeline import _COLUMNS, read_batch
+
+    person_of = dict(runtime.store.fetch_all("SELECT seq, person_id FROM scored"))
+    parent: dict[Any, Any] = {}
+
+    def find(node: Any) -> Any:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    junk = JunkRules.build()
+    last = 0
+    while rows := read_batch(runtime.store, last, 50_000):
+        for row in rows:
+            event = dict(zip(_COLUMNS, row, strict=True))
+            person = person_of.get(event["seq"])
+            if person is None:
+                continue
+            for identifier in identifiers_of(event, junk, None):
+                parent[find(("event", event["seq"]))] = find((person, identifier))
+        last = rows[-1][0]
+    sizes: dict[Any, int] = {}
+    for seq in person_of:
+        root = find(("event", seq))
+        sizes[root] = sizes.get(root, 0) + 1
+    reachable = sum(n * (n - 1) / 2 for n in sizes.values())
+    return reachable / true_pairs if true_pairs else 1.0
+
+
 def explain_misses(runtime: Runtime) -> list[dict[str, Any]]:
     """Each person's largest profile is 'theirs'; the others are split-offs. What do the
     split-offs hold? That says which identifier never linked them."""
     return runtime.store.fetch_dicts("""
         WITH cells AS (
             SELECT person_id, profile_id, count(*) AS n FROM scored GROUP BY ALL),
-        ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY person_id ORDER BY n DESC, profile_id) r
-            FROM cells),
         kinds AS (
             SELECT coalesce(p.merged_into, i.profile_id) AS profile_id,
                    string_agg(DISTINCT i.type, '+' ORDER BY i.type) AS identifier_types
-            FROM identities i LEFT JOIN profiles p ON p.profile_id = i.profile_id GROUP BY 1)
-        SELECT coalesce(k.identifier_types, 'no identifier') AS split_off_profile_holds,
-               count(*) AS profiles, sum(r.n) AS events
-        FROM ranked r LEFT JOIN kinds k ON k.profile_id = r.profile_id
-        WHERE r.r > 1 GROUP BY 1 ORDER BY events DESC LIMIT 10""")
+            FROM identities i LEFT JOIN profiles p ON p.profile_id = i.profile_id GROUP BY 1),
+        ranked AS (
+            -- a person's main profile: the one with their user_id, else their largest
+            SELECT c.*, k.identifier_types, row_number() OVER (
+                PARTITION BY c.person_id
+                ORDER BY coalesce(k.identifier_types LIKE '%user_id%', false) DESC,
+                         c.n DESC, c.profile_id) AS r
+            FROM cells c LEFT JOIN kinds k ON k.profile_id = c.profile_id)
+        SELECT coalesce(identifier_types, 'no identifier') AS split_off_profile_holds,
+               count(*) AS profiles, sum(n) AS events
+        FROM ranked WHERE r > 1 GROUP BY 1 ORDER BY events DESC LIMIT 10""")
 
 
 def explain_wrong_merges(runtime: Runtime) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         return RedirectResponse("/docs")
 
     @app.get("/api/health", include_in_schema=False)
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     @app.exception_handler(TesseraError)

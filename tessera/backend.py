@@ -254,7 +254,7 @@ class RemoteBackend:
         return result
 
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"limit": limit, **({"as_of": as_of} if as_of else {})}
+        params: dict[str, Any] = {"events": limit, **({"as_of": as_of} if as_of else {})}
         result: dict[str, Any] = self._call(
             "GET", f"/api/profiles/{quote(reference)}", params=params
         )

@@ -7,8 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
+from tessera.api.responses import json_response
 from tessera.identity import explain as identity
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
@@ -61,17 +64,42 @@ def profile_events(
 
 
 @router.get("/profiles/{reference:path}", summary="The 360° view: TYPE:VALUE or a profile id")
-def get_profile(
+async def get_profile(
     reference: str,
     runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    events: Annotated[int, Query(ge=0, le=500, description="Events to include (0: none)")] = 20,
     before_seq: int | None = None,
     as_of: Annotated[str | None, Query(description="A date: the profile as it stood then")] = None,
-) -> dict[str, Any]:
+) -> Response:
+    """Served from the pipeline's memory when it can be (no SQL, no thread hop); the
+    event page and anything the memory cannot answer go to the store on a thread."""
+    store, settings, pipeline = runtime.store, runtime.settings, runtime.pipeline
     if as_of:
-        return profile_as_of(runtime.store, runtime.settings, reference, as_of)
-    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
-    return view.profile_view(runtime.store, profile_id, limit=limit, before_seq=before_seq)
+        return json_response(
+            await run_in_threadpool(profile_as_of, store, settings, reference, as_of)
+        )
+    core = None
+    if not reference.startswith("prf_"):
+        found = pipeline.find_in_memory(identifier_from_text(reference, settings.default_region))
+        core = pipeline.read_profile(found) if found else None
+    if core is not None and events == 0:
+        return json_response(core)
+
+    def full_view() -> dict[str, Any]:
+        profile_id = (
+            core["profile_id"]
+            if core
+            else view.lookup(store, reference, settings.default_region, pipeline.find_in_memory)
+        )
+        return view.profile_view(
+            store,
+            profile_id,
+            limit=events,
+            before_seq=before_seq,
+            core=core or pipeline.read_profile(profile_id),
+        )
+
+    return json_response(await run_in_threadpool(full_view))
 
 
 @router.get("/identity/explain", summary="Why two identifiers are one person")

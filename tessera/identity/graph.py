@@ -59,11 +59,14 @@ class IdentityGraph:
         self.created: dict[str, int] = {}
         #: absorbed profile -> the live profile it now belongs to (always one hop)
         self.redirect: dict[str, str] = {}
-        self._absorbed: dict[str, list[str]] = {}
+        #: live profile -> every profile merged into it
+        self.absorbed: dict[str, list[str]] = {}
         self.flagged: dict[str, str] = {}
         # What changed since the last `drain()`: the pipeline persists it.
         self.ledger: list[LedgerEntry] = []
         self.new_links: list[tuple[Identifier, str, int]] = []
+        #: when each identifier was first linked (the seq of its event)
+        self.first_seq: dict[Identifier, int] = {}
         self.changed_profiles: set[str] = set()
 
     # -- queries ----------------------------------------------------------------
@@ -174,6 +177,7 @@ class IdentityGraph:
 
     def _attach(self, seq: int, profile: str, identifier: Identifier) -> None:
         self.profile_of[identifier] = profile
+        self.first_seq[identifier] = seq
         self.members[profile].append(identifier)
         self.counts[profile][identifier.type] += 1
         self.new_links.append((identifier, profile, seq))
@@ -184,10 +188,10 @@ class IdentityGraph:
         self.ledger.append(LedgerEntry(seq, "merge", survivor, anchor, pair, other_profile=other))
         self.members[survivor].extend(self.members.pop(other))
         self.counts[survivor].update(self.counts.pop(other))
-        moved = [other, *self._absorbed.pop(other, [])]
+        moved = [other, *self.absorbed.pop(other, [])]
         for absorbed in moved:
             self.redirect[absorbed] = survivor
-        self._absorbed.setdefault(survivor, []).extend(moved)
+        self.absorbed.setdefault(survivor, []).extend(moved)
         if other in self.flagged:
             self.flagged.setdefault(survivor, self.flagged.pop(other))
         self.changed_profiles.update((survivor, *moved))

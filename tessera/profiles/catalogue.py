@@ -85,5 +85,15 @@ def refresh(store: Store, traits: list[ComputedTrait], now: datetime | None = No
     return len(rows)
 
 
+def load(store: Store) -> dict[str, dict[str, object]]:
+    """The materialised computed traits, per profile, for serving from memory."""
+    found: dict[str, dict[str, object]] = {}
+    for profile, name, value in store.fetch_all(
+        "SELECT profile_id, name, value FROM computed_traits ORDER BY profile_id, name"
+    ):
+        found.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
+    return found
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)

@@ -56,8 +56,8 @@ def snapshot(runtime: Runtime) -> dict[str, Any]:
         ),
         "ledger": sorted(
             store.fetch_all(
-                "SELECT seq, kind, profile_id, identifier, other_identifier, other_profile_id, rule "
-                "FROM identity_ledger"
+                "SELECT seq, kind, profile_id, identifier, other_identifier, other_profile_id, "
+                "rule FROM identity_ledger"
             )
         ),
         "computed": sorted(store.fetch_all("SELECT profile_id, name, value FROM computed_traits")),

@@ -202,3 +202,75 @@ def test_search_by_identifier_and_trait(runtime: Runtime) -> None:
     assert len(view.search(runtime.store, trait="name=jane")) == 1
     with pytest.raises(InvalidField, match="KEY=VALUE"):
         view.search(runtime.store, trait="name")
+
+
+def test_an_identifier_a_limit_keeps_apart_still_has_a_profile(settings) -> None:  # type: ignore[no-untyped-def]
+    limited = settings.model_copy(update={"identity_rules": {"email": {"limit": 1}}})
+    runtime = Runtime.open(limited)
+    try:
+        send(
+            runtime,
+            [
+                {
+                    "type": "identify",
+                    "userId": "jane",
+                    "traits": {"email": "a@x.co"},
+                    "messageId": "1",
+                },
+                {
+                    "type": "identify",
+                    "userId": "jane",
+                    "traits": {"email": "b@x.co"},
+                    "messageId": "2",
+                },
+            ],
+        )
+        runtime.pipeline.process()
+        apart = profile_of(runtime, "email:b@x.co")
+        assert apart != profile_of(runtime, "user_id:jane")
+        assert view.profile_view(runtime.store, apart)["event_count"] == 0
+    finally:
+        runtime.close()
+
+
+def test_the_memory_view_equals_the_store_view(runtime: Runtime) -> None:
+    """The server answers look-ups from the pipeline's memory; the CLI from the store.
+    Both must say the same, for every profile, merges and unmerges included."""
+    send(runtime, JANE)
+    send(
+        runtime,
+        [
+            {
+                "type": "identify",
+                "userId": "bob",
+                "anonymousId": "cookie-1",
+                "messageId": "b1",
+                "traits": {"name": "Bob"},
+            }
+        ],
+    )
+    runtime.pipeline.process()
+    runtime.pipeline.computed = catalogue.load(runtime.store)
+    profiles = [
+        r[0]
+        for r in runtime.store.fetch_all(
+            "SELECT profile_id FROM profiles WHERE merged_into IS NULL"
+        )
+    ]
+    assert len(profiles) >= 2
+    for profile in profiles:
+        assert runtime.pipeline.read_profile(profile) == view.profile_from_store(
+            runtime.store, profile
+        )
+
+
+def test_a_gap_in_the_log_is_not_its_end(runtime: Runtime) -> None:
+    send(
+        runtime, [{"type": "page", "anonymousId": f"a{n}", "messageId": str(n)} for n in range(30)]
+    )
+    runtime.store.execute("DELETE FROM events WHERE seq BETWEEN 5 AND 25")  # erased
+    limited = runtime.settings.model_copy(update={"pipeline_batch_size": 10})
+    from tessera.pipeline import Pipeline
+
+    run = Pipeline(runtime.store, limited).process()
+    assert run.events == 9 and runtime.pipeline.lag()["lag_events"] == 0
