@@ -103,6 +103,29 @@ class LoadResult:
         }
 
 
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
+                    result: LoadResult) -> int:
+    """Send one request on a keep-alive connection, read the whole answer, record it."""
+    started = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    await reader.readexactly(length)
+    result.latencies_ms.append(1000 * (time.perf_counter() - started))
+    status = int(status_line.split()[1])
+    result.statuses[status] = result.statuses.get(status, 0) + 1
+    result.requests += 1
+    return status
+
+
 async def _worker(
     port: int, path: str, headers: str, bodies: list[bytes], events_each: int, result: LoadResult
 ) -> None:
@@ -113,23 +136,7 @@ async def _worker(
                 f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
                 f"Content-Length: {len(body)}\r\n\r\n"
             ).encode() + body
-            started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            await reader.readexactly(length)
-            result.latencies_ms.append(1000 * (time.perf_counter() - started))
-            status = int(status_line.split()[1])
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            result.requests += 1
+            status = await _exchange(reader, writer, request, result)
             if status == 200:
                 result.events += events_each
     finally:
@@ -173,23 +180,7 @@ async def _paced_worker(
             path = paths[index % len(paths)]
             index += 1
             request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
-            started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            await reader.readexactly(length)
-            result.latencies_ms.append(1000 * (time.perf_counter() - started))
-            status = int(status_line.split()[1])
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            result.requests += 1
+            await _exchange(reader, writer, request, result)
             next_at += interval
             delay = next_at - loop.time()
             if delay > 0:

@@ -3,7 +3,9 @@
     python benchmarks/ingest.py [--batches 3000] [--connections 32] [--json]
 
 1. tessera: a real `tessera serve` on 127.0.0.1 takes 100-event batches as the SDKs
-   send them (full validation, dedupe, group commit; 200 only after COMMIT).
+   send them (full validation, dedupe, group commit; 200 only after COMMIT), with its
+   pipeline (identity and profiles) running beside it; how far the pipeline fell behind
+   and how long it took to catch up are reported too.
 2. bare-parse: an endpoint on the same uvicorn that only parses the JSON.
 3. duckdb-append: the same rows appended straight into a DuckDB file, in-process,
    1,000 rows per commit: the storage engine's own rate.
@@ -99,12 +101,26 @@ def bench_tessera(bodies: list[bytes], warmup: list[bytes], size: int, connectio
                 headers=headers,
             )
             stored = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers=admin).json()
+            caught_up = wait_for_pipeline(port, admin)
         finally:
             stop(server)
     summary = result.summary()
     summary["stored_events"] = stored["events"]
+    summary["pipeline_lag_at_end"] = stored["lag_events"]
+    summary["pipeline_catch_up_s"] = caught_up
     summary["expected_events"] = (len(bodies) + len(warmup)) * size
     return summary
+
+
+def wait_for_pipeline(port: int, admin: dict[str, str], limit: float = 300) -> float | None:
+    """Seconds until identity and profiles have caught up with what was ingested."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        lag = httpx.get(f"http://127.0.0.1:{port}/api/pipeline", headers=admin).json()
+        if lag["lag_events"] == 0:
+            return round(time.perf_counter() - started, 1)
+        time.sleep(0.2)
+    return None
 
 
 def bench_bare(bodies: list[bytes], warmup: list[bytes], size: int, connections: int) -> dict:
@@ -220,7 +236,11 @@ def main() -> None:
         "",
         f"{report['ratio_to_duckdb_append']:.2f} of it",
     )
-    Console(stderr=args.json).print(table)
+    console = Console(stderr=args.json)
+    console.print(table)
+    console.print(f"pipeline (identity + profiles, running beside ingest): "
+                  f"{tessera['pipeline_lag_at_end']:,} events behind when the load stopped, "
+                  f"caught up {tessera['pipeline_catch_up_s']} s later")
     if tessera["stored_events"] != tessera["expected_events"]:
         print(
             f"MISMATCH: stored {tessera['stored_events']} != sent {tessera['expected_events']}",

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,10 @@ _COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "p
 DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
                   "identity_ledger", "pipeline_state", "computed_traits")  # fmt: skip
 _WINDOW_REFRESH_SECONDS = 300
+#: while ingest is busy: the batch size, and 1/5 of the time for the pipeline
+_BUSY_BATCH = 2_000
+#: under continuous ingest, computed traits are refreshed at most this often
+_BUSY_REFRESH_SECONDS = 30
 NOTABLE = ("merge", "conflict", "breaker")
 
 
@@ -87,6 +92,7 @@ class Pipeline:
         self.computed: dict[str, dict[str, Any]] = {}
         self._ledger_id = 0
         self._refreshed_at = 0.0
+        self._ingest_commits: Callable[[], int] = lambda: 0
 
     # -- running ------------------------------------------------------------------
 
@@ -173,21 +179,44 @@ class Pipeline:
             self._thread.join()
             self._thread = None
 
+    def watch_ingest(self, commits: Callable[[], int]) -> None:
+        """Give the background loop a way to see ingest activity (the writer's commits)."""
+        self._ingest_commits = commits
+
     def _loop(self) -> None:
+        """Follow the log. Acknowledging events comes first: while the writer is
+        committing, the pipeline works a fifth of the time (it sleeps four times as
+        long as each batch took) and lets its lag grow; when ingest pauses it catches up
+        flat out. Measured: without this, ingest fell from ~55k to ~17k events/s. Under
+        load the batches are small too: a batch holds the GIL for its whole Python part,
+        and a 20,000-event one stalled request handling for ~0.4 s."""
         with self._lock:
             self._unifier = self._unifier or self._load()  # look-ups served from memory now
+        stale = busy = False
         while not self._stopping.is_set():
             self._wake.wait(self._settings.pipeline_interval_seconds)
             self._wake.clear()
             try:
-                while (
-                    not self._stopping.is_set()
-                    and self.process(self._settings.pipeline_batch_size).events
-                ):
-                    pass
-                if time.monotonic() - self._refreshed_at > _WINDOW_REFRESH_SECONDS:
-                    # Windowed traits (last 30 days...) change as time passes.
+                while not self._stopping.is_set():
+                    commits, started = self._ingest_commits(), time.monotonic()
+                    size = self._settings.pipeline_batch_size
+                    with self._lock:
+                        done = self._process_batch(min(size, _BUSY_BATCH) if busy else size)
+                    if not done:
+                        break
+                    stale = True
+                    busy = self._ingest_commits() != commits
+                    if busy:
+                        self._stopping.wait(4 * (time.monotonic() - started))
+                    if time.monotonic() - self._refreshed_at > _BUSY_REFRESH_SECONDS:
+                        self.refresh_computed_traits()
+                        stale = False
+                if stale or time.monotonic() - self._refreshed_at > _WINDOW_REFRESH_SECONDS:
+                    # Caught up: computed traits read the whole history, so they are
+                    # refreshed once here rather than after every batch. Windowed ones
+                    # (last 30 days...) also change as time passes.
                     self.refresh_computed_traits()
+                    stale = False
             except Exception:
                 log.exception("pipeline batch failed; it will be retried")
                 self._unifier = None  # reload from the store: memory may be ahead of it

@@ -47,6 +47,7 @@ class Runtime:
             retry_after_seconds=settings.retry_after_seconds,
             dedupe_since_micros=since,
         )
+        pipeline.watch_ingest(lambda: writer.commits)
         sources = SourceDirectory(store)
         collector = Collector(
             sources,
