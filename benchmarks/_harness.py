@@ -103,8 +103,9 @@ class LoadResult:
         }
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
-                    result: LoadResult) -> int:
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, result: LoadResult
+) -> int:
     """Send one request on a keep-alive connection, read the whole answer, record it."""
     started = time.perf_counter()
     writer.write(request)

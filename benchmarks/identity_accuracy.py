@@ -76,6 +76,7 @@ def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
     precision = right / predicted if predicted else 1.0
     recall = right / true if true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    ceiling = reachable_recall(runtime, true)
     return {
         "events": int(events),
         "people": int(persons),
@@ -84,6 +85,8 @@ def measure(runtime: Runtime, truth: Path) -> dict[str, Any]:
         "precision": round(precision, 5),
         "recall": round(recall, 5),
         "f1": round(f1, 5),
+        "reachable_recall": round(ceiling, 5),
+        "recall_of_reachable": round(recall / ceiling, 5) if ceiling else 1.0,
         "misses": explain_misses(runtime),
         "wrong_merges": explain_wrong_merges(runtime),
     }
@@ -191,7 +194,8 @@ def main() -> None:
     )
     console.print(
         f"precision [bold]{report['precision']}[/]  recall [bold]{report['recall']}[/]"
-        f"  F1 [bold]{report['f1']}[/]"
+        f"  F1 [bold]{report['f1']}[/]  reachable recall {report['reachable_recall']}"
+        f" (we reach {report['recall_of_reachable']:.1%} of it)"
     )
     for title, rows in (
         ("recall misses: what split-off profiles hold", report["misses"]),

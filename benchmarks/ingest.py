@@ -238,9 +238,11 @@ def main() -> None:
     )
     console = Console(stderr=args.json)
     console.print(table)
-    console.print(f"pipeline (identity + profiles, running beside ingest): "
-                  f"{tessera['pipeline_lag_at_end']:,} events behind when the load stopped, "
-                  f"caught up {tessera['pipeline_catch_up_s']} s later")
+    console.print(
+        f"pipeline (identity + profiles, running beside ingest): "
+        f"{tessera['pipeline_lag_at_end']:,} events behind when the load stopped, "
+        f"caught up {tessera['pipeline_catch_up_s']} s later"
+    )
     if tessera["stored_events"] != tessera["expected_events"]:
         print(
             f"MISMATCH: stored {tessera['stored_events']} != sent {tessera['expected_events']}",

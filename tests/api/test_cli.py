@@ -151,21 +151,35 @@ def test_unify_from_the_command_line(tmp_path: Path) -> None:
     path = tmp_path / "crm.csv"
     path.write_text("email,first,card\nJane@X.fr,Jane,LC1\njane@x.fr ,Jane,LC2\n")
     (tmp_path / "crm.yml").write_text(
-        "identifiers: {email: email, loyalty_id: card}\ntraits: {first_name: first}\n")
+        "identifiers: {email: email, loyalty_id: card}\ntraits: {first_name: first}\n"
+    )
     tessera(data, "import", str(path), "--source", "crm", "--mapping", str(tmp_path / "crm.yml"))
     assert as_json(tessera(data, "stats", "--json"))["lag_events"] == 2
     assert as_json(tessera(data, "process", "--json"))["events"] == 2
     profile = as_json(tessera(data, "profiles", "show", "email:JANE@x.fr", "--json"))
     assert {i["value"] for i in profile["identifiers"]} == {"jane@x.fr", "LC1", "LC2"}
     assert profile["traits"]["first_name"] == "Jane"
-    answer = as_json(tessera(data, "profiles", "explain", "loyalty_id:LC1", "loyalty_id:LC2",
-                             "--json"))
+    answer = as_json(
+        tessera(data, "profiles", "explain", "loyalty_id:LC1", "loyalty_id:LC2", "--json")
+    )
     assert [step["to"] for step in answer["chain"]] == ["email:jane@x.fr", "loyalty_id:LC2"]
     (tmp_path / "traits.yml").write_text("name: cards\nfunction: count\n")
     tessera(data, "traits", "create", str(tmp_path / "traits.yml"))
     assert "cards" in tessera(data, "traits", "list").stdout
-    split = as_json(tessera(data, "profiles", "unmerge", "loyalty_id:LC1", "loyalty_id:LC2",
-                            "--reason", "two cards, two people", "--json"))
+    split = as_json(
+        tessera(
+            data,
+            "profiles",
+            "unmerge",
+            "loyalty_id:LC1",
+            "loyalty_id:LC2",
+            "--reason",
+            "two cards, two people",
+            "--json",
+        )
+    )
     assert split["first_profile"] != split["second_profile"]
-    assert "no profile has email:nobody@x.fr" in tessera(
-        data, "profiles", "show", "email:nobody@x.fr", expect=1).stderr
+    assert (
+        "no profile has email:nobody@x.fr"
+        in tessera(data, "profiles", "show", "email:nobody@x.fr", expect=1).stderr
+    )
