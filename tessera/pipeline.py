@@ -50,7 +50,7 @@ _COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "p
 DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
                   "identity_ledger", "pipeline_state", "computed_traits")  # fmt: skip
 _WINDOW_REFRESH_SECONDS = 300
-#: while ingest is busy: the batch size, and 1/5 of the time for the pipeline
+#: while ingest is busy: the batch size, and 1/10 of the time for the pipeline
 _BUSY_BATCH = 2_000
 #: under continuous ingest, computed traits are refreshed at most this often
 _BUSY_REFRESH_SECONDS = 30
@@ -185,7 +185,7 @@ class Pipeline:
 
     def _loop(self) -> None:
         """Follow the log. Acknowledging events comes first: while the writer is
-        committing, the pipeline works a fifth of the time (it sleeps four times as
+        committing, the pipeline works a tenth of the time (it sleeps nine times as
         long as each batch took) and lets its lag grow; when ingest pauses it catches up
         flat out. Measured: without this, ingest fell from ~55k to ~17k events/s. Under
         load the batches are small too: a batch holds the GIL for its whole Python part,
@@ -207,7 +207,7 @@ class Pipeline:
                     stale = True
                     busy = self._ingest_commits() != commits
                     if busy:
-                        self._stopping.wait(4 * (time.monotonic() - started))
+                        self._stopping.wait(9 * (time.monotonic() - started))
                     if time.monotonic() - self._refreshed_at > _BUSY_REFRESH_SECONDS:
                         self.refresh_computed_traits()
                         stale = False
