@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import basic, free_port, run_load, start_server, stop
+from _harness import LoadResult, basic, free_port, run_load, start_server, stop
 
 EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Checkout Started", "Email Opened"]
 
@@ -84,22 +84,7 @@ def bench_tessera(bodies: list[bytes], warmup: list[bytes], size: int, connectio
                 "Authorization": basic(created["write_key"]),
                 "Content-Type": "application/json",
             }
-            run_load(
-                port,
-                "/v1/batch",
-                warmup,
-                events_each=size,
-                connections=connections,
-                headers=headers,
-            )
-            result = run_load(
-                port,
-                "/v1/batch",
-                bodies,
-                events_each=size,
-                connections=connections,
-                headers=headers,
-            )
+            result = warm_then_load(port, warmup, bodies, size, connections, headers)
             stored = httpx.get(f"http://127.0.0.1:{port}/api/stats", headers=admin).json()
             caught_up = wait_for_pipeline(port, admin)
         finally:
@@ -110,6 +95,21 @@ def bench_tessera(bodies: list[bytes], warmup: list[bytes], size: int, connectio
     summary["pipeline_catch_up_s"] = caught_up
     summary["expected_events"] = (len(bodies) + len(warmup)) * size
     return summary
+
+
+def warm_then_load(
+    port: int,
+    warmup: list[bytes],
+    bodies: list[bytes],
+    size: int,
+    connections: int,
+    headers: dict[str, str],
+) -> LoadResult:
+    """Send the warm-up batches (not measured), then the measured ones."""
+    run_load(port, "/v1/batch", warmup, events_each=size, connections=connections, headers=headers)
+    return run_load(
+        port, "/v1/batch", bodies, events_each=size, connections=connections, headers=headers
+    )
 
 
 def wait_for_pipeline(port: int, admin: dict[str, str], limit: float = 300) -> float | None:
@@ -130,22 +130,7 @@ def bench_bare(bodies: list[bytes], warmup: list[bytes], size: int, connections:
         server = start_server(Path(tmp), port, command=[sys.executable, str(script), str(port)])
         try:
             headers = {"Content-Type": "application/json"}
-            run_load(
-                port,
-                "/v1/batch",
-                warmup,
-                events_each=size,
-                connections=connections,
-                headers=headers,
-            )
-            result = run_load(
-                port,
-                "/v1/batch",
-                bodies,
-                events_each=size,
-                connections=connections,
-                headers=headers,
-            )
+            result = warm_then_load(port, warmup, bodies, size, connections, headers)
         finally:
             stop(server)
     return result.summary()

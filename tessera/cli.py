@@ -299,22 +299,24 @@ def demo(
 def process(json: JsonOption = False) -> None:
     """Run the pipeline over events not processed yet (`serve` does this continuously)."""
     with _backend() as backend:
-        run = backend.process()
-    _print_json(run) if json else out.print(
-        f"Processed {run['events']} events in {run['seconds']} s "
-        f"({run['events_per_second']} events/s)."
-    )
+        _print_run(backend.process(), "Processed", json)
 
 
 @app.command()
 def rebuild(json: JsonOption = False) -> None:
     """Recompute identity, profiles and computed traits from the whole event log."""
     with _backend() as backend:
-        run = backend.rebuild()
-    _print_json(run) if json else out.print(
-        f"Rebuilt from {run['events']} events in {run['seconds']} s "
-        f"({run['events_per_second']} events/s)."
-    )
+        _print_run(backend.rebuild(), "Rebuilt from", json)
+
+
+def _print_run(run: dict[str, Any], verb: str, json: bool) -> None:
+    if json:
+        _print_json(run)
+    else:
+        out.print(
+            f"{verb} {run['events']} events in {run['seconds']} s "
+            f"({run['events_per_second']} events/s)."
+        )
 
 
 @profiles_app.command("show")
