@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import RedirectResponse, Response
 
 from tessera import __version__
-from tessera.api import admin, profiles
+from tessera.api import admin, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.responses import error_response, json_response
 from tessera.errors import InvalidRequest, TesseraError
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.router.routes.append(route)
     app.include_router(admin.router)
     app.include_router(profiles.router)
+    app.include_router(segments.router)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -51,6 +51,14 @@ class Backend(Protocol):
     def computed_traits(self) -> list[dict[str, Any]]: ...
     def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]: ...
     def delete_trait(self, name: str) -> dict[str, Any]: ...
+    def segments(
+        self,
+        action: str,
+        name: str | None = None,
+        query: str | None = None,
+        reference: str | None = None,
+        limit: int = 100,
+    ) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -147,6 +155,40 @@ class LocalBackend:
     def delete_trait(self, name: str) -> dict[str, Any]:
         catalogue.delete_definition(self.runtime.store, name)
         return {"deleted": name}
+
+    def segments(
+        self,
+        action: str,
+        name: str | None = None,
+        query: str | None = None,
+        reference: str | None = None,
+        limit: int = 100,
+    ) -> Any:
+        from tessera.api.segments import computed_names
+        from tessera.segments import service
+
+        store = self.runtime.store
+        if action == "create":
+            return service.create(store, name or "", query or "", computed_names(self.runtime))
+        if action == "preview":
+            return service.preview(store, query or "", computed_names(self.runtime))
+        if action == "list":
+            return service.list_segments(store)
+        if action == "show":
+            return service.get(store, name or "")
+        if action == "delete":
+            service.delete(store, name or "")
+            return {"deleted": name}
+        if action == "members":
+            return service.members(store, name or "", limit)
+        if action == "history":
+            return service.history(store, name or "")
+        if action == "overlap":
+            return service.overlap(store)
+        if action == "why":
+            profile = view.lookup(store, reference or "", self.runtime.settings.default_region)
+            return service.why(store, name or "", profile)
+        raise ValueError(action)
 
     def close(self) -> None:
         self.runtime.close()
@@ -294,6 +336,30 @@ class RemoteBackend:
     def delete_trait(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("DELETE", f"/api/computed-traits/{quote(name)}")
         return result
+
+    def segments(
+        self,
+        action: str,
+        name: str | None = None,
+        query: str | None = None,
+        reference: str | None = None,
+        limit: int = 100,
+    ) -> Any:
+        base = "/api/segments"
+        named = f"{base}/{quote(name or '')}"
+        calls: dict[str, tuple[str, str, dict[str, Any]]] = {
+            "create": ("POST", base, {"json": {"name": name, "query": query}}),
+            "preview": ("POST", f"{base}/preview", {"json": {"query": query}}),
+            "list": ("GET", base, {}),
+            "show": ("GET", named, {}),
+            "delete": ("DELETE", named, {}),
+            "members": ("GET", f"{named}/members", {"params": {"limit": limit}}),
+            "history": ("GET", f"{named}/history", {}),
+            "overlap": ("GET", f"{base}/overlap", {}),
+            "why": ("GET", f"{named}/why/{quote(reference or '')}", {}),
+        }
+        method, path, extra = calls[action]
+        return self._call(method, path, **extra)
 
     def close(self) -> None:
         self._http.close()

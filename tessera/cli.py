@@ -37,7 +37,11 @@ traits_app = typer.Typer(
 app.add_typer(sources_app, name="sources")
 app.add_typer(events_app, name="events")
 app.add_typer(profiles_app, name="profiles")
+segments_app = typer.Typer(
+    help="Segments: who matches a condition, kept up to date.", no_args_is_help=True
+)
 app.add_typer(traits_app, name="traits")
+app.add_typer(segments_app, name="segments")
 
 out = Console()
 err = Console(stderr=True)
@@ -449,6 +453,106 @@ def traits_delete(name: str) -> None:
     with _backend() as backend:
         backend.delete_trait(name)
     out.print(f"Deleted {name}.")
+
+
+QueryOption = Annotated[str, typer.Option("--query", help="The segment, in the segment language.")]
+
+
+@segments_app.command("create")
+def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> None:
+    """Create a segment; it is evaluated over the whole history at once."""
+    with _backend() as backend:
+        segment = backend.segments("create", name=name, query=query)
+    _print_json(segment) if json else out.print(
+        f"{segment['name']}: {segment['size']} members. {segment['description']}"
+    )
+
+
+@segments_app.command("preview")
+def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
+    """Size, a sample and the description of a query, without saving it."""
+    with _backend() as backend:
+        result = backend.segments("preview", query=query)
+    if json:
+        _print_json(result)
+    else:
+        out.print(f"{result['size']} profiles: {result['description']}")
+        out.print("sample: " + ", ".join(result["sample"]))
+
+
+@segments_app.command("list")
+def segments_list(json: JsonOption = False) -> None:
+    """Segments with their sizes."""
+    with _backend() as backend:
+        rows = backend.segments("list")
+    _print_json(rows) if json else _table(rows, ["name", "size", "description", "evaluated_at"])
+
+
+@segments_app.command("show")
+def segments_show(name: str, json: JsonOption = False) -> None:
+    """A segment's definition, description and size."""
+    with _backend() as backend:
+        segment = backend.segments("show", name=name)
+    _print_json(segment) if json else out.print(
+        f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
+        f"  {segment['description']}"
+    )
+
+
+@segments_app.command("delete")
+def segments_delete(name: str) -> None:
+    """Delete a segment and its membership history."""
+    with _backend() as backend:
+        backend.segments("delete", name=name)
+    out.print(f"Deleted {name}.")
+
+
+@segments_app.command("members")
+def segments_members(
+    name: str, limit: Annotated[int, typer.Option()] = 100, json: JsonOption = False
+) -> None:
+    """Current members, newest first."""
+    with _backend() as backend:
+        rows = backend.segments("members", name=name, limit=limit)
+    _print_json(rows) if json else _table(rows, ["profile_id", "email", "entered_at"])
+
+
+@segments_app.command("history")
+def segments_history(name: str, json: JsonOption = False) -> None:
+    """Size per day, from who entered and who left."""
+    with _backend() as backend:
+        result = backend.segments("history", name=name)
+    _print_json(result) if json else _table(result["days"], ["day", "change", "size"])
+
+
+@segments_app.command("why")
+def segments_why(
+    name: str,
+    reference: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    json: JsonOption = False,
+) -> None:
+    """Which conditions of a segment hold for one person, and which do not."""
+    with _backend() as backend:
+        result = backend.segments("why", name=name, reference=reference)
+    if json:
+        _print_json(result)
+        return
+
+    def show(node: dict[str, Any], depth: int) -> None:
+        mark = "[green]yes[/]" if node["holds"] else "[red]no [/]"
+        out.print(f"{'  ' * depth}{mark} {node['condition']}")
+        for part in node.get("parts", []):
+            show(part, depth + 1)
+
+    show(result, 0)
+
+
+@segments_app.command("overlap")
+def segments_overlap(json: JsonOption = False) -> None:
+    """How many people each pair of segments shares."""
+    with _backend() as backend:
+        rows = backend.segments("overlap")
+    _print_json(rows) if json else _table(rows, ["first", "second", "both_count"])
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from tessera.identity.rules import MergeRules
 from tessera.profiles import catalogue
 from tessera.profiles.summary import Summary
 from tessera.profiles.view import profile_from_memory
+from tessera.segments import service as segments
 from tessera.settings import Settings
 from tessera.store import Store
 
@@ -121,6 +122,9 @@ class Pipeline:
             count = catalogue.refresh(self._store, traits)
             self._refreshed_at = time.monotonic()
             self.computed = catalogue.load(self._store)
+            # Segments read traits and computed traits: re-evaluated right after them.
+            # The periodic call from the loop is the sweep that lets time windows slide.
+            segments.evaluate_all(self._store)
             return count
 
     def read_profile(self, profile_id: str) -> dict[str, Any] | None:

@@ -134,4 +134,27 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE segments (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            query VARCHAR NOT NULL,
+            tree VARCHAR NOT NULL,
+            description VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            evaluated_at TIMESTAMP
+        );
+        -- Membership history: one row per stay of a profile in a segment; open stays have
+        -- no left_at. Current members are the open rows.
+        CREATE TABLE segment_members (
+            segment_id VARCHAR NOT NULL,
+            profile_id VARCHAR NOT NULL,
+            entered_at TIMESTAMP NOT NULL,
+            left_at TIMESTAMP
+        );
+        """,
+    ),
 ]

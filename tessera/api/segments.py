@@ -1,0 +1,83 @@
+"""Admin API for segments: define, preview, list, members, history, why, overlap."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from tessera.api.admin import RuntimeDep, require_admin
+from tessera.profiles import catalogue, view
+from tessera.runtime import Runtime
+from tessera.segments import service
+
+router = APIRouter(prefix="/api/segments", dependencies=[Depends(require_admin)])
+
+
+class SegmentBody(BaseModel):
+    name: str = Field(examples=["fr-repeat-buyers"])
+    query: str = Field(
+        examples=['traits.country = "FR" and count(event "Order Completed" in last 90 days) >= 2']
+    )
+
+
+class PreviewBody(BaseModel):
+    query: str
+    sample: int = 10
+
+
+def computed_names(runtime: Runtime) -> set[str]:
+    from tessera.profiles.computed import RFM_NAMES
+
+    defined = catalogue.definitions(runtime.store, runtime.settings.computed_traits_file)
+    return {t.name for t in defined} | set(RFM_NAMES)
+
+
+@router.get("", summary="Segments with their sizes")
+def list_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return service.list_segments(runtime.store)
+
+
+@router.post("", status_code=201, summary="Create a segment; it is filled from history at once")
+def create_segment(body: SegmentBody, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.create(runtime.store, body.name, body.query, computed_names(runtime))
+
+
+@router.post("/preview", summary="Size, sample and description of a query, without saving")
+def preview(body: PreviewBody, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.preview(runtime.store, body.query, computed_names(runtime), sample=body.sample)
+
+
+@router.get("/overlap", summary="Pairwise overlap of current members")
+def overlap(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return service.overlap(runtime.store)
+
+
+@router.get("/{name}", summary="One segment")
+def get_segment(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.get(runtime.store, name)
+
+
+@router.delete("/{name}", summary="Delete a segment and its history")
+def delete_segment(name: str, runtime: RuntimeDep) -> dict[str, str]:
+    service.delete(runtime.store, name)
+    return {"deleted": name}
+
+
+@router.get("/{name}/members", summary="Current members, newest first")
+def members(
+    name: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[dict[str, Any]]:
+    return service.members(runtime.store, name, limit)
+
+
+@router.get("/{name}/history", summary="Size per day, from entries and exits")
+def history(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.history(runtime.store, name)
+
+
+@router.get("/{name}/why/{reference:path}", summary="Which conditions hold for a profile")
+def why(name: str, reference: str, runtime: RuntimeDep) -> dict[str, Any]:
+    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
+    return service.why(runtime.store, name, profile_id)

@@ -1,0 +1,204 @@
+"""Tree → SQL: one query that returns the profile_ids in a segment.
+
+Each event condition becomes a CTE aggregating the events of live profiles (one pass per
+condition, grouped by profile), joined to `profile_summaries`; trait conditions read the
+profile's traits JSON. Every value, name and path is a bound parameter; the fragments are
+fixed templates, and the result is parsed into a sqlglot tree so it can be transpiled.
+Predicates are made NULL-free (`coalesce(..., false)`) so `not` means what it says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+
+from tessera.segments.tree import (
+    Aggregate,
+    And,
+    Compare,
+    Did,
+    EventRef,
+    Filter,
+    HasIdentifier,
+    InSegment,
+    Node,
+    Not,
+    Or,
+    RelativeTime,
+    SeenOn,
+    Value,
+    Window,
+)
+
+_EVENTS_OF_PROFILES = (
+    "SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.type, e.event, "
+    "e.timestamp, e.properties FROM events e JOIN event_profiles ep ON ep.seq = e.seq "
+    "LEFT JOIN profiles p ON p.profile_id = ep.profile_id"
+)
+_SQL_AGGREGATE = {"count": "count(*)", "sum": "sum({v})", "avg": "avg({v})",
+                  "min": "min({v})", "max": "max({v})"}  # fmt: skip
+
+
+@dataclass
+class CompiledSegment:
+    sql: str
+    parameters: dict[str, Any]
+    tree: Any = field(repr=False)  # a sqlglot expression: .sql(dialect="spark") etc.
+
+
+@dataclass
+class _Builder:
+    parameters: dict[str, Any] = field(default_factory=dict)
+    ctes: list[str] = field(default_factory=list)
+    joins: list[str] = field(default_factory=list)
+    profiles: list[str] | None = None
+
+    def bind(self, value: Any) -> str:
+        key = f"p{len(self.parameters)}"
+        self.parameters[key] = value
+        return f"${key}"
+
+
+def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) -> CompiledSegment:
+    """SQL selecting the profile_ids in the segment at `now` (ISO time).
+
+    `profiles` restricts evaluation to those profiles (streaming re-evaluation)."""
+    builder = _Builder(profiles=profiles)
+    builder.parameters["now"] = now
+    predicate = _predicate(node, builder)
+    ctes = [
+        "ev AS ("
+        + _EVENTS_OF_PROFILES
+        + (
+            " WHERE coalesce(p.merged_into, ep.profile_id) IN (SELECT unnest($profiles))"
+            if profiles is not None
+            else ""
+        )
+        + ")",
+        *builder.ctes,
+    ]
+    where = predicate
+    if profiles is not None:
+        builder.parameters["profiles"] = profiles
+        where = f"s.profile_id IN (SELECT unnest($profiles)) AND ({predicate})"
+    sql = (
+        f"WITH {', '.join(ctes)} SELECT s.profile_id FROM profile_summaries s "
+        f"{' '.join(builder.joins)} WHERE {where}"
+    )
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    text = tree.sql(dialect="duckdb")
+    # DuckDB refuses parameters a query does not use ($now when nothing reads the clock).
+    used = {k: v for k, v in builder.parameters.items() if f"${k}" in text}
+    return CompiledSegment(text, used, tree)
+
+
+def _predicate(node: Node, b: _Builder) -> str:
+    if isinstance(node, And):
+        return "(" + " AND ".join(_predicate(i, b) for i in node.items) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(_predicate(i, b) for i in node.items) + ")"
+    if isinstance(node, Not):
+        return f"(NOT {_predicate(node.item, b)})"
+    if isinstance(node, Compare):
+        return f"coalesce({_compare(node, b)}, false)"
+    if isinstance(node, Did):
+        alias = _event_cte(b, "count(*)", node.event, node.window)
+        return f"(coalesce({alias}.v, 0) > 0)"
+    if isinstance(node, Aggregate):
+        value = ""
+        if node.property:
+            path = b.bind(_path(node.property))
+            value = f"TRY_CAST(json_extract_string(properties, {path}) AS DOUBLE)"
+        alias = _event_cte(
+            b, _SQL_AGGREGATE[node.function].format(v=value), node.event, node.window
+        )
+        current = f"coalesce({alias}.v, 0)" if node.function in ("count", "sum") else f"{alias}.v"
+        return f"coalesce({current} {_op(node.op)} {b.bind(node.value)}, false)"
+    if isinstance(node, HasIdentifier):
+        return (
+            "s.profile_id IN (SELECT coalesce(p.merged_into, i.profile_id) FROM identities i "
+            "LEFT JOIN profiles p ON p.profile_id = i.profile_id "
+            f"WHERE i.type = {b.bind(node.type)})"
+        )
+    if isinstance(node, SeenOn):
+        channel = b.bind(node.channel)
+        return f"coalesce(list_contains(from_json(s.channels, '[\"VARCHAR\"]'), {channel}), false)"
+    if isinstance(node, InSegment):
+        return (
+            "s.profile_id IN (SELECT m.profile_id FROM segment_members m JOIN segments g "
+            f"ON g.id = m.segment_id WHERE g.name = {b.bind(node.name)} AND m.left_at IS NULL)"
+        )
+    raise TypeError(f"cannot compile {node!r}")
+
+
+def _compare(node: Compare, b: _Builder) -> str:
+    if node.source == "computed":
+        alias = f"c{len(b.joins)}"
+        b.joins.append(
+            f"LEFT JOIN computed_traits {alias} ON {alias}.profile_id = s.profile_id "
+            f"AND {alias}.name = {b.bind(node.name)}"
+        )
+        raw, text = f"{alias}.value", f"json_extract_string({alias}.value, '$')"
+        if node.op == "exists":
+            return f"({raw} IS NOT NULL AND {raw} <> 'null')"
+    else:
+        path = b.bind(_path(node.name))
+        raw, text = f"json_extract(s.traits, {path})", f"json_extract_string(s.traits, {path})"
+        if node.op == "exists":
+            return f"({raw} IS NOT NULL AND {raw} <> 'null')"
+    return _value_test(text, node.op, node.value, b)
+
+
+def _value_test(text: str, op: str, value: Value | tuple[Value, ...] | None, b: _Builder) -> str:
+    if op == "contains":
+        return f"contains({text}, {b.bind(value)})"
+    if op == "starts_with":
+        return f"starts_with({text}, {b.bind(value)})"
+    if op == "in":
+        assert isinstance(value, tuple)
+        return "(" + " OR ".join(_value_test(text, "=", v, b) for v in value) + ")"
+    if isinstance(value, bool):
+        return f"lower({text}) {_op(op)} {b.bind(str(value).lower())}"
+    if isinstance(value, float | int):
+        return f"TRY_CAST({text} AS DOUBLE) {_op(op)} {b.bind(float(value))}"
+    if isinstance(value, RelativeTime):
+        return (
+            f"TRY_CAST({text} AS TIMESTAMP) {_op(op)} "
+            f"(CAST($now AS TIMESTAMP) - to_seconds({b.bind(value.seconds)}))"
+        )
+    return f"{text} {_op(op)} {b.bind(value)}"
+
+
+def _event_cte(b: _Builder, aggregate: str, event: EventRef, window: Window | None) -> str:
+    alias = f"a{len(b.ctes)}"
+    conditions = [f"event = {b.bind(event.name)}", "type = 'track'"]
+    conditions += [_filter(f, b) for f in event.filters]
+    if window is not None and window.seconds is not None:
+        seconds = b.bind(window.seconds)
+        conditions.append(f"timestamp >= CAST($now AS TIMESTAMP) - to_seconds({seconds})")
+        conditions.append("timestamp <= CAST($now AS TIMESTAMP)")
+    elif window is not None:
+        conditions.append(f"timestamp >= CAST({b.bind(window.start)} AS TIMESTAMP)")
+        conditions.append(f"timestamp < CAST({b.bind(window.end)} AS TIMESTAMP)")
+    b.ctes.append(
+        f"{alias} AS (SELECT profile_id, {aggregate} AS v FROM ev "
+        f"WHERE {' AND '.join(conditions)} GROUP BY profile_id)"
+    )
+    b.joins.append(f"LEFT JOIN {alias} ON {alias}.profile_id = s.profile_id")
+    return alias
+
+
+def _filter(item: Filter, b: _Builder) -> str:
+    text = f"json_extract_string(properties, {b.bind(_path(item.property))})"
+    return f"coalesce({_value_test(text, item.op, item.value, b)}, false)"
+
+
+def _op(op: str) -> str:
+    return {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[op]
+
+
+def _path(name: str | None) -> str:
+    assert name is not None
+    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

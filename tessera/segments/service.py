@@ -1,0 +1,265 @@
+"""Segments as a use case: define, preview, evaluate with history, members, why, overlap.
+
+Evaluation is batch: one SQL query per segment over every profile, run when a segment is
+created (a backfill from the whole history, at once) and after each pipeline run and
+periodic sweep (so time windows slide). Each evaluation diffs the new members against the
+open stays: newcomers enter, the others leave, and `segment_members` keeps the history.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.segments.check import catalogue, check
+from tessera.segments.compiler import compile_segment
+from tessera.segments.describe import describe
+from tessera.segments.parser import parse
+from tessera.segments.tree import And, InSegment, Node, Not, Or, from_json, to_json
+from tessera.store import Store
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def understand(store: Store, query: str, computed_names: set[str]) -> Node:
+    """Parse and check: the tree, or an error at the spot with a suggestion."""
+    return check(parse(query), catalogue(store, computed_names), query)
+
+
+def preview(
+    store: Store,
+    query: str,
+    computed_names: set[str],
+    *,
+    sample: int = 10,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Size, a sample of members, the description and the SQL, without saving."""
+    tree = understand(store, query, computed_names)
+    members = _evaluate(store, tree, _now(now))
+    return {
+        "size": len(members),
+        "sample": sorted(members)[:sample],
+        "description": describe(tree),
+        "tree": to_json(tree),
+        "sql": compile_segment(tree, now=_now(now)).sql,
+    }
+
+
+def create(
+    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
+) -> dict[str, Any]:
+    if not _NAME.match(name):
+        raise InvalidField(
+            f"segment name {name!r} must be lower-case letters, digits, '_', "
+            "'-' or '.', e.g. 'vip-france'",
+            field="name",
+            value=name,
+        )
+    if store.fetch_one("SELECT 1 FROM segments WHERE name = ?", [name]):
+        raise Conflict(f"a segment named {name!r} exists already; delete it or pick another name")
+    tree = understand(store, query, computed_names)
+    moment = _now(now)
+    segment_id = "seg_" + secrets.token_hex(6)
+    store.execute(
+        "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        [
+            segment_id,
+            name,
+            query,
+            orjson.dumps(to_json(tree)).decode(),
+            describe(tree),
+            moment,
+            moment,
+        ],
+    )
+    evaluate(store, name, now=now)  # backfill from the whole history, now
+    return get(store, name)
+
+
+def delete(store: Store, name: str) -> None:
+    segment = _row(store, name)
+    users = [
+        n
+        for n, tree in store.fetch_all("SELECT name, tree FROM segments")
+        if name in _referenced(from_json(orjson.loads(tree)))
+    ]
+    if users:
+        raise Conflict(f"segment {name!r} is used by {', '.join(users)}; delete those first")
+    store.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment["id"]])
+    store.execute("DELETE FROM segments WHERE id = ?", [segment["id"]])
+
+
+def get(store: Store, name: str) -> dict[str, Any]:
+    segment = _row(store, name)
+    size = store.fetch_one(
+        "SELECT count(*) FROM segment_members WHERE segment_id = ? AND left_at IS NULL",
+        [segment["id"]],
+    )
+    return {
+        **{k: v for k, v in segment.items() if k != "tree"},
+        "tree": orjson.loads(segment["tree"]),
+        "size": size[0] if size else 0,
+    }
+
+
+def list_segments(store: Store) -> list[dict[str, Any]]:
+    return store.fetch_dicts(
+        "SELECT g.name, g.description, g.query, g.evaluated_at, "
+        "count(m.profile_id) FILTER (WHERE m.left_at IS NULL) AS size "
+        "FROM segments g LEFT JOIN segment_members m ON m.segment_id = g.id "
+        "GROUP BY ALL ORDER BY g.name"
+    )
+
+
+def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, int]:
+    """Re-evaluate one segment over every profile; record who entered and who left."""
+    segment = _row(store, name)
+    moment = _now(now)
+    tree = from_json(orjson.loads(segment["tree"]))
+    members = _evaluate(store, tree, moment)
+    with store.transaction():
+        current = {
+            r[0]
+            for r in store.fetch_all(
+                "SELECT profile_id FROM segment_members WHERE segment_id = ? AND left_at IS NULL",
+                [segment["id"]],
+            )
+        }
+        entered, left = sorted(members - current), sorted(current - members)
+        if left:
+            store.execute(
+                "UPDATE segment_members SET left_at = ? WHERE segment_id = ? AND "
+                "left_at IS NULL AND profile_id IN (SELECT unnest(?))",
+                [moment, segment["id"], left],
+            )
+        if entered:
+            store.execute(
+                "INSERT INTO segment_members SELECT ?, unnest(?), ?, NULL",
+                [segment["id"], entered, moment],
+            )
+        store.execute("UPDATE segments SET evaluated_at = ? WHERE id = ?", [moment, segment["id"]])
+    return {"size": len(members), "entered": len(entered), "left": len(left)}
+
+
+def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[str, int]]:
+    """Every segment, those a segment depends on (`in segment`) first."""
+    trees = {
+        n: from_json(orjson.loads(t)) for n, t in store.fetch_all("SELECT name, tree FROM segments")
+    }
+    done: dict[str, dict[str, int]] = {}
+
+    def visit(name: str) -> None:
+        if name in done or name not in trees:
+            return
+        done[name] = {}
+        for dependency in _referenced(trees[name]):
+            visit(dependency)
+        done[name] = evaluate(store, name, now)
+
+    for name in sorted(trees):
+        visit(name)
+    return done
+
+
+def members(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
+    segment = _row(store, name)
+    rows = store.fetch_dicts(
+        "SELECT m.profile_id, m.entered_at, s.traits FROM segment_members m "
+        "LEFT JOIN profile_summaries s ON s.profile_id = m.profile_id "
+        "WHERE m.segment_id = ? AND m.left_at IS NULL ORDER BY m.entered_at DESC, m.profile_id "
+        "LIMIT ?",
+        [segment["id"], limit],
+    )
+    for row in rows:
+        traits = orjson.loads(row.pop("traits") or "{}")
+        row["email"] = traits.get("email")
+        row["entered_at"] = row["entered_at"].isoformat() + "Z"
+    return rows
+
+
+def history(store: Store, name: str) -> dict[str, Any]:
+    """Size over time (per day) and the latest entries and exits."""
+    segment = _row(store, name)
+    days = store.fetch_dicts(
+        "WITH moves AS (SELECT entered_at AS moment, 1 AS d FROM segment_members "
+        "WHERE segment_id = $s "
+        "UNION ALL SELECT left_at, -1 FROM segment_members WHERE segment_id = $s AND left_at IS "
+        "NOT NULL) SELECT CAST(date_trunc('day', moment) AS DATE) AS day, sum(d) AS change, "
+        "sum(sum(d)) OVER (ORDER BY CAST(date_trunc('day', moment) AS DATE)) AS size "
+        "FROM moves GROUP BY 1 "
+        "ORDER BY 1",
+        {"s": segment["id"]},
+    )
+    for day in days:
+        day["day"] = day["day"].isoformat()
+    return {"segment": name, "days": days}
+
+
+def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Which conditions of the segment hold for this profile, and which do not."""
+    segment = _row(store, name)
+    tree = from_json(orjson.loads(segment["tree"]))
+    moment = _now(now)
+
+    def explain(node: Node) -> dict[str, Any]:
+        compiled = compile_segment(node, now=moment, profiles=[profile_id])
+        holds = bool(store.fetch_all(compiled.sql, compiled.parameters))
+        out: dict[str, Any] = {"condition": describe(node), "holds": holds}
+        if isinstance(node, And | Or):
+            out["parts"] = [explain(item) for item in node.items]
+        elif isinstance(node, Not):
+            out["parts"] = [explain(node.item)]
+        return out
+
+    return {"segment": name, "profile_id": profile_id, **explain(tree)}
+
+
+def overlap(store: Store) -> list[dict[str, Any]]:
+    """Pairwise intersections of current members (and each segment's size)."""
+    return store.fetch_dicts(
+        "WITH cur AS (SELECT g.name, m.profile_id FROM segment_members m JOIN segments g "
+        "ON g.id = m.segment_id WHERE m.left_at IS NULL) "
+        "SELECT a.name AS first, b.name AS second, count(*) AS both_count FROM cur a "
+        "JOIN cur b ON a.profile_id = b.profile_id AND a.name <= b.name "
+        "GROUP BY ALL ORDER BY 1, 2"
+    )
+
+
+def _evaluate(store: Store, tree: Node, now: str) -> set[str]:
+    compiled = compile_segment(tree, now=now)
+    return {r[0] for r in store.fetch_all(compiled.sql, compiled.parameters)}
+
+
+def _referenced(node: Node) -> set[str]:
+    if isinstance(node, InSegment):
+        return {node.name}
+    if isinstance(node, And | Or):
+        return set().union(*(_referenced(i) for i in node.items))
+    if isinstance(node, Not):
+        return _referenced(node.item)
+    return set()
+
+
+def _row(store: Store, name: str) -> dict[str, Any]:
+    rows = store.fetch_dicts(
+        "SELECT id, name, query, tree, description, created_at, "
+        "updated_at, evaluated_at FROM segments WHERE name = ?",
+        [name],
+    )
+    if not rows:
+        known = ", ".join(r[0] for r in store.fetch_all("SELECT name FROM segments")) or "none"
+        raise NotFound(f"no segment named {name!r} (known: {known})")
+    row = rows[0]
+    for key in ("created_at", "updated_at", "evaluated_at"):
+        row[key] = row[key].isoformat() + "Z" if row[key] else None
+    return row
+
+
+def _now(moment: datetime | None) -> str:
+    return (moment or datetime.now(UTC)).replace(tzinfo=None).isoformat(sep=" ")
