@@ -1,0 +1,201 @@
+"""The in-memory evaluator and the SQL compiler agree, on random segments over random logs.
+
+Hypothesis generates people (traits, orders and views with properties at random times) and
+segment trees; each tree is evaluated once by SQL over everyone and once per person in
+memory, and the member sets must be equal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tessera.profiles import view
+from tessera.runtime import Runtime
+from tessera.segments.compiler import compile_segment
+from tessera.segments.evaluate import EventFact, ProfileFacts, holds
+from tessera.segments.tree import (
+    Aggregate,
+    And,
+    Compare,
+    Did,
+    EventRef,
+    Filter,
+    HasIdentifier,
+    Node,
+    Not,
+    Or,
+    RelativeTime,
+    SeenOn,
+    Window,
+)  # fmt: skip
+from tessera.settings import Settings
+from tests.integration.helpers import send
+
+NOW = datetime(2026, 3, 31, 12, 0)
+EVENTS = ["Order Completed", "Product Viewed"]
+CITIES = ["Lyon", "Paris", "Nice"]
+
+times = st.builds(lambda d, h: datetime(2026, 3, d, h), st.integers(1, 31), st.integers(0, 23))
+properties = st.fixed_dictionaries(
+    {}, optional={"revenue": st.integers(0, 200), "category": st.sampled_from(["shoes", "hats"])}
+)
+traits = st.fixed_dictionaries(
+    {},
+    optional={
+        "city": st.sampled_from(CITIES),
+        "age": st.integers(10, 80),
+        "vip": st.booleans(),
+        "signup": st.sampled_from(["2026-01-15T00:00:00", "2026-03-20T00:00:00"]),
+    },
+)
+person = st.tuples(
+    traits, st.lists(st.tuples(st.sampled_from(EVENTS), times, properties), max_size=6)
+)
+
+numbers = st.integers(0, 250).map(float)
+windows = st.one_of(
+    st.none(),
+    st.integers(1, 40).map(lambda d: Window(seconds=d * 86400)),
+    st.just(Window(start="2026-03-05", end="2026-03-20")),
+)
+event_refs = st.builds(
+    EventRef,
+    st.sampled_from(EVENTS),
+    st.one_of(
+        st.just(()),
+        st.sampled_from(["shoes", "hats"]).map(lambda c: (Filter("category", "=", c),)),
+        numbers.map(lambda n: (Filter("revenue", ">=", n),)),
+    ),
+)
+ops = st.sampled_from(["=", "!=", "<", "<=", ">", ">="])
+leaves = st.one_of(
+    st.builds(
+        Compare,
+        st.just("traits"),
+        st.just("city"),
+        st.sampled_from(["=", "!="]),
+        st.sampled_from(CITIES),
+    ),
+    st.builds(
+        Compare,
+        st.just("traits"),
+        st.just("city"),
+        st.just("in"),
+        st.lists(st.sampled_from(CITIES), min_size=1, max_size=2).map(tuple),
+    ),
+    st.builds(
+        Compare,
+        st.just("traits"),
+        st.just("city"),
+        st.sampled_from(["contains", "starts_with"]),
+        st.sampled_from(["y", "Pa", "N"]),
+    ),
+    st.builds(
+        Compare,
+        st.just("traits"),
+        st.sampled_from(["city", "age", "vip"]),
+        st.just("exists"),
+        st.none(),
+    ),
+    st.builds(Compare, st.just("traits"), st.just("age"), ops, numbers),
+    st.builds(
+        Compare, st.just("traits"), st.just("vip"), st.sampled_from(["=", "!="]), st.booleans()
+    ),
+    st.builds(
+        Compare,
+        st.just("traits"),
+        st.just("signup"),
+        ops,
+        st.integers(0, 60).map(lambda d: RelativeTime(d * 86400)),
+    ),
+    st.builds(Did, event_refs, windows),
+    st.builds(
+        Aggregate,
+        st.sampled_from(["count", "sum", "avg", "min", "max"]),
+        event_refs,
+        st.just("revenue"),
+        windows,
+        ops,
+        numbers,
+    ),
+    st.builds(HasIdentifier, st.sampled_from(["user_id", "email"])),
+    st.builds(SeenOn, st.sampled_from(["web", "mobile"])),
+)
+trees = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: And(tuple(xs))),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: Or(tuple(xs))),
+        inner.map(Not),
+    ),
+    max_leaves=6,
+)
+
+
+def facts_of(person_traits: dict[str, Any], events: list[Any]) -> ProfileFacts:
+    return ProfileFacts(
+        traits=dict(person_traits),
+        events=[EventFact(name, moment, dict(props)) for name, moment, props in events],
+        identifier_types={"user_id"},
+        channels={"web"},
+    )
+
+
+@given(
+    people=st.lists(person, min_size=1, max_size=5),
+    segments=st.lists(trees, min_size=1, max_size=8),
+)
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_memory_and_sql_agree(
+    tmp_path_factory: Any, people: list[Any], segments: list[Node]
+) -> None:
+    runtime = Runtime.open(
+        Settings(data_dir=tmp_path_factory.mktemp("agree"), admin_token="t"), in_memory=True
+    )
+    try:
+        messages: list[dict[str, Any]] = []
+        for n, (person_traits, events) in enumerate(people):
+            messages.append(
+                {
+                    "type": "identify",
+                    "userId": f"u{n}",
+                    "messageId": f"i{n}",
+                    "traits": person_traits,
+                    "timestamp": "2026-03-01T00:00:00Z",
+                }
+            )
+            for k, (name, moment, props) in enumerate(events):
+                messages.append(
+                    {
+                        "type": "track",
+                        "userId": f"u{n}",
+                        "event": name,
+                        "messageId": f"e{n}-{k}",
+                        "properties": props,
+                        "timestamp": moment.isoformat() + "Z",
+                    }
+                )
+        send(runtime, messages)
+        runtime.pipeline.process()
+        profile_of = {
+            n: view.lookup(runtime.store, f"user_id:u{n}", None) for n in range(len(people))
+        }
+        for tree in segments:
+            compiled = compile_segment(tree, now=NOW.isoformat(sep=" "))
+            by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
+            in_memory = {
+                profile_of[n]
+                for n, (t, events) in enumerate(people)
+                if holds(tree, facts_of(t, events), NOW)
+            }
+            assert by_sql == in_memory, tree
+    finally:
+        runtime.close()
