@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=0.5,
         description="How often the pipeline inside `tessera serve` looks for new events.",
     )
+    segment_interval_seconds: float = Field(
+        default=2.0,
+        description="Streaming segments: profiles touched by the pipeline are re-evaluated at "
+        "most this often (also the longest a segment lags behind its events).",
+    )
     default_region: str | None = Field(
         default=None,
         description="ISO country (e.g. FR) for phone numbers written without +country code, when "

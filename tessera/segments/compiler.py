@@ -72,15 +72,34 @@ class _Builder:
 def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) -> CompiledSegment:
     """SQL selecting the profile_ids in the segment at `now` (ISO time).
 
-    `profiles` restricts evaluation to those profiles (streaming re-evaluation)."""
+    `profiles` restricts evaluation to those profiles (and the ids merged into them)."""
     builder = _Builder(profiles=profiles)
     builder.parameters["now"] = now
     predicate = _predicate(node, builder)
-    restriction = (
-        " WHERE coalesce(p.merged_into, ep.profile_id) IN (SELECT unnest($profiles))"
-        if profiles is not None
-        else ""
-    )
+    return _assemble(builder, "s.profile_id", predicate)
+
+
+def compile_segments(nodes: list[Node], *, now: str, profiles: list[str]) -> CompiledSegment:
+    """Many segments at once for some profiles: `profile_id, m0, m1, ...` (one boolean per
+    segment). Streaming re-evaluation runs this once per pipeline batch, so 50 segments
+    cost one pass over the touched profiles' events, not fifty."""
+    builder = _Builder(profiles=profiles)
+    builder.parameters["now"] = now
+    columns = [f"({_predicate(node, builder)}) AS m{i}" for i, node in enumerate(nodes)]
+    return _assemble(builder, ", ".join(["s.profile_id", *columns]), "true")
+
+
+def _assemble(builder: _Builder, select: str, predicate: str) -> CompiledSegment:
+    restriction = ""
+    if builder.profiles is not None:
+        builder.parameters["profiles"] = builder.profiles
+        # On ep.profile_id itself (the touched ids and those merged into them), so the
+        # filter reaches the event_profiles scan before the join with the events.
+        restriction = (
+            " WHERE ep.profile_id IN (SELECT profile_id FROM profiles WHERE "
+            "profile_id IN (SELECT unnest($profiles)) "
+            "OR merged_into IN (SELECT unnest($profiles)))"
+        )
     with_clause = ""
     if builder.aggregates:
         # Every event condition in one pass over the events, each with its own FILTER;
@@ -93,11 +112,10 @@ def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) 
         )
         builder.joins.insert(0, "LEFT JOIN agg ON agg.profile_id = s.profile_id")
     where = predicate
-    if profiles is not None:
-        builder.parameters["profiles"] = profiles
+    if builder.profiles is not None:
         where = f"s.profile_id IN (SELECT unnest($profiles)) AND ({predicate})"
     sql = (
-        f"{with_clause}SELECT s.profile_id FROM profile_summaries s "
+        f"{with_clause}SELECT {select} FROM profile_summaries s "
         f"{' '.join(builder.joins)} WHERE {where}"
     )
     tree = sqlglot.parse_one(sql, read="duckdb")

@@ -17,7 +17,7 @@ import orjson
 
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.segments.check import catalogue, check
-from tessera.segments.compiler import compile_segment
+from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
 from tessera.segments.parser import parse
 from tessera.segments.tree import And, InSegment, Node, Not, Or, from_json, to_json
@@ -165,6 +165,55 @@ def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[st
     for name in sorted(trees):
         visit(name)
     return done
+
+
+def evaluate_touched(
+    store: Store, profiles: list[str], now: datetime | None = None
+) -> dict[str, dict[str, int]]:
+    """Streaming: re-evaluate every segment for just these profiles, in one query per
+    layer of `in segment` dependencies (a segment sees the fresh membership of those it
+    depends on). Profiles that no longer exist (merged away) leave their segments."""
+    if not profiles:
+        return {}
+    rows = store.fetch_all("SELECT id, name, tree FROM segments")
+    trees = {name: (segment_id, from_json(orjson.loads(tree))) for segment_id, name, tree in rows}
+    moment = _now(now)
+    results: dict[str, dict[str, int]] = {}
+    pending = dict(trees)
+    while pending:
+        layer = [n for n, (_, tree) in pending.items() if not (_referenced(tree) & set(pending))]
+        if not layer:  # a cycle cannot be created, but never loop for ever
+            layer = list(pending)
+        compiled = compile_segments([pending[n][1] for n in layer], now=moment, profiles=profiles)
+        found = store.fetch_all(compiled.sql, compiled.parameters)
+        with store.transaction():
+            for index, name in enumerate(layer):
+                segment_id = pending[name][0]
+                now_in = {row[0] for row in found if row[index + 1]}
+                current = {
+                    r[0]
+                    for r in store.fetch_all(
+                        "SELECT profile_id FROM segment_members WHERE segment_id = ? AND left_at "
+                        "IS NULL AND profile_id IN (SELECT unnest(?))",
+                        [segment_id, profiles],
+                    )
+                }
+                entered, left = sorted(now_in - current), sorted(current - now_in)
+                if left:
+                    store.execute(
+                        "UPDATE segment_members SET left_at = ? WHERE segment_id = ? "
+                        "AND left_at IS NULL AND profile_id IN (SELECT unnest(?))",
+                        [moment, segment_id, left],
+                    )
+                if entered:
+                    store.execute(
+                        "INSERT INTO segment_members SELECT ?, unnest(?), ?, NULL",
+                        [segment_id, entered, moment],
+                    )
+                results[name] = {"entered": len(entered), "left": len(left)}
+        for name in layer:
+            del pending[name]
+    return results
 
 
 def members(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:

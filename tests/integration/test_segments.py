@@ -113,3 +113,43 @@ def test_preview_does_not_save(shop: Runtime) -> None:
     )
     assert result["size"] == 2 and "total revenue" in result["description"]
     assert service.list_segments(shop.store) == []
+
+
+def test_streaming_after_each_batch_equals_a_full_evaluation(runtime: Runtime) -> None:
+    """Segments follow each pipeline batch for the profiles it touched only; the result
+    must be what evaluating everyone gives (merges and segments of segments included)."""
+    send(runtime, [order("ann", 1, 50, "1"), order("ann", 2, 70, "2"),
+                   {"type": "track", "userId": "bob", "event": "Product Viewed", "messageId": "3",
+                    "properties": {"category": "hats"}, "timestamp": "2026-03-02T10:00:00Z"}])
+    runtime.pipeline.process()
+    definitions = {
+        "buyers": 'count(event "Order Completed") >= 2',
+        "fr": 'traits.country = "FR"',
+        "fr-buyers": 'in segment "buyers" and in segment "fr"',
+        "browsers": 'did "Product Viewed" and not did "Order Completed"',
+    }
+    for name, query in definitions.items():
+        service.create(runtime.store, name, query, COMPUTED)
+    # Bob (in Germany) buys twice; an anonymous visitor turns out to be Ann.
+    send(runtime, [
+        order("bob", 3, 10, "4"), order("bob", 4, 10, "5"),
+        {"type": "page", "anonymousId": "cookie", "messageId": "6"},
+        {"type": "track", "anonymousId": "cookie", "event": "Product Viewed", "messageId": "7",
+         "properties": {"category": "shoes"}},
+        {"type": "identify", "anonymousId": "cookie", "userId": "ann", "messageId": "8"},
+    ])
+    limited = runtime.settings.model_copy(update={"pipeline_batch_size": 2})
+    from tessera.pipeline import Pipeline
+
+    Pipeline(runtime.store, limited).process(sweep=False)  # streaming only, 2 events a batch
+    streamed = {name: members(runtime, name) for name in definitions}
+    from tessera.segments.compiler import compile_segment
+    from tessera.segments.parser import parse
+
+    for name, query in definitions.items():
+        compiled = compile_segment(parse(query), now="2026-12-31 00:00:00")
+        everyone = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
+        assert streamed[name] == everyone, name
+    assert profile(runtime, "bob") in streamed["buyers"]
+    assert streamed["fr-buyers"] == {profile(runtime, "ann")}
+    assert streamed["browsers"] == set()  # Bob bought; the cookie's view is now Ann's
