@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from tessera.errors import InvalidField, NotFound
-from tessera.pipeline import replay
+from tessera.profiles.unifier import replay
 from tessera.profiles.view import identifier_from_text
 from tessera.settings import Settings
 from tessera.store import Store

@@ -14,7 +14,7 @@ from tessera.profiles.summary import Summary
 from tessera.store import Store
 
 if TYPE_CHECKING:
-    from tessera.pipeline import Unifier
+    from tessera.profiles.unifier import Unifier
 
 _LIVE = "coalesce(p.merged_into, i.profile_id)"
 

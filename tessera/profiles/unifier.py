@@ -1,0 +1,169 @@
+"""Unifying events into people, in memory: identity, then each profile's summary.
+
+The Unifier is what the pipeline drives batch by batch (and persists), and what `replay`
+feeds from the log to answer "as of" questions. Pure but for looking up a source's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tessera.identity.graph import IdentityGraph, LedgerEntry
+from tessera.identity.identifiers import Identifier, JunkRules, identifiers_of
+from tessera.identity.rules import MergeRules
+from tessera.profiles.summary import Summary
+from tessera.settings import Settings
+from tessera.store import Store
+
+NOTABLE = ("merge", "conflict", "breaker")
+
+_BATCH_SQL = """
+SELECT seq, type, source_id, channel, user_id, anonymous_id, previous_id, email, phone,
+       device_id, advertising_id, external_ids, epoch_us(timestamp) AS timestamp,
+       CASE WHEN type <> 'group' THEN traits END AS traits,
+       json_extract_string(traits, '$.country') AS country,
+       json_extract(payload, '$.context.consent.categoryPreferences')::VARCHAR AS consent
+FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
+"""
+# seq is dense (the writer numbers commits without gaps), so a range reads only the row
+# groups it needs. `seq > ? ORDER BY seq LIMIT ?` made DuckDB scan and sort the rest of
+# the log for every batch: at 5 million events the rebuild ran at 20k instead of 50k/s.
+_COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "previous_id",
+            "email", "phone", "device_id", "advertising_id", "external_ids", "timestamp",
+            "traits", "country", "consent")  # fmt: skip
+
+
+def merge_rules(store: Store, settings: Settings) -> MergeRules:
+    blocks = store.fetch_all("SELECT first, second FROM identity_blocks")
+    pairs = [(_identifier(first), _identifier(second)) for first, second in blocks]
+    return MergeRules.build(settings.identity_rules, settings.identity_max_identifiers, pairs)
+
+
+class Unifier:
+    """Identity then profile summaries, event by event, in memory (pure but for the
+    source look-up). The pipeline persists what it changes; `as_of` replays with one."""
+
+    def __init__(self, store: Store, settings: Settings, rules: MergeRules) -> None:
+        self._store = store
+        self._settings = settings
+        self._junk = JunkRules.build(settings.identity_junk_values, settings.identity_junk_patterns)
+        self.graph = IdentityGraph(rules)
+        self.summaries: dict[str, Summary] = {}
+        #: per live profile, the merges, conflicts and breaker trips that concern it
+        self.notable: dict[str, list[LedgerEntry]] = {}
+        self._sources: dict[str, tuple[str, int]] = {}
+
+    def apply(self, rows: list[tuple[Any, ...]]) -> tuple[list[tuple[int, str]], set[str]]:
+        """Stitch and summarise rows of `_BATCH_SQL`; returns (seq, profile) and the
+        profiles that received events."""
+        graph = self.graph
+        attributed: list[tuple[int, str]] = []
+        touched: set[str] = set()
+        for row in rows:
+            event = dict(zip(_COLUMNS, row, strict=True))
+            seq = event["seq"]
+            target = None
+            if event["type"] == "alias" and event["previous_id"]:
+                known = graph.profile(Identifier("user_id", event["previous_id"].strip()))
+                target = "user_id" if known else "anonymous_id"
+            identifiers = identifiers_of(
+                event, self._junk, self._settings.default_region, alias_target=target
+            )
+            before = len(graph.ledger)
+            profile = graph.stitch(seq, identifiers)
+            if profile is None:
+                continue
+            for entry in graph.ledger[before:]:
+                if entry.kind == "merge" and entry.other_profile is not None:
+                    absorbed = self.summaries.pop(entry.other_profile, None)
+                    if absorbed is not None:
+                        self.summary(entry.profile).absorb(absorbed)
+                    history = self.notable.pop(entry.other_profile, [])
+                    self.notable.setdefault(entry.profile, []).extend(history)
+                if entry.kind in NOTABLE and entry.profile:
+                    self.notable.setdefault(entry.profile, []).append(entry)
+            source_name, priority = self._source(event["source_id"])
+            self.summary(profile).add_event(
+                seq=seq,
+                timestamp=event["timestamp"],
+                channel=event["channel"],
+                source=source_name,
+                priority=priority,
+                traits=orjson.loads(event["traits"]) if event["traits"] else None,
+                consent=_object(event["consent"]),
+            )
+            attributed.append((seq, profile))
+            touched.add(profile)
+        return attributed, touched
+
+    def summary(self, profile: str) -> Summary:
+        found = self.summaries.get(profile)
+        if found is None:
+            found = self.summaries[profile] = Summary()
+        return found
+
+    def _source(self, source_id: str) -> tuple[str, int]:
+        found = self._sources.get(source_id)
+        if found is None:
+            row = self._store.fetch_one(
+                "SELECT name, channel FROM sources WHERE id = ?", [source_id]
+            )
+            name, channel = (row[0], row[1]) if row else (source_id, "")
+            priorities = self._settings.trait_source_priority
+            found = (name, priorities.get(name, priorities.get(channel, 0)))
+            self._sources[source_id] = found
+        return found
+
+
+def read_batch(store: Store, after: int, size: int) -> list[tuple[Any, ...]]:
+    """The next events after `after`, at most `size` seqs on. A gap in seq (events erased
+    later) is skipped rather than mistaken for the end of the log."""
+    rows = store.fetch_all(_BATCH_SQL, {"after": after, "size": size})
+    while not rows:
+        following = store.fetch_one("SELECT min(seq) FROM events WHERE seq > ?", [after])
+        if following is None or following[0] is None:
+            return []
+        after = int(following[0]) - 1
+        rows = store.fetch_all(_BATCH_SQL, {"after": after, "size": size})
+    return rows
+
+
+def replay(
+    store: Store,
+    settings: Settings,
+    *,
+    until_received: str | None = None,
+    until_seq: int | None = None,
+) -> Unifier:
+    """A fresh Unifier fed the log up to a moment: the graph and profiles as they stood."""
+    unifier = Unifier(store, settings, merge_rules(store, settings))
+    last = 0
+    limit_seq = until_seq
+    if until_received is not None:
+        row = store.fetch_one(
+            "SELECT coalesce(max(seq), 0) FROM events WHERE received_at <= CAST(? AS TIMESTAMP)",
+            [until_received],
+        )
+        limit_seq = int(row[0]) if row else 0
+    while True:
+        rows = read_batch(store, last, settings.pipeline_batch_size)
+        rows = [r for r in rows if limit_seq is None or r[0] <= limit_seq]
+        if not rows:
+            return unifier
+        unifier.apply(rows)
+        unifier.graph.drain()
+        last = rows[-1][0]
+
+
+def _identifier(text: str) -> Identifier:
+    kind, _, value = text.partition(":")
+    return Identifier(kind, value)
+
+
+def _object(raw: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    parsed = orjson.loads(raw)
+    return parsed if isinstance(parsed, dict) else None
