@@ -27,6 +27,7 @@ from tessera.identity.identifiers import Identifier
 from tessera.profiles import catalogue
 from tessera.profiles.summary import Summary
 from tessera.profiles.unifier import (
+    _COLUMNS,
     Unifier,
     _identifier,
     merge_rules,
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
                   "identity_ledger", "pipeline_state", "computed_traits")  # fmt: skip
 _WINDOW_REFRESH_SECONDS = 300
+# positions in a batch row (profiles/unifier.py _COLUMNS)
+_TYPE, _TRAITS, _EVENT = _COLUMNS.index("type"), _COLUMNS.index("traits"), _COLUMNS.index("event")
 #: while ingest is busy: the batch size, and 1/10 of the time for the pipeline
 _BUSY_BATCH = 2_000
 #: under continuous ingest, computed traits are refreshed at most this often
@@ -79,6 +82,7 @@ class Pipeline:
         self._refreshed_at = 0.0
         self._ingest_commits: Callable[[], int] = lambda: 0
         self._segment_touched: set[str] = set()
+        self._segment_changes = segments.Changes()
         self._segments_at = 0.0
 
     # -- running ------------------------------------------------------------------
@@ -230,6 +234,16 @@ class Pipeline:
             return 0
         attributed, touched = unifier.apply(rows)
         changed = set(unifier.graph.changed_profiles)
+        self._segment_changes.add(
+            segments.Changes(
+                events={row[_EVENT] for row in rows if row[_TYPE] == "track" and row[_EVENT]},
+                traits=any(row[_TRAITS] for row in rows),
+                any_event=True,
+                identity=bool(unifier.graph.new_links)
+                or bool(changed - touched)
+                or any(e.kind in ("new", "merge") for e in unifier.graph.ledger),
+            )
+        )
         try:
             self._persist(rows[-1][0], attributed, touched)
         except Exception:
@@ -247,8 +261,11 @@ class Pipeline:
     def flush_segments(self) -> None:
         """Re-evaluate segments for the profiles touched since the last flush."""
         if self._segment_touched:
-            segments.evaluate_touched(self._store, sorted(self._segment_touched))
+            segments.evaluate_touched(
+                self._store, sorted(self._segment_touched), changes=self._segment_changes
+            )
             self._segment_touched = set()
+            self._segment_changes = segments.Changes()
         self._segments_at = time.monotonic()
 
     def _persist(self, last_seq: int, attributed: list[tuple[int, str]], touched: set[str]) -> None:

@@ -24,7 +24,8 @@ SELECT seq, type, source_id, channel, user_id, anonymous_id, previous_id, email,
        device_id, advertising_id, external_ids, epoch_us(timestamp) AS timestamp,
        CASE WHEN type <> 'group' THEN traits END AS traits,
        json_extract_string(traits, '$.country') AS country,
-       json_extract(payload, '$.context.consent.categoryPreferences')::VARCHAR AS consent
+       json_extract(payload, '$.context.consent.categoryPreferences')::VARCHAR AS consent,
+       event
 FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
 """
 # seq is dense (the writer numbers commits without gaps), so a range reads only the row
@@ -32,7 +33,7 @@ FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
 # the log for every batch: at 5 million events the rebuild ran at 20k instead of 50k/s.
 _COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "previous_id",
             "email", "phone", "device_id", "advertising_id", "external_ids", "timestamp",
-            "traits", "country", "consent")  # fmt: skip
+            "traits", "country", "consent", "event")  # fmt: skip
 
 
 def merge_rules(store: Store, settings: Settings) -> MergeRules:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,19 @@ from tessera.segments.check import catalogue, check
 from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
 from tessera.segments.parser import parse
-from tessera.segments.tree import And, InSegment, Node, Not, Or, from_json, to_json
+from tessera.segments.tree import (
+    Aggregate,
+    And,
+    Compare,
+    Did,
+    InSegment,
+    Node,
+    Not,
+    Or,
+    SeenOn,
+    from_json,
+    to_json,
+)
 from tessera.store import Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -167,8 +180,47 @@ def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[st
     return done
 
 
+@dataclass
+class Changes:
+    """What pipeline batches changed since segments were last refreshed."""
+
+    events: set[str] = field(default_factory=set)  # track event names that arrived
+    traits: bool = False  # some event carried traits
+    any_event: bool = False
+    identity: bool = False  # new profiles, links or merges
+
+    def add(self, other: Changes) -> None:
+        self.events |= other.events
+        self.traits |= other.traits
+        self.any_event |= other.any_event
+        self.identity |= other.identity
+
+
+def affected(tree: Node, changes: Changes, affected_segments: set[str]) -> bool:
+    """Could these changes alter this segment for a touched profile? Computed traits only
+    change at their refresh, after which every segment is re-evaluated anyway."""
+    if changes.identity:
+        return True  # a merge combines everything two profiles had
+    if isinstance(tree, And | Or):
+        return any(affected(i, changes, affected_segments) for i in tree.items)
+    if isinstance(tree, Not):
+        return affected(tree.item, changes, affected_segments)
+    if isinstance(tree, Compare):
+        return tree.source == "traits" and changes.traits
+    if isinstance(tree, Did | Aggregate):
+        return tree.event.name in changes.events
+    if isinstance(tree, SeenOn):
+        return changes.any_event
+    if isinstance(tree, InSegment):
+        return tree.name in affected_segments
+    return False  # has TYPE: identifiers only change with identity
+
+
 def evaluate_touched(
-    store: Store, profiles: list[str], now: datetime | None = None
+    store: Store,
+    profiles: list[str],
+    now: datetime | None = None,
+    changes: Changes | None = None,
 ) -> dict[str, dict[str, int]]:
     """Streaming: re-evaluate every segment for just these profiles, in one query per
     layer of `in segment` dependencies (a segment sees the fresh membership of those it
@@ -177,6 +229,15 @@ def evaluate_touched(
         return {}
     rows = store.fetch_all("SELECT id, name, tree FROM segments")
     trees = {name: (segment_id, from_json(orjson.loads(tree))) for segment_id, name, tree in rows}
+    if changes is not None:
+        # Only segments these changes can affect (and those depending on them).
+        chosen: set[str] = set()
+        while True:
+            grown = {n for n, (_, tree) in trees.items() if affected(tree, changes, chosen)}
+            if grown <= chosen:
+                break
+            chosen |= grown
+        trees = {n: t for n, t in trees.items() if n in chosen}
     moment = _now(now)
     results: dict[str, dict[str, int]] = {}
     pending = dict(trees)
