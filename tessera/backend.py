@@ -164,14 +164,14 @@ class LocalBackend:
         reference: str | None = None,
         limit: int = 100,
     ) -> Any:
-        from tessera.api.segments import computed_names
         from tessera.segments import service
 
         store = self.runtime.store
+        names = catalogue.names(store, self.runtime.settings.computed_traits_file)
         if action == "create":
-            return service.create(store, name or "", query or "", computed_names(self.runtime))
+            return service.create(store, name or "", query or "", names)
         if action == "preview":
-            return service.preview(store, query or "", computed_names(self.runtime))
+            return service.preview(store, query or "", names)
         if action == "list":
             return service.list_segments(store)
         if action == "show":

@@ -28,10 +28,7 @@ class PreviewBody(BaseModel):
 
 
 def computed_names(runtime: Runtime) -> set[str]:
-    from tessera.profiles.computed import RFM_NAMES
-
-    defined = catalogue.definitions(runtime.store, runtime.settings.computed_traits_file)
-    return {t.name for t in defined} | set(RFM_NAMES)
+    return catalogue.names(runtime.store, runtime.settings.computed_traits_file)
 
 
 @router.get("", summary="Segments with their sizes")

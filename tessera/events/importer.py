@@ -111,7 +111,12 @@ def import_file(
         rejects = csv.writer(reject_handle)
         rejects.writerow(["line", "reason", "row"])
 
+        # One receive time per chunk of rows, as an HTTP batch has one per request.
+        envelope = Envelope(source.id, source.channel, now_micros(), require_segment_ids=False)
+
         def flush() -> None:
+            nonlocal envelope
+            envelope = Envelope(source.id, source.channel, now_micros(), require_segment_ids=False)
             if batch:
                 result = writer.write(batch)
                 summary.accepted += result.accepted
@@ -126,9 +131,6 @@ def import_file(
             try:
                 if isinstance(row, TesseraError):
                     raise row
-                envelope = Envelope(
-                    source.id, source.channel, now_micros(), require_segment_ids=False
-                )
                 occurrence = 0
                 if mapping.message_id is None:
                     fingerprint = content_fingerprint(row)

@@ -11,6 +11,7 @@ import yaml
 from tessera.errors import InvalidField, NotFound
 from tessera.profiles.computed import (
     BUILT_IN,
+    RFM_NAMES,
     RFM_SQL,
     ComputedTrait,
     compile_all,
@@ -44,6 +45,11 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
     return [*BUILT_IN, *from_file, *stored]
 
 
+def names(store: Store, file: Path | None = None) -> set[str]:
+    """Every computed trait a segment may name: definitions and the RFM scores."""
+    return {t.name for t in definitions(store, file)} | set(RFM_NAMES)
+
+
 def save_definition(store: Store, raw: object) -> ComputedTrait:
     trait = parse_definition(raw)
     store.execute(
@@ -63,7 +69,7 @@ def delete_definition(store: Store, name: str) -> None:
 def refresh(store: Store, traits: list[ComputedTrait], now: datetime | None = None) -> int:
     """Recompute every computed trait for every profile (one query: ~0.1 s per 500k events)."""
     moment = (now or datetime.now(UTC)).replace(tzinfo=None)
-    sql, parameters = compile_all(traits, moment.isoformat(sep=" "), None)
+    sql, parameters = compile_all(traits, moment.isoformat(sep=" "))
     rows = store.fetch_all(sql, parameters)
     rows += rfm_rows(store.fetch_all(RFM_SQL, {"now": moment.isoformat(sep=" ")}))
     with store.transaction():

@@ -115,10 +115,9 @@ def _path(name: str) -> str:
     return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def events_of_profiles(only_listed: bool = False) -> exp.Select:
-    """Events with the live profile they belong to (through merges); with `only_listed`,
-    only those of the profiles in the `$profiles` list parameter."""
-    query = (
+def events_of_profiles() -> exp.Select:
+    """Events with the live profile they belong to (through merges)."""
+    return (
         sqlglot.select(
             exp.func(
                 "coalesce", exp.column("merged_into", "p"), exp.column("profile_id", "ep")
@@ -129,19 +128,9 @@ def events_of_profiles(only_listed: bool = False) -> exp.Select:
         .join("event_profiles AS ep", on="ep.seq = e.seq")
         .join("profiles AS p", on="p.profile_id = ep.profile_id", join_type="left")
     )
-    if only_listed:
-        listed = sqlglot.select(exp.func("unnest", exp.Placeholder(this="profiles")))
-        query = query.where(
-            exp.func(
-                "coalesce", exp.column("merged_into", "p"), exp.column("profile_id", "ep")
-            ).isin(query=listed)
-        )
-    return query
 
 
-def compile_trait(
-    trait: ComputedTrait, parameters: dict[str, Any], only_listed: bool = False
-) -> exp.Select:
+def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Select:
     """One trait as `SELECT profile_id, value ... GROUP BY profile_id`.
 
     Values are added to `parameters` under fresh names; `$now` is the clock.
@@ -199,7 +188,7 @@ def compile_trait(
     aggregate = builders[trait.function]()
     query = (
         sqlglot.select(exp.column("profile_id", "ev"), aggregate.as_("value"))
-        .from_(events_of_profiles(only_listed).subquery("ev"))
+        .from_(events_of_profiles().subquery("ev"))
         .group_by(exp.column("profile_id", "ev"))
     )
     for condition in conditions:
@@ -207,14 +196,12 @@ def compile_trait(
     return query
 
 
-def compile_all(
-    traits: list[ComputedTrait], now: str, profile_ids: list[str] | None
-) -> tuple[str, dict[str, Any]]:
+def compile_all(traits: list[ComputedTrait], now: str) -> tuple[str, dict[str, Any]]:
     """All traits in one query: `profile_id, name, value (JSON)` rows."""
     parameters: dict[str, Any] = {"now": now}
     parts = []
     for index, trait in enumerate(traits):
-        query = compile_trait(trait, parameters, profile_ids is not None)
+        query = compile_trait(trait, parameters)
         parts.append(
             sqlglot.select(
                 exp.column("profile_id"),
@@ -226,8 +213,6 @@ def compile_all(
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
     outer = sqlglot.select("*").from_(union.subquery("traits"))
-    if profile_ids is not None:
-        parameters["profiles"] = profile_ids
     return outer.sql(dialect="duckdb"), parameters
 
 

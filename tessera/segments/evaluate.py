@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from tessera.segments.tree import (
     Aggregate,
     And,
@@ -173,8 +175,6 @@ def _as_text(value: Any) -> str | None:
         return str(value)
     if isinstance(value, float):
         return repr(value) if not value.is_integer() else f"{value:.1f}"
-    import orjson
-
     return orjson.dumps(value).decode()
 
 

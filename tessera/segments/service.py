@@ -137,25 +137,7 @@ def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, 
     tree = from_json(orjson.loads(segment["tree"]))
     members = _evaluate(store, tree, moment)
     with store.transaction():
-        current = {
-            r[0]
-            for r in store.fetch_all(
-                "SELECT profile_id FROM segment_members WHERE segment_id = ? AND left_at IS NULL",
-                [segment["id"]],
-            )
-        }
-        entered, left = sorted(members - current), sorted(current - members)
-        if left:
-            store.execute(
-                "UPDATE segment_members SET left_at = ? WHERE segment_id = ? AND "
-                "left_at IS NULL AND profile_id IN (SELECT unnest(?))",
-                [moment, segment["id"], left],
-            )
-        if entered:
-            store.execute(
-                "INSERT INTO segment_members SELECT ?, unnest(?), ?, NULL",
-                [segment["id"], entered, moment],
-            )
+        entered, left = _record_moves(store, segment["id"], members, moment, None)
         store.execute("UPDATE segments SET evaluated_at = ? WHERE id = ?", [moment, segment["id"]])
     return {"size": len(members), "entered": len(entered), "left": len(left)}
 
@@ -251,26 +233,7 @@ def evaluate_touched(
             for index, name in enumerate(layer):
                 segment_id = pending[name][0]
                 now_in = {row[0] for row in found if row[index + 1]}
-                current = {
-                    r[0]
-                    for r in store.fetch_all(
-                        "SELECT profile_id FROM segment_members WHERE segment_id = ? AND left_at "
-                        "IS NULL AND profile_id IN (SELECT unnest(?))",
-                        [segment_id, profiles],
-                    )
-                }
-                entered, left = sorted(now_in - current), sorted(current - now_in)
-                if left:
-                    store.execute(
-                        "UPDATE segment_members SET left_at = ? WHERE segment_id = ? "
-                        "AND left_at IS NULL AND profile_id IN (SELECT unnest(?))",
-                        [moment, segment_id, left],
-                    )
-                if entered:
-                    store.execute(
-                        "INSERT INTO segment_members SELECT ?, unnest(?), ?, NULL",
-                        [segment_id, entered, moment],
-                    )
+                entered, left = _record_moves(store, segment_id, now_in, moment, profiles)
                 results[name] = {"entered": len(entered), "left": len(left)}
         for name in layer:
             del pending[name]
@@ -339,6 +302,35 @@ def overlap(store: Store) -> list[dict[str, Any]]:
         "JOIN cur b ON a.profile_id = b.profile_id AND a.name <= b.name "
         "GROUP BY ALL ORDER BY 1, 2"
     )
+
+
+def _record_moves(
+    store: Store, segment_id: str, members: set[str], moment: str, among: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """Diff the new members against the open stays (of everyone, or only of `among`):
+    newcomers enter, the others leave. Runs inside the caller's transaction."""
+    scope = "" if among is None else " AND profile_id IN (SELECT unnest(?))"
+    current = {
+        r[0]
+        for r in store.fetch_all(
+            "SELECT profile_id FROM segment_members WHERE segment_id = ? "
+            f"AND left_at IS NULL{scope}",
+            [segment_id] if among is None else [segment_id, among],
+        )
+    }
+    entered, left = sorted(members - current), sorted(current - members)
+    if left:
+        store.execute(
+            "UPDATE segment_members SET left_at = ? WHERE segment_id = ? AND "
+            "left_at IS NULL AND profile_id IN (SELECT unnest(?))",
+            [moment, segment_id, left],
+        )
+    if entered:
+        store.execute(
+            "INSERT INTO segment_members SELECT ?, unnest(?), ?, NULL",
+            [segment_id, entered, moment],
+        )
+    return entered, left
 
 
 def _evaluate(store: Store, tree: Node, now: str) -> set[str]:
