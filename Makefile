@@ -3,8 +3,14 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+VENDOR := tessera/web/static/vendor
+# The console's front-end packages (versions pinned in package-lock.json), served locally.
+VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js
+# Browser tests drive Debian's Chromium; installed with apt-get when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install lint typecheck pytest bench clean
+.PHONY: run test install lint typecheck pytest bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,27 +18,37 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(VENDOR_FILES): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	touch $(VENDOR_FILES)
+
+install: $(STAMP) $(VENDOR_FILES)
+
+browser:
+	test -x $(CHROMIUM) || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
 ## make run: install, load the demo company on first run, serve API + console on :8000
-run: $(STAMP)
+run: install
 	$(BIN)/tessera demo --if-empty
 	$(BIN)/tessera serve
 
 ## make test: what CI runs — lint, types, every test layer
 test: lint typecheck pytest
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check tessera tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: install browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)

@@ -7,10 +7,12 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from tessera import __version__
@@ -21,6 +23,10 @@ from tessera.errors import InvalidRequest, TesseraError
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
+from tessera.web import pages as web_pages
+from tessera.web import people as web_people
+from tessera.web import rendering as web_rendering
+from tessera.web.session import SignInRequired
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +63,29 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(segments.router)
 
-    @app.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        # Until the console lands (issue 5), the front door is the API's own documentation.
-        return RedirectResponse("/docs")
+    # The console: pages at the root, static files (ours and the npm vendor files).
+    app.include_router(web_pages.public)
+    app.include_router(web_pages.router)
+    app.include_router(web_people.router)
+    app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
+    if missing := web_rendering.missing_vendor_files():
+        log.warning("console files missing (%s): run `make install`", ", ".join(missing))
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_required(request: Request, error: SignInRequired) -> Response:
+        target = f"/sign-in?next={quote(error.next_path)}"
+        if request.headers.get("hx-request"):  # htmx: a full-page redirect, not a swap
+            return Response(status_code=200, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
 
     @app.get("/api/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     @app.exception_handler(TesseraError)
-    async def tessera_error(_request: Request, error: TesseraError) -> Response:
+    async def tessera_error(request: Request, error: TesseraError) -> Response:
+        if getattr(request.state, "console", False):
+            return web_rendering.render(request, "error.html", {"error": error}, error.status)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
@@ -79,8 +97,11 @@ def create_app(settings: Settings) -> FastAPI:
         return error_response(InvalidRequest("; ".join(problems) or "invalid request"))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> Response:
+    async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error")
+        if getattr(request.state, "console", False):
+            problem = TesseraError("the server failed; its log says why")
+            return web_rendering.render(request, "error.html", {"error": problem}, 500)
         return json_response(
             {"success": False, "code": "internal", "message": "the server failed; see its log"},
             500,

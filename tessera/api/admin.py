@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import tempfile
-import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from tessera.errors import TesseraError, Unauthorized
+from tessera.errors import Unauthorized
 from tessera.events import importer, log
 from tessera.events.sources import CHANNELS
 from tessera.privacy.keys import secrets_match
@@ -120,41 +115,14 @@ def upload_import(
     source: Annotated[str, Form(description="Source name")],
     wait: Annotated[bool, Form(description="Answer when the import has finished")] = True,
 ) -> dict[str, Any]:
-    parsed = importer.load_mapping(mapping)
-    target = runtime.sources.get(source)
-    file_name = Path(file.filename or "upload.csv").name
-    uploads = runtime.settings.data_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=uploads, suffix=Path(file_name).suffix, delete=False
-    ) as handle:
-        shutil.copyfileobj(file.file, handle)
-        saved = Path(handle.name)
-    import_id = "imp_" + secrets.token_hex(6)
-    importer.record_start(runtime.store, import_id, target, file_name)
-
-    def run() -> importer.ImportSummary:
-        try:
-            return importer.import_file(
-                store=runtime.store,
-                writer=runtime.writer,
-                source=target,
-                path=saved,
-                mapping=parsed,
-                rejects_dir=runtime.settings.rejects_dir,
-                file_name=file_name,
-                import_id=import_id,
-            )
-        except Exception as e:
-            reason = e.message if isinstance(e, TesseraError) else type(e).__name__
-            importer.mark_failed(runtime.store, import_id, reason)
-            if wait:
-                raise
-            return importer.ImportSummary(import_id, file_name, target.name, status="failed")
-        finally:
-            saved.unlink(missing_ok=True)
-
-    if wait:
-        return run().to_dict()
-    threading.Thread(target=run, name=f"import-{import_id}", daemon=True).start()
-    return {"import_id": import_id, "status": "running"}
+    return importer.upload(
+        store=runtime.store,
+        writer=runtime.writer,
+        source=runtime.sources.get(source),
+        data=file.file,
+        file_name=file.filename or "upload.csv",
+        mapping=importer.load_mapping(mapping),
+        data_dir=runtime.settings.data_dir,
+        rejects_dir=runtime.settings.rejects_dir,
+        wait=wait,
+    )

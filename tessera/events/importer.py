@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import csv
 import secrets
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import yaml
 
-from tessera.errors import InvalidImportFile, InvalidMapping, InvalidMessage, TesseraError
+from tessera.errors import (
+    InvalidImportFile,
+    InvalidMapping,
+    InvalidMessage,
+    NotFound,
+    TesseraError,
+)
 from tessera.events.contract import Envelope, EventRow, check_message
 from tessera.events.mapping import Mapping, check_columns, content_fingerprint, parse_mapping
 from tessera.events.mapping import row_to_message as build_message
@@ -152,6 +161,67 @@ def import_file(
     summary.status = "done"
     _record_progress(store, summary, finished=True)
     return summary
+
+
+def upload(
+    *,
+    store: Store,
+    writer: EventWriter,
+    source: Source,
+    data: BinaryIO,
+    file_name: str,
+    mapping: Mapping,
+    data_dir: Path,
+    rejects_dir: Path,
+    wait: bool = True,
+) -> dict[str, Any]:
+    """An uploaded file (the API and the console): saved under DATA_DIR/uploads, imported,
+    then removed. With `wait` the summary is returned (errors raise); otherwise the import
+    runs on a thread and its progress and outcome are in `list_imports`."""
+    file_name = Path(file_name).name or "upload.csv"
+    uploads = data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        dir=uploads, suffix=Path(file_name).suffix, delete=False
+    ) as handle:
+        shutil.copyfileobj(data, handle)
+        saved = Path(handle.name)
+    import_id = "imp_" + secrets.token_hex(6)
+    record_start(store, import_id, source, file_name)
+
+    def run() -> ImportSummary:
+        try:
+            return import_file(
+                store=store,
+                writer=writer,
+                source=source,
+                path=saved,
+                mapping=mapping,
+                rejects_dir=rejects_dir,
+                file_name=file_name,
+                import_id=import_id,
+            )
+        except Exception as e:
+            reason = e.message if isinstance(e, TesseraError) else type(e).__name__
+            mark_failed(store, import_id, reason)
+            if wait:
+                raise
+            return ImportSummary(import_id, file_name, source.name, status="failed")
+        finally:
+            saved.unlink(missing_ok=True)
+
+    if wait:
+        return run().to_dict()
+    threading.Thread(target=run, name=f"import-{import_id}", daemon=True).start()
+    return {"import_id": import_id, "status": "running"}
+
+
+def reject_file(store: Store, import_id: str) -> Path:
+    """The reject file of an import (NotFound when there is none)."""
+    row = store.fetch_one("SELECT reject_file FROM imports WHERE id = ?", [import_id])
+    if row is None or not row[0] or not Path(row[0]).exists():
+        raise NotFound(f"no reject file for import {import_id!r}")
+    return Path(row[0])
 
 
 def list_imports(store: Store, limit: int = 50) -> list[dict[str, Any]]:

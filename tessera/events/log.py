@@ -37,6 +37,23 @@ def stats(store: Store) -> dict[str, Any]:
     }
 
 
+def daily(store: Store, days: int = 30) -> list[dict[str, Any]]:
+    """Events per day, per source and channel, over the last `days` days, by event time
+    (skew-corrected, so live events land on the day they arrived and imported history on
+    the day it happened)."""
+    rows = store.fetch_all(
+        "SELECT CAST(e.timestamp AS DATE) AS day, s.name, e.channel, count(*) FROM events e "
+        "JOIN sources s ON s.id = e.source_id "
+        "WHERE e.timestamp >= CAST(now() AS TIMESTAMP) - to_days(CAST(? AS INTEGER)) "
+        "GROUP BY ALL ORDER BY 1, 2",
+        [days],
+    )
+    return [
+        {"day": day.isoformat(), "source": source, "channel": channel, "events": count}
+        for day, source, channel, count in rows
+    ]
+
+
 def tail(
     store: Store, *, limit: int = 20, source_id: str | None = None, after_seq: int | None = None
 ) -> list[dict[str, Any]]:

@@ -123,6 +123,57 @@ def parse_mapping(document: Any) -> Mapping:
     )
 
 
+def document_from_form(
+    *,
+    kind: str,
+    event: str = "",
+    timestamp: str = "",
+    identifiers: str = "",
+    traits: str = "",
+    properties: str = "",
+) -> dict[str, Any]:
+    """A mapping document from the console's form, where each section is lines of
+    `name = column` (or `name = column : type`, type one of VALUE_TYPES). The result goes
+    through `parse_mapping` like a YAML file does."""
+    document: dict[str, Any] = {"type": kind}
+    if event.strip():
+        document["event"] = event.strip()
+    if timestamp.strip():
+        document["timestamp"] = timestamp.strip()
+    for section, text in (("identifiers", identifiers), ("traits", traits),
+                          ("properties", properties)):  # fmt: skip
+        pairs = _form_lines(section, text)
+        if section == "identifiers":
+            document[section] = {name: column.column for name, column in pairs.items()}
+        elif pairs:
+            document[section] = {
+                name: {"column": column.column, "type": column.type}
+                for name, column in pairs.items()
+            }
+    return document
+
+
+def _form_lines(section: str, text: str) -> dict[str, Column]:
+    found: dict[str, Column] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, equals, rest = line.partition("=")
+        column, _, value_type = rest.partition(":")
+        if not equals or not name.strip() or not column.strip():
+            raise InvalidMapping(
+                f"{section}, line {number}: {line.strip()!r} should read `name = column`"
+            )
+        value_type = value_type.strip() or "string"
+        if value_type not in VALUE_TYPES:
+            raise InvalidMapping(
+                f"{section}, line {number}: type {value_type!r} must be one of "
+                f"{', '.join(VALUE_TYPES)}"
+            )
+        found[name.strip()] = Column(column.strip(), value_type)
+    return found
+
+
 def check_columns(mapping: Mapping, available: list[str]) -> None:
     """Every column the mapping names must be in the file's header."""
     missing = sorted(mapping.columns() - set(available))

@@ -92,6 +92,25 @@ def block(store: Store, first: Identifier, second: Identifier, reason: str | Non
     )
 
 
+def links(store: Store, profile_id: str) -> dict[str, dict[str, Any]]:
+    """How each identifier of a profile joined it, from the ledger: the event (seq, source,
+    type) and the identifier it arrived with, keyed by `TYPE:VALUE`. Identifiers that
+    started their own profile say so (`kind` 'new'; 'merge' when that profile was merged
+    in later)."""
+    members = member_ids(store, profile_id)
+    rows = store.fetch_dicts(
+        "SELECT l.identifier, l.kind, l.seq, l.other_identifier, l.rule, s.name AS source, "
+        "e.type, e.event FROM identity_ledger l JOIN events e ON e.seq = l.seq "
+        "JOIN sources s ON s.id = e.source_id "
+        "WHERE l.kind IN ('new', 'link') AND l.profile_id IN (SELECT unnest(?)) ORDER BY l.seq",
+        [members],
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        found.setdefault(row.pop("identifier"), row)
+    return found
+
+
 def blocks(store: Store) -> list[dict[str, Any]]:
     return store.fetch_dicts(
         "SELECT first, second, created_at, reason FROM identity_blocks ORDER BY created_at"

@@ -278,6 +278,25 @@ def search(
     return [card(store, row[0]) for row in rows]
 
 
+def display_name(traits: dict[str, Any]) -> str | None:
+    """A person's name from common trait spellings (firstName or first_name, ...)."""
+    first = traits.get("firstName") or traits.get("first_name")
+    last = traits.get("lastName") or traits.get("last_name")
+    joined = " ".join(str(part) for part in (first, last) if part)
+    return joined or traits.get("name")
+
+
+def totals(store: Store) -> dict[str, int]:
+    """Profiles (live), merges made, and profiles flagged by the circuit breaker."""
+    row = store.fetch_one(
+        "SELECT count(*) FILTER (WHERE merged_into IS NULL), "
+        "count(*) FILTER (WHERE merged_into IS NOT NULL), "
+        "count(*) FILTER (WHERE flagged IS NOT NULL) FROM profiles"
+    )
+    assert row is not None
+    return {"profiles": row[0], "merged": row[1], "flagged": row[2]}
+
+
 def card(store: Store, profile_id: str) -> dict[str, Any]:
     """A one-line description of a profile for search results."""
     row = store.fetch_one(
@@ -290,11 +309,7 @@ def card(store: Store, profile_id: str) -> dict[str, Any]:
     if row is None:
         return {"profile_id": profile_id}
     traits = orjson.loads(row[0])
-    name = " ".join(
-        str(traits[k])
-        for k in ("firstName", "first_name", "lastName", "last_name")
-        if traits.get(k)
-    ) or traits.get("name")
+    name = display_name(traits)
     return {
         "profile_id": profile_id,
         "name": name,

@@ -9,10 +9,12 @@ Predicates are made NULL-free (`coalesce(..., false)`) so `not` means what it sa
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlglot
 from sqlglot import exp
 
@@ -32,6 +34,8 @@ from tessera.segments.tree import (
     SeenOn,
     Value,
     Window,
+    from_json,
+    to_json,
 )
 
 # Only merged profiles need redirecting: joining that small set instead of every profile
@@ -82,9 +86,24 @@ def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) 
 def compile_segments(nodes: list[Node], *, now: str, profiles: list[str]) -> CompiledSegment:
     """Many segments at once for some profiles: `profile_id, m0, m1, ...` (one boolean per
     segment). Streaming re-evaluation runs this once per pipeline batch, so 50 segments
-    cost one pass over the touched profiles' events, not fifty."""
-    builder = _Builder(profiles=profiles)
-    builder.parameters["now"] = now
+    cost one pass over the touched profiles' events, not fifty.
+
+    The text depends only on the trees (the clock and the profiles are parameters), and
+    building it through sqlglot costs more than running it on a small batch, so it is
+    cached per set of trees."""
+    template = _compiled_many(orjson.dumps([to_json(node) for node in nodes]))
+    parameters = dict(template.parameters)
+    if "now" in parameters:
+        parameters["now"] = now
+    parameters["profiles"] = profiles
+    return CompiledSegment(template.sql, parameters, template.tree)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_many(trees: bytes) -> CompiledSegment:
+    nodes = [from_json(data) for data in orjson.loads(trees)]
+    builder = _Builder(profiles=[])
+    builder.parameters["now"] = ""
     columns = [f"({_predicate(node, builder)}) AS m{i}" for i, node in enumerate(nodes)]
     return _assemble(builder, ", ".join(["s.profile_id", *columns]), "true")
 

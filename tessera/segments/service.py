@@ -137,9 +137,9 @@ def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, 
     tree = from_json(orjson.loads(segment["tree"]))
     members = _evaluate(store, tree, moment)
     with store.transaction():
-        entered, left = _record_moves(store, segment["id"], members, moment, None)
+        entered, left = _record_moves(store, {segment["id"]: members}, moment, None)[segment["id"]]
         store.execute("UPDATE segments SET evaluated_at = ? WHERE id = ?", [moment, segment["id"]])
-    return {"size": len(members), "entered": len(entered), "left": len(left)}
+    return {"size": len(members), "entered": entered, "left": left}
 
 
 def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[str, int]]:
@@ -230,11 +230,14 @@ def evaluate_touched(
         compiled = compile_segments([pending[n][1] for n in layer], now=moment, profiles=profiles)
         found = store.fetch_all(compiled.sql, compiled.parameters)
         with store.transaction():
-            for index, name in enumerate(layer):
-                segment_id = pending[name][0]
-                now_in = {row[0] for row in found if row[index + 1]}
-                entered, left = _record_moves(store, segment_id, now_in, moment, profiles)
-                results[name] = {"entered": len(entered), "left": len(left)}
+            fresh = {
+                pending[name][0]: {row[0] for row in found if row[index + 1]}
+                for index, name in enumerate(layer)
+            }
+            counts = _record_moves(store, fresh, moment, profiles)
+            for name in layer:
+                entered, left = counts[pending[name][0]]
+                results[name] = {"entered": entered, "left": left}
         for name in layer:
             del pending[name]
     return results
@@ -252,6 +255,19 @@ def members(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
     for row in rows:
         traits = orjson.loads(row.pop("traits") or "{}")
         row["email"] = traits.get("email")
+        row["entered_at"] = row["entered_at"].isoformat() + "Z"
+    return rows
+
+
+def memberships(store: Store, profile_id: str) -> list[dict[str, Any]]:
+    """The segments a profile is in now, with when it entered each."""
+    rows = store.fetch_dicts(
+        "SELECT g.name, g.description, m.entered_at FROM segment_members m "
+        "JOIN segments g ON g.id = m.segment_id WHERE m.profile_id = ? AND m.left_at IS NULL "
+        "ORDER BY g.name",
+        [profile_id],
+    )
+    for row in rows:
         row["entered_at"] = row["entered_at"].isoformat() + "Z"
     return rows
 
@@ -305,32 +321,43 @@ def overlap(store: Store) -> list[dict[str, Any]]:
 
 
 def _record_moves(
-    store: Store, segment_id: str, members: set[str], moment: str, among: list[str] | None
-) -> tuple[list[str], list[str]]:
-    """Diff the new members against the open stays (of everyone, or only of `among`):
-    newcomers enter, the others leave. Runs inside the caller's transaction."""
+    store: Store, members: dict[str, set[str]], moment: str, among: list[str] | None
+) -> dict[str, tuple[int, int]]:
+    """Diff each segment's new members against its open stays (of everyone, or only of
+    `among`): newcomers enter, the others leave. One read, one update and one insert for
+    all the segments together, whatever their number. Runs inside the caller's transaction.
+    Returns (entered, left) counts per segment id."""
     scope = "" if among is None else " AND profile_id IN (SELECT unnest(?))"
-    current = {
-        r[0]
-        for r in store.fetch_all(
-            "SELECT profile_id FROM segment_members WHERE segment_id = ? "
-            f"AND left_at IS NULL{scope}",
-            [segment_id] if among is None else [segment_id, among],
-        )
-    }
-    entered, left = sorted(members - current), sorted(current - members)
-    if left:
+    current: dict[str, set[str]] = {segment_id: set() for segment_id in members}
+    for segment_id, profile_id in store.fetch_all(
+        "SELECT segment_id, profile_id FROM segment_members WHERE left_at IS NULL "
+        f"AND segment_id IN (SELECT unnest(?)){scope}",
+        [list(members)] if among is None else [list(members), among],
+    ):
+        current[segment_id].add(profile_id)
+    entered: tuple[list[str], list[str]] = ([], [])
+    left: tuple[list[str], list[str]] = ([], [])
+    counts: dict[str, tuple[int, int]] = {}
+    for segment_id, now_in in members.items():
+        coming, going = now_in - current[segment_id], current[segment_id] - now_in
+        counts[segment_id] = (len(coming), len(going))
+        entered[0].extend([segment_id] * len(coming))
+        entered[1].extend(coming)
+        left[0].extend([segment_id] * len(going))
+        left[1].extend(going)
+    if left[1]:
         store.execute(
-            "UPDATE segment_members SET left_at = ? WHERE segment_id = ? AND "
-            "left_at IS NULL AND profile_id IN (SELECT unnest(?))",
-            [moment, segment_id, left],
+            "UPDATE segment_members SET left_at = ? FROM (SELECT unnest(?) AS s, unnest(?) AS p) "
+            "AS gone WHERE segment_members.segment_id = gone.s "
+            "AND segment_members.profile_id = gone.p AND left_at IS NULL",
+            [moment, left[0], left[1]],
         )
-    if entered:
+    if entered[1]:
         store.execute(
-            "INSERT INTO segment_members SELECT ?, unnest(?), ?, NULL",
-            [segment_id, entered, moment],
+            "INSERT INTO segment_members SELECT unnest(?), unnest(?), ?, NULL",
+            [entered[0], entered[1], moment],
         )
-    return entered, left
+    return counts
 
 
 def _evaluate(store: Store, tree: Node, now: str) -> set[str]:

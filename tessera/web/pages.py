@@ -1,0 +1,265 @@
+"""Console pages for the data coming in: sign-in, overview, sources (with the live
+debugger and set-up snippets) and file imports. Each route gathers what the feature
+functions return and renders a template; no logic of its own."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from tessera.api.admin import RuntimeDep
+from tessera.errors import InvalidMapping, TesseraError
+from tessera.events import importer, log
+from tessera.events.mapping import document_from_form, parse_mapping
+from tessera.events.sources import CHANNELS
+from tessera.privacy.keys import secrets_match
+from tessera.profiles import view
+from tessera.segments import service
+from tessera.web import session
+from tessera.web.rendering import render
+
+public = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
+
+
+# -- signing in ---------------------------------------------------------------------
+
+
+@public.get("/sign-in")
+def sign_in_page(request: Request, next: str = "/") -> Response:
+    return render(request, "sign_in.html", {"next": session.safe_next(next)})
+
+
+@public.post("/sign-in")
+def sign_in(
+    request: Request,
+    token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    key: str = request.app.state.admin_token_hash
+    if not token.strip() or not secrets_match(token.strip(), key):
+        context = {"next": session.safe_next(next), "error": "That is not the admin token."}
+        return render(request, "sign_in.html", context, status=401)
+    response = RedirectResponse(session.safe_next(next), status_code=303)
+    response.set_cookie(
+        session.COOKIE,
+        session.issue(key),
+        max_age=session.LIFETIME_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@public.post("/sign-out")
+def sign_out() -> Response:
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(session.COOKIE)
+    return response
+
+
+# -- overview -----------------------------------------------------------------------
+
+
+@router.get("/")
+def overview(request: Request, runtime: RuntimeDep) -> Response:
+    store = runtime.store
+    daily = log.daily(store, 30)
+    context = {
+        "stats": log.stats(store),
+        "lag": runtime.pipeline.lag(),
+        "totals": view.totals(store),
+        "segments": service.list_segments(store),
+        "by_source": chart_series(daily, "source"),
+        "by_channel": chart_series(daily, "channel"),
+    }
+    return render(request, "overview.html", context)
+
+
+def chart_series(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Daily counts → Chart.js data: one dataset per value of `key`, zeros where a day
+    has none."""
+    days = sorted({row["day"] for row in rows})
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in rows:
+        counts[row[key]][row["day"]] = counts[row[key]].get(row["day"], 0) + row["events"]
+    return {
+        "labels": days,
+        "datasets": [
+            {"label": name, "data": [per_day.get(day, 0) for day in days]}
+            for name, per_day in sorted(counts.items())
+        ],
+    }
+
+
+# -- sources ------------------------------------------------------------------------
+
+
+@router.get("/sources")
+def sources_page(request: Request, runtime: RuntimeDep) -> Response:
+    return _sources(request, runtime)
+
+
+@router.post("/sources")
+def create_source(
+    request: Request,
+    runtime: RuntimeDep,
+    name: Annotated[str, Form()] = "",
+    channel: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        created = runtime.sources.create(name, channel)
+    except TesseraError as e:
+        return _sources(request, runtime, error=e, form={"name": name, "channel": channel})
+    return _source(request, runtime, created.source.name, new_key=created.write_key)
+
+
+@router.get("/sources/{name}")
+def source_page(request: Request, runtime: RuntimeDep, name: str) -> Response:
+    return _source(request, runtime, name)
+
+
+@router.post("/sources/{name}/rotate-key")
+def rotate_key(request: Request, runtime: RuntimeDep, name: str) -> Response:
+    rotated = runtime.sources.rotate_key(name)
+    return _source(request, runtime, rotated.source.name, new_key=rotated.write_key)
+
+
+@router.post("/sources/{name}/{action}")
+def enable_source(runtime: RuntimeDep, name: str, action: str) -> Response:
+    if action not in ("enable", "disable"):
+        return RedirectResponse(f"/sources/{name}", status_code=303)
+    runtime.sources.set_enabled(name, action == "enable")
+    return RedirectResponse(f"/sources/{name}", status_code=303)
+
+
+@router.get("/sources/{name}/events")
+def source_events(request: Request, runtime: RuntimeDep, name: str) -> Response:
+    """The debugger's rows: the newest events of the source (htmx polls this)."""
+    source = runtime.sources.get(name)
+    events = log.tail(runtime.store, limit=25, source_id=source.id)
+    return render(request, "_events.html", {"events": events, "source": source})
+
+
+def _sources(
+    request: Request,
+    runtime: RuntimeDep,
+    *,
+    error: TesseraError | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    context = {
+        "sources": runtime.sources.list(),
+        "counts": {row["source"]: row["events"] for row in log.stats(runtime.store)["by_source"]},
+        "channels": CHANNELS,
+        "rejected": log.rejected(runtime.store, limit=20),
+        "names": {s.id: s.name for s in runtime.sources.list()},
+        "error": error,
+        "form": form or {},
+    }
+    return render(request, "sources.html", context, status=400 if error else 200)
+
+
+def _source(
+    request: Request, runtime: RuntimeDep, name: str, new_key: str | None = None
+) -> Response:
+    source = runtime.sources.get(name)
+    context = {
+        "source": source,
+        "new_key": new_key,
+        "write_key": new_key or "YOUR_WRITE_KEY",
+        "host": str(request.base_url).rstrip("/"),
+        "events": log.tail(runtime.store, limit=25, source_id=source.id),
+        "rejected": log.rejected(runtime.store, limit=20, source_id=source.id),
+    }
+    return render(request, "source.html", context)
+
+
+# -- imports ------------------------------------------------------------------------
+
+
+@router.get("/imports")
+def imports_page(request: Request, runtime: RuntimeDep) -> Response:
+    return _imports(request, runtime)
+
+
+@router.get("/imports/table")
+def imports_table(request: Request, runtime: RuntimeDep) -> Response:
+    imports = importer.list_imports(runtime.store, limit=20)
+    return render(request, "_imports.html", {"imports": imports})
+
+
+@router.post("/imports")
+def upload_import(
+    request: Request,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File()],
+    source: Annotated[str, Form()],
+    kind: Annotated[str, Form()] = "identify",
+    event: Annotated[str, Form()] = "",
+    timestamp: Annotated[str, Form()] = "",
+    identifiers: Annotated[str, Form()] = "",
+    traits: Annotated[str, Form()] = "",
+    properties: Annotated[str, Form()] = "",
+    mapping_yaml: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"source": source, "kind": kind, "event": event, "timestamp": timestamp,
+            "identifiers": identifiers, "traits": traits, "properties": properties,
+            "mapping_yaml": mapping_yaml}  # fmt: skip
+    try:
+        if mapping_yaml.strip():
+            mapping = importer.load_mapping(mapping_yaml)
+        else:
+            document = document_from_form(
+                kind=kind,
+                event=event,
+                timestamp=timestamp,
+                identifiers=identifiers,
+                traits=traits,
+                properties=properties,
+            )
+            mapping = parse_mapping(document)
+        if not file.filename:
+            raise InvalidMapping("choose a file to import", field="file")
+        importer.upload(
+            store=runtime.store,
+            writer=runtime.writer,
+            source=runtime.sources.get(source),
+            data=file.file,
+            file_name=file.filename,
+            mapping=mapping,
+            data_dir=runtime.settings.data_dir,
+            rejects_dir=runtime.settings.rejects_dir,
+            wait=False,
+        )
+    except (TesseraError, yaml.YAMLError) as e:
+        problem = e if isinstance(e, TesseraError) else InvalidMapping(f"mapping YAML: {e}")
+        return _imports(request, runtime, error=problem, form=form)
+    return RedirectResponse("/imports", status_code=303)
+
+
+@router.get("/imports/{import_id}/rejects")
+def import_rejects(runtime: RuntimeDep, import_id: str) -> Response:
+    path = importer.reject_file(runtime.store, import_id)
+    return FileResponse(path, media_type="text/csv", filename=path.name)
+
+
+def _imports(
+    request: Request,
+    runtime: RuntimeDep,
+    *,
+    error: TesseraError | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    context = {
+        "imports": importer.list_imports(runtime.store, limit=20),
+        "sources": runtime.sources.list(),
+        "error": error,
+        "form": form or {"kind": "identify", "identifiers": "email = email"},
+    }
+    return render(request, "imports.html", context, status=400 if error else 200)

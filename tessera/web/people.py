@@ -1,0 +1,246 @@
+"""Console pages for people: profile search and the 360° view (with unmerge), and
+segments (list with trends, the editor with live checking, one segment, overlap)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from tessera.api.admin import RuntimeDep
+from tessera.errors import NotFound, TesseraError
+from tessera.identity import explain as identity
+from tessera.profiles import catalogue, view
+from tessera.runtime import Runtime
+from tessera.segments import service
+from tessera.web import session
+from tessera.web.rendering import render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
+
+TIMELINE_PAGE = 50
+SAMPLE = 10
+
+
+# -- profiles -----------------------------------------------------------------------
+
+
+@router.get("/profiles")
+def profiles_page(request: Request, runtime: RuntimeDep, q: str = "") -> Response:
+    """One box: `KEY=VALUE` searches traits, anything else identifier values."""
+    results: list[dict[str, Any]] = []
+    error = None
+    if q.strip():
+        try:
+            if "=" in q:
+                results = view.search(runtime.store, trait=q.strip(), limit=50)
+            else:
+                results = view.search(runtime.store, identifier=q.strip(), limit=50)
+        except TesseraError as e:
+            error = e
+    context = {"q": q, "results": results, "error": error}
+    return render(request, "profiles.html", context, status=400 if error else 200)
+
+
+@router.get("/profiles/{reference:path}")
+def profile_page(
+    request: Request,
+    runtime: RuntimeDep,
+    reference: str,
+    before_seq: int | None = None,
+    message: str | None = None,
+) -> Response:
+    store, pipeline = runtime.store, runtime.pipeline
+    profile_id = view.lookup(
+        store, reference, runtime.settings.default_region, pipeline.find_in_memory
+    )
+    profile = view.profile_view(
+        store,
+        profile_id,
+        limit=TIMELINE_PAGE,
+        before_seq=before_seq,
+        core=pipeline.read_profile(profile_id),
+    )
+    context = {
+        "profile": profile,
+        "name": view.display_name(profile["traits"]),
+        "links": identity.links(store, profile_id),
+        "memberships": service.memberships(store, profile_id),
+        "message": message,
+    }
+    return render(request, "profile.html", context)
+
+
+@router.post("/profiles/{reference:path}/unmerge")
+def unmerge(
+    runtime: RuntimeDep,
+    reference: str,
+    first: Annotated[str, Form()],
+    second: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    result = identity.unmerge(
+        runtime.store,
+        runtime.pipeline,
+        first,
+        second,
+        reason or None,
+        runtime.settings.default_region,
+    )
+    note = f"Unmerged: {result['second']} now lives in {result['second_profile']}."
+    return RedirectResponse(
+        f"/profiles/{result['first_profile']}?message={note}", status_code=303
+    )
+
+
+# -- segments -----------------------------------------------------------------------
+
+
+@router.get("/segments")
+def segments_page(request: Request, runtime: RuntimeDep) -> Response:
+    segments = service.list_segments(runtime.store)
+    trend = size_series([service.history(runtime.store, s["name"]) for s in segments])
+    return render(request, "segments.html", {"segments": segments, "trend": trend})
+
+
+def size_series(histories: list[dict[str, Any]]) -> dict[str, Any]:
+    """Segment histories → Chart.js data: each segment's size at the end of every day
+    on which any segment changed (carried forward between its own changes)."""
+    days = sorted({day["day"] for h in histories for day in h["days"]})
+    datasets = []
+    for history in histories:
+        sizes = {day["day"]: day["size"] for day in history["days"]}
+        current, data = 0, []
+        for day in days:
+            current = sizes.get(day, current)
+            data.append(current)
+        datasets.append({"label": history["segment"], "data": data})
+    return {"labels": days, "datasets": datasets}
+
+
+@router.get("/segments/new")
+def new_segment(request: Request, query: str = "", name: str = "") -> Response:
+    return render(request, "segment_new.html", {"query": query, "name": name})
+
+
+@router.post("/segments/check")
+def check_segment(
+    request: Request, runtime: RuntimeDep, query: Annotated[str, Form()] = ""
+) -> Response:
+    """The editor's live panel (htmx, as you type): the error at its spot, or the
+    description, size and a sample of members."""
+    return render(request, "_check.html", _check(runtime, query))
+
+
+@router.post("/segments")
+def create_segment(
+    request: Request,
+    runtime: RuntimeDep,
+    name: Annotated[str, Form()] = "",
+    query: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        service.create(runtime.store, name.strip(), query, _computed(runtime))
+    except TesseraError as e:
+        context = {"query": query, "name": name, "error": e, **_check(runtime, query)}
+        return render(request, "segment_new.html", context, status=400)
+    return RedirectResponse(f"/segments/{name.strip()}", status_code=303)
+
+
+@router.get("/segments/overlap")
+def overlap_page(request: Request, runtime: RuntimeDep) -> Response:
+    return render(request, "overlap.html", overlap_matrix(service.overlap(runtime.store)))
+
+
+def overlap_matrix(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pairs (first <= second, with first == second giving the size) → a full matrix."""
+    names = sorted({p["first"] for p in pairs} | {p["second"] for p in pairs})
+    shared = {(p["first"], p["second"]): p["both_count"] for p in pairs}
+    shared |= {(b, a): n for (a, b), n in shared.items()}
+    rows = []
+    for row in names:
+        size = shared.get((row, row), 0)
+        cells = [
+            {"count": shared.get((row, col), 0),
+             "share": round(100 * shared.get((row, col), 0) / size) if size else 0}
+            for col in names
+        ]  # fmt: skip
+        rows.append({"name": row, "size": size, "cells": cells})
+    return {"names": names, "rows": rows}
+
+
+@router.get("/segments/{name}")
+def segment_page(request: Request, runtime: RuntimeDep, name: str, why: str = "") -> Response:
+    store = runtime.store
+    segment = service.get(store, name)
+    history = service.history(store, name)
+    members = service.members(store, name, limit=SAMPLE)
+    explanation, why_error = None, None
+    if why.strip():
+        try:
+            profile_id = view.lookup(store, why.strip(), runtime.settings.default_region)
+            explanation = service.why(store, name, profile_id)
+        except TesseraError as e:
+            why_error = e
+    context = {
+        "segment": segment,
+        "trend": size_series([history]),
+        "days": history["days"][-14:],
+        "members": [view.card(store, m["profile_id"]) | m for m in members],
+        "why": why,
+        "explanation": explanation,
+        "why_error": why_error,
+    }
+    return render(request, "segment.html", context)
+
+
+@router.post("/segments/{name}/delete")
+def delete_segment(request: Request, runtime: RuntimeDep, name: str) -> Response:
+    try:
+        service.delete(runtime.store, name)
+    except NotFound:
+        pass  # already gone: the list is where the user wanted to go
+    except TesseraError as e:
+        return render(request, "error.html", {"error": e}, status=e.status)
+    return RedirectResponse("/segments", status_code=303)
+
+
+def _computed(runtime: Runtime) -> set[str]:
+    return catalogue.names(runtime.store, runtime.settings.computed_traits_file)
+
+
+def _check(runtime: Runtime, query: str) -> dict[str, Any]:
+    if not query.strip():
+        return {"empty": True}
+    try:
+        preview = service.preview(runtime.store, query, _computed(runtime), sample=SAMPLE)
+    except TesseraError as e:
+        return {"problem": e, "spot": error_spot(query, e)}
+    return {
+        "preview": preview,
+        "sample": [view.card(runtime.store, profile_id) for profile_id in preview["sample"]],
+    }
+
+
+def error_spot(query: str, error: TesseraError) -> dict[str, Any] | None:
+    """Split the line an error points at into before / the word at the spot / after, so
+    the page can mark it; None when the error has no position."""
+    line, column = getattr(error, "line", None), getattr(error, "column", None)
+    if not isinstance(line, int) or not isinstance(column, int):
+        return None
+    lines = query.splitlines() or [""]
+    text = lines[min(line, len(lines)) - 1]
+    start = min(max(column - 1, 0), len(text))
+    end = start
+    while end < len(text) and (text[end].isalnum() or text[end] in "_."):
+        end += 1
+    end = max(end, min(start + 1, len(text)))
+    return {
+        "line": line,
+        "column": column,
+        "before": text[:start],
+        "word": text[start:end] or " ",
+        "after": text[end:],
+        "headline": error.message.split("\n")[0],
+    }

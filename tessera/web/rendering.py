@@ -1,0 +1,61 @@
+"""Templates and the page response: Jinja2 with autoescaping, a few display filters, and
+a Server-Timing header carrying how long the server took (benchmarks/console.py reads it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from tessera import __version__
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+#: Copied from node_modules by `make` (package.json pins the versions).
+VENDOR_FILES = ("htmx.min.js", "chart.umd.min.js")
+
+#: Each channel's mark on the timeline: a letter badge plus the channel's name, so the
+#: mark does not rely on colour alone.
+CHANNEL_MARKS = {
+    "web": "W", "mobile": "M", "email": "E", "chat": "C", "phone": "P",
+    "pos": "S", "crm": "R", "ads": "A", "server": "V", "other": "O",
+}  # fmt: skip
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _when(value: str | None) -> str:
+    """'2026-11-29T09:20:06.598463Z' → '2026-11-29 09:20:06'."""
+    if not value:
+        return "—"
+    return str(value).replace("T", " ").split(".")[0].rstrip("Z")
+
+
+def _pretty(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["pretty"] = _pretty
+templates.env.globals["version"] = __version__
+templates.env.globals["channel_marks"] = CHANNEL_MARKS
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    response = templates.TemplateResponse(request, name, context or {}, status_code=status)
+    started = getattr(request.state, "started", None)
+    if started is not None:
+        elapsed = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
+    return response
+
+
+def missing_vendor_files() -> list[str]:
+    return [name for name in VENDOR_FILES if not (STATIC / "vendor" / name).exists()]

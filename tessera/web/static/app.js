@@ -1,0 +1,66 @@
+// Tessera console: charts from data-series attributes, copy buttons. No framework;
+// htmx does the live parts (the debugger, the segment editor, import progress).
+(function () {
+  "use strict";
+
+  const palette = ["#3355cc", "#22a06b", "#e8a33d", "#c0392b", "#8e44ad", "#16a2b8",
+                   "#7f8c8d", "#d35400", "#2c3e50", "#27ae60"];
+
+  function drawCharts(root) {
+    if (typeof Chart === "undefined") return;
+    root.querySelectorAll("canvas[data-series]").forEach(function (canvas) {
+      if (canvas.dataset.drawn) return;
+      canvas.dataset.drawn = "1";
+      const series = JSON.parse(canvas.dataset.series);
+      const line = canvas.dataset.chart === "line";
+      series.datasets.forEach(function (set, i) {
+        const colour = palette[i % palette.length];
+        set.backgroundColor = colour;
+        set.borderColor = colour;
+        if (line) { set.fill = false; set.tension = 0.2; set.pointRadius = 2; }
+      });
+      const stacked = canvas.dataset.stacked === "true";
+      new Chart(canvas, {
+        type: line ? "line" : "bar",
+        data: series,
+        options: {
+          animation: false,
+          maintainAspectRatio: false,
+          scales: { x: { stacked: stacked }, y: { stacked: stacked, beginAtZero: true } },
+          plugins: { legend: { position: "bottom" } },
+        },
+      });
+    });
+  }
+
+  function copyButtons(root) {
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      if (button.dataset.bound) return;
+      button.dataset.bound = "1";
+      button.addEventListener("click", function () {
+        const target = document.querySelector(button.dataset.copy);
+        if (!target) return;
+        const text = target.textContent;
+        const done = function () { button.textContent = "Copied"; };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(text).then(done, function () { select(target); });
+        } else {
+          select(target);
+        }
+      });
+    });
+  }
+
+  // Without clipboard access (plain http on another host): select the text for Ctrl+C.
+  function select(element) {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function init(root) { drawCharts(root); copyButtons(root); }
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { init(event.target); });
+})();
