@@ -1,0 +1,122 @@
+"""Every console page loads, signed in, with no JavaScript error and no failed request;
+and nothing is shown without signing in."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.web.conftest import Watched, sign_in
+
+
+def known_person(console: LiveServer) -> str:
+    """An e-mail of a demo person with a profile."""
+    found = httpx.get(
+        f"{console.url}/api/profiles", params={"identifier": "@"}, headers=console.admin
+    ).json()
+    return str(found[0]["email"])
+
+
+def test_pages_need_signing_in(console: LiveServer) -> None:
+    for path in ("/", "/sources", "/profiles", "/segments", "/imports", "/segments/new"):
+        answer = httpx.get(f"{console.url}{path}", follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith("/sign-in?next=")
+        assert "Tessera" not in answer.text or "Events" not in answer.text
+
+
+def test_a_wrong_token_is_refused_with_a_message(console: LiveServer, watched: Watched) -> None:
+    watched.allowed_statuses.add(401)
+    page = watched.page
+    page.goto(f"{console.url}/segments")
+    page.get_by_label("Admin token").fill("not-the-token")
+    page.get_by_role("button", name="Sign in").click()
+    assert "That is not the admin token." in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Admin token").get_attribute("aria-invalid") == "true"
+
+
+def test_sign_in_returns_to_the_page_asked_for_and_sign_out_ends_it(
+    console: LiveServer, watched: Watched
+) -> None:
+    page = watched.page
+    sign_in(page, console.url, "/segments")
+    assert page.url.endswith("/segments")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/sign-in")
+    page.goto(f"{console.url}/segments")
+    assert "/sign-in" in page.url
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("overview", "/"),
+        ("sources", "/sources"),
+        ("source", "/sources/web-shop"),
+        ("profiles-search", "/profiles?q=%40"),
+        ("segments", "/segments"),
+        ("segment-editor", "/segments/new"),
+        ("overlap", "/segments/overlap"),
+        ("imports", "/imports"),
+    ],
+)
+def test_page_loads_cleanly(console: LiveServer, watched: Watched, name: str, path: str) -> None:
+    page = watched.page
+    sign_in(page, console.url, path)
+    page.wait_for_load_state("networkidle")
+    assert page.locator("h1").count() == 1
+    assert page.locator("main#main").count() == 1
+    watched.screenshot(name)
+
+
+def test_profile_and_segment_pages_load_cleanly(console: LiveServer, watched: Watched) -> None:
+    httpx.post(
+        f"{console.url}/api/segments",
+        headers=console.admin,
+        json={"name": "has-email", "query": "has email"},
+    ).raise_for_status()
+    page = watched.page
+    sign_in(page, console.url, f"/profiles/email:{known_person(console)}")
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_role("heading", name="Identifiers").is_visible()
+    assert page.locator(".timeline .event").count() > 0
+    assert page.locator(".timeline .channel .mark").count() > 0
+    assert "has-email" in page.locator("section", has_text="Segments").first.inner_text()
+    watched.screenshot("profile")
+    page.goto(f"{console.url}/segments/has-email")
+    page.wait_for_load_state("networkidle")
+    assert int(page.locator("dd[data-size]").get_attribute("data-size") or 0) > 0
+    assert page.locator("canvas[data-drawn]").count() == 1  # the history chart was drawn
+    watched.screenshot("segment")
+    page.goto(f"{console.url}/segments/overlap")
+    assert page.locator("table.matrix").is_visible()
+
+
+def test_every_form_field_has_a_label_and_the_skip_link_comes_first(
+    console: LiveServer, watched: Watched
+) -> None:
+    page = watched.page
+    sign_in(page, console.url)
+    for path in ("/sources", "/profiles", "/segments/new", "/imports", "/sources/web-shop"):
+        page.goto(f"{console.url}{path}")
+        page.wait_for_load_state("networkidle")  # the editor checks its text on load
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea')]
+                .filter(e => e.type !== 'hidden')
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                .map(e => e.name || e.id)"""
+        )
+        assert unlabelled == [], f"{path}: fields without a label: {unlabelled}"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_an_unknown_profile_is_a_page_not_a_json_error(
+    console: LiveServer, watched: Watched
+) -> None:
+    watched.allowed_statuses.add(404)
+    page = watched.page
+    sign_in(page, console.url, "/profiles/email:nobody@nowhere.example")
+    assert page.locator("h1").inner_text() == "Something is not right"
+    assert "nobody@nowhere.example" in page.get_by_role("alert").inner_text()
