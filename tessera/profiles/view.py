@@ -275,7 +275,7 @@ def search(
         raise InvalidField(
             "search needs an identifier fragment or a trait KEY=VALUE", field="query"
         )
-    return [card(store, row[0]) for row in rows]
+    return cards(store, [row[0] for row in rows])
 
 
 def display_name(traits: dict[str, Any]) -> str | None:
@@ -299,26 +299,44 @@ def totals(store: Store) -> dict[str, int]:
 
 def card(store: Store, profile_id: str) -> dict[str, Any]:
     """A one-line description of a profile for search results."""
-    row = store.fetch_one(
-        "SELECT s.traits, s.last_seen, s.event_count, s.channels, "
-        "(SELECT list(i.type || ':' || i.value ORDER BY i.type) FROM identities i "
-        " LEFT JOIN profiles p ON p.profile_id = i.profile_id "
-        f" WHERE {_LIVE} = s.profile_id) FROM profile_summaries s WHERE s.profile_id = ?",
-        [profile_id],
+    return cards(store, [profile_id])[0]
+
+
+def cards(store: Store, profile_ids: list[str]) -> list[dict[str, Any]]:
+    """One-line descriptions of many profiles in one query, in the order given (a search
+    page of 50 cost 50 queries, ~450 ms, before)."""
+    if not profile_ids:
+        return []
+    rows = store.fetch_all(
+        "WITH wanted AS (SELECT unnest(?) AS profile_id), ids AS ("
+        f"SELECT {_LIVE} AS profile_id, list(i.type || ':' || i.value ORDER BY i.type) AS ids "
+        "FROM identities i LEFT JOIN profiles p ON p.profile_id = i.profile_id "
+        f"WHERE {_LIVE} IN (SELECT profile_id FROM wanted) GROUP BY 1) "
+        "SELECT s.profile_id, s.traits, s.last_seen, s.event_count, s.channels, ids.ids "
+        "FROM profile_summaries s LEFT JOIN ids ON ids.profile_id = s.profile_id "
+        "WHERE s.profile_id IN (SELECT profile_id FROM wanted)",
+        [profile_ids],
     )
-    if row is None:
-        return {"profile_id": profile_id}
-    traits = orjson.loads(row[0])
-    name = display_name(traits)
-    return {
-        "profile_id": profile_id,
-        "name": name,
-        "email": traits.get("email"),
-        "last_seen": _iso(row[1]),
-        "event_count": row[2],
-        "channels": orjson.loads(row[3]),
-        "identifiers": row[4] or [],
-    }
+    found = {row[0]: row for row in rows}
+    described: list[dict[str, Any]] = []
+    for profile_id in profile_ids:
+        row = found.get(profile_id)
+        if row is None:
+            described.append({"profile_id": profile_id})
+            continue
+        traits = orjson.loads(row[1])
+        described.append(
+            {
+                "profile_id": profile_id,
+                "name": display_name(traits),
+                "email": traits.get("email"),
+                "last_seen": _iso(row[2]),
+                "event_count": row[3],
+                "channels": orjson.loads(row[4]),
+                "identifiers": row[5] or [],
+            }
+        )
+    return described
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -89,9 +89,7 @@ def unmerge(
         runtime.settings.default_region,
     )
     note = f"Unmerged: {result['second']} now lives in {result['second_profile']}."
-    return RedirectResponse(
-        f"/profiles/{result['first_profile']}?message={note}", status_code=303
-    )
+    return RedirectResponse(f"/profiles/{result['first_profile']}?message={note}", status_code=303)
 
 
 # -- segments -----------------------------------------------------------------------
@@ -187,7 +185,12 @@ def segment_page(request: Request, runtime: RuntimeDep, name: str, why: str = ""
         "segment": segment,
         "trend": size_series([history]),
         "days": history["days"][-14:],
-        "members": [view.card(store, m["profile_id"]) | m for m in members],
+        "members": [
+            card | member
+            for card, member in zip(
+                view.cards(store, [m["profile_id"] for m in members]), members, strict=True
+            )
+        ],
         "why": why,
         "explanation": explanation,
         "why_error": why_error,
@@ -219,7 +222,7 @@ def _check(runtime: Runtime, query: str) -> dict[str, Any]:
         return {"problem": e, "spot": error_spot(query, e)}
     return {
         "preview": preview,
-        "sample": [view.card(runtime.store, profile_id) for profile_id in preview["sample"]],
+        "sample": view.cards(runtime.store, preview["sample"]),
     }
 
 
