@@ -120,3 +120,20 @@ def test_an_unknown_profile_is_a_page_not_a_json_error(
     sign_in(page, console.url, "/profiles/email:nobody@nowhere.example")
     assert page.locator("h1").inner_text() == "Something is not right"
     assert "nobody@nowhere.example" in page.get_by_role("alert").inner_text()
+
+
+def test_deleting_a_segment_asks_first(console: LiveServer, watched: Watched) -> None:
+    httpx.post(
+        f"{console.url}/api/segments",
+        headers=console.admin,
+        json={"name": "to-delete", "query": "seen on web"},
+    ).raise_for_status()
+    page = watched.page
+    sign_in(page, console.url, "/segments/to-delete")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete this segment").click()
+    assert page.url.endswith("/segments/to-delete")  # refused: nothing happened
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete this segment").click()
+    page.wait_for_url("**/segments")
+    assert page.get_by_role("link", name="to-delete").count() == 0

@@ -60,6 +60,12 @@
     selection.addRange(range);
   }
 
+  // Forms that destroy something ask first.
+  document.addEventListener("submit", function (event) {
+    const message = event.target.dataset && event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
   function init(root) { drawCharts(root); copyButtons(root); }
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSwap", function (event) { init(event.target); });
