@@ -29,12 +29,18 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._lock = threading.Lock()
+        # Every thread's cursor, so close() can close them all: one left open keeps the
+        # database alive until the interpreter tears down that thread's locals, and DuckDB
+        # shutting down then (checkpointing, re-taking the GIL) aborted the process at exit
+        # ("terminate called ... exception not rethrown"), seen twice in `tessera demo`.
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             with self._lock:
                 cursor = self._root.cursor()
+                self._cursors.append(cursor)
             self._local.cursor = cursor
         return cursor
 
@@ -87,6 +93,11 @@ class Store:
         # replayed on the next start, which is slower but loses nothing.
         with suppress(duckdb.Error):
             self._root.execute("CHECKPOINT")
+        with self._lock:
+            for cursor in self._cursors:
+                with suppress(duckdb.Error):
+                    cursor.close()
+            self._cursors.clear()
         self._root.close()
 
 
