@@ -51,7 +51,7 @@ _BUSY_BATCH = 2_000
 _BUSY_REFRESH_SECONDS = 30
 # Streaming segments take at most this share of the pipeline's time while it has a backlog:
 # after a refresh that took d seconds, the next waits at least d * (1 - share) / share.
-_SEGMENT_SHARE = 0.1
+_SEGMENT_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ class Pipeline:
         is due after segment_interval_seconds, or later if this one was slow: one
         evaluation reads the event log once, so under a backlog it is spaced out to keep
         its share of the pipeline's time to _SEGMENT_SHARE (membership then lags by about
-        ten times one evaluation; 2-3 s on the demo with 50 segments)."""
+        twenty evaluations' time, while the pipeline itself is behind)."""
         started = time.monotonic()
         if self._segment_touched:
             segments.evaluate_touched(
