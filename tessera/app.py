@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from tessera import __version__
-from tessera.api import admin, profiles, segments
+from tessera.api import admin, audiences, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.responses import error_response, json_response
 from tessera.errors import InvalidRequest, TesseraError
@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
+    app.include_router(audiences.router)
 
     # The console: pages at the root, static files (ours and the npm vendor files).
     app.include_router(web_pages.public)

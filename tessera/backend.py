@@ -59,6 +59,7 @@ class Backend(Protocol):
         reference: str | None = None,
         limit: int = 100,
     ) -> Any: ...
+    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -189,6 +190,13 @@ class LocalBackend:
             profile = view.lookup(store, reference or "", self.runtime.settings.default_region)
             return service.why(store, name or "", profile)
         raise ValueError(action)
+
+    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
+        from tessera.audiences import exports
+
+        policy = self.runtime.settings.advertising_consent
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
     def close(self) -> None:
         self.runtime.close()
@@ -361,6 +369,21 @@ class RemoteBackend:
         method, path, extra = calls[action]
         return self._call(method, path, **extra)
 
+    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
+        path = f"/api/audiences/{quote(segment)}/export"
+        try:
+            with self._http.stream("GET", path, params={"format": file_format}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _remote_error(response)
+                with out.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+                summary: dict[str, Any] = orjson.loads(response.headers["x-tessera-export"])
+                return summary
+        except httpx.HTTPError as e:
+            raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
+
     def close(self) -> None:
         self._http.close()
 
@@ -394,5 +417,19 @@ def _remote_error(response: httpx.Response) -> TesseraError:
         message = body.get("message") or body.get("detail") or response.text
     except ValueError:
         message = response.text
-    error = TesseraError(str(message))
+    # Keep the server's code and status, so the CLI shows `not_found`, not `error`.
+    code = _code_of(response)
+    remote = type(
+        "RemoteError",
+        (TesseraError,),
+        {"code": code if isinstance(code, str) else "error", "status": response.status_code},
+    )
+    error: TesseraError = remote(str(message))
     return error
+
+
+def _code_of(response: httpx.Response) -> object:
+    try:
+        return response.json().get("code")
+    except ValueError:
+        return None

@@ -42,6 +42,10 @@ segments_app = typer.Typer(
 )
 app.add_typer(traits_app, name="traits")
 app.add_typer(segments_app, name="segments")
+audiences_app = typer.Typer(
+    help="The DMP side: audiences for ad platforms.", no_args_is_help=True
+)
+app.add_typer(audiences_app, name="audiences")
 
 out = Console()
 err = Console(stderr=True)
@@ -553,6 +557,31 @@ def segments_overlap(json: JsonOption = False) -> None:
     with _backend() as backend:
         rows = backend.segments("overlap")
     _print_json(rows) if json else _table(rows, ["first", "second", "both_count"])
+
+
+@audiences_app.command("export")
+def audiences_export(
+    segment: str,
+    file_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="google (contact info), google-mobile (ad ids), meta or openrtb."
+        ),
+    ],
+    target: Annotated[Path, typer.Option("--out", help="The file to write.")],
+    json: JsonOption = False,
+) -> None:
+    """Write a segment's members as a file for an ad platform (consent permitting)."""
+    with _backend() as backend:
+        summary = backend.export_audience(segment, file_format, target)
+    if json:
+        _print_json(summary)
+        return
+    out.print(
+        f"{summary['rows']} rows to {target}: {summary['exported_profiles']} of "
+        f"{summary['members']} members ({summary['refused_consent']} without advertising "
+        f"consent, {summary['without_identifier']} without an identifier this format uses)."
+    )
 
 
 def main() -> None:

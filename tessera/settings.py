@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
     pipeline_interval_seconds: float = Field(
         default=0.5,
         description="How often the pipeline inside `tessera serve` looks for new events.",
+    )
+    advertising_consent: Literal["required", "unless_refused"] = Field(
+        default="required",
+        description="Exports to ad platforms: 'required' sends only people whose consent "
+        "(context.consent.categoryPreferences) grants Advertising; 'unless_refused' also "
+        "sends people with no consent recorded.",
     )
     segment_interval_seconds: float = Field(
         default=2.0,

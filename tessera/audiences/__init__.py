@@ -1,1 +1,1 @@
-"""audiences (see ARCHITECTURE §2)."""
+"""The DMP side: exports to ad platforms, the pixel and cookie sync, third-party data."""

@@ -24,6 +24,7 @@ scored on them.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -264,6 +265,14 @@ def _product(rng: random.Random, category: str) -> dict[str, Any]:
     }
 
 
+def _consent(person: Person) -> dict[str, Any]:
+    """What the shop's consent banner recorded at sign-in (Segment's consent object).
+    Seven people in ten accept advertising. Derived from the person id, not drawn from the
+    generator's random stream, so the rest of the demo stays the same for a seed."""
+    advertising = hashlib.blake2b(person.person_id.encode(), digest_size=2).digest()[0] % 10 < 7
+    return {"categoryPreferences": {"Advertising": advertising, "Analytics": True}}
+
+
 def _emit(
     messages: list[dict[str, Any]],
     company: Company,
@@ -324,6 +333,7 @@ def _web_life(
                 person,
                 {
                     **base,
+                    "context": {**base["context"], "consent": _consent(person)},
                     "type": "identify",
                     "userId": person.user_id,
                     "traits": traits,

@@ -1,0 +1,73 @@
+"""Each ad platform's rules for matching customer lists, as pure functions.
+
+Google Customer Match and Meta Custom Audiences both take SHA-256 hex digests of normalised
+e-mails and phones, but normalise differently (their published formatting guides):
+
+- Google: e-mail trimmed and lower-cased; for gmail.com and googlemail.com the dots of the
+  local part and any `+tag` are removed. Phone in E.164 *with* the `+`.
+- Meta: e-mail trimmed and lower-cased only. Phone as digits with the country code, *without*
+  `+` or leading zeros.
+- Both: Unicode NFC before hashing, lower-case hex, and never the hash of an empty value (it
+  would match every empty record). Mobile advertising ids (IDFA, GAID) are sent as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+_GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
+
+
+def sha256_hex(value: str | None) -> str | None:
+    """NFC, then SHA-256 as lower-case hex; None for a missing or blank value."""
+    if value is None:
+        return None
+    text = unicodedata.normalize("NFC", value)
+    if not text.strip():
+        return None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def google_email(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    email = unicodedata.normalize("NFC", raw).strip().lower()
+    local, at, domain = email.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    if domain in _GMAIL_DOMAINS:
+        local = local.split("+", 1)[0].replace(".", "")
+        if not local:
+            return None
+    return f"{local}@{domain}"
+
+
+def meta_email(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    email = unicodedata.normalize("NFC", raw).strip().lower()
+    return email if "@" in email.strip("@") else None
+
+
+def google_phone(e164: str | None) -> str | None:
+    """From our identifiers, already E.164 (`+33612345678`): kept with its `+`."""
+    digits = _digits(e164)
+    return f"+{digits}" if digits else None
+
+
+def meta_phone(e164: str | None) -> str | None:
+    """Digits with the country code, no `+` and no leading zeros."""
+    digits = _digits(e164)
+    return digits.lstrip("0") or None if digits else None
+
+
+def mobile_ad_id(raw: str | None) -> str | None:
+    """IDFA / GAID, unhashed; lower-case (our identifiers are stored so already)."""
+    if raw is None or not raw.strip():
+        return None
+    return raw.strip().lower()
+
+
+def _digits(value: str | None) -> str:
+    return "".join(ch for ch in value or "" if ch.isdigit())

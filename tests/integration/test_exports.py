@@ -1,0 +1,97 @@
+"""Audience exports on a real store: who is in the file (consent), and in what form."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import orjson
+import pytest
+
+from tessera.audiences import exports, platforms
+from tessera.errors import InvalidField
+from tessera.runtime import Runtime
+from tessera.segments import service
+from tests.integration.helpers import send
+
+
+def identify(user: str, message: str, consent: bool | None, **traits: object) -> dict[str, object]:
+    context: dict[str, object] = {}
+    if consent is not None:
+        context["consent"] = {"categoryPreferences": {"Advertising": consent}}
+    return {"type": "identify", "userId": user, "messageId": message, "traits": traits,
+            "context": context, "timestamp": "2026-03-01T10:00:00Z"}  # fmt: skip
+
+
+@pytest.fixture
+def shop(runtime: Runtime) -> Runtime:
+    send(
+        runtime,
+        [
+            identify("ann", "1", True, email="Ann.Lee+shop@gmail.com", phone="+33 6 12 34 56 78"),
+            {"type": "track", "userId": "ann", "messageId": "2", "event": "App Opened",
+             "context": {"device": {"advertisingId": "6D92078A-8246-4BA4-AE5B-76104861E7DC"}},
+             "anonymousId": "cookie-ann"},
+            identify("bob", "3", False, email="bob@example.com"),
+            identify("cid", "4", None, email="cid@example.com"),
+            identify("dee", "5", True),
+        ],
+    )
+    runtime.pipeline.process()
+    service.create(runtime.store, "everyone", "has user_id", set())
+    return runtime
+
+
+def run(shop: Runtime, file_format: str, policy: str = "required") -> tuple[str, dict[str, object]]:
+    buffer = io.StringIO()
+    summary = exports.export(shop.store, "everyone", file_format, buffer, policy)
+    return buffer.getvalue(), summary
+
+
+def test_google_file_has_only_consenting_people_hashed_googles_way(shop: Runtime) -> None:
+    text, summary = run(shop, "google")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["Email", "Phone"]
+    assert rows[1] == [
+        platforms.sha256_hex("annlee@gmail.com"),
+        platforms.sha256_hex("+33612345678"),
+    ]
+    assert len(rows) == 2  # bob refused, cid never said, dee has neither e-mail nor phone
+    assert summary == {"segment": "everyone", "format": "google", "members": 4,
+                       "refused_consent": 2, "exported_profiles": 1, "without_identifier": 1,
+                       "rows": 1, "consent_policy": "required"}  # fmt: skip
+
+
+def test_meta_file_hashes_metas_way_and_keeps_the_ad_id(shop: Runtime) -> None:
+    text, _ = run(shop, "meta")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["email", "phone", "madid"]
+    assert rows[1] == [
+        platforms.sha256_hex("ann.lee+shop@gmail.com"),
+        platforms.sha256_hex("33612345678"),
+        "6d92078a-8246-4ba4-ae5b-76104861e7dc",
+    ]
+
+
+def test_unless_refused_adds_people_who_never_answered(shop: Runtime) -> None:
+    text, summary = run(shop, "meta", policy="unless_refused")
+    assert platforms.sha256_hex("cid@example.com") in text
+    assert platforms.sha256_hex("bob@example.com") not in text
+    assert summary["refused_consent"] == 1
+
+
+def test_google_mobile_and_openrtb_carry_ids_unhashed(shop: Runtime) -> None:
+    mobile, _ = run(shop, "google-mobile")
+    assert mobile.splitlines() == ["Mobile Device ID", "6d92078a-8246-4ba4-ae5b-76104861e7dc"]
+    lines = [orjson.loads(line) for line in run(shop, "openrtb")[0].splitlines()]
+    assert {(line["id_type"], line["id"]) for line in lines} == {
+        ("anonymous_id", "cookie-ann"),
+        ("advertising_id", "6d92078a-8246-4ba4-ae5b-76104861e7dc"),
+    }
+    segment = lines[0]["user"]["data"][0]["segment"][0]
+    assert segment["name"] == "everyone" and segment["id"].startswith("seg_")
+
+
+def test_an_unknown_format_names_the_choices(shop: Runtime) -> None:
+    with pytest.raises(InvalidField, match="google, google-mobile, meta, openrtb"):
+        run(shop, "tiktok")

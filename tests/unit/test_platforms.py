@@ -1,0 +1,67 @@
+"""Ad platforms' normalisation and hashing rules (Google Customer Match, Meta Custom
+Audiences), and the advertising consent rule."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tessera.audiences import platforms
+from tessera.audiences.exports import allows_advertising
+
+
+@pytest.mark.parametrize(
+    ("raw", "google", "meta"),
+    [
+        ("  Jane.Doe+news@GMail.com ", "janedoe@gmail.com", "jane.doe+news@gmail.com"),
+        ("j.a.n.e@googlemail.com", "jane@googlemail.com", "j.a.n.e@googlemail.com"),
+        ("Jane.Doe+x@Example.FR", "jane.doe+x@example.fr", "jane.doe+x@example.fr"),
+        ("", None, None),
+        ("   ", None, None),
+        ("no-at-sign", None, None),
+        (None, None, None),
+    ],
+)
+def test_emails_follow_each_platform(raw: str | None, google: str | None, meta: str | None) -> None:
+    assert platforms.google_email(raw) == google
+    assert platforms.meta_email(raw) == meta
+
+
+def test_phones_keep_the_plus_for_google_and_drop_it_for_meta() -> None:
+    assert platforms.google_phone("+33612345678") == "+33612345678"
+    assert platforms.meta_phone("+33612345678") == "33612345678"
+    assert platforms.google_phone("") is None and platforms.meta_phone(None) is None
+
+
+def test_hashes_are_lower_hex_of_nfc_and_never_of_empty() -> None:
+    decomposed = "jose\u0301@example.com"  # e + combining acute
+    composed = "jos\u00e9@example.com"
+    assert platforms.sha256_hex(decomposed) == platforms.sha256_hex(composed)
+    assert platforms.sha256_hex(composed) == hashlib.sha256(composed.encode()).hexdigest()
+    assert platforms.sha256_hex("") is None and platforms.sha256_hex("  ") is None
+    assert platforms.sha256_hex(None) is None
+
+
+def test_mobile_ad_ids_are_not_hashed() -> None:
+    idfa = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+    assert platforms.mobile_ad_id(idfa) == idfa.lower()
+    assert platforms.mobile_ad_id(" ") is None
+
+
+@pytest.mark.parametrize(
+    ("consent", "required", "unless_refused"),
+    [
+        ({"Advertising": True, "Analytics": True}, True, True),
+        ({"advertising": "granted"}, True, True),
+        ({"Advertising": False}, False, False),
+        ({"Analytics": True}, False, True),
+        ({}, False, True),
+        ({"Targeting": "no"}, False, False),
+    ],
+)
+def test_advertising_consent(
+    consent: dict[str, object], required: bool, unless_refused: bool
+) -> None:
+    assert allows_advertising(consent, "required") is required
+    assert allows_advertising(consent, "unless_refused") is unless_refused
