@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from tessera import __version__
 from tessera.api import admin, audiences, profiles, segments
 from tessera.api.collect import collect_routes
+from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, json_response
 from tessera.errors import InvalidRequest, TesseraError
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
@@ -57,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Customer data platform: Segment-compatible collect API and admin API.",
         lifespan=lifespan,
     )
-    for route in collect_routes():
+    for route in [*collect_routes(), *pixel_routes()]:
         app.router.routes.append(route)
     app.include_router(admin.router)
     app.include_router(profiles.router)

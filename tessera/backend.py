@@ -60,6 +60,7 @@ class Backend(Protocol):
         limit: int = 100,
     ) -> Any: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
+    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -197,6 +198,9 @@ class LocalBackend:
         policy = self.runtime.settings.advertising_consent
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
+
+    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
+        return self.runtime.pipeline.purge_expired(dry_run=dry_run)
 
     def close(self) -> None:
         self.runtime.close()
@@ -383,6 +387,12 @@ class RemoteBackend:
                 return summary
         except httpx.HTTPError as e:
             raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
+
+    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", "/api/audiences/purge", params={"dry_run": str(dry_run).lower()}
+        )
+        return result
 
     def close(self) -> None:
         self._http.close()

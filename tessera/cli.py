@@ -584,6 +584,21 @@ def audiences_export(
     )
 
 
+@audiences_app.command("purge")
+def audiences_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Purge anonymous profiles not seen for their lifetime, with their events."""
+    with _backend() as backend:
+        result = backend.purge_anonymous(dry_run)
+    if json:
+        _print_json(result)
+        return
+    verb = "would purge" if dry_run else "purged"
+    out.print(f"{verb} {result['profiles']} anonymous profiles and {result['events']} events.")
+
+
 def main() -> None:
     try:
         app()

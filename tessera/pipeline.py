@@ -17,11 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from tessera.audiences import lifetime
 from tessera.identity.graph import LedgerEntry
 from tessera.identity.identifiers import Identifier
 from tessera.profiles import catalogue
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
                   "identity_ledger", "pipeline_state", "computed_traits")  # fmt: skip
 _WINDOW_REFRESH_SECONDS = 300
+_PURGE_SECONDS = 3600
 # positions in a batch row (profiles/unifier.py _COLUMNS)
 _TYPE, _TRAITS, _EVENT = _COLUMNS.index("type"), _COLUMNS.index("traits"), _COLUMNS.index("event")
 #: while ingest is busy: the batch size, and 1/10 of the time for the pipeline
@@ -86,6 +89,7 @@ class Pipeline:
         self._ingest_commits: Callable[[], int] = lambda: 0
         self._segment_touched: set[str] = set()
         self._segment_changes = segments.Changes()
+        self._purged_at = 0.0
         self._segments_due = 0.0  # monotonic time of the next streaming refresh
 
     # -- running ------------------------------------------------------------------
@@ -144,6 +148,21 @@ class Pipeline:
             self._unifier = None
             return self.process()
 
+    def purge_expired(
+        self, now: datetime | None = None, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Purge anonymous profiles past their lifetime (audiences/lifetime.py), holding
+        the pipeline still, then reload its memory from the store."""
+        moment = (now or datetime.now(UTC)).replace(tzinfo=None)
+        with self._lock:
+            result = lifetime.purge(
+                self._store, moment, self._settings.lifetime_days, dry_run=dry_run
+            )
+            if result["profiles"] and not dry_run:
+                self._unifier = None
+            self._purged_at = time.monotonic()
+            return result
+
     def lag(self) -> dict[str, Any]:
         processed = self.processed_seq()
         row = self._store.fetch_one(
@@ -169,6 +188,8 @@ class Pipeline:
     def start(self) -> None:
         """Run in the background: load state, catch up, then follow the log."""
         self.computed = catalogue.load(self._store)
+        # The first purge comes an hour after start, not while a demo or a backfill loads.
+        self._purged_at = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="tessera-pipeline", daemon=True)
         self._thread.start()
 
@@ -211,6 +232,8 @@ class Pipeline:
                     if time.monotonic() - self._refreshed_at > _BUSY_REFRESH_SECONDS:
                         self.refresh_computed_traits()
                         stale = False
+                if time.monotonic() - self._purged_at > _PURGE_SECONDS:
+                    self.purge_expired()  # anonymous data past its lifetime
                 if stale or time.monotonic() - self._refreshed_at > _WINDOW_REFRESH_SECONDS:
                     # Caught up: computed traits read the whole history, so they are
                     # refreshed once here rather than after every batch. Windowed ones

@@ -66,6 +66,22 @@ class Settings(BaseSettings):
         default=0.5,
         description="How often the pipeline inside `tessera serve` looks for new events.",
     )
+    anonymous_lifetime_days: int = Field(
+        default=90,
+        ge=1,
+        description="Anonymous data (cookie, device and ad ids never linked to a known "
+        "person) is purged this many days after it was last seen; also the pixel cookie's "
+        "Max-Age.",
+    )
+    anonymous_lifetimes: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per identifier type, e.g. {"advertising_id": 30, "cookie_id": 90}.',
+    )
+    sync_partners: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cookie-sync partners allowed: name -> their sync URL with "
+        '{cookie_id} where our id goes, e.g. {"dsp-one": "https://dsp.example/s?tid={cookie_id}"}.',
+    )
     advertising_consent: Literal["required", "unless_refused"] = Field(
         default="required",
         description="Exports to ad platforms: 'required' sends only people whose consent "
@@ -127,3 +143,7 @@ class Settings(BaseSettings):
     @property
     def rejects_dir(self) -> Path:
         return self.data_dir / "rejects"
+
+    def lifetime_days(self, identifier_type: str) -> int:
+        """How long anonymous data keyed by this identifier type lives after last seen."""
+        return self.anonymous_lifetimes.get(identifier_type, self.anonymous_lifetime_days)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query
@@ -13,6 +13,13 @@ from tessera.api.admin import RuntimeDep, require_admin
 from tessera.audiences import exports
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
+
+
+@router.post("/purge", summary="Purge anonymous profiles past their lifetime")
+def purge(runtime: RuntimeDep, dry_run: bool = False) -> dict[str, Any]:
+    """Anonymous profiles (only cookie, device, ad or synced ids) not seen for their
+    lifetime, with their events. Runs by itself every hour inside `tessera serve`."""
+    return runtime.pipeline.purge_expired(dry_run=dry_run)
 
 
 @router.get(

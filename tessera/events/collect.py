@@ -90,6 +90,17 @@ class Collector:
             error = _error_of(dead[0])
         return Submission(self._writer.submit(rows, dead), error)
 
+    def submit_messages(
+        self, write_key: str, messages: list[dict[str, Any]], *, received_at: int
+    ) -> Submission:
+        """Messages built by the server itself (the pixel, cookie syncs) for the source
+        this write key belongs to. They may be identified by an external id alone (a
+        cookie_id), like imported rows."""
+        source = self._directory.authenticate(write_key)
+        envelope = Envelope(source.id, source.channel, received_at, require_segment_ids=False)
+        rows, dead = self._check_all(messages, envelope, None)
+        return Submission(self._writer.submit(rows, dead), _error_of(dead[0]) if dead else None)
+
     def _check_all(
         self, messages: list[Any], envelope: Envelope, message_type: str | None
     ) -> tuple[list[EventRow], list[DeadLetter]]:

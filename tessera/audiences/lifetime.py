@@ -1,0 +1,90 @@
+"""The lifetime of anonymous data (Audience Manager's trait and cookie lifetimes).
+
+A profile is anonymous while every identifier it has is a browser or device id: cookie,
+anonymous id, device id, mobile ad id, or a partner's synced id. Such a profile expires when
+it has not been seen for the lifetime of its identifier types (TESSERA_ANONYMOUS_LIFETIME_DAYS,
+per type in TESSERA_ANONYMOUS_LIFETIMES; the longest of its types counts). Expired profiles
+are purged from the event log itself, not only from what is derived from it, so a rebuild
+cannot bring them back. A profile that became known (a user id, an e-mail...) keeps its
+whole history, anonymous part included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from tessera.store import Store
+
+ANONYMOUS_TYPES = frozenset({"anonymous_id", "cookie_id", "device_id", "advertising_id"})
+#: Derived tables keyed by profile_id, cleared for purged profiles.
+_BY_PROFILE = ("identities", "profile_summaries", "computed_traits", "segment_members",
+               "identity_ledger", "event_profiles", "profiles")  # fmt: skip
+
+
+def is_anonymous_type(identifier_type: str) -> bool:
+    return identifier_type in ANONYMOUS_TYPES or identifier_type.startswith("sync_")
+
+
+def is_anonymous(identifier_types: list[str]) -> bool:
+    return bool(identifier_types) and all(is_anonymous_type(t) for t in identifier_types)
+
+
+def expired(
+    types: list[str], last_seen: datetime, now: datetime, lifetime_days: Callable[[str], int]
+) -> bool:
+    """Has this profile outlived its anonymous data? Known profiles never expire."""
+    if not is_anonymous(types):
+        return False
+    longest = max(lifetime_days(t) for t in types)
+    return last_seen < now - timedelta(days=longest)
+
+
+def expired_profiles(
+    store: Store, now: datetime, lifetime_days: Callable[[str], int]
+) -> list[str]:
+    rows = store.fetch_all(
+        "WITH types AS (SELECT coalesce(p.merged_into, i.profile_id) AS live, "
+        "list(DISTINCT i.type) AS types FROM identities i "
+        "LEFT JOIN profiles p ON p.profile_id = i.profile_id GROUP BY live) "
+        "SELECT s.profile_id, s.last_seen, t.types FROM profile_summaries s "
+        "JOIN types t ON t.live = s.profile_id"
+    )
+    return sorted(
+        profile_id
+        for profile_id, last_seen, types in rows
+        if last_seen is not None and expired(types, last_seen, now, lifetime_days)
+    )
+
+
+def purge(
+    store: Store, now: datetime, lifetime_days: Callable[[str], int], *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Delete expired anonymous profiles: their events from the log and every row derived
+    from them. The caller holds the pipeline still and reloads its memory afterwards."""
+    profiles = expired_profiles(store, now, lifetime_days)
+    if not profiles:
+        return {"profiles": 0, "events": 0, "dry_run": dry_run}
+    members = [
+        row[0]
+        for row in store.fetch_all(
+            "SELECT profile_id FROM profiles WHERE profile_id IN (SELECT unnest(?)) "
+            "OR merged_into IN (SELECT unnest(?))",
+            [profiles, profiles],
+        )
+    ]
+    seqs = [
+        row[0]
+        for row in store.fetch_all(
+            "SELECT seq FROM event_profiles WHERE profile_id IN (SELECT unnest(?))", [members]
+        )
+    ]
+    if not dry_run:
+        with store.transaction():
+            store.execute("DELETE FROM events WHERE seq IN (SELECT unnest(?))", [seqs])
+            for table in _BY_PROFILE:
+                store.execute(
+                    f"DELETE FROM {table} WHERE profile_id IN (SELECT unnest(?))", [members]
+                )
+    return {"profiles": len(profiles), "events": len(seqs), "dry_run": dry_run}
