@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -61,6 +62,7 @@ class Backend(Protocol):
     ) -> Any: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
+    def audiences(self, action: str, **options: Any) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -201,6 +203,34 @@ class LocalBackend:
 
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
+
+    def audiences(self, action: str, **options: Any) -> Any:
+        from tessera.audiences import feeds, taxonomy
+
+        store, settings = self.runtime.store, self.runtime.settings
+        if action == "taxonomy_load":
+            path: Path = options["path"]
+            name = options.get("name") or taxonomy.default_name(path)
+            return taxonomy.load(store, path, name, settings.rejects_dir)
+        if action == "taxonomy_list":
+            return taxonomy.taxonomies(store)
+        if action == "taxonomy_browse":
+            return taxonomy.browse(
+                store, options["name"], parent=options.get("parent"), search=options.get("search")
+            )
+        if action == "feed_import":
+            feed = feeds.FeedOptions(
+                options["provider"],
+                options["taxonomy"],
+                options.get("cpm"),
+                options["lifetime_days"],
+                options.get("restrictions"),
+            )
+            now = datetime.now(UTC).replace(tzinfo=None)
+            return feeds.import_feed(store, options["path"], feed, settings.rejects_dir, now)
+        if action == "third_party":
+            return feeds.segments(store, datetime.now(UTC).replace(tzinfo=None))
+        raise ValueError(action)
 
     def close(self) -> None:
         self.runtime.close()
@@ -387,6 +417,32 @@ class RemoteBackend:
                 return summary
         except httpx.HTTPError as e:
             raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
+
+    def audiences(self, action: str, **options: Any) -> Any:
+        base = "/api/audiences"
+        if action == "taxonomy_load":
+            path: Path = options["path"]
+            with path.open("rb") as handle:
+                data = {"name": options["name"]} if options.get("name") else {}
+                return self._call(
+                    "POST", f"{base}/taxonomies", files={"file": (path.name, handle)}, data=data
+                )
+        if action == "taxonomy_list":
+            return self._call("GET", f"{base}/taxonomies")
+        if action == "taxonomy_browse":
+            params = {k: options[k] for k in ("parent", "search") if options.get(k)}
+            return self._call("GET", f"{base}/taxonomies/{quote(options['name'])}", params=params)
+        if action == "feed_import":
+            path = options["path"]
+            fields = {k: str(options[k]) for k in ("provider", "taxonomy", "cpm",
+                      "lifetime_days", "restrictions") if options.get(k) is not None}  # fmt: skip
+            with path.open("rb") as handle:
+                return self._call(
+                    "POST", f"{base}/feeds", files={"file": (path.name, handle)}, data=fields
+                )
+        if action == "third_party":
+            return self._call("GET", f"{base}/third-party")
+        raise ValueError(action)
 
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
         result: dict[str, Any] = self._call(

@@ -46,6 +46,10 @@ audiences_app = typer.Typer(
     help="The DMP side: audiences for ad platforms.", no_args_is_help=True
 )
 app.add_typer(audiences_app, name="audiences")
+taxonomy_app = typer.Typer(help="Taxonomies (IAB Audience, Content).", no_args_is_help=True)
+feed_app = typer.Typer(help="Third-party data providers' feeds.", no_args_is_help=True)
+audiences_app.add_typer(taxonomy_app, name="taxonomy")
+audiences_app.add_typer(feed_app, name="feed")
 
 out = Console()
 err = Console(stderr=True)
@@ -582,6 +586,89 @@ def audiences_export(
         f"{summary['members']} members ({summary['refused_consent']} without advertising "
         f"consent, {summary['without_identifier']} without an identifier this format uses)."
     )
+
+
+@taxonomy_app.command("load")
+def taxonomy_load(
+    file: Annotated[Path, typer.Argument(help="An IAB Tech Lab taxonomy, tab-separated.")],
+    name: Annotated[
+        str | None, typer.Option(help="Its name (default from the file: iab-audience...).")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Load (or replace) a taxonomy; bad rows go to a reject file with the reason."""
+    with _backend() as backend:
+        result = backend.audiences("taxonomy_load", path=file, name=name)
+    if json:
+        _print_json(result)
+        return
+    out.print(f"{result['taxonomy']}: {result['nodes']} nodes, {result['rejected']} rejected")
+    if result["reject_file"]:
+        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+
+
+@taxonomy_app.command("list")
+def taxonomy_list(json: JsonOption = False) -> None:
+    """Loaded taxonomies."""
+    with _backend() as backend:
+        rows = backend.audiences("taxonomy_list")
+    _print_json(rows) if json else _table(rows, ["taxonomy", "nodes", "tiers"])
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(
+    name: Annotated[str, typer.Argument(help="Taxonomy name.")] = "iab-audience",
+    parent: Annotated[str | None, typer.Option(help="Children of this node id.")] = None,
+    search: Annotated[str | None, typer.Option(help="Nodes whose path contains this.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Browse a taxonomy: its top tier, a node's children, or a search."""
+    with _backend() as backend:
+        rows = backend.audiences("taxonomy_browse", name=name, parent=parent, search=search)
+    _print_json(rows) if json else _table(rows, ["id", "path", "children", "members"])
+
+
+@feed_app.command("import")
+def feed_import(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON lines: id → segment ids.")],
+    provider: Annotated[str, typer.Option(help="The data provider's name.")],
+    taxonomy: Annotated[str, typer.Option(help="Taxonomy of the segment ids.")] = "iab-audience",
+    cpm: Annotated[float | None, typer.Option(help="Price per thousand, if not per row.")] = None,
+    lifetime_days: Annotated[int, typer.Option(help="Days a membership lasts.")] = 90,
+    restrictions: Annotated[
+        str | None, typer.Option(help="Use restrictions, e.g. 'no health targeting'.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Import a third-party feed: who is in which provider segment, with price and lifetime."""
+    with _backend() as backend:
+        result = backend.audiences(
+            "feed_import",
+            path=file,
+            provider=provider,
+            taxonomy=taxonomy,
+            cpm=cpm,
+            lifetime_days=lifetime_days,
+            restrictions=restrictions,
+        )
+    if json:
+        _print_json(result)
+        return
+    out.print(
+        f"{result['rows']} rows: {result['accepted']} accepted ({result['memberships']} "
+        f"memberships in {result['segments']} segments), {result['rejected']} rejected"
+    )
+    if result["reject_file"]:
+        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+
+
+@audiences_app.command("third-party")
+def third_party(json: JsonOption = False) -> None:
+    """Third-party segments: provider, price, lifetime, restrictions, members."""
+    with _backend() as backend:
+        rows = backend.audiences("third_party")
+    columns = ["provider", "segment_id", "path", "cpm", "lifetime_days", "restrictions", "members"]
+    _print_json(rows) if json else _table(rows, columns)
 
 
 @audiences_app.command("purge")

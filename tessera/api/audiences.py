@@ -1,18 +1,89 @@
-"""Admin API for the DMP side: audience exports to ad platforms."""
+"""Admin API for the DMP side: taxonomies, third-party feeds, the lifetime purge and
+audience exports to ad platforms."""
 
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
-from tessera.audiences import exports
+from tessera.audiences import exports, feeds, taxonomy
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
+
+
+@contextmanager
+def _saved(upload: UploadFile, data_dir: Path) -> Iterator[Path]:
+    """The uploaded file on disk (under DATA_DIR/uploads) for as long as it is read."""
+    folder = data_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(upload.filename or "upload").suffix
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=suffix, delete=False) as handle:
+        shutil.copyfileobj(upload.file, handle)
+    path = Path(handle.name)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.get("/taxonomies", summary="Loaded taxonomies")
+def list_taxonomies(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return taxonomy.taxonomies(runtime.store)
+
+
+@router.post("/taxonomies", summary="Load (or replace) a taxonomy from an IAB TSV file")
+def load_taxonomy(
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="IAB Tech Lab taxonomy, tab-separated")],
+    name: Annotated[str | None, Form(description="e.g. iab-audience (from the file name)")] = None,
+) -> dict[str, Any]:
+    chosen = name or taxonomy.default_name(Path(file.filename or "taxonomy.tsv"))
+    with _saved(file, runtime.settings.data_dir) as path:
+        return taxonomy.load(runtime.store, path, chosen, runtime.settings.rejects_dir)
+
+
+@router.get("/taxonomies/{name}", summary="Browse a taxonomy: top tier, children, or search")
+def browse_taxonomy(
+    name: str, runtime: RuntimeDep, parent: str | None = None, search: str | None = None
+) -> list[dict[str, Any]]:
+    return taxonomy.browse(runtime.store, name, parent=parent, search=search)
+
+
+@router.post("/feeds", summary="Import a data provider's feed (CSV or JSON lines)")
+def import_feed(
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="cookie_id/advertising_id → segments")],
+    provider: Annotated[str, Form()],
+    taxonomy_name: Annotated[str, Form(alias="taxonomy")] = "iab-audience",
+    cpm: Annotated[float | None, Form()] = None,
+    lifetime_days: Annotated[int, Form(ge=1)] = 90,
+    restrictions: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    options = feeds.FeedOptions(provider, taxonomy_name, cpm, lifetime_days, restrictions)
+    with _saved(file, runtime.settings.data_dir) as path:
+        return feeds.import_feed(
+            runtime.store, path, options, runtime.settings.rejects_dir, _now()
+        )
+
+
+@router.get("/third-party", summary="Third-party segments: provider, price, lifetime, members")
+def third_party_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return feeds.segments(runtime.store, _now())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @router.post("/purge", summary="Purge anonymous profiles past their lifetime")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +13,7 @@ from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
 from tessera.api.responses import json_response
+from tessera.audiences import feeds
 from tessera.identity import explain as identity
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
@@ -61,6 +63,14 @@ def profile_events(
     profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
     members = view.member_ids(runtime.store, profile_id)
     return view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
+
+
+@router.get("/profiles/{reference:path}/third-party", summary="A profile's third-party segments")
+def profile_third_party(reference: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Live memberships through any of the profile's identifiers (a cookie's data follows
+    it into the customer profile), with provider and use restrictions."""
+    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
+    return feeds.of_profile(runtime.store, profile_id, datetime.now(UTC).replace(tzinfo=None))
 
 
 @router.get("/profiles/{reference:path}", summary="The 360° view: TYPE:VALUE or a profile id")

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from tessera.segments.tree import ANONYMOUS_TYPES
 from tessera.store import Store
 
-ANONYMOUS_TYPES = frozenset({"anonymous_id", "cookie_id", "device_id", "advertising_id"})
 #: Derived tables keyed by profile_id, cleared for purged profiles.
 _BY_PROFILE = ("identities", "profile_summaries", "computed_traits", "segment_members",
                "identity_ledger", "event_profiles", "profiles")  # fmt: skip
@@ -61,11 +61,18 @@ def expired_profiles(
 def purge(
     store: Store, now: datetime, lifetime_days: Callable[[str], int], *, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Delete expired anonymous profiles: their events from the log and every row derived
-    from them. The caller holds the pipeline still and reloads its memory afterwards."""
+    """Delete expired anonymous profiles: their events from the log, every row derived
+    from them and their third-party data; and third-party memberships past their own
+    lifetime. The caller holds the pipeline still and reloads its memory afterwards."""
     profiles = expired_profiles(store, now, lifetime_days)
+    lapsed = store.fetch_one(
+        "SELECT count(*) FROM third_party_memberships WHERE expires_at <= ?", [now]
+    )
+    third_party = lapsed[0] if lapsed else 0
+    if not dry_run and third_party:
+        store.execute("DELETE FROM third_party_memberships WHERE expires_at <= ?", [now])
     if not profiles:
-        return {"profiles": 0, "events": 0, "dry_run": dry_run}
+        return {"profiles": 0, "events": 0, "third_party": third_party, "dry_run": dry_run}
     members = [
         row[0]
         for row in store.fetch_all(
@@ -80,11 +87,30 @@ def purge(
             "SELECT seq FROM event_profiles WHERE profile_id IN (SELECT unnest(?))", [members]
         )
     ]
+    owned = store.fetch_one(
+        "SELECT count(*) FROM third_party_memberships t JOIN identities i "
+        "ON i.type = t.identifier_type AND i.value = t.identifier_value "
+        "WHERE i.profile_id IN (SELECT unnest(?))",
+        [members],
+    )
+    third_party += owned[0] if owned else 0
     if not dry_run:
         with store.transaction():
+            # Third-party data about these browsers goes with them.
+            store.execute(
+                "DELETE FROM third_party_memberships AS t USING identities AS i "
+                "WHERE i.type = t.identifier_type AND i.value = t.identifier_value "
+                "AND i.profile_id IN (SELECT unnest(?))",
+                [members],
+            )
             store.execute("DELETE FROM events WHERE seq IN (SELECT unnest(?))", [seqs])
             for table in _BY_PROFILE:
                 store.execute(
                     f"DELETE FROM {table} WHERE profile_id IN (SELECT unnest(?))", [members]
                 )
-    return {"profiles": len(profiles), "events": len(seqs), "dry_run": dry_run}
+    return {
+        "profiles": len(profiles),
+        "events": len(seqs),
+        "third_party": third_party,
+        "dry_run": dry_run,
+    }

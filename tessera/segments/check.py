@@ -21,6 +21,7 @@ from tessera.segments.tree import (
     Did,
     EventRef,
     HasIdentifier,
+    HasThirdParty,
     InSegment,
     Node,
     Not,
@@ -51,6 +52,8 @@ class Catalogue:
     identifier_types: set[str] = field(default_factory=lambda: set(STANDARD_TYPES))
     channels: set[str] = field(default_factory=set)
     segments: set[str] = field(default_factory=set)
+    #: taxonomy ids and lower-case paths, for `has third_party`
+    third_party: set[str] = field(default_factory=set)
 
 
 _CACHE: dict[int, tuple[float, Catalogue]] = {}
@@ -83,6 +86,12 @@ def catalogue(store: Store, computed_names: set[str], max_age: float = 30.0) -> 
         _CACHE[id(store)] = (time.monotonic(), found)
     found.computed = set(computed_names)
     found.segments = {r[0] for r in store.fetch_all("SELECT name FROM segments")}
+    # Read each time like segments: a taxonomy loaded a second ago must be usable at once.
+    found.third_party = {
+        value
+        for row in store.fetch_all("SELECT id, lower(path) FROM taxonomy_nodes")
+        for value in row
+    }
     return found
 
 
@@ -124,6 +133,10 @@ def _names(node: Node, known: Catalogue):  # type: ignore[no-untyped-def]
             )
     elif isinstance(node, HasIdentifier):
         yield "identifier type", node.type, node.type, known.identifier_types
+    elif isinstance(node, HasThirdParty):
+        needle = node.reference.split(" > ")[0]
+        reference = node.reference if node.reference.isdigit() else node.reference.lower()
+        yield "third-party segment", reference, needle, known.third_party
     elif isinstance(node, SeenOn):
         yield "channel", node.channel, node.channel, known.channels
     elif isinstance(node, InSegment):

@@ -26,10 +26,12 @@ from tessera.segments.tree import (
     EventRef,
     Filter,
     HasIdentifier,
+    HasThirdParty,
     InSegment,
     Node,
     Not,
     Or,
+    Population,
     RelativeTime,
     SeenOn,
     Value,
@@ -171,6 +173,29 @@ def _predicate(node: Node, b: _Builder) -> str:
             "LEFT JOIN profiles p ON p.profile_id = i.profile_id "
             f"WHERE i.type = {b.bind(node.type)})"
         )
+    if isinstance(node, HasThirdParty):
+        # Through any identifier of the profile (so a cookie's third-party segments follow
+        # it into the customer profile once it is linked), unexpired, the named node or
+        # any node under it in its taxonomy.
+        reference = b.bind(node.reference)
+        return (
+            "s.profile_id IN (SELECT coalesce(p.merged_into, i.profile_id) "
+            "FROM third_party_memberships t JOIN identities i ON i.type = t.identifier_type "
+            "AND i.value = t.identifier_value LEFT JOIN profiles p ON p.profile_id = i.profile_id "
+            "JOIN taxonomy_closure c ON c.taxonomy = t.taxonomy AND c.descendant = t.segment_id "
+            "JOIN taxonomy_nodes n ON n.taxonomy = c.taxonomy AND n.id = c.ancestor "
+            f"WHERE (n.id = {reference} OR lower(n.path) = lower({reference})) "
+            "AND t.expires_at > CAST($now AS TIMESTAMP))"
+        )
+    if isinstance(node, Population):
+        # Known: some identifier that is not a cookie, device, ad or synced id.
+        known = (
+            "s.profile_id IN (SELECT coalesce(p.merged_into, i.profile_id) FROM identities i "
+            "LEFT JOIN profiles p ON p.profile_id = i.profile_id WHERE i.type NOT IN "
+            "('anonymous_id', 'cookie_id', 'device_id', 'advertising_id') "
+            "AND NOT starts_with(i.type, 'sync_'))"
+        )
+        return known if node.who == "known" else f"(NOT {known})"
     if isinstance(node, SeenOn):
         channel = b.bind(node.channel)
         return f"coalesce(list_contains(from_json(s.channels, '[\"VARCHAR\"]'), {channel}), false)"

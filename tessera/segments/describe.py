@@ -9,10 +9,12 @@ from tessera.segments.tree import (
     Did,
     EventRef,
     HasIdentifier,
+    HasThirdParty,
     InSegment,
     Node,
     Not,
     Or,
+    Population,
     RelativeTime,
     SeenOn,
     Value,
@@ -51,6 +53,10 @@ def describe(node: Node) -> str:
         return f"{what}{_window(node.window)} {_OPS[node.op]} {_number(node.value)}"
     if isinstance(node, HasIdentifier):
         return f"has a known {node.type.replace('_', ' ')}"
+    if isinstance(node, HasThirdParty):
+        return f'is in the third-party segment "{node.reference}"'
+    if isinstance(node, Population):
+        return "is anonymous" if node.who == "anonymous" else "is a known person"
     if isinstance(node, SeenOn):
         return f"was seen on {node.channel}"
     if isinstance(node, InSegment):

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from tessera.segments.tree import (
+    ANONYMOUS_TYPES,
     Aggregate,
     And,
     Compare,
@@ -25,10 +26,12 @@ from tessera.segments.tree import (
     EventRef,
     Filter,
     HasIdentifier,
+    HasThirdParty,
     InSegment,
     Node,
     Not,
     Or,
+    Population,
     RelativeTime,
     SeenOn,
     Value,
@@ -51,6 +54,8 @@ class ProfileFacts:
     identifier_types: set[str] = field(default_factory=set)
     channels: set[str] = field(default_factory=set)
     segments: set[str] = field(default_factory=set)
+    #: ids and lower-case paths of the live third-party segments (and their ancestors)
+    third_party: set[str] = field(default_factory=set)
 
 
 def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
@@ -73,6 +78,13 @@ def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
         return _aggregate(node, facts, now)
     if isinstance(node, HasIdentifier):
         return node.type in facts.identifier_types
+    if isinstance(node, HasThirdParty):
+        return node.reference.lower() in facts.third_party or node.reference in facts.third_party
+    if isinstance(node, Population):
+        anonymous = bool(facts.identifier_types) and all(
+            kind in ANONYMOUS_TYPES or kind.startswith("sync_") for kind in facts.identifier_types
+        )
+        return anonymous if node.who == "anonymous" else not anonymous
     if isinstance(node, SeenOn):
         return node.channel in facts.channels
     if isinstance(node, InSegment):

@@ -19,13 +19,16 @@ from tessera.segments.tree import (
     EventRef,
     Filter,
     HasIdentifier,
+    HasThirdParty,
     InSegment,
     Node,
     Not,
     Or,
+    Population,
     RelativeTime,
     SeenOn,
     Window,
+    normalise_reference,
 )
 
 
@@ -154,6 +157,17 @@ class _ToTree(Transformer[Any, Any]):
 
     def has_identifier(self, items: list[Token]) -> HasIdentifier:
         return HasIdentifier(items[0].value)
+
+    def has_third_party(self, items: list[Token]) -> HasThirdParty:
+        token = items[0]
+        text = _string(token) if token.type == "STRING" else token.value
+        return HasThirdParty(normalise_reference(text))
+
+    def anonymous(self, _items: list[Token]) -> Population:
+        return Population("anonymous")
+
+    def known(self, _items: list[Token]) -> Population:
+        return Population("known")
 
     def seen_on(self, items: list[Token]) -> SeenOn:
         token = items[0]

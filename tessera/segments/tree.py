@@ -6,10 +6,26 @@ builder use. Text and JSON round-trip through this tree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+
+
+_SEPARATORS = re.compile(r"\s*[>|]\s*")
+#: Identifier types of a browser or device: a profile with only these (and partners'
+#: synced ids, `sync_*`) is anonymous. The `anonymous` keyword and the purge share it.
+ANONYMOUS_TYPES = frozenset({"anonymous_id", "cookie_id", "device_id", "advertising_id"})
+
+
+def normalise_reference(text: str) -> str:
+    """'IAB:Interest | Travel' or 'iab: 719' → 'Interest > Travel' / '719'."""
+    value = text.strip()
+    if value.lower().startswith("iab:"):
+        value = value[4:].strip()
+    parts = [part for part in _SEPARATORS.split(value) if part]
+    return " > ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,21 @@ class HasIdentifier:
 
 
 @dataclass(frozen=True)
+class HasThirdParty:
+    """In a third-party segment (or one under it), by taxonomy id or path
+    ("Interest > Travel"), through any identifier of the profile, unexpired."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
+class Population:
+    """'anonymous' (only cookie, device, ad or synced ids) or 'known'."""
+
+    who: str
+
+
+@dataclass(frozen=True)
 class SeenOn:
     channel: str
 
@@ -101,9 +132,13 @@ class Not:
     item: Node
 
 
-Node = Compare | Did | Aggregate | HasIdentifier | SeenOn | InSegment | And | Or | Not
+Node = (
+    Compare | Did | Aggregate | HasIdentifier | HasThirdParty | Population | SeenOn | InSegment
+    | And | Or | Not
+)
 _KINDS: dict[str, type] = {
     "compare": Compare, "did": Did, "aggregate": Aggregate, "has_identifier": HasIdentifier,
+    "has_third_party": HasThirdParty, "population": Population,
     "seen_on": SeenOn, "in_segment": InSegment, "and": And, "or": Or, "not": Not,
 }  # fmt: skip
 _NAMES = {cls: name for name, cls in _KINDS.items()}

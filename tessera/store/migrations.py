@@ -157,4 +157,44 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        -- Third-party data: taxonomies (IAB Audience / Content), their ancestor closure, the
+        -- providers' segments with price and lifetime, and who is in them. Inputs, like
+        -- sources: not derived from the event log, so a rebuild keeps them.
+        CREATE TABLE taxonomy_nodes (
+            taxonomy VARCHAR NOT NULL,
+            id VARCHAR NOT NULL,
+            parent_id VARCHAR,
+            name VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            tier INTEGER NOT NULL,
+            extension VARCHAR
+        );
+        CREATE TABLE taxonomy_closure (
+            taxonomy VARCHAR NOT NULL,
+            ancestor VARCHAR NOT NULL,
+            descendant VARCHAR NOT NULL
+        );
+        CREATE TABLE third_party_segments (
+            provider VARCHAR NOT NULL,
+            taxonomy VARCHAR NOT NULL,
+            segment_id VARCHAR NOT NULL,
+            cpm DOUBLE,
+            lifetime_days INTEGER NOT NULL,
+            restrictions VARCHAR,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE third_party_memberships (
+            provider VARCHAR NOT NULL,
+            taxonomy VARCHAR NOT NULL,
+            segment_id VARCHAR NOT NULL,
+            identifier_type VARCHAR NOT NULL,
+            identifier_value VARCHAR NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

@@ -3,12 +3,14 @@ segments (list with trends, the editor with live checking, one segment, overlap)
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from tessera.api.admin import RuntimeDep
+from tessera.audiences import feeds
 from tessera.errors import NotFound, TesseraError
 from tessera.identity import explain as identity
 from tessera.profiles import catalogue, view
@@ -67,6 +69,7 @@ def profile_page(
         "name": view.display_name(profile["traits"]),
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
+        "third_party": feeds.of_profile(store, profile_id, datetime.now(UTC).replace(tzinfo=None)),
         "message": message,
     }
     return render(request, "profile.html", context)

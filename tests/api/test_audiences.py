@@ -65,3 +65,57 @@ def test_export_over_http_and_the_cli(server: LiveServer, tmp_path: Path) -> Non
     failed = tessera(server.data_dir, "audiences", "export", "nope", "--format", "meta",
                      "--out", str(target), expect=1)  # fmt: skip
     assert "(not_found)" in failed.stderr
+
+
+IAB = Path(__file__).resolve().parents[1] / "fixtures" / "iab"
+
+
+def test_taxonomy_and_feed_over_http_and_the_cli(server: LiveServer, tmp_path: Path) -> None:
+    loaded = tessera(server.data_dir, "audiences", "taxonomy", "load",
+                     str(IAB / "audience-taxonomy-1.1.tsv"), "--json")  # fmt: skip
+    assert orjson.loads(loaded.stdout)["nodes"] == 1558
+    listed = httpx.get(f"{server.url}/api/audiences/taxonomies", headers=server.admin).json()
+    assert {"taxonomy": "iab-audience", "nodes": 1558, "tiers": 6} in listed
+    top = httpx.get(
+        f"{server.url}/api/audiences/taxonomies/iab-audience", headers=server.admin
+    ).json()
+    assert [n["name"] for n in top] == ["Demographic", "Interest", "Purchase Intent*"]
+
+    key = server.create_source("tp-web", "web")
+    httpx.post(
+        f"{server.url}/v1/page",
+        content=orjson.dumps({"anonymousId": "tp-1", "messageId": "tp-1",
+                              "context": {"externalIds": [{"id": "ck-tp", "type": "cookie_id"}]}}),
+        headers={"Authorization": basic_auth(key)},
+    ).raise_for_status()  # fmt: skip
+    feed = tmp_path / "feed.csv"
+    feed.write_text("cookie_id,segments\nck-tp,720\nck-x,nope\n")
+    with feed.open("rb") as handle:
+        imported = httpx.post(
+            f"{server.url}/api/audiences/feeds",
+            headers=server.admin,
+            files={"file": ("feed.csv", handle)},
+            data={"provider": "travelco", "cpm": "2.5", "lifetime_days": "60"},
+        )
+    assert imported.status_code == 200, imported.text
+    assert (imported.json()["accepted"], imported.json()["rejected"]) == (1, 1)
+    catalogue = tessera(server.data_dir, "audiences", "third-party", "--json")
+    [segment] = orjson.loads(catalogue.stdout)
+    assert (segment["segment_id"], segment["cpm"], segment["members"]) == ("720", 2.5, 1)
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.url}/api/pipeline", headers=server.admin).json()["lag_events"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    preview = httpx.post(
+        f"{server.url}/api/segments/preview",
+        headers=server.admin,
+        json={"query": 'anonymous and has third_party "IAB:Interest > Travel"'},
+    ).json()
+    assert preview["size"] == 1
+    mine = httpx.get(
+        f"{server.url}/api/profiles/cookie_id:ck-tp/third-party", headers=server.admin
+    ).json()
+    assert [row["path"] for row in mine] == ["Interest > Travel > Adventure Travel"]
+    bad = tessera(server.data_dir, "audiences", "feed", "import", str(feed), "--provider",
+                  "x", "--taxonomy", "nope", expect=1)  # fmt: skip
+    assert "is not loaded" in bad.stderr

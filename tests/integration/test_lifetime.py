@@ -71,13 +71,13 @@ def known(runtime: Runtime, reference: str) -> bool:
 
 def test_a_dry_run_counts_and_deletes_nothing(shop: Runtime) -> None:
     result = shop.pipeline.purge_expired(NOW, dry_run=True)
-    assert result == {"profiles": 2, "events": 2, "dry_run": True}
+    assert result == {"profiles": 2, "events": 2, "third_party": 0, "dry_run": True}
     assert known(shop, "anonymous_id:old-visitor")
 
 
 def test_expired_anonymous_profiles_leave_the_log_and_stay_gone(shop: Runtime) -> None:
     result = shop.pipeline.purge_expired(NOW)
-    assert result == {"profiles": 2, "events": 2, "dry_run": False}
+    assert result == {"profiles": 2, "events": 2, "third_party": 0, "dry_run": False}
     assert not known(shop, "anonymous_id:old-visitor")
     # The longest lifetime of its types (40 days) has passed for the phone seen on 15 Feb.
     assert not known(shop, "advertising_id:6d92078a-8246-4ba4-ae5b-76104861e7dc")

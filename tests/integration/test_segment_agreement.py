@@ -25,9 +25,11 @@ from tessera.segments.tree import (
     EventRef,
     Filter,
     HasIdentifier,
+    HasThirdParty,
     Node,
     Not,
     Or,
+    Population,
     RelativeTime,
     SeenOn,
     Window,
@@ -124,6 +126,8 @@ leaves = st.one_of(
     ),
     st.builds(HasIdentifier, st.sampled_from(["user_id", "email"])),
     st.builds(SeenOn, st.sampled_from(["web", "mobile"])),
+    st.builds(Population, st.sampled_from(["anonymous", "known"])),
+    st.builds(HasThirdParty, st.sampled_from(["1", "2", "Interest", "Interest > Travel"])),
 )
 trees = st.recursive(
     leaves,
@@ -136,13 +140,32 @@ trees = st.recursive(
 )
 
 
-def facts_of(person_traits: dict[str, Any], events: list[Any]) -> ProfileFacts:
+# Who each person is, by their position: odd ones are anonymous (an anonymousId only),
+# and every third is in the third-party segment "Interest > Travel" (id 2, under 1).
+def anonymous(n: int) -> bool:
+    return n % 2 == 1
+
+
+def travels(n: int) -> bool:
+    return n % 3 == 0
+
+
+def facts_of(n: int, person_traits: dict[str, Any], events: list[Any]) -> ProfileFacts:
     return ProfileFacts(
         traits=dict(person_traits),
         events=[EventFact(name, moment, dict(props)) for name, moment, props in events],
-        identifier_types={"user_id"},
+        identifier_types={"anonymous_id"} if anonymous(n) else {"user_id"},
         channels={"web"},
+        third_party={"1", "interest", "2", "interest > travel"} if travels(n) else set(),
     )
+
+
+def identity(n: int) -> dict[str, str]:
+    return {"anonymousId": f"a{n}"} if anonymous(n) else {"userId": f"u{n}"}
+
+
+def reference(n: int) -> str:
+    return f"anonymous_id:a{n}" if anonymous(n) else f"user_id:u{n}"
 
 
 @given(
@@ -166,7 +189,7 @@ def test_memory_and_sql_agree(
             messages.append(
                 {
                     "type": "identify",
-                    "userId": f"u{n}",
+                    **identity(n),
                     "messageId": f"i{n}",
                     "traits": person_traits,
                     "timestamp": "2026-03-01T00:00:00Z",
@@ -176,7 +199,7 @@ def test_memory_and_sql_agree(
                 messages.append(
                     {
                         "type": "track",
-                        "userId": f"u{n}",
+                        **identity(n),
                         "event": name,
                         "messageId": f"e{n}-{k}",
                         "properties": props,
@@ -185,16 +208,30 @@ def test_memory_and_sql_agree(
                 )
         send(runtime, messages)
         runtime.pipeline.process()
-        profile_of = {
-            n: view.lookup(runtime.store, f"user_id:u{n}", None) for n in range(len(people))
-        }
+        store = runtime.store
+        store.execute(
+            "INSERT INTO taxonomy_nodes VALUES ('t', '1', NULL, 'Interest', 'Interest', 1, NULL), "
+            "('t', '2', '1', 'Travel', 'Interest > Travel', 2, NULL)"
+        )
+        store.execute(
+            "INSERT INTO taxonomy_closure VALUES ('t','1','1'), ('t','2','2'), ('t','1','2')"
+        )
+        for n in range(len(people)):
+            if travels(n):
+                kind, value = reference(n).split(":", 1)
+                store.execute(
+                    "INSERT INTO third_party_memberships VALUES ('p', 't', '2', ?, ?, "
+                    "TIMESTAMP '2026-01-01', TIMESTAMP '2027-01-01')",
+                    [kind, value],
+                )
+        profile_of = {n: view.lookup(store, reference(n), None) for n in range(len(people))}
         for tree in segments:
             compiled = compile_segment(tree, now=NOW.isoformat(sep=" "))
             by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
             in_memory = {
                 profile_of[n]
                 for n, (t, events) in enumerate(people)
-                if holds(tree, facts_of(t, events), NOW)
+                if holds(tree, facts_of(n, t, events), NOW)
             }
             assert by_sql == in_memory, tree
     finally:

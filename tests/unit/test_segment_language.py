@@ -33,6 +33,8 @@ SOURCES = [
     'and traits.name starts with "J"',
     'avg(properties.revenue of "Order Completed") >= 20.5 and not (traits.plan != "free")',
     'max(properties.price of event "Product Viewed" in last 12 hours) < 10',
+    'anonymous and has third_party "IAB:Interest | Travel"',
+    "known and not has third_party 720",
 ]
 
 
