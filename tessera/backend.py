@@ -230,6 +230,27 @@ class LocalBackend:
             return feeds.import_feed(store, options["path"], feed, settings.rejects_dir, now)
         if action == "third_party":
             return feeds.segments(store, datetime.now(UTC).replace(tzinfo=None))
+        if action == "lookalike_create":
+            from tessera.audiences import lookalike
+
+            return lookalike.create(
+                store,
+                options["name"],
+                options["seed"],
+                now=datetime.now(UTC).replace(tzinfo=None),
+                reach=options.get("reach"),
+                accuracy=options.get("accuracy"),
+                method=options["method"],
+                population=options["population"],
+            )
+        if action == "lookalike_show":
+            from tessera.audiences import lookalike
+
+            return lookalike.get(store, options["name"])
+        if action == "lookalike_list":
+            from tessera.audiences import lookalike
+
+            return lookalike.list_lookalikes(store)
         raise ValueError(action)
 
     def close(self) -> None:
@@ -442,6 +463,12 @@ class RemoteBackend:
                 )
         if action == "third_party":
             return self._call("GET", f"{base}/third-party")
+        if action == "lookalike_create":
+            return self._call("POST", f"{base}/lookalikes", json=options)
+        if action == "lookalike_show":
+            return self._call("GET", f"{base}/lookalikes/{quote(options['name'])}")
+        if action == "lookalike_list":
+            return self._call("GET", f"{base}/lookalikes")
         raise ValueError(action)
 
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:

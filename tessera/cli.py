@@ -50,6 +50,8 @@ taxonomy_app = typer.Typer(help="Taxonomies (IAB Audience, Content).", no_args_i
 feed_app = typer.Typer(help="Third-party data providers' feeds.", no_args_is_help=True)
 audiences_app.add_typer(taxonomy_app, name="taxonomy")
 audiences_app.add_typer(feed_app, name="feed")
+lookalike_app = typer.Typer(help="Lookalike audiences from a seed segment.", no_args_is_help=True)
+audiences_app.add_typer(lookalike_app, name="lookalike")
 
 out = Console()
 err = Console(stderr=True)
@@ -669,6 +671,56 @@ def third_party(json: JsonOption = False) -> None:
         rows = backend.audiences("third_party")
     columns = ["provider", "segment_id", "path", "cpm", "lifetime_days", "restrictions", "members"]
     _print_json(rows) if json else _table(rows, columns)
+
+
+@lookalike_app.command("create")
+def lookalike_create(
+    name: str,
+    seed: Annotated[str, typer.Option(help="The seed segment.")],
+    reach: Annotated[int | None, typer.Option(help="How many profiles to keep.")] = None,
+    accuracy: Annotated[
+        float | None, typer.Option(help="Or: the held-out recall to reach, 0-1.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="weights (v1) or classifier (v2).")] = "weights",
+    population: Annotated[str, typer.Option(help="all, anonymous or known.")] = "all",
+    json: JsonOption = False,
+) -> None:
+    """Build a lookalike audience (and a segment NAME) from a seed segment."""
+    with _backend() as backend:
+        result = backend.audiences(
+            "lookalike_create", name=name, seed=seed, reach=reach, accuracy=accuracy,
+            method=method, population=population,
+        )  # fmt: skip
+    _print_json(result) if json else _show_lookalike(result)
+
+
+@lookalike_app.command("show")
+def lookalike_show(name: str, json: JsonOption = False) -> None:
+    """A lookalike's weights, reach-accuracy curve and held-out evaluation."""
+    with _backend() as backend:
+        result = backend.audiences("lookalike_show", name=name)
+    _print_json(result) if json else _show_lookalike(result)
+
+
+@lookalike_app.command("list")
+def lookalike_list(json: JsonOption = False) -> None:
+    """Lookalike audiences."""
+    with _backend() as backend:
+        rows = backend.audiences("lookalike_list")
+    _print_json(rows) if json else _table(rows, ["name", "seed", "method", "population", "reach"])
+
+
+def _show_lookalike(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['name']}: {result['reach']} profiles like the {result['seed_size']} of "
+        f"{result['seed']!r} ({result['method']}, population {result['population']}, "
+        f"{result['profiles_scored']} profiles scored on {result['features']} features)"
+    )
+    _table(result["weights"][:10], list(result["weights"][0]) if result["weights"] else [],
+           title="What weighs most")  # fmt: skip
+    evaluation = result["evaluation"]
+    title = f"Reach and accuracy ({evaluation['held_out']} seed members held out)"
+    _table(evaluation["curve"], ["reach", "reach_share", "recall", "lift"], title=title)
 
 
 @audiences_app.command("purge")

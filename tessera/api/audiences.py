@@ -14,10 +14,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
-from tessera.audiences import exports, feeds, taxonomy
+from tessera.audiences import exports, feeds, lookalike, taxonomy
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
 
@@ -84,6 +85,49 @@ def third_party_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class LookalikeBody(BaseModel):
+    name: str = Field(examples=["travel-lookalike"])
+    seed: str = Field(description="The seed segment", examples=["travel-buyers"])
+    reach: int | None = Field(default=None, ge=1, description="How many profiles to keep")
+    accuracy: float | None = Field(
+        default=None, gt=0, le=1, description="Or: the held-out recall to reach (0-1)"
+    )
+    method: str = Field(default="weights", description="weights (v1) or classifier (v2)")
+    population: str = Field(default="all", description="all, anonymous or known")
+
+
+@router.post("/lookalikes", status_code=201, summary="Build a lookalike audience from a seed")
+def create_lookalike(body: LookalikeBody, runtime: RuntimeDep) -> dict[str, Any]:
+    """Trains on the seed (20% held out to report recall and lift at each reach), keeps
+    the top profiles outside the seed, and creates a segment of the same name."""
+    return lookalike.create(
+        runtime.store,
+        body.name,
+        body.seed,
+        now=_now(),
+        reach=body.reach,
+        accuracy=body.accuracy,
+        method=body.method,
+        population=body.population,
+    )
+
+
+@router.get("/lookalikes", summary="Lookalike audiences")
+def list_lookalikes(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return lookalike.list_lookalikes(runtime.store)
+
+
+@router.get("/lookalikes/{name}", summary="One lookalike: weights, curve, evaluation")
+def get_lookalike(name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return lookalike.get(runtime.store, name)
+
+
+@router.delete("/lookalikes/{name}", summary="Delete a lookalike and its segment")
+def delete_lookalike(name: str, runtime: RuntimeDep) -> dict[str, str]:
+    lookalike.delete(runtime.store, name)
+    return {"deleted": name}
 
 
 @router.post("/purge", summary="Purge anonymous profiles past their lifetime")

@@ -32,6 +32,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 INTERESTS = ("running", "fashion", "electronics", "home", "beauty", "travel")
+#: Rarer hidden groups, for judging lookalikes: the share of people in each, and the pages
+#: members keep coming back to (others land there now and then too).
+GROUPS = {"marathoners": 0.04, "new-parents": 0.05, "luxury-travellers": 0.03}
+GROUP_PAGES = {
+    "marathoners": (
+        "/running/marathon-training",
+        "/running/race-nutrition",
+        "/running/carbon-plates",
+    ),
+    "new-parents": ("/home/nursery", "/beauty/baby-care", "/home/strollers"),
+    "luxury-travellers": ("/travel/first-class", "/fashion/designer-luggage", "/travel/villas"),
+}
 PRODUCTS: dict[str, list[tuple[str, float]]] = {
     "running": [("Trail shoes", 129.0), ("Running jacket", 89.0), ("GPS watch", 249.0),
                 ("Energy gels", 12.5), ("Compression socks", 19.0)],
@@ -112,6 +124,7 @@ class Person:
     cookies: list[str]
     device: dict[str, Any] | None
     activity: float  # how busy this person is, relative
+    groups: tuple[str, ...] = ()  # hidden, rarer than interests (GROUPS)
 
 
 @dataclass
@@ -143,6 +156,10 @@ def generate(
     end = now or datetime(2026, 11, 1, 12, 0)
     start = end - timedelta(days=days)
     company = Company([_person(rng, n) for n in range(people)])
+    for person in company.people:
+        # From their own stream, so adding groups left the rest of the demo as it was.
+        side = random.Random(f"{seed}:{person.person_id}:groups")
+        person.groups = tuple(g for g, share in GROUPS.items() if side.random() < share)
     web: list[dict[str, Any]] = []
     mobile: list[dict[str, Any]] = []
     email: list[dict[str, Any]] = []
@@ -265,6 +282,30 @@ def _product(rng: random.Random, category: str) -> dict[str, Any]:
     }
 
 
+def _group_pages(
+    person: Person,
+    session: int,
+    moment: datetime,
+    base: dict[str, Any],
+    out: list[dict[str, Any]],
+    company: Company,
+) -> None:
+    """A session's visit to a hidden group's pages: likely for members, rare for others.
+    Drawn from a stream of its own (see `generate`)."""
+    side = random.Random(f"{person.person_id}:{session}:group-pages")
+    for group, pages in GROUP_PAGES.items():
+        if side.random() >= (0.55 if group in person.groups else 0.015):
+            continue
+        path = side.choice(pages)
+        at = moment + timedelta(seconds=side.randint(5, 90))
+        message_id = str(uuid.UUID(int=side.getrandbits(128), version=4))
+        _emit(out, company, "web-shop", person, {
+            **base, "type": "page", "name": path.rsplit("/", 1)[1].replace("-", " ").title(),
+            "properties": {"path": path, "url": f"https://shop.example{path}"},
+            "messageId": message_id, "timestamp": _iso(at),
+        })  # fmt: skip
+
+
 def _consent(person: Person) -> dict[str, Any]:
     """What the shop's consent banner recorded at sign-in (Segment's consent object).
     Seven people in ten accept advertising. Derived from the person id, not drawn from the
@@ -379,6 +420,7 @@ def _web_life(
                         "timestamp": _iso(moment),
                     },
                 )
+        _group_pages(person, number, moment, base, out, company)
         if rng.random() < 0.35:
             product = _product(rng, _pick_category(rng, person))
             moment += timedelta(seconds=rng.randint(10, 300))

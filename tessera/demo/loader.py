@@ -49,6 +49,7 @@ def write_files(company: Company, folder: Path) -> dict[str, Path]:
             "user_id": p.user_id or "",
             "loyalty_id": p.loyalty_id or "",
             "interests": "|".join(p.interests),
+            "groups": "|".join(p.groups),
         }
         for p in company.people
     ]

@@ -22,6 +22,7 @@ from tessera.segments.tree import (
     EventRef,
     HasIdentifier,
     HasThirdParty,
+    InLookalike,
     InSegment,
     Node,
     Not,
@@ -54,6 +55,7 @@ class Catalogue:
     segments: set[str] = field(default_factory=set)
     #: taxonomy ids and lower-case paths, for `has third_party`
     third_party: set[str] = field(default_factory=set)
+    lookalikes: set[str] = field(default_factory=set)
 
 
 _CACHE: dict[int, tuple[float, Catalogue]] = {}
@@ -86,6 +88,7 @@ def catalogue(store: Store, computed_names: set[str], max_age: float = 30.0) -> 
         _CACHE[id(store)] = (time.monotonic(), found)
     found.computed = set(computed_names)
     found.segments = {r[0] for r in store.fetch_all("SELECT name FROM segments")}
+    found.lookalikes = {r[0] for r in store.fetch_all("SELECT name FROM lookalikes")}
     # Read each time like segments: a taxonomy loaded a second ago must be usable at once.
     found.third_party = {
         value
@@ -93,6 +96,11 @@ def catalogue(store: Store, computed_names: set[str], max_age: float = 30.0) -> 
         for value in row
     }
     return found
+
+
+def forget(store: Store) -> None:
+    """Drop the cached catalogue of this store (the next `catalogue` call reads it)."""
+    _CACHE.pop(id(store), None)
 
 
 def check(node: Node, known: Catalogue, source: str) -> Node:
@@ -141,6 +149,8 @@ def _names(node: Node, known: Catalogue):  # type: ignore[no-untyped-def]
         yield "channel", node.channel, node.channel, known.channels
     elif isinstance(node, InSegment):
         yield "segment", node.name, f'"{node.name}"', known.segments
+    elif isinstance(node, InLookalike):
+        yield "lookalike", node.name, f'"{node.name}"', known.lookalikes
 
 
 def _event_names(event: EventRef, known: Catalogue):  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from tessera.segments.tree import (
     Filter,
     HasIdentifier,
     HasThirdParty,
+    InLookalike,
     InSegment,
     Node,
     Not,
@@ -203,6 +204,12 @@ def _predicate(node: Node, b: _Builder) -> str:
         return (
             "s.profile_id IN (SELECT m.profile_id FROM segment_members m JOIN segments g "
             f"ON g.id = m.segment_id WHERE g.name = {b.bind(node.name)} AND m.left_at IS NULL)"
+        )
+    if isinstance(node, InLookalike):
+        return (
+            "s.profile_id IN (SELECT coalesce(p.merged_into, l.profile_id) FROM "
+            "lookalike_members l LEFT JOIN profiles p ON p.profile_id = l.profile_id "
+            f"WHERE l.lookalike = {b.bind(node.name)})"
         )
     raise TypeError(f"cannot compile {node!r}")
 

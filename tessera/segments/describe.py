@@ -10,6 +10,7 @@ from tessera.segments.tree import (
     EventRef,
     HasIdentifier,
     HasThirdParty,
+    InLookalike,
     InSegment,
     Node,
     Not,
@@ -59,6 +60,8 @@ def describe(node: Node) -> str:
         return "is anonymous" if node.who == "anonymous" else "is a known person"
     if isinstance(node, SeenOn):
         return f"was seen on {node.channel}"
+    if isinstance(node, InLookalike):
+        return f'is in the lookalike audience "{node.name}"'
     if isinstance(node, InSegment):
         return f'is in segment "{node.name}"'
     raise TypeError(node)

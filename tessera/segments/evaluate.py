@@ -27,6 +27,7 @@ from tessera.segments.tree import (
     Filter,
     HasIdentifier,
     HasThirdParty,
+    InLookalike,
     InSegment,
     Node,
     Not,
@@ -56,6 +57,7 @@ class ProfileFacts:
     segments: set[str] = field(default_factory=set)
     #: ids and lower-case paths of the live third-party segments (and their ancestors)
     third_party: set[str] = field(default_factory=set)
+    lookalikes: set[str] = field(default_factory=set)
 
 
 def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
@@ -89,6 +91,8 @@ def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
         return node.channel in facts.channels
     if isinstance(node, InSegment):
         return node.name in facts.segments
+    if isinstance(node, InLookalike):
+        return node.name in facts.lookalikes
     raise TypeError(node)
 
 

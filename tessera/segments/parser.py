@@ -20,6 +20,7 @@ from tessera.segments.tree import (
     Filter,
     HasIdentifier,
     HasThirdParty,
+    InLookalike,
     InSegment,
     Node,
     Not,
@@ -175,6 +176,9 @@ class _ToTree(Transformer[Any, Any]):
 
     def in_segment(self, items: list[Token]) -> InSegment:
         return InSegment(_string(items[0]))
+
+    def in_lookalike(self, items: list[Token]) -> InLookalike:
+        return InLookalike(_string(items[0]))
 
     def and_(self, items: list[Node]) -> And:
         return And(tuple(items))

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from tessera.errors import Conflict, InvalidField, NotFound
-from tessera.segments.check import catalogue, check
+from tessera.segments.check import SegmentCheckError, catalogue, check, forget
 from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
 from tessera.segments.parser import parse
@@ -41,7 +41,14 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 def understand(store: Store, query: str, computed_names: set[str]) -> Node:
     """Parse and check: the tree, or an error at the spot with a suggestion."""
-    return check(parse(query), catalogue(store, computed_names), query)
+    tree = parse(query)
+    try:
+        return check(tree, catalogue(store, computed_names), query)
+    except SegmentCheckError:
+        # The catalogue is cached for a few seconds; a trait or event that arrived since
+        # must not be refused, so read it again before saying a name is unknown.
+        forget(store)
+        return check(tree, catalogue(store, computed_names), query)
 
 
 def preview(

@@ -118,6 +118,13 @@ class InSegment:
 
 
 @dataclass(frozen=True)
+class InLookalike:
+    """In the audience a lookalike model picked (audiences/lookalike.py)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class And:
     items: tuple[Node, ...]
 
@@ -134,12 +141,13 @@ class Not:
 
 Node = (
     Compare | Did | Aggregate | HasIdentifier | HasThirdParty | Population | SeenOn | InSegment
-    | And | Or | Not
+    | InLookalike | And | Or | Not
 )
 _KINDS: dict[str, type] = {
     "compare": Compare, "did": Did, "aggregate": Aggregate, "has_identifier": HasIdentifier,
     "has_third_party": HasThirdParty, "population": Population,
-    "seen_on": SeenOn, "in_segment": InSegment, "and": And, "or": Or, "not": Not,
+    "seen_on": SeenOn, "in_segment": InSegment, "in_lookalike": InLookalike,
+    "and": And, "or": Or, "not": Not,
 }  # fmt: skip
 _NAMES = {cls: name for name, cls in _KINDS.items()}
 

@@ -197,4 +197,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        -- Lookalike models: the seed, the method, the weights shown to users, the
+        -- reach-accuracy curve and the held-out evaluation; and the audience picked.
+        CREATE TABLE lookalikes (
+            name VARCHAR PRIMARY KEY,
+            seed VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            population VARCHAR NOT NULL,
+            reach INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            report VARCHAR NOT NULL
+        );
+        CREATE TABLE lookalike_members (
+            lookalike VARCHAR NOT NULL,
+            profile_id VARCHAR NOT NULL,
+            score DOUBLE NOT NULL
+        );
+        """,
+    ),
 ]

@@ -119,3 +119,52 @@ def test_taxonomy_and_feed_over_http_and_the_cli(server: LiveServer, tmp_path: P
     bad = tessera(server.data_dir, "audiences", "feed", "import", str(feed), "--provider",
                   "x", "--taxonomy", "nope", expect=1)  # fmt: skip
     assert "is not loaded" in bad.stderr
+
+
+def test_lookalike_over_http_and_the_cli(server: LiveServer) -> None:
+    key = server.create_source("lk-web", "web")
+    batch: list[dict[str, object]] = []
+    for n in range(120):
+        who = {"userId": f"lk{n}"} if n < 20 or n >= 40 else {"anonymousId": f"lka{n}"}
+        if n < 20:
+            batch.append({"type": "identify", **who, "messageId": f"lki{n}",
+                          "traits": {"tier": "gold"}})  # fmt: skip
+        if n < 40 or n % 30 == 0:
+            batch.append({"type": "track", **who, "event": "Yacht Viewed",
+                          "messageId": f"lky{n}"})  # fmt: skip
+        batch.append({"type": "track", **who, "event": "Home Viewed", "messageId": f"lkh{n}"})
+    httpx.post(
+        f"{server.url}/v1/batch",
+        content=orjson.dumps({"batch": batch}),
+        headers={"Authorization": basic_auth(key)},
+    ).raise_for_status()
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.url}/api/pipeline", headers=server.admin).json()["lag_events"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    httpx.post(
+        f"{server.url}/api/segments",
+        headers=server.admin,
+        json={"name": "gold-tier", "query": 'traits.tier = "gold"'},
+    ).raise_for_status()
+    created = httpx.post(
+        f"{server.url}/api/audiences/lookalikes",
+        headers=server.admin,
+        json={"name": "gold-like", "seed": "gold-tier", "reach": 20, "population": "anonymous"},
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    report = created.json()
+    assert report["reach"] == 20 and report["weights"][0]["feature"] == "event:Yacht Viewed"
+    listed = tessera(server.data_dir, "audiences", "lookalike", "list", "--json")
+    assert [row["name"] for row in orjson.loads(listed.stdout)] == ["gold-like"]
+    shown = tessera(server.data_dir, "audiences", "lookalike", "show", "gold-like")
+    assert "Reach and accuracy" in shown.stdout and "Yacht Viewed" in shown.stdout
+    segment = httpx.get(f"{server.url}/api/segments/gold-like", headers=server.admin).json()
+    assert segment["size"] == 20 and segment["query"] == 'in lookalike "gold-like"'
+    again = httpx.post(
+        f"{server.url}/api/audiences/lookalikes",
+        headers=server.admin,
+        json={"name": "gold-like", "seed": "gold-tier", "reach": 5},
+    )
+    assert again.status_code == 409

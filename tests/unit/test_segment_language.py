@@ -35,6 +35,7 @@ SOURCES = [
     'max(properties.price of event "Product Viewed" in last 12 hours) < 10',
     'anonymous and has third_party "IAB:Interest | Travel"',
     "known and not has third_party 720",
+    'in lookalike "travel-like" or in segment "vip"',
 ]
 
 

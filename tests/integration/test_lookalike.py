@@ -1,0 +1,96 @@
+"""Lookalikes on a real store with a planted signal: the audience finds the hidden lookalikes,
+excludes the seed, explains itself, and is usable as a segment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from tessera.audiences import lookalike
+from tessera.errors import Conflict, InvalidField
+from tessera.runtime import Runtime
+from tessera.segments import service
+from tests.integration.helpers import send
+
+NOW = datetime(2026, 6, 1)
+
+
+def test_weights_favour_what_the_seed_shares_and_drop_weak_features() -> None:
+    # columns: the seed's mark, a feature everyone has, one slightly commoner in the seed
+    rows = [[1, 1, 1]] * 6 + [[1, 1, 0]] * 4 + [[0, 1, 1]] * 30 + [[0, 1, 0]] * 60
+    binary = sparse.csr_matrix(np.array(rows, dtype=float))
+    seed = np.array([True] * 10 + [False] * 90)
+    weights = lookalike.fit_weights(binary, seed)
+    assert weights[0] > np.log(3) and weights[1] == 0.0 and weights[2] == 0.0
+
+
+@pytest.fixture
+def shop(runtime: Runtime) -> Runtime:
+    messages: list[dict[str, object]] = []
+    for n in range(200):
+        # 0-29: the seed (known VIPs who read the signal page); 30-59: anonymous visitors
+        # who read it too (the lookalikes to find); the rest read it rarely.
+        person = {"userId": f"u{n}"} if n < 30 or n >= 60 else {"anonymousId": f"a{n}"}
+        if n < 30:
+            messages.append({"type": "identify", **person, "messageId": f"i{n}",
+                             "traits": {"vip": True}})  # fmt: skip
+        reads = 3 if n < 60 else (1 if n % 25 == 0 else 0)
+        for k in range(reads):
+            messages.append(
+                {"type": "track", **person, "event": "Signal Viewed",
+                 "messageId": f"s{n}-{k}", "properties": {"category": "signal"}}
+            )  # fmt: skip
+        messages.append(
+            {"type": "track", **person, "event": "Page Seen",
+             "messageId": f"p{n}", "properties": {"category": f"c{n % 4}"}}
+        )  # fmt: skip
+    send(runtime, messages)
+    runtime.pipeline.process()
+    service.create(runtime.store, "vips", "traits.vip = true", set(), now=NOW)
+    return runtime
+
+
+@pytest.mark.parametrize("method", lookalike.METHODS)
+def test_the_audience_finds_the_lookalikes_and_excludes_the_seed(
+    shop: Runtime, method: str
+) -> None:
+    report = lookalike.create(shop.store, f"like-{method}", "vips", now=NOW, reach=30,
+                              method=method)  # fmt: skip
+    members = {m["profile_id"] for m in service.members(shop.store, f"like-{method}", 1000)}
+    seed = {m["profile_id"] for m in service.members(shop.store, "vips", 1000)}
+    assert len(members) == 30 and not members & seed
+    hidden = {
+        r[0]
+        for r in shop.store.fetch_all(
+            "SELECT profile_id FROM identities WHERE type = 'anonymous_id' "
+            "AND CAST(substr(value, 2) AS INT) < 60"
+        )
+    }
+    assert len(members & hidden) >= 25
+    assert report["weights"][0]["feature"].startswith(("event:Signal", "property:Signal"))
+    curve = report["evaluation"]["curve"]
+    assert [p["reach_share"] for p in curve] == list(lookalike.REACH_SHARES)
+    assert curve[-1]["recall"] == 1.0
+    preview = service.preview(shop.store, f'in lookalike "like-{method}" and anonymous', set())
+    assert preview["size"] == len(members & hidden)
+
+
+def test_accuracy_picks_the_reach(shop: Runtime) -> None:
+    report = lookalike.create(shop.store, "like-acc", "vips", now=NOW, accuracy=0.8)
+    chosen = next(p for p in report["evaluation"]["curve"] if p["recall"] >= 0.8)
+    assert report["reach"] == min(chosen["reach"], 170)
+
+
+def test_mistakes_are_explained(shop: Runtime) -> None:
+    with pytest.raises(InvalidField, match=r"a reach .* or an accuracy"):
+        lookalike.create(shop.store, "x", "vips", now=NOW)
+    with pytest.raises(InvalidField, match="method 'magic'"):
+        lookalike.create(shop.store, "x", "vips", now=NOW, reach=5, method="magic")
+    with pytest.raises(Conflict, match="exists already"):
+        lookalike.create(shop.store, "vips", "vips", now=NOW, reach=5)
+    service.create(shop.store, "tiny", "traits.vip = false", set(), now=NOW)
+    with pytest.raises(InvalidField, match="at least 10"):
+        lookalike.create(shop.store, "y", "tiny", now=NOW, reach=5)
