@@ -251,6 +251,25 @@ class LocalBackend:
             from tessera.audiences import lookalike
 
             return lookalike.list_lookalikes(store)
+        if action.startswith(("campaign_", "holdout")):
+            return self._campaigns(action, **options)
+        raise ValueError(action)
+
+    def _campaigns(self, action: str, **options: Any) -> Any:
+        from tessera.audiences import campaigns
+
+        store, rejects = self.runtime.store, self.runtime.settings.rejects_dir
+        now = datetime.now(UTC).replace(tzinfo=None)
+        if action == "holdout":
+            return campaigns.holdout(store, options["segment"], options["share"], now)
+        if action == "campaign_results":
+            return campaigns.import_results(store, options["path"], rejects, now)
+        if action == "campaign_conversions":
+            return campaigns.import_conversions(store, options["path"], rejects)
+        if action == "campaign_report":
+            return campaigns.report(
+                store, campaign=options.get("campaign"), conversion_event=options["event"]
+            )
         raise ValueError(action)
 
     def close(self) -> None:
@@ -469,6 +488,19 @@ class RemoteBackend:
             return self._call("GET", f"{base}/lookalikes/{quote(options['name'])}")
         if action == "lookalike_list":
             return self._call("GET", f"{base}/lookalikes")
+        if action == "holdout":
+            route = f"{base}/{quote(options['segment'])}/holdout"
+            return self._call("POST", route, json={"share": options["share"]})
+        if action in ("campaign_results", "campaign_conversions"):
+            kind = action.split("_")[1]
+            with options["path"].open("rb") as handle:
+                upload = {"file": (options["path"].name, handle)}
+                return self._call("POST", f"{base}/campaigns/{kind}", files=upload)
+        if action == "campaign_report":
+            params = {"event": options["event"]}
+            if options.get("campaign"):
+                params["campaign"] = options["campaign"]
+            return self._call("GET", f"{base}/campaigns/report", params=params)
         raise ValueError(action)
 
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:

@@ -52,6 +52,8 @@ audiences_app.add_typer(taxonomy_app, name="taxonomy")
 audiences_app.add_typer(feed_app, name="feed")
 lookalike_app = typer.Typer(help="Lookalike audiences from a seed segment.", no_args_is_help=True)
 audiences_app.add_typer(lookalike_app, name="lookalike")
+campaign_app = typer.Typer(help="Campaign results per audience.", no_args_is_help=True)
+audiences_app.add_typer(campaign_app, name="campaign")
 
 out = Console()
 err = Console(stderr=True)
@@ -721,6 +723,74 @@ def _show_lookalike(result: dict[str, Any]) -> None:
     evaluation = result["evaluation"]
     title = f"Reach and accuracy ({evaluation['held_out']} seed members held out)"
     _table(evaluation["curve"], ["reach", "reach_share", "recall", "lift"], title=title)
+
+
+@audiences_app.command("holdout")
+def audiences_holdout(
+    segment: str,
+    share: Annotated[str, typer.Option(help="Share held out of exports: 10% or 0.1.")],
+    json: JsonOption = False,
+) -> None:
+    """Keep a random, stable share of an audience out of its exports, to measure lift."""
+    text = share.strip()
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise TesseraError(f"--share {share!r} must be a share like 10% or 0.1") from None
+    with _backend() as backend:
+        result = backend.audiences("holdout", segment=segment, share=value)
+    _print_json(result) if json else out.print(
+        f"{result['audience']}: {result['held_out']} of {result['members']} members held out "
+        f"({result['share']:.0%}); exports leave them out from now on."
+    )
+
+
+@campaign_app.command("import")
+def campaign_import(file: Path, json: JsonOption = False) -> None:
+    """Import delivery and results: campaign, day, audience, impressions, clicks,
+    conversions, cost[, reach]."""
+    with _backend() as backend:
+        result = backend.audiences("campaign_results", path=file)
+    _print_import(result, json)
+
+
+@campaign_app.command("conversions")
+def campaign_conversions(file: Path, json: JsonOption = False) -> None:
+    """Import conversions with an identifier (email, phone, user_id, cookie_id...)."""
+    with _backend() as backend:
+        result = backend.audiences("campaign_conversions", path=file)
+    _print_import(result, json)
+
+
+@campaign_app.command("report")
+def campaign_report(
+    campaign: Annotated[str | None, typer.Option(help="One campaign only.")] = None,
+    event: Annotated[str, typer.Option(help="The conversion event, for lift.")] = "Order Completed",
+    json: JsonOption = False,
+) -> None:
+    """Reach, frequency, CTR, conversion rate, CPA per campaign and audience, and lift."""
+    with _backend() as backend:
+        rows = backend.audiences("campaign_report", campaign=campaign, event=event)
+    if json:
+        _print_json(rows)
+        return
+    for row in rows:
+        lift = row["lift"]
+        row["lift"] = "" if not lift or lift["lift"] is None else f"{lift['lift']:+.1%}"
+    columns = ["campaign", "audience", "impressions", "reach", "frequency", "ctr",
+               "conversion_rate", "cpa", "converted_profiles", "lift"]  # fmt: skip
+    _table(rows, columns)
+
+
+def _print_import(result: dict[str, Any], json: bool) -> None:
+    if json:
+        _print_json(result)
+        return
+    out.print(
+        f"{result['rows']} rows: {result['accepted']} imported, {result['rejected']} rejected"
+    )
+    if result.get("reject_file"):
+        out.print(f"Rejected rows and reasons: {result['reject_file']}")
 
 
 @audiences_app.command("purge")

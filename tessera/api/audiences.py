@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
-from tessera.audiences import exports, feeds, lookalike, taxonomy
+from tessera.audiences import campaigns, exports, feeds, lookalike, taxonomy
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
 
@@ -128,6 +128,43 @@ def get_lookalike(name: str, runtime: RuntimeDep) -> dict[str, Any]:
 def delete_lookalike(name: str, runtime: RuntimeDep) -> dict[str, str]:
     lookalike.delete(runtime.store, name)
     return {"deleted": name}
+
+
+class HoldoutBody(BaseModel):
+    share: float = Field(gt=0, le=0.5, description="Share of the audience held out, e.g. 0.1")
+
+
+@router.post("/campaigns/results", summary="Import campaign delivery and results (CSV)")
+def import_campaign_results(
+    runtime: RuntimeDep, file: Annotated[UploadFile, File(description="campaign,day,...")]
+) -> dict[str, Any]:
+    with _saved(file, runtime.settings.data_dir) as path:
+        return campaigns.import_results(runtime.store, path, runtime.settings.rejects_dir, _now())
+
+
+@router.post("/campaigns/conversions", summary="Import conversions with an identifier (CSV)")
+def import_campaign_conversions(
+    runtime: RuntimeDep, file: Annotated[UploadFile, File(description="campaign,email,...")]
+) -> dict[str, Any]:
+    with _saved(file, runtime.settings.data_dir) as path:
+        return campaigns.import_conversions(runtime.store, path, runtime.settings.rejects_dir)
+
+
+@router.get("/campaigns/report", summary="Results per campaign and audience, with lift")
+def campaign_report(
+    runtime: RuntimeDep, campaign: str | None = None, event: str = "Order Completed"
+) -> list[dict[str, Any]]:
+    return campaigns.report(runtime.store, campaign=campaign, conversion_event=event)
+
+
+@router.get("/campaigns/{campaign}/daily", summary="One campaign per day and audience")
+def campaign_daily(campaign: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return campaigns.daily(runtime.store, campaign)
+
+
+@router.post("/{segment}/holdout", summary="Hold a share of an audience out of its exports")
+def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> dict[str, Any]:
+    return campaigns.holdout(runtime.store, segment, body.share, _now())
 
 
 @router.post("/purge", summary="Purge anonymous profiles past their lifetime")

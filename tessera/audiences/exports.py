@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from tessera.audiences import platforms
+from tessera.audiences import campaigns, platforms
 from tessera.errors import InvalidField
 from tessera.segments import service
 from tessera.store import Store
@@ -62,14 +62,17 @@ def export(
     details = service.get(store, segment)
     people = members(store, details["id"])
     allowed = [p for p in people if allows_advertising(p.consent, policy)]
+    held = campaigns.holdout_of(store, segment)
+    sent = [p for p in allowed if not held or not campaigns.held_out(p.profile_id, *held)]
     writer = _WRITERS[file_format]
-    rows, without = writer(allowed, out, details)
+    rows, without = writer(sent, out, details)
     return {
         "segment": segment,
         "format": file_format,
         "members": len(people),
         "refused_consent": len(people) - len(allowed),
-        "exported_profiles": len(allowed) - without,
+        "held_out": len(allowed) - len(sent),
+        "exported_profiles": len(sent) - without,
         "without_identifier": without,
         "rows": rows,
         "consent_policy": policy,

@@ -218,4 +218,36 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        6,
+        """
+        -- Campaign delivery and results per campaign, day and audience (from the ad
+        -- platforms' reports), conversions with an identifier to join back to profiles,
+        -- and the holdout share of audiences (who is held out is a hash, not a table).
+        CREATE TABLE campaign_results (
+            campaign VARCHAR NOT NULL,
+            day DATE NOT NULL,
+            audience VARCHAR,
+            impressions BIGINT NOT NULL,
+            clicks BIGINT NOT NULL,
+            conversions BIGINT NOT NULL,
+            cost DOUBLE NOT NULL,
+            reach BIGINT,
+            imported_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE campaign_conversions (
+            campaign VARCHAR NOT NULL,
+            day DATE,
+            identifier_type VARCHAR NOT NULL,
+            identifier_value VARCHAR NOT NULL,
+            value DOUBLE
+        );
+        CREATE TABLE audience_holdouts (
+            audience VARCHAR PRIMARY KEY,
+            share DOUBLE NOT NULL,
+            salt VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

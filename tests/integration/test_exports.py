@@ -58,8 +58,9 @@ def test_google_file_has_only_consenting_people_hashed_googles_way(shop: Runtime
     ]
     assert len(rows) == 2  # bob refused, cid never said, dee has neither e-mail nor phone
     assert summary == {"segment": "everyone", "format": "google", "members": 4,
-                       "refused_consent": 2, "exported_profiles": 1, "without_identifier": 1,
-                       "rows": 1, "consent_policy": "required"}  # fmt: skip
+                       "refused_consent": 2, "held_out": 0, "exported_profiles": 1,
+                       "without_identifier": 1, "rows": 1,
+                       "consent_policy": "required"}  # fmt: skip
 
 
 def test_meta_file_hashes_metas_way_and_keeps_the_ad_id(shop: Runtime) -> None:
