@@ -27,6 +27,7 @@ from _harness import free_port, start_server, stop
 from pipeline import load_demo
 
 TOKEN = "bench-admin-token"
+TAXONOMY = Path(__file__).resolve().parents[1] / "tests/fixtures/iab/audience-taxonomy-1.1.tsv"
 SEGMENTS = {
     "fr-repeat": 'traits.country = "FR" and count(event "Order Completed" in last 90 days) >= 2',
     "lapsed-openers": 'did "Email Opened" in last 30 days and not did "Order Completed" '
@@ -50,6 +51,10 @@ def pages(client: httpx.Client) -> dict[str, str]:
         "editor check (as you type)": "POST /segments/check",
         "overlap": "/segments/overlap",
         "imports": "/imports",
+        "audiences": "/audiences",
+        "taxonomy browser": "/audiences/taxonomy/iab-audience?parent=206",
+        "audience builder": "/audiences/new",
+        "lookalike": "/audiences/lookalikes/repeat-like",
     }
 
 
@@ -94,6 +99,12 @@ def main() -> None:
                 api.post("/api/pipeline/process").raise_for_status()
                 for name, query in SEGMENTS.items():
                     api.post("/api/segments", json={"name": name, "query": query})
+                with TAXONOMY.open("rb") as handle:
+                    api.post("/api/audiences/taxonomies", files={"file": (TAXONOMY.name, handle)})
+                api.post(
+                    "/api/audiences/lookalikes",
+                    json={"name": "repeat-like", "seed": "fr-repeat", "reach": 1000},
+                ).raise_for_status()
                 targets = pages(api)
             with httpx.Client(base_url=base, timeout=60) as browser:
                 signed = browser.post("/sign-in", data={"token": TOKEN})

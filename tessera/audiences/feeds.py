@@ -2,10 +2,11 @@
 id) with the segments it puts them in, ids from a loaded taxonomy (the IAB Audience Taxonomy
 by default), each segment with its price (CPM), lifetime and use restrictions.
 
-A feed is CSV (`cookie_id` | `advertising_id` | `device_id` | `id` + `id_type`, then
-`segments` separated by `|` or `;`, or `segment_id`; optional `cpm`, `lifetime_days`) or JSON
-lines with the same keys (`segments` may be a list). Re-importing refreshes a membership's
-expiry. Rows that cannot be used go to a reject file with the line and the reason.
+A feed is CSV (`cookie_id` | `anonymous_id` | `advertising_id` | `device_id` | `id` +
+`id_type`, then `segments` separated by `|` or `;`, or `segment_id`; optional `cpm`,
+`lifetime_days`) or JSON lines with the same keys (`segments` may be a list).
+Re-importing refreshes a membership's expiry. Rows that cannot be used go to a reject file
+with the line and the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from tessera.errors import InvalidField, InvalidImportFile
 from tessera.identity.identifiers import normalise
 from tessera.store import Store
 
-ID_TYPES = ("cookie_id", "advertising_id", "device_id")
+#: Browser and device ids (anonymous_id: analytics.js's first-party cookie).
+ID_TYPES = ("cookie_id", "anonymous_id", "advertising_id", "device_id")
 _SPLIT = re.compile(r"[|;]")
 _CHUNK = 50_000
 

@@ -279,6 +279,14 @@ def create(
     seed_members = {m["profile_id"] for m in service.members(store, seed_segment, limit=10_000_000)}
     data = features(store, now)
     pool = in_population(store, data.profile_ids, population)
+    if population != "all":
+        # Only what the population can have: otherwise the seed's known-customer features
+        # (e-mail, CRM) would make the held-out seed outrank every anonymous visitor and the
+        # evaluation would flatter the model.
+        present = np.asarray(data.counts[pool].getnnz(axis=0)).ravel() > 0
+        columns = np.flatnonzero(present)
+        data = Features(data.profile_ids, [data.names[i] for i in columns],
+                        data.counts[:, columns].tocsr())  # fmt: skip
     seed = np.array([p in seed_members for p in data.profile_ids], dtype=bool)
     if seed.sum() < 10:
         raise InvalidField(

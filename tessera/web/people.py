@@ -131,7 +131,7 @@ def check_segment(
 ) -> Response:
     """The editor's live panel (htmx, as you type): the error at its spot, or the
     description, size and a sample of members."""
-    return render(request, "_check.html", _check(runtime, query))
+    return render(request, "_check.html", check_query(runtime, query))
 
 
 @router.post("/segments")
@@ -144,7 +144,7 @@ def create_segment(
     try:
         service.create(runtime.store, name.strip(), query, _computed(runtime))
     except TesseraError as e:
-        context = {"query": query, "name": name, "error": e, **_check(runtime, query)}
+        context = {"query": query, "name": name, "error": e, **check_query(runtime, query)}
         return render(request, "segment_new.html", context, status=400)
     return RedirectResponse(f"/segments/{name.strip()}", status_code=303)
 
@@ -216,7 +216,7 @@ def _computed(runtime: Runtime) -> set[str]:
     return catalogue.names(runtime.store, runtime.settings.computed_traits_file)
 
 
-def _check(runtime: Runtime, query: str) -> dict[str, Any]:
+def check_query(runtime: Runtime, query: str) -> dict[str, Any]:
     if not query.strip():
         return {"empty": True}
     try:

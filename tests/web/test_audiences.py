@@ -1,0 +1,102 @@
+"""The console's Audiences section: taxonomy browser, the audience builder with its
+population, a lookalike with its reach-accuracy chart, and a campaign report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import LiveServer
+from tests.web.conftest import Watched, sign_in
+
+IAB = Path(__file__).resolve().parents[1] / "fixtures" / "iab" / "audience-taxonomy-1.1.tsv"
+
+
+def upload(console: LiveServer, path: str, name: str, content: bytes, **fields: str) -> None:
+    answer = httpx.post(
+        f"{console.url}{path}",
+        headers=console.admin,
+        files={"file": (name, content)},
+        data=fields,
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watched) -> None:
+    upload(console, "/api/audiences/taxonomies", IAB.name, IAB.read_bytes())
+    cookies = httpx.get(
+        f"{console.url}/api/profiles", params={"identifier": "-", "limit": 30},
+        headers=console.admin,
+    ).json()  # fmt: skip
+    feed = "id,id_type,segments\n"
+    feed += "".join(
+        f"{i.split(':', 1)[1]},cookie_id,720\n" for p in cookies for i in p["identifiers"][:1]
+    )
+    upload(console, "/api/audiences/feeds", "feed.csv", feed.encode(), provider="travelco")
+
+    page = watched.page
+    sign_in(page, console.url, "/audiences")
+    assert page.get_by_role("link", name="iab-audience").is_visible()
+    assert page.get_by_text("travelco").first.is_visible()
+    watched.screenshot("audiences")
+
+    page.get_by_role("link", name="iab-audience").click()
+    page.get_by_role("link", name="Interest", exact=True).click()
+    assert page.get_by_role("link", name="Travel", exact=True).is_visible()
+    page.get_by_label("Search the taxonomy").fill("adventure")
+    page.get_by_role("button", name="Search").click()
+    assert page.get_by_text("Interest > Travel > Adventure Travel").is_visible()
+    watched.screenshot("taxonomy")
+
+    page.goto(f"{console.url}/audiences/new")
+    page.get_by_label("Name").fill("known-emails")
+    page.get_by_label("Known customers only").check()
+    page.get_by_label("And who match").fill("has email")
+    size = page.locator(".preview .size")
+    size.wait_for()
+    assert int(size.get_attribute("data-size") or 0) > 10
+    assert "is a known person" in page.locator(".preview .description").inner_text()
+    watched.screenshot("audience-builder")
+    page.get_by_role("button", name="Save audience").click()
+    page.wait_for_url("**/segments/known-emails")
+
+    page.goto(f"{console.url}/audiences/lookalikes/new")
+    page.get_by_label("Name").fill("emails-like")
+    page.get_by_label("Seed segment").select_option("known-emails")
+    page.get_by_label("Reach: how many profiles").fill("10")
+    page.get_by_label("Population").select_option("anonymous")
+    page.get_by_role("button", name="Build the lookalike").click()
+    page.wait_for_url("**/audiences/lookalikes/emails-like")
+    assert page.locator("canvas[data-drawn]").count() == 1
+    assert page.locator("[data-reach]").get_attribute("data-reach") == "10"
+    watched.screenshot("lookalike")
+
+    httpx.post(
+        f"{console.url}/api/audiences/known-emails/holdout",
+        headers=console.admin,
+        json={"share": 0.2},
+    ).raise_for_status()
+    results = (
+        "campaign,day,audience,impressions,clicks,conversions,cost,reach\n"
+        "spring,2026-05-01,known-emails,1000,40,4,30,400\n"
+        "spring,2026-05-02,known-emails,800,30,2,25,450\n"
+        "spring,2026-05-02,emails-like,500,10,1,10,90\n"
+    )
+    upload(console, "/api/audiences/campaigns/results", "results.csv", results.encode())
+    page.goto(f"{console.url}/audiences")
+    page.get_by_role("link", name="spring").first.click()
+    assert page.locator("canvas[data-drawn]").count() == 2
+    assert page.get_by_role("cell", name="1,800").is_visible()
+    watched.screenshot("campaign")
+
+
+def test_a_lookalike_mistake_is_shown_on_the_form(console: LiveServer, watched: Watched) -> None:
+    watched.allowed_statuses.add(400)
+    page = watched.page
+    sign_in(page, console.url, "/audiences/lookalikes/new")
+    page.get_by_label("Name").fill("nothing-chosen")
+    page.get_by_role("button", name="Build the lookalike").click()
+    assert "a reach" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Name").input_value() == "nothing-chosen"
