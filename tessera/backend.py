@@ -253,6 +253,17 @@ class LocalBackend:
             return lookalike.list_lookalikes(store)
         if action.startswith(("campaign_", "holdout")):
             return self._campaigns(action, **options)
+        if action == "signals_load":
+            from tessera.audiences import signals
+
+            now = datetime.now(UTC).replace(tzinfo=None)
+            result = signals.load_config(store, options["document"], now)
+            self.runtime.pipeline.refresh_computed_traits()
+            return result
+        if action == "signals_list":
+            from tessera.audiences import signals
+
+            return {"signals": signals.definitions(store), "categories": signals.categories(store)}
         raise ValueError(action)
 
     def _campaigns(self, action: str, **options: Any) -> Any:
@@ -496,6 +507,10 @@ class RemoteBackend:
             with options["path"].open("rb") as handle:
                 upload = {"file": (options["path"].name, handle)}
                 return self._call("POST", f"{base}/campaigns/{kind}", files=upload)
+        if action == "signals_load":
+            return self._call("PUT", f"{base}/signals", json=options["document"])
+        if action == "signals_list":
+            return self._call("GET", f"{base}/signals")
         if action == "campaign_report":
             params = {"event": options["event"]}
             if options.get("campaign"):

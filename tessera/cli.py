@@ -54,6 +54,8 @@ lookalike_app = typer.Typer(help="Lookalike audiences from a seed segment.", no_
 audiences_app.add_typer(lookalike_app, name="lookalike")
 campaign_app = typer.Typer(help="Campaign results per audience.", no_args_is_help=True)
 audiences_app.add_typer(campaign_app, name="campaign")
+signals_app = typer.Typer(help="Signal traits from page views and events.", no_args_is_help=True)
+audiences_app.add_typer(signals_app, name="signals")
 
 out = Console()
 err = Console(stderr=True)
@@ -791,6 +793,37 @@ def _print_import(result: dict[str, Any], json: bool) -> None:
     )
     if result.get("reject_file"):
         out.print(f"Rejected rows and reasons: {result['reject_file']}")
+
+
+@signals_app.command("load")
+def signals_load(file: Path, json: JsonOption = False) -> None:
+    """Replace the signal traits and page categories with a YAML file's."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise TesseraError(f"cannot read {file}: {e}") from None
+    with _backend() as backend:
+        result = backend.audiences("signals_load", document=document)
+    _print_json(result) if json else out.print(
+        f"{result['signals']} signal traits and {result['categories']} page categories loaded; "
+        "traits computed."
+    )
+
+
+@signals_app.command("list")
+def signals_list(json: JsonOption = False) -> None:
+    """Signal traits and page categories."""
+    with _backend() as backend:
+        result = backend.audiences("signals_list")
+    if json:
+        _print_json(result)
+        return
+    rows = [{"name": d["name"], "when": d["when"], "lifetime_days": d["lifetime_days"]}
+            for d in result["signals"]]  # fmt: skip
+    _table(rows, ["name", "when", "lifetime_days"], title="Signal traits")
+    _table(result["categories"], ["prefix", "category_id", "path"], title="Page categories")
 
 
 @audiences_app.command("purge")

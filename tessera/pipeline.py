@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from tessera.audiences import lifetime
+from tessera.audiences import lifetime, signals
 from tessera.identity.graph import LedgerEntry
 from tessera.identity.identifiers import Identifier
 from tessera.profiles import catalogue
@@ -120,6 +120,8 @@ class Pipeline:
         with self._lock:
             traits = catalogue.definitions(self._store, self._settings.computed_traits_file)
             count = catalogue.refresh(self._store, traits)
+            # Signal traits live beside computed ones (audiences/signals.py).
+            count += signals.refresh(self._store, datetime.now(UTC).replace(tzinfo=None))
             self._refreshed_at = time.monotonic()
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.

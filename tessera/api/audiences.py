@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
-from tessera.audiences import campaigns, exports, feeds, lookalike, taxonomy
+from tessera.audiences import campaigns, exports, feeds, lookalike, signals, taxonomy
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
 
@@ -165,6 +165,24 @@ def campaign_daily(campaign: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
 @router.post("/{segment}/holdout", summary="Hold a share of an audience out of its exports")
 def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> dict[str, Any]:
     return campaigns.holdout(runtime.store, segment, body.share, _now())
+
+
+@router.get("/signals", summary="Signal traits and page categories")
+def get_signals(runtime: RuntimeDep) -> dict[str, Any]:
+    return {
+        "signals": signals.definitions(runtime.store),
+        "categories": signals.categories(runtime.store),
+    }
+
+
+@router.put("/signals", summary="Replace the signal traits and page categories")
+def put_signals(body: dict[str, Any], runtime: RuntimeDep) -> dict[str, Any]:
+    """Body: {"taxonomy": "iab-content", "categories": {"/travel": "653"},
+    "signals": [{"name": ..., "when": {...}, "lifetime_days": 30}]}. Traits are computed
+    at once."""
+    result = signals.load_config(runtime.store, body, _now())
+    runtime.pipeline.refresh_computed_traits()
+    return result
 
 
 @router.post("/purge", summary="Purge anonymous profiles past their lifetime")

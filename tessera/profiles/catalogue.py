@@ -46,8 +46,10 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
 
 
 def names(store: Store, file: Path | None = None) -> set[str]:
-    """Every computed trait a segment may name: definitions and the RFM scores."""
-    return {t.name for t in definitions(store, file)} | set(RFM_NAMES)
+    """Every computed trait a segment may name: definitions, the RFM scores, and the
+    signal traits (audiences/signals.py), which are stored beside them."""
+    signal_names = {r[0] for r in store.fetch_all("SELECT name FROM signal_traits")}
+    return {t.name for t in definitions(store, file)} | set(RFM_NAMES) | signal_names
 
 
 def save_definition(store: Store, raw: object) -> ComputedTrait:

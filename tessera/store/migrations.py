@@ -250,4 +250,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        7,
+        """
+        -- Signal traits: rules over page views and events (path, referrer, UTM, page
+        -- category, device, country) with a lifetime; and which page paths belong to
+        -- which content category (a taxonomy node, e.g. the IAB Content Taxonomy).
+        CREATE TABLE signal_traits (
+            name VARCHAR PRIMARY KEY,
+            definition VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE page_categories (
+            prefix VARCHAR PRIMARY KEY,
+            taxonomy VARCHAR NOT NULL,
+            category_id VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]
