@@ -38,6 +38,8 @@ class Person:
     profile_id: str
     consent: dict[str, Any]
     identifiers: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    #: IAB Audience Taxonomy ids of live third-party memberships, by provider
+    iab_segments: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
 def allows_advertising(consent: dict[str, Any], policy: str) -> bool:
@@ -97,6 +99,16 @@ def members(store: Store, segment_id: str) -> list[Person]:
         [segment_id],
     ):
         found[profile_id].identifiers[kind].append(value)
+    for profile_id, provider, iab_id in store.fetch_all(
+        "SELECT DISTINCT coalesce(p.merged_into, i.profile_id) AS live, t.provider, t.segment_id "
+        "FROM third_party_memberships t JOIN identities i ON i.type = t.identifier_type "
+        "AND i.value = t.identifier_value LEFT JOIN profiles p ON p.profile_id = i.profile_id "
+        "WHERE t.taxonomy = 'iab-audience' AND t.expires_at > CAST(now() AS TIMESTAMP) "
+        "AND coalesce(p.merged_into, i.profile_id) IN (SELECT profile_id FROM "
+        "segment_members WHERE segment_id = ? AND left_at IS NULL)",
+        [segment_id],
+    ):
+        found[profile_id].iab_segments[provider].add(iab_id)
     return list(found.values())
 
 
@@ -140,7 +152,8 @@ def _google_mobile(people: list[Person], out: TextIO, _segment: dict[str, Any]) 
 
 def _openrtb(people: list[Person], out: TextIO, segment: dict[str, Any]) -> tuple[int, int]:
     """One JSON line per cookie or mobile ad id: the OpenRTB 2.6 `user.data` objects to
-    attach to a bid request for it."""
+    attach to a bid request for it: this segment, and the person's IAB Audience Taxonomy
+    segments from each data provider with `ext.segtax` 4."""
     rows = without = 0
     first_party = {"id": "tessera", "name": "tessera",
                    "segment": [{"id": segment["id"], "name": segment["name"]}]}  # fmt: skip
@@ -148,8 +161,13 @@ def _openrtb(people: list[Person], out: TextIO, segment: dict[str, Any]) -> tupl
         ids = [(kind, value) for kind in _BIDSTREAM_IDS
                for value in person.identifiers.get(kind, [])]  # fmt: skip
         without += not ids
+        data = [first_party] + [
+            {"name": provider, "segment": [{"id": i} for i in sorted(ids_)],
+             "ext": {"segtax": SEGTAX_IAB_AUDIENCE_1_1}}
+            for provider, ids_ in sorted(person.iab_segments.items())
+        ]  # fmt: skip
         for kind, value in ids:
-            line = {"id": value, "id_type": kind, "user": {"data": [first_party]}}
+            line = {"id": value, "id_type": kind, "user": {"data": data}}
             out.write(orjson.dumps(line).decode() + "\n")
             rows += 1
     return rows, without

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
 
-from tessera.audiences import exports, platforms
+from tessera.audiences import exports, feeds, platforms, taxonomy
 from tessera.errors import InvalidField
 from tessera.runtime import Runtime
 from tessera.segments import service
@@ -96,3 +98,20 @@ def test_google_mobile_and_openrtb_carry_ids_unhashed(shop: Runtime) -> None:
 def test_an_unknown_format_names_the_choices(shop: Runtime) -> None:
     with pytest.raises(InvalidField, match="google, google-mobile, meta, openrtb"):
         run(shop, "tiktok")
+
+
+def test_openrtb_carries_iab_audience_ids_with_segtax_4(shop: Runtime, tmp_path: Path) -> None:
+    iab = Path(__file__).resolve().parents[1] / "fixtures" / "iab" / "audience-taxonomy-1.1.tsv"
+    taxonomy.load(shop.store, iab, "iab-audience", tmp_path)
+    feed = tmp_path / "feed.csv"
+    feed.write_text("anonymous_id,segments\ncookie-ann,720|724\n")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    feeds.import_feed(shop.store, feed, feeds.FeedOptions("travelco"), tmp_path, now)
+    lines = [orjson.loads(line) for line in run(shop, "openrtb")[0].splitlines()]
+    data = lines[0]["user"]["data"]
+    assert data[1] == {
+        "name": "travelco",
+        "segment": [{"id": "720"}, {"id": "724"}],
+        "ext": {"segtax": exports.SEGTAX_IAB_AUDIENCE_1_1},
+    }
+    assert exports.SEGTAX_IAB_AUDIENCE_1_1 == 4
