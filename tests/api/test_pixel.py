@@ -123,3 +123,37 @@ def test_the_pixel_tag_works_from_a_real_page(live: LiveServer, tmp_path: Path) 
     )
     assert answer.headers["x-tessera-recorded"] == "yes"
     assert answer.headers["cache-control"].startswith("no-store")
+
+
+def test_a_pixel_visit_becomes_a_signal_trait(live: LiveServer) -> None:
+    key = live.create_source("pixel-signals", "web")
+    hit = httpx.get(
+        f"{live.url}/v1/pixel.gif",
+        params={"wk": key, "url": "https://shop.example/travel/villas",
+                "ref": "https://www.google.com/search?q=villas"},
+        headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"},
+    )  # fmt: skip
+    cookie_id = hit.headers["set-cookie"].split(";")[0].split("=")[1]
+    caught_up(live)
+    document = {
+        "signals": [
+            {"name": "from_google", "when": {"referrer_domain": "google.com"}},
+            {"name": "travel_path", "when": {"path_prefix": "/travel"}, "lifetime_days": 7},
+            {"name": "phone_visitor", "when": {"device_type": "mobile"}},
+        ]
+    }
+    loaded = httpx.put(f"{live.url}/api/audiences/signals", json=document, headers=live.admin)
+    assert loaded.status_code == 200, loaded.text
+    profile = httpx.get(
+        f"{live.url}/api/profiles/cookie_id:{cookie_id}", params={"events": 0},
+        headers=live.admin,
+    ).json()  # fmt: skip
+    computed = profile["computed_traits"]
+    assert computed["from_google"] is True and computed["travel_path"] is True
+    assert computed["phone_visitor"] is True
+    bad = httpx.put(
+        f"{live.url}/api/audiences/signals",
+        json={"signals": [{"name": "x", "when": {"weather": "rain"}}]},
+        headers=live.admin,
+    )
+    assert bad.status_code == 400 and "unknown condition" in bad.json()["message"]
