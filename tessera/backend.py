@@ -251,6 +251,15 @@ class LocalBackend:
             from tessera.audiences import lookalike
 
             return lookalike.list_lookalikes(store)
+        if action == "lookalike_reach":
+            from tessera.audiences import lookalike
+
+            now = datetime.now(UTC).replace(tzinfo=None)
+            return lookalike.set_reach(store, options["name"], options["reach"], now)
+        if action == "lookalike_scores":
+            from tessera.audiences import lookalike
+
+            return lookalike.scores_of(store, options["name"], options["limit"])
         if action.startswith(("campaign_", "holdout")):
             return self._campaigns(action, **options)
         if action == "signals_load":
@@ -499,6 +508,12 @@ class RemoteBackend:
             return self._call("GET", f"{base}/lookalikes/{quote(options['name'])}")
         if action == "lookalike_list":
             return self._call("GET", f"{base}/lookalikes")
+        if action == "lookalike_reach":
+            named = f"{base}/lookalikes/{quote(options['name'])}"
+            return self._call("PATCH", named, json={"reach": options["reach"]})
+        if action == "lookalike_scores":
+            named = f"{base}/lookalikes/{quote(options['name'])}/scores"
+            return self._call("GET", named, params={"limit": options["limit"]})
         if action == "holdout":
             route = f"{base}/{quote(options['segment'])}/holdout"
             return self._call("POST", route, json={"share": options["share"]})

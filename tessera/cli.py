@@ -579,10 +579,16 @@ def audiences_export(
         ),
     ],
     target: Annotated[Path, typer.Option("--out", help="The file to write.")],
+    holdout: Annotated[
+        str | None,
+        typer.Option(help="Hold this share out first (e.g. 10%), to measure lift later."),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Write a segment's members as a file for an ad platform (consent permitting)."""
     with _backend() as backend:
+        if holdout:
+            backend.audiences("holdout", segment=segment, share=_share(holdout))
         summary = backend.export_audience(segment, file_format, target)
     if json:
         _print_json(summary)
@@ -590,7 +596,8 @@ def audiences_export(
     out.print(
         f"{summary['rows']} rows to {target}: {summary['exported_profiles']} of "
         f"{summary['members']} members ({summary['refused_consent']} without advertising "
-        f"consent, {summary['without_identifier']} without an identifier this format uses)."
+        f"consent, {summary['held_out']} held out, {summary['without_identifier']} without "
+        "an identifier this format uses)."
     )
 
 
@@ -706,6 +713,26 @@ def lookalike_show(name: str, json: JsonOption = False) -> None:
     _print_json(result) if json else _show_lookalike(result)
 
 
+@lookalike_app.command("reach")
+def lookalike_reach(name: str, reach: int, json: JsonOption = False) -> None:
+    """Keep this many of the ranked profiles (pick from the reach-accuracy curve)."""
+    with _backend() as backend:
+        result = backend.audiences("lookalike_reach", name=name, reach=reach)
+    _print_json(result) if json else out.print(f"{name}: reach {result['reach']} profiles.")
+
+
+@lookalike_app.command("scores")
+def lookalike_scores(
+    name: str,
+    limit: Annotated[int, typer.Option(help="How many, best first.")] = 20,
+    json: JsonOption = False,
+) -> None:
+    """The best-scored profiles with their rank and whether the audience keeps them."""
+    with _backend() as backend:
+        rows = backend.audiences("lookalike_scores", name=name, limit=limit)
+    _print_json(rows) if json else _table(rows, ["rank", "profile_id", "score", "in_audience"])
+
+
 @lookalike_app.command("list")
 def lookalike_list(json: JsonOption = False) -> None:
     """Lookalike audiences."""
@@ -734,13 +761,8 @@ def audiences_holdout(
     json: JsonOption = False,
 ) -> None:
     """Keep a random, stable share of an audience out of its exports, to measure lift."""
-    text = share.strip()
-    try:
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-    except ValueError:
-        raise TesseraError(f"--share {share!r} must be a share like 10% or 0.1") from None
     with _backend() as backend:
-        result = backend.audiences("holdout", segment=segment, share=value)
+        result = backend.audiences("holdout", segment=segment, share=_share(share))
     _print_json(result) if json else out.print(
         f"{result['audience']}: {result['held_out']} of {result['members']} members held out "
         f"({result['share']:.0%}); exports leave them out from now on."
@@ -782,6 +804,15 @@ def campaign_report(
     columns = ["campaign", "audience", "impressions", "reach", "frequency", "ctr",
                "conversion_rate", "cpa", "converted_profiles", "lift"]  # fmt: skip
     _table(rows, columns)
+
+
+def _share(text: str) -> float:
+    """'10%' or '0.1' → 0.1."""
+    cleaned = text.strip()
+    try:
+        return float(cleaned.rstrip("%")) / (100 if cleaned.endswith("%") else 1)
+    except ValueError:
+        raise TesseraError(f"share {text!r} must look like 10% or 0.1") from None
 
 
 def _print_import(result: dict[str, Any], json: bool) -> None:

@@ -124,6 +124,22 @@ def get_lookalike(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     return lookalike.get(runtime.store, name)
 
 
+class ReachBody(BaseModel):
+    reach: int = Field(ge=1, description="How many of the ranked profiles to keep")
+
+
+@router.patch("/lookalikes/{name}", summary="Change a lookalike's reach (its segment follows)")
+def change_reach(name: str, body: ReachBody, runtime: RuntimeDep) -> dict[str, Any]:
+    return lookalike.set_reach(runtime.store, name, body.reach, _now())
+
+
+@router.get("/lookalikes/{name}/scores", summary="The best-scored profiles, ranked")
+def lookalike_scores(
+    name: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 100
+) -> list[dict[str, Any]]:
+    return lookalike.scores_of(runtime.store, name, limit)
+
+
 @router.delete("/lookalikes/{name}", summary="Delete a lookalike and its segment")
 def delete_lookalike(name: str, runtime: RuntimeDep) -> dict[str, str]:
     lookalike.delete(runtime.store, name)

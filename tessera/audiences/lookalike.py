@@ -306,7 +306,8 @@ def create(
         reach = int(chosen["reach"])
     values, explained = scores(method, data, seed, rng)
     candidates = np.flatnonzero(~seed & pool)
-    top = candidates[np.argsort(-values[candidates], kind="stable")][:reach]
+    ranked = candidates[np.argsort(-values[candidates], kind="stable")]
+    top = ranked[:reach]
     report = {
         "seed": seed_segment, "seed_size": int(seed.sum()), "method": method,
         "population": population, "profiles_scored": len(data.profile_ids),
@@ -318,12 +319,46 @@ def create(
             "INSERT INTO lookalikes VALUES (?, ?, ?, ?, ?, ?, ?)",
             [name, seed_segment, method, population, len(top), now, orjson.dumps(report).decode()],
         )
+        # Every candidate with its score and rank: the audience is the first `reach`.
         store.execute(
-            "INSERT INTO lookalike_members SELECT ?, unnest(?), unnest(?)",
-            [name, [data.profile_ids[i] for i in top], [float(values[i]) for i in top]],
+            "INSERT INTO lookalike_members SELECT ?, unnest(?), unnest(?), unnest(?)",
+            [
+                name,
+                [data.profile_ids[i] for i in ranked],
+                [float(values[i]) for i in ranked],
+                list(range(1, len(ranked) + 1)),
+            ],
         )
     service.create(store, name, f'in lookalike "{name}"', set(), now=now)
     return {"name": name, **report}
+
+
+def set_reach(store: Store, name: str, reach: int, now: datetime) -> dict[str, Any]:
+    """Change how many of the ranked profiles the audience keeps (its segment follows)."""
+    report = get(store, name)
+    if reach < 1:
+        raise InvalidField(f"reach {reach} must be at least 1", field="reach", value=reach)
+    ranked = store.fetch_one("SELECT count(*) FROM lookalike_members WHERE lookalike = ?", [name])
+    reach = min(reach, ranked[0] if ranked else 0)
+    report["reach"] = reach
+    report.pop("name", None)
+    store.execute(
+        "UPDATE lookalikes SET reach = ?, report = ? WHERE name = ?",
+        [reach, orjson.dumps(report).decode(), name],
+    )
+    service.evaluate(store, name, now=now)
+    return {"name": name, **report}
+
+
+def scores_of(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The best-scored candidates, with rank and whether they are in the audience."""
+    get(store, name)
+    return store.fetch_dicts(
+        "SELECT m.profile_id, m.score, m.rank, m.rank <= l.reach AS in_audience "
+        "FROM lookalike_members m JOIN lookalikes l ON l.name = m.lookalike "
+        "WHERE m.lookalike = ? ORDER BY m.rank LIMIT ?",
+        [name, limit],
+    )
 
 
 def get(store: Store, name: str) -> dict[str, Any]:

@@ -208,8 +208,9 @@ def _predicate(node: Node, b: _Builder) -> str:
     if isinstance(node, InLookalike):
         return (
             "s.profile_id IN (SELECT coalesce(p.merged_into, l.profile_id) FROM "
-            "lookalike_members l LEFT JOIN profiles p ON p.profile_id = l.profile_id "
-            f"WHERE l.lookalike = {b.bind(node.name)})"
+            "lookalike_members l JOIN lookalikes k ON k.name = l.lookalike "
+            "LEFT JOIN profiles p ON p.profile_id = l.profile_id "
+            f"WHERE l.lookalike = {b.bind(node.name)} AND l.rank <= k.reach)"
         )
     raise TypeError(f"cannot compile {node!r}")
 

@@ -211,10 +211,12 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at TIMESTAMP NOT NULL,
             report VARCHAR NOT NULL
         );
+        -- Every candidate's score and rank; the audience is the first `reach` ranks.
         CREATE TABLE lookalike_members (
             lookalike VARCHAR NOT NULL,
             profile_id VARCHAR NOT NULL,
-            score DOUBLE NOT NULL
+            score DOUBLE NOT NULL,
+            rank INTEGER NOT NULL
         );
         """,
     ),

@@ -94,3 +94,16 @@ def test_mistakes_are_explained(shop: Runtime) -> None:
     service.create(shop.store, "tiny", "traits.vip = false", set(), now=NOW)
     with pytest.raises(InvalidField, match="at least 10"):
         lookalike.create(shop.store, "y", "tiny", now=NOW, reach=5)
+
+
+def test_every_candidate_is_ranked_and_the_reach_can_change(shop: Runtime) -> None:
+    lookalike.create(shop.store, "like-later", "vips", now=NOW, reach=5)
+    scores = lookalike.scores_of(shop.store, "like-later", limit=1000)
+    assert len(scores) == 170  # every profile outside the 30-strong seed
+    assert [s["rank"] for s in scores[:3]] == [1, 2, 3]
+    assert [s["in_audience"] for s in scores[4:6]] == [True, False]
+    assert scores[0]["score"] >= scores[-1]["score"]
+    assert lookalike.set_reach(shop.store, "like-later", 40, NOW)["reach"] == 40
+    assert service.get(shop.store, "like-later")["size"] == 40
+    with pytest.raises(InvalidField, match="at least 1"):
+        lookalike.set_reach(shop.store, "like-later", 0, NOW)
