@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -873,11 +874,29 @@ def audiences_purge(
 
 
 def main() -> None:
+    code = 0
     try:
         app()
     except TesseraError as error:
         err.print(f"[red]error[/] ({error.code}): {error.message}")
-        raise SystemExit(1) from None
+        code = 1
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            err.print(done.code)
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown. Everything is written and closed by now
+    (the store checkpoints on close); but tearing down DuckDB's and pyarrow's native
+    objects during interpreter finalization aborted `tessera demo` now and then under load
+    ("terminate called ... exception not rethrown", seen in 2 of ~12 full test runs and
+    never on its own), after its work and output were complete. Skipping the teardown
+    removes that failure; the root cause is still open (see the stop-8 note)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
