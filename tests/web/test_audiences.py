@@ -54,10 +54,10 @@ def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watch
     page.get_by_label("Name").fill("known-emails")
     page.get_by_label("Known customers only").check()
     page.get_by_label("And who match").fill("has email")
+    page.locator(".preview .description", has_text="has a known email").wait_for()
     size = page.locator(".preview .size")
-    size.wait_for()
     assert int(size.get_attribute("data-size") or 0) > 10
-    assert "is a known person" in page.locator(".preview .description").inner_text()
+    assert "is a known person, and has a known email" in page.locator(".preview").inner_text()
     watched.screenshot("audience-builder")
     page.get_by_role("button", name="Save audience").click()
     page.wait_for_url("**/segments/known-emails")
