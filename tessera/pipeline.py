@@ -110,9 +110,14 @@ class Pipeline:
                     break
                 events += done
                 batches += 1
-            self.flush_segments()
             if events and sweep:
+                # The sweep re-evaluates every segment over everyone: a streaming refresh
+                # of the touched profiles first would only be done twice.
+                self._segment_touched = set()
+                self._segment_changes = segments.Changes()
                 self.refresh_computed_traits()
+            else:
+                self.flush_segments()
         return PipelineRun(events, batches, time.perf_counter() - started)
 
     def refresh_computed_traits(self) -> int:
@@ -281,6 +286,12 @@ class Pipeline:
         # those merged away, which leave), gathered for up to segment_interval_seconds.
         # One evaluation reads the events once whatever it covers, so evaluating after
         # every batch cost most of the pipeline's time with 50 segments (3k events/s).
+        if not self._segment_touched:
+            # The first touched batch since the last refresh starts the wait: a refresh
+            # comes at most every interval after changes begin, never right after a batch.
+            self._segments_due = max(
+                self._segments_due, time.monotonic() + self._settings.segment_interval_seconds
+            )
         self._segment_touched |= touched | changed
         if time.monotonic() >= self._segments_due:
             self.flush_segments()

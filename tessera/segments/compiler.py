@@ -86,26 +86,31 @@ def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) 
     return _assemble(builder, "s.profile_id", predicate)
 
 
-def compile_segments(nodes: list[Node], *, now: str, profiles: list[str]) -> CompiledSegment:
-    """Many segments at once for some profiles: `profile_id, m0, m1, ...` (one boolean per
-    segment). Streaming re-evaluation runs this once per pipeline batch, so 50 segments
-    cost one pass over the touched profiles' events, not fifty.
+def compile_segments(
+    nodes: list[Node], *, now: str, profiles: list[str] | None
+) -> CompiledSegment:
+    """Many segments at once for some profiles (or, with None, everyone): `profile_id, m0,
+    m1, ...` (one boolean per segment). Streaming re-evaluation runs this once per pipeline
+    batch, so 50 segments cost one pass over the touched profiles' events, not fifty.
 
     The text depends only on the trees (the clock and the profiles are parameters), and
     building it through sqlglot costs more than running it on a small batch, so it is
     cached per set of trees."""
-    template = _compiled_many(orjson.dumps([to_json(node) for node in nodes]))
+    template = _compiled_many(
+        orjson.dumps([to_json(node) for node in nodes]), restricted=profiles is not None
+    )
     parameters = dict(template.parameters)
     if "now" in parameters:
         parameters["now"] = now
-    parameters["profiles"] = profiles
+    if profiles is not None:
+        parameters["profiles"] = profiles
     return CompiledSegment(template.sql, parameters, template.tree)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_many(trees: bytes) -> CompiledSegment:
+def _compiled_many(trees: bytes, *, restricted: bool) -> CompiledSegment:
     nodes = [from_json(data) for data in orjson.loads(trees)]
-    builder = _Builder(profiles=[])
+    builder = _Builder(profiles=[] if restricted else None)
     builder.parameters["now"] = ""
     columns = [f"({_predicate(node, builder)}) AS m{i}" for i, node in enumerate(nodes)]
     return _assemble(builder, ", ".join(["s.profile_id", *columns]), "true")

@@ -230,21 +230,35 @@ def evaluate_touched(
     moment = _now(now)
     results: dict[str, dict[str, int]] = {}
     pending = dict(trees)
+    # When the batches touched most profiles (a backlog, a replay), evaluating everyone
+    # costs less than restricting the query to a long list, and gives the same answer.
+    total = store.fetch_one("SELECT count(*) FROM profile_summaries")
+    among: list[str] | None = profiles
+    if total and 2 * len(profiles) >= total[0]:
+        among = None
     while pending:
         layer = [n for n, (_, tree) in pending.items() if not (_referenced(tree) & set(pending))]
         if not layer:  # a cycle cannot be created, but never loop for ever
             layer = list(pending)
-        compiled = compile_segments([pending[n][1] for n in layer], now=moment, profiles=profiles)
-        found = store.fetch_all(compiled.sql, compiled.parameters)
+        compiled = compile_segments([pending[n][1] for n in layer], now=moment, profiles=among)
+        ids = [pending[name][0] for name in layer]
         with store.transaction():
-            fresh = {
-                pending[name][0]: {row[0] for row in found if row[index + 1]}
-                for index, name in enumerate(layer)
-            }
-            counts = _record_moves(store, fresh, moment, profiles)
-            for name in layer:
-                entered, left = counts[pending[name][0]]
-                results[name] = {"entered": entered, "left": left}
+            # The query's rows (profile, one boolean per segment) stay in DuckDB: unpivoted
+            # into (segment, profile) pairs and diffed there, never through Python.
+            store.execute(f"CREATE OR REPLACE TEMP TABLE fresh_rows AS {compiled.sql}",
+                          compiled.parameters)  # fmt: skip
+            pairs = (
+                "SELECT u.profile_id, k.segment_id FROM (UNPIVOT fresh_rows "
+                "ON COLUMNS('^m[0-9]+$') INTO NAME col VALUE is_in) u "
+                "JOIN (SELECT unnest($cols) AS col, unnest($ids) AS segment_id) k "
+                "ON k.col = u.col WHERE u.is_in"
+            )
+            columns = {"cols": [f"m{i}" for i in range(len(layer))], "ids": ids}
+            counts = _apply_moves(store, pairs, columns, ids, moment, among)
+            store.execute("DROP TABLE IF EXISTS fresh_rows")
+        for name, segment_id in zip(layer, ids, strict=True):
+            entered, left = counts[segment_id]
+            results[name] = {"entered": entered, "left": left}
         for name in layer:
             del pending[name]
     return results
@@ -330,41 +344,59 @@ def overlap(store: Store) -> list[dict[str, Any]]:
 def _record_moves(
     store: Store, members: dict[str, set[str]], moment: str, among: list[str] | None
 ) -> dict[str, tuple[int, int]]:
-    """Diff each segment's new members against its open stays (of everyone, or only of
-    `among`): newcomers enter, the others leave. One read, one update and one insert for
-    all the segments together, whatever their number. Runs inside the caller's transaction.
-    Returns (entered, left) counts per segment id."""
-    scope = "" if among is None else " AND profile_id IN (SELECT unnest(?))"
-    current: dict[str, set[str]] = {segment_id: set() for segment_id in members}
-    for segment_id, profile_id in store.fetch_all(
-        "SELECT segment_id, profile_id FROM segment_members WHERE left_at IS NULL "
-        f"AND segment_id IN (SELECT unnest(?)){scope}",
-        [list(members)] if among is None else [list(members), among],
-    ):
-        current[segment_id].add(profile_id)
-    entered: tuple[list[str], list[str]] = ([], [])
-    left: tuple[list[str], list[str]] = ([], [])
-    counts: dict[str, tuple[int, int]] = {}
-    for segment_id, now_in in members.items():
-        coming, going = now_in - current[segment_id], current[segment_id] - now_in
-        counts[segment_id] = (len(coming), len(going))
-        entered[0].extend([segment_id] * len(coming))
-        entered[1].extend(coming)
-        left[0].extend([segment_id] * len(going))
-        left[1].extend(going)
-    if left[1]:
+    """Diff each segment's new members (sets, from a batch evaluation) against its open
+    stays: see `_apply_moves`."""
+    segment_ids = [sid for sid, profiles in members.items() for _ in profiles]
+    profile_ids = [pid for profiles in members.values() for pid in profiles]
+    pairs = "SELECT unnest($pair_profiles) AS profile_id, unnest($pair_segments) AS segment_id"
+    values = {"pair_profiles": profile_ids, "pair_segments": segment_ids}
+    return _apply_moves(store, pairs, values, list(members), moment, among)
+
+
+def _apply_moves(
+    store: Store,
+    pairs_sql: str,
+    pairs_parameters: dict[str, Any],
+    segment_ids: list[str],
+    moment: str,
+    among: list[str] | None,
+) -> dict[str, tuple[int, int]]:
+    """The one membership diff, for batch and streaming evaluation alike: `pairs_sql` gives
+    the (profile_id, segment_id) pairs that hold now; open stays of these segments (of
+    everyone, or only of `among`) that are not among them end, and pairs without an open
+    stay begin one. Set-based in DuckDB whatever the number of segments and members. Runs
+    inside the caller's transaction; returns (entered, left) per segment id."""
+    store.execute(f"CREATE OR REPLACE TEMP TABLE fresh_members AS {pairs_sql}", pairs_parameters)
+    scope = "" if among is None else " AND segment_members.profile_id IN (SELECT unnest($among))"
+    where_gone = (
+        "segment_members.left_at IS NULL AND segment_members.segment_id IN (SELECT unnest($ids))"
+        f"{scope} AND NOT EXISTS (SELECT 1 FROM fresh_members f WHERE "
+        "f.segment_id = segment_members.segment_id AND f.profile_id = segment_members.profile_id)"
+    )
+    where_new = (
+        "NOT EXISTS (SELECT 1 FROM segment_members m WHERE m.left_at IS NULL "
+        "AND m.segment_id = f.segment_id AND m.profile_id = f.profile_id)"
+    )
+    scoped: dict[str, Any] = {"ids": segment_ids} | ({} if among is None else {"among": among})
+    left = dict(store.fetch_all(
+        f"SELECT segment_id, count(*) FROM segment_members WHERE {where_gone} GROUP BY 1", scoped
+    ))  # fmt: skip
+    entered = dict(store.fetch_all(
+        f"SELECT f.segment_id, count(*) FROM fresh_members f WHERE {where_new} GROUP BY 1"
+    ))  # fmt: skip
+    if left:
         store.execute(
-            "UPDATE segment_members SET left_at = ? FROM (SELECT unnest(?) AS s, unnest(?) AS p) "
-            "AS gone WHERE segment_members.segment_id = gone.s "
-            "AND segment_members.profile_id = gone.p AND left_at IS NULL",
-            [moment, left[0], left[1]],
+            f"UPDATE segment_members SET left_at = $now WHERE {where_gone}",
+            scoped | {"now": moment},
         )
-    if entered[1]:
+    if entered:
         store.execute(
-            "INSERT INTO segment_members SELECT unnest(?), unnest(?), ?, NULL",
-            [entered[0], entered[1], moment],
+            "INSERT INTO segment_members SELECT f.segment_id, f.profile_id, $now, NULL "
+            f"FROM fresh_members f WHERE {where_new}",
+            {"now": moment},
         )
-    return counts
+    store.execute("DROP TABLE IF EXISTS fresh_members")
+    return {sid: (entered.get(sid, 0), left.get(sid, 0)) for sid in segment_ids}
 
 
 def _evaluate(store: Store, tree: Node, now: str) -> set[str]:
