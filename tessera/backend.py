@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -18,8 +17,10 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from tessera.audiences import campaigns, exports, feeds, signals, taxonomy
 from tessera.errors import NotFound, StoreUnavailable, TesseraError
 from tessera.events import importer, log
+from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import catalogue, view
@@ -195,8 +196,6 @@ class LocalBackend:
         raise ValueError(action)
 
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
-        from tessera.audiences import exports
-
         policy = self.runtime.settings.advertising_consent
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
@@ -205,92 +204,69 @@ class LocalBackend:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
 
     def audiences(self, action: str, **options: Any) -> Any:
-        from tessera.audiences import feeds, taxonomy
+        """The DMP side's use cases, one per action (RemoteBackend maps them to the API)."""
+        # scipy (lookalikes) is imported only by the commands that need it.
+        from tessera.audiences import lookalike
 
-        store, settings = self.runtime.store, self.runtime.settings
-        if action == "taxonomy_load":
-            path: Path = options["path"]
-            name = options.get("name") or taxonomy.default_name(path)
-            return taxonomy.load(store, path, name, settings.rejects_dir)
-        if action == "taxonomy_list":
-            return taxonomy.taxonomies(store)
-        if action == "taxonomy_browse":
-            return taxonomy.browse(
-                store, options["name"], parent=options.get("parent"), search=options.get("search")
-            )
-        if action == "feed_import":
-            feed = feeds.FeedOptions(
-                options["provider"],
-                options["taxonomy"],
-                options.get("cpm"),
-                options["lifetime_days"],
-                options.get("restrictions"),
-            )
-            now = datetime.now(UTC).replace(tzinfo=None)
-            return feeds.import_feed(store, options["path"], feed, settings.rejects_dir, now)
-        if action == "third_party":
-            return feeds.segments(store, datetime.now(UTC).replace(tzinfo=None))
-        if action == "lookalike_create":
-            from tessera.audiences import lookalike
+        store, settings, now = self.runtime.store, self.runtime.settings, utc_now()
+        rejects = settings.rejects_dir
+        get = options.get
 
-            return lookalike.create(
-                store,
-                options["name"],
-                options["seed"],
-                now=datetime.now(UTC).replace(tzinfo=None),
-                reach=options.get("reach"),
-                accuracy=options.get("accuracy"),
-                method=options["method"],
-                population=options["population"],
-            )
-        if action == "lookalike_show":
-            from tessera.audiences import lookalike
-
-            return lookalike.get(store, options["name"])
-        if action == "lookalike_list":
-            from tessera.audiences import lookalike
-
-            return lookalike.list_lookalikes(store)
-        if action == "lookalike_reach":
-            from tessera.audiences import lookalike
-
-            now = datetime.now(UTC).replace(tzinfo=None)
-            return lookalike.set_reach(store, options["name"], options["reach"], now)
-        if action == "lookalike_scores":
-            from tessera.audiences import lookalike
-
-            return lookalike.scores_of(store, options["name"], options["limit"])
-        if action.startswith(("campaign_", "holdout")):
-            return self._campaigns(action, **options)
-        if action == "signals_load":
-            from tessera.audiences import signals
-
-            now = datetime.now(UTC).replace(tzinfo=None)
+        def load_signals() -> dict[str, Any]:
             result = signals.load_config(store, options["document"], now)
             self.runtime.pipeline.refresh_computed_traits()
             return result
-        if action == "signals_list":
-            from tessera.audiences import signals
 
-            return {"signals": signals.definitions(store), "categories": signals.categories(store)}
-        raise ValueError(action)
-
-    def _campaigns(self, action: str, **options: Any) -> Any:
-        from tessera.audiences import campaigns
-
-        store, rejects = self.runtime.store, self.runtime.settings.rejects_dir
-        now = datetime.now(UTC).replace(tzinfo=None)
-        if action == "holdout":
-            return campaigns.holdout(store, options["segment"], options["share"], now)
-        if action == "campaign_results":
-            return campaigns.import_results(store, options["path"], rejects, now)
-        if action == "campaign_conversions":
-            return campaigns.import_conversions(store, options["path"], rejects)
-        if action == "campaign_report":
-            return campaigns.report(
-                store, campaign=options.get("campaign"), conversion_event=options["event"]
-            )
-        raise ValueError(action)
+        actions: dict[str, Callable[[], Any]] = {
+            "taxonomy_load": lambda: taxonomy.load(
+                store,
+                options["path"],
+                get("name") or taxonomy.default_name(options["path"]),
+                rejects,
+            ),
+            "taxonomy_list": lambda: taxonomy.taxonomies(store),
+            "taxonomy_browse": lambda: taxonomy.browse(
+                store, options["name"], parent=get("parent"), search=get("search")
+            ),
+            "feed_import": lambda: feeds.import_feed(
+                store,
+                options["path"],
+                feeds.FeedOptions(options["provider"], options["taxonomy"], get("cpm"),
+                                  options["lifetime_days"], get("restrictions")),
+                rejects,
+                now,
+            ),
+            "third_party": lambda: feeds.segments(store, now),
+            "lookalike_create": lambda: lookalike.create(
+                store, options["name"], options["seed"], now=now, reach=get("reach"),
+                accuracy=get("accuracy"), method=options["method"],
+                population=options["population"],
+            ),
+            "lookalike_show": lambda: lookalike.get(store, options["name"]),
+            "lookalike_list": lambda: lookalike.list_lookalikes(store),
+            "lookalike_reach": lambda: lookalike.set_reach(
+                store, options["name"], options["reach"], now
+            ),
+            "lookalike_scores": lambda: lookalike.scores_of(
+                store, options["name"], options["limit"]
+            ),
+            "holdout": lambda: campaigns.holdout(store, options["segment"], options["share"], now),
+            "campaign_results": lambda: campaigns.import_results(
+                store, options["path"], rejects, now
+            ),
+            "campaign_conversions": lambda: campaigns.import_conversions(
+                store, options["path"], rejects
+            ),
+            "campaign_report": lambda: campaigns.report(
+                store, campaign=get("campaign"), conversion_event=options["event"]
+            ),
+            "signals_load": load_signals,
+            "signals_list": lambda: {
+                "signals": signals.definitions(store),
+                "categories": signals.categories(store),
+            },
+        }
+        return actions[action]()
 
     def close(self) -> None:
         self.runtime.close()

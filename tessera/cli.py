@@ -81,6 +81,11 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
 
+def _rows(rows: list[dict[str, Any]], json: bool, columns: list[str]) -> None:
+    """A command's rows: as JSON with --json, else a table of these columns."""
+    _print_json(rows) if json else _table(rows, columns)
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
     table = Table(title=title)
     for column in columns:
@@ -135,10 +140,7 @@ def sources_list(json: JsonOption = False) -> None:
     """List sources (write keys are shown by prefix only)."""
     with _backend() as backend:
         rows = backend.list_sources()
-    if json:
-        _print_json(rows)
-    else:
-        _table(rows, ["name", "channel", "id", "enabled", "write_key_prefix", "created_at"])
+    _rows(rows, json, ["name", "channel", "id", "enabled", "write_key_prefix", "created_at"])
 
 
 @sources_app.command("rotate-key")
@@ -177,10 +179,7 @@ def events_tail(
     """Show the newest events."""
     with _backend() as backend:
         rows = backend.tail(limit, source)
-    if json:
-        _print_json(rows)
-    else:
-        _table(rows, ["seq", "type", "event", "user_id", "anonymous_id", "channel", "timestamp"])
+    _rows(rows, json, ["seq", "type", "event", "user_id", "anonymous_id", "channel", "timestamp"])
 
 
 @events_app.command("rejected")
@@ -192,10 +191,7 @@ def events_rejected(
     """Show dead-lettered messages and why they were refused."""
     with _backend() as backend:
         rows = backend.rejected(limit, source)
-    if json:
-        _print_json(rows)
-    else:
-        _table(rows, ["id", "received_at", "code", "field", "reason", "message_id"])
+    _rows(rows, json, ["id", "received_at", "code", "field", "reason", "message_id"])
 
 
 @app.command()
@@ -391,10 +387,7 @@ def profiles_search(
     """Find people by identifier fragment or by trait."""
     with _backend() as backend:
         rows = backend.search(identifier, trait, limit)
-    if json:
-        _print_json(rows)
-    else:
-        _table(rows, ["profile_id", "name", "email", "event_count", "last_seen"])
+    _rows(rows, json, ["profile_id", "name", "email", "event_count", "last_seen"])
 
 
 @profiles_app.command("explain")
@@ -441,10 +434,7 @@ def traits_list(json: JsonOption = False) -> None:
     """Computed trait definitions: built in, from the YAML file, and defined here."""
     with _backend() as backend:
         rows = backend.computed_traits()
-    if json:
-        _print_json(rows)
-    else:
-        _table(rows, ["name", "function", "event", "property", "where", "window_days"])
+    _rows(rows, json, ["name", "function", "event", "property", "where", "window_days"])
 
 
 @traits_app.command("create")
@@ -500,7 +490,7 @@ def segments_list(json: JsonOption = False) -> None:
     """Segments with their sizes."""
     with _backend() as backend:
         rows = backend.segments("list")
-    _print_json(rows) if json else _table(rows, ["name", "size", "description", "evaluated_at"])
+    _rows(rows, json, ["name", "size", "description", "evaluated_at"])
 
 
 @segments_app.command("show")
@@ -529,7 +519,7 @@ def segments_members(
     """Current members, newest first."""
     with _backend() as backend:
         rows = backend.segments("members", name=name, limit=limit)
-    _print_json(rows) if json else _table(rows, ["profile_id", "email", "entered_at"])
+    _rows(rows, json, ["profile_id", "email", "entered_at"])
 
 
 @segments_app.command("history")
@@ -567,7 +557,7 @@ def segments_overlap(json: JsonOption = False) -> None:
     """How many people each pair of segments shares."""
     with _backend() as backend:
         rows = backend.segments("overlap")
-    _print_json(rows) if json else _table(rows, ["first", "second", "both_count"])
+    _rows(rows, json, ["first", "second", "both_count"])
 
 
 @audiences_app.command("export")
@@ -626,7 +616,7 @@ def taxonomy_list(json: JsonOption = False) -> None:
     """Loaded taxonomies."""
     with _backend() as backend:
         rows = backend.audiences("taxonomy_list")
-    _print_json(rows) if json else _table(rows, ["taxonomy", "nodes", "tiers"])
+    _rows(rows, json, ["taxonomy", "nodes", "tiers"])
 
 
 @taxonomy_app.command("show")
@@ -639,7 +629,7 @@ def taxonomy_show(
     """Browse a taxonomy: its top tier, a node's children, or a search."""
     with _backend() as backend:
         rows = backend.audiences("taxonomy_browse", name=name, parent=parent, search=search)
-    _print_json(rows) if json else _table(rows, ["id", "path", "children", "members"])
+    _rows(rows, json, ["id", "path", "children", "members"])
 
 
 @feed_app.command("import")
@@ -682,7 +672,7 @@ def third_party(json: JsonOption = False) -> None:
     with _backend() as backend:
         rows = backend.audiences("third_party")
     columns = ["provider", "segment_id", "path", "cpm", "lifetime_days", "restrictions", "members"]
-    _print_json(rows) if json else _table(rows, columns)
+    _rows(rows, json, columns)
 
 
 @lookalike_app.command("create")
@@ -731,7 +721,7 @@ def lookalike_scores(
     """The best-scored profiles with their rank and whether the audience keeps them."""
     with _backend() as backend:
         rows = backend.audiences("lookalike_scores", name=name, limit=limit)
-    _print_json(rows) if json else _table(rows, ["rank", "profile_id", "score", "in_audience"])
+    _rows(rows, json, ["rank", "profile_id", "score", "in_audience"])
 
 
 @lookalike_app.command("list")
@@ -739,7 +729,7 @@ def lookalike_list(json: JsonOption = False) -> None:
     """Lookalike audiences."""
     with _backend() as backend:
         rows = backend.audiences("lookalike_list")
-    _print_json(rows) if json else _table(rows, ["name", "seed", "method", "population", "reach"])
+    _rows(rows, json, ["name", "seed", "method", "population", "reach"])
 
 
 def _show_lookalike(result: dict[str, Any]) -> None:

@@ -17,13 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from tessera.audiences import lifetime, signals
+from tessera.events.timestamps import utc_now
 from tessera.identity.graph import LedgerEntry
 from tessera.identity.identifiers import Identifier
 from tessera.profiles import catalogue
@@ -126,7 +127,7 @@ class Pipeline:
             traits = catalogue.definitions(self._store, self._settings.computed_traits_file)
             count = catalogue.refresh(self._store, traits)
             # Signal traits live beside computed ones (audiences/signals.py).
-            count += signals.refresh(self._store, datetime.now(UTC).replace(tzinfo=None))
+            count += signals.refresh(self._store, utc_now())
             self._refreshed_at = time.monotonic()
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.
@@ -160,10 +161,15 @@ class Pipeline:
     ) -> dict[str, Any]:
         """Purge anonymous profiles past their lifetime (audiences/lifetime.py), holding
         the pipeline still, then reload its memory from the store."""
-        moment = (now or datetime.now(UTC)).replace(tzinfo=None)
+        moment = now or utc_now()
         with self._lock:
+            settings = self._settings
             result = lifetime.purge(
-                self._store, moment, self._settings.lifetime_days, dry_run=dry_run
+                self._store,
+                moment,
+                settings.lifetime_days,
+                settings.shortest_lifetime_days,
+                dry_run=dry_run,
             )
             if result["profiles"] and not dry_run:
                 self._unifier = None

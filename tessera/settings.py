@@ -147,3 +147,8 @@ class Settings(BaseSettings):
     def lifetime_days(self, identifier_type: str) -> int:
         """How long anonymous data keyed by this identifier type lives after last seen."""
         return self.anonymous_lifetimes.get(identifier_type, self.anonymous_lifetime_days)
+
+    @property
+    def shortest_lifetime_days(self) -> int:
+        """The shortest lifetime of any identifier type (the purge's first filter)."""
+        return min([self.anonymous_lifetime_days, *self.anonymous_lifetimes.values()])

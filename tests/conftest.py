@@ -64,6 +64,13 @@ class LiveServer:
         result: dict[str, object] = httpx.get(f"{self.url}/api/stats", headers=self.admin).json()
         return result
 
+    def caught_up(self, timeout: float = 20) -> None:
+        """Wait until the server's pipeline has processed every stored event."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/api/pipeline", headers=self.admin).json()["lag_events"]:
+            assert time.monotonic() < deadline, "the pipeline did not catch up"
+            time.sleep(0.1)
+
     def stop(self, kill: bool = False) -> None:
         if kill:
             self.process.kill()

@@ -4,11 +4,8 @@ audience exports to ad platforms."""
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,19 +16,16 @@ from starlette.responses import Response
 
 from tessera.api.admin import RuntimeDep, require_admin
 from tessera.audiences import campaigns, exports, feeds, lookalike, signals, taxonomy
+from tessera.events import importer
+from tessera.events.timestamps import utc_now
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
 
 
 @contextmanager
 def _saved(upload: UploadFile, data_dir: Path) -> Iterator[Path]:
-    """The uploaded file on disk (under DATA_DIR/uploads) for as long as it is read."""
-    folder = data_dir / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = Path(upload.filename or "upload").suffix
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=suffix, delete=False) as handle:
-        shutil.copyfileobj(upload.file, handle)
-    path = Path(handle.name)
+    """The uploaded file on disk for as long as it is read."""
+    path = importer.save_upload(upload.file, upload.filename or "upload", data_dir)
     try:
         yield path
     finally:
@@ -74,17 +68,14 @@ def import_feed(
     options = feeds.FeedOptions(provider, taxonomy_name, cpm, lifetime_days, restrictions)
     with _saved(file, runtime.settings.data_dir) as path:
         return feeds.import_feed(
-            runtime.store, path, options, runtime.settings.rejects_dir, _now()
+            runtime.store, path, options, runtime.settings.rejects_dir, utc_now()
         )
 
 
 @router.get("/third-party", summary="Third-party segments: provider, price, lifetime, members")
 def third_party_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return feeds.segments(runtime.store, _now())
+    return feeds.segments(runtime.store, utc_now())
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class LookalikeBody(BaseModel):
@@ -106,7 +97,7 @@ def create_lookalike(body: LookalikeBody, runtime: RuntimeDep) -> dict[str, Any]
         runtime.store,
         body.name,
         body.seed,
-        now=_now(),
+        now=utc_now(),
         reach=body.reach,
         accuracy=body.accuracy,
         method=body.method,
@@ -130,7 +121,7 @@ class ReachBody(BaseModel):
 
 @router.patch("/lookalikes/{name}", summary="Change a lookalike's reach (its segment follows)")
 def change_reach(name: str, body: ReachBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return lookalike.set_reach(runtime.store, name, body.reach, _now())
+    return lookalike.set_reach(runtime.store, name, body.reach, utc_now())
 
 
 @router.get("/lookalikes/{name}/scores", summary="The best-scored profiles, ranked")
@@ -155,7 +146,8 @@ def import_campaign_results(
     runtime: RuntimeDep, file: Annotated[UploadFile, File(description="campaign,day,...")]
 ) -> dict[str, Any]:
     with _saved(file, runtime.settings.data_dir) as path:
-        return campaigns.import_results(runtime.store, path, runtime.settings.rejects_dir, _now())
+        rejects = runtime.settings.rejects_dir
+        return campaigns.import_results(runtime.store, path, rejects, utc_now())
 
 
 @router.post("/campaigns/conversions", summary="Import conversions with an identifier (CSV)")
@@ -180,7 +172,7 @@ def campaign_daily(campaign: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 @router.post("/{segment}/holdout", summary="Hold a share of an audience out of its exports")
 def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return campaigns.holdout(runtime.store, segment, body.share, _now())
+    return campaigns.holdout(runtime.store, segment, body.share, utc_now())
 
 
 @router.get("/signals", summary="Signal traits and page categories")
@@ -196,7 +188,7 @@ def put_signals(body: dict[str, Any], runtime: RuntimeDep) -> dict[str, Any]:
     """Body: {"taxonomy": "iab-content", "categories": {"/travel": "653"},
     "signals": [{"name": ..., "when": {...}, "lifetime_days": 30}]}. Traits are computed
     at once."""
-    result = signals.load_config(runtime.store, body, _now())
+    result = signals.load_config(runtime.store, body, utc_now())
     runtime.pipeline.refresh_computed_traits()
     return result
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -14,6 +13,7 @@ from starlette.responses import Response
 from tessera.api.admin import RuntimeDep, require_admin
 from tessera.api.responses import json_response
 from tessera.audiences import feeds
+from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
@@ -70,7 +70,7 @@ def profile_third_party(reference: str, runtime: RuntimeDep) -> list[dict[str, A
     """Live memberships through any of the profile's identifiers (a cookie's data follows
     it into the customer profile), with provider and use restrictions."""
     profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
-    return feeds.of_profile(runtime.store, profile_id, datetime.now(UTC).replace(tzinfo=None))
+    return feeds.of_profile(runtime.store, profile_id, utc_now())
 
 
 @router.get("/profiles/{reference:path}", summary="The 360° view: TYPE:VALUE or a profile id")

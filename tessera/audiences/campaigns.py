@@ -17,11 +17,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from tessera.errors import InvalidField, InvalidImportFile, NotFound
+from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
 from tessera.segments import service
 from tessera.store import Store
@@ -65,16 +67,9 @@ def holdout_of(store: Store, audience: str) -> tuple[str, float] | None:
 
 def import_results(store: Store, path: Path, rejects_dir: Path, now: datetime) -> dict[str, Any]:
     rows = _read_csv(path)
-    good: list[tuple[Any, ...]] = []
-    rejects: list[tuple[int, str, str]] = []
-    for number, row in rows:
-        parsed, problem = _result_row(row)
-        if problem:
-            rejects.append((number, problem, ",".join(row.values())))
-        else:
-            good.append((*parsed, now))
+    good, rejects = _checked(rows, _result_row)
     if good:
-        columns = [list(c) for c in zip(*good, strict=True)]
+        columns = [list(c) for c in zip(*good, strict=True)] + [[now] * len(good)]
         with store.transaction():
             store.execute(
                 "DELETE FROM campaign_results AS r USING (SELECT unnest(?) AS c, unnest(?) AS d, "
@@ -92,14 +87,7 @@ def import_results(store: Store, path: Path, rejects_dir: Path, now: datetime) -
 
 def import_conversions(store: Store, path: Path, rejects_dir: Path) -> dict[str, Any]:
     rows = _read_csv(path)
-    good: list[tuple[Any, ...]] = []
-    rejects: list[tuple[int, str, str]] = []
-    for number, row in rows:
-        parsed, problem = _conversion_row(row)
-        if problem:
-            rejects.append((number, problem, ",".join(row.values())))
-        else:
-            good.append(parsed)
+    good, rejects = _checked(rows, _conversion_row)
     if good:
         store.execute(
             "INSERT INTO campaign_conversions SELECT unnest(?), unnest(?), unnest(?), "
@@ -261,6 +249,22 @@ def _conversion_row(row: dict[str, str]) -> tuple[tuple[Any, ...], str | None]:
     return (campaign, day, kind, value, amount), None
 
 
+def _checked(
+    rows: list[tuple[int, dict[str, str]]],
+    check: Callable[[dict[str, str]], tuple[tuple[Any, ...], str | None]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, str, str]]]:
+    """Rows that pass `check`, and the others as (line, reason, raw row) rejects."""
+    good: list[tuple[Any, ...]] = []
+    rejects: list[tuple[int, str, str]] = []
+    for number, row in rows:
+        parsed, problem = check(row)
+        if problem:
+            rejects.append((number, problem, ",".join(row.values())))
+        else:
+            good.append(parsed)
+    return good, rejects
+
+
 def _read_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -277,15 +281,9 @@ def _summary(
     rejects_dir: Path,
     path: Path,
 ) -> dict[str, Any]:
-    reject_file = None
-    if rejects:
-        rejects_dir.mkdir(parents=True, exist_ok=True)
-        target = rejects_dir / f"campaign-{kind}-{path.stem}.rejects.csv"
-        with target.open("w", newline="", encoding="utf-8") as handle:
-            table = csv.writer(handle)
-            table.writerow(["line", "reason", "row"])
-            table.writerows(rejects)
-        reject_file = str(target)
+    reject_file = reject_files.write(
+        rejects_dir, f"campaign-{kind}-{path.stem}.rejects.csv", rejects
+    )
     return {"rows": len(rows), "accepted": accepted, "rejected": len(rejects),
             "reject_file": reject_file}  # fmt: skip
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from tessera.errors import InvalidField, InvalidImportFile
+from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
 from tessera.store import Store
 
@@ -140,15 +141,9 @@ def import_feed(
         memberships.extend(found)
     for start in range(0, len(memberships), _CHUNK):
         _store(store, memberships[start : start + _CHUNK], options, now)
-    reject_file = None
-    if rejects:
-        rejects_dir.mkdir(parents=True, exist_ok=True)
-        reject_path = rejects_dir / f"feed-{options.provider}-{path.stem}.rejects.csv"
-        with reject_path.open("w", newline="", encoding="utf-8") as handle:
-            table = csv.writer(handle)
-            table.writerow(["line", "reason", "row"])
-            table.writerows(rejects)
-        reject_file = str(reject_path)
+    reject_file = reject_files.write(
+        rejects_dir, f"feed-{options.provider}-{path.stem}.rejects.csv", rejects
+    )
     return {
         "provider": options.provider,
         "rows": len(rows),

@@ -42,14 +42,19 @@ def expired(
 
 
 def expired_profiles(
-    store: Store, now: datetime, lifetime_days: Callable[[str], int]
+    store: Store, now: datetime, lifetime_days: Callable[[str], int], shortest_days: int
 ) -> list[str]:
+    """The database keeps only anonymous profiles unseen for the shortest lifetime of any
+    type (an hourly job must not carry every profile into Python); `expired` decides."""
+    anonymous = ", ".join(f"'{kind}'" for kind in sorted(ANONYMOUS_TYPES))
     rows = store.fetch_all(
         "WITH types AS (SELECT coalesce(p.merged_into, i.profile_id) AS live, "
         "list(DISTINCT i.type) AS types FROM identities i "
-        "LEFT JOIN profiles p ON p.profile_id = i.profile_id GROUP BY live) "
+        "LEFT JOIN profiles p ON p.profile_id = i.profile_id GROUP BY live "
+        f"HAVING bool_and(i.type IN ({anonymous}) OR starts_with(i.type, 'sync_'))) "
         "SELECT s.profile_id, s.last_seen, t.types FROM profile_summaries s "
-        "JOIN types t ON t.live = s.profile_id"
+        "JOIN types t ON t.live = s.profile_id WHERE s.last_seen < ?",
+        [now - timedelta(days=shortest_days)],
     )
     return sorted(
         profile_id
@@ -59,12 +64,17 @@ def expired_profiles(
 
 
 def purge(
-    store: Store, now: datetime, lifetime_days: Callable[[str], int], *, dry_run: bool = False
+    store: Store,
+    now: datetime,
+    lifetime_days: Callable[[str], int],
+    shortest_days: int,
+    *,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Delete expired anonymous profiles: their events from the log, every row derived
     from them and their third-party data; and third-party memberships past their own
     lifetime. The caller holds the pipeline still and reloads its memory afterwards."""
-    profiles = expired_profiles(store, now, lifetime_days)
+    profiles = expired_profiles(store, now, lifetime_days, shortest_days)
     lapsed = store.fetch_one(
         "SELECT count(*) FROM third_party_memberships WHERE expires_at <= ?", [now]
     )

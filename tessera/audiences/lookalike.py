@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import orjson
 from scipy import sparse
-from sklearn.linear_model import LogisticRegression
 
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.segments import service
@@ -174,10 +173,12 @@ def fit_weights(
     return weights
 
 
-def fit_classifier(
-    logs: sparse.csr_matrix, seed: np.ndarray, rng: np.random.Generator
-) -> LogisticRegression:
+def fit_classifier(logs: sparse.csr_matrix, seed: np.ndarray, rng: np.random.Generator) -> Any:
     """Positive (seed) against a sample of the unlabelled rest, classes balanced."""
+    # Imported here: scikit-learn takes ~0.8 s to import, which every server start and
+    # CLI command would otherwise pay for a model few of them train.
+    from sklearn.linear_model import LogisticRegression
+
     negatives = np.flatnonzero(~seed)
     if len(negatives) > _NEGATIVE_SAMPLE:
         negatives = rng.choice(negatives, _NEGATIVE_SAMPLE, replace=False)

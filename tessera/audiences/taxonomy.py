@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tessera.errors import InvalidImportFile
+from tessera.events import rejects as reject_files
 from tessera.store import Store
 
 
@@ -129,15 +130,7 @@ def load(store: Store, path: Path, name: str, rejects_dir: Path) -> dict[str, An
                 "INSERT INTO taxonomy_closure SELECT unnest(?), unnest(?), unnest(?)",
                 [list(column) for column in zip(*closure, strict=True)],
             )
-    reject_file = None
-    if parsed.rejects:
-        rejects_dir.mkdir(parents=True, exist_ok=True)
-        reject_path = rejects_dir / f"taxonomy-{name}.rejects.csv"
-        with reject_path.open("w", newline="", encoding="utf-8") as handle:
-            table = csv.writer(handle)
-            table.writerow(["line", "reason", "row"])
-            table.writerows(parsed.rejects)
-        reject_file = str(reject_path)
+    reject_file = reject_files.write(rejects_dir, f"taxonomy-{name}.rejects.csv", parsed.rejects)
     return {
         "taxonomy": name,
         "nodes": len(parsed.nodes),

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,11 +28,12 @@ from tessera.errors import (
     NotFound,
     TesseraError,
 )
+from tessera.events import rejects as reject_files
 from tessera.events.contract import Envelope, EventRow, check_message
 from tessera.events.mapping import Mapping, check_columns, content_fingerprint, parse_mapping
 from tessera.events.mapping import row_to_message as build_message
 from tessera.events.sources import Source
-from tessera.events.timestamps import now_micros
+from tessera.events.timestamps import now_micros, utc_now
 from tessera.events.writer import EventWriter
 from tessera.store import Store
 
@@ -118,7 +118,7 @@ def import_file(
     batch: list[EventRow] = []
     with reject_path.open("w", newline="", encoding="utf-8") as reject_handle:
         rejects = csv.writer(reject_handle)
-        rejects.writerow(["line", "reason", "row"])
+        rejects.writerow(reject_files.HEADER)
 
         # One receive time per chunk of rows, as an HTTP batch has one per request.
         envelope = Envelope(source.id, source.channel, now_micros(), require_segment_ids=False)
@@ -179,13 +179,7 @@ def upload(
     then removed. With `wait` the summary is returned (errors raise); otherwise the import
     runs on a thread and its progress and outcome are in `list_imports`."""
     file_name = Path(file_name).name or "upload.csv"
-    uploads = data_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=uploads, suffix=Path(file_name).suffix, delete=False
-    ) as handle:
-        shutil.copyfileobj(data, handle)
-        saved = Path(handle.name)
+    saved = save_upload(data, file_name, data_dir)
     import_id = "imp_" + secrets.token_hex(6)
     record_start(store, import_id, source, file_name)
 
@@ -216,6 +210,18 @@ def upload(
     return {"import_id": import_id, "status": "running"}
 
 
+def save_upload(data: BinaryIO, file_name: str, data_dir: Path) -> Path:
+    """An uploaded file on disk under DATA_DIR/uploads (keeping its suffix, which tells
+    the format); the caller removes it when done."""
+    uploads = data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        dir=uploads, suffix=Path(file_name).suffix, delete=False
+    ) as handle:
+        shutil.copyfileobj(data, handle)
+    return Path(handle.name)
+
+
 def reject_file(store: Store, import_id: str) -> Path:
     """The reject file of an import (NotFound when there is none)."""
     row = store.fetch_one("SELECT reject_file FROM imports WHERE id = ?", [import_id])
@@ -241,7 +247,7 @@ def list_imports(store: Store, limit: int = 50) -> list[dict[str, Any]]:
 def mark_failed(store: Store, import_id: str, reason: str) -> None:
     store.execute(
         "UPDATE imports SET status = ?, finished_at = ? WHERE id = ?",
-        [f"failed: {reason}"[:500], _now(), import_id],
+        [f"failed: {reason}"[:500], utc_now(), import_id],
     )
 
 
@@ -339,7 +345,7 @@ def record_start(store: Store, import_id: str, source: Source, file_name: str) -
     store.execute(
         "INSERT INTO imports (id, source_id, file_name, started_at, status) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status",
-        [import_id, source.id, file_name, _now(), "running"],
+        [import_id, source.id, file_name, utc_now(), "running"],
     )
 
 
@@ -354,11 +360,8 @@ def _record_progress(store: Store, summary: ImportSummary, *, finished: bool = F
             summary.rejected,
             summary.reject_file,
             summary.status,
-            _now() if finished else None,
+            utc_now() if finished else None,
             summary.import_id,
         ],
     )
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -6,9 +6,10 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from tessera.errors import Conflict, InvalidField, InvalidWriteKey, NotFound, SourceDisabled
+from tessera.events.timestamps import utc_now
 from tessera.privacy.keys import hash_secret, new_write_key
 from tessera.store import Store
 
@@ -102,7 +103,7 @@ class SourceDirectory:
         self._store.execute(
             "INSERT INTO sources (id, name, channel, write_key_hash, write_key_prefix, "
             "enabled, created_at) VALUES (?, ?, ?, ?, ?, TRUE, ?)",
-            [source_id, name, channel, hash_secret(key), key[:8], _now()],
+            [source_id, name, channel, hash_secret(key), key[:8], utc_now()],
         )
         self._invalidate()
         return SourceWithKey(self.get(name), key)
@@ -128,7 +129,7 @@ class SourceDirectory:
         self._store.execute(
             "UPDATE sources SET write_key_hash = ?, write_key_prefix = ?, rotated_at = ? "
             "WHERE id = ?",
-            [hash_secret(key), key[:8], _now(), source.id],
+            [hash_secret(key), key[:8], utc_now(), source.id],
         )
         self._invalidate()
         return SourceWithKey(self.get(source.id), key)
@@ -171,6 +172,3 @@ class SourceDirectory:
         with self._lock:
             self._by_hash = None
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -61,6 +61,11 @@ def micros_to_datetime(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).replace(tzinfo=None)
 
 
+def utc_now() -> datetime:
+    """The time now in UTC, naive, as the store keeps every timestamp."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def now_micros(clock: datetime | None = None) -> int:
     moment = clock or datetime.now(UTC)
     return round(moment.timestamp() * 1_000_000)

@@ -4,10 +4,10 @@ unmerging: separating two identifiers that should never have been joined."""
 from __future__ import annotations
 
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
 from tessera.errors import Conflict, InvalidField
+from tessera.events.timestamps import utc_now
 from tessera.identity.identifiers import Identifier
 from tessera.pipeline import Pipeline
 from tessera.profiles.view import find_profile, identifier_from_text, member_ids
@@ -88,7 +88,7 @@ def block(store: Store, first: Identifier, second: Identifier, reason: str | Non
         raise Conflict(f"{first} and {second} are already in different profiles")
     store.execute(
         "INSERT INTO identity_blocks VALUES (?, ?, ?, ?)",
-        [str(first), str(second), datetime.now(UTC).replace(tzinfo=None), reason],
+        [str(first), str(second), utc_now(), reason],
     )
 
 

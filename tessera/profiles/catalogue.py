@@ -9,6 +9,7 @@ import orjson
 import yaml
 
 from tessera.errors import InvalidField, NotFound
+from tessera.events.timestamps import utc_now
 from tessera.profiles.computed import (
     BUILT_IN,
     RFM_NAMES,
@@ -56,7 +57,7 @@ def save_definition(store: Store, raw: object) -> ComputedTrait:
     trait = parse_definition(raw)
     store.execute(
         "INSERT OR REPLACE INTO computed_trait_definitions VALUES (?, ?, ?)",
-        [trait.name, orjson.dumps(trait.to_dict()).decode(), _now()],
+        [trait.name, orjson.dumps(trait.to_dict()).decode(), utc_now()],
     )
     return trait
 
@@ -102,6 +103,3 @@ def load(store: Store) -> dict[str, dict[str, object]]:
         found.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
     return found
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -3,7 +3,6 @@ with its population, lookalikes with their reach-accuracy chart, and campaign re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -12,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from tessera.api.admin import RuntimeDep
 from tessera.audiences import campaigns, feeds, lookalike, taxonomy
 from tessera.errors import InvalidField, TesseraError
+from tessera.events.timestamps import utc_now
 from tessera.segments import service
 from tessera.web import session
 from tessera.web.people import check_query
@@ -20,16 +20,13 @@ from tessera.web.rendering import render
 router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
 
 @router.get("/audiences")
 def audiences_page(request: Request, runtime: RuntimeDep) -> Response:
     store = runtime.store
     context = {
         "taxonomies": taxonomy.taxonomies(store),
-        "third_party": feeds.segments(store, _now()),
+        "third_party": feeds.segments(store, utc_now()),
         "lookalikes": lookalike.list_lookalikes(store),
         "report": campaigns.report(store),
     }
@@ -124,7 +121,7 @@ def lookalike_create(
             runtime.store,
             name.strip(),
             seed,
-            now=_now(),
+            now=utc_now(),
             reach=_number(reach, int, "reach"),
             accuracy=_number(accuracy, float, "accuracy"),
             method=method,

@@ -153,12 +153,13 @@ def _sources(
     error: TesseraError | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
+    sources = runtime.sources.list()
     context = {
-        "sources": runtime.sources.list(),
+        "sources": sources,
         "counts": {row["source"]: row["events"] for row in log.stats(runtime.store)["by_source"]},
         "channels": CHANNELS,
         "rejected": log.rejected(runtime.store, limit=20),
-        "names": {s.id: s.name for s in runtime.sources.list()},
+        "names": {s.id: s.name for s in sources},
         "error": error,
         "form": form or {},
     }

@@ -3,7 +3,6 @@ segments (list with trends, the editor with live checking, one segment, overlap)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -12,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from tessera.api.admin import RuntimeDep
 from tessera.audiences import feeds
 from tessera.errors import NotFound, TesseraError
+from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.profiles import catalogue, view
 from tessera.runtime import Runtime
@@ -69,7 +69,7 @@ def profile_page(
         "name": view.display_name(profile["traits"]),
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
-        "third_party": feeds.of_profile(store, profile_id, datetime.now(UTC).replace(tzinfo=None)),
+        "third_party": feeds.of_profile(store, profile_id, utc_now()),
         "message": message,
     }
     return render(request, "profile.html", context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -27,10 +26,7 @@ def test_export_over_http_and_the_cli(server: LiveServer, tmp_path: Path) -> Non
         headers={"Authorization": basic_auth(key)},
     )
     assert sent.status_code == 200
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.url}/api/pipeline", headers=server.admin).json()["lag_events"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    server.caught_up()
     httpx.post(
         f"{server.url}/api/segments",
         headers=server.admin,
@@ -102,10 +98,7 @@ def test_taxonomy_and_feed_over_http_and_the_cli(server: LiveServer, tmp_path: P
     catalogue = tessera(server.data_dir, "audiences", "third-party", "--json")
     [segment] = orjson.loads(catalogue.stdout)
     assert (segment["segment_id"], segment["cpm"], segment["members"]) == ("720", 2.5, 1)
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.url}/api/pipeline", headers=server.admin).json()["lag_events"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    server.caught_up()
     preview = httpx.post(
         f"{server.url}/api/segments/preview",
         headers=server.admin,
@@ -138,10 +131,7 @@ def test_lookalike_over_http_and_the_cli(server: LiveServer) -> None:
         content=orjson.dumps({"batch": batch}),
         headers={"Authorization": basic_auth(key)},
     ).raise_for_status()
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.url}/api/pipeline", headers=server.admin).json()["lag_events"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    server.caught_up()
     httpx.post(
         f"{server.url}/api/segments",
         headers=server.admin,

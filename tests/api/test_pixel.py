@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,13 +32,6 @@ def events(server: LiveServer, source: str) -> list[dict[str, object]]:
     return result
 
 
-def caught_up(server: LiveServer) -> None:
-    deadline = time.monotonic() + 20
-    while httpx.get(f"{server.url}/api/pipeline", headers=server.admin).json()["lag_events"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-
-
 def test_pixel_records_a_page_and_sets_a_first_party_cookie(live: LiveServer) -> None:
     key = live.create_source("pixel-site", "web")
     url = "https://shop.example/shoes?utm_source=newsletter"
@@ -56,7 +48,7 @@ def test_pixel_records_a_page_and_sets_a_first_party_cookie(live: LiveServer) ->
     landed = events(live, "pixel-site")
     assert [e["type"] for e in landed] == ["track", "page"]
     assert landed[1]["properties"]["url"] == url  # type: ignore[index]
-    caught_up(live)
+    live.caught_up()
     profile = httpx.get(f"{live.url}/api/profiles/cookie_id:{cookie_id}", headers=live.admin)
     assert profile.status_code == 200 and profile.json()["event_count"] == 2
 
@@ -104,7 +96,7 @@ def test_cookie_sync_with_an_allowed_partner_links_the_ids(live: LiveServer) -> 
         cookies={"tessera_cid": cookie_id},
     )
     assert back.headers["x-tessera-recorded"] == "yes"
-    caught_up(live)
+    live.caught_up()
     ours = httpx.get(f"{live.url}/api/profiles/cookie_id:{cookie_id}", headers=live.admin).json()
     theirs = httpx.get(f"{live.url}/api/profiles/sync_dsp_one:D-77", headers=live.admin).json()
     assert ours["profile_id"] == theirs["profile_id"]
@@ -134,7 +126,7 @@ def test_a_pixel_visit_becomes_a_signal_trait(live: LiveServer) -> None:
         headers={"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"},
     )  # fmt: skip
     cookie_id = hit.headers["set-cookie"].split(";")[0].split("=")[1]
-    caught_up(live)
+    live.caught_up()
     document = {
         "signals": [
             {"name": "from_google", "when": {"referrer_domain": "google.com"}},
