@@ -125,9 +125,9 @@ class Pipeline:
         """Materialise computed traits for every profile (they read the whole history)."""
         with self._lock:
             traits = catalogue.definitions(self._store, self._settings.computed_traits_file)
-            count = catalogue.refresh(self._store, traits)
             # Signal traits live beside computed ones (audiences/signals.py).
-            count += signals.refresh(self._store, utc_now())
+            now = utc_now()
+            count = catalogue.refresh(self._store, traits, now, signals.evaluate(self._store, now))
             self._refreshed_at = time.monotonic()
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.

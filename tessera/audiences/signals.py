@@ -237,19 +237,11 @@ def _condition(condition: str, value: str) -> str:
     )
 
 
-def refresh(store: Store, now: datetime) -> int:
-    """Recompute every signal trait for every profile (after the computed traits)."""
+def evaluate(store: Store, now: datetime) -> list[tuple[Any, ...]]:
+    """(profile_id, name, value JSON) for every signal trait that holds now; written with
+    the computed traits, in their refresh's transaction (`catalogue.refresh`)."""
     found = definitions(store)
-    names = [d["name"] for d in found]
-    rows: list[tuple[Any, ...]] = []
-    if found:
-        sql, parameters = compile_signals(found, now)
-        rows = store.fetch_all(sql, parameters)
-    with store.transaction():
-        store.execute("DELETE FROM computed_traits WHERE name IN (SELECT unnest(?))", [names])
-        if rows:
-            store.execute(
-                "INSERT INTO computed_traits SELECT unnest(?), unnest(?), unnest(?), ?",
-                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now],
-            )
-    return len(rows)
+    if not found:
+        return []
+    sql, parameters = compile_signals(found, now)
+    return store.fetch_all(sql, parameters)

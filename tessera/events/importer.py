@@ -33,7 +33,7 @@ from tessera.events.contract import Envelope, EventRow, check_message
 from tessera.events.mapping import Mapping, check_columns, content_fingerprint, parse_mapping
 from tessera.events.mapping import row_to_message as build_message
 from tessera.events.sources import Source
-from tessera.events.timestamps import now_micros, utc_now
+from tessera.events.timestamps import iso_utc, now_micros, utc_now
 from tessera.events.writer import EventWriter
 from tessera.store import Store
 
@@ -239,8 +239,7 @@ def list_imports(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     )
     for row in rows:
         for column in ("started_at", "finished_at"):
-            if row[column] is not None:
-                row[column] = row[column].isoformat() + "Z"
+            row[column] = iso_utc(row[column])
     return rows
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
 
+from tessera.events.timestamps import iso_utc
 from tessera.store import Store
 
 
@@ -27,7 +27,7 @@ def stats(store: Store) -> dict[str, Any]:
         "events": totals[0],
         "rejected": totals[1],
         "sources": totals[2],
-        "last_event_at": _iso(totals[3]),
+        "last_event_at": iso_utc(totals[3]),
         "last_seq": totals[4],
         "by_source": [
             {"source": name, "channel": channel, "events": count}
@@ -77,7 +77,7 @@ def tail(
     )
     for row in rows:
         for column in ("timestamp", "original_timestamp", "received_at"):
-            row[column] = _iso(row[column])
+            row[column] = iso_utc(row[column])
         for column in ("properties", "traits"):
             row[column] = orjson.loads(row[column]) if row[column] else None
     return rows
@@ -94,9 +94,7 @@ def rejected(
         [*params, limit],
     )
     for row in rows:
-        row["received_at"] = _iso(row["received_at"])
+        row["received_at"] = iso_utc(row["received_at"])
     return rows
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None

@@ -66,6 +66,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """A naive UTC time from the store as ISO 8601 with its Z, as the API answers."""
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def micros_iso(micros: int | None) -> str | None:
+    """Microseconds since the epoch (UTC) as ISO 8601 with its Z."""
+    return None if micros is None else iso_utc(micros_to_datetime(micros))
+
+
 def now_micros(clock: datetime | None = None) -> int:
     moment = clock or datetime.now(UTC)
     return round(moment.timestamp() * 1_000_000)

@@ -7,7 +7,7 @@ from collections import deque
 from typing import Any
 
 from tessera.errors import Conflict, InvalidField
-from tessera.events.timestamps import utc_now
+from tessera.events.timestamps import iso_utc, utc_now
 from tessera.identity.identifiers import Identifier
 from tessera.pipeline import Pipeline
 from tessera.profiles.view import find_profile, identifier_from_text, member_ids
@@ -73,7 +73,7 @@ def _path(edges: list[dict[str, Any]], start: str, goal: str) -> list[dict[str, 
                 "because": f"seen together on {edge['type']} "
                 f"{edge['event'] or ''} from {edge['source']}".replace("  ", " "),
                 "message_id": edge["message_id"],
-                "timestamp": edge["timestamp"].isoformat() + "Z" if edge["timestamp"] else None,
+                "timestamp": iso_utc(edge["timestamp"]),
             }
         )
         node = previous

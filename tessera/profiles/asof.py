@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from tessera.errors import InvalidField, NotFound
+from tessera.events.timestamps import micros_iso
 from tessera.profiles.unifier import replay
 from tessera.profiles.view import identifier_from_text
 from tessera.settings import Settings
@@ -42,12 +43,7 @@ def profile_as_of(store: Store, settings: Settings, reference: str, moment: str)
         "consent": summary.consent_values(),
         "event_count": summary.event_count,
         "channels": sorted(summary.channels),
-        "first_seen": _iso(summary.first_seen),
-        "last_seen": _iso(summary.last_seen),
+        "first_seen": micros_iso(summary.first_seen),
+        "last_seen": micros_iso(summary.last_seen),
     }
 
-
-def _iso(micros: int | None) -> str | None:
-    if micros is None:
-        return None
-    return datetime.utcfromtimestamp(micros / 1_000_000).isoformat() + "Z"

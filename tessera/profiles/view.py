@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tessera.errors import InvalidField, NotFound
+from tessera.events.timestamps import iso_utc, micros_iso
 from tessera.identity.identifiers import Identifier, parse_identifier
 from tessera.profiles.summary import Summary
 from tessera.store import Store
@@ -177,8 +177,8 @@ def _core(
         "profile_id": profile_id,
         "merged_ids": merged_ids,
         "flagged": flagged,
-        "first_seen": _micros_iso(summary.first_seen),
-        "last_seen": _micros_iso(summary.last_seen),
+        "first_seen": micros_iso(summary.first_seen),
+        "last_seen": micros_iso(summary.last_seen),
         "event_count": summary.event_count,
         "channels": sorted(summary.channels),
         "identifiers": [
@@ -189,7 +189,7 @@ def _core(
         "trait_sources": {
             key: {
                 "source": item.source,
-                "at": _micros_iso(item.rank[1]),
+                "at": micros_iso(item.rank[1]),
                 "seq": item.rank[2],
                 "priority": item.rank[0],
             }
@@ -240,7 +240,7 @@ def timeline(
     more = len(rows) > limit
     rows = rows[:limit]
     for row in rows:
-        row["timestamp"] = _iso(row["timestamp"])
+        row["timestamp"] = iso_utc(row["timestamp"])
         for column in ("properties", "traits"):
             row[column] = orjson.loads(row[column]) if row[column] else None
     return {"items": rows, "next_before_seq": rows[-1]["seq"] if more and rows else None}
@@ -330,7 +330,7 @@ def cards(store: Store, profile_ids: list[str]) -> list[dict[str, Any]]:
                 "profile_id": profile_id,
                 "name": display_name(traits),
                 "email": traits.get("email"),
-                "last_seen": _iso(row[2]),
+                "last_seen": iso_utc(row[2]),
                 "event_count": row[3],
                 "channels": orjson.loads(row[4]),
                 "identifiers": row[5] or [],
@@ -339,14 +339,7 @@ def cards(store: Store, profile_ids: list[str]) -> list[dict[str, Any]]:
     return described
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None
 
-
-def _micros_iso(micros: int | None) -> str | None:
-    if micros is None:
-        return None
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def lookup(

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.events.timestamps import iso_utc
 from tessera.segments.check import SegmentCheckError, catalogue, check, forget
 from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
@@ -276,7 +277,7 @@ def members(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
     for row in rows:
         traits = orjson.loads(row.pop("traits") or "{}")
         row["email"] = traits.get("email")
-        row["entered_at"] = row["entered_at"].isoformat() + "Z"
+        row["entered_at"] = iso_utc(row["entered_at"])
     return rows
 
 
@@ -289,7 +290,7 @@ def memberships(store: Store, profile_id: str) -> list[dict[str, Any]]:
         [profile_id],
     )
     for row in rows:
-        row["entered_at"] = row["entered_at"].isoformat() + "Z"
+        row["entered_at"] = iso_utc(row["entered_at"])
     return rows
 
 
@@ -425,7 +426,7 @@ def _row(store: Store, name: str) -> dict[str, Any]:
         raise NotFound(f"no segment named {name!r} (known: {known})")
     row = rows[0]
     for key in ("created_at", "updated_at", "evaluated_at"):
-        row[key] = row[key].isoformat() + "Z" if row[key] else None
+        row[key] = iso_utc(row[key])
     return row
 
 
