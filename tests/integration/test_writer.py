@@ -95,13 +95,20 @@ def test_dead_letters_are_stored_with_reason_and_payload(runtime: Runtime) -> No
     ]
 
 
-def test_group_commit_through_the_thread(runtime: Runtime) -> None:
-    runtime.writer.start()
+def test_group_commit_writes_everything_queued_in_one_transaction(runtime: Runtime) -> None:
+    # Fifty requests wait in the queue before the writer thread starts: it must take them
+    # all as one group (one COMMIT), not commit request by request.
     futures = [
         runtime.writer.submit(rows("s1", [f"m{i}-{j}" for j in range(10)])) for i in range(50)
     ]
+    before = runtime.writer.commits
+    runtime.writer.start()
     assert sum(f.result(10).accepted for f in futures) == 500
-    assert runtime.writer.commits <= 50
+    assert runtime.writer.commits - before == 1
+    assert runtime.store.fetch_one("SELECT count(*), max(seq) - min(seq) + 1 FROM events") == (
+        500,
+        500,
+    )
     assert count(runtime) == 500
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -18,15 +19,28 @@ def test_every_setting_is_in_the_readme(name: str) -> None:
     assert f"TESSERA_{name.upper()}" in README
 
 
-def _commands(group: typer.Typer, prefix: str = "") -> list[str]:
-    click_group = typer.main.get_command(group)
-    found = []
-    for name, command in click_group.commands.items():  # type: ignore[attr-defined]
-        if hasattr(command, "commands"):
-            found += [f"{prefix}{name} {sub}" for sub in command.commands]
-        else:
-            found.append(f"{prefix}{name}")
-    return found
+def _leaf_commands(command: Any, path: str) -> list[str]:
+    """Every runnable command under `command`, however deep the groups nest.
+
+    Typer ships its own copy of click, so groups are told by their `commands`.
+    """
+    if hasattr(command, "commands"):
+        return [
+            leaf
+            for name, sub in command.commands.items()
+            for leaf in _leaf_commands(sub, f"{path} {name}".strip())
+        ]
+    return [path]
+
+
+def _commands(group: typer.Typer) -> list[str]:
+    return _leaf_commands(typer.main.get_command(group), "")
+
+
+def test_the_command_walk_reaches_every_level() -> None:
+    commands = _commands(app)
+    assert max(len(command.split()) for command in commands) >= 3
+    assert all(command.split()[0] for command in commands)
 
 
 @pytest.mark.parametrize("command", _commands(app))
