@@ -14,7 +14,7 @@ def known_person(console: LiveServer) -> str:
     """An e-mail of a demo person with a profile."""
     found = httpx.get(
         f"{console.url}/api/profiles", params={"identifier": "@"}, headers=console.admin
-    ).json()
+    ).json()["items"]
     return str(found[0]["email"])
 
 
