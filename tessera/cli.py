@@ -58,7 +58,9 @@ audiences_app.add_typer(campaign_app, name="campaign")
 signals_app = typer.Typer(help="Signal traits from page views and events.", no_args_is_help=True)
 audiences_app.add_typer(signals_app, name="signals")
 
-out = Console()
+# Into a pipe or a file, lines as long as their content: a table cut to 80 columns would
+# fold or cut the ids that whoever reads the file needs whole.
+out = Console(width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -94,7 +96,9 @@ def _table(
 ) -> None:
     table = Table(title=title, show_header=show_header)
     for column in columns:
-        table.add_column(column)
+        # Fold long values onto a second line rather than cut them with "…": an id or an
+        # e-mail shown in part is a value lost to whoever copies it from the table.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
     out.print(table)
