@@ -19,6 +19,9 @@ COMMANDS = [
     ("segments", "members", "pro", "--limit", "7", "--json"),
     ("segments", "members", "pro", "--all", "--json"),
     ("segments", "members", "pro", "--all"),
+    # Past a page's maximum the CLI pages itself (the server's limit answered 400 before).
+    ("segments", "members", "pro", "--limit", "20000", "--json"),
+    ("profiles", "search", "--identifier", "cli-", "--limit", "500", "--json"),
     ("profiles", "search", "--identifier", "cli-", "--limit", "5", "--json"),
     ("events", "rejected", "--json"),
     ("events", "tail", "--limit", "4", "--json"),
