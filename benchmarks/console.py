@@ -38,7 +38,7 @@ SEGMENTS = {
 
 def pages(client: httpx.Client) -> dict[str, str]:
     """The pages to time, with real ids from the demo."""
-    person = client.get("/api/profiles", params={"identifier": "@", "limit": 1}).json()[0]
+    person = client.get("/api/profiles", params={"identifier": "@", "limit": 1}).json()["items"][0]
     return {
         "overview": "/",
         "sources": "/sources",

@@ -29,6 +29,9 @@ from tessera.runtime import Runtime
 from tessera.settings import Settings
 
 Progress = Callable[[int, int | None], None]
+# One page of a list as JSON: items, total, limit, next_cursor (tessera.paging.Page), the
+# same through the store or the server's API.
+PageJson = dict[str, Any]
 
 
 class Backend(Protocol):
@@ -37,8 +40,8 @@ class Backend(Protocol):
     def create_source(self, name: str, channel: str) -> dict[str, Any]: ...
     def rotate_key(self, name: str) -> dict[str, Any]: ...
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
-    def tail(self, limit: int, source: str | None) -> list[dict[str, Any]]: ...
-    def rejected(self, limit: int, source: str | None) -> list[dict[str, Any]]: ...
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson: ...
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson: ...
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
     ) -> dict[str, Any]: ...
@@ -46,8 +49,8 @@ class Backend(Protocol):
     def rebuild(self) -> dict[str, Any]: ...
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]: ...
     def search(
-        self, identifier: str | None, trait: str | None, limit: int
-    ) -> list[dict[str, Any]]: ...
+        self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
+    ) -> PageJson: ...
     def explain(self, first: str, second: str) -> dict[str, Any]: ...
     def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]: ...
     def computed_traits(self) -> list[dict[str, Any]]: ...
@@ -60,6 +63,7 @@ class Backend(Protocol):
         query: str | None = None,
         reference: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
     ) -> Any: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
@@ -88,13 +92,15 @@ class LocalBackend:
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
         return self.runtime.sources.set_enabled(name, enabled).to_dict()
 
-    def tail(self, limit: int, source: str | None) -> list[dict[str, Any]]:
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
         source_id = self.runtime.sources.get(source).id if source else None
-        return log.tail(self.runtime.store, limit=limit, source_id=source_id)
+        found = log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
+        return found.to_dict()
 
-    def rejected(self, limit: int, source: str | None) -> list[dict[str, Any]]:
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
         source_id = self.runtime.sources.get(source).id if source else None
-        return log.rejected(self.runtime.store, limit=limit, source_id=source_id)
+        found = log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
+        return found.to_dict()
 
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
@@ -123,8 +129,13 @@ class LocalBackend:
         profile_id = view.lookup(store, reference, settings.default_region)
         return view.profile_view(store, profile_id, limit=limit)
 
-    def search(self, identifier: str | None, trait: str | None, limit: int) -> list[dict[str, Any]]:
-        return view.search(self.runtime.store, identifier=identifier, trait=trait, limit=limit)
+    def search(
+        self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
+    ) -> PageJson:
+        found = view.search(
+            self.runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
+        )
+        return found.to_dict()
 
     def explain(self, first: str, second: str) -> dict[str, Any]:
         region = self.runtime.settings.default_region
@@ -168,6 +179,7 @@ class LocalBackend:
         query: str | None = None,
         reference: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
     ) -> Any:
         from tessera.segments import service
 
@@ -185,7 +197,7 @@ class LocalBackend:
             service.delete(store, name or "")
             return {"deleted": name}
         if action == "members":
-            return service.members(store, name or "", limit)
+            return service.members(store, name or "", limit=limit, cursor=cursor).to_dict()
         if action == "history":
             return service.history(store, name or "")
         if action == "overlap":
@@ -313,14 +325,13 @@ class RemoteBackend:
         result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/{action}")
         return result
 
-    def tail(self, limit: int, source: str | None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit, **({"source": source} if source else {})}
-        result: list[dict[str, Any]] = self._call("GET", "/api/events", params=params)
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+        result: PageJson = self._call("GET", "/api/events", params=_listing(limit, cursor, source))
         return result
 
-    def rejected(self, limit: int, source: str | None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": limit, **({"source": source} if source else {})}
-        result: list[dict[str, Any]] = self._call("GET", "/api/events/rejected", params=params)
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+        params = _listing(limit, cursor, source)
+        result: PageJson = self._call("GET", "/api/events/rejected", params=params)
         return result
 
     def import_file(
@@ -380,13 +391,13 @@ class RemoteBackend:
         )
         return result
 
-    def search(self, identifier: str | None, trait: str | None, limit: int) -> list[dict[str, Any]]:
-        params = {
-            k: v
-            for k, v in (("identifier", identifier), ("trait", trait), ("limit", limit))
-            if v is not None
+    def search(
+        self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
+    ) -> PageJson:
+        params = _listing(limit, cursor) | {
+            k: v for k, v in (("identifier", identifier), ("trait", trait)) if v is not None
         }
-        result: list[dict[str, Any]] = self._call("GET", "/api/profiles", params=params)
+        result: PageJson = self._call("GET", "/api/profiles", params=params)
         return result
 
     def explain(self, first: str, second: str) -> dict[str, Any]:
@@ -422,6 +433,7 @@ class RemoteBackend:
         query: str | None = None,
         reference: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
     ) -> Any:
         base = "/api/segments"
         named = f"{base}/{quote(name or '')}"
@@ -431,7 +443,7 @@ class RemoteBackend:
             "list": ("GET", base, {}),
             "show": ("GET", named, {}),
             "delete": ("DELETE", named, {}),
-            "members": ("GET", f"{named}/members", {"params": {"limit": limit}}),
+            "members": ("GET", f"{named}/members", {"params": _listing(limit, cursor)}),
             "history": ("GET", f"{named}/history", {}),
             "overlap": ("GET", f"{base}/overlap", {}),
             "why": ("GET", f"{named}/why/{quote(reference or '')}", {}),
@@ -540,6 +552,13 @@ def open_backend(settings: Settings) -> Backend:
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         return RemoteBackend(url, token)
     return LocalBackend(settings)
+
+
+def _listing(limit: int, cursor: str | None, source: str | None = None) -> dict[str, Any]:
+    """Query parameters of one page of a list: the page size, and the cursor and source
+    only when given (the API takes an absent cursor as the first page)."""
+    given = {"cursor": cursor, "source": source}
+    return {"limit": limit} | {k: v for k, v in given.items() if v}
 
 
 def _remote_error(response: httpx.Response) -> TesseraError:

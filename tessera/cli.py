@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,7 +58,9 @@ audiences_app.add_typer(campaign_app, name="campaign")
 signals_app = typer.Typer(help="Signal traits from page views and events.", no_args_is_help=True)
 audiences_app.add_typer(signals_app, name="signals")
 
-out = Console()
+# Into a pipe or a file, lines as long as their content: a table cut to 80 columns would
+# fold or cut the ids that whoever reads the file needs whole.
+out = Console(width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -86,13 +88,81 @@ def _rows(rows: list[dict[str, Any]], json: bool, columns: list[str]) -> None:
     _print_json(rows) if json else _table(rows, columns)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None) -> None:
-    table = Table(title=title)
+def _table(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    title: str | None = None,
+    show_header: bool = True,
+) -> None:
+    table = Table(title=title, show_header=show_header)
     for column in columns:
-        table.add_column(column)
+        # Fold long values onto a second line rather than cut them with "…": an id or an
+        # e-mail shown in part is a value lost to whoever copies it from the table.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
     out.print(table)
+
+
+LimitOption = Annotated[int, typer.Option(min=1, help="How many to show.")]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Every one, page by page (with --json: JSON lines).")
+]
+CursorOption = Annotated[
+    str | None, typer.Option(help="Start after this point: a next_cursor printed before.")
+]
+FetchPage = Callable[[int, str | None], dict[str, Any]]
+
+
+def _pages(
+    fetch: FetchPage, page_size: int, cursor: str | None, wanted: int | None
+) -> Iterator[dict[str, Any]]:
+    """The pages of a list from `cursor` on, until `wanted` rows (None: to the end)."""
+    got = 0
+    while True:
+        size = page_size if wanted is None else min(page_size, wanted - got)
+        page = fetch(size, cursor)
+        got += len(page["items"])
+        yield page
+        cursor = page["next_cursor"]
+        if cursor is None or (wanted is not None and got >= wanted):
+            return
+
+
+def _listing(
+    fetch: FetchPage,
+    *,
+    limit: int,
+    every: bool,
+    cursor: str | None,
+    json: bool,
+    columns: list[str],
+    noun: str,
+    page_size: int,
+) -> None:
+    """A list command: the first `limit` rows (in pages of at most `page_size`) with a
+    note when more exist, or `--all` of them streamed page by page. The output is the
+    same whether a server answers or the store itself."""
+    if every:
+        for number, page in enumerate(_pages(fetch, page_size, cursor, None)):
+            if json:
+                lines = b"".join(orjson.dumps(i, default=str) + b"\n" for i in page["items"])
+                sys.stdout.write(lines.decode())
+                sys.stdout.flush()
+            elif page["items"] or number == 0:
+                _table(page["items"], columns, show_header=number == 0)
+        return
+    rows: list[dict[str, Any]] = []
+    for page in _pages(fetch, page_size, cursor, limit):
+        rows += page["items"]
+    shown = {"items": rows, "total": page["total"], "limit": limit,
+             "next_cursor": page["next_cursor"]}  # fmt: skip
+    _print_json(shown) if json else _table(rows, columns)
+    if page["next_cursor"] is not None:
+        err.print(
+            f"showing {len(rows):,} of {page['total']:,}; --all for every {noun} "
+            f"(or --cursor {page['next_cursor']} for the next {limit:,})"
+        )
 
 
 @app.command()
@@ -172,26 +242,36 @@ def sources_enable(name: str, json: JsonOption = False) -> None:
 
 @events_app.command("tail")
 def events_tail(
-    limit: Annotated[int, typer.Option(help="How many events.")] = 20,
+    limit: LimitOption = 20,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    every: AllOption = False,
+    cursor: CursorOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Show the newest events."""
+    """Show the newest events (--all: the whole log, newest first)."""
     with _backend() as backend:
-        rows = backend.tail(limit, source)
-    _rows(rows, json, ["seq", "type", "event", "user_id", "anonymous_id", "channel", "timestamp"])
+        _listing(
+            lambda size, after: backend.tail(size, source, after),
+            limit=limit, every=every, cursor=cursor, json=json, noun="event", page_size=1000,
+            columns=["seq", "type", "event", "user_id", "anonymous_id", "channel", "timestamp"],
+        )  # fmt: skip
 
 
 @events_app.command("rejected")
 def events_rejected(
-    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    limit: LimitOption = 50,
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    every: AllOption = False,
+    cursor: CursorOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Show dead-lettered messages and why they were refused."""
+    """Show dead-lettered messages and why they were refused, newest first."""
     with _backend() as backend:
-        rows = backend.rejected(limit, source)
-    _rows(rows, json, ["id", "received_at", "code", "field", "reason", "message_id"])
+        _listing(
+            lambda size, after: backend.rejected(size, source, after),
+            limit=limit, every=every, cursor=cursor, json=json, noun="rejected message",
+            page_size=1000, columns=["id", "received_at", "code", "field", "reason", "message_id"],
+        )  # fmt: skip
 
 
 @app.command()
@@ -381,13 +461,18 @@ def profiles_show(
 def profiles_search(
     identifier: Annotated[str | None, typer.Option(help="Part of any identifier value.")] = None,
     trait: Annotated[str | None, typer.Option(help="KEY=VALUE, e.g. city=Paris")] = None,
-    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+    limit: LimitOption = 20,
+    every: AllOption = False,
+    cursor: CursorOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Find people by identifier fragment or by trait."""
+    """Find people by identifier fragment or by trait (by profile id)."""
     with _backend() as backend:
-        rows = backend.search(identifier, trait, limit)
-    _rows(rows, json, ["profile_id", "name", "email", "event_count", "last_seen"])
+        _listing(
+            lambda size, after: backend.search(identifier, trait, size, after),
+            limit=limit, every=every, cursor=cursor, json=json, noun="match", page_size=200,
+            columns=["profile_id", "name", "email", "event_count", "last_seen"],
+        )  # fmt: skip
 
 
 @profiles_app.command("explain")
@@ -514,12 +599,21 @@ def segments_delete(name: str) -> None:
 
 @segments_app.command("members")
 def segments_members(
-    name: str, limit: Annotated[int, typer.Option()] = 100, json: JsonOption = False
+    name: str,
+    limit: LimitOption = 100,
+    every: AllOption = False,
+    cursor: CursorOption = None,
+    json: JsonOption = False,
 ) -> None:
-    """Current members, newest first."""
+    """Current members by profile id, with their user id, e-mail, anonymous id and phone."""
     with _backend() as backend:
-        rows = backend.segments("members", name=name, limit=limit)
-    _rows(rows, json, ["profile_id", "email", "entered_at"])
+        _listing(
+            lambda size, after: backend.segments(
+                "members", name=name, limit=size, cursor=after
+            ),
+            limit=limit, every=every, cursor=cursor, json=json, noun="member", page_size=1000,
+            columns=["profile_id", "user_id", "email", "anonymous_id", "phone", "entered_at"],
+        )  # fmt: skip
 
 
 @segments_app.command("history")

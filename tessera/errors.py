@@ -41,6 +41,12 @@ class InvalidGzip(InvalidRequest):
     code = "invalid_gzip"
 
 
+class InvalidCursor(InvalidRequest):
+    """A paging cursor that this list did not hand out (or that was altered)."""
+
+    code = "invalid_cursor"
+
+
 class BodyTooLarge(TesseraError):
     code = "body_too_large"
     status = 413

@@ -81,25 +81,37 @@ def enable_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.sources.set_enabled(name, True).to_dict()
 
 
-@router.get("/events", summary="The newest events")
+CursorQuery = Annotated[
+    str | None,
+    Query(description="The next_cursor of the previous page; leave out for the first page"),
+]
+
+
+@router.get("/events", summary="A page of the event log, newest first, with the total")
 def tail_events(
     runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    limit: Annotated[int, Query(ge=1, le=log.EVENTS_PAGE_MAX)] = 20,
     source: str | None = None,
-    after_seq: int | None = None,
-) -> list[dict[str, Any]]:
+    after_seq: Annotated[
+        int | None, Query(description="The events after this sequence number, oldest first")
+    ] = None,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
     source_id = runtime.sources.get(source).id if source else None
-    return log.tail(runtime.store, limit=limit, source_id=source_id, after_seq=after_seq)
+    return log.tail(
+        runtime.store, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor
+    ).to_dict()
 
 
-@router.get("/events/rejected", summary="Dead-lettered messages with their reasons")
+@router.get("/events/rejected", summary="A page of dead-lettered messages with their reasons")
 def rejected_events(
     runtime: RuntimeDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=log.REJECTED_PAGE_MAX)] = 50,
     source: str | None = None,
-) -> list[dict[str, Any]]:
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
     source_id = runtime.sources.get(source).id if source else None
-    return log.rejected(runtime.store, limit=limit, source_id=source_id)
+    return log.rejected(runtime.store, limit=limit, source_id=source_id, cursor=cursor).to_dict()
 
 
 @router.get("/imports", summary="Imports, newest first, with progress")

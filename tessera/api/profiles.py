@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tessera.api.admin import RuntimeDep, require_admin
+from tessera.api.admin import CursorQuery, RuntimeDep, require_admin
 from tessera.api.responses import json_response
 from tessera.audiences import feeds
 from tessera.events.timestamps import utc_now
@@ -43,14 +43,18 @@ def pipeline_rebuild(runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.pipeline.rebuild().to_dict()
 
 
-@router.get("/profiles", summary="Search profiles by identifier fragment or trait")
+@router.get("/profiles", summary="Search profiles by identifier fragment or trait: a page")
 def search_profiles(
     runtime: RuntimeDep,
     identifier: str | None = None,
     trait: Annotated[str | None, Query(description="KEY=VALUE, e.g. city=Paris")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
-) -> list[dict[str, Any]]:
-    return view.search(runtime.store, identifier=identifier, trait=trait, limit=limit)
+    limit: Annotated[int, Query(ge=1, le=view.SEARCH_PAGE_MAX)] = 20,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    found = view.search(
+        runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
+    )
+    return found.to_dict()
 
 
 @router.get("/profiles/{reference:path}/events", summary="A page of a profile's events")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from tessera.api.admin import RuntimeDep, require_admin
+from tessera.api.admin import CursorQuery, RuntimeDep, require_admin
 from tessera.profiles import catalogue, view
 from tessera.runtime import Runtime
 from tessera.segments import service
@@ -62,11 +62,16 @@ def delete_segment(name: str, runtime: RuntimeDep) -> dict[str, str]:
     return {"deleted": name}
 
 
-@router.get("/{name}/members", summary="Current members, newest first")
+@router.get("/{name}/members", summary="A page of current members, by profile id, with the total")
 def members(
-    name: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
-) -> list[dict[str, Any]]:
-    return service.members(runtime.store, name, limit)
+    name: str,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=service.MEMBERS_PAGE_MAX)] = 100,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    """Each member with its main identifiers (user id, e-mail, anonymous id, phone);
+    follow `next_cursor` until it is null for every member."""
+    return service.members(runtime.store, name, limit=limit, cursor=cursor).to_dict()
 
 
 @router.get("/{name}/history", summary="Size per day, from entries and exits")

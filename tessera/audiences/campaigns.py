@@ -53,7 +53,7 @@ def holdout(store: Store, audience: str, share: float, now: datetime) -> dict[st
         store.execute(
             "INSERT INTO audience_holdouts VALUES (?, ?, ?, ?)", [audience, share, salt, now]
         )
-    members = [m["profile_id"] for m in service.members(store, audience, limit=100_000_000)]
+    members = service.member_ids(store, audience)
     kept_out = sum(held_out(p, salt, share) for p in members)
     return {"audience": audience, "share": share, "members": len(members), "held_out": kept_out}
 
@@ -164,7 +164,7 @@ def _lift(store: Store, audience: str, since: date, event: str) -> dict[str, Any
         return None
     salt, share = found
     try:
-        members = [m["profile_id"] for m in service.members(store, audience, limit=100_000_000)]
+        members = service.member_ids(store, audience)
     except NotFound:
         return None
     converted = {

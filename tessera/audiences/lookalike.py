@@ -277,7 +277,7 @@ def create(
         "SELECT 1 FROM segments WHERE name = ?", [name]
     ):
         raise Conflict(f"{name!r} exists already (a lookalike or a segment); pick another name")
-    seed_members = {m["profile_id"] for m in service.members(store, seed_segment, limit=10_000_000)}
+    seed_members = set(service.member_ids(store, seed_segment))
     data = features(store, now)
     pool = in_population(store, data.profile_ids, population)
     if population != "all":

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from tessera.events.timestamps import iso_utc
+from tessera.paging import Page, check_limit, decode_cursor, decode_cursor_of, page_of
 from tessera.store import Store
 
 
@@ -54,47 +55,79 @@ def daily(store: Store, days: int = 30) -> list[dict[str, Any]]:
     ]
 
 
+EVENTS_PAGE_MAX = 1000
+REJECTED_PAGE_MAX = 1000
+_EVENT_COLUMNS = (
+    "seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, email, "
+    "phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
+    "properties, traits"
+)
+
+
 def tail(
-    store: Store, *, limit: int = 20, source_id: str | None = None, after_seq: int | None = None
-) -> list[dict[str, Any]]:
-    """The newest events, newest first; or, with `after_seq`, the events that follow
-    that sequence number, oldest first (for paging through the log and live views)."""
-    conditions: list[str] = []
-    params: list[object] = []
-    if source_id is not None:
-        conditions.append("source_id = ?")
-        params.append(source_id)
-    if after_seq is not None:
-        conditions.append("seq > ?")
-        params.append(after_seq)
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    order = "ASC" if after_seq is not None else "DESC"
+    store: Store,
+    *,
+    limit: int = 20,
+    source_id: str | None = None,
+    after_seq: int | None = None,
+    cursor: str | None = None,
+) -> Page:
+    """A page of the event log with its total (of the source, if one is given): the
+    newest events, newest first; or, with `after_seq`, the events that follow that
+    sequence number, oldest first (for reading the whole log in order, and live views).
+    `next_cursor` continues in the same direction; sequence numbers are the keys, so
+    events that arrive during a walk never shift it.
+
+    Raises InvalidField for a limit outside 1 to EVENTS_PAGE_MAX, InvalidCursor for a
+    cursor the log did not hand out.
+    """
+    check_limit(limit, EVENTS_PAGE_MAX)
+    kind, key = ("events-after", after_seq) if after_seq is not None else ("events", None)
+    if cursor:
+        kind, key = decode_cursor_of(("events", "events-after"), cursor, int)
+    where = ["source_id = $source"] if source_id is not None else []
+    scope: dict[str, Any] = {"source": source_id} if source_id is not None else {}
+    condition = [] if key is None else ["seq > $key" if kind == "events-after" else "seq < $key"]
+    clause = f"WHERE {' AND '.join(where + condition)}" if where + condition else ""
+    order = "ASC" if kind == "events-after" else "DESC"
     rows = store.fetch_dicts(
-        "SELECT seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, "
-        "email, phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
-        f"properties, traits FROM events {where} ORDER BY seq {order} LIMIT ?",
-        [*params, limit],
+        f"SELECT {_EVENT_COLUMNS} FROM events {clause} ORDER BY seq {order} LIMIT $fetch",
+        scope | {"fetch": limit + 1} | ({} if key is None else {"key": key}),
     )
     for row in rows:
         for column in ("timestamp", "original_timestamp", "received_at"):
             row[column] = iso_utc(row[column])
         for column in ("properties", "traits"):
             row[column] = orjson.loads(row[column]) if row[column] else None
-    return rows
+    total = store.fetch_one(
+        f"SELECT count(*) FROM events {'WHERE source_id = $source' if where else ''}", scope
+    )
+    return page_of(rows, limit=limit, total=total[0] if total else 0, kind=kind, key="seq")
 
 
 def rejected(
-    store: Store, *, limit: int = 50, source_id: str | None = None
-) -> list[dict[str, Any]]:
-    """The newest dead-lettered messages with their reason and raw payload."""
-    where, params = ("WHERE source_id = ?", [source_id]) if source_id else ("", [])
+    store: Store, *, limit: int = 50, source_id: str | None = None, cursor: str | None = None
+) -> Page:
+    """A page of the dead-lettered messages, newest first, with their reason and raw
+    payload, and the total (of the source, if one is given).
+
+    Raises InvalidField for a limit outside 1 to REJECTED_PAGE_MAX, InvalidCursor for a
+    cursor this list did not hand out.
+    """
+    check_limit(limit, REJECTED_PAGE_MAX)
+    before = decode_cursor("rejected", cursor, int)
+    where = ["source_id = $source"] if source_id is not None else []
+    scope: dict[str, Any] = {"source": source_id} if source_id is not None else {}
+    condition = [] if before is None else ["id < $before"]
+    clause = f"WHERE {' AND '.join(where + condition)}" if where + condition else ""
     rows = store.fetch_dicts(
         "SELECT id, source_id, received_at, code, field, reason, message_id, payload "
-        f"FROM rejected {where} ORDER BY id DESC LIMIT ?",
-        [*params, limit],
+        f"FROM rejected {clause} ORDER BY id DESC LIMIT $fetch",
+        scope | {"fetch": limit + 1} | ({} if before is None else {"before": before}),
     )
     for row in rows:
         row["received_at"] = iso_utc(row["received_at"])
-    return rows
-
-
+    total = store.fetch_one(
+        f"SELECT count(*) FROM rejected {'WHERE source_id = $source' if where else ''}", scope
+    )
+    return page_of(rows, limit=limit, total=total[0] if total else 0, kind="rejected", key="id")

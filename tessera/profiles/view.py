@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -10,6 +11,7 @@ import orjson
 from tessera.errors import InvalidField, NotFound
 from tessera.events.timestamps import iso_utc, micros_iso
 from tessera.identity.identifiers import Identifier, parse_identifier
+from tessera.paging import Page, check_limit, decode_cursor, page_of
 from tessera.profiles.summary import Summary
 from tessera.store import Store
 
@@ -246,10 +248,26 @@ def timeline(
     return {"items": rows, "next_before_seq": rows[-1]["seq"] if more and rows else None}
 
 
+SEARCH_PAGE_MAX = 200
+
+
 def search(
-    store: Store, *, identifier: str | None = None, trait: str | None = None, limit: int = 20
-) -> list[dict[str, Any]]:
-    """Profiles whose identifier value contains `identifier`, or with `trait` = `KEY=VALUE`."""
+    store: Store,
+    *,
+    identifier: str | None = None,
+    trait: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> Page:
+    """A page of the profiles whose identifier value contains `identifier` (ignoring
+    case; `%` and `_` are plain characters), or with `trait` = `KEY=VALUE`, by profile
+    id, with the total; each profile as a `card`.
+
+    Raises InvalidField for a missing or malformed query or a limit outside 1 to
+    SEARCH_PAGE_MAX, InvalidCursor for a cursor this search did not hand out.
+    """
+    check_limit(limit, SEARCH_PAGE_MAX)
+    after = decode_cursor("profiles", cursor, str)
     if trait is not None:
         key, separator, wanted = trait.partition("=")
         if not separator or not key.strip():
@@ -258,24 +276,33 @@ def search(
                 field="trait",
                 value=trait,
             )
-        rows = store.fetch_all(
+        path = '$."' + key.strip().replace('"', '\\"') + '"'
+        matches = (
             "SELECT profile_id FROM profile_summaries "
-            "WHERE lower(json_extract_string(traits, ?)) = lower(?) "
-            "ORDER BY last_seen DESC LIMIT ?",
-            ['$."' + key.strip().replace('"', '\\"') + '"', wanted.strip(), limit],
+            "WHERE lower(json_extract_string(traits, $path)) = lower($wanted)"
         )
-    elif identifier:
-        rows = store.fetch_all(
-            f"SELECT DISTINCT {_LIVE} FROM identities i "
+        parameters: dict[str, Any] = {"path": path, "wanted": wanted.strip()}
+    elif identifier and identifier.strip():
+        matches = (
+            f"SELECT DISTINCT {_LIVE} AS profile_id FROM identities i "
             "LEFT JOIN profiles p ON p.profile_id = i.profile_id "
-            "WHERE i.value ILIKE '%' || ? || '%' LIMIT ?",
-            [identifier.strip(), limit],
+            "WHERE contains(lower(i.value), lower($fragment))"
         )
+        parameters = {"fragment": identifier.strip()}
     else:
         raise InvalidField(
             "search needs an identifier fragment or a trait KEY=VALUE", field="query"
         )
-    return cards(store, [row[0] for row in rows])
+    condition = "" if after is None else "WHERE profile_id > $after"
+    rows = store.fetch_dicts(
+        f"SELECT profile_id FROM ({matches}) {condition} ORDER BY profile_id LIMIT $fetch",
+        parameters | {"fetch": limit + 1} | ({} if after is None else {"after": after}),
+    )
+    total = store.fetch_one(f"SELECT count(*) FROM ({matches})", parameters)
+    found = page_of(
+        rows, limit=limit, total=total[0] if total else 0, kind="profiles", key="profile_id"
+    )
+    return replace(found, items=cards(store, [row["profile_id"] for row in found.items]))
 
 
 def display_name(traits: dict[str, Any]) -> str | None:

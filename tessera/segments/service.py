@@ -18,6 +18,7 @@ import orjson
 
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.events.timestamps import iso_utc
+from tessera.paging import Page, check_limit, decode_cursor, page_of
 from tessera.segments.check import SegmentCheckError, catalogue, check, forget
 from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
@@ -265,20 +266,87 @@ def evaluate_touched(
     return results
 
 
-def members(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
+MEMBERS_PAGE_MAX = 10_000
+MAIN_IDENTIFIERS = ("user_id", "email", "anonymous_id", "phone")
+
+# One page of current members with their main identifiers, in one query (keyset paging on
+# the profile id). An identifier may sit on a profile merged into the member since, so the
+# member's own id and the ids merged into it are its owners. `{after}` is either nothing
+# or a fixed condition on a bound parameter.
+_MEMBERS_PAGE = """
+WITH page AS (
+    SELECT profile_id, entered_at FROM segment_members
+    WHERE segment_id = $segment AND left_at IS NULL {after}
+    ORDER BY profile_id LIMIT $fetch
+), owners AS (
+    SELECT profile_id AS owner, profile_id AS member FROM page
+    UNION
+    SELECT p.profile_id, p.merged_into FROM profiles p
+    WHERE p.merged_into IN (SELECT profile_id FROM page)
+), ids AS (
+    SELECT o.member, i.type, i.value, i.first_seq FROM identities i
+    JOIN owners o ON o.owner = i.profile_id
+    WHERE i.type IN (SELECT unnest($types))
+)
+SELECT page.profile_id, page.entered_at,
+    arg_min(ids.value, ids.first_seq) FILTER (WHERE ids.type = 'user_id') AS user_id,
+    arg_min(ids.value, ids.first_seq) FILTER (WHERE ids.type = 'email') AS email,
+    arg_min(ids.value, ids.first_seq) FILTER (WHERE ids.type = 'anonymous_id') AS anonymous_id,
+    arg_min(ids.value, ids.first_seq) FILTER (WHERE ids.type = 'phone') AS phone,
+    list(ids.type || ':' || ids.value ORDER BY ids.type, ids.first_seq, ids.value)
+        FILTER (WHERE ids.type IS NOT NULL) AS identifiers
+FROM page LEFT JOIN ids ON ids.member = page.profile_id
+GROUP BY page.profile_id, page.entered_at
+ORDER BY page.profile_id
+"""
+
+
+def members(
+    store: Store, name: str, *, limit: int = 100, cursor: str | None = None
+) -> Page:
+    """A page of the segment's current members, by profile id, with the total.
+
+    Each member carries its main identifiers, so a list can be mapped back to one's own
+    ids without a look-up per person: `user_id`, `email`, `anonymous_id` and `phone` (the
+    first seen of each type, None when the person has none) and `identifiers`, every
+    value of those types as `TYPE:VALUE`.
+
+    Raises NotFound for an unknown segment, InvalidField for a limit outside 1 to
+    MEMBERS_PAGE_MAX and InvalidCursor for a cursor this list did not hand out.
+    """
+    check_limit(limit, MEMBERS_PAGE_MAX)
+    after = decode_cursor("members", cursor, str)
     segment = _row(store, name)
-    rows = store.fetch_dicts(
-        "SELECT m.profile_id, m.entered_at, s.traits FROM segment_members m "
-        "LEFT JOIN profile_summaries s ON s.profile_id = m.profile_id "
-        "WHERE m.segment_id = ? AND m.left_at IS NULL ORDER BY m.entered_at DESC, m.profile_id "
-        "LIMIT ?",
-        [segment["id"], limit],
-    )
+    parameters: dict[str, Any] = {
+        "segment": segment["id"], "fetch": limit + 1, "types": list(MAIN_IDENTIFIERS)
+    }
+    condition = ""
+    if after is not None:
+        condition, parameters["after"] = "AND profile_id > $after", after
+    rows = store.fetch_dicts(_MEMBERS_PAGE.format(after=condition), parameters)
     for row in rows:
-        traits = orjson.loads(row.pop("traits") or "{}")
-        row["email"] = traits.get("email")
         row["entered_at"] = iso_utc(row["entered_at"])
-    return rows
+        row["identifiers"] = row["identifiers"] or []
+    total = store.fetch_one(
+        "SELECT count(*) FROM segment_members WHERE segment_id = ? AND left_at IS NULL",
+        [segment["id"]],
+    )
+    return page_of(
+        rows, limit=limit, total=total[0] if total else 0, kind="members", key="profile_id"
+    )
+
+
+def member_ids(store: Store, name: str) -> list[str]:
+    """Every current member's profile id, in order (for audiences built on a segment)."""
+    segment = _row(store, name)
+    return [
+        row[0]
+        for row in store.fetch_all(
+            "SELECT profile_id FROM segment_members WHERE segment_id = ? AND left_at IS NULL "
+            "ORDER BY profile_id",
+            [segment["id"]],
+        )
+    ]
 
 
 def memberships(store: Store, profile_id: str) -> list[dict[str, Any]]:

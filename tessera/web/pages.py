@@ -22,6 +22,8 @@ from tessera.segments import service
 from tessera.web import session
 from tessera.web.rendering import render
 
+REJECTED_PAGE = 20
+
 public = APIRouter(include_in_schema=False)
 router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
 
@@ -101,8 +103,9 @@ def chart_series(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 @router.get("/sources")
-def sources_page(request: Request, runtime: RuntimeDep) -> Response:
-    return _sources(request, runtime)
+def sources_page(request: Request, runtime: RuntimeDep, rejected: str | None = None) -> Response:
+    """`rejected` is the cursor of a later page of the rejected messages."""
+    return _sources(request, runtime, rejected_cursor=rejected)
 
 
 @router.post("/sources")
@@ -120,8 +123,10 @@ def create_source(
 
 
 @router.get("/sources/{name}")
-def source_page(request: Request, runtime: RuntimeDep, name: str) -> Response:
-    return _source(request, runtime, name)
+def source_page(
+    request: Request, runtime: RuntimeDep, name: str, rejected: str | None = None
+) -> Response:
+    return _source(request, runtime, name, rejected_cursor=rejected)
 
 
 @router.post("/sources/{name}/rotate-key")
@@ -142,7 +147,7 @@ def enable_source(runtime: RuntimeDep, name: str, action: str) -> Response:
 def source_events(request: Request, runtime: RuntimeDep, name: str) -> Response:
     """The debugger's rows: the newest events of the source (htmx polls this)."""
     source = runtime.sources.get(name)
-    events = log.tail(runtime.store, limit=25, source_id=source.id)
+    events = log.tail(runtime.store, limit=25, source_id=source.id).items
     return render(request, "_events.html", {"events": events, "source": source})
 
 
@@ -152,13 +157,15 @@ def _sources(
     *,
     error: TesseraError | None = None,
     form: dict[str, str] | None = None,
+    rejected_cursor: str | None = None,
 ) -> Response:
     sources = runtime.sources.list()
     context = {
         "sources": sources,
         "counts": {row["source"]: row["events"] for row in log.stats(runtime.store)["by_source"]},
         "channels": CHANNELS,
-        "rejected": log.rejected(runtime.store, limit=20),
+        "rejected": log.rejected(runtime.store, limit=REJECTED_PAGE, cursor=rejected_cursor),
+        "rejected_first": rejected_cursor is None,
         "names": {s.id: s.name for s in sources},
         "error": error,
         "form": form or {},
@@ -167,16 +174,24 @@ def _sources(
 
 
 def _source(
-    request: Request, runtime: RuntimeDep, name: str, new_key: str | None = None
+    request: Request,
+    runtime: RuntimeDep,
+    name: str,
+    new_key: str | None = None,
+    rejected_cursor: str | None = None,
 ) -> Response:
     source = runtime.sources.get(name)
+    rejected = log.rejected(
+        runtime.store, limit=REJECTED_PAGE, source_id=source.id, cursor=rejected_cursor
+    )
     context = {
         "source": source,
         "new_key": new_key,
         "write_key": new_key or "YOUR_WRITE_KEY",
         "host": str(request.base_url).rstrip("/"),
-        "events": log.tail(runtime.store, limit=25, source_id=source.id),
-        "rejected": log.rejected(runtime.store, limit=20, source_id=source.id),
+        "events": log.tail(runtime.store, limit=25, source_id=source.id).items,
+        "rejected": rejected,
+        "rejected_first": rejected_cursor is None,
     }
     return render(request, "source.html", context)
 

@@ -13,6 +13,7 @@ from tessera.audiences import feeds
 from tessera.errors import NotFound, TesseraError
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
+from tessera.paging import Page
 from tessera.profiles import catalogue, view
 from tessera.runtime import Runtime
 from tessera.segments import service
@@ -23,25 +24,28 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(session.requir
 
 TIMELINE_PAGE = 50
 SAMPLE = 10
+SEARCH_PAGE = 50
+MEMBERS_PAGE = 50
 
 
 # -- profiles -----------------------------------------------------------------------
 
 
 @router.get("/profiles")
-def profiles_page(request: Request, runtime: RuntimeDep, q: str = "") -> Response:
-    """One box: `KEY=VALUE` searches traits, anything else identifier values."""
-    results: list[dict[str, Any]] = []
+def profiles_page(
+    request: Request, runtime: RuntimeDep, q: str = "", cursor: str | None = None
+) -> Response:
+    """One box: `KEY=VALUE` searches traits, anything else identifier values; `cursor`
+    is a later page of the same search."""
+    results: Page | None = None
     error = None
     if q.strip():
+        query = {"trait": q.strip()} if "=" in q else {"identifier": q.strip()}
         try:
-            if "=" in q:
-                results = view.search(runtime.store, trait=q.strip(), limit=50)
-            else:
-                results = view.search(runtime.store, identifier=q.strip(), limit=50)
+            results = view.search(runtime.store, limit=SEARCH_PAGE, cursor=cursor, **query)
         except TesseraError as e:
             error = e
-    context = {"q": q, "results": results, "error": error}
+    context = {"q": q, "results": results, "error": error, "first": not cursor}
     return render(request, "profiles.html", context, status=400 if error else 200)
 
 
@@ -172,11 +176,14 @@ def overlap_matrix(pairs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/segments/{name}")
-def segment_page(request: Request, runtime: RuntimeDep, name: str, why: str = "") -> Response:
+def segment_page(
+    request: Request, runtime: RuntimeDep, name: str, why: str = "", members: str | None = None
+) -> Response:
+    """`members` is the cursor of a later page of the members."""
     store = runtime.store
     segment = service.get(store, name)
     history = service.history(store, name)
-    members = service.members(store, name, limit=SAMPLE)
+    page = service.members(store, name, limit=MEMBERS_PAGE, cursor=members)
     explanation, why_error = None, None
     if why.strip():
         try:
@@ -191,9 +198,11 @@ def segment_page(request: Request, runtime: RuntimeDep, name: str, why: str = ""
         "members": [
             card | member
             for card, member in zip(
-                view.cards(store, [m["profile_id"] for m in members]), members, strict=True
+                view.cards(store, [m["profile_id"] for m in page.items]), page.items, strict=True
             )
         ],
+        "members_page": page,
+        "members_first": members is None,
         "why": why,
         "explanation": explanation,
         "why_error": why_error,

@@ -67,7 +67,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
                 f"{restarted.url}/api/events",
                 headers=restarted.admin,
                 params={"limit": 1000, "after_seq": offset},
-            ).json()
+            ).json()["items"]
             if not page:
                 break
             stored.extend(e["message_id"] for e in page)

@@ -14,7 +14,7 @@ from tests.conftest import LiveServer
 def landed(server: LiveServer, source: str, limit: int = 1000) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = httpx.get(
         f"{server.url}/api/events", params={"limit": limit, "source": source}, headers=server.admin
-    ).json()
+    ).json()["items"]
     return result
 
 

@@ -35,7 +35,13 @@ def post(
 def tail(server: LiveServer, limit: int = 5) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = httpx.get(
         f"{server.url}/api/events?limit={limit}", headers=server.admin
-    ).json()
+    ).json()["items"]
+    return result
+
+
+def newest_rejected(server: LiveServer, limit: int = 1) -> list[dict[str, Any]]:
+    page = httpx.get(f"{server.url}/api/events/rejected?limit={limit}", headers=server.admin)
+    result: list[dict[str, Any]] = page.json()["items"]
     return result
 
 
@@ -149,7 +155,7 @@ def test_one_bad_message_does_not_sink_the_batch(server: LiveServer, key: str) -
     )
     assert response.status_code == 200
     assert tail(server, 1)[0]["message_id"] == good
-    rejected = httpx.get(f"{server.url}/api/events/rejected?limit=1", headers=server.admin).json()
+    rejected = newest_rejected(server)
     assert rejected[0]["message_id"] == bad
     assert rejected[0]["code"] == "missing_field"
     assert orjson.loads(rejected[0]["payload"])["messageId"] == bad
@@ -191,7 +197,7 @@ def test_bad_input_gets_a_clear_4xx(
 def test_unknown_type_in_a_batch_is_dead_lettered(server: LiveServer, key: str) -> None:
     response = post(server, "/v1/batch", {"batch": [{"type": "purchase", "userId": "u"}]}, key)
     assert response.status_code == 200
-    rejected = httpx.get(f"{server.url}/api/events/rejected?limit=1", headers=server.admin).json()
+    rejected = newest_rejected(server)
     assert rejected[0]["code"] == "unknown_type"
 
 

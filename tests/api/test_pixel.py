@@ -28,7 +28,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def events(server: LiveServer, source: str) -> list[dict[str, object]]:
     answer = httpx.get(f"{server.url}/api/events", params={"source": source, "limit": 100},
                        headers=server.admin)  # fmt: skip
-    result: list[dict[str, object]] = answer.json()
+    result: list[dict[str, object]] = answer.json()["items"]
     return result
 
 

@@ -95,9 +95,10 @@ def test_unknown_and_malformed_references(server: LiveServer, jane: None) -> Non
 
 
 def test_search(server: LiveServer, jane: None) -> None:
-    found = get(server, "/api/profiles", identifier="jane.doe").json()
+    found = get(server, "/api/profiles", identifier="jane.doe").json()["items"]
     assert found[0]["email"] == "jane.doe@example.com"  # the newest value wins
-    assert get(server, "/api/profiles", trait="firstName=jane").json()[0]["name"] == "Jane"
+    by_trait = get(server, "/api/profiles", trait="firstName=jane").json()["items"]
+    assert by_trait[0]["name"] == "Jane"
 
 
 def test_explain_then_unmerge(server: LiveServer, jane: None) -> None:

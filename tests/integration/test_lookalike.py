@@ -59,8 +59,8 @@ def test_the_audience_finds_the_lookalikes_and_excludes_the_seed(
 ) -> None:
     report = lookalike.create(shop.store, f"like-{method}", "vips", now=NOW, reach=30,
                               method=method)  # fmt: skip
-    members = {m["profile_id"] for m in service.members(shop.store, f"like-{method}", 1000)}
-    seed = {m["profile_id"] for m in service.members(shop.store, "vips", 1000)}
+    members = set(service.member_ids(shop.store, f"like-{method}"))
+    seed = set(service.member_ids(shop.store, "vips"))
     assert len(members) == 30 and not members & seed
     hidden = {
         r[0]

@@ -45,7 +45,7 @@ def profile(runtime: Runtime, user: str) -> str:
 
 
 def members(runtime: Runtime, name: str) -> set[str]:
-    return {m["profile_id"] for m in service.members(runtime.store, name)}
+    return set(service.member_ids(runtime.store, name))
 
 
 def test_a_new_segment_is_filled_from_history_at_once(shop: Runtime) -> None:

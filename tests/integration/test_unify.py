@@ -198,8 +198,8 @@ def test_computed_traits_from_definitions(runtime: Runtime) -> None:
 def test_search_by_identifier_and_trait(runtime: Runtime) -> None:
     send(runtime, JANE)
     runtime.pipeline.process()
-    assert view.search(runtime.store, identifier="jane@")[0]["email"] == "jane@x.com"
-    assert len(view.search(runtime.store, trait="name=jane")) == 1
+    assert view.search(runtime.store, identifier="jane@").items[0]["email"] == "jane@x.com"
+    assert view.search(runtime.store, trait="name=jane").total == 1
     with pytest.raises(InvalidField, match="KEY=VALUE"):
         view.search(runtime.store, trait="name")
 

@@ -29,7 +29,7 @@ def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watch
     cookies = httpx.get(
         f"{console.url}/api/profiles", params={"identifier": "-", "limit": 30},
         headers=console.admin,
-    ).json()  # fmt: skip
+    ).json()["items"]  # fmt: skip
     feed = "id,id_type,segments\n"
     feed += "".join(
         f"{i.split(':', 1)[1]},cookie_id,720\n" for p in cookies for i in p["identifiers"][:1]

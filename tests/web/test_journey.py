@@ -126,7 +126,7 @@ def test_unmerge_from_the_profile_page(console: LiveServer, watched: Watched) ->
         f"{console.url}/api/profiles",
         params={"identifier": "@", "limit": 200},
         headers=console.admin,
-    ).json()
+    ).json()["items"]
     person = next(p for p in found if len(p["identifiers"]) >= 2)
     first = next(i for i in person["identifiers"] if i.startswith("email:"))
     second = next(i for i in person["identifiers"] if not i.startswith("email:"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.sync_api import Locator
 
 from tests.conftest import LiveServer
 from tests.web.conftest import Watched, sign_in
@@ -14,7 +15,7 @@ def known_person(console: LiveServer) -> str:
     """An e-mail of a demo person with a profile."""
     found = httpx.get(
         f"{console.url}/api/profiles", params={"identifier": "@"}, headers=console.admin
-    ).json()
+    ).json()["items"]
     return str(found[0]["email"])
 
 
@@ -96,6 +97,56 @@ def test_profile_and_segment_pages_load_cleanly(console: LiveServer, watched: Wa
     watched.screenshot("segment")
     page.goto(f"{console.url}/segments/overlap")
     assert page.locator("table.matrix").is_visible()
+
+
+def first_cells(where: Locator) -> list[str]:
+    """The profiles a table's rows link to (names repeat among people, ids do not)."""
+    links = where.locator("table tbody tr td:first-child a")
+    return [str(links.nth(n).get_attribute("href")) for n in range(links.count())]
+
+
+def test_long_lists_show_their_total_and_page_on_with_next_links(
+    console: LiveServer, watched: Watched
+) -> None:
+    console.caught_up()
+    created = httpx.post(f"{console.url}/api/segments", headers=console.admin,
+                         json={"name": "paged", "query": "has email"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    size = created.json()["size"]
+    assert size > 50, "the demo should have more people with an e-mail than one page"
+    page = watched.page
+    sign_in(page, console.url, "/segments/paged")
+    members = page.locator("#members").locator("xpath=..")
+    assert f"{size:,} members now" in members.get_by_role("status").inner_text()
+    first = first_cells(members)
+    assert len(first) == 50
+    members.get_by_role("link", name="Next page").click()
+    page.wait_for_load_state()
+    second = first_cells(members)
+    assert second and not set(second) & set(first)
+    assert members.get_by_role("link", name="First page").is_visible()
+
+    page.goto(f"{console.url}/profiles?q=%40")
+    found = page.get_by_role("status").inner_text()
+    assert "profiles found, 50 shown here" in found
+    first = first_cells(page.locator("main"))
+    page.get_by_role("link", name="Next page").click()
+    page.wait_for_load_state()
+    assert "q=%40" in page.url and "cursor=" in page.url
+    assert not set(first_cells(page.locator("main"))) & set(first)
+
+    key = httpx.post(f"{console.url}/api/sources", headers=console.admin,
+                     json={"name": "paged-src", "channel": "web"}).json()["write_key"]  # fmt: skip
+    bad = [{"type": "purchase", "userId": "x", "messageId": f"bad-{n}"} for n in range(25)]
+    httpx.post(f"{console.url}/v1/batch", json={"batch": bad}, auth=(key, "")).raise_for_status()
+    page.goto(f"{console.url}/sources/paged-src")
+    rejected = page.locator("#rejected").locator("xpath=..")
+    assert "25 rejected in all, 20 shown here" in rejected.get_by_role("status").inner_text()
+    rejected.get_by_role("link", name="Next page").click()
+    page.wait_for_load_state()
+    assert rejected.locator("tbody tr").count() == 5
+    assert rejected.get_by_role("link", name="Newest").is_visible()
+    watched.screenshot("rejected-page-2")
 
 
 def test_every_form_field_has_a_label_and_the_skip_link_comes_first(
