@@ -40,7 +40,6 @@ from tessera.segments.tree import (
     normalise_reference,
 )
 
-
 __all__ = ["SegmentSyntaxError", "SegmentTooComplex", "SegmentValueError", "parse"]
 
 _NESTING = frozenset({"or_", "and_", "not_"})

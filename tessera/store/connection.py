@@ -19,6 +19,9 @@ from tessera.errors import StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any] | None
+#: What a statement that DuckDB refuses raises (a conversion, a bind, an overflow...):
+#: for callers that run SQL built from definitions (segments) and isolate its failures.
+QueryFailed = duckdb.Error
 
 
 class Store:
