@@ -473,6 +473,16 @@ def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> 
     )
 
 
+@segments_app.command("update")
+def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> None:
+    """Change a segment's query (checked and run first); its members follow at once."""
+    with _backend() as backend:
+        segment = backend.segments("update", name=name, query=query)
+    _print_json(segment) if json else out.print(
+        f"{segment['name']}: {segment['size']} members. {segment['description']}"
+    )
+
+
 @segments_app.command("preview")
 def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
     """Size, a sample and the description of a query, without saving it."""
@@ -487,10 +497,10 @@ def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
 
 @segments_app.command("list")
 def segments_list(json: JsonOption = False) -> None:
-    """Segments with their sizes."""
+    """Segments with their sizes and status: ok, or failed with the reason."""
     with _backend() as backend:
         rows = backend.segments("list")
-    _rows(rows, json, ["name", "size", "description", "evaluated_at"])
+    _rows(rows, json, ["name", "status", "size", "description", "evaluated_at", "failure"])
 
 
 @segments_app.command("show")
@@ -498,9 +508,10 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     """A segment's definition, description and size."""
     with _backend() as backend:
         segment = backend.segments("show", name=name)
+    failure = f"\n  FAILED: {segment['failure']}" if segment.get("failure") else ""
     _print_json(segment) if json else out.print(
         f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
-        f"  {segment['description']}"
+        f"  {segment['description']}{failure}"
     )
 
 

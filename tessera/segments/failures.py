@@ -16,6 +16,7 @@ from typing import Any
 
 from tessera.errors import TesseraError
 from tessera.events.timestamps import iso_utc
+from tessera.segments.literals import ValueProblem
 from tessera.store import QueryFailed, Store
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,14 @@ _REASON_LENGTH = 500
 
 
 def reason(error: BaseException) -> str:
-    """The first line of the error, with its kind: what the list and the console show."""
+    """The first line of the error, with its kind when it comes from the database or
+    Python (`ConversionException: ...`): what the list and the console show."""
     lines = str(error).strip().splitlines() or [""]
     text = lines[0]
     if len(text) > _REASON_LENGTH:
         text = text[:_REASON_LENGTH] + "..."
+    if isinstance(error, ValueProblem | TesseraError) and text:
+        return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

@@ -9,12 +9,26 @@ docs/segments.md ("Limits").
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
 import orjson
 
-from tessera.segments.tree import UNIT_SECONDS
+from tessera.segments.tree import (
+    UNIT_SECONDS,
+    Aggregate,
+    And,
+    Compare,
+    Did,
+    EventRef,
+    Node,
+    Not,
+    Or,
+    RelativeTime,
+    Value,
+    Window,
+)
 
 #: Longest window (`in last N days`) or offset (`now - N days`): 100 years of days.
 MAX_DAYS = 36_500
@@ -123,3 +137,58 @@ def check_range(start: str, end: str) -> None:
             f"the window ends ({end}) before or when it starts ({start}); write the earlier "
             'date first: between "START" and "END" (END excluded)'
         )
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "contains", "starts_with", "exists"})
+
+
+def check_stored(node: Node) -> None:
+    """What the parser guarantees, checked again on a tree read from the store (an older
+    version may have saved a date that does not exist): ValueProblem naming the value."""
+    if isinstance(node, And | Or):
+        for item in node.items:
+            check_stored(item)
+    elif isinstance(node, Not):
+        check_stored(node.item)
+    elif isinstance(node, Compare):
+        _check_name(node.name)
+        _check_value(node.op, node.value)
+    elif isinstance(node, Did | Aggregate):
+        _check_event(node.event)
+        _check_window(node.window)
+        if isinstance(node, Aggregate):
+            if node.property is not None:
+                _check_name(node.property)
+            _check_value(node.op, node.value)
+
+
+def _check_event(event: EventRef) -> None:
+    for item in event.filters:
+        _check_name(item.property)
+        _check_value(item.op, item.value)
+
+
+def _check_window(window: Window | None) -> None:
+    if window is None:
+        return
+    if window.seconds is not None:
+        if not 0 <= window.seconds <= MAX_SECONDS:
+            raise ValueProblem(f"a window of {window.seconds} seconds is over {MAX_DAYS:,} days")
+        return
+    check_range(read_date(str(window.start)), read_date(str(window.end)))
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueProblem(f"{name!r} is not a trait or property name")
+
+
+def _check_value(op: str, value: Value | tuple[Value, ...] | None) -> None:
+    if op not in _OPS:
+        raise ValueProblem(f"{op!r} is not a comparison")
+    for item in value if isinstance(value, tuple) else (value,):
+        if isinstance(item, RelativeTime) and not 0 <= item.seconds <= MAX_SECONDS:
+            raise ValueProblem(f"now - {item.seconds} seconds is over {MAX_DAYS:,} days")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueProblem(f"{item} is not a finite number")

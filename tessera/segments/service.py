@@ -25,6 +25,7 @@ from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
 from tessera.segments.errors import SegmentCannotRun
 from tessera.segments.failures import SEGMENT_FAULTS
+from tessera.segments.literals import check_stored
 from tessera.segments.parser import parse
 from tessera.segments.tree import (
     Aggregate,
@@ -403,7 +404,13 @@ def history(store: Store, name: str) -> dict[str, Any]:
 def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Which conditions of the segment hold for this profile, and which do not."""
     segment = _row(store, name)
-    tree = _tree(segment["tree"])
+    try:
+        tree = _tree(segment["tree"])
+    except SEGMENT_FAULTS as error:
+        raise SegmentCannotRun(
+            f"segment {name!r} cannot be evaluated: {failures.reason(error)}; fix it with "
+            "`tessera segments update`"
+        ) from error
     moment = _now(now)
 
     def explain(node: Node) -> dict[str, Any]:
@@ -506,8 +513,11 @@ def _run(store: Store, tree: Node, now: str, profiles: list[str] | None = None) 
 
 
 def _tree(stored: str) -> Node:
-    """A stored tree (`from_json` raises ValueError/TypeError on one it cannot read)."""
-    return from_json(orjson.loads(stored))
+    """A stored tree, its values checked again: ValueError (or TypeError from
+    `from_json`) on one an older version saved with a value its SQL cannot run with."""
+    tree = from_json(orjson.loads(stored))
+    check_stored(tree)
+    return tree
 
 
 def _tree_json(stored: str) -> Any:
