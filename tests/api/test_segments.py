@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import orjson
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, basic_auth
+from tessera.runtime import Runtime
+from tessera.segments.tree import Did, EventRef, Window, to_json
+from tessera.settings import Settings
+from tests.api.test_cli import tessera
+from tests.conftest import ADMIN_TOKEN, LiveServer, basic_auth, start_server
 
 
 def test_segment_lifecycle_over_http(server: LiveServer) -> None:
@@ -141,3 +147,40 @@ def test_updating_a_segment_over_http(server: LiveServer) -> None:
     assert body["query"] == "has user_id" and body["status"] == "ok" and body["size"] >= 1
     missing = httpx.put(f"{api}/nope", headers=server.admin, json={"query": "has email"})
     assert missing.status_code == 404
+
+
+def test_a_failed_segment_shows_in_the_cli_the_api_and_the_console(tmp_path: Path) -> None:
+    """A segment an older version saved with a date that does not exist: marked failed
+    by the sweep, shown everywhere with its reason, and fixed by an update."""
+    data = tmp_path / "data"
+    runtime = Runtime.open(Settings(data_dir=data, admin_token=ADMIN_TOKEN))
+    tree = to_json(Did(EventRef("Order Completed"), Window(start="1997-13-01", end="1997-04-01")))
+    runtime.store.execute(
+        "INSERT INTO segments (id, name, query, tree, description, created_at, updated_at) "
+        "VALUES ('seg_old', 'old', ?, ?, 'old', now(), now())",
+        [
+            'did "Order Completed" between "1997-13-01" and "1997-04-01"',
+            orjson.dumps(tree).decode(),
+        ],
+    )
+    runtime.pipeline.refresh_computed_traits()  # the sweep
+    runtime.close()
+    listed = tessera(data, "segments", "list")
+    assert "failed" in listed.stdout and "1997-13-01" in listed.stdout
+    shown = tessera(data, "segments", "show", "old")
+    assert "FAILED: '1997-13-01' is not a date that exists" in shown.stdout
+    server = start_server(data)
+    try:
+        api = f"{server.url}/api/segments"
+        [old] = httpx.get(api, headers=server.admin).json()
+        assert old["status"] == "failed" and "1997-13-01" in old["failure"]
+        console = console_client(server)
+        assert 'data-status="failed"' in console.get("/segments").text
+        page = console.get("/segments/old").text
+        assert "failed at its last evaluation" in page and "1997-13-01" in page
+        fixed = tessera(data, "segments", "update", "old", "--query", "has email", "--json")
+        assert orjson.loads(fixed.stdout)["status"] == "ok"
+        [old] = httpx.get(api, headers=server.admin).json()
+        assert old["status"] == "ok" and old["failure"] is None
+    finally:
+        server.stop()

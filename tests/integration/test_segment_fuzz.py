@@ -24,7 +24,8 @@ from tests.integration.helpers import send
 
 COMPUTED = {"order_count"}
 FUZZ = settings(
-    max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=120,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
