@@ -17,7 +17,7 @@ from typing import Any
 from tessera.errors import TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.segments.literals import ValueProblem
-from tessera.store import QueryFailed, Store
+from tessera.store import STORE_TROUBLE, QueryFailed, Store
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 SEGMENT_FAULTS: tuple[type[BaseException], ...] = (
     QueryFailed, TesseraError, ValueError, TypeError, KeyError, RecursionError,
 )  # fmt: skip
+#: ...but not these: the database's trouble (a write conflict, the disk), raised on so the
+#: pipeline retries, never recorded against a segment.
+NOT_SEGMENT_FAULTS = STORE_TROUBLE
 _REASON_LENGTH = 500
 
 

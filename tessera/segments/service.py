@@ -17,14 +17,14 @@ from typing import Any
 
 import orjson
 
-from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.errors import Conflict, InvalidField, NotFound, TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.segments import failures
 from tessera.segments.check import SegmentCheckError, catalogue, check, forget
 from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
 from tessera.segments.errors import SegmentCannotRun
-from tessera.segments.failures import SEGMENT_FAULTS
+from tessera.segments.failures import NOT_SEGMENT_FAULTS, SEGMENT_FAULTS
 from tessera.segments.literals import check_stored
 from tessera.segments.parser import parse
 from tessera.segments.tree import (
@@ -198,11 +198,13 @@ def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, 
                 "UPDATE segments SET evaluated_at = ? WHERE id = ?", [moment, segment["id"]]
             )
             failures.clear(store, [segment["id"]])
+    except NOT_SEGMENT_FAULTS:
+        raise
     except SEGMENT_FAULTS as error:
         failures.record(store, segment["id"], name, error, moment)
         raise SegmentCannotRun(
-            f"segment {name!r} cannot be evaluated: {failures.reason(error)}; fix it with "
-            "`tessera segments update` (or PUT /api/segments/{name})"
+            f"segment {name!r} cannot be evaluated: {failures.reason(error)}; fix its query "
+            f"with `tessera segments update {name} --query ...`"
         ) from error
     entered, left = changes[segment["id"]]
     return {"size": len(members), "entered": entered, "left": left}
@@ -222,8 +224,9 @@ def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[st
         seen.add(name)
         for dependency in _referenced(trees[name][1]):
             visit(dependency)
-        # One that fails is marked failed with its reason; the others carry on.
-        with contextlib.suppress(SegmentCannotRun):
+        # One that fails is marked failed with its reason; the others carry on (and one
+        # deleted meanwhile is simply gone).
+        with contextlib.suppress(SegmentCannotRun, NotFound):
             done[name] = evaluate(store, name, now)
 
     for name in sorted(trees):
@@ -314,6 +317,8 @@ def _refresh_layer(
     whose SQL cannot run is marked failed and the others' memberships still change."""
     try:
         return _refresh_together(store, layer, moment, among)
+    except NOT_SEGMENT_FAULTS:
+        raise
     except SEGMENT_FAULTS as error:
         if len(layer) == 1:
             [(name, (segment_id, _))] = layer.items()
@@ -323,6 +328,8 @@ def _refresh_layer(
     for name, entry in layer.items():
         try:
             results |= _refresh_together(store, {name: entry}, moment, among)
+        except NOT_SEGMENT_FAULTS:
+            raise
         except SEGMENT_FAULTS as error:
             failures.record(store, entry[0], name, error, moment)
     return results
@@ -406,6 +413,8 @@ def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -
     segment = _row(store, name)
     try:
         tree = _tree(segment["tree"])
+    except NOT_SEGMENT_FAULTS:
+        raise
     except SEGMENT_FAULTS as error:
         raise SegmentCannotRun(
             f"segment {name!r} cannot be evaluated: {failures.reason(error)}; fix it with "
@@ -504,11 +513,14 @@ def _run(store: Store, tree: Node, now: str, profiles: list[str] | None = None) 
     their 400 with the reason, never a 500, and nothing is saved."""
     try:
         return _evaluate(store, tree, now, profiles)
-    except SegmentCannotRun:
+    except TesseraError:  # already a clear answer (too complex)
+        raise
+    except NOT_SEGMENT_FAULTS:  # the database's trouble: not the segment's
         raise
     except SEGMENT_FAULTS as error:
         raise SegmentCannotRun(
-            f"the segment cannot be evaluated: {failures.reason(error)}; nothing was saved"
+            f"the segment cannot be evaluated: {failures.reason(error)}; nothing was saved "
+            "or changed"
         ) from error
 
 
@@ -534,6 +546,8 @@ def _trees(store: Store, moment: str | None) -> dict[str, tuple[str, Node]]:
     for segment_id, name, stored in store.fetch_all("SELECT id, name, tree FROM segments"):
         try:
             trees[name] = (segment_id, _tree(stored))
+        except NOT_SEGMENT_FAULTS:
+            raise
         except SEGMENT_FAULTS as error:
             if moment is not None:
                 failures.record(store, segment_id, name, error, moment)
