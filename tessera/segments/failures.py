@@ -45,11 +45,17 @@ def reason(error: BaseException) -> str:
 
 
 def record(store: Store, segment_id: str, name: str, error: BaseException, moment: str) -> None:
-    """Mark the segment failed (outside any transaction: the failed one rolled back)."""
-    store.execute(
-        "INSERT OR REPLACE INTO segment_failures VALUES (?, ?, ?)",
-        [segment_id, moment, reason(error)],
+    """Mark the segment failed (outside any transaction: the failed one rolled back).
+    Logged when it starts failing or fails differently, not at every refresh."""
+    text = reason(error)
+    previous = store.fetch_one(
+        "SELECT reason FROM segment_failures WHERE segment_id = ?", [segment_id]
     )
+    store.execute(
+        "INSERT OR REPLACE INTO segment_failures VALUES (?, ?, ?)", [segment_id, moment, text]
+    )
+    if previous is not None and previous[0] == text:
+        return
     # The error text may quote profile data (a value DuckDB could not convert): the
     # log gets its kind only; the reason is in the store, for the admin surfaces.
     log.warning(
@@ -57,6 +63,11 @@ def record(store: Store, segment_id: str, name: str, error: BaseException, momen
         name,
         type(error).__name__,
     )
+
+
+def failing(store: Store) -> set[str]:
+    """The ids of the segments marked failed now."""
+    return {row[0] for row in store.fetch_all("SELECT segment_id FROM segment_failures")}
 
 
 def clear(store: Store, segment_ids: list[str]) -> None:

@@ -294,6 +294,7 @@ def evaluate_touched(
         trees = {n: t for n, t in trees.items() if n in chosen}
     results: dict[str, dict[str, int]] = {}
     pending = dict(trees)
+    failing = failures.failing(store)
     # When the batches touched most profiles (a backlog, a replay), evaluating everyone
     # costs less than restricting the query to a long list, and gives the same answer.
     total = store.fetch_one("SELECT count(*) FROM profile_summaries")
@@ -304,7 +305,14 @@ def evaluate_touched(
         layer = [n for n, (_, tree) in pending.items() if not (_referenced(tree) & set(pending))]
         if not layer:  # a cycle cannot be created, but never loop for ever
             layer = list(pending)
-        results |= _refresh_layer(store, {n: pending[n] for n in layer}, moment, among)
+        # Segments failing already run alone: one that keeps failing must not cost the
+        # others a failed shared query and a run each at every refresh.
+        healthy = {n: pending[n] for n in layer if pending[n][0] not in failing}
+        if healthy:
+            results |= _refresh_layer(store, healthy, moment, among)
+        for name in layer:
+            if name not in healthy:
+                results |= _refresh_layer(store, {name: pending[name]}, moment, among)
         for name in layer:
             del pending[name]
     return results

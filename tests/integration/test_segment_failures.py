@@ -5,6 +5,7 @@ run is refused with a clear error and nothing is saved."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime
 from typing import Any
@@ -113,6 +114,26 @@ def test_a_segment_whose_sql_fails_on_a_row_is_isolated(shop: Runtime) -> None:
     assert statuses(shop) == {"buyers": "ok", "fr": "ok", "web": "failed"}
     failure = service.get(shop.store, "web")["failure"]
     assert failure.startswith("InvalidInputException: ") and "Malformed JSON" in failure
+
+
+def test_a_failing_segment_is_logged_once_by_name_without_its_reason(
+    shop: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reason may quote profile data (a value DuckDB could not convert): the log
+    names the segment and the kind of error; and a segment that keeps failing is not
+    logged again at every refresh."""
+    service.create(shop.store, "web", "seen on web", COMPUTED)
+    caplog.set_level(logging.WARNING, logger="tessera.segments")
+    for batch in range(3):
+        shop.store.execute("UPDATE profile_summaries SET channels = '\"jane@example.com'")
+        # As many new people as there were: the refresh covers everyone, bad rows too.
+        count = 2 ** (batch + 1)
+        send(shop, [order(f"b{batch}-{n}", f"b{batch}-{n}") for n in range(count)])
+        shop.pipeline.process(sweep=False)
+    failed = [r for r in caplog.records if "failed to evaluate" in r.getMessage()]
+    assert len(failed) == 1 and "'web'" in failed[0].getMessage()
+    assert "jane@example.com" in service.get(shop.store, "web")["failure"]
+    assert "jane@example.com" not in caplog.text
 
 
 def test_an_unreadable_stored_tree_is_a_failure_too(shop: Runtime) -> None:
