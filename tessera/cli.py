@@ -12,8 +12,10 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from tessera.backend import Backend, open_backend
 from tessera.errors import TesseraError
@@ -91,7 +93,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str], title: str | None = N
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+        # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
+        table.add_row(*[Text("" if row.get(c) is None else str(row.get(c))) for c in columns])
     out.print(table)
 
 
@@ -469,7 +472,7 @@ def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.segments("create", name=name, query=query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}"
+        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
     )
 
 
@@ -479,7 +482,7 @@ def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.segments("update", name=name, query=query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}"
+        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
     )
 
 
@@ -491,8 +494,8 @@ def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
     if json:
         _print_json(result)
     else:
-        out.print(f"{result['size']} profiles: {result['description']}")
-        out.print("sample: " + ", ".join(result["sample"]))
+        out.print(f"{result['size']} profiles: {result['description']}", markup=False)
+        out.print("sample: " + ", ".join(result["sample"]), markup=False)
 
 
 @segments_app.command("list")
@@ -511,7 +514,8 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     failure = f"\n  FAILED: {segment['failure']}" if segment.get("failure") else ""
     _print_json(segment) if json else out.print(
         f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
-        f"  {segment['description']}{failure}"
+        f"  {segment['description']}{failure}",
+        markup=False,
     )
 
 
@@ -879,7 +883,8 @@ def main() -> None:
     try:
         app()
     except TesseraError as error:
-        err.print(f"[red]error[/] ({error.code}): {error.message}")
+        # The message may quote user text ("[/b]" in a segment query): never markup.
+        err.print(f"[red]error[/] ({error.code}): {escape(error.message)}")
         code = 1
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)

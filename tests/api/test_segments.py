@@ -184,3 +184,14 @@ def test_a_failed_segment_shows_in_the_cli_the_api_and_the_console(tmp_path: Pat
         assert old["status"] == "ok" and old["failure"] is None
     finally:
         server.stop()
+
+
+def test_the_cli_prints_queries_and_their_errors_as_text_not_markup(tmp_path: Path) -> None:
+    """Rich markup in a query ("[/b]") crashed the error printer with a traceback, and
+    "[true]" vanished from what was printed."""
+    data = tmp_path / "data"
+    closing = tessera(data, "segments", "preview", "--query", 'traits.c = "[/b]" &', expect=1)
+    assert "Traceback" not in closing.stderr
+    assert 'traits.c = "[/b]" &' in closing.stderr and "segment_syntax" in closing.stderr
+    listed = tessera(data, "segments", "preview", "--query", "traits.vip in [true] &", expect=1)
+    assert "traits.vip in [true] &" in listed.stderr
