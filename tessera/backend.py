@@ -187,6 +187,8 @@ class LocalBackend:
         names = catalogue.names(store, self.runtime.settings.computed_traits_file)
         if action == "create":
             return service.create(store, name or "", query or "", names)
+        if action == "update":
+            return service.update(store, name or "", query or "", names)
         if action == "preview":
             return service.preview(store, query or "", names)
         if action == "list":
@@ -439,6 +441,7 @@ class RemoteBackend:
         named = f"{base}/{quote(name or '')}"
         calls: dict[str, tuple[str, str, dict[str, Any]]] = {
             "create": ("POST", base, {"json": {"name": name, "query": query}}),
+            "update": ("PUT", named, {"json": {"query": query}}),
             "preview": ("POST", f"{base}/preview", {"json": {"query": query}}),
             "list": ("GET", base, {}),
             "show": ("GET", named, {}),

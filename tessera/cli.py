@@ -12,8 +12,10 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from tessera.backend import Backend, open_backend
 from tessera.errors import TesseraError
@@ -100,7 +102,8 @@ def _table(
         # e-mail shown in part is a value lost to whoever copies it from the table.
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+        # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
+        table.add_row(*[Text("" if row.get(c) is None else str(row.get(c))) for c in columns])
     out.print(table)
 
 
@@ -554,7 +557,17 @@ def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.segments("create", name=name, query=query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}"
+        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
+    )
+
+
+@segments_app.command("update")
+def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> None:
+    """Change a segment's query (checked and run first); its members follow at once."""
+    with _backend() as backend:
+        segment = backend.segments("update", name=name, query=query)
+    _print_json(segment) if json else out.print(
+        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
     )
 
 
@@ -566,16 +579,16 @@ def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
     if json:
         _print_json(result)
     else:
-        out.print(f"{result['size']} profiles: {result['description']}")
-        out.print("sample: " + ", ".join(result["sample"]))
+        out.print(f"{result['size']} profiles: {result['description']}", markup=False)
+        out.print("sample: " + ", ".join(result["sample"]), markup=False)
 
 
 @segments_app.command("list")
 def segments_list(json: JsonOption = False) -> None:
-    """Segments with their sizes."""
+    """Segments with their sizes and status: ok, or failed with the reason."""
     with _backend() as backend:
         rows = backend.segments("list")
-    _rows(rows, json, ["name", "size", "description", "evaluated_at"])
+    _rows(rows, json, ["name", "status", "size", "description", "evaluated_at", "failure"])
 
 
 @segments_app.command("show")
@@ -583,9 +596,11 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     """A segment's definition, description and size."""
     with _backend() as backend:
         segment = backend.segments("show", name=name)
+    failure = f"\n  FAILED: {segment['failure']}" if segment.get("failure") else ""
     _print_json(segment) if json else out.print(
         f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
-        f"  {segment['description']}"
+        f"  {segment['description']}{failure}",
+        markup=False,
     )
 
 
@@ -962,7 +977,8 @@ def main() -> None:
     try:
         app()
     except TesseraError as error:
-        err.print(f"[red]error[/] ({error.code}): {error.message}")
+        # The message may quote user text ("[/b]" in a segment query): never markup.
+        err.print(f"[red]error[/] ({error.code}): {escape(error.message)}")
         code = 1
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)

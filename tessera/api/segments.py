@@ -22,6 +22,10 @@ class SegmentBody(BaseModel):
     )
 
 
+class UpdateBody(BaseModel):
+    query: str = Field(examples=['traits.country = "FR" and did "Order Completed"'])
+
+
 class PreviewBody(BaseModel):
     query: str
     sample: int = 10
@@ -31,7 +35,7 @@ def computed_names(runtime: Runtime) -> set[str]:
     return catalogue.names(runtime.store, runtime.settings.computed_traits_file)
 
 
-@router.get("", summary="Segments with their sizes")
+@router.get("", summary="Segments with their sizes and status (ok, or failed with the reason)")
 def list_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
     return service.list_segments(runtime.store)
 
@@ -54,6 +58,11 @@ def overlap(runtime: RuntimeDep) -> list[dict[str, Any]]:
 @router.get("/{name}", summary="One segment")
 def get_segment(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     return service.get(runtime.store, name)
+
+
+@router.put("/{name}", summary="Change a segment's query; its members follow at once")
+def update_segment(name: str, body: UpdateBody, runtime: RuntimeDep) -> dict[str, Any]:
+    return service.update(runtime.store, name, body.query, computed_names(runtime))
 
 
 @router.delete("/{name}", summary="Delete a segment and its history")

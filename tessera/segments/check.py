@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from tessera.errors import InvalidRequest
 from tessera.identity.identifiers import STANDARD_TYPES
+from tessera.segments.errors import pointer
 from tessera.segments.tree import (
     Aggregate,
     And,
@@ -39,9 +40,8 @@ class SegmentCheckError(InvalidRequest):
         self, message: str, *, line: int, column: int, source: str, suggestion: str | None
     ) -> None:
         hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        lines = source.splitlines() or [""]
-        pointer = f"\n  {lines[line - 1]}\n  {' ' * (column - 1)}^"
-        super().__init__(f"{message}{hint} at line {line}, column {column}{pointer}", field="query")
+        at = f" at line {line}, column {column}{pointer(source, line, column)}"
+        super().__init__(f"{message}{hint}{at}", field="query")
         self.line, self.column, self.suggestion = line, column, suggestion
 
 

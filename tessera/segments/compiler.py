@@ -18,6 +18,8 @@ import orjson
 import sqlglot
 from sqlglot import exp
 
+from tessera.segments.errors import SegmentTooComplex
+from tessera.segments.literals import MAX_DEPTH
 from tessera.segments.tree import (
     Aggregate,
     And,
@@ -49,6 +51,8 @@ _EVENTS_OF_PROFILES = (
     "LEFT JOIN (SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL) p "
     "ON p.profile_id = ep.profile_id"
 )
+#: Parts joined flat by and/or before they are grouped in balanced parentheses.
+_FLAT = 16
 _SQL_AGGREGATE = {"count": "count(*)", "sum": "sum({v})", "avg": "avg({v})",
                   "min": "min({v})", "max": "max({v})"}  # fmt: skip
 
@@ -131,11 +135,11 @@ def _assemble(builder: _Builder, select: str, predicate: str) -> CompiledSegment
     if builder.aggregates:
         # Every event condition in one pass over the events, each with its own FILTER;
         # rows that no condition wants are dropped before the grouping.
-        wanted = " OR ".join(f"({c})" for c in builder.conditions)
+        wanted = _joined("OR", [f"({c})" for c in builder.conditions])
         with_clause = (
             f"WITH ev AS ({_EVENTS_OF_PROFILES}{restriction}), "
             f"agg AS (SELECT profile_id, {', '.join(builder.aggregates)} FROM ev "
-            f"WHERE type = 'track' AND ({wanted}) GROUP BY profile_id) "
+            f"WHERE type = 'track' AND {wanted} GROUP BY profile_id) "
         )
         builder.joins.insert(0, "LEFT JOIN agg ON agg.profile_id = s.profile_id")
     where = predicate
@@ -145,8 +149,17 @@ def _assemble(builder: _Builder, select: str, predicate: str) -> CompiledSegment
         f"{with_clause}SELECT {select} FROM profile_summaries s "
         f"{' '.join(builder.joins)} WHERE {where}"
     )
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    text = tree.sql(dialect="duckdb")
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+        text = tree.sql(dialect="duckdb")
+    except RecursionError:
+        # The parser refuses deeper segments (literals.MAX_DEPTH) long before this; a tree
+        # stored by an older version may still be one.
+        raise SegmentTooComplex(
+            f"the segment is nested too deep to compile; keep and/or/not within "
+            f"{MAX_DEPTH} levels",
+            line=None, column=None, source=None,
+        ) from None
     # DuckDB refuses parameters a query does not use ($now when nothing reads the clock).
     used = {k: v for k, v in builder.parameters.items() if f"${k}" in text}
     return CompiledSegment(text, used, tree)
@@ -154,9 +167,9 @@ def _assemble(builder: _Builder, select: str, predicate: str) -> CompiledSegment
 
 def _predicate(node: Node, b: _Builder) -> str:
     if isinstance(node, And):
-        return "(" + " AND ".join(_predicate(i, b) for i in node.items) + ")"
+        return _joined("AND", [_predicate(i, b) for i in node.items])
     if isinstance(node, Or):
-        return "(" + " OR ".join(_predicate(i, b) for i in node.items) + ")"
+        return _joined("OR", [_predicate(i, b) for i in node.items])
     if isinstance(node, Not):
         return f"(NOT {_predicate(node.item, b)})"
     if isinstance(node, Compare):
@@ -220,6 +233,16 @@ def _predicate(node: Node, b: _Builder) -> str:
     raise TypeError(f"cannot compile {node!r}")
 
 
+def _joined(operator: str, parts: list[str]) -> str:
+    """`(a AND b AND ...)`, grouped into a balanced tree of parentheses past _FLAT parts:
+    DuckDB binds a long flat chain as a chain as deep as it is long and stops at an
+    expression depth of 1,000 (200 conditions of 50 segments in one query reach it)."""
+    if len(parts) <= _FLAT:
+        return "(" + f" {operator} ".join(parts) + ")"
+    half = len(parts) // 2
+    return f"({_joined(operator, parts[:half])} {operator} {_joined(operator, parts[half:])})"
+
+
 def _compare(node: Compare, b: _Builder) -> str:
     if node.source == "computed":
         alias = f"c{len(b.joins)}"
@@ -245,7 +268,7 @@ def _value_test(text: str, op: str, value: Value | tuple[Value, ...] | None, b: 
         return f"starts_with({text}, {b.bind(value)})"
     if op == "in":
         assert isinstance(value, tuple)
-        return "(" + " OR ".join(_value_test(text, "=", v, b) for v in value) + ")"
+        return _joined("OR", [_value_test(text, "=", v, b) for v in value])
     if isinstance(value, bool):
         return f"lower({text}) {_op(op)} {b.bind(str(value).lower())}"
     if isinstance(value, float | int):

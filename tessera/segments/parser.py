@@ -6,12 +6,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
-from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark import (
+    Lark,
+    Token,
+    Transformer,
+    Tree,
+    UnexpectedCharacters,
+    UnexpectedInput,
+    UnexpectedToken,
+)
+from lark.exceptions import VisitError
 
-from tessera.errors import InvalidRequest
+from tessera.segments import literals
+from tessera.segments.errors import SegmentSyntaxError, SegmentTooComplex, SegmentValueError
 from tessera.segments.tree import (
-    UNIT_SECONDS,
     Aggregate,
     And,
     Compare,
@@ -32,15 +40,14 @@ from tessera.segments.tree import (
     normalise_reference,
 )
 
+__all__ = ["SegmentSyntaxError", "SegmentTooComplex", "SegmentValueError", "parse"]
 
-class SegmentSyntaxError(InvalidRequest):
-    code = "segment_syntax"
-
-    def __init__(self, message: str, *, line: int, column: int, source: str) -> None:
-        text_line = source.splitlines()[line - 1] if source.splitlines() else ""
-        pointer = f"\n  {text_line}\n  {' ' * (column - 1)}^"
-        super().__init__(f"{message} at line {line}, column {column}{pointer}", field="query")
-        self.line, self.column = line, column
+_NESTING = frozenset({"or_", "and_", "not_"})
+_CONDITIONS = frozenset({
+    "compare", "member", "contains", "starts_with", "exists", "did", "aggregate",
+    "has_third_party", "has_identifier", "anonymous", "known", "seen_on", "in_segment",
+    "in_lookalike",
+})  # fmt: skip
 
 
 @lru_cache(maxsize=1)
@@ -50,16 +57,73 @@ def _parser() -> Lark:
 
 
 def parse(source: str) -> Node:
-    """Parse segment text into a tree; SegmentSyntaxError on bad input."""
+    """Parse segment text into a tree.
+
+    Raises:
+        SegmentSyntaxError: the text does not follow the grammar.
+        SegmentTooComplex: longer, deeper or with more conditions than the limits.
+        SegmentValueError: a value cannot be used (a date that does not exist...).
+    """
     if not source.strip():
         raise SegmentSyntaxError("the segment is empty", line=1, column=1, source=source)
+    if len(source) > literals.MAX_LENGTH:
+        line = source.count("\n", 0, literals.MAX_LENGTH) + 1
+        column = literals.MAX_LENGTH - source.rfind("\n", 0, literals.MAX_LENGTH)
+        raise SegmentTooComplex(
+            f"the segment is {len(source):,} characters long; the limit is "
+            f"{literals.MAX_LENGTH:,}",
+            line=line, column=column, source=source,
+        )  # fmt: skip
     try:
         parsed = _parser().parse(source)
     except UnexpectedInput as e:
-        raise SegmentSyntaxError(
-            _describe(e), line=e.line or 1, column=e.column or 1, source=source
-        ) from None
-    return _ToTree().transform(parsed)  # type: ignore[no-any-return]
+        line = e.line if isinstance(e.line, int) and e.line > 0 else source.count("\n") + 1
+        column = e.column if isinstance(e.column, int) and e.column > 0 else 1
+        raise SegmentSyntaxError(_describe(e), line=line, column=column, source=source) from None
+    _check_size(parsed, source)
+    try:
+        return _ToTree(source).transform(parsed)  # type: ignore[no-any-return]
+    except VisitError as e:
+        if isinstance(e.orig_exc, SegmentValueError):
+            raise e.orig_exc from None
+        raise
+
+
+def _check_size(parsed: Tree[Token], source: str) -> None:
+    """Refuse, before anything recursive walks it, a tree nested deeper than MAX_DEPTH,
+    with more than MAX_CONDITIONS conditions or a list of more than MAX_VALUES values.
+    Iterative: 3,000 nested `not` must not overflow the stack here."""
+    conditions = 0
+    stack: list[tuple[Tree[Token], int]] = [(parsed, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _NESTING:
+            depth += 1
+            if depth > literals.MAX_DEPTH:
+                raise SegmentTooComplex(
+                    f"the segment nests and/or/not more than {literals.MAX_DEPTH} levels "
+                    "deep; flatten it (not not X is X) or split it into segments combined "
+                    "with `in segment`",
+                    line=node.meta.line, column=node.meta.column, source=source,
+                )  # fmt: skip
+        elif node.data in _CONDITIONS:
+            conditions += 1
+            if conditions > literals.MAX_CONDITIONS:
+                raise SegmentTooComplex(
+                    f"the segment has more than {literals.MAX_CONDITIONS} conditions; split "
+                    "it into segments combined with `in segment`, or use a list: "
+                    'traits.city in ["Lyon", "Paris"]',
+                    line=node.meta.line, column=node.meta.column, source=source,
+                )  # fmt: skip
+            if node.data == "member" and len(node.children) - 1 > literals.MAX_VALUES:
+                raise SegmentTooComplex(
+                    f"the list has {len(node.children) - 1:,} values; the limit is "
+                    f"{literals.MAX_VALUES:,}",
+                    line=node.meta.line, column=node.meta.column, source=source,
+                )  # fmt: skip
+        # Reversed, so conditions are counted in reading order (the error points at the
+        # first one over the limit).
+        stack.extend((c, depth) for c in reversed(node.children) if isinstance(c, Tree))
 
 
 def _describe(error: UnexpectedInput) -> str:
@@ -72,26 +136,53 @@ def _describe(error: UnexpectedInput) -> str:
     return "cannot read this"
 
 
-def _unit_seconds(unit: str) -> int:
-    return UNIT_SECONDS[unit.lower().rstrip("s")]
-
-
-def _string(token: Token) -> str:
-    return str(orjson.loads(token.value))
-
-
 def _field(token: Token) -> tuple[str, str]:
     source, _, name = token.value.partition(".")
     return source, name
 
 
 class _ToTree(Transformer[Any, Any]):
+    """Parse tree → our tree; each literal read (and bounded) by `literals`, its problem
+    reported at the token."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self._source = source
+
+    def _problem(self, token: Token, problem: literals.ValueProblem) -> SegmentValueError:
+        line, column = token.line or 1, (token.column or 1) + problem.offset
+        return SegmentValueError(problem.message, line=line, column=column, source=self._source)
+
+    def _string(self, token: Token) -> str:
+        try:
+            return literals.read_string(token.value)
+        except literals.ValueProblem as e:
+            raise self._problem(token, e) from None
+
+    def _number(self, token: Token) -> float:
+        try:
+            return literals.read_number(token.value)
+        except literals.ValueProblem as e:
+            raise self._problem(token, e) from None
+
+    def _duration(self, number: Token, unit: Token) -> int:
+        try:
+            return literals.read_duration(number.value, unit.value)
+        except literals.ValueProblem as e:
+            raise self._problem(number, e) from None
+
+    def _date(self, token: Token) -> str:
+        try:
+            return literals.read_date(self._string(token))
+        except literals.ValueProblem as e:
+            raise self._problem(token, e) from None
+
     # values
     def string(self, items: list[Token]) -> str:
-        return _string(items[0])
+        return self._string(items[0])
 
     def number(self, items: list[Token]) -> float:
-        return float(items[0].value)
+        return self._number(items[0])
 
     def true(self, _items: list[Token]) -> bool:
         return True
@@ -102,14 +193,19 @@ class _ToTree(Transformer[Any, Any]):
     def relative(self, items: list[Token]) -> RelativeTime:
         if not items:
             return RelativeTime(0)
-        return RelativeTime(int(float(items[0].value) * _unit_seconds(items[1].value)))
+        return RelativeTime(self._duration(items[0], items[1]))
 
     # pieces
     def last(self, items: list[Token]) -> Window:
-        return Window(seconds=int(float(items[0].value) * _unit_seconds(items[1].value)))
+        return Window(seconds=self._duration(items[0], items[1]))
 
     def between(self, items: list[Token]) -> Window:
-        return Window(start=_string(items[0]), end=_string(items[1]))
+        start, end = self._date(items[0]), self._date(items[1])
+        try:
+            literals.check_range(start, end)
+        except literals.ValueProblem as e:
+            raise self._problem(items[1], e) from None
+        return Window(start=start, end=end)
 
     def filter(self, items: list[Any]) -> Filter:
         return Filter(items[0].value.partition(".")[2], items[1].value, items[2])
@@ -118,7 +214,7 @@ class _ToTree(Transformer[Any, Any]):
         return tuple(items)
 
     def event(self, items: list[Any]) -> EventRef:
-        return EventRef(_string(items[0]), items[1] if len(items) > 1 else ())
+        return EventRef(self._string(items[0]), items[1] if len(items) > 1 else ())
 
     def aggregated(self, items: list[Any]) -> tuple[str | None, EventRef, Window | None]:
         prop = None
@@ -137,11 +233,11 @@ class _ToTree(Transformer[Any, Any]):
 
     def contains(self, items: list[Token]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, "contains", _string(items[1]))
+        return Compare(source, name, "contains", self._string(items[1]))
 
     def starts_with(self, items: list[Token]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, "starts_with", _string(items[1]))
+        return Compare(source, name, "starts_with", self._string(items[1]))
 
     def exists(self, items: list[Token]) -> Compare:
         source, name = _field(items[0])
@@ -153,7 +249,7 @@ class _ToTree(Transformer[Any, Any]):
     def aggregate(self, items: list[Any]) -> Aggregate:
         prop, event, window = items[1]
         return Aggregate(
-            items[0].value.lower(), event, prop, window, items[2].value, float(items[3].value)
+            items[0].value.lower(), event, prop, window, items[2].value, self._number(items[3])
         )
 
     def has_identifier(self, items: list[Token]) -> HasIdentifier:
@@ -161,7 +257,7 @@ class _ToTree(Transformer[Any, Any]):
 
     def has_third_party(self, items: list[Token]) -> HasThirdParty:
         token = items[0]
-        text = _string(token) if token.type == "STRING" else token.value
+        text = self._string(token) if token.type == "STRING" else token.value
         return HasThirdParty(normalise_reference(text))
 
     def anonymous(self, _items: list[Token]) -> Population:
@@ -172,13 +268,13 @@ class _ToTree(Transformer[Any, Any]):
 
     def seen_on(self, items: list[Token]) -> SeenOn:
         token = items[0]
-        return SeenOn(_string(token) if token.type == "STRING" else token.value)
+        return SeenOn(self._string(token) if token.type == "STRING" else token.value)
 
     def in_segment(self, items: list[Token]) -> InSegment:
-        return InSegment(_string(items[0]))
+        return InSegment(self._string(items[0]))
 
     def in_lookalike(self, items: list[Token]) -> InLookalike:
-        return InLookalike(_string(items[0]))
+        return InLookalike(self._string(items[0]))
 
     def and_(self, items: list[Node]) -> And:
         return And(tuple(items))

@@ -8,6 +8,7 @@ open stays: newcomers enter, the others leave, and `segment_members` keeps the h
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -16,12 +17,16 @@ from typing import Any
 
 import orjson
 
-from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.errors import Conflict, InvalidField, NotFound, TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.paging import Page, check_limit, decode_cursor, page_of
+from tessera.segments import failures
 from tessera.segments.check import SegmentCheckError, catalogue, check, forget
 from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
+from tessera.segments.errors import SegmentCannotRun
+from tessera.segments.failures import NOT_SEGMENT_FAULTS, SEGMENT_FAULTS
+from tessera.segments.literals import check_stored
 from tessera.segments.parser import parse
 from tessera.segments.tree import (
     Aggregate,
@@ -36,7 +41,7 @@ from tessera.segments.tree import (
     from_json,
     to_json,
 )
-from tessera.store import Store
+from tessera.store import QueryFailed, Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -63,7 +68,7 @@ def preview(
 ) -> dict[str, Any]:
     """Size, a sample of members, the description and the SQL, without saving."""
     tree = understand(store, query, computed_names)
-    members = _evaluate(store, tree, _now(now))
+    members = _run(store, tree, _now(now))
     return {
         "size": len(members),
         "sample": sorted(members)[:sample],
@@ -87,34 +92,66 @@ def create(
         raise Conflict(f"a segment named {name!r} exists already; delete it or pick another name")
     tree = understand(store, query, computed_names)
     moment = _now(now)
+    # Run once before saving (the backfill from the whole history): a query that cannot
+    # run is refused with its reason and nothing is saved.
+    members = _run(store, tree, moment)
     segment_id = "seg_" + secrets.token_hex(6)
-    store.execute(
-        "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-        [
-            segment_id,
-            name,
-            query,
-            orjson.dumps(to_json(tree)).decode(),
-            describe(tree),
-            moment,
-            moment,
-        ],
-    )
-    evaluate(store, name, now=now)  # backfill from the whole history, now
+    try:
+        with store.transaction():
+            store.execute(
+                "INSERT INTO segments (id, name, query, tree, description, created_at, "
+                "updated_at, evaluated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [segment_id, name, query, orjson.dumps(to_json(tree)).decode(),
+                 describe(tree), moment, moment, moment],
+            )  # fmt: skip
+            _record_moves(store, {segment_id: members}, moment, None)
+    except QueryFailed as e:  # the same name created at the same moment
+        if store.fetch_one("SELECT 1 FROM segments WHERE name = ?", [name]):
+            raise Conflict(f"a segment named {name!r} exists already") from e
+        raise
+    return get(store, name)
+
+
+def update(
+    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
+) -> dict[str, Any]:
+    """Change a segment's query: checked and run once like a new one (nothing changes
+    when it fails), then its membership follows the new query at once (who no longer
+    matches leaves, the history is kept) and a failed state clears."""
+    segment = _row(store, name)
+    tree = understand(store, query, computed_names)
+    cycle = _reaching(store, _referenced(tree), name)
+    if cycle:
+        raise InvalidField(
+            f"segment {name!r} cannot depend on itself: {' -> '.join([name, *cycle])}",
+            field="query",
+            value=query,
+        )
+    moment = _now(now)
+    members = _run(store, tree, moment)
+    with store.transaction():
+        store.execute(
+            "UPDATE segments SET query = ?, tree = ?, description = ?, updated_at = ?, "
+            "evaluated_at = ? WHERE id = ?",
+            [query, orjson.dumps(to_json(tree)).decode(), describe(tree), moment, moment,
+             segment["id"]],
+        )  # fmt: skip
+        _record_moves(store, {segment["id"]: members}, moment, None)
+        failures.clear(store, [segment["id"]])
     return get(store, name)
 
 
 def delete(store: Store, name: str) -> None:
     segment = _row(store, name)
     users = [
-        n
-        for n, tree in store.fetch_all("SELECT name, tree FROM segments")
-        if name in _referenced(from_json(orjson.loads(tree)))
+        n for n, (_, tree) in sorted(_trees(store, None).items()) if name in _referenced(tree)
     ]
     if users:
         raise Conflict(f"segment {name!r} is used by {', '.join(users)}; delete those first")
-    store.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment["id"]])
-    store.execute("DELETE FROM segments WHERE id = ?", [segment["id"]])
+    with store.transaction():
+        store.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment["id"]])
+        failures.clear(store, [segment["id"]])
+        store.execute("DELETE FROM segments WHERE id = ?", [segment["id"]])
 
 
 def get(store: Store, name: str) -> dict[str, Any]:
@@ -125,50 +162,77 @@ def get(store: Store, name: str) -> dict[str, Any]:
     )
     return {
         **{k: v for k, v in segment.items() if k != "tree"},
-        "tree": orjson.loads(segment["tree"]),
+        "tree": _tree_json(segment["tree"]),
         "size": size[0] if size else 0,
+        **failures.of(store, segment["id"]),
     }
 
 
 def list_segments(store: Store) -> list[dict[str, Any]]:
-    return store.fetch_dicts(
+    """Every segment with its size and its status: "failed" (with the reason and when)
+    when its last evaluation failed, else "ok"."""
+    rows = store.fetch_dicts(
         "SELECT g.name, g.description, g.query, g.evaluated_at, "
-        "count(m.profile_id) FILTER (WHERE m.left_at IS NULL) AS size "
+        "count(m.profile_id) FILTER (WHERE m.left_at IS NULL) AS size, "
+        "f.reason AS failure, f.failed_at "
         "FROM segments g LEFT JOIN segment_members m ON m.segment_id = g.id "
+        "LEFT JOIN segment_failures f ON f.segment_id = g.id "
         "GROUP BY ALL ORDER BY g.name"
     )
+    for row in rows:
+        row |= failures.status(row.pop("failure"), row.pop("failed_at"))
+    return rows
 
 
 def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, int]:
-    """Re-evaluate one segment over every profile; record who entered and who left."""
+    """Re-evaluate one segment over every profile; record who entered and who left.
+
+    Raises:
+        SegmentCannotRun: its SQL failed; it is marked failed with the reason."""
     segment = _row(store, name)
     moment = _now(now)
-    tree = from_json(orjson.loads(segment["tree"]))
-    members = _evaluate(store, tree, moment)
-    with store.transaction():
-        entered, left = _record_moves(store, {segment["id"]: members}, moment, None)[segment["id"]]
-        store.execute("UPDATE segments SET evaluated_at = ? WHERE id = ?", [moment, segment["id"]])
+    try:
+        members = _evaluate(store, _tree(segment["tree"]), moment)
+        with store.transaction():
+            changes = _record_moves(store, {segment["id"]: members}, moment, None)
+            store.execute(
+                "UPDATE segments SET evaluated_at = ? WHERE id = ?", [moment, segment["id"]]
+            )
+            failures.clear(store, [segment["id"]])
+    except NOT_SEGMENT_FAULTS:
+        raise
+    except SEGMENT_FAULTS as error:
+        failures.record(store, segment["id"], name, error, moment)
+        raise SegmentCannotRun(
+            f"segment {name!r} cannot be evaluated: {failures.reason(error)}; fix its query "
+            f"with `tessera segments update {name} --query ...`"
+        ) from error
+    entered, left = changes[segment["id"]]
     return {"size": len(members), "entered": entered, "left": left}
 
 
 def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[str, int]]:
-    """Every segment, those a segment depends on (`in segment`) first."""
-    trees = {
-        n: from_json(orjson.loads(t)) for n, t in store.fetch_all("SELECT name, tree FROM segments")
-    }
+    """Every segment, those a segment depends on (`in segment`) first. One that fails is
+    marked failed (see `failures`) and the others carry on; it is left out of the
+    answer."""
+    trees = _trees(store, _now(now))
     done: dict[str, dict[str, int]] = {}
+    seen: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in done or name not in trees:
+        if name in seen or name not in trees:
             return
-        done[name] = {}
-        for dependency in _referenced(trees[name]):
+        seen.add(name)
+        for dependency in _referenced(trees[name][1]):
             visit(dependency)
-        done[name] = evaluate(store, name, now)
+        # One that fails is marked failed with its reason; the others carry on (and one
+        # deleted meanwhile is simply gone).
+        with contextlib.suppress(SegmentCannotRun, NotFound):
+            done[name] = evaluate(store, name, now)
 
     for name in sorted(trees):
         visit(name)
-    return done
+    return {name: done[name] for name in sorted(done)}
 
 
 @dataclass
@@ -218,8 +282,8 @@ def evaluate_touched(
     depends on). Profiles that no longer exist (merged away) leave their segments."""
     if not profiles:
         return {}
-    rows = store.fetch_all("SELECT id, name, tree FROM segments")
-    trees = {name: (segment_id, from_json(orjson.loads(tree))) for segment_id, name, tree in rows}
+    moment = _now(now)
+    trees = _trees(store, moment)
     if changes is not None:
         # Only segments these changes can affect (and those depending on them).
         chosen: set[str] = set()
@@ -229,9 +293,9 @@ def evaluate_touched(
                 break
             chosen |= grown
         trees = {n: t for n, t in trees.items() if n in chosen}
-    moment = _now(now)
     results: dict[str, dict[str, int]] = {}
     pending = dict(trees)
+    failing = failures.failing(store)
     # When the batches touched most profiles (a backlog, a replay), evaluating everyone
     # costs less than restricting the query to a long list, and gives the same answer.
     total = store.fetch_one("SELECT count(*) FROM profile_summaries")
@@ -242,28 +306,68 @@ def evaluate_touched(
         layer = [n for n, (_, tree) in pending.items() if not (_referenced(tree) & set(pending))]
         if not layer:  # a cycle cannot be created, but never loop for ever
             layer = list(pending)
-        compiled = compile_segments([pending[n][1] for n in layer], now=moment, profiles=among)
-        ids = [pending[name][0] for name in layer]
-        with store.transaction():
-            # The query's rows (profile, one boolean per segment) stay in DuckDB: unpivoted
-            # into (segment, profile) pairs and diffed there, never through Python.
-            store.execute(f"CREATE OR REPLACE TEMP TABLE fresh_rows AS {compiled.sql}",
-                          compiled.parameters)  # fmt: skip
-            pairs = (
-                "SELECT u.profile_id, k.segment_id FROM (UNPIVOT fresh_rows "
-                "ON COLUMNS('^m[0-9]+$') INTO NAME col VALUE is_in) u "
-                "JOIN (SELECT unnest($cols) AS col, unnest($ids) AS segment_id) k "
-                "ON k.col = u.col WHERE u.is_in"
-            )
-            columns = {"cols": [f"m{i}" for i in range(len(layer))], "ids": ids}
-            counts = _apply_moves(store, pairs, columns, ids, moment, among)
-            store.execute("DROP TABLE IF EXISTS fresh_rows")
-        for name, segment_id in zip(layer, ids, strict=True):
-            entered, left = counts[segment_id]
-            results[name] = {"entered": entered, "left": left}
+        # Segments failing already run alone: one that keeps failing must not cost the
+        # others a failed shared query and a run each at every refresh.
+        healthy = {n: pending[n] for n in layer if pending[n][0] not in failing}
+        if healthy:
+            results |= _refresh_layer(store, healthy, moment, among)
+        for name in layer:
+            if name not in healthy:
+                results |= _refresh_layer(store, {name: pending[name]}, moment, among)
         for name in layer:
             del pending[name]
     return results
+
+
+def _refresh_layer(
+    store: Store, layer: dict[str, tuple[str, Node]], moment: str, among: list[str] | None
+) -> dict[str, dict[str, int]]:
+    """One query for the whole layer; when it fails, each segment alone, so that one
+    whose SQL cannot run is marked failed and the others' memberships still change."""
+    try:
+        return _refresh_together(store, layer, moment, among)
+    except NOT_SEGMENT_FAULTS:
+        raise
+    except SEGMENT_FAULTS as error:
+        if len(layer) == 1:
+            [(name, (segment_id, _))] = layer.items()
+            failures.record(store, segment_id, name, error, moment)
+            return {}
+    results: dict[str, dict[str, int]] = {}
+    for name, entry in layer.items():
+        try:
+            results |= _refresh_together(store, {name: entry}, moment, among)
+        except NOT_SEGMENT_FAULTS:
+            raise
+        except SEGMENT_FAULTS as error:
+            failures.record(store, entry[0], name, error, moment)
+    return results
+
+
+def _refresh_together(
+    store: Store, layer: dict[str, tuple[str, Node]], moment: str, among: list[str] | None
+) -> dict[str, dict[str, int]]:
+    compiled = compile_segments([tree for _, tree in layer.values()], now=moment, profiles=among)
+    ids = [segment_id for segment_id, _ in layer.values()]
+    with store.transaction():
+        # The query's rows (profile, one boolean per segment) stay in DuckDB: unpivoted
+        # into (segment, profile) pairs and diffed there, never through Python.
+        store.execute(f"CREATE OR REPLACE TEMP TABLE fresh_rows AS {compiled.sql}",
+                      compiled.parameters)  # fmt: skip
+        pairs = (
+            "SELECT u.profile_id, k.segment_id FROM (UNPIVOT fresh_rows "
+            "ON COLUMNS('^m[0-9]+$') INTO NAME col VALUE is_in) u "
+            "JOIN (SELECT unnest($cols) AS col, unnest($ids) AS segment_id) k "
+            "ON k.col = u.col WHERE u.is_in"
+        )
+        columns = {"cols": [f"m{i}" for i in range(len(layer))], "ids": ids}
+        counts = _apply_moves(store, pairs, columns, ids, moment, among)
+        store.execute("DROP TABLE IF EXISTS fresh_rows")
+        failures.clear(store, ids)
+    return {
+        name: {"entered": counts[segment_id][0], "left": counts[segment_id][1]}
+        for name, (segment_id, _) in layer.items()
+    }
 
 
 MEMBERS_PAGE_MAX = 10_000
@@ -383,12 +487,19 @@ def history(store: Store, name: str) -> dict[str, Any]:
 def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -> dict[str, Any]:
     """Which conditions of the segment hold for this profile, and which do not."""
     segment = _row(store, name)
-    tree = from_json(orjson.loads(segment["tree"]))
+    try:
+        tree = _tree(segment["tree"])
+    except NOT_SEGMENT_FAULTS:
+        raise
+    except SEGMENT_FAULTS as error:
+        raise SegmentCannotRun(
+            f"segment {name!r} cannot be evaluated: {failures.reason(error)}; fix it with "
+            "`tessera segments update`"
+        ) from error
     moment = _now(now)
 
     def explain(node: Node) -> dict[str, Any]:
-        compiled = compile_segment(node, now=moment, profiles=[profile_id])
-        holds = bool(store.fetch_all(compiled.sql, compiled.parameters))
+        holds = bool(_run(store, node, moment, profiles=[profile_id]))
         out: dict[str, Any] = {"condition": describe(node), "holds": holds}
         if isinstance(node, And | Or):
             out["parts"] = [explain(item) for item in node.items]
@@ -468,9 +579,73 @@ def _apply_moves(
     return {sid: (entered.get(sid, 0), left.get(sid, 0)) for sid in segment_ids}
 
 
-def _evaluate(store: Store, tree: Node, now: str) -> set[str]:
-    compiled = compile_segment(tree, now=now)
+def _evaluate(store: Store, tree: Node, now: str, profiles: list[str] | None = None) -> set[str]:
+    compiled = compile_segment(tree, now=now, profiles=profiles)
     return {r[0] for r in store.fetch_all(compiled.sql, compiled.parameters)}
+
+
+def _run(store: Store, tree: Node, now: str, profiles: list[str] | None = None) -> set[str]:
+    """Evaluate a segment a user is writing (preview, create, update, why): a failure is
+    their 400 with the reason, never a 500, and nothing is saved."""
+    try:
+        return _evaluate(store, tree, now, profiles)
+    except TesseraError:  # already a clear answer (too complex)
+        raise
+    except NOT_SEGMENT_FAULTS:  # the database's trouble: not the segment's
+        raise
+    except SEGMENT_FAULTS as error:
+        raise SegmentCannotRun(
+            f"the segment cannot be evaluated: {failures.reason(error)}; nothing was saved "
+            "or changed"
+        ) from error
+
+
+def _tree(stored: str) -> Node:
+    """A stored tree, its values checked again: ValueError (or TypeError from
+    `from_json`) on one an older version saved with a value its SQL cannot run with."""
+    tree = from_json(orjson.loads(stored))
+    check_stored(tree)
+    return tree
+
+
+def _tree_json(stored: str) -> Any:
+    try:
+        return orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _trees(store: Store, moment: str | None) -> dict[str, tuple[str, Node]]:
+    """Every segment's tree by name (with its id); one that cannot be read is left out
+    (and marked failed, when evaluating at `moment`)."""
+    trees: dict[str, tuple[str, Node]] = {}
+    for segment_id, name, stored in store.fetch_all("SELECT id, name, tree FROM segments"):
+        try:
+            trees[name] = (segment_id, _tree(stored))
+        except NOT_SEGMENT_FAULTS:
+            raise
+        except SEGMENT_FAULTS as error:
+            if moment is not None:
+                failures.record(store, segment_id, name, error, moment)
+    return trees
+
+
+def _reaching(store: Store, start: set[str], target: str) -> list[str]:
+    """A path of `in segment` references from one of `start` to `target`, or []."""
+    references = {
+        name: _referenced(tree) for name, (_, tree) in _trees(store, None).items()
+    }
+    paths = [[name] for name in sorted(start)]
+    seen: set[str] = set()
+    while paths:
+        path = paths.pop()
+        if path[-1] == target:
+            return path
+        if path[-1] in seen:
+            continue
+        seen.add(path[-1])
+        paths += [[*path, n] for n in sorted(references.get(path[-1], set()))]
+    return []
 
 
 def _referenced(node: Node) -> set[str]:

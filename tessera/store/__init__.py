@@ -1,5 +1,5 @@
 """The only package that imports duckdb: opening the file, migrating, running SQL."""
 
-from tessera.store.connection import Store, open_store
+from tessera.store.connection import STORE_TROUBLE, QueryFailed, Store, open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["STORE_TROUBLE", "QueryFailed", "Store", "open_store"]

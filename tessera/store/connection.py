@@ -19,6 +19,16 @@ from tessera.errors import StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any] | None
+#: What a statement that DuckDB refuses raises (a conversion, a bind, an overflow...):
+#: for callers that run SQL built from definitions (segments) and isolate its failures.
+QueryFailed = duckdb.Error
+#: The ones that are the database's trouble, not the statement's (a write conflict, the
+#: disk, memory, an interrupted or closed connection): worth retrying, never a verdict on
+#: the SQL.
+STORE_TROUBLE: tuple[type[Exception], ...] = (
+    duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException,
+    duckdb.ConnectionException, duckdb.FatalException, duckdb.InterruptException,
+)  # fmt: skip
 
 
 class Store:

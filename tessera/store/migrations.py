@@ -270,4 +270,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        8,
+        """
+        -- Segments whose SQL failed at their last evaluation (a date an older version let
+        -- through, a value DuckDB refuses): the reason, shown in the list, the API and the
+        -- console; the row goes when the segment is updated or evaluates again.
+        CREATE TABLE segment_failures (
+            segment_id VARCHAR PRIMARY KEY,
+            failed_at TIMESTAMP NOT NULL,
+            reason VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]

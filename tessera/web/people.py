@@ -153,6 +153,29 @@ def create_segment(
     return RedirectResponse(f"/segments/{name.strip()}", status_code=303)
 
 
+@router.get("/segments/{name}/edit")
+def edit_segment(request: Request, runtime: RuntimeDep, name: str) -> Response:
+    segment = service.get(runtime.store, name)
+    context = {"query": segment["query"], "name": name, "editing": True}
+    return render(request, "segment_new.html", context)
+
+
+@router.post("/segments/{name}/edit")
+def update_segment(
+    request: Request, runtime: RuntimeDep, name: str, query: Annotated[str, Form()] = ""
+) -> Response:
+    """Save a changed query (checked and run first: nothing changes when it fails)."""
+    try:
+        service.update(runtime.store, name, query, _computed(runtime))
+    except NotFound:
+        raise
+    except TesseraError as e:
+        context = {"query": query, "name": name, "editing": True, "error": e,
+                   **check_query(runtime, query)}  # fmt: skip
+        return render(request, "segment_new.html", context, status=400)
+    return RedirectResponse(f"/segments/{name}", status_code=303)
+
+
 @router.get("/segments/overlap")
 def overlap_page(request: Request, runtime: RuntimeDep) -> Response:
     return render(request, "overlap.html", overlap_matrix(service.overlap(runtime.store)))

@@ -3,6 +3,8 @@ and nothing is shown without signing in."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import Locator
@@ -193,3 +195,30 @@ def test_deleting_a_segment_asks_first(console: LiveServer, watched: Watched) ->
     page.get_by_role("button", name="Delete this segment").click()
     page.wait_for_url("**/segments")
     assert page.get_by_role("link", name="to-delete").count() == 0
+
+
+def test_editing_a_segment_checks_as_you_type_and_saves(
+    console: LiveServer, watched: Watched
+) -> None:
+    """Issue 10: the live check is hit on every keystroke, so a half-typed control
+    character or date must show an error at its spot, never break the panel."""
+    httpx.post(
+        f"{console.url}/api/segments",
+        headers=console.admin,
+        json={"name": "to-edit", "query": "has email"},
+    ).raise_for_status()
+    page = watched.page
+    sign_in(page, console.url, "/segments/to-edit")
+    page.get_by_role("link", name="Edit the query").click()
+    page.wait_for_url(re.compile(r"/segments/to-edit/edit$"))
+    query = page.get_by_label("Who is in it")
+    query.fill('did "Page Viewed" between "1997-13-01" and "1998-01-01"')
+    problem = page.locator(".problem")
+    problem.wait_for()
+    assert "is not a date that exists" in problem.inner_text()
+    assert problem.get_attribute("data-error-column") == "27"
+    query.fill("has email or has user_id")
+    page.locator(".preview .size").wait_for()
+    page.get_by_role("button", name="Save segment").click()
+    page.wait_for_url(re.compile(r"/segments/to-edit$"))
+    assert page.locator("pre.query").inner_text() == "has email or has user_id"
