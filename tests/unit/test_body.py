@@ -51,3 +51,26 @@ def test_not_json_and_empty() -> None:
 def test_unknown_encoding() -> None:
     with pytest.raises(InvalidGzip, match="'br'"):
         decode_body(b"{}", "br", 100)
+
+
+def test_integers_beyond_64_bits_keep_every_digit_as_text() -> None:
+    # orjson alone gives 1.2345678901234568e+29: two user ids could round to one.
+    body = b'{"userId": 123456789012345678901234567890, "n": -9223372036854775809}'
+    assert decode_body(body, None, 1000) == {
+        "userId": "123456789012345678901234567890",
+        "n": "-9223372036854775809",
+    }
+
+
+def test_64_bit_integers_and_long_digit_strings_are_left_as_they_are() -> None:
+    body = b'{"a": 18446744073709551615, "b": -9223372036854775808, "c": "12345678901234567890"}'
+    assert decode_body(body, None, 1000) == {
+        "a": 18446744073709551615,
+        "b": -9223372036854775808,
+        "c": "12345678901234567890",
+    }
+
+
+def test_json_nested_past_what_the_parser_reads_is_invalid_json() -> None:
+    with pytest.raises(InvalidJson, match="depth"):
+        decode_body(b"[" * 2000 + b"]" * 2000, None, 10_000)
