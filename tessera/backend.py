@@ -231,15 +231,25 @@ class LocalBackend:
             "feed_import": lambda: feeds.import_feed(
                 store,
                 options["path"],
-                feeds.FeedOptions(options["provider"], options["taxonomy"], get("cpm"),
-                                  options["lifetime_days"], get("restrictions")),
+                feeds.FeedOptions(
+                    options["provider"],
+                    options["taxonomy"],
+                    get("cpm"),
+                    options["lifetime_days"],
+                    get("restrictions"),
+                ),
                 rejects,
                 now,
             ),
             "third_party": lambda: feeds.segments(store, now),
             "lookalike_create": lambda: lookalike.create(
-                store, options["name"], options["seed"], now=now, reach=get("reach"),
-                accuracy=get("accuracy"), method=options["method"],
+                store,
+                options["name"],
+                options["seed"],
+                now=now,
+                reach=get("reach"),
+                accuracy=get("accuracy"),
+                method=options["method"],
                 population=options["population"],
             ),
             "lookalike_show": lambda: lookalike.get(store, options["name"]),
@@ -345,8 +355,8 @@ class RemoteBackend:
             if progress is not None:
                 progress(int(current["rows"]), None)
             if current["status"] != "running":
-                if str(current["status"]).startswith("failed"):
-                    raise TesseraError(str(current["status"]))
+                if current["status"] != "done":  # failed, or interrupted by a restart
+                    raise TesseraError(f"import {current['status']}: {current.get('reason')}")
                 return {
                     "import_id": import_id,
                     "file": path.name,

@@ -72,6 +72,8 @@ def parse_json(raw: bytes | str) -> Any:
 
 
 def _exact_int(digits: str) -> int | str:
+    if len(digits) > 21:  # past 64 bits for sure, and int() refuses 4,300 digits and more
+        return digits
     value = int(digits)
     return value if fits_64_bits(value) else digits
 

@@ -122,7 +122,9 @@ class Collector:
                 )
             except Exception as e:  # a defect of ours must not poison the message's batch
                 # The type only: the message itself may hold personal data.
-                log.error("checking a message failed with %s; it is dead-lettered", type(e).__name__)
+                log.error(
+                    "checking a message failed with %s; it is dead-lettered", type(e).__name__
+                )
                 error = InvalidMessage(
                     f"the message could not be checked ({type(e).__name__}); it is kept in "
                     "the dead letters: please report it"

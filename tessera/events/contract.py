@@ -198,7 +198,9 @@ def check_message(
         original = parse_timestamp(message[client_field], client_field)
     when = event_time(original, sent_at, envelope.received_at)
     if when.adjustment is not None:
-        payload = _noted(message, context, "timestampAdjusted", f"{client_field}: {when.adjustment}")
+        payload = _noted(
+            message, context, "timestampAdjusted", f"{client_field}: {when.adjustment}"
+        )
 
     # Built positionally through tuple.__new__: NamedTuple's keyword constructor was a
     # quarter of the ingest CPU (measured with py-spy).

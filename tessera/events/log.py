@@ -96,5 +96,3 @@ def rejected(
     for row in rows:
         row["received_at"] = iso_utc(row["received_at"])
     return rows
-
-

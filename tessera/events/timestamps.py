@@ -80,8 +80,8 @@ def event_time(client_time: int | None, sent_at: int | None, received_at: int) -
         told = f"the client's time {_iso_or_raw(client_time)} is {where}"
     else:
         told = (
-            f"the client's time {_iso_or_raw(client_time)} corrected for the clock skew that sentAt "
-            f"{_iso_or_raw(sent_at)} shows is {_iso_or_raw(corrected)}, {where}"
+            f"the client's time {_iso_or_raw(client_time)} corrected for the clock skew "
+            f"that sentAt {_iso_or_raw(sent_at)} shows is {_iso_or_raw(corrected)}, {where}"
         )
     return EventTime(received_at, f"{told}; the receive time is stored instead")
 

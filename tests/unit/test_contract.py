@@ -275,8 +275,8 @@ def test_huge_number_in_properties_is_kept_as_its_digits() -> None:
     message = parse_json(b'{"type":"track","event":"e","userId":"u","properties":{"n":1e3,'
                          b'"big":123456789012345678901234567890}}')  # fmt: skip
     row = check(message)
-    assert orjson.loads(row.properties or "{}") == {"n": 1000.0,
-                                                    "big": "123456789012345678901234567890"}  # fmt: skip
+    big = "123456789012345678901234567890"
+    assert orjson.loads(row.properties or "{}") == {"n": 1000.0, "big": big}
 
 
 def test_float_user_id_too_large_to_be_exact_is_refused() -> None:
@@ -298,16 +298,31 @@ def adjustment(row: Any) -> str:
 
 def test_skew_correction_cannot_move_an_event_past_the_day_after_receipt() -> None:
     # Was stored as 2156-11-29: the profile's last_seen then sat out of its lifetime's reach.
-    row = check({"type": "track", "event": "e", "userId": "u",
-                 "timestamp": "2099-12-31T00:00:00Z", "sentAt": "1970-01-01T00:00:01Z"})  # fmt: skip
+    row = check(
+        {
+            "type": "track",
+            "event": "e",
+            "userId": "u",
+            "timestamp": "2099-12-31T00:00:00Z",
+            "sentAt": "1970-01-01T00:00:01Z",
+        }
+    )
     assert row.timestamp == RECEIVED
     assert "2099-12-31T00:00:00Z" in adjustment(row) and "receive time" in adjustment(row)
     assert micros_to_datetime(row.original_timestamp or 0).year == 2099
 
 
 def test_skew_correction_cannot_move_an_event_before_1970() -> None:
-    row = check({"type": "track", "event": "e", "userId": "u", "context": {"ip": "1.2.3.4"},
-                 "timestamp": "1970-01-01T00:00:01Z", "sentAt": "2099-12-31T00:00:00Z"})  # fmt: skip
+    row = check(
+        {
+            "type": "track",
+            "event": "e",
+            "userId": "u",
+            "context": {"ip": "1.2.3.4"},
+            "timestamp": "1970-01-01T00:00:01Z",
+            "sentAt": "2099-12-31T00:00:00Z",
+        }
+    )
     assert row.timestamp == RECEIVED
     assert "before 1970" in adjustment(row)
     assert orjson.loads(row.payload)["context"]["ip"] == "1.2.3.4"
@@ -320,8 +335,15 @@ def test_far_timestamps_without_skew_are_stored_at_receipt(sent: str) -> None:
 
 
 def test_a_device_clock_reset_to_1970_is_still_corrected() -> None:
-    row = check({"type": "track", "event": "e", "userId": "u",
-                 "timestamp": "1970-01-01T00:10:00Z", "sentAt": "1970-01-01T00:10:05Z"})  # fmt: skip
+    row = check(
+        {
+            "type": "track",
+            "event": "e",
+            "userId": "u",
+            "timestamp": "1970-01-01T00:10:00Z",
+            "sentAt": "1970-01-01T00:10:05Z",
+        }
+    )
     assert micros_to_datetime(row.timestamp).isoformat() == "2024-05-01T12:00:05"
     assert "tessera" not in orjson.loads(row.payload).get("context", {})
 
