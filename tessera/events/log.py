@@ -72,7 +72,9 @@ def tail(
     rows = store.fetch_dicts(
         "SELECT seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, "
         "email, phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
-        f"properties, traits FROM events {where} ORDER BY seq {order} LIMIT ?",
+        # Why the stored time is not the client's, when Tessera adjusted it (contract.py).
+        "properties, traits, payload->>'$.context.tessera.timestampAdjusted' AS "
+        f"timestamp_adjusted FROM events {where} ORDER BY seq {order} LIMIT ?",
         [*params, limit],
     )
     for row in rows:
