@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from tessera.errors import BodyTooLarge, InvalidGzip, InvalidJson
-from tessera.events.nesting import fits_64_bits
+from tessera.events.nesting import cut_deep_text, fits_64_bits
 
 #: Maps every digit to b"0" and everything else to a space, to find long digit runs at C
 #: speed (a regular expression was ten times slower on a 1 MiB batch).
@@ -57,10 +57,19 @@ def parse_json(raw: bytes | str) -> Any:
     more digits, again by the standard library with exact integers; those that do not
     fit in 64 bits are kept as their digits, a string, which every later step can store.
 
+    Values nested past what the parsers read (1,024 levels) are cut out and replaced by
+    a note (nesting.cut_deep_text), so one such message does not sink its batch.
+
     Raises orjson.JSONDecodeError when the text is not JSON.
     """
-    document = orjson.loads(raw)
     data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if "depth" not in str(e):
+            raise
+        data = cut_deep_text(data)
+        document = orjson.loads(data)
     if _LONG_NUMBER not in data.translate(_DIGITS):
         return document
     try:

@@ -9,12 +9,19 @@ real message uses (Segment's own libraries send under 10 levels).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: The deepest a message may nest, the message object itself being level 1.
 MAX_DEPTH = 64
 #: What stands in for a value nested past MAX_DEPTH in a clipped copy.
 CLIPPED = f"…(nested deeper than {MAX_DEPTH} levels)"
+#: Where `cut_deep_text` cuts: under orjson's parsing limit (1,024) and Python's
+#: recursion limit (1,000), far above MAX_DEPTH, so what it cut is refused anyway.
+TEXT_CUT_DEPTH = 512
+#: A JSON string (escapes included), or a run of opening or of closing brackets: the
+#: tokens that decide nesting (a run is one match, so a wall of brackets is quick).
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]+|[\]}]+', re.DOTALL)
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -68,3 +75,34 @@ def fits_64_bits(value: int) -> bool:
     """Whether orjson can write this integer."""
     # orjson reads and writes integers from -2**63 to 2**64 - 1 (signed or unsigned).
     return -(2**63) <= value < 2**64
+
+
+def cut_deep_text(text: bytes, limit: int = TEXT_CUT_DEPTH) -> bytes:
+    """JSON text whose values nested past `limit` levels are each replaced by a string.
+
+    No parser in the chain reads JSON nested past 1,024 levels, so without this a batch
+    holding one such message would be refused whole, its good neighbours with it. After
+    the cut the batch parses, and the message that held the deep value is refused by
+    the depth check like any other. Linear in the size of the text; used only when a
+    parser has already refused it for its depth.
+    """
+    mark = f'"…(nested deeper than {limit} levels)"'.encode()
+    pieces: list[bytes] = []
+    depth = 0
+    kept_from = 0
+    cut_at = -1
+    for token in _TOKENS.finditer(text):
+        start, end = token.span()
+        if text[start] in b"[{":
+            if depth <= limit < depth + (end - start):
+                cut_at = start + (limit - depth)  # the opener that reaches limit + 1
+            depth += end - start
+        elif text[start] in b"]}":
+            if cut_at >= 0 and depth - (end - start) <= limit < depth:
+                closer = start + (depth - limit - 1)  # the closer back to `limit`
+                pieces += [text[kept_from:cut_at], mark]
+                kept_from = closer + 1
+                cut_at = -1
+            depth -= end - start
+    pieces.append(text[kept_from:])
+    return b"".join(pieces)
