@@ -42,6 +42,8 @@ from tessera.store import Store
 CHUNK_ROWS = 5_000
 #: The largest message one row may become (the collect API's is a setting).
 MAX_MESSAGE_BYTES = 1 << 20
+#: The delimiters a CSV file may use without saying so in its mapping, first preferred.
+_DELIMITERS = (",", ";", "\t", "|")
 FORMATS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -346,12 +348,8 @@ def _read_csv(path: Path, delimiter: str | None, name: str) -> Iterator[Any]:
         csv.field_size_limit(MAX_MESSAGE_BYTES)
     with path.open("r", newline="", encoding="utf-8-sig", errors="replace") as handle:
         if delimiter is None:
-            sample = handle.read(64 * 1024)
+            delimiter = _delimiter_of(handle.readline(MAX_MESSAGE_BYTES))
             handle.seek(0)
-            try:
-                delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-            except csv.Error:
-                delimiter = ","
         lines = _Lines(handle)
         reader = csv.reader(lines, delimiter=delimiter)
         try:
@@ -384,6 +382,15 @@ def _read_csv(path: Path, delimiter: str | None, name: str) -> Iterator[Any]:
             row: dict[str, Any] = dict.fromkeys(header)
             row.update(zip(header, cells, strict=False))
             yield lines.record_line, row
+
+
+def _delimiter_of(header: str) -> str:
+    """The delimiter a header row uses: the candidate it holds most of (a comma when it
+    holds none). The header is the one line whose cells are known to be plain names;
+    csv.Sniffer, guessing from data rows, was fooled by cells full of commas."""
+    counts = {candidate: header.count(candidate) for candidate in _DELIMITERS}
+    best = max(counts, key=lambda candidate: counts[candidate])
+    return best if counts[best] else ","
 
 
 class _Lines:

@@ -116,7 +116,7 @@ def newest_message_id(server: LiveServer) -> str:
     return str(newest[0]["message_id"])
 
 
-@fuzz(120)
+@fuzz(60)
 @given(
     body=st.one_of(
         st.binary(max_size=100), messages(), values.map(lambda v: json.dumps(v).encode())
@@ -135,7 +135,7 @@ def test_any_body_gets_an_answer_below_500(
         assert answer["code"] and answer["message"]
 
 
-@fuzz(60)
+@fuzz(30)
 @given(
     others=st.lists(messages(), max_size=4),
     sent_at=st.sampled_from([None, "2024-05-01T12:00:00Z", "1970-01-01T00:00:01Z"]),
@@ -159,7 +159,7 @@ def test_good_neighbours_in_a_batch_are_always_stored(
     assert newest_message_id(server) == message_id
 
 
-@fuzz(30)
+@fuzz(15)
 @given(number=huge_ints, field=st.sampled_from(["userId", "anonymousId"]))
 def test_numeric_ids_of_any_size_keep_every_digit(
     fuzzed: tuple[LiveServer, list[str]], fuzz_key: str, number: int, field: str

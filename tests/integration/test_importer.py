@@ -205,3 +205,12 @@ def test_import_left_running_by_a_stopped_process_is_marked_interrupted(
         second.close()
     assert found["status"] == "interrupted" and found["finished_at"] is not None
     assert "stopped before it finished" in found["reason"]
+
+
+def test_delimiter_is_read_from_the_header_not_fooled_by_cells(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # csv.Sniffer, reading the data rows, took the commas in these cells for the delimiter.
+    path = tmp_path / "crm.csv"
+    path.write_text('id;note\nu1;"a","b","c"\nu2;"d","e"\n')
+    assert run(runtime, path, IDENTIFY).accepted == 2
