@@ -73,10 +73,15 @@ class Collector:
                 field="body",
             )
         source = self._authenticate(authorization, document.get("writeKey"))
-        sent_at = None
+        sent_at, sent_at_problem = None, None
         if document.get("sentAt") is not None and message_type is None:
-            sent_at = parse_timestamp(document["sentAt"], "sentAt")
-        envelope = Envelope(source.id, source.channel, received_at, sent_at)
+            try:
+                sent_at = parse_timestamp(document["sentAt"], "sentAt")
+            except InvalidTimestamp as e:  # it only serves skew correction: never fatal
+                sent_at_problem = f"the batch's {e.message}; no clock-skew correction"
+        envelope = Envelope(
+            source.id, source.channel, received_at, sent_at, sent_at_problem=sent_at_problem
+        )
         if message_type is None:
             messages = document.get("batch")
             if not isinstance(messages, list):

@@ -16,6 +16,7 @@ import orjson
 from tessera.errors import (
     InvalidField,
     InvalidMessage,
+    InvalidTimestamp,
     MessageTooDeep,
     MessageTooLarge,
     MissingField,
@@ -100,6 +101,8 @@ class Envelope:
     #: Segment's HTTP API insists on userId or anonymousId. File imports may identify
     #: a person by e-mail, phone or an external id alone (a CRM row, a till receipt).
     require_segment_ids: bool = True
+    #: Why the batch's sentAt was ignored (it could not be read), noted in each message.
+    sent_at_problem: str | None = None
 
 
 def dedupe_key(source_id: str, message_id: str) -> int:
@@ -185,9 +188,7 @@ def check_message(
             field="identifiers",
         )
 
-    sent_at = envelope.sent_at
-    if message.get("sentAt") is not None:
-        sent_at = parse_timestamp(message["sentAt"], "sentAt")
+    sent_at, notes = _sent_at(message, envelope)
     client_field = (
         "originalTimestamp"
         if message.get("originalTimestamp") is not None
@@ -198,9 +199,9 @@ def check_message(
         original = parse_timestamp(message[client_field], client_field)
     when = event_time(original, sent_at, envelope.received_at)
     if when.adjustment is not None:
-        payload = _noted(
-            message, context, "timestampAdjusted", f"{client_field}: {when.adjustment}"
-        )
+        notes = {**(notes or {}), "timestampAdjusted": f"{client_field}: {when.adjustment}"}
+    if notes:
+        payload = _noted(message, context, notes)
 
     # Built positionally through tuple.__new__: NamedTuple's keyword constructor was a
     # quarter of the ingest CPU (measured with py-spy).
@@ -277,12 +278,28 @@ def _too_deep() -> MessageTooDeep:
     )
 
 
-def _noted(message: dict[str, Any], context: dict[str, Any] | None, key: str, note: str) -> str:
-    """The payload with a note from Tessera under context.tessera, saying what it changed
-    (the stored columns hold the adjusted value; the payload keeps what was sent)."""
+def _sent_at(message: dict[str, Any], envelope: Envelope) -> tuple[int | None, dict[str, str]]:
+    """The sentAt that applies to a message (its own, else its batch's), and notes.
+
+    sentAt only serves the clock-skew correction: one that cannot be read is ignored
+    (the event keeps the client's time, and a note says why) rather than costing the
+    event, or for a batch's sentAt, the whole batch.
+    """
+    notes = {"sentAtIgnored": envelope.sent_at_problem} if envelope.sent_at_problem else {}
+    if message.get("sentAt") is None:
+        return envelope.sent_at, notes
+    try:
+        return parse_timestamp(message["sentAt"], "sentAt"), {}
+    except InvalidTimestamp as e:
+        return envelope.sent_at, {"sentAtIgnored": f"{e.message}; no clock-skew correction"}
+
+
+def _noted(message: dict[str, Any], context: dict[str, Any] | None, notes: dict[str, str]) -> str:
+    """The payload with notes from Tessera under context.tessera, saying what it changed
+    or ignored (the stored columns hold what was used; the payload keeps what was sent)."""
     ours = (context or {}).get("tessera")
-    notes = {**(ours if isinstance(ours, dict) else {}), key: note}
-    return orjson.dumps({**message, "context": {**(context or {}), "tessera": notes}}).decode()
+    kept = {**(ours if isinstance(ours, dict) else {}), **notes}
+    return orjson.dumps({**message, "context": {**(context or {}), "tessera": kept}}).decode()
 
 
 def _message_type(message: dict[str, Any], default_type: str | None) -> str:

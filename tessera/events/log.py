@@ -72,15 +72,15 @@ def tail(
     rows = store.fetch_dicts(
         "SELECT seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, "
         "email, phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
-        # Why the stored time is not the client's, when Tessera adjusted it (contract.py).
-        "properties, traits, payload->>'$.context.tessera.timestampAdjusted' AS "
-        f"timestamp_adjusted FROM events {where} ORDER BY seq {order} LIMIT ?",
+        # Tessera's notes on what it adjusted or ignored in the message (contract.py).
+        "properties, traits, payload->'$.context.tessera' AS notes "
+        f"FROM events {where} ORDER BY seq {order} LIMIT ?",
         [*params, limit],
     )
     for row in rows:
         for column in ("timestamp", "original_timestamp", "received_at"):
             row[column] = iso_utc(row[column])
-        for column in ("properties", "traits"):
+        for column in ("properties", "traits", "notes"):
             row[column] = orjson.loads(row[column]) if row[column] else None
     return rows
 

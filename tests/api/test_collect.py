@@ -300,7 +300,7 @@ def test_clock_skew_correction_stays_in_the_calendar(server: LiveServer, key: st
     newest = tail(server, 1)[0]
     assert newest["message_id"] == message_id
     assert newest["timestamp"] == newest["received_at"]
-    assert "2099-12-31T00:00:00Z" in newest["timestamp_adjusted"]
+    assert "2099-12-31T00:00:00Z" in newest["notes"]["timestampAdjusted"]
 
 
 def test_blank_message_id_is_a_400_saying_it_is_blank(server: LiveServer, key: str) -> None:
@@ -308,3 +308,15 @@ def test_blank_message_id_is_a_400_saying_it_is_blank(server: LiveServer, key: s
     assert response.status_code == 400
     assert response.json()["field"] == "messageId"
     assert "blank" in response.json()["message"]
+
+
+def test_unreadable_batch_sent_at_is_ignored_not_fatal(server: LiveServer, key: str) -> None:
+    # Was a 400 for the whole batch: sentAt only serves the clock-skew correction.
+    message_id = mid()
+    batch = {"batch": [{"type": "track", "event": "e", "userId": "u", "messageId": message_id,
+                        "timestamp": "2024-05-01T12:00:00Z"}], "sentAt": "yesterday"}  # fmt: skip
+    assert post(server, "/v1/batch", batch, key).status_code == 200
+    newest = tail(server, 1)[0]
+    assert newest["message_id"] == message_id
+    assert newest["timestamp"] == "2024-05-01T12:00:00Z"
+    assert "'yesterday'" in newest["notes"]["sentAtIgnored"]

@@ -352,3 +352,11 @@ def test_a_timestamp_a_few_hours_ahead_is_kept() -> None:
     # A local time sent as UTC: wrong, but it may be the only time there is.
     row = check({"type": "track", "event": "e", "userId": "u", "timestamp": "2024-05-01T22:00:00Z"})
     assert micros_to_datetime(row.timestamp).isoformat() == "2024-05-01T22:00:00"
+
+
+def test_unreadable_sent_at_is_ignored_and_noted() -> None:
+    row = check({"type": "track", "event": "e", "userId": "u", "sentAt": 5,
+                 "timestamp": "2024-05-01T11:00:00Z"})  # fmt: skip
+    assert micros_to_datetime(row.timestamp).isoformat() == "2024-05-01T11:00:00"
+    note = orjson.loads(row.payload)["context"]["tessera"]["sentAtIgnored"]
+    assert "sentAt must be an ISO-8601 string" in note
