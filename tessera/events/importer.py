@@ -81,6 +81,10 @@ def load_mapping(text: str) -> Mapping:
         document = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InvalidMapping(f"the mapping is not valid YAML: {e}") from None
+    except RecursionError:
+        raise InvalidMapping(
+            "the mapping nests too deep to read; a mapping is a few levels deep"
+        ) from None
     return parse_mapping(document)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,6 +36,15 @@ _STANDARD_IDS = {"userId", "anonymousId", "email", "phone", "deviceId", "adverti
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 _WHOLE = re.compile(r"[+-]?[0-9]+")
+#: Shows a mapping's values in errors, bounded: YAML aliases can make a small document
+#: whose full repr would be enormous.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother = 2, 60, 60
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = _BRIEF.maxset = 4
+
+
+def _brief(value: Any) -> str:
+    return _BRIEF.repr(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +101,7 @@ def parse_mapping(document: Any) -> Mapping:
         )
     kind = document.get("type", "identify")
     if kind not in ("identify", "track"):
-        raise InvalidMapping(f"mapping type {kind!r} must be 'identify' or 'track'")
+        raise InvalidMapping(f"mapping type {_brief(kind)} must be 'identify' or 'track'")
     event = _name(document, "event", "an event name, e.g. `event: Order Completed`")
     event_column = _name(document, "event_column", "a column name")
     if kind == "track" and not (event or event_column):
@@ -104,10 +114,10 @@ def parse_mapping(document: Any) -> Mapping:
         )
     for name, column in identifiers.items():
         if not isinstance(column, str) or not column:
-            raise InvalidMapping(f"identifiers.{name} must name a column, got {column!r}")
+            raise InvalidMapping(f"identifiers.{name} must name a column, got {_brief(column)}")
     file_format = document.get("format")
     if file_format is not None and file_format not in ("csv", "jsonl", "parquet"):
-        raise InvalidMapping(f"format {file_format!r} must be csv, jsonl or parquet")
+        raise InvalidMapping(f"format {_brief(file_format)} must be csv, jsonl or parquet")
     return Mapping(
         type=kind,
         event=event,
@@ -131,7 +141,7 @@ def _name(document: dict[str, Any], key: str, expected: str) -> str | None:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         raw = str(raw)
     if not isinstance(raw, str) or not raw.strip():
-        raise InvalidMapping(f"{key} must be {expected}, got {raw!r}")
+        raise InvalidMapping(f"{key} must be {expected}, got {_brief(raw)}")
     return raw
 
 
@@ -157,7 +167,7 @@ def _delimiter(options: Any) -> str | None:
     if not isinstance(options, dict):
         raise InvalidMapping(
             f"csv must be a mapping of CSV options such as `csv: {{delimiter: ';'}}`, "
-            f"got {options!r}"
+            f"got {_brief(options)}"
         )
     unknown = sorted(str(key) for key in options if key not in _CSV_KEYS)
     if unknown:
@@ -170,7 +180,7 @@ def _delimiter(options: Any) -> str | None:
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in _BAD_DELIMITERS:
         raise InvalidMapping(
             f"csv.delimiter must be one character other than a quote or a line break, "
-            f"e.g. ';' or \"\\t\" for a tab, got {delimiter!r}"
+            f"e.g. ';' or \"\\t\" for a tab, got {_brief(delimiter)}"
         )
     return delimiter
 
@@ -219,7 +229,7 @@ def _form_lines(section: str, text: str) -> dict[str, Column]:
         value_type = value_type.strip() or "string"
         if value_type not in VALUE_TYPES:
             raise InvalidMapping(
-                f"{section}, line {number}: type {value_type!r} must be one of "
+                f"{section}, line {number}: type {_brief(value_type)} must be one of "
                 f"{', '.join(VALUE_TYPES)}"
             )
         found[name.strip()] = Column(column.strip(), value_type)
@@ -377,11 +387,14 @@ def _columns(raw: Any, section: str) -> dict[str, Column]:
     if isinstance(raw, list):
         for position, name in enumerate(raw):
             if not isinstance(name, str) or not name:
-                raise InvalidMapping(f"{section}[{position}] must be a column name, got {name!r}")
+                raise InvalidMapping(
+                    f"{section}[{position}] must be a column name, got {_brief(name)}"
+                )
         raw = {name: name for name in raw}
     if not isinstance(raw, dict):
         raise InvalidMapping(
-            f"{section} must map names to columns, e.g. `{section}: {{city: town}}`, got {raw!r}"
+            f"{section} must map names to columns, e.g. `{section}: {{city: town}}`, "
+            f"got {_brief(raw)}"
         )
     found = {}
     for name, spec in raw.items():
@@ -396,13 +409,14 @@ def _columns(raw: Any, section: str) -> dict[str, Column]:
             value_type = spec.get("type", "string")
             if value_type not in VALUE_TYPES:
                 raise InvalidMapping(
-                    f"{section}.{name}.type {value_type!r} must be one of {', '.join(VALUE_TYPES)}"
+                    f"{section}.{name}.type {_brief(value_type)} must be one of "
+                    f"{', '.join(VALUE_TYPES)}"
                 )
             found[str(name)] = Column(spec["column"], value_type)
         else:
             raise InvalidMapping(
                 f"{section}.{name} must be a column name or {{column: NAME, type: TYPE}}, "
-                f"got {spec!r}"
+                f"got {_brief(spec)}"
             )
     return found
 
@@ -443,7 +457,7 @@ def _iso(raw: Any, fmt: str | None, column: str) -> str:
         except ValueError:
             expected = f"the format {fmt!r}" if fmt else "ISO-8601 (or set timestamp_format)"
             raise InvalidField(
-                f"column {column!r} value {_show(text)} does not match {expected}",
+                f"column {_brief(column)} value {_show(text)} does not match {expected}",
                 field=column,
                 value=text,
             ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tessera.errors import InvalidField, InvalidMapping
+from tessera.events.importer import load_mapping
 from tessera.events.mapping import Column, check_columns, convert, parse_mapping, row_to_message
 
 TRACK = {
@@ -160,3 +161,19 @@ def test_identifier_cell_holding_an_object_is_refused() -> None:
 
 def test_object_cell_mapped_to_a_string_becomes_its_json() -> None:
     assert convert({"a": [1]}, Column("c")) == '{"a":[1]}'
+
+
+def test_mapping_yaml_nested_too_deep_is_invalid_mapping() -> None:
+    # yaml.safe_load recurses: a RecursionError was a 500.
+    with pytest.raises(InvalidMapping, match="nests too deep"):
+        load_mapping("identifiers: " + "[" * 5000 + "]" * 5000)
+
+
+def test_mapping_error_shows_an_aliased_value_briefly() -> None:
+    # Nine levels of YAML aliases: a full repr of `type` would hold a billion items.
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        levels.append(f"&a{level} [{', '.join([f'*a{level - 1}'] * 10)}]")
+    with pytest.raises(InvalidMapping, match="mapping type") as caught:
+        load_mapping(f"identifiers: {{email: e}}\ntype: [{', '.join(levels)}]")
+    assert len(caught.value.message) < 500
