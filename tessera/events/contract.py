@@ -197,9 +197,9 @@ def check_message(
     original = None
     if client_field is not None:
         original = parse_timestamp(message[client_field], client_field)
-    when = event_time(original, sent_at, envelope.received_at)
-    if when.adjustment is not None:
-        notes = {**(notes or {}), "timestampAdjusted": f"{client_field}: {when.adjustment}"}
+    timestamp, adjustment = event_time(original, sent_at, envelope.received_at)
+    if adjustment is not None:
+        notes = {**(notes or {}), "timestampAdjusted": f"{client_field}: {adjustment}"}
     if notes:
         payload = _noted(message, context, notes)
 
@@ -223,7 +223,7 @@ def check_message(
             device_id,
             advertising_id,
             orjson.dumps(external_ids).decode() if external_ids else None,
-            when.timestamp,
+            timestamp,
             plausible(original),
             plausible(sent_at),
             envelope.received_at,
@@ -278,18 +278,22 @@ def _too_deep() -> MessageTooDeep:
     )
 
 
-def _sent_at(message: dict[str, Any], envelope: Envelope) -> tuple[int | None, dict[str, str]]:
+def _sent_at(
+    message: dict[str, Any], envelope: Envelope
+) -> tuple[int | None, dict[str, str] | None]:
     """The sentAt that applies to a message (its own, else its batch's), and notes.
 
     sentAt only serves the clock-skew correction: one that cannot be read is ignored
     (the event keeps the client's time, and a note says why) rather than costing the
     event, or for a batch's sentAt, the whole batch.
     """
-    notes = {"sentAtIgnored": envelope.sent_at_problem} if envelope.sent_at_problem else {}
-    if message.get("sentAt") is None:
-        return envelope.sent_at, notes
+    raw = message.get("sentAt")
+    if raw is None:
+        if envelope.sent_at_problem is None:
+            return envelope.sent_at, None
+        return envelope.sent_at, {"sentAtIgnored": envelope.sent_at_problem}
     try:
-        return parse_timestamp(message["sentAt"], "sentAt"), {}
+        return parse_timestamp(raw, "sentAt"), None
     except InvalidTimestamp as e:
         return envelope.sent_at, {"sentAtIgnored": f"{e.message}; no clock-skew correction"}
 

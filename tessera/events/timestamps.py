@@ -6,7 +6,6 @@ they go straight into Arrow `timestamp[us]` columns without building datetimes t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tessera.errors import InvalidTimestamp
@@ -49,16 +48,11 @@ def parse_timestamp(value: object, field: str) -> int:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
-class EventTime:
-    """When an event happened, and why it is not the client's time when it was adjusted."""
-
-    timestamp: int
-    adjustment: str | None = None
-
-
-def event_time(client_time: int | None, sent_at: int | None, received_at: int) -> EventTime:
-    """The time to store for an event: the client's, corrected for clock skew, if plausible.
+def event_time(
+    client_time: int | None, sent_at: int | None, received_at: int
+) -> tuple[int, str | None]:
+    """The time to store for an event (the client's, corrected for clock skew, if
+    plausible) and, when it is not that, why (a plain tuple: this runs per message).
 
     Segment's skew correction shifts the client's time by (receivedAt - sentAt): a device
     whose clock is an hour fast sends sentAt an hour ahead, the same error is in its event
@@ -71,10 +65,10 @@ def event_time(client_time: int | None, sent_at: int | None, received_at: int) -
     last_seen must never sit in 2156, out of reach of its lifetime.
     """
     if client_time is None:
-        return EventTime(received_at)
+        return received_at, None
     corrected = client_time if sent_at is None else client_time + (received_at - sent_at)
     if _MIN_MICROS <= corrected <= received_at + FUTURE_TOLERANCE_MICROS:
-        return EventTime(corrected)
+        return corrected, None
     where = "before 1970" if corrected < _MIN_MICROS else "more than a day after it was received"
     if sent_at is None:
         told = f"the client's time {_iso_or_raw(client_time)} is {where}"
@@ -83,7 +77,7 @@ def event_time(client_time: int | None, sent_at: int | None, received_at: int) -
             f"the client's time {_iso_or_raw(client_time)} corrected for the clock skew "
             f"that sentAt {_iso_or_raw(sent_at)} shows is {_iso_or_raw(corrected)}, {where}"
         )
-    return EventTime(received_at, f"{told}; the receive time is stored instead")
+    return received_at, f"{told}; the receive time is stored instead"
 
 
 def plausible(micros: int | None) -> int | None:
