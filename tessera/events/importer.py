@@ -454,7 +454,7 @@ def _read_jsonl(path: Path) -> Iterator[Any]:
             if not isinstance(row, dict):
                 yield number, InvalidImportFile("line must be a JSON object")
                 continue
-            if nesting.depth_exceeds(row):
+            if nesting.may_exceed(line) and nesting.depth_exceeds(row):
                 yield (
                     number,
                     _TooDeepRow(

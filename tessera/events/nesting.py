@@ -43,10 +43,12 @@ def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def may_exceed(serialised: str, limit: int = MAX_DEPTH) -> bool:
+def may_exceed(serialised: str | bytes, limit: int = MAX_DEPTH) -> bool:
     """A cheap pre-check on a value's JSON text: fewer brackets than `limit` cannot nest
     deeper than `limit`, so the walk in `depth_exceeds` runs only for the rare message
     with many brackets (two C-speed scans on the ingest hot path)."""
+    if isinstance(serialised, bytes):
+        return serialised.count(b"{") + serialised.count(b"[") > limit
     return serialised.count("{") + serialised.count("[") > limit
 
 
