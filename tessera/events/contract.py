@@ -340,8 +340,8 @@ def _message_id(message: dict[str, Any], payload: str) -> str:
         return str(raw)
     if isinstance(raw, str) and raw:
         raise InvalidField(
-            f"messageId {raw!r} is blank: send a unique id for each message, or leave "
-            "messageId out and Tessera derives one from the content",
+            f"messageId is blank ({len(raw)} whitespace character(s)): send a unique id "
+            "for each message, or leave messageId out and Tessera derives one from the content",
             field="messageId",
             value=raw,
         )
