@@ -358,8 +358,8 @@ class RemoteBackend:
             if progress is not None:
                 progress(int(current["rows"]), None)
             if current["status"] != "running":
-                if str(current["status"]).startswith("failed"):
-                    raise TesseraError(str(current["status"]))
+                if current["status"] != "done":  # failed, or interrupted by a restart
+                    raise TesseraError(f"import {current['status']}: {current.get('reason')}")
                 return {
                     "import_id": import_id,
                     "file": path.name,

@@ -82,6 +82,10 @@ class MessageTooLarge(InvalidMessage):
     code = "message_too_large"
 
 
+class MessageTooDeep(InvalidMessage):
+    code = "message_too_deep"
+
+
 class Unauthorized(TesseraError):
     code = "unauthorized"
     status = 401

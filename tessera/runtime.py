@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from tessera.events import importer
 from tessera.events.collect import Collector
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
@@ -36,6 +37,7 @@ class Runtime:
             None if in_memory else settings.database_path,
             checkpoint_threshold_mb=settings.checkpoint_threshold_mb,
         )
+        importer.mark_interrupted(store)  # the store is ours alone: none can still run
         since = None
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS

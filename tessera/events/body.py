@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Any
 
 import orjson
 
 from tessera.errors import BodyTooLarge, InvalidGzip, InvalidJson
+from tessera.events.nesting import cut_deep_text, fits_64_bits
+
+#: Maps every digit to b"0" and everything else to a space, to find long digit runs at C
+#: speed (a regular expression was ten times slower on a 1 MiB batch).
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+#: -2**63 has 19 digits: a shorter run of digits always fits in 64 bits.
+_LONG_NUMBER = b"0" * 19
 
 
 def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int) -> Any:
@@ -35,9 +43,48 @@ def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int) -> Any
     if not raw.strip():
         raise InvalidJson("request body is empty; send a JSON object")
     try:
-        return orjson.loads(raw)
+        return parse_json(raw)
     except orjson.JSONDecodeError as e:
         raise InvalidJson(f"request body is not valid JSON: {e}") from None
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse JSON like orjson, but keep integers beyond 64 bits exact, as text.
+
+    orjson turns 123456789012345678901234567890 into a float, and a numeric user id
+    rounded through a float can merge two people. Such numbers are rare, so the body is
+    parsed by orjson (which also validates it) and, only when it holds a run of 19 or
+    more digits, again by the standard library with exact integers; those that do not
+    fit in 64 bits are kept as their digits, a string, which every later step can store.
+
+    Values nested past what the parsers read (1,024 levels) are cut out and replaced by
+    a note (nesting.cut_deep_text), so one such message does not sink its batch.
+
+    Raises orjson.JSONDecodeError when the text is not JSON.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if "depth" not in str(e):
+            raise
+        data = cut_deep_text(data)
+        document = orjson.loads(data)
+    if _LONG_NUMBER not in data.translate(_DIGITS):
+        return document
+    try:
+        return json.loads(data, parse_int=_exact_int)
+    except RecursionError:
+        # The standard parser recurses; past ~1,000 levels keep orjson's reading, whose
+        # too-deep messages are refused one by one anyway.
+        return document
+
+
+def _exact_int(digits: str) -> int | str:
+    if len(digits) > 21:  # past 64 bits for sure, and int() refuses 4,300 digits and more
+        return digits
+    value = int(digits)
+    return value if fits_64_bits(value) else digits
 
 
 def _gunzip(raw: bytes, max_bytes: int) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from tessera.events.contract import Envelope, EventRow, check_message, reject
 from tessera.events.sources import Source, SourceDirectory
 from tessera.events.timestamps import parse_timestamp
 from tessera.events.writer import DeadLetter, EventWriter, WriteResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +73,15 @@ class Collector:
                 field="body",
             )
         source = self._authenticate(authorization, document.get("writeKey"))
-        sent_at = None
+        sent_at, sent_at_problem = None, None
         if document.get("sentAt") is not None and message_type is None:
-            sent_at = parse_timestamp(document["sentAt"], "sentAt")
-        envelope = Envelope(source.id, source.channel, received_at, sent_at)
+            try:
+                sent_at = parse_timestamp(document["sentAt"], "sentAt")
+            except InvalidTimestamp as e:  # it only serves skew correction: never fatal
+                sent_at_problem = f"the batch's {e.message}; no clock-skew correction"
+        envelope = Envelope(
+            source.id, source.channel, received_at, sent_at, sent_at_problem=sent_at_problem
+        )
         if message_type is None:
             messages = document.get("batch")
             if not isinstance(messages, list):
@@ -116,6 +124,18 @@ class Collector:
             except (InvalidMessage, InvalidTimestamp) as e:
                 dead.append(
                     DeadLetter(envelope.source_id, envelope.received_at, reject(message, e))
+                )
+            except Exception as e:  # a defect of ours must not poison the message's batch
+                # The type only: the message itself may hold personal data.
+                log.error(
+                    "checking a message failed with %s; it is dead-lettered", type(e).__name__
+                )
+                error = InvalidMessage(
+                    f"the message could not be checked ({type(e).__name__}); it is kept in "
+                    "the dead letters: please report it"
+                )
+                dead.append(
+                    DeadLetter(envelope.source_id, envelope.received_at, reject(message, error))
                 )
         return rows, dead
 

@@ -16,12 +16,15 @@ import orjson
 from tessera.errors import (
     InvalidField,
     InvalidMessage,
+    InvalidTimestamp,
+    MessageTooDeep,
     MessageTooLarge,
     MissingField,
     MissingIdentity,
     UnknownType,
 )
-from tessera.events.timestamps import corrected_timestamp, parse_timestamp
+from tessera.events import nesting
+from tessera.events.timestamps import event_time, parse_timestamp, plausible
 
 MESSAGE_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 #: The browser library's short paths: /v1/t, /v1/i, ...
@@ -98,6 +101,8 @@ class Envelope:
     #: Segment's HTTP API insists on userId or anonymousId. File imports may identify
     #: a person by e-mail, phone or an external id alone (a CRM row, a till receipt).
     require_segment_ids: bool = True
+    #: Why the batch's sentAt was ignored (it could not be read), noted in each message.
+    sent_at_problem: str | None = None
 
 
 def dedupe_key(source_id: str, message_id: str) -> int:
@@ -122,10 +127,10 @@ def check_message(
     """
     if not isinstance(message, dict):
         raise InvalidField(
-            f"each message must be a JSON object, got {type(message).__name__}",
+            f"each message must be a JSON object, got {_json_type(message)}",
             field="message",
         )
-    payload = orjson.dumps(message).decode()
+    payload = _serialise(message)
     if len(payload) > max_bytes:
         raise MessageTooLarge(
             f"message is {len(payload)} bytes; the limit is {max_bytes} "
@@ -183,20 +188,20 @@ def check_message(
             field="identifiers",
         )
 
-    sent_at = envelope.sent_at
-    if message.get("sentAt") is not None:
-        sent_at = parse_timestamp(message["sentAt"], "sentAt")
+    sent_at, notes = _sent_at(message, envelope)
     client_field = (
         "originalTimestamp"
         if message.get("originalTimestamp") is not None
         else ("timestamp" if message.get("timestamp") is not None else None)
     )
-    if client_field is None:
-        original = None
-        timestamp = envelope.received_at
-    else:
+    original = None
+    if client_field is not None:
         original = parse_timestamp(message[client_field], client_field)
-        timestamp = corrected_timestamp(original, sent_at, envelope.received_at)
+    timestamp, adjustment = event_time(original, sent_at, envelope.received_at)
+    if adjustment is not None:
+        notes = {**(notes or {}), "timestampAdjusted": f"{client_field}: {adjustment}"}
+    if notes:
+        payload = _noted(message, context, notes)
 
     # Built positionally through tuple.__new__: NamedTuple's keyword constructor was a
     # quarter of the ingest CPU (measured with py-spy).
@@ -219,8 +224,8 @@ def check_message(
             advertising_id,
             orjson.dumps(external_ids).decode() if external_ids else None,
             timestamp,
-            original,
-            sent_at,
+            plausible(original),
+            plausible(sent_at),
             envelope.received_at,
             orjson.dumps(properties).decode() if properties else None,
             orjson.dumps(traits).decode() if traits else None,
@@ -230,15 +235,75 @@ def check_message(
 
 
 def reject(message: Any, error: InvalidMessage) -> Rejection:
-    """The dead-letter record for a message that failed `check_message`."""
+    """The dead-letter record for a message that failed `check_message`.
+
+    The payload is kept as sent when it serialises; a message nested too deep (or
+    holding what JSON cannot write) is kept clipped at nesting.MAX_DEPTH, so the
+    dead letters can always store it.
+    """
     message_id = None
     if isinstance(message, dict) and isinstance(message.get("messageId"), str | int):
-        message_id = str(message["messageId"])
+        message_id = str(message["messageId"])[:_MAX_NAME]
     try:
         payload = orjson.dumps(message).decode()
-    except TypeError:
-        payload = repr(message)
+    except TypeError:  # orjson.JSONEncodeError: too deep, a huge integer, an odd type
+        payload = orjson.dumps(nesting.clipped(message), default=repr).decode()
     return Rejection(error.code, error.field, error.message, message_id, payload)
+
+
+def _serialise(message: dict[str, Any]) -> str:
+    """The message as JSON text, refused when it nests past nesting.MAX_DEPTH (checked
+    cheaply: only a message with many brackets is walked)."""
+    try:
+        payload = orjson.dumps(message).decode()
+    except TypeError as e:  # orjson.JSONEncodeError
+        if nesting.depth_exceeds(message):
+            raise _too_deep() from None
+        # A value built in Python (an import row) that JSON cannot hold as it is.
+        raise InvalidField(
+            f"message holds a value JSON cannot carry ({e}); numbers beyond 64 bits "
+            "must be sent as text",
+            field="message",
+        ) from None
+    if nesting.may_exceed(payload) and nesting.depth_exceeds(message):
+        raise _too_deep()
+    return payload
+
+
+def _too_deep() -> MessageTooDeep:
+    return MessageTooDeep(
+        f"message nests objects or arrays more than {nesting.MAX_DEPTH} levels deep; "
+        "flatten its properties or traits",
+        field="message",
+    )
+
+
+def _sent_at(
+    message: dict[str, Any], envelope: Envelope
+) -> tuple[int | None, dict[str, str] | None]:
+    """The sentAt that applies to a message (its own, else its batch's), and notes.
+
+    sentAt only serves the clock-skew correction: one that cannot be read is ignored
+    (the event keeps the client's time, and a note says why) rather than costing the
+    event, or for a batch's sentAt, the whole batch.
+    """
+    raw = message.get("sentAt")
+    if raw is None:
+        if envelope.sent_at_problem is None:
+            return envelope.sent_at, None
+        return envelope.sent_at, {"sentAtIgnored": envelope.sent_at_problem}
+    try:
+        return parse_timestamp(raw, "sentAt"), None
+    except InvalidTimestamp as e:
+        return envelope.sent_at, {"sentAtIgnored": f"{e.message}; no clock-skew correction"}
+
+
+def _noted(message: dict[str, Any], context: dict[str, Any] | None, notes: dict[str, str]) -> str:
+    """The payload with notes from Tessera under context.tessera, saying what it changed
+    or ignored (the stored columns hold what was used; the payload keeps what was sent)."""
+    ours = (context or {}).get("tessera")
+    kept = {**(ours if isinstance(ours, dict) else {}), **notes}
+    return orjson.dumps({**message, "context": {**(context or {}), "tessera": kept}}).decode()
 
 
 def _message_type(message: dict[str, Any], default_type: str | None) -> str:
@@ -273,9 +338,16 @@ def _message_id(message: dict[str, Any], payload: str) -> str:
         return raw
     if isinstance(raw, int) and not isinstance(raw, bool):
         return str(raw)
+    if isinstance(raw, str) and raw:
+        raise InvalidField(
+            f"messageId is blank ({len(raw)} whitespace character(s)): send a unique id "
+            "for each message, or leave messageId out and Tessera derives one from the content",
+            field="messageId",
+            value=raw,
+        )
     if raw not in (None, ""):
         raise InvalidField(
-            f"messageId must be a string, got {type(raw).__name__}", field="messageId", value=raw
+            f"messageId must be a string, got {_json_type(raw)}", field="messageId", value=raw
         )
     # No messageId: derive one from the content, so a retry of the same bytes still
     # deduplicates instead of landing twice.
@@ -289,11 +361,13 @@ def _identifier(message: dict[str, Any], field: str) -> str | None:
         return None
     if isinstance(raw, bool):
         raise InvalidField(f"{field} must be a string, got a boolean", field=field, value=raw)
-    if isinstance(raw, int | float):
-        raw = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+    if isinstance(raw, float):
+        raw = _float_identifier(raw, field)
+    elif isinstance(raw, int):
+        raw = str(raw)
     if not isinstance(raw, str):
         raise InvalidField(
-            f"{field} must be a string, got {type(raw).__name__}", field=field, value=raw
+            f"{field} must be a string or a number, got {_json_type(raw)}", field=field, value=raw
         )
     raw = raw.strip()
     if not raw:
@@ -305,13 +379,44 @@ def _identifier(message: dict[str, Any], field: str) -> str | None:
     return raw
 
 
+def _float_identifier(raw: float, field: str) -> str:
+    """A number sent as an identifier. Integers arrive exact (body.parse_json keeps those
+    beyond 64 bits as text); a float is kept only when its digits are exact: 1e30 as an id
+    would be rounded, and two people could share it."""
+    if not raw.is_integer():
+        return repr(raw)
+    if abs(raw) < 2**53:
+        return str(int(raw))
+    raise InvalidField(
+        f"{field} {raw!r} is a floating-point number too large to be an exact id; "
+        "send the id as a string",
+        field=field,
+        value=raw,
+    )
+
+
+def _json_type(value: object) -> str:
+    """What a parsed JSON value was, in the words of JSON rather than Python."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "null" if value is None else type(value).__name__
+
+
 def _object(container: dict[str, Any], field: str, *, prefix: str = "") -> dict[str, Any] | None:
     raw = container.get(field)
     if raw is None:
         return None
     if not isinstance(raw, dict):
         raise InvalidField(
-            f"{prefix}{field} must be a JSON object, got {type(raw).__name__}",
+            f"{prefix}{field} must be a JSON object, got {_json_type(raw)}",
             field=prefix + field,
         )
     return raw
@@ -385,7 +490,7 @@ def _optional_text(container: dict[str, Any], field: str, *, prefix: str = "") -
         raw = str(raw)
     if not isinstance(raw, str):
         raise InvalidField(
-            f"{prefix}{field} must be a string, got {type(raw).__name__}",
+            f"{prefix}{field} must be a string, got {_json_type(raw)}",
             field=prefix + field,
             value=raw,
         )

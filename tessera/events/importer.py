@@ -28,7 +28,9 @@ from tessera.errors import (
     NotFound,
     TesseraError,
 )
+from tessera.events import nesting
 from tessera.events import rejects as reject_files
+from tessera.events.body import parse_json
 from tessera.events.contract import Envelope, EventRow, check_message
 from tessera.events.mapping import Mapping, check_columns, content_fingerprint, parse_mapping
 from tessera.events.mapping import row_to_message as build_message
@@ -38,6 +40,10 @@ from tessera.events.writer import EventWriter
 from tessera.store import Store
 
 CHUNK_ROWS = 5_000
+#: The largest message one row may become (the collect API's is a setting).
+MAX_MESSAGE_BYTES = 1 << 20
+#: The delimiters a CSV file may use without saying so in its mapping, first preferred.
+_DELIMITERS = (",", ";", "\t", "|")
 FORMATS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -50,6 +56,7 @@ FORMATS = {
 }
 
 Progress = Callable[[int, int | None], None]
+RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 
 
 @dataclass
@@ -63,7 +70,7 @@ class ImportSummary:
     rejected: int = 0
     reject_file: str | None = None
     seconds: float = 0.0
-    status: str = "running"
+    status: str = RUNNING
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +81,10 @@ def load_mapping(text: str) -> Mapping:
         document = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InvalidMapping(f"the mapping is not valid YAML: {e}") from None
+    except RecursionError:
+        raise InvalidMapping(
+            "the mapping nests too deep to read; a mapping is a few levels deep"
+        ) from None
     return parse_mapping(document)
 
 
@@ -106,12 +117,38 @@ def import_file(
     name = file_name or path.name
     summary = ImportSummary(import_id or "imp_" + secrets.token_hex(6), name, source.name)
     file_format = detect_format(path, mapping)
-    rows = _read(path, file_format, mapping)
+    rows = _read(path, file_format, mapping, name)
     columns = next(rows)  # the reader yields its header first
     if columns is not None:
         check_columns(mapping, columns)
     total = _estimate_rows(path, file_format)
     record_start(store, summary.import_id, source, summary.file)
+    try:
+        _import_rows(store, writer, source, rows, mapping, rejects_dir, summary, total, progress)
+    except KeyboardInterrupt:
+        mark_ended(store, summary.import_id, INTERRUPTED, "stopped by the user (Ctrl-C)")
+        raise
+    except Exception as e:
+        mark_ended(store, summary.import_id, FAILED, _reason(e))
+        raise
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.status = DONE
+    _record_progress(store, summary, finished=True)
+    return summary
+
+
+def _import_rows(
+    store: Store,
+    writer: EventWriter,
+    source: Source,
+    rows: Iterator[Any],
+    mapping: Mapping,
+    rejects_dir: Path,
+    summary: ImportSummary,
+    total: int | None,
+    progress: Progress | None,
+) -> None:
+    name = summary.file
     rejects_dir.mkdir(parents=True, exist_ok=True)
     reject_path = rejects_dir / f"{summary.import_id}-{Path(name).stem}.rejects.csv"
     occurrences: dict[str, int] = {}
@@ -135,32 +172,50 @@ def import_file(
             if progress is not None:
                 progress(summary.rows, total)
 
-        for line, row in rows:  # type: ignore[misc]
-            summary.rows += 1
-            try:
-                if isinstance(row, TesseraError):
-                    raise row
-                occurrence = 0
-                if mapping.message_id is None:
-                    fingerprint = content_fingerprint(row)
-                    occurrence = occurrences.get(fingerprint, 0)
-                    occurrences[fingerprint] = occurrence + 1
-                message = build_message(mapping, row, occurrence)
-                batch.append(check_message(message, envelope, default_type=None, max_bytes=1 << 20))
-            except (InvalidMessage, InvalidImportFile) as e:
-                summary.rejected += 1
-                rejects.writerow([line, e.message, _show_row(row)])
-            if len(batch) >= CHUNK_ROWS:
-                flush()
-        flush()
-    if summary.rejected:
-        summary.reject_file = str(reject_path)
-    else:
+        try:
+            for line, row in rows:  # type: ignore[misc]
+                summary.rows += 1
+                rejection = _take_row(mapping, row, envelope, occurrences, batch)
+                if rejection is not None:
+                    summary.rejected += 1
+                    rejects.writerow([line, rejection, _show_row(row)])
+                if len(batch) >= CHUNK_ROWS:
+                    flush()
+        finally:
+            # Also when reading stops half-way: what was read is kept, and the reject
+            # file says which rows were refused.
+            flush()
+            if summary.rejected:
+                summary.reject_file = str(reject_path)
+    if not summary.rejected:
         reject_path.unlink()
-    summary.seconds = round(time.perf_counter() - started, 3)
-    summary.status = "done"
-    _record_progress(store, summary, finished=True)
-    return summary
+
+
+def _take_row(
+    mapping: Mapping,
+    row: Any,
+    envelope: Envelope,
+    occurrences: dict[str, int],
+    batch: list[EventRow],
+) -> str | None:
+    """Add one row's event to `batch`, or say why the row is refused."""
+    try:
+        if isinstance(row, TesseraError):
+            raise row
+        occurrence = 0
+        if mapping.message_id is None:
+            fingerprint = content_fingerprint(row)
+            occurrence = occurrences.get(fingerprint, 0)
+            occurrences[fingerprint] = occurrence + 1
+        message = build_message(mapping, row, occurrence)
+        batch.append(
+            check_message(message, envelope, default_type=None, max_bytes=MAX_MESSAGE_BYTES)
+        )
+    except (InvalidMessage, InvalidImportFile) as e:
+        return e.message
+    except Exception as e:  # a defect of ours must not stop the rows after this one
+        return f"the row could not be converted ({type(e).__name__}); please report it"
+    return None
 
 
 def upload(
@@ -196,11 +251,10 @@ def upload(
                 import_id=import_id,
             )
         except Exception as e:
-            reason = e.message if isinstance(e, TesseraError) else type(e).__name__
-            mark_failed(store, import_id, reason)
+            mark_ended(store, import_id, FAILED, _reason(e))
             if wait:
                 raise
-            return ImportSummary(import_id, file_name, source.name, status="failed")
+            return ImportSummary(import_id, file_name, source.name, status=FAILED)
         finally:
             saved.unlink(missing_ok=True)
 
@@ -231,9 +285,11 @@ def reject_file(store: Store, import_id: str) -> Path:
 
 
 def list_imports(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """Imports, newest first. `status` is running, done, failed or interrupted; `reason`
+    says why for the last two."""
     rows = store.fetch_dicts(
         "SELECT i.id, s.name AS source, i.file_name, i.started_at, i.finished_at, i.status, "
-        "i.rows, i.accepted, i.duplicates, i.rejected, i.reject_file FROM imports i "
+        "i.reason, i.rows, i.accepted, i.duplicates, i.rejected, i.reject_file FROM imports i "
         "LEFT JOIN sources s ON s.id = i.source_id ORDER BY i.started_at DESC LIMIT ?",
         [limit],
     )
@@ -243,49 +299,145 @@ def list_imports(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     return rows
 
 
-def mark_failed(store: Store, import_id: str, reason: str) -> None:
+def mark_ended(store: Store, import_id: str, status: str, reason: str) -> None:
+    """An import that stopped before it was done: FAILED or INTERRUPTED, and why."""
     store.execute(
-        "UPDATE imports SET status = ?, finished_at = ? WHERE id = ?",
-        [f"failed: {reason}"[:500], utc_now(), import_id],
+        "UPDATE imports SET status = ?, reason = ?, finished_at = ? WHERE id = ?",
+        [status, reason[:500], utc_now(), import_id],
     )
+
+
+def mark_interrupted(store: Store) -> int:
+    """Imports left running by a process that stopped (kill -9, a crash, a power cut).
+
+    Called when a process opens the store: DuckDB lets one process at a time write to
+    it, so an import still marked running cannot be running any more. Without this it
+    would say running for ever, and the console would poll it for ever. Returns how
+    many were marked.
+    """
+    running = store.fetch_all("SELECT id FROM imports WHERE status = ?", [RUNNING])
+    for (import_id,) in running:
+        mark_ended(
+            store,
+            import_id,
+            INTERRUPTED,
+            "the process running it stopped before it finished; import the file again: "
+            "rows already imported are recognised and not added twice",
+        )
+    return len(running)
+
+
+def _reason(error: Exception) -> str:
+    return error.message if isinstance(error, TesseraError) else type(error).__name__
 
 
 # -- readers: each yields the header (or None) first, then (line, row) -------------
 
 
-def _read(path: Path, file_format: str, mapping: Mapping) -> Iterator[Any]:
+def _read(path: Path, file_format: str, mapping: Mapping, name: str) -> Iterator[Any]:
     if not path.exists():
         raise InvalidImportFile(f"no file at {path}")
     if file_format == "csv":
-        return _read_csv(path, mapping.delimiter)
+        return _read_csv(path, mapping.delimiter, name)
     if file_format == "jsonl":
         return _read_jsonl(path)
-    return _read_parquet(path)
+    return _read_parquet(path, name)
 
 
-def _read_csv(path: Path, delimiter: str | None) -> Iterator[Any]:
+def _read_csv(path: Path, delimiter: str | None, name: str) -> Iterator[Any]:
+    # The csv module's limit is process-wide; it is raised (never lowered) to the largest
+    # message, so a long cell is read and judged by the message size, and a cell longer
+    # than any message is a rejected row, not an aborted file.
+    if csv.field_size_limit() < MAX_MESSAGE_BYTES:
+        csv.field_size_limit(MAX_MESSAGE_BYTES)
     with path.open("r", newline="", encoding="utf-8-sig", errors="replace") as handle:
         if delimiter is None:
-            sample = handle.read(64 * 1024)
+            delimiter = _delimiter_of(handle.readline(MAX_MESSAGE_BYTES))
             handle.seek(0)
+        lines = _Lines(handle)
+        reader = csv.reader(lines, delimiter=delimiter)
+        try:
+            header = [cell.strip() for cell in next(reader)]
+        except StopIteration:
+            raise InvalidImportFile(f"{name} is empty: expected a header row") from None
+        except csv.Error as e:
+            raise InvalidImportFile(f"{name}: the header row cannot be read ({e})") from None
+        yield header
+        while True:
+            lines.start_record()
             try:
-                delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-            except csv.Error:
-                delimiter = ","
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        if reader.fieldnames is None:
-            raise InvalidImportFile(f"{path.name} is empty: expected a header row")
-        yield [name.strip() for name in reader.fieldnames]
-        reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        for row in reader:
-            if None in row:  # more cells than the header has
-                extra = row.pop(None)  # type: ignore[call-overload]
-                yield (
-                    reader.line_num,
-                    InvalidImportFile(f"row has {len(extra)} more cell(s) than the header"),
-                )
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                line = lines.record_line
+                lines.skip_rest_of_record()
+                yield line, InvalidImportFile(f"row cannot be read: {_csv_reason(e)}")
                 continue
-            yield reader.line_num, row
+            if not cells:  # a blank line
+                continue
+            if len(cells) > len(header):
+                yield (
+                    lines.record_line,
+                    InvalidImportFile(f"row has {len(cells) - len(header)} more cell(s) than "
+                                      "the header"),
+                )  # fmt: skip
+                continue
+            row: dict[str, Any] = dict.fromkeys(header)
+            row.update(zip(header, cells, strict=False))
+            yield lines.record_line, row
+
+
+def _delimiter_of(header: str) -> str:
+    """The delimiter a header row uses: the candidate it holds most of (a comma when it
+    holds none). The header is the one line whose cells are known to be plain names;
+    csv.Sniffer, guessing from data rows, was fooled by cells full of commas."""
+    counts = {candidate: header.count(candidate) for candidate in _DELIMITERS}
+    best = max(counts, key=lambda candidate: counts[candidate])
+    return best if counts[best] else ","
+
+
+class _Lines:
+    """A CSV file's physical lines as the csv reader takes them: counted, so a row is
+    reported at the line it starts on, and with the quotes seen since its start, so the
+    rest of a row the reader refused inside a quoted cell can be skipped."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self.number = 0
+        self.record_line = 1
+        self._quotes = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line: str = next(self._handle)
+        self.number += 1
+        self._quotes += line.count('"')
+        return line
+
+    def start_record(self) -> None:
+        self.record_line = self.number + 1
+        self._quotes = 0
+
+    def skip_rest_of_record(self) -> None:
+        """An odd number of quotes: the reader stopped inside a quoted cell, whose end
+        (and the row's) is where the quotes balance again."""
+        while self._quotes % 2:
+            try:
+                next(self)
+            except StopIteration:
+                return
+
+
+def _csv_reason(error: csv.Error) -> str:
+    if "field larger than field limit" in str(error):
+        return (
+            f"a cell is longer than {MAX_MESSAGE_BYTES:,} characters, more than a whole "
+            "message may hold"
+        )
+    return str(error)
 
 
 def _read_jsonl(path: Path) -> Iterator[Any]:
@@ -295,29 +447,57 @@ def _read_jsonl(path: Path) -> Iterator[Any]:
             if not line.strip():
                 continue
             try:
-                row = orjson.loads(line)
+                row = parse_json(line)
             except orjson.JSONDecodeError as e:
                 yield number, InvalidImportFile(f"line is not valid JSON: {e}")
                 continue
             if not isinstance(row, dict):
                 yield number, InvalidImportFile("line must be a JSON object")
                 continue
+            if nesting.may_exceed(line) and nesting.depth_exceeds(row):
+                yield (
+                    number,
+                    _TooDeepRow(
+                        f"line nests objects or arrays more than {nesting.MAX_DEPTH} levels "
+                        "deep; flatten it",
+                        row,
+                    ),
+                )
+                continue
             yield number, row
 
 
-def _read_parquet(path: Path) -> Iterator[Any]:
+class _TooDeepRow(InvalidImportFile):
+    """A row refused for its nesting, which carries the row to show it clipped."""
+
+    def __init__(self, message: str, row: Any) -> None:
+        super().__init__(message)
+        self.row = row
+
+
+def _read_parquet(path: Path, name: str) -> Iterator[Any]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
-    except Exception as e:
-        raise InvalidImportFile(f"{path.name} is not a readable Parquet file: {e}") from e
+    except (pa.ArrowException, OSError, ValueError) as e:
+        # The message may name the saved copy (a temporary file): name the upload instead.
+        reason = str(e).replace(str(path), name)
+        raise InvalidImportFile(f"{name} is not a readable Parquet file: {reason}") from None
     yield parquet.schema_arrow.names
     number = 0
-    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS):
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row
+    try:
+        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except (pa.ArrowException, OSError, ValueError) as e:
+        reason = str(e).replace(str(path), name)
+        raise InvalidImportFile(
+            f"{name} cannot be read past row {number}: {reason}; the rows before it are "
+            "imported, and importing the file again after a fix adds only the rest"
+        ) from None
 
 
 def _estimate_rows(path: Path, file_format: str) -> int | None:
@@ -333,8 +513,13 @@ def _estimate_rows(path: Path, file_format: str) -> int | None:
 
 
 def _show_row(row: Any) -> str:
+    """A row as the reject file shows it: JSON, clipped where it nests too deep."""
+    if isinstance(row, _TooDeepRow):
+        row = row.row
+    elif isinstance(row, TesseraError):  # a row the reader could not make out
+        return ""
     if isinstance(row, dict):
-        return orjson.dumps(row, default=str).decode()
+        return orjson.dumps(nesting.clipped(row), default=str).decode()
     return repr(row)
 
 
@@ -344,7 +529,7 @@ def record_start(store: Store, import_id: str, source: Source, file_name: str) -
     store.execute(
         "INSERT INTO imports (id, source_id, file_name, started_at, status) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status",
-        [import_id, source.id, file_name, utc_now(), "running"],
+        [import_id, source.id, file_name, utc_now(), RUNNING],
     )
 
 
@@ -363,4 +548,3 @@ def _record_progress(store: Store, summary: ImportSummary, *, finished: bool = F
             summary.import_id,
         ],
     )
-

@@ -60,7 +60,9 @@ REJECTED_PAGE_MAX = 1000
 _EVENT_COLUMNS = (
     "seq, source_id, channel, message_id, type, event, name, user_id, anonymous_id, email, "
     "phone, device_id, advertising_id, timestamp, original_timestamp, received_at, "
-    "properties, traits"
+    "properties, traits, "
+    # Tessera's notes on what it adjusted or ignored in the message (contract.py).
+    "payload->'$.context.tessera' AS notes"
 )
 
 
@@ -97,7 +99,7 @@ def tail(
     for row in rows:
         for column in ("timestamp", "original_timestamp", "received_at"):
             row[column] = iso_utc(row[column])
-        for column in ("properties", "traits"):
+        for column in ("properties", "traits", "notes"):
             row[column] = orjson.loads(row[column]) if row[column] else None
     total = store.fetch_one(
         f"SELECT count(*) FROM events {'WHERE source_id = $source' if where else ''}", scope

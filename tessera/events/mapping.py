@@ -18,6 +18,9 @@ Pure: `parse_mapping` checks a mapping against the file's columns, and
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+import reprlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,12 +28,23 @@ from typing import Any
 import orjson
 
 from tessera.errors import InvalidField, InvalidMapping
+from tessera.events.nesting import fits_64_bits
 
 VALUE_TYPES = ("string", "number", "integer", "boolean", "date")
 #: Identifier names that have a home in the Segment message itself.
 _STANDARD_IDS = {"userId", "anonymousId", "email", "phone", "deviceId", "advertisingId"}
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+#: Shows a mapping's values in errors, bounded: YAML aliases can make a small document
+#: whose full repr would be enormous.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother = 2, 60, 60
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = _BRIEF.maxset = 4
+
+
+def _brief(value: Any) -> str:
+    return _BRIEF.repr(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,33 +79,31 @@ class Mapping:
         return named
 
 
+_KNOWN_KEYS = (
+    "type", "event", "event_column", "timestamp", "timestamp_format", "identifiers",
+    "traits", "properties", "message_id", "format", "csv",
+)  # fmt: skip
+_CSV_KEYS = ("delimiter",)
+#: A delimiter that is also CSV's quote or a line break could not split anything.
+_BAD_DELIMITERS = {'"', "\r", "\n"}
+
+
 def parse_mapping(document: Any) -> Mapping:
-    """Check a mapping document (parsed YAML) and build a Mapping, or InvalidMapping."""
+    """Check a mapping document (parsed YAML) and build a Mapping, or InvalidMapping
+    naming the key, the value found and what is expected."""
     if not isinstance(document, dict):
         raise InvalidMapping("a mapping is a YAML mapping with at least `identifiers:`")
-    known = {
-        "type",
-        "event",
-        "event_column",
-        "timestamp",
-        "timestamp_format",
-        "identifiers",
-        "traits",
-        "properties",
-        "message_id",
-        "format",
-        "csv",
-    }
-    unknown = sorted(set(document) - known)
+    unknown = sorted(str(key) for key in document if key not in _KNOWN_KEYS)
     if unknown:
         raise InvalidMapping(
             f"mapping has unknown key(s) {', '.join(unknown)}; "
-            f"known keys: {', '.join(sorted(known))}"
+            f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
         )
     kind = document.get("type", "identify")
     if kind not in ("identify", "track"):
-        raise InvalidMapping(f"mapping type {kind!r} must be 'identify' or 'track'")
-    event, event_column = document.get("event"), document.get("event_column")
+        raise InvalidMapping(f"mapping type {_brief(kind)} must be 'identify' or 'track'")
+    event = _name(document, "event", "an event name, e.g. `event: Order Completed`")
+    event_column = _name(document, "event_column", "a column name")
     if kind == "track" and not (event or event_column):
         raise InvalidMapping("a track mapping needs `event: NAME` or `event_column: COLUMN`")
     identifiers = document.get("identifiers")
@@ -101,26 +113,76 @@ def parse_mapping(document: Any) -> Mapping:
             "e.g. `identifiers: {email: email_address}`"
         )
     for name, column in identifiers.items():
-        if not isinstance(column, str):
-            raise InvalidMapping(f"identifiers.{name} must name a column, got {column!r}")
-    csv_options = document.get("csv") or {}
-    delimiter = csv_options.get("delimiter") if isinstance(csv_options, dict) else None
+        if not isinstance(column, str) or not column:
+            raise InvalidMapping(f"identifiers.{name} must name a column, got {_brief(column)}")
     file_format = document.get("format")
     if file_format is not None and file_format not in ("csv", "jsonl", "parquet"):
-        raise InvalidMapping(f"format {file_format!r} must be csv, jsonl or parquet")
+        raise InvalidMapping(f"format {_brief(file_format)} must be csv, jsonl or parquet")
     return Mapping(
         type=kind,
-        event=str(event) if event else None,
+        event=event,
         event_column=event_column,
-        timestamp=document.get("timestamp"),
-        timestamp_format=document.get("timestamp_format"),
-        identifiers={str(k): str(v) for k, v in identifiers.items()},
+        timestamp=_name(document, "timestamp", "the column holding the event time"),
+        timestamp_format=_timestamp_format(document),
+        identifiers={str(k): v for k, v in identifiers.items()},
         traits=_columns(document.get("traits"), "traits"),
         properties=_columns(document.get("properties"), "properties"),
-        message_id=document.get("message_id"),
+        message_id=_name(document, "message_id", "a column whose values are unique"),
         file_format=file_format,
-        delimiter=delimiter,
+        delimiter=_delimiter(document.get("csv")),
     )
+
+
+def _name(document: dict[str, Any], key: str, expected: str) -> str | None:
+    """An optional text value of the mapping (a YAML number is read as its text)."""
+    raw = document.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidMapping(f"{key} must be {expected}, got {_brief(raw)}")
+    return raw
+
+
+def _timestamp_format(document: dict[str, Any]) -> str | None:
+    fmt = _name(document, "timestamp_format", "a strptime format, e.g. '%d/%m/%Y %H:%M'")
+    if fmt is None:
+        return None
+    try:
+        datetime.strptime("", fmt)
+    except ValueError as e:
+        # "does not match" is the expected answer for an empty text; anything else
+        # ("bad directive", "stray %") is the format's own fault.
+        if "does not match" not in str(e):
+            raise InvalidMapping(
+                f"timestamp_format {fmt!r} is not a strptime format ({e}); e.g. '%d/%m/%Y %H:%M'"
+            ) from None
+    return fmt
+
+
+def _delimiter(options: Any) -> str | None:
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise InvalidMapping(
+            f"csv must be a mapping of CSV options such as `csv: {{delimiter: ';'}}`, "
+            f"got {_brief(options)}"
+        )
+    unknown = sorted(str(key) for key in options if key not in _CSV_KEYS)
+    if unknown:
+        raise InvalidMapping(
+            f"csv has unknown option(s) {', '.join(unknown)}; known: {', '.join(_CSV_KEYS)}"
+        )
+    delimiter = options.get("delimiter")
+    if delimiter is None:
+        return None
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in _BAD_DELIMITERS:
+        raise InvalidMapping(
+            f"csv.delimiter must be one character other than a quote or a line break, "
+            f"e.g. ';' or \"\\t\" for a tab, got {_brief(delimiter)}"
+        )
+    return delimiter
 
 
 def document_from_form(
@@ -167,7 +229,7 @@ def _form_lines(section: str, text: str) -> dict[str, Column]:
         value_type = value_type.strip() or "string"
         if value_type not in VALUE_TYPES:
             raise InvalidMapping(
-                f"{section}, line {number}: type {value_type!r} must be one of "
+                f"{section}, line {number}: type {_brief(value_type)} must be one of "
                 f"{', '.join(VALUE_TYPES)}"
             )
         found[name.strip()] = Column(column.strip(), value_type)
@@ -197,7 +259,7 @@ def row_to_message(mapping: Mapping, row: dict[str, Any], occurrence: int) -> di
     context: dict[str, Any] = {}
     external: list[dict[str, str]] = []
     for name, column in mapping.identifiers.items():
-        value = _text(row.get(column))
+        value = _text(row.get(column), column)
         if value is None:
             continue
         if name in ("userId", "anonymousId"):
@@ -220,7 +282,9 @@ def row_to_message(mapping: Mapping, row: dict[str, Any], occurrence: int) -> di
         if traits:
             message["traits"] = traits
     else:
-        message["event"] = mapping.event or _text(row.get(mapping.event_column or ""))
+        message["event"] = mapping.event or _text(
+            row.get(mapping.event_column or ""), mapping.event_column or ""
+        )
         properties = {}
         for name, spec in mapping.properties.items():
             value = convert(row.get(spec.column), spec)
@@ -233,7 +297,9 @@ def row_to_message(mapping: Mapping, row: dict[str, Any], occurrence: int) -> di
         message["context"] = context
     if mapping.timestamp:
         message["timestamp"] = _timestamp(row.get(mapping.timestamp), mapping)
-    given_id = _text(row.get(mapping.message_id)) if mapping.message_id else None
+    given_id = (
+        _text(row.get(mapping.message_id), mapping.message_id) if mapping.message_id else None
+    )
     message["messageId"] = given_id or _content_id(row, occurrence)
     return message
 
@@ -250,18 +316,22 @@ def _content_id(row: dict[str, Any], occurrence: int) -> str:
 
 
 def convert(raw: Any, spec: Column) -> Any:
-    """A cell as the mapped type; empty cells are absent (None)."""
+    """A cell as the mapped type; empty cells are absent (None).
+
+    Whole numbers keep every digit (an integer beyond 64 bits stays text, as JSON numbers
+    beyond 64 bits do on the collect API); NaN and infinities are refused, since JSON
+    cannot carry them.
+    """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     text = raw.strip() if isinstance(raw, str) else raw
     try:
         if spec.type == "string":
-            return text if isinstance(text, str) else str(text)
+            return _string(text)
         if spec.type == "number":
-            value = float(text)
-            return int(value) if value.is_integer() and "." not in str(text) else value
+            return _number(text, whole=False)
         if spec.type == "integer":
-            return int(float(text)) if not isinstance(text, int) else text
+            return _number(text, whole=True)
         if spec.type == "boolean":
             if isinstance(text, bool):
                 return text
@@ -278,44 +348,95 @@ def convert(raw: Any, spec: Column) -> Any:
     else:
         raise AssertionError(spec.type)
     raise InvalidField(
-        f"column {spec.column!r} value {raw!r} is not a {spec.type}",
+        f"column {spec.column!r} value {_show(raw)} is not a {spec.type}",
         field=spec.column,
         value=raw,
     )
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):  # a JSON-lines cell: its JSON, not Python's repr
+        return orjson.dumps(value, default=str).decode()
+    return str(value)
+
+
+def _number(value: Any, *, whole: bool) -> int | float | str:
+    if isinstance(value, bool | dict | list):
+        raise TypeError(value)
+    if isinstance(value, int):
+        return value if fits_64_bits(value) else str(value)
+    text = str(value)
+    if _WHOLE.fullmatch(text):
+        exact = int(text)
+        return exact if fits_64_bits(exact) else text.lstrip("+")
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(text)
+    if whole:
+        if not number.is_integer():
+            raise ValueError(text)
+        return int(number)
+    return number
 
 
 def _columns(raw: Any, section: str) -> dict[str, Column]:
     if raw is None:
         return {}
     if isinstance(raw, list):
-        raw = {str(name): str(name) for name in raw}
+        for position, name in enumerate(raw):
+            if not isinstance(name, str) or not name:
+                raise InvalidMapping(
+                    f"{section}[{position}] must be a column name, got {_brief(name)}"
+                )
+        raw = {name: name for name in raw}
     if not isinstance(raw, dict):
         raise InvalidMapping(
-            f"{section} must map names to columns, e.g. `{section}: {{city: town}}`"
+            f"{section} must map names to columns, e.g. `{section}: {{city: town}}`, "
+            f"got {_brief(raw)}"
         )
     found = {}
     for name, spec in raw.items():
-        if isinstance(spec, str):
+        if isinstance(spec, str) and spec:
             found[str(name)] = Column(spec)
-        elif isinstance(spec, dict) and isinstance(spec.get("column"), str):
+        elif isinstance(spec, dict) and isinstance(spec.get("column"), str) and spec["column"]:
+            extra = sorted(str(key) for key in spec if key not in ("column", "type"))
+            if extra:
+                raise InvalidMapping(
+                    f"{section}.{name} has unknown key(s) {', '.join(extra)}; known: column, type"
+                )
             value_type = spec.get("type", "string")
             if value_type not in VALUE_TYPES:
                 raise InvalidMapping(
-                    f"{section}.{name}.type {value_type!r} must be one of {', '.join(VALUE_TYPES)}"
+                    f"{section}.{name}.type {_brief(value_type)} must be one of "
+                    f"{', '.join(VALUE_TYPES)}"
                 )
             found[str(name)] = Column(spec["column"], value_type)
         else:
             raise InvalidMapping(
-                f"{section}.{name} must be a column name or {{column: NAME, type: TYPE}}"
+                f"{section}.{name} must be a column name or {{column: NAME, type: TYPE}}, "
+                f"got {_brief(spec)}"
             )
     return found
 
 
-def _text(raw: Any) -> str | None:
+def _text(raw: Any, column: str = "") -> str | None:
     if raw is None:
         return None
+    if isinstance(raw, dict | list):
+        raise InvalidField(
+            f"column {column!r} holds a JSON {'object' if isinstance(raw, dict) else 'array'} "
+            f"{_show(raw)}; identifiers, event names and message ids are text",
+            field=column,
+        )
     text = raw.strip() if isinstance(raw, str) else str(raw)
     return text or None
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, dict | list) else _string(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _timestamp(raw: Any, mapping: Mapping) -> str | None:
@@ -336,7 +457,7 @@ def _iso(raw: Any, fmt: str | None, column: str) -> str:
         except ValueError:
             expected = f"the format {fmt!r}" if fmt else "ISO-8601 (or set timestamp_format)"
             raise InvalidField(
-                f"column {column!r} value {text!r} does not match {expected}",
+                f"column {_brief(column)} value {_show(text)} does not match {expected}",
                 field=column,
                 value=text,
             ) from None

@@ -283,4 +283,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        9,
+        """
+        -- Why an import ended other than done: failed (its error) or interrupted (its
+        -- process stopped while it ran), shown beside its status.
+        ALTER TABLE imports ADD COLUMN reason VARCHAR;
+        """,
+    ),
 ]

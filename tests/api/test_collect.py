@@ -245,3 +245,84 @@ def test_cors_preflight_and_headers(server: LiveServer, key: str) -> None:
     assert response.headers["access-control-allow-origin"] == "https://shop.example"
     refused = post(server, "/v1/t", {"event": "e"}, key, origin)
     assert refused.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+def nested(levels: int) -> bytes:
+    """JSON text of `levels` objects one inside the other (orjson cannot write it)."""
+    return b'{"k":' * levels + b'"leaf"' + b"}" * levels
+
+
+def rejected_latest(server: LiveServer) -> dict[str, Any]:
+    found: list[dict[str, Any]] = httpx.get(
+        f"{server.url}/api/events/rejected?limit=1", headers=server.admin
+    ).json()
+    return found[0]
+
+
+@pytest.mark.parametrize("levels", [300, 1000])
+def test_deeply_nested_message_is_dead_lettered_and_its_neighbours_stored(
+    server: LiveServer, key: str, levels: int
+) -> None:
+    # Was 503 store_unavailable for the whole batch, which SDKs retry for ever.
+    good, deep = mid(), mid()
+    good_message = orjson.dumps(
+        {"type": "track", "event": "Good", "userId": "u", "messageId": good}
+    )
+    deep_message = (
+        b'{"type": "track", "event": "Deep", "userId": "u", "messageId": "%s", "properties": %s}'
+        % (deep.encode(), nested(levels))
+    )
+    response = post(server, "/v1/batch", b'{"batch": [%s, %s]}' % (good_message, deep_message), key)
+    assert response.status_code == 200, response.text
+    assert tail(server, 1)[0]["message_id"] == good
+    letter = rejected_latest(server)
+    assert (letter["message_id"], letter["code"]) == (deep, "message_too_deep")
+    assert "nested deeper than 64 levels" in letter["payload"]
+    single = post(server, "/v1/track", deep_message, key)
+    assert single.status_code == 400
+    assert single.json()["code"] == "message_too_deep"
+    assert "more than 64 levels deep" in single.json()["message"]
+
+
+def test_huge_numeric_user_id_is_stored_with_every_digit(server: LiveServer, key: str) -> None:
+    message_id = mid()
+    body = (
+        b'{"userId": 123456789012345678901234567890, "event": "e", "messageId": "'
+        + message_id.encode()
+        + b'"}'
+    )
+    assert post(server, "/v1/track", body, key).status_code == 200
+    newest = tail(server, 1)[0]
+    assert newest["message_id"] == message_id
+    assert newest["user_id"] == "123456789012345678901234567890"
+
+
+def test_clock_skew_correction_stays_in_the_calendar(server: LiveServer, key: str) -> None:
+    # Was stored as 2156-11-29.
+    message_id = mid()
+    body = {"userId": "u", "event": "e", "messageId": message_id,
+            "timestamp": "2099-12-31T00:00:00Z", "sentAt": "1970-01-01T00:00:01Z"}  # fmt: skip
+    assert post(server, "/v1/track", body, key).status_code == 200
+    newest = tail(server, 1)[0]
+    assert newest["message_id"] == message_id
+    assert newest["timestamp"] == newest["received_at"]
+    assert "2099-12-31T00:00:00Z" in newest["notes"]["timestampAdjusted"]
+
+
+def test_blank_message_id_is_a_400_saying_it_is_blank(server: LiveServer, key: str) -> None:
+    response = post(server, "/v1/track", {"userId": "u", "event": "e", "messageId": "  "}, key)
+    assert response.status_code == 400
+    assert response.json()["field"] == "messageId"
+    assert "blank" in response.json()["message"]
+
+
+def test_unreadable_batch_sent_at_is_ignored_not_fatal(server: LiveServer, key: str) -> None:
+    # Was a 400 for the whole batch: sentAt only serves the clock-skew correction.
+    message_id = mid()
+    batch = {"batch": [{"type": "track", "event": "e", "userId": "u", "messageId": message_id,
+                        "timestamp": "2024-05-01T12:00:00Z"}], "sentAt": "yesterday"}  # fmt: skip
+    assert post(server, "/v1/batch", batch, key).status_code == 200
+    newest = tail(server, 1)[0]
+    assert newest["message_id"] == message_id
+    assert newest["timestamp"] == "2024-05-01T12:00:00Z"
+    assert "'yesterday'" in newest["notes"]["sentAtIgnored"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tessera.errors import InvalidField, InvalidMapping
-from tessera.events.mapping import check_columns, parse_mapping, row_to_message
+from tessera.events.importer import load_mapping
+from tessera.events.mapping import Column, check_columns, convert, parse_mapping, row_to_message
 
 TRACK = {
     "type": "track", "event": "Order Completed", "timestamp": "at",
@@ -93,3 +94,86 @@ def test_missing_columns_are_named() -> None:
 def test_mapping_errors_say_what_to_fix(document: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidMapping, match=message):
         parse_mapping(document)
+
+
+IDS = {"identifiers": {"email": "e"}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # Was a 500 (csv.DictReader's TypeError) at import time.
+        ({"csv": {"delimiter": "abc"}}, r"csv.delimiter must be one character.*'abc'"),
+        ({"csv": {"delimiter": '"'}}, "csv.delimiter must be one character"),
+        ({"csv": {"delimiter": 5}}, "csv.delimiter must be one character"),
+        # Was silently ignored.
+        ({"csv": 5}, r"csv must be a mapping of CSV options.*got 5"),
+        ({"csv": ";"}, "csv must be a mapping"),
+        ({"csv": {"delimeter": ";"}}, "csv has unknown option.*delimeter"),
+        # Were a 500 when the mapping's columns were listed.
+        ({"timestamp": ["a"]}, r"timestamp must be the column.*\['a'\]"),
+        ({"event_column": {"a": 1}}, "event_column must be a column name"),
+        ({"message_id": ""}, "message_id must be a column"),
+        ({"timestamp_format": "%Q"}, "timestamp_format '%Q' is not a strptime format"),
+        ({"timestamp_format": ["%Y"]}, "timestamp_format must be a strptime format"),
+        ({"type": "track", "event": {"name": "x"}}, "event must be an event name"),
+        ({"traits": [{"a": 1}]}, r"traits\[0\] must be a column name"),
+        ({"traits": {"a": ""}}, "traits.a must be a column name"),
+        ({"traits": {"a": {"column": "a", "typ": "number"}}}, "unknown key.*typ"),
+        ({"identifiers": {"email": ""}}, "identifiers.email must name a column"),
+        ({1: "x"}, "unknown key.*1"),
+    ],
+)
+def test_mapping_values_of_the_wrong_shape_are_named(
+    extra: dict[object, object], message: str
+) -> None:
+    with pytest.raises(InvalidMapping, match=message):
+        parse_mapping({**IDS, **extra})
+
+
+def test_tab_delimiter_and_numeric_event_name_are_accepted() -> None:
+    mapping = parse_mapping({**IDS, "type": "track", "event": 2024, "csv": {"delimiter": "\t"}})
+    assert (mapping.delimiter, mapping.event) == ("\t", "2024")
+
+
+def test_whole_numbers_keep_every_digit() -> None:
+    # Were rounded through a float: 123456789012345678901234567890 -> ...677877719597056.
+    assert convert("123456789012345678901234567890", Column("n", "integer")) == (
+        "123456789012345678901234567890"
+    )
+    assert convert("9007199254740993", Column("n", "number")) == 9007199254740993
+    assert convert("12.5", Column("n", "number")) == 12.5
+    assert convert("3.0", Column("n", "integer")) == 3
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "3.5"])
+def test_numbers_json_cannot_carry_or_fractions_for_integers_are_refused(text: str) -> None:
+    spec = Column("n", "integer" if text == "3.5" else "number")
+    with pytest.raises(InvalidField, match=f"column 'n' value '{text}' is not a"):
+        convert(text, spec)
+
+
+def test_identifier_cell_holding_an_object_is_refused() -> None:
+    mapping = parse_mapping({"identifiers": {"userId": "id"}})
+    with pytest.raises(InvalidField, match="column 'id' holds a JSON object"):
+        row_to_message(mapping, {"id": {"a": 1}}, 0)
+
+
+def test_object_cell_mapped_to_a_string_becomes_its_json() -> None:
+    assert convert({"a": [1]}, Column("c")) == '{"a":[1]}'
+
+
+def test_mapping_yaml_nested_too_deep_is_invalid_mapping() -> None:
+    # yaml.safe_load recurses: a RecursionError was a 500.
+    with pytest.raises(InvalidMapping, match="nests too deep"):
+        load_mapping("identifiers: " + "[" * 5000 + "]" * 5000)
+
+
+def test_mapping_error_shows_an_aliased_value_briefly() -> None:
+    # Nine levels of YAML aliases: a full repr of `type` would hold a billion items.
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        levels.append(f"&a{level} [{', '.join([f'*a{level - 1}'] * 10)}]")
+    with pytest.raises(InvalidMapping, match="mapping type") as caught:
+        load_mapping(f"identifiers: {{email: e}}\ntype: [{', '.join(levels)}]")
+    assert len(caught.value.message) < 500
