@@ -253,10 +253,7 @@ def nested(levels: int) -> bytes:
 
 
 def rejected_latest(server: LiveServer) -> dict[str, Any]:
-    found: list[dict[str, Any]] = httpx.get(
-        f"{server.url}/api/events/rejected?limit=1", headers=server.admin
-    ).json()
-    return found[0]
+    return newest_rejected(server)[0]
 
 
 @pytest.mark.parametrize("levels", [300, 1000])

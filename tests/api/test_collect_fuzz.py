@@ -113,7 +113,7 @@ def send(server: LiveServer, key: str, path: str, body: bytes, zipped: bool) -> 
 
 def newest_message_id(server: LiveServer) -> str:
     newest = httpx.get(f"{server.url}/api/events?limit=1", headers=server.admin).json()
-    return str(newest[0]["message_id"])
+    return str(newest["items"][0]["message_id"])
 
 
 @fuzz(60)
@@ -174,6 +174,6 @@ def test_numeric_ids_of_any_size_keep_every_digit(
         message_id.encode(),
     )
     assert send(server, fuzz_key, "/v1/track", body, False).status_code == 200
-    newest = httpx.get(f"{server.url}/api/events?limit=1", headers=server.admin).json()[0]
+    newest = httpx.get(f"{server.url}/api/events?limit=1", headers=server.admin).json()["items"][0]
     column = "user_id" if field == "userId" else "anonymous_id"
     assert (newest["message_id"], newest[column]) == (message_id, str(number))
