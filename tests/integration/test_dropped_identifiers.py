@@ -4,8 +4,11 @@ reason, in the 360 view (from memory and from the store alike), explain and stat
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
+from tessera.audiences import exports, platforms
 from tessera.events import log
 from tessera.events.contract import Envelope, check_message
 from tessera.events.timestamps import now_micros
@@ -13,6 +16,7 @@ from tessera.identity import explain as identity
 from tessera.identity.identifiers import Identifier
 from tessera.profiles import view
 from tessera.runtime import Runtime
+from tessera.segments import service
 from tessera.settings import Settings
 from tests.integration.helpers import send, snapshot
 
@@ -116,3 +120,23 @@ def test_dropped_values_follow_merges_and_survive_restarts_like_the_rest(
         assert snapshot(runtime) == incremental
     finally:
         runtime.close()
+
+
+def test_the_exported_person_keeps_the_address_and_phone_identity_kept(runtime: Runtime) -> None:
+    """Before, `Jean.Dupont @Example.com` never became an identifier and the person was
+    exported without an e-mail (and `+33 6 39...` without a phone)."""
+    consent = {"consent": {"categoryPreferences": {"Advertising": True}}}
+    send(
+        runtime,
+        [{"type": "identify", "userId": "jd", "messageId": "m1", "context": consent,
+          "traits": {"email": "Jean.Dupont @Example.com", "phone": "+33 6 39 98 76 54"}}],
+    )  # fmt: skip
+    runtime.pipeline.process()
+    service.create(runtime.store, "everyone", "has user_id", set())
+    buffer = io.StringIO()
+    exports.export(runtime.store, "everyone", "google", buffer, "required")
+    rows = list(csv.reader(io.StringIO(buffer.getvalue())))
+    assert rows[1] == [
+        platforms.sha256_hex("jean.dupont@example.com"),
+        platforms.sha256_hex("+33639987654"),
+    ]
