@@ -274,8 +274,15 @@ class Pipeline:
         flat out. Measured: without this, ingest fell from ~55k to ~17k events/s. Under
         load the batches are small too: a batch holds the GIL for its whole Python part,
         and a 20,000-event one stalled request handling for ~0.4 s."""
-        with self._lock:
-            self._unifier = self._unifier or self._load()  # look-ups served from memory now
+        try:
+            with self._lock:
+                self._unifier = self._unifier or self._load()  # look-ups from memory now
+        except Exception as error:
+            # Not fatal: the first batch loads it again (and reports if it still fails).
+            failure = failures.describe(error)
+            log.error(
+                "pipeline could not load its state (%s at %s)", failure.error_type, failure.location
+            )
         stale = busy = False
         while not self._stopping.is_set():
             self._wake.wait(self._settings.pipeline_interval_seconds)
@@ -335,12 +342,17 @@ class Pipeline:
         A batch that raises is tried again (memory reloaded from the store: it may be ahead
         of it) up to pipeline_max_attempts times, in case the cause was passing; then it
         is taken apart (`_isolate`) so that only events that fail on their own are held
-        back. Logs say which batch and the exception's type, never its message."""
+        back. Loading memory and reading the log happen outside the tries: when they fail
+        the store is at fault, not the events, and the caller (the loop) retries later.
+        Logs say which batch and the exception's type, never its message."""
         position = self.processed_seq()
         attempts = self._settings.pipeline_max_attempts
         for attempt in range(1, attempts + 1):
+            rows = self._read(size)
+            if not rows:
+                return 0
             try:
-                return self._apply_batch(size)
+                return self._apply_rows(rows)
             except Exception as error:
                 self._unifier = None
                 log.warning(
@@ -350,6 +362,8 @@ class Pipeline:
                     attempt,
                     attempts,
                 )
+                if self._stopping.is_set():
+                    raise  # shutting down: set nothing aside on the way out
                 if attempt < attempts:
                     self._stopping.wait(_RETRY_PAUSE_SECONDS * attempt)
         return self._isolate(position, size)
@@ -366,30 +380,34 @@ class Pipeline:
         done, chunk = 0, size
         while (after := self.processed_seq()) < end:
             span = max(1, min(chunk, end - after))
+            rows = self._read(span)
+            if not rows:
+                break  # the rest of the range is gone (purged meanwhile)
             try:
-                done += self._apply_batch(span)
+                done += self._apply_rows(rows)
             except Exception as error:
                 self._unifier = None
-                if span > 1:
-                    chunk = span // 2
+                if self._stopping.is_set():
+                    raise  # shutting down: the next start takes it from here
+                if len(rows) > 1:
+                    chunk = len(rows) // 2
                 else:
-                    done += self._hold_back(after, error)
+                    done += self._hold_back(rows[0][0], error)
                     chunk = size
         return done
 
-    def _hold_back(self, after: int, error: Exception) -> int:
-        """The event after `after` failed alone: try it again up to pipeline_max_attempts
-        in all, then dead-letter it with its error and move the pipeline past it, in one
-        transaction (if the store itself is failing, that fails too and nothing is lost)."""
+    def _hold_back(self, seq: int, error: Exception) -> int:
+        """Event `seq` failed alone: try it again up to pipeline_max_attempts in all, then
+        dead-letter it with its error and move the pipeline past it, in one transaction
+        (if the store itself is failing, that fails too and nothing is lost)."""
         attempts = self._settings.pipeline_max_attempts
         for _ in range(attempts - 1):
+            rows = self._read(1)
             try:
-                return self._apply_batch(1)
+                return self._apply_rows(rows)
             except Exception as again:
                 self._unifier = None
                 error = again
-        rows = read_batch(self._store, after, 1)
-        seq = int(rows[0][0])
         failure = failures.describe(error)
         with self._store.transaction() as store:
             failures.record(store, seq, failure, attempts, utc_now())
@@ -408,13 +426,15 @@ class Pipeline:
         )
         return 1
 
-    def _apply_batch(self, size: int) -> int:
-        """Read, stitch and persist the next `size` seqs of the log, stepping over the
-        dead-lettered ones; returns how many events it moved past."""
+    def _read(self, size: int) -> list[tuple[Any, ...]]:
+        """Memory loaded, the next `size` seqs of the log read."""
+        _ = self.unifier
+        return read_batch(self._store, self.processed_seq(), size)
+
+    def _apply_rows(self, read: list[tuple[Any, ...]]) -> int:
+        """Stitch and persist rows read from the log, stepping over the dead-lettered
+        ones; returns how many events it moved past."""
         unifier = self.unifier
-        read = read_batch(self._store, self.processed_seq(), size)
-        if not read:
-            return 0
         skipped = self._skipped
         rows = [row for row in read if row[0] not in skipped] if skipped else read
         attributed, touched = unifier.apply(rows)

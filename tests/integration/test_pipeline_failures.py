@@ -14,6 +14,7 @@ from tessera.events.contract import Envelope, check_message
 from tessera.events.timestamps import now_micros
 from tessera.identity.graph import profile_id_for
 from tessera.identity.identifiers import Identifier
+from tessera.pipeline import Pipeline
 from tessera.profiles import view
 from tessera.profiles.asof import profile_as_of
 from tessera.profiles.summary import Summary
@@ -174,3 +175,22 @@ def test_as_of_replays_step_over_set_aside_events(poisoned: tuple[Runtime, int])
     runtime.pipeline.process()
     profile = profile_as_of(runtime.store, runtime.settings, "user_id:u1", "2099-01-01")
     assert profile["traits"] == {"email": "u1@x.co", "city": "Nice"}
+
+
+def test_when_memory_cannot_be_loaded_no_event_is_blamed(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that cannot give the pipeline its state is not the events' fault: nothing
+    is set aside (else every event would be, one by one); the run fails and is retried."""
+    send(runtime, [identify("u1", "m1"), identify("u2", "m2")])
+
+    def broken(self: Pipeline) -> None:
+        raise OSError("disk unreadable")
+
+    monkeypatch.setattr(Pipeline, "_load", broken)
+    with pytest.raises(OSError):
+        runtime.pipeline.process()
+    monkeypatch.undo()
+    assert failures.listing(runtime.store) == []
+    assert runtime.pipeline.process().failed == 0
+    assert profile_of(runtime, "user_id:u2")
