@@ -365,6 +365,11 @@ def _print_run(run: dict[str, Any], verb: str, json: bool) -> None:
             f"{verb} {run['events']} events in {run['seconds']} s "
             f"({run['events_per_second']} events/s)."
         )
+        if run.get("failed"):
+            out.print(
+                f"[red]{run['failed']} events made the pipeline fail and were set aside:[/] "
+                "see `tessera events failed`; after a fix, `tessera events replay-failed`."
+            )
 
 
 @profiles_app.command("show")

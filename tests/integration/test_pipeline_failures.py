@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tessera.events import failures, log
 from tessera.events.contract import Envelope, check_message
@@ -21,6 +24,7 @@ from tessera.profiles.summary import Summary
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 from tests.integration.helpers import send, snapshot
+from tests.integration.test_pipeline_invariants import messages
 
 #: a trait nested so deep that the profile's trait state (which wraps each value in three
 #: more levels) passes orjson's limit of 254: the pipeline cannot persist its profile
@@ -194,3 +198,44 @@ def test_when_memory_cannot_be_loaded_no_event_is_blamed(
     assert failures.listing(runtime.store) == []
     assert runtime.pipeline.process().failed == 0
     assert profile_of(runtime, "user_id:u2")
+
+
+@given(
+    log=st.lists(st.one_of(st.just("poison"), messages()), min_size=1, max_size=16),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+)
+@hypothesis_settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_with_poison_events_any_split_into_batches_equals_a_rebuild(
+    tmp_path_factory: pytest.TempPathFactory, log: list[Any], cuts: list[int]
+) -> None:
+    """Poison events anywhere, batches cut anywhere, the process restarted after each:
+    the same events are set aside and the state is a rebuild's."""
+    folder = tmp_path_factory.mktemp("poison-split")
+    settings_ = Settings(data_dir=folder, admin_token="t", pipeline_max_attempts=1)
+    poison: list[int] = []
+    sent = 0
+    for cut in [*cuts, len(log)]:
+        runtime = Runtime.open(settings_)
+        try:
+            for index in range(sent, min(sent + cut, len(log))):
+                if log[index] == "poison":
+                    poison.append(write_poison(runtime, f"m{index}", user_id=f"deep{index}"))
+                else:
+                    send(runtime, [dict(log[index], messageId=f"m{index}")])
+            sent = min(sent + cut, len(log))
+            runtime.pipeline.process(max_events=cut)
+        finally:
+            runtime.close()
+    runtime = Runtime.open(settings_)
+    try:
+        runtime.pipeline.process()
+        assert failures.skipped(runtime.store) == set(poison)
+        incremental = snapshot(runtime)
+        runtime.pipeline.rebuild()
+        assert snapshot(runtime) == incremental
+    finally:
+        runtime.close()
