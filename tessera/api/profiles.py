@@ -34,16 +34,6 @@ def pipeline_state(runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.pipeline.lag()
 
 
-@router.post("/pipeline/process", summary="Process pending events now")
-def pipeline_process(runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.pipeline.process().to_dict()
-
-
-@router.post("/pipeline/rebuild", summary="Recompute identity and profiles from the log")
-def pipeline_rebuild(runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.pipeline.rebuild().to_dict()
-
-
 @router.get("/pipeline/failed", summary="Events the pipeline set aside (its dead letters)")
 def pipeline_failed(
     runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
@@ -58,6 +48,16 @@ def pipeline_replay_failed(runtime: RuntimeDep) -> dict[str, Any]:
     """After a fix: forget the dead letters and rebuild from the log, so each event is
     processed in its place; those that fail again are set aside again."""
     return runtime.pipeline.replay_failed().to_dict()
+
+
+@router.post("/pipeline/process", summary="Process pending events now")
+def pipeline_process(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.pipeline.process().to_dict()
+
+
+@router.post("/pipeline/rebuild", summary="Recompute identity and profiles from the log")
+def pipeline_rebuild(runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.pipeline.rebuild().to_dict()
 
 
 @router.get("/profiles", summary="Search profiles by identifier fragment or trait")
