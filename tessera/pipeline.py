@@ -342,17 +342,15 @@ class Pipeline:
         A batch that raises is tried again (memory reloaded from the store: it may be ahead
         of it) up to pipeline_max_attempts times, in case the cause was passing; then it
         is taken apart (`_isolate`) so that only events that fail on their own are held
-        back. Loading memory and reading the log happen outside the tries: when they fail
-        the store is at fault, not the events, and the caller (the loop) retries later.
-        Logs say which batch and the exception's type, never its message."""
+        back. Loading memory happens outside the tries: when it fails the store is at fault,
+        not the events, and the caller (the loop) retries later. Logs say which batch and
+        the exception's type, never its message."""
         position = self.processed_seq()
         attempts = self._settings.pipeline_max_attempts
         for attempt in range(1, attempts + 1):
-            rows = self._read(size)
-            if not rows:
-                return 0
+            self._ready()
             try:
-                return self._apply_rows(rows)
+                return self._apply_batch(size)
             except Exception as error:
                 self._unifier = None
                 log.warning(
@@ -380,34 +378,40 @@ class Pipeline:
         done, chunk = 0, size
         while (after := self.processed_seq()) < end:
             span = max(1, min(chunk, end - after))
-            rows = self._read(span)
-            if not rows:
-                break  # the rest of the range is gone (purged meanwhile)
+            self._ready()
             try:
-                done += self._apply_rows(rows)
+                moved = self._apply_batch(span)
             except Exception as error:
                 self._unifier = None
                 if self._stopping.is_set():
                     raise  # shutting down: the next start takes it from here
-                if len(rows) > 1:
-                    chunk = len(rows) // 2
+                if span > 1:
+                    chunk = span // 2
                 else:
-                    done += self._hold_back(rows[0][0], error)
+                    done += self._hold_back(after, error)
                     chunk = size
+                continue
+            if not moved:
+                break  # the rest of the range is gone (purged meanwhile)
+            done += moved
         return done
 
-    def _hold_back(self, seq: int, error: Exception) -> int:
-        """Event `seq` failed alone: try it again up to pipeline_max_attempts in all, then
-        dead-letter it with its error and move the pipeline past it, in one transaction
-        (if the store itself is failing, that fails too and nothing is lost)."""
+    def _hold_back(self, after: int, error: Exception) -> int:
+        """The event after seq `after` failed alone: try it again up to pipeline_max_attempts
+        in all, then dead-letter it with its error and move the pipeline past it, in one
+        transaction (if the store itself is failing, that fails too and nothing is lost)."""
         attempts = self._settings.pipeline_max_attempts
         for _ in range(attempts - 1):
-            rows = self._read(1)
+            self._ready()
             try:
-                return self._apply_rows(rows)
+                return self._apply_batch(1)
             except Exception as again:
                 self._unifier = None
                 error = again
+        found = self._store.fetch_one("SELECT min(seq) FROM events WHERE seq > ?", [after])
+        if found is None or found[0] is None:
+            raise error
+        seq = int(found[0])
         failure = failures.describe(error)
         with self._store.transaction() as store:
             failures.record(store, seq, failure, attempts, utc_now())
@@ -426,15 +430,17 @@ class Pipeline:
         )
         return 1
 
-    def _read(self, size: int) -> list[tuple[Any, ...]]:
-        """Memory loaded, the next `size` seqs of the log read."""
+    def _ready(self) -> None:
+        """Memory loaded from the store (outside the tries: not the events' fault)."""
         _ = self.unifier
-        return read_batch(self._store, self.processed_seq(), size)
 
-    def _apply_rows(self, read: list[tuple[Any, ...]]) -> int:
-        """Stitch and persist rows read from the log, stepping over the dead-lettered
-        ones; returns how many events it moved past."""
+    def _apply_batch(self, size: int) -> int:
+        """Read, stitch and persist the next `size` seqs of the log, stepping over the
+        dead-lettered ones; returns how many events it moved past."""
         unifier = self.unifier
+        read = read_batch(self._store, self.processed_seq(), size)
+        if not read:
+            return 0
         skipped = self._skipped
         rows = [row for row in read if row[0] not in skipped] if skipped else read
         attributed, touched = unifier.apply(rows)
