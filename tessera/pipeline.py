@@ -371,10 +371,15 @@ class Pipeline:
         single event fails; that one is tried alone and then held back (`_hold_back`),
         and the rest of the batch goes on. One bad event in a batch of n costs about
         log2(n) failed tries, each followed by a reload of memory from the store."""
-        rows = read_batch(self._store, position, size)
-        if not rows:
+        # The batch's last seq, without reading its rows (that may be what fails).
+        last = self._store.fetch_one(
+            "SELECT max(seq) FROM events WHERE seq > $after "
+            "AND seq < (SELECT min(seq) FROM events WHERE seq > $after) + $size",
+            {"after": position, "size": size},
+        )
+        if last is None or last[0] is None:
             return 0
-        end = rows[-1][0]
+        end = int(last[0])
         done, chunk = 0, size
         while (after := self.processed_seq()) < end:
             span = max(1, min(chunk, end - after))
