@@ -239,3 +239,20 @@ def test_with_poison_events_any_split_into_batches_equals_a_rebuild(
         assert snapshot(runtime) == incremental
     finally:
         runtime.close()
+
+
+def test_an_event_the_log_query_cannot_read_is_set_aside_too(settings: Settings) -> None:
+    """Traits that are not JSON (as a bug in an older writer could have stored them) make
+    the batch's read itself fail, not only its processing: found and set aside alike."""
+    runtime = Runtime.open(settings.model_copy(update={"pipeline_max_attempts": 1}))
+    try:
+        send(runtime, [identify("u1", "m1")])
+        seq = write_poison(runtime, "m2", user_id="broken")
+        runtime.store.execute("UPDATE events SET traits = '{not json' WHERE seq = ?", [seq])
+        send(runtime, [identify("u2", "m3")])
+        assert runtime.pipeline.process().failed == 1
+        [failed] = failures.listing(runtime.store)
+        assert failed["seq"] == seq and "JSON" in failed["error"]
+        assert profile_of(runtime, "user_id:u1") and profile_of(runtime, "user_id:u2")
+    finally:
+        runtime.close()
