@@ -19,7 +19,7 @@ import orjson
 
 from tessera.audiences import campaigns, exports, feeds, signals, taxonomy
 from tessera.errors import NotFound, StoreUnavailable, TesseraError
-from tessera.events import importer, log
+from tessera.events import failures, importer, log
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.privacy.keys import load_or_create_admin_token
@@ -47,6 +47,8 @@ class Backend(Protocol):
     ) -> dict[str, Any]: ...
     def process(self) -> dict[str, Any]: ...
     def rebuild(self) -> dict[str, Any]: ...
+    def failed(self, limit: int) -> list[dict[str, Any]]: ...
+    def replay_failed(self) -> dict[str, Any]: ...
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]: ...
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
@@ -121,6 +123,12 @@ class LocalBackend:
 
     def rebuild(self) -> dict[str, Any]:
         return self.runtime.pipeline.rebuild().to_dict()
+
+    def failed(self, limit: int) -> list[dict[str, Any]]:
+        return failures.listing(self.runtime.store, limit=limit)
+
+    def replay_failed(self) -> dict[str, Any]:
+        return self.runtime.pipeline.replay_failed().to_dict()
 
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
         store, settings = self.runtime.store, self.runtime.settings
@@ -384,6 +392,16 @@ class RemoteBackend:
 
     def rebuild(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/api/pipeline/rebuild")
+        return result
+
+    def failed(self, limit: int) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            "GET", "/api/pipeline/failed", params={"limit": limit}
+        )
+        return result
+
+    def replay_failed(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/api/pipeline/replay-failed")
         return result
 
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:

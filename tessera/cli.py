@@ -277,9 +277,38 @@ def events_rejected(
         )  # fmt: skip
 
 
+@events_app.command("failed")
+def events_failed(
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    json: JsonOption = False,
+) -> None:
+    """Show events the pipeline set aside (they made it fail) and the error."""
+    with _backend() as backend:
+        rows = backend.failed(limit)
+    _rows(rows, json, ["seq", "failed_at", "source", "type", "error_type", "error", "location"])
+
+
+@events_app.command("replay-failed")
+def events_replay_failed(json: JsonOption = False) -> None:
+    """After a fix, process the set-aside events again (a rebuild, so each is processed
+    in its place in the log); those that still fail are set aside again."""
+    with _backend() as backend:
+        result = backend.replay_failed()
+    if json:
+        _print_json(result)
+    elif not result["replayed"]:
+        out.print("No event is set aside; nothing to replay.")
+    else:
+        out.print(
+            f"Replayed {result['replayed']} events: {result['processed']} processed, "
+            f"{len(result['still_failing'])} still failing "
+            f"(rebuilt from {result['rebuild']['events']} events)."
+        )
+
+
 @app.command()
 def stats(json: JsonOption = False) -> None:
-    """Totals: events, rejected messages, sources."""
+    """Totals: events, rejected messages, sources, and what the pipeline could not use."""
     with _backend() as backend:
         figures = backend.stats()
     if json:
@@ -288,6 +317,10 @@ def stats(json: JsonOption = False) -> None:
     out.print(
         f"events {figures['events']}   rejected {figures['rejected']}   "
         f"sources {figures['sources']}   last event {figures['last_event_at']}"
+    )
+    out.print(
+        f"pipeline: set aside {figures['pipeline_failed']} events (tessera events failed)   "
+        f"dropped identifiers {figures['dropped_identifiers']}"
     )
     _table(figures["by_source"], ["source", "channel", "events"])
 
@@ -415,6 +448,11 @@ def _print_run(run: dict[str, Any], verb: str, json: bool) -> None:
             f"{verb} {run['events']} events in {run['seconds']} s "
             f"({run['events_per_second']} events/s)."
         )
+        if run.get("failed"):
+            out.print(
+                f"[red]{run['failed']} events made the pipeline fail and were set aside:[/] "
+                "see `tessera events failed`; after a fix, `tessera events replay-failed`."
+            )
 
 
 @profiles_app.command("show")
@@ -439,6 +477,12 @@ def profiles_show(
     if profile.get("flagged"):
         out.print(f"[red]flagged:[/] {profile['flagged']}")
     _table(profile["identifiers"], ["type", "value"], "identifiers")
+    if profile.get("dropped_identifiers"):
+        _table(
+            profile["dropped_identifiers"],
+            ["type", "value", "reason", "seq"],
+            "values that could not be identifiers",
+        )
     _table(
         [{"trait": k, "value": v} for k, v in profile["traits"].items()],
         ["trait", "value"],
@@ -499,6 +543,15 @@ def profiles_explain(
             f"{answer['first']} and {answer['second']} are one person ({answer['first_profile']}):"
         )
         _table(answer["chain"], ["from", "to", "kind", "because", "timestamp", "message_id"])
+    if not json:
+        for side in ("first", "second"):
+            dropped = answer.get("dropped_identifiers", {}).get(side) or []
+            if dropped and (side == "first" or not answer["same_profile"]):
+                _table(
+                    dropped,
+                    ["type", "value", "reason", "seq"],
+                    f"values {answer[side + '_profile']} sent that could not be identifiers",
+                )
 
 
 @profiles_app.command("unmerge")

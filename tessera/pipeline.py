@@ -5,6 +5,11 @@ the log commit together. So a crash between batches loses nothing, and a batch i
 never applied twice. State after processing the log in any split into batches equals
 the state after `rebuild()` (tests/integration/test_pipeline_invariants.py).
 
+A batch that fails is tried again, then taken apart until the event that fails on its own
+is found: that event goes to the pipeline's dead letters (`events/failures.py`) with its
+error, and the pipeline moves past it. One bad event never stalls identity, profiles and
+segments for everyone; the pipeline and a rebuild both skip it until `replay_failed()`.
+
 The identity graph and profile summaries live in memory while the pipeline runs (they
 are loaded from the store at start) and every change is written through.
 """
@@ -24,6 +29,7 @@ import orjson
 import pyarrow as pa
 
 from tessera.audiences import lifetime, signals
+from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity.graph import LedgerEntry
 from tessera.identity.identifiers import Identifier
@@ -56,6 +62,8 @@ _BUSY_REFRESH_SECONDS = 30
 # Streaming segments take at most this share of the pipeline's time while it has a backlog:
 # after a refresh that took d seconds, the next waits at least d * (1 - share) / share.
 _SEGMENT_SHARE = 0.05
+#: the pause before a failed batch is tried again, times the attempt number
+_RETRY_PAUSE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class PipelineRun:
     events: int
     batches: int
     seconds: float
+    #: events of this run that went to the pipeline's dead letters
+    failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         rate = round(self.events / self.seconds) if self.seconds else 0
@@ -71,6 +81,25 @@ class PipelineRun:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "events_per_second": rate,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """`replay_failed()`: how many dead letters were let in again, those that failed again
+    (their seqs), and the rebuild that processed them (None when there was nothing to do)."""
+
+    replayed: int
+    still_failing: list[int]
+    rebuild: PipelineRun | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "replayed": self.replayed,
+            "processed": self.replayed - len(self.still_failing),
+            "still_failing": self.still_failing,
+            "rebuild": self.rebuild.to_dict() if self.rebuild else None,
         }
 
 
@@ -92,6 +121,10 @@ class Pipeline:
         self._segment_changes = segments.Changes()
         self._purged_at = 0.0
         self._segments_due = 0.0  # monotonic time of the next streaming refresh
+        #: seqs of the dead-lettered events, stepped over (loaded with the memory)
+        self._skipped: set[int] = set()
+        #: events dead-lettered by this process, for PipelineRun.failed
+        self._held_back = 0
 
     # -- running ------------------------------------------------------------------
 
@@ -102,6 +135,7 @@ class Pipeline:
         started = time.perf_counter()
         events = batches = 0
         with self._lock:
+            held_back = self._held_back
             while max_events is None or events < max_events:
                 size = self._settings.pipeline_batch_size
                 if max_events is not None:
@@ -119,7 +153,8 @@ class Pipeline:
                 self.refresh_computed_traits()
             else:
                 self.flush_segments()
-        return PipelineRun(events, batches, time.perf_counter() - started)
+            failed = self._held_back - held_back
+        return PipelineRun(events, batches, time.perf_counter() - started, failed)
 
     def refresh_computed_traits(self) -> int:
         """Materialise computed traits for every profile (they read the whole history)."""
@@ -155,6 +190,21 @@ class Pipeline:
                     store.execute(f"DELETE FROM {table}")
             self._unifier = None
             return self.process()
+
+    def replay_failed(self) -> ReplayRun:
+        """Let the dead-lettered events in again, after a fix: forget them and rebuild from
+        the log, so each is processed in its place among the others. Processing them now,
+        after the events that followed, would give a state a rebuild cannot reproduce
+        (profile ids, merge order and rule limits depend on order). One that still fails
+        is dead-lettered again. With nothing held back it does nothing, so it can be run
+        any number of times."""
+        with self._lock:
+            released = failures.release(self._store)
+            if not released:
+                return ReplayRun(0, [], None)
+            run = self.rebuild()
+            still = sorted(set(released) & failures.skipped(self._store))
+            return ReplayRun(len(released), still, run)
 
     def purge_expired(
         self, now: datetime | None = None, *, dry_run: bool = False
@@ -224,8 +274,15 @@ class Pipeline:
         flat out. Measured: without this, ingest fell from ~55k to ~17k events/s. Under
         load the batches are small too: a batch holds the GIL for its whole Python part,
         and a 20,000-event one stalled request handling for ~0.4 s."""
-        with self._lock:
-            self._unifier = self._unifier or self._load()  # look-ups served from memory now
+        try:
+            with self._lock:
+                self._unifier = self._unifier or self._load()  # look-ups from memory now
+        except Exception as error:
+            # Not fatal: the first batch loads it again (and reports if it still fails).
+            failure = failures.describe(error)
+            log.error(
+                "pipeline could not load its state (%s at %s)", failure.error_type, failure.location
+            )
         stale = busy = False
         while not self._stopping.is_set():
             self._wake.wait(self._settings.pipeline_interval_seconds)
@@ -253,8 +310,14 @@ class Pipeline:
                     # (last 30 days...) also change as time passes.
                     self.refresh_computed_traits()
                     stale = False
-            except Exception:
-                log.exception("pipeline batch failed; it will be retried")
+            except Exception as error:
+                # Type and place only: an exception's message may quote personal data.
+                failure = failures.describe(error)
+                log.error(
+                    "pipeline step failed (%s at %s); it will be retried",
+                    failure.error_type,
+                    failure.location,
+                )
                 self._unifier = None  # reload from the store: memory may be ahead of it
                 time.sleep(1)
 
@@ -267,10 +330,124 @@ class Pipeline:
         return self._unifier
 
     def _process_batch(self, size: int) -> int:
-        unifier = self.unifier
-        rows = read_batch(self._store, self.processed_seq(), size)
-        if not rows:
+        """One batch, however it goes (`_advance`), then streaming segments when due."""
+        done = self._advance(size)
+        if done and time.monotonic() >= self._segments_due:
+            self.flush_segments()
+        return done
+
+    def _advance(self, size: int) -> int:
+        """Process the next batch; returns how many events of the log it moved past.
+
+        A batch that raises is tried again (memory reloaded from the store: it may be ahead
+        of it) up to pipeline_max_attempts times, in case the cause was passing; then it
+        is taken apart (`_isolate`) so that only events that fail on their own are held
+        back. Loading memory happens outside the tries: when it fails the store is at fault,
+        not the events, and the caller (the loop) retries later. Logs say which batch and
+        the exception's type, never its message."""
+        position = self.processed_seq()
+        attempts = self._settings.pipeline_max_attempts
+        for attempt in range(1, attempts + 1):
+            self._ready()
+            try:
+                return self._apply_batch(size)
+            except Exception as error:
+                self._unifier = None
+                log.warning(
+                    "pipeline batch after seq %d failed (%s), attempt %d of %d",
+                    position,
+                    type(error).__name__,
+                    attempt,
+                    attempts,
+                )
+                if self._stopping.is_set():
+                    raise  # shutting down: set nothing aside on the way out
+                if attempt < attempts:
+                    self._stopping.wait(_RETRY_PAUSE_SECONDS * attempt)
+        return self._isolate(position, size)
+
+    def _isolate(self, position: int, size: int) -> int:
+        """Bisect a batch that keeps failing: its first half, then a quarter..., until a
+        single event fails; that one is tried alone and then held back (`_hold_back`),
+        and the rest of the batch goes on. One bad event in a batch of n costs about
+        log2(n) failed tries, each followed by a reload of memory from the store."""
+        # The batch's last seq, without reading its rows (that may be what fails).
+        last = self._store.fetch_one(
+            "SELECT max(seq) FROM events WHERE seq > $after "
+            "AND seq < (SELECT min(seq) FROM events WHERE seq > $after) + $size",
+            {"after": position, "size": size},
+        )
+        if last is None or last[0] is None:
             return 0
+        end = int(last[0])
+        done, chunk = 0, size
+        while (after := self.processed_seq()) < end:
+            span = max(1, min(chunk, end - after))
+            self._ready()
+            try:
+                moved = self._apply_batch(span)
+            except Exception as error:
+                self._unifier = None
+                if self._stopping.is_set():
+                    raise  # shutting down: the next start takes it from here
+                if span > 1:
+                    chunk = span // 2
+                else:
+                    done += self._hold_back(after, error)
+                    chunk = size
+                continue
+            if not moved:
+                break  # the rest of the range is gone (purged meanwhile)
+            done += moved
+        return done
+
+    def _hold_back(self, after: int, error: Exception) -> int:
+        """The event after seq `after` failed alone: try it again up to pipeline_max_attempts
+        in all, then dead-letter it with its error and move the pipeline past it, in one
+        transaction (if the store itself is failing, that fails too and nothing is lost)."""
+        attempts = self._settings.pipeline_max_attempts
+        for _ in range(attempts - 1):
+            self._ready()
+            try:
+                return self._apply_batch(1)
+            except Exception as again:
+                self._unifier = None
+                error = again
+        found = self._store.fetch_one("SELECT min(seq) FROM events WHERE seq > ?", [after])
+        if found is None or found[0] is None:
+            raise error
+        seq = int(found[0])
+        failure = failures.describe(error)
+        with self._store.transaction() as store:
+            failures.record(store, seq, failure, attempts, utc_now())
+            store.execute(
+                "INSERT OR REPLACE INTO pipeline_state VALUES ('processed_seq', ?)", [seq]
+            )
+        self._skipped.add(seq)
+        self._held_back += 1
+        log.error(
+            "event seq %d failed %d times on its own (%s at %s): set aside in the pipeline's "
+            "dead letters (`tessera events failed`); the pipeline goes on",
+            seq,
+            attempts,
+            failure.error_type,
+            failure.location,
+        )
+        return 1
+
+    def _ready(self) -> None:
+        """Memory loaded from the store (outside the tries: not the events' fault)."""
+        _ = self.unifier
+
+    def _apply_batch(self, size: int) -> int:
+        """Read, stitch and persist the next `size` seqs of the log, stepping over the
+        dead-lettered ones; returns how many events it moved past."""
+        unifier = self.unifier
+        read = read_batch(self._store, self.processed_seq(), size)
+        if not read:
+            return 0
+        skipped = self._skipped
+        rows = [row for row in read if row[0] not in skipped] if skipped else read
         attributed, touched = unifier.apply(rows)
         changed = set(unifier.graph.changed_profiles)
         self._segment_changes.add(
@@ -284,7 +461,7 @@ class Pipeline:
             )
         )
         try:
-            self._persist(rows[-1][0], attributed, touched)
+            self._persist(read[-1][0], attributed, touched)
         except Exception:
             self._unifier = None  # memory is ahead of the store: reload before going on
             raise
@@ -299,9 +476,7 @@ class Pipeline:
                 self._segments_due, time.monotonic() + self._settings.segment_interval_seconds
             )
         self._segment_touched |= touched | changed
-        if time.monotonic() >= self._segments_due:
-            self.flush_segments()
-        return len(rows)
+        return len(read)
 
     def flush_segments(self) -> None:
         """Re-evaluate segments for the profiles touched since the last flush. The next one
@@ -447,7 +622,8 @@ class Pipeline:
         }
         for seq, kind, profile, identifier, other, other_profile, rule in self._store.fetch_all(
             "SELECT seq, kind, profile_id, identifier, other_identifier, other_profile_id, "
-            "rule FROM identity_ledger WHERE kind IN ('merge', 'conflict', 'breaker') "
+            "rule FROM identity_ledger WHERE kind IN ('merge', 'conflict', 'breaker', 'dropped') "
+            "AND profile_id <> '' "
             "ORDER BY id"
         ):
             entry = LedgerEntry(
@@ -462,4 +638,5 @@ class Pipeline:
             unifier.notable.setdefault(graph.resolve(profile), []).append(entry)
         row = self._store.fetch_one("SELECT coalesce(max(id), 0) FROM identity_ledger")
         self._ledger_id = int(row[0]) if row else 0
+        self._skipped = failures.skipped(self._store)
         return unifier

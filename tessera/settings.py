@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     pipeline_batch_size: int = Field(
         default=20_000, description="Events the pipeline reads and stitches per transaction."
     )
+    pipeline_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of a failing pipeline batch before its events are taken apart and "
+        "the one(s) that fail on their own go to the pipeline's dead letters (`tessera events "
+        "failed`), so the others go on.",
+    )
     pipeline_interval_seconds: float = Field(
         default=0.5,
         description="How often the pipeline inside `tessera serve` looks for new events.",

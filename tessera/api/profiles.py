@@ -13,6 +13,7 @@ from starlette.responses import Response
 from tessera.api.admin import CursorQuery, RuntimeDep, require_admin
 from tessera.api.responses import json_response
 from tessera.audiences import feeds
+from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.profiles import catalogue, view
@@ -31,6 +32,22 @@ class Unmerge(BaseModel):
 @router.get("/pipeline", summary="Pipeline position and lag")
 def pipeline_state(runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.pipeline.lag()
+
+
+@router.get("/pipeline/failed", summary="Events the pipeline set aside (its dead letters)")
+def pipeline_failed(
+    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[dict[str, Any]]:
+    """Events that made identity or profiles fail on their own, with the error; the
+    pipeline moved past them. They stay in the log."""
+    return failures.listing(runtime.store, limit=limit)
+
+
+@router.post("/pipeline/replay-failed", summary="Process the set-aside events again")
+def pipeline_replay_failed(runtime: RuntimeDep) -> dict[str, Any]:
+    """After a fix: forget the dead letters and rebuild from the log, so each event is
+    processed in its place; those that fail again are set aside again."""
+    return runtime.pipeline.replay_failed().to_dict()
 
 
 @router.post("/pipeline/process", summary="Process pending events now")

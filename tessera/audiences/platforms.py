@@ -3,10 +3,12 @@
 Google Customer Match and Meta Custom Audiences both take SHA-256 hex digests of normalised
 e-mails and phones, but normalise differently (their published formatting guides):
 
-- Google: e-mail trimmed and lower-cased; for gmail.com and googlemail.com the dots of the
-  local part and any `+tag` are removed. Phone in E.164 *with* the `+`.
-- Meta: e-mail trimmed and lower-cased only. Phone as digits with the country code, *without*
+- Google: e-mail lower-cased with all whitespace removed; for gmail.com and googlemail.com
+  the dots of the local part and any `+tag` are removed. Phone in E.164 *with* the `+`.
+- Meta: e-mail trimmed and lower-cased. Phone as digits with the country code, *without*
   `+` or leading zeros.
+- Ours: both get the address identity kept (`identity.identifiers.normalise_email`, Google's
+  whitespace rule), so the person exported keeps the e-mail they are known by.
 - Both: Unicode NFC before hashing, lower-case hex, and never the hash of an empty value (it
   would match every empty record). Mobile advertising ids (IDFA, GAID) are sent as they are.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+
+from tessera.identity.identifiers import normalise_email
 
 _GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 
@@ -32,10 +36,10 @@ def sha256_hex(value: str | None) -> str | None:
 def google_email(raw: str | None) -> str | None:
     if raw is None:
         return None
-    email = unicodedata.normalize("NFC", raw).strip().lower()
-    local, at, domain = email.rpartition("@")
-    if not at or not local or not domain:
+    email, _ = normalise_email(raw)
+    if email is None:
         return None
+    local, _, domain = email.rpartition("@")
     if domain in _GMAIL_DOMAINS:
         local = local.split("+", 1)[0].replace(".", "")
         if not local:
@@ -46,8 +50,7 @@ def google_email(raw: str | None) -> str | None:
 def meta_email(raw: str | None) -> str | None:
     if raw is None:
         return None
-    email = unicodedata.normalize("NFC", raw).strip().lower()
-    return email if "@" in email.strip("@") else None
+    return normalise_email(raw)[0]
 
 
 def google_phone(e164: str | None) -> str | None:

@@ -6,17 +6,21 @@ from typing import Any
 
 import orjson
 
+from tessera.events import failures
 from tessera.events.timestamps import iso_utc
 from tessera.paging import Page, check_limit, decode_cursor, decode_cursor_of, page_of
 from tessera.store import Store
 
 
 def stats(store: Store) -> dict[str, Any]:
-    """Totals for `tessera stats`: events, rejected, sources and per-source counts."""
+    """Totals for `tessera stats`: events, rejected, sources and per-source counts; what
+    the pipeline could not use: events in its dead letters (`pipeline_failed`) and values
+    sent as identifiers that cannot be one (`dropped_identifiers`, in the merge ledger)."""
     totals = store.fetch_one(
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rejected), "
         "(SELECT count(*) FROM sources), (SELECT max(received_at) FROM events), "
-        "(SELECT coalesce(max(seq), 0) FROM events)"
+        "(SELECT coalesce(max(seq), 0) FROM events), "
+        "(SELECT count(*) FROM identity_ledger WHERE kind = 'dropped')"
     )
     assert totals is not None
     per_source = store.fetch_all(
@@ -30,6 +34,8 @@ def stats(store: Store) -> dict[str, Any]:
         "sources": totals[2],
         "last_event_at": iso_utc(totals[3]),
         "last_seq": totals[4],
+        "pipeline_failed": failures.count(store),
+        "dropped_identifiers": totals[5],
         "by_source": [
             {"source": name, "channel": channel, "events": count}
             for name, channel, count in per_source

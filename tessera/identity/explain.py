@@ -10,13 +10,20 @@ from tessera.errors import Conflict, InvalidField
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.identity.identifiers import Identifier
 from tessera.pipeline import Pipeline
-from tessera.profiles.view import find_profile, identifier_from_text, member_ids
+from tessera.profiles.view import (
+    dropped_identifiers,
+    find_profile,
+    identifier_from_text,
+    member_ids,
+    merges,
+)
 from tessera.store import Store
 
 
 def explain(store: Store, first: Identifier, second: Identifier) -> dict[str, Any]:
     """The shortest chain of links (each with the event and rule that made it) from
-    `first` to `second`, or why there is none."""
+    `first` to `second`, or why there is none; with the values either profile sent as
+    identifiers that could not be one (a malformed e-mail that would have joined them)."""
     profile_a, profile_b = find_profile(store, first), find_profile(store, second)
     answer: dict[str, Any] = {
         "first": str(first),
@@ -25,6 +32,10 @@ def explain(store: Store, first: Identifier, second: Identifier) -> dict[str, An
         "second_profile": profile_b,
         "same_profile": profile_a == profile_b,
         "chain": [],
+        "dropped_identifiers": {
+            "first": dropped_identifiers(merges(store, member_ids(store, profile_a))),
+            "second": dropped_identifiers(merges(store, member_ids(store, profile_b))),
+        },
     }
     if profile_a != profile_b:
         return answer

@@ -32,7 +32,10 @@ class LedgerEntry:
     kind: `new` (a profile starts with `identifier`), `link` (`other` joins because it
     was seen with `identifier`), `merge` (`other_profile` folded into `profile` because
     `identifier` and `other` were seen together), `conflict` (`identifier` dropped from
-    the event by `rule`), `breaker` (`profile` reached the size limit).
+    the event by `rule`), `breaker` (`profile` reached the size limit), `dropped` (a value
+    sent as an identifier could not be one: `identifier` holds its type and masked value,
+    `other` its fingerprint as `sha256:...`, `rule` the reason; `profile` is the event's, or
+    empty when the event had no usable identifier at all).
     """
 
     seq: int

@@ -10,14 +10,15 @@ from typing import Any
 
 import orjson
 
+from tessera.events import failures
 from tessera.identity.graph import IdentityGraph, LedgerEntry
-from tessera.identity.identifiers import Identifier, JunkRules, identifiers_of
+from tessera.identity.identifiers import Dropped, Identifier, JunkRules, read_identifiers
 from tessera.identity.rules import MergeRules
 from tessera.profiles.summary import Summary
 from tessera.settings import Settings
 from tessera.store import Store
 
-NOTABLE = ("merge", "conflict", "breaker")
+NOTABLE = ("merge", "conflict", "breaker", "dropped")
 
 _BATCH_SQL = """
 SELECT seq, type, source_id, channel, user_id, anonymous_id, previous_id, email, phone,
@@ -69,11 +70,13 @@ class Unifier:
             if event["type"] == "alias" and event["previous_id"]:
                 known = graph.profile(Identifier("user_id", event["previous_id"].strip()))
                 target = "user_id" if known else "anonymous_id"
-            identifiers = identifiers_of(
+            read = read_identifiers(
                 event, self._junk, self._settings.default_region, alias_target=target
             )
             before = len(graph.ledger)
-            profile = graph.stitch(seq, identifiers)
+            profile = graph.stitch(seq, read.identifiers)
+            if read.dropped:
+                self._record_dropped(seq, profile, read.dropped)
             if profile is None:
                 continue
             for entry in graph.ledger[before:]:
@@ -98,6 +101,31 @@ class Unifier:
             attributed.append((seq, profile))
             touched.add(profile)
         return attributed, touched
+
+    def _record_dropped(self, seq: int, profile: str | None, dropped: list[Dropped]) -> None:
+        """Ledger the values that could not be identifiers: once per profile and value
+        (its fingerprint), with the first event that carried it; for an event that has no
+        profile (no usable identifier at all), every time."""
+        known = {
+            entry.other
+            for entry in self.notable.get(profile or "", ())
+            if entry.kind == "dropped"
+        }
+        for value in dropped:
+            fingerprint = Identifier("sha256", value.fingerprint)
+            if profile is not None and fingerprint in known:
+                continue
+            known.add(fingerprint)
+            self.graph.ledger.append(
+                LedgerEntry(
+                    seq,
+                    "dropped",
+                    profile or "",
+                    Identifier(value.type, value.masked),
+                    fingerprint,
+                    rule=value.reason,
+                )
+            )
 
     def summary(self, profile: str) -> Summary:
         found = self.summaries.get(profile)
@@ -138,8 +166,10 @@ def replay(
     until_received: str | None = None,
     until_seq: int | None = None,
 ) -> Unifier:
-    """A fresh Unifier fed the log up to a moment: the graph and profiles as they stood."""
+    """A fresh Unifier fed the log up to a moment: the graph and profiles as they stood.
+    Events in the pipeline's dead letters are stepped over, as the pipeline does."""
     unifier = Unifier(store, settings, merge_rules(store, settings))
+    skipped = failures.skipped(store)
     last = 0
     limit_seq = until_seq
     if until_received is not None:
@@ -153,7 +183,7 @@ def replay(
         rows = [r for r in rows if limit_seq is None or r[0] <= limit_seq]
         if not rows:
             return unifier
-        unifier.apply(rows)
+        unifier.apply([row for row in rows if row[0] not in skipped])
         unifier.graph.drain()
         last = rows[-1][0]
 

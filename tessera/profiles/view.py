@@ -199,15 +199,39 @@ def _core(
         },
         "computed_traits": dict(sorted(computed.items())),
         "consent": summary.consent_values(),
-        "merges": sorted(merge_entries, key=lambda e: (e["seq"], e["kind"])),
+        "merges": sorted(
+            (e for e in merge_entries if e["kind"] != "dropped"),
+            key=lambda e: (e["seq"], e["kind"]),
+        ),
+        "dropped_identifiers": dropped_identifiers(merge_entries),
     }
+
+
+def dropped_identifiers(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The values this person sent as identifiers that could not be one (ledger entries
+    of kind `dropped`), oldest first: type, masked value, fingerprint, reason, event."""
+    found = []
+    for entry in sorted(entries, key=lambda e: e["seq"]):
+        if entry["kind"] != "dropped":
+            continue
+        kind, _, masked = (entry["identifier"] or ":").partition(":")
+        found.append(
+            {
+                "type": kind,
+                "value": masked,
+                "fingerprint": (entry["other_identifier"] or "").removeprefix("sha256:"),
+                "reason": entry["rule"],
+                "seq": entry["seq"],
+            }
+        )
+    return found
 
 
 def merges(store: Store, members: list[str]) -> list[dict[str, Any]]:
     return store.fetch_dicts(
         "SELECT l.seq, l.kind, l.profile_id, l.other_profile_id, l.identifier, "
         "l.other_identifier, l.rule FROM identity_ledger l "
-        "WHERE l.kind IN ('merge', 'conflict', 'breaker') AND "
+        "WHERE l.kind IN ('merge', 'conflict', 'breaker', 'dropped') AND "
         "(l.profile_id IN (SELECT unnest($m)) OR l.other_profile_id IN (SELECT unnest($m))) "
         "ORDER BY l.seq",
         {"m": members},

@@ -291,4 +291,23 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE imports ADD COLUMN reason VARCHAR;
         """,
     ),
+        """,
+    ),
+    (
+        10,
+        """
+        -- The pipeline's dead letters: events of the log that made identity or profiles
+        -- fail on their own, after TESSERA_PIPELINE_MAX_ATTEMPTS tries. The pipeline and a
+        -- rebuild skip them (so both agree) until `tessera events replay-failed`; the event
+        -- itself stays in the log. Not derived: a rebuild keeps it.
+        CREATE TABLE pipeline_failures (
+            seq BIGINT PRIMARY KEY,
+            failed_at TIMESTAMP NOT NULL,
+            attempts INTEGER NOT NULL,
+            error_type VARCHAR NOT NULL,
+            error VARCHAR NOT NULL,
+            location VARCHAR
+        );
+        """,
+    ),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import yaml
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -13,7 +14,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from tessera.api.admin import RuntimeDep
 from tessera.errors import InvalidMapping, TesseraError
-from tessera.events import importer, log
+from tessera.events import failures, importer, log
 from tessera.events.mapping import document_from_form, parse_mapping
 from tessera.events.sources import CHANNELS
 from tessera.privacy.keys import secrets_match
@@ -69,10 +70,12 @@ def sign_out() -> Response:
 
 
 @router.get("/")
-def overview(request: Request, runtime: RuntimeDep) -> Response:
+def overview(request: Request, runtime: RuntimeDep, message: str = "") -> Response:
     store = runtime.store
     daily = log.daily(store, 30)
     context = {
+        "message": message,
+        "failed": failures.listing(store, limit=20),
         "stats": log.stats(store),
         "lag": runtime.pipeline.lag(),
         "totals": view.totals(store),
@@ -81,6 +84,17 @@ def overview(request: Request, runtime: RuntimeDep) -> Response:
         "by_channel": chart_series(daily, "channel"),
     }
     return render(request, "overview.html", context)
+
+
+@router.post("/pipeline/replay-failed")
+def replay_failed(runtime: RuntimeDep) -> Response:
+    result = runtime.pipeline.replay_failed()
+    note = (
+        f"Replayed {result.replayed} events: {len(result.still_failing)} still failing."
+        if result.replayed
+        else "No event was set aside."
+    )
+    return RedirectResponse(f"/?{urlencode({'message': note})}", status_code=303)
 
 
 def chart_series(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:

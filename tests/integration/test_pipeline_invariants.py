@@ -20,8 +20,9 @@ from tests.integration.helpers import partition, send, snapshot
 IDS = {
     "userId": [f"u{i}" for i in range(4)],
     "anonymousId": [f"a{i}" for i in range(6)],
-    "email": [f"e{i}@x.co" for i in range(4)],
-    "phone": ["+33611111111", "+33622222222", "+33633333333"],
+    # the last of each cannot be an identifier: ledgered as dropped, once per profile
+    "email": [*(f"e{i}@x.co" for i in range(4)), "e9@nowhere"],
+    "phone": ["+33611111111", "+33622222222", "+33633333333", "+33 6"],
 }
 
 

@@ -20,6 +20,8 @@ from tessera.audiences.exports import allows_advertising
         ("", None, None),
         ("   ", None, None),
         ("no-at-sign", None, None),
+        # Identity keeps this address (whitespace removed): the export must send it too.
+        ("Jean.Dupont @Example.com", "jean.dupont@example.com", "jean.dupont@example.com"),
         (None, None, None),
     ],
 )
