@@ -291,8 +291,6 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE imports ADD COLUMN reason VARCHAR;
         """,
     ),
-        """,
-    ),
     (
         10,
         """
