@@ -262,7 +262,7 @@ def search(
             "SELECT profile_id FROM profile_summaries "
             "WHERE lower(json_extract_string(traits, ?)) = lower(?) "
             "ORDER BY last_seen DESC LIMIT ?",
-            ['$."' + key.strip().replace('"', '\\"') + '"', wanted.strip(), limit],
+            [trait_pointer(key.strip()), wanted.strip(), limit],
         )
     elif identifier:
         rows = store.fetch_all(
@@ -276,6 +276,13 @@ def search(
             "search needs an identifier fragment or a trait KEY=VALUE", field="query"
         )
     return cards(store, [row[0] for row in rows])
+
+
+def trait_pointer(key: str) -> str:
+    """A JSON Pointer (RFC 6901) to the top-level trait `key`, bound as a parameter: unlike a
+    `$."..."` path it needs no quoting, so any key (quotes, backslashes, dots) is found and
+    none can break the path. `~` and `/` are escaped as the RFC says."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def display_name(traits: dict[str, Any]) -> str | None:
