@@ -4,10 +4,21 @@ connection."""
 
 from __future__ import annotations
 
+import http.client
 import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import orjson
+import pytest
+import uvicorn
 
+from tessera.app import create_app
+from tessera.server import free_port
+from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN, LiveServer
 
 
@@ -54,3 +65,37 @@ def test_trait_keys_with_backslashes_are_searched_not_500(server: LiveServer) ->
     page = console.get("/profiles", params={"q": "a\\=x"})
     console.close()
     assert page.status_code == 200
+
+
+@pytest.fixture
+def failing_server(tmp_path: Path) -> Iterator[int]:
+    """A real server (in this process) with one extra route that always raises."""
+    app = create_app(Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN))
+
+    @app.get("/api/always-fails")
+    def always_fails() -> None:
+        raise RuntimeError("a defect")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    thread.join()
+
+
+def test_a_500_answers_json_and_keeps_the_connection(failing_server: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", failing_server, timeout=10)
+    connection.request("GET", "/api/always-fails")
+    failed = connection.getresponse()
+    assert failed.status == 500
+    assert orjson.loads(failed.read()) == {
+        "success": False, "code": "internal", "message": "the server failed; see its log"
+    }  # fmt: skip
+    connection.request("GET", "/api/health")  # the same connection: it was reset before
+    assert connection.getresponse().status == 200
+    connection.close()
