@@ -23,6 +23,7 @@ from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, json_response
 from tessera.errors import InvalidRequest, TesseraError
+from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -36,25 +37,38 @@ from tessera.web.session import SignInRequired
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI app. The store is opened when the server starts (lifespan)."""
+def open_runtime(settings: Settings) -> Runtime:
+    """What a server needs before it listens: an admin token strong enough, and the store
+    (a second server on the same data directory is refused here, with StoreLocked).
+
+    Called before uvicorn starts, so a refusal is a TesseraError the CLI prints as one
+    line, not a traceback from inside the ASGI lifespan.
+    """
+    settings.check_admin_token()
+    return Runtime.open(settings)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the ASGI app around `runtime` (see open_runtime), which the caller then
+    closes; without one, the server opens and closes its own (lifespan)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _tune_garbage_collector()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        running = runtime or open_runtime(settings)
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         app.state.admin_token_hash = hash_secret(token)
-        runtime = Runtime.open(settings)
-        runtime.writer.start()
-        runtime.pipeline.start()
-        app.state.runtime = runtime
+        running.writer.start()
+        running.pipeline.start()
+        app.state.runtime = running
+        app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
         _announce(settings)
         try:
             yield
         finally:
             settings.server_file_path.unlink(missing_ok=True)
-            runtime.close()
+            if runtime is None:
+                running.close()
 
     app = FastAPI(
         title="Tessera",

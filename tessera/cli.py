@@ -109,9 +109,12 @@ def serve(
     if port:
         overrides["port"] = port
     settings = Settings(**overrides)
-    err.print(f"Tessera on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
-    err.print(f"Admin token: {settings.admin_token_path} (or TESSERA_ADMIN_TOKEN)")
-    run_server(settings)
+
+    def ready() -> None:
+        err.print(f"Tessera on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
+        err.print(f"Admin token: {settings.admin_token_path} (or TESSERA_ADMIN_TOKEN)")
+
+    run_server(settings, ready)
 
 
 @sources_app.command("create")

@@ -5,7 +5,10 @@ connection."""
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ import uvicorn
 from tessera.app import create_app
 from tessera.server import free_port
 from tessera.settings import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer
+from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
 
 
 def signed_in(server: LiveServer) -> httpx.Client:
@@ -99,3 +102,60 @@ def test_a_500_answers_json_and_keeps_the_connection(failing_server: int) -> Non
     connection.request("GET", "/api/health")  # the same connection: it was reset before
     assert connection.getresponse().status == 200
     connection.close()
+
+
+def test_wrong_tokens_are_limited_per_address_with_retry_after(tmp_path: Path) -> None:
+    live = start_server(tmp_path / "data", TESSERA_SIGN_IN_FAILURES_PER_MINUTE="3")
+    try:
+        wrong = [httpx.post(f"{live.url}/sign-in", data={"token": f"guess-{n}"})
+                 for n in range(3)]  # fmt: skip
+        assert [answer.status_code for answer in wrong] == [401, 401, 401]
+        held = httpx.post(f"{live.url}/sign-in", data={"token": ADMIN_TOKEN})
+        assert held.status_code == 429  # even the right token: guessing must not go on
+        assert 0 < int(held.headers["retry-after"]) <= 60
+        assert "Too many failed sign-ins" in held.text
+        api = httpx.get(f"{live.url}/api/stats", headers=live.admin)
+        assert api.status_code == 429 and api.json()["code"] == "too_many_failures"
+        assert int(api.headers["retry-after"]) > 0
+    finally:
+        live.stop()
+
+
+def test_admin_api_guesses_count_towards_the_limit(tmp_path: Path) -> None:
+    live = start_server(tmp_path / "data", TESSERA_SIGN_IN_FAILURES_PER_MINUTE="2")
+    try:
+        for _ in range(2):
+            guess = httpx.get(f"{live.url}/api/stats", headers={"Authorization": "Bearer guess"})
+            assert guess.status_code == 401
+        assert httpx.get(f"{live.url}/api/stats", headers=live.admin).status_code == 429
+        assert httpx.post(f"{live.url}/sign-in", data={"token": "x"}).status_code == 429
+    finally:
+        live.stop()
+
+
+def serve(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`tessera serve` expected to refuse to start: its exit and what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "tessera.cli", "serve", "--port", str(free_port())],
+        env={**os.environ, "TESSERA_DATA_DIR": str(data_dir), "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
+             **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_a_short_admin_token_is_refused_at_start_with_one_clear_line(tmp_path: Path) -> None:
+    refused = serve(tmp_path / "data", TESSERA_ADMIN_TOKEN="hunter2hunter2")
+    assert refused.returncode == 1
+    said = " ".join(refused.stderr.split())  # rich wraps long lines
+    assert "TESSERA_ADMIN_TOKEN is 14 characters; it must be at least 24" in said
+    assert "Traceback" not in refused.stderr and "hunter2" not in refused.stderr
+
+
+def test_a_second_server_on_one_data_directory_says_why_without_a_traceback(
+    server: LiveServer,
+) -> None:
+    refused = serve(server.data_dir)
+    assert refused.returncode == 1
+    assert "is in use by another process" in " ".join(refused.stderr.split())
+    assert "Traceback" not in refused.stderr and "Tessera on http" not in refused.stderr
+    assert httpx.get(f"{server.url}/api/health").status_code == 200
