@@ -19,6 +19,7 @@ from tessera.backend import Backend, open_backend
 from tessera.errors import TesseraError
 from tessera.events.sources import CHANNELS
 from tessera.settings import Settings
+from tessera.store.connection import PRIVATE_UMASK
 
 app = typer.Typer(
     help="Tessera: an open-source customer data platform.",
@@ -868,6 +869,9 @@ def audiences_purge(
 
 def main() -> None:
     code = 0
+    # Whatever the CLI writes (the data directory, demo files, exports with --out) holds
+    # customer data: owner-only from the start, as open_store makes it for the server too.
+    os.umask(PRIVATE_UMASK)
     try:
         app()
     except TesseraError as error:

@@ -7,6 +7,8 @@ never share one connection object.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -19,6 +21,9 @@ from tessera.errors import StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any] | None
+log = logging.getLogger(__name__)
+#: Files and folders Tessera creates are its owner's alone: they hold customer data.
+PRIVATE_UMASK = 0o077
 
 
 class Store:
@@ -110,10 +115,12 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
     third of the rate and single commits stalled for 1.6 s. 256 MB amortises that;
     the cost is a longer log replay after a crash.
 
+    The data directory is made owner-only (see `make_private`) before the file is opened.
+
     Raises StoreLocked when another process (usually `tessera serve`) holds the file.
     """
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(path.parent, [path, path.with_name(path.name + ".wal")])
     try:
         connection = duckdb.connect(str(path) if path is not None else ":memory:")
     except duckdb.IOException as e:
@@ -127,6 +134,21 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
     store = Store(connection, path)
     _migrate(store)
     return store
+
+
+def make_private(folder: Path, files: Sequence[Path] = ()) -> None:
+    """Make `folder` (created if needed) mode 0700 and those of `files` that exist 0600, and
+    set this process's umask to 077 so every file and folder it creates from now on (the
+    DuckDB file and its WAL, reject files, uploads, exports, server.json) is owner-only
+    whatever umask it was started with. Every process that opens a data directory comes
+    through here (`open_store`), the server first of all."""
+    os.umask(PRIVATE_UMASK)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for target, mode in [(folder, 0o700), *((file, 0o600) for file in files if file.exists())]:
+        try:
+            os.chmod(target, mode)
+        except PermissionError:  # someone else's folder, e.g. a mounted volume
+            log.warning("cannot make %s owner-only (mode %o): it is not ours", target, mode)
 
 
 def _migrate(store: Store) -> None:

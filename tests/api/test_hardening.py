@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import stat
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ import uvicorn
 from tessera.app import create_app
 from tessera.server import free_port
 from tessera.settings import Settings
-from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
+from tests.conftest import ADMIN_TOKEN, LiveServer, basic_auth, start_server
 
 
 def signed_in(server: LiveServer) -> httpx.Client:
@@ -159,3 +160,55 @@ def test_a_second_server_on_one_data_directory_says_why_without_a_traceback(
     assert "is in use by another process" in " ".join(refused.stderr.split())
     assert "Traceback" not in refused.stderr and "Tessera on http" not in refused.stderr
     assert httpx.get(f"{server.url}/api/health").status_code == 200
+
+
+def modes(folder: Path) -> dict[str, str]:
+    """Every path under `folder` (and itself) with its permission bits, e.g. '0o600'."""
+    found = {".": oct(stat.S_IMODE(folder.stat().st_mode))}
+    for path in folder.rglob("*"):
+        found[str(path.relative_to(folder))] = oct(stat.S_IMODE(path.stat().st_mode))
+    return found
+
+
+def test_the_data_directory_and_every_file_in_it_are_owner_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    previous = os.umask(0o022)  # a typical login umask: without care, files come out 0644
+    try:
+        live = start_server(data, TESSERA_ADMIN_TOKEN=ADMIN_TOKEN)
+    finally:
+        os.umask(previous)
+    try:
+        key = live.create_source("modes-crm", "crm")
+        event = {"type": "identify", "userId": "u1", "messageId": "m1"}
+        sent = httpx.post(f"{live.url}/v1/identify", content=orjson.dumps(event),
+                          headers={"Authorization": basic_auth(key)})  # fmt: skip
+        assert sent.status_code == 200
+        upload = httpx.post(
+            f"{live.url}/api/imports", headers=live.admin,
+            data={"source": "modes-crm", "mapping": "type: identify\nidentifiers: {email: email}"},
+            files={"file": ("crm.csv", b"email,name\nann@example.com,Ann\n,Nobody\n")},
+        )  # fmt: skip
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["reject_file"]
+        found = modes(data)
+    finally:
+        live.stop()
+    assert {"tessera.duckdb", "tessera.duckdb.wal", "server.json", "rejects"} <= set(found)
+    assert any(name.startswith("rejects/") for name in found), found
+    loose = {name: mode for name, mode in found.items()
+             if mode != ("0o700" if (data / name).is_dir() else "0o600")}  # fmt: skip
+    assert not loose, loose
+
+
+def test_an_older_installs_open_data_directory_is_closed_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = start_server(data)
+    first.stop()
+    os.chmod(data, 0o755)
+    os.chmod(data / "tessera.duckdb", 0o644)
+    again = start_server(data)
+    try:
+        assert modes(data)["."] == "0o700"
+        assert modes(data)["tessera.duckdb"] == "0o600"
+    finally:
+        again.stop()
