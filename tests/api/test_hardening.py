@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -212,3 +213,29 @@ def test_an_older_installs_open_data_directory_is_closed_at_start(tmp_path: Path
         assert modes(data)["tessera.duckdb"] == "0o600"
     finally:
         again.stop()
+
+
+def test_concurrent_admin_writes_to_one_source_all_succeed(server: LiveServer) -> None:
+    server.create_source("race-web", "web")
+    actions = ["enable", "disable", "rotate-key"]
+
+    def write(n: int) -> int:
+        path = f"{server.url}/api/sources/race-web/{actions[n % 3]}"
+        return httpx.post(path, headers=server.admin, timeout=60).status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(write, range(120)))
+    assert statuses == [200] * 120
+
+
+def test_simultaneous_creates_of_one_name_are_one_201_and_409s(server: LiveServer) -> None:
+    def create(n: int) -> int:
+        kind = n % 2
+        url = f"{server.url}/api/segments" if kind else f"{server.url}/api/sources"
+        body = {"name": "same-name", "query": "has user_id"} if kind else {
+            "name": "same-name", "channel": "web"}  # fmt: skip
+        return httpx.post(url, headers=server.admin, json=body, timeout=60).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(create, range(60)))
+    assert sorted(statuses) == [201, 201] + [409] * 58
