@@ -594,6 +594,11 @@ def audiences_export(
         f"consent, {summary['held_out']} held out, {summary['without_identifier']} without "
         "an identifier this format uses)."
     )
+    if summary.get("refused_advertising_ids"):
+        out.print(
+            f"{summary['refused_advertising_ids']} advertising ids left out: not IDFA/GAID "
+            "(a UUID such as 6d92078a-8246-4ba4-ae5b-76104861e7dc)."
+        )
 
 
 @taxonomy_app.command("load")
