@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import orjson
 import uvicorn
 
 from tessera.app import create_app, open_runtime
-from tessera.errors import StoreUnavailable
+from tessera.errors import StoreLocked, StoreUnavailable
+from tessera.runtime import Runtime
 from tessera.settings import Settings
 
 
@@ -20,7 +22,7 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
     """Serve until stopped. The store is opened first, so a refusal (a short admin token,
     another server on this data directory) raises a TesseraError before anything listens;
     `ready` is called once it is open."""
-    runtime = open_runtime(settings)
+    runtime = _open_for_serving(settings)
     try:
         if ready is not None:
             ready()
@@ -33,6 +35,27 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
         )
     finally:
         runtime.close()
+
+
+def _open_for_serving(settings: Settings) -> Runtime:
+    try:
+        return open_runtime(settings)
+    except StoreLocked as e:
+        raise StoreLocked(_already_served(settings)) from e
+
+
+def _already_served(settings: Settings) -> str:
+    """Why a second server cannot start here, naming the first when server.json says."""
+    try:
+        info = orjson.loads(settings.server_file_path.read_bytes())
+        first = f"Tessera (process {int(info['pid'])}, {info['url']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        first = "another process"
+    return (
+        f"{first} already uses the data directory {settings.data_dir}: stop it first, or "
+        "give this server another TESSERA_DATA_DIR (the CLI's other commands talk to the "
+        "running server by themselves)"
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -158,7 +158,8 @@ def test_a_second_server_on_one_data_directory_says_why_without_a_traceback(
 ) -> None:
     refused = serve(server.data_dir)
     assert refused.returncode == 1
-    assert "is in use by another process" in " ".join(refused.stderr.split())
+    said = " ".join(refused.stderr.split())
+    assert f"process {server.process.pid}, {server.url}) already uses the data directory" in said
     assert "Traceback" not in refused.stderr and "Tessera on http" not in refused.stderr
     assert httpx.get(f"{server.url}/api/health").status_code == 200
 
