@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 VENDOR := tessera/web/static/vendor
 # The console's front-end packages (versions pinned in package-lock.json), served locally.
-VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js
+VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js \
+	$(VENDOR)/swagger-ui-bundle.js $(VENDOR)/swagger-ui.css
 # Browser tests drive Debian's Chromium; installed with apt-get when missing.
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -19,9 +20,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(VENDOR_FILES): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# --ignore-scripts: no package needs one, and swagger-ui-dist's dependency @scarf/scarf
+	# would report the install to a third party.
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+		node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
 	touch $(VENDOR_FILES)
 
 install: $(STAMP) $(VENDOR_FILES)

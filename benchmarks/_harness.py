@@ -37,7 +37,7 @@ def start_server(
         **os.environ,
         "TESSERA_DATA_DIR": str(data_dir),
         "TESSERA_PORT": str(port),
-        "TESSERA_ADMIN_TOKEN": "bench-admin-token",
+        "TESSERA_ADMIN_TOKEN": "bench-admin-token-0123456789",
         **(extra_env or {}),
     }
     cmd = list(command or [sys.executable, "-m", "tessera.cli", "serve"])

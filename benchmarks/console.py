@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import free_port, start_server, stop
 from pipeline import load_demo
 
-TOKEN = "bench-admin-token"
+TOKEN = "bench-admin-token-0123456789"
 TAXONOMY = Path(__file__).resolve().parents[1] / "tests/fixtures/iab/audience-taxonomy-1.1.tsv"
 SEGMENTS = {
     "fr-repeat": 'traits.country = "FR" and count(event "Order Completed" in last 90 days) >= 2',

@@ -74,7 +74,7 @@ def bench_tessera(bodies: list[bytes], warmup: list[bytes], size: int, connectio
         port = free_port()
         server = start_server(Path(tmp), port)
         try:
-            admin = {"Authorization": "Bearer bench-admin-token"}
+            admin = {"Authorization": "Bearer bench-admin-token-0123456789"}
             created = httpx.post(
                 f"http://127.0.0.1:{port}/api/sources",
                 headers=admin,

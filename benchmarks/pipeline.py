@@ -115,8 +115,8 @@ def measure_lookups(data_dir: Path, rate: float, seconds: float) -> dict[str, ob
     rng = random.Random(3)
     paths = [f"/api/profiles/{quote(r[0])}" for r in rng.sample(rows, min(2000, len(rows)))]
     port = free_port()
-    server = start_server(data_dir, port, {"TESSERA_ADMIN_TOKEN": "bench"})
-    headers = {"Authorization": "Bearer bench"}
+    server = start_server(data_dir, port, {"TESSERA_ADMIN_TOKEN": "bench-admin-token-0123456789"})
+    headers = {"Authorization": "Bearer bench-admin-token-0123456789"}
     out: dict[str, object] = {}
     try:
         run_paced(port, paths[:100], rate=rate, seconds=2, connections=16, headers=headers)

@@ -12,8 +12,10 @@ from urllib.parse import quote
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
 from tessera.api import admin, audiences, profiles, segments
@@ -21,10 +23,12 @@ from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, json_response
 from tessera.errors import InvalidRequest, TesseraError
+from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 from tessera.web import audiences as web_audiences
+from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
 from tessera.web import rendering as web_rendering
@@ -33,31 +37,46 @@ from tessera.web.session import SignInRequired
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI app. The store is opened when the server starts (lifespan)."""
+def open_runtime(settings: Settings) -> Runtime:
+    """What a server needs before it listens: an admin token strong enough, and the store
+    (a second server on the same data directory is refused here, with StoreLocked).
+
+    Called before uvicorn starts, so a refusal is a TesseraError the CLI prints as one
+    line, not a traceback from inside the ASGI lifespan.
+    """
+    settings.check_admin_token()
+    return Runtime.open(settings)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the ASGI app around `runtime` (see open_runtime), which the caller then
+    closes; without one, the server opens and closes its own (lifespan)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _tune_garbage_collector()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        running = runtime or open_runtime(settings)
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         app.state.admin_token_hash = hash_secret(token)
-        runtime = Runtime.open(settings)
-        runtime.writer.start()
-        runtime.pipeline.start()
-        app.state.runtime = runtime
+        running.writer.start()
+        running.pipeline.start()
+        app.state.runtime = running
+        app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
         _announce(settings)
         try:
             yield
         finally:
             settings.server_file_path.unlink(missing_ok=True)
-            runtime.close()
+            if runtime is None:
+                running.close()
 
     app = FastAPI(
         title="Tessera",
         version=__version__,
         description="Customer data platform: Segment-compatible collect API and admin API.",
         lifespan=lifespan,
+        docs_url=None,  # served below from our own copy of Swagger UI, not a CDN
+        redoc_url=None,
     )
     for route in [*collect_routes(), *pixel_routes()]:
         app.router.routes.append(route)
@@ -82,6 +101,21 @@ def create_app(settings: Settings) -> FastAPI:
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Tessera API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            # Swagger UI asks validator.swagger.io for a badge unless told not to.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        hashes = web_headers.inline_script_hashes(bytes(page.body).decode())
+        page.headers["Content-Security-Policy"] = web_headers.policy(hashes)
+        return page
+
     @app.get("/api/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
@@ -100,18 +134,48 @@ def create_app(settings: Settings) -> FastAPI:
             problems.append(f"{where}: {item.get('msg')} (got {item.get('input')!r})")
         return error_response(InvalidRequest("; ".join(problems) or "invalid request"))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unhandled error")
-        if getattr(request.state, "console", False):
-            problem = TesseraError("the server failed; its log says why")
-            return web_rendering.render(request, "error.html", {"error": problem}, 500)
-        return json_response(
-            {"success": False, "code": "internal", "message": "the server failed; see its log"},
-            500,
-        )
-
+    app.add_middleware(CatchAll)
+    app.add_middleware(web_headers.SecurityHeaders)
     return app
+
+
+class CatchAll:
+    """Answers an exception no handler took as a 500: a JSON error for the API, the error
+    page for the console. Starlette's own last resort (ServerErrorMiddleware) answers and
+    then re-raises, and uvicorn closes the connection on the re-raise, so the client's next
+    request on that keep-alive connection was reset; here the error ends with the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception:
+            log.exception("unhandled error")
+            if started:  # half an answer is out: only closing the connection can say so
+                raise
+            await _failure_page(scope)(scope, receive, send)
+
+
+def _failure_page(scope: Scope) -> Response:
+    request = Request(scope)
+    if getattr(request.state, "console", False):
+        problem = TesseraError("the server failed; its log says why")
+        return web_rendering.render(request, "error.html", {"error": problem}, 500)
+    return json_response(
+        {"success": False, "code": "internal", "message": "the server failed; see its log"}, 500
+    )
 
 
 def _tune_garbage_collector() -> None:

@@ -21,6 +21,7 @@ from tessera.backend import Backend, open_backend
 from tessera.errors import TesseraError
 from tessera.events.sources import CHANNELS
 from tessera.settings import Settings
+from tessera.store.connection import PRIVATE_UMASK
 
 app = typer.Typer(
     help="Tessera: an open-source customer data platform.",
@@ -182,9 +183,12 @@ def serve(
     if port:
         overrides["port"] = port
     settings = Settings(**overrides)
-    err.print(f"Tessera on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
-    err.print(f"Admin token: {settings.admin_token_path} (or TESSERA_ADMIN_TOKEN)")
-    run_server(settings)
+
+    def ready() -> None:
+        err.print(f"Tessera on http://{settings.host}:{settings.port}  (data: {settings.data_dir})")
+        err.print(f"Admin token: {settings.admin_token_path} (or TESSERA_ADMIN_TOKEN)")
+
+    run_server(settings, ready)
 
 
 @sources_app.command("create")
@@ -752,6 +756,11 @@ def audiences_export(
         f"consent, {summary['held_out']} held out, {summary['without_identifier']} without "
         "an identifier this format uses)."
     )
+    if summary.get("refused_advertising_ids"):
+        out.print(
+            f"{summary['refused_advertising_ids']} advertising ids left out: not IDFA/GAID "
+            "(a UUID such as 6d92078a-8246-4ba4-ae5b-76104861e7dc)."
+        )
 
 
 @taxonomy_app.command("load")
@@ -1027,6 +1036,9 @@ def audiences_purge(
 
 def main() -> None:
     code = 0
+    # Whatever the CLI writes (the data directory, demo files, exports with --out) holds
+    # customer data: owner-only from the start, as open_store makes it for the server too.
+    os.umask(PRIVATE_UMASK)
     try:
         app()
     except TesseraError as error:

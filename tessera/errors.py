@@ -129,6 +129,12 @@ class Overloaded(TesseraError):
         self.retry_after = retry_after
 
 
+class TooManyFailures(Overloaded):
+    """Too many wrong admin tokens from one client address: retry after `retry_after` s."""
+
+    code = "too_many_failures"
+
+
 class StoreUnavailable(TesseraError):
     code = "store_unavailable"
     status = 503

@@ -8,7 +8,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tessera.errors import InvalidField
+
 MIB = 1024 * 1024
+#: The shortest TESSERA_ADMIN_TOKEN a server accepts: 24 random characters are ~140 bits,
+#: out of reach even without the sign-in limit (a generated token has 43).
+MIN_ADMIN_TOKEN_CHARS = 24
 
 
 class Settings(BaseSettings):
@@ -28,8 +33,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port `tessera serve` listens on.")
     admin_token: str | None = Field(
         default=None,
-        description="Bearer token for /api/*. When unset, one is generated on first start "
+        description="Bearer token for /api/* and the console's sign-in, at least "
+        f"{MIN_ADMIN_TOKEN_CHARS} characters. When unset, one is generated on first start "
         "and kept in DATA_DIR/admin-token (mode 0600).",
+    )
+    sign_in_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Failed console sign-ins allowed per client address in any minute; "
+        "past them the sign-in answers 429 with Retry-After.",
     )
     max_body_bytes: int = Field(
         default=4 * MIB,
@@ -132,6 +144,19 @@ class Settings(BaseSettings):
     computed_traits_file: Path | None = Field(
         default=None, description="A YAML file of computed trait definitions, loaded at start."
     )
+
+    def check_admin_token(self) -> None:
+        """Refuse a configured admin token too short to resist guessing (a server calls
+        this before it starts; tools that never listen do not need to)."""
+        token = self.admin_token
+        if token and len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
+            raise InvalidField(
+                f"TESSERA_ADMIN_TOKEN is {len(token.strip())} characters; it must be at least "
+                f"{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c \"import secrets; "
+                "print(secrets.token_urlsafe(32))\"`), or unset it and Tessera generates one "
+                "in DATA_DIR/admin-token",
+                field="admin_token",
+            )
 
     @property
     def database_path(self) -> Path:

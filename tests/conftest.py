@@ -19,7 +19,7 @@ from tessera.runtime import Runtime
 from tessera.server import free_port
 from tessera.settings import Settings
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-0123456789"  # 24+ characters, as a server requires
 
 # No per-example deadline: on a shared 2-core machine a first call (libphonenumber loading
 # its metadata, DuckDB warming up) can pass 200 ms, and a timing failure is not a bug here.

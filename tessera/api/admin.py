@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from tessera.errors import Unauthorized
+from tessera.errors import TooManyFailures, Unauthorized
 from tessera.events import importer, log
 from tessera.events.sources import CHANNELS
+from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import secrets_match
 from tessera.runtime import Runtime
 
@@ -25,10 +26,21 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def require_admin(request: Request) -> None:
+    """The admin token as a bearer token; wrong ones count towards the same per-address
+    limit as the console's sign-in (`privacy/attempts.py`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     expected: str = request.app.state.admin_token_hash
+    limit: FailedAttempts = request.app.state.failed_tokens
+    client = request.client.host if request.client else "unknown"
+    if (wait := limit.retry_after(client)) is not None:
+        raise TooManyFailures(
+            f"too many wrong admin tokens from this address; retry in {wait} seconds",
+            retry_after=wait,
+        )
     if scheme.lower() != "bearer" or not token or not secrets_match(token.strip(), expected):
+        if token:
+            limit.failed(client)
         raise Unauthorized(
             "the admin API needs 'Authorization: Bearer <admin token>'; the token is in "
             "DATA_DIR/admin-token or TESSERA_ADMIN_TOKEN"

@@ -5,8 +5,9 @@ something a browser can show (the 1x1 GIF, or a redirect to an allow-listed part
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -116,9 +117,28 @@ def _header_safe(text: str) -> str:
     return text.encode("ascii", "replace").decode()[:300].replace("\n", " ")
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _gif_whatever_happens(handler: Handler) -> Handler:
+    """The tag sits in a customer's page: a failure of ours must still answer the GIF (a
+    broken image would show there), never a JSON 500."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception:
+            log.exception("pixel endpoint failed")
+            return _gif({"X-Tessera-Recorded": "no",
+                         "X-Tessera-Error": "the server failed; see its log"})  # fmt: skip
+
+    return guarded
+
+
 def pixel_routes() -> list[Route]:
     return [
-        Route("/v1/pixel.gif", pixel_gif, methods=["GET"]),
-        Route("/v1/optout", opt_out, methods=["GET"]),
-        Route("/v1/sync", cookie_sync, methods=["GET"]),
+        Route("/v1/pixel.gif", _gif_whatever_happens(pixel_gif), methods=["GET"]),
+        Route("/v1/optout", _gif_whatever_happens(opt_out), methods=["GET"]),
+        Route("/v1/sync", _gif_whatever_happens(cookie_sync), methods=["GET"]),
     ]

@@ -3,12 +3,13 @@ Audiences, and OpenRTB-ready segment lists keyed by cookie and mobile ad id.
 
 Only people whose consent allows advertising are exported (`allows_advertising`); the
 platform rules live in `platforms.py`. Each export streams rows to a text file and returns
-what it did: members, exported, refused for consent, without a usable identifier.
+what it did: members, exported, refused for consent, without a usable identifier, and the
+advertising ids refused because they are not IDFA/GAID. CSV cells never start like a
+spreadsheet formula (`spreadsheet.py`).
 """
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -16,6 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from tessera import spreadsheet
 from tessera.audiences import campaigns, platforms
 from tessera.errors import InvalidField
 from tessera.segments import service
@@ -29,8 +31,8 @@ SEGTAX_IAB_AUDIENCE_1_1 = 4
 #: Consent categories that stand for advertising (Segment's "Advertising", CMPs' "targeting").
 _ADVERTISING = {"advertising", "targeting"}
 _YES = {True, "true", "yes", "granted", "1"}
-#: Identifier types an OpenRTB bid request can carry for a user: cookies and ad ids.
-_BIDSTREAM_IDS = ("cookie_id", "anonymous_id", "advertising_id")
+#: Identifier types an OpenRTB bid request can carry for a user: cookies (and ad ids).
+_BIDSTREAM_COOKIES = ("cookie_id", "anonymous_id")
 
 
 @dataclass
@@ -66,17 +68,17 @@ def export(
     allowed = [p for p in people if allows_advertising(p.consent, policy)]
     held = campaigns.holdout_of(store, segment)
     sent = [p for p in allowed if not held or not campaigns.held_out(p.profile_id, *held)]
-    writer = _WRITERS[file_format]
-    rows, without = writer(sent, out, details)
+    tally = _WRITERS[file_format](sent, out, details)
     return {
         "segment": segment,
         "format": file_format,
         "members": len(people),
         "refused_consent": len(people) - len(allowed),
         "held_out": len(allowed) - len(sent),
-        "exported_profiles": len(sent) - without,
-        "without_identifier": without,
-        "rows": rows,
+        "exported_profiles": len(sent) - tally.without,
+        "without_identifier": tally.without,
+        "refused_advertising_ids": tally.refused_ad_ids,
+        "rows": tally.rows,
         "consent_policy": policy,
     }
 
@@ -112,55 +114,80 @@ def members(store: Store, segment_id: str) -> list[Person]:
     return list(found.values())
 
 
-def _google(people: list[Person], out: TextIO, _segment: dict[str, Any]) -> tuple[int, int]:
+@dataclass
+class _Tally:
+    """What a writer did: rows written, people with no usable identifier, and the
+    advertising ids refused because they are not IDFA/GAID (UUIDs)."""
+
+    rows: int = 0
+    without: int = 0
+    refused_ad_ids: int = 0
+
+    def ad_ids(self, values: list[str]) -> list[str]:
+        """The person's usable ad ids; the others are counted, never silently dropped."""
+        checked = [platforms.mobile_ad_id(value) for value in values]
+        self.refused_ad_ids += checked.count(None)
+        return sorted({ad_id for ad_id in checked if ad_id})
+
+
+def _google(people: list[Person], out: TextIO, _segment: dict[str, Any]) -> _Tally:
     """Customer Match contact file: Email, Phone (SHA-256 of Google's normalisation)."""
-    table = csv.writer(out)
+    table = spreadsheet.writer(out)
     table.writerow(["Email", "Phone"])
-    return _hashed_rows(people, table, platforms.google_email, platforms.google_phone)
+    tally = _Tally()
+    for person in people:
+        emails = _hashed(person.identifiers.get("email", []), platforms.google_email)
+        phones = _hashed(person.identifiers.get("phone", []), platforms.google_phone)
+        tally.without += not (emails or phones)
+        for row in zip_longest(emails, phones, fillvalue=""):
+            table.writerow(row)
+            tally.rows += 1
+    return tally
 
 
-def _meta(people: list[Person], out: TextIO, _segment: dict[str, Any]) -> tuple[int, int]:
+def _meta(people: list[Person], out: TextIO, _segment: dict[str, Any]) -> _Tally:
     """Custom Audience file: email, phone hashed with Meta's normalisation; madid as is."""
-    table = csv.writer(out)
+    table = spreadsheet.writer(out)
     table.writerow(["email", "phone", "madid"])
-    rows = without = 0
+    tally = _Tally()
     for person in people:
         emails = _hashed(person.identifiers.get("email", []), platforms.meta_email)
         phones = _hashed(person.identifiers.get("phone", []), platforms.meta_phone)
-        madids = _kept(person.identifiers.get("advertising_id", []), platforms.mobile_ad_id)
-        if not (emails or phones or madids):
-            without += 1
+        madids = tally.ad_ids(person.identifiers.get("advertising_id", []))
+        tally.without += not (emails or phones or madids)
         for row in zip_longest(emails, phones, madids, fillvalue=""):
             table.writerow(row)
-            rows += 1
-    return rows, without
+            tally.rows += 1
+    return tally
 
 
-def _google_mobile(people: list[Person], out: TextIO, _segment: dict[str, Any]) -> tuple[int, int]:
+def _google_mobile(people: list[Person], out: TextIO, _segment: dict[str, Any]) -> _Tally:
     """Customer Match mobile-id file (Google keeps these apart from contact info)."""
-    table = csv.writer(out)
+    table = spreadsheet.writer(out)
     table.writerow(["Mobile Device ID"])
-    rows = without = 0
+    tally = _Tally()
     for person in people:
-        ids = _kept(person.identifiers.get("advertising_id", []), platforms.mobile_ad_id)
-        without += not ids
+        ids = tally.ad_ids(person.identifiers.get("advertising_id", []))
+        tally.without += not ids
         for ad_id in ids:
             table.writerow([ad_id])
-            rows += 1
-    return rows, without
+            tally.rows += 1
+    return tally
 
 
-def _openrtb(people: list[Person], out: TextIO, segment: dict[str, Any]) -> tuple[int, int]:
+def _openrtb(people: list[Person], out: TextIO, segment: dict[str, Any]) -> _Tally:
     """One JSON line per cookie or mobile ad id: the OpenRTB 2.6 `user.data` objects to
     attach to a bid request for it: this segment, and the person's IAB Audience Taxonomy
     segments from each data provider with `ext.segtax` 4."""
-    rows = without = 0
+    tally = _Tally()
     first_party = {"id": "tessera", "name": "tessera",
                    "segment": [{"id": segment["id"], "name": segment["name"]}]}  # fmt: skip
     for person in people:
-        ids = [(kind, value) for kind in _BIDSTREAM_IDS
+        ids = [(kind, value) for kind in _BIDSTREAM_COOKIES
                for value in person.identifiers.get(kind, [])]  # fmt: skip
-        without += not ids
+        ad_ids = tally.ad_ids(person.identifiers.get("advertising_id", []))
+        ids += [("advertising_id", value) for value in ad_ids]
+        tally.without += not ids
         data = [first_party] + [
             {"name": provider, "segment": [{"id": i} for i in sorted(ids_)],
              "ext": {"segtax": SEGTAX_IAB_AUDIENCE_1_1}}
@@ -169,32 +196,13 @@ def _openrtb(people: list[Person], out: TextIO, segment: dict[str, Any]) -> tupl
         for kind, value in ids:
             line = {"id": value, "id_type": kind, "user": {"data": data}}
             out.write(orjson.dumps(line).decode() + "\n")
-            rows += 1
-    return rows, without
-
-
-def _hashed_rows(
-    people: list[Person], table: Any, email_rule: Any, phone_rule: Any
-) -> tuple[int, int]:
-    rows = without = 0
-    for person in people:
-        emails = _hashed(person.identifiers.get("email", []), email_rule)
-        phones = _hashed(person.identifiers.get("phone", []), phone_rule)
-        if not (emails or phones):
-            without += 1
-        for row in zip_longest(emails, phones, fillvalue=""):
-            table.writerow(row)
-            rows += 1
-    return rows, without
+            tally.rows += 1
+    return tally
 
 
 def _hashed(values: list[str], rule: Any) -> list[str]:
     digests = (platforms.sha256_hex(rule(value)) for value in values)
     return sorted({d for d in digests if d})
-
-
-def _kept(values: list[str], rule: Any) -> list[str]:
-    return sorted({v for v in (rule(value) for value in values) if v})
 
 
 _WRITERS = {"google": _google, "google-mobile": _google_mobile, "meta": _meta,

@@ -14,7 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit
 
 COOKIE = "tessera_cid"
 OPT_OUT_COOKIE = "tessera_optout"
@@ -67,6 +67,7 @@ def page_message(params: dict[str, str], cookie_id: str, user_agent: str | None)
     """The Segment message a pixel hit stands for: a page view, or a track event when the
     tag names one (`event=`). UTM parameters of the page URL become context.campaign."""
     url = _text(params.get("url"))
+    parts = _split(url)
     context: dict[str, Any] = {
         "library": {"name": "tessera-pixel", "version": "1"},
         "externalIds": [
@@ -76,7 +77,7 @@ def page_message(params: dict[str, str], cookie_id: str, user_agent: str | None)
             key: value
             for key, value in (
                 ("url", url),
-                ("path", urlsplit(url).path if url else None),
+                ("path", parts.path if parts else None),
                 ("referrer", _text(params.get("ref"))),
                 ("title", _text(params.get("title"))),
             )
@@ -88,7 +89,7 @@ def page_message(params: dict[str, str], cookie_id: str, user_agent: str | None)
     campaign = {
         field: value
         for key, field in _UTM.items()
-        if (value := dict(parse_qsl(urlsplit(url or "").query)).get(key))
+        if (value := dict(parse_qsl(parts.query if parts else "")).get(key))
     }
     if campaign:
         context["campaign"] = campaign
@@ -131,6 +132,18 @@ def partner_type(partner: str) -> str:
 
 def partner_redirect(template: str, cookie_id: str) -> str:
     return template.replace("{cookie_id}", quote(cookie_id, safe=""))
+
+
+def _split(url: str | None) -> SplitResult | None:
+    """The page URL's parts; None when there is no URL or it cannot be split (an unclosed
+    IPv6 host `http://[::1`, a host that changes under NFKC): the page is still recorded,
+    with its URL as given and no path or campaign."""
+    if not url:
+        return None
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
 
 
 def _text(value: str | None) -> str | None:

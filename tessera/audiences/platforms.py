@@ -10,17 +10,23 @@ e-mails and phones, but normalise differently (their published formatting guides
 - Ours: both get the address identity kept (`identity.identifiers.normalise_email`, Google's
   whitespace rule), so the person exported keeps the e-mail they are known by.
 - Both: Unicode NFC before hashing, lower-case hex, and never the hash of an empty value (it
-  would match every empty record). Mobile advertising ids (IDFA, GAID) are sent as they are.
+  would match every empty record). Mobile advertising ids (Apple's IDFA, Google's GAID/AAID)
+  are sent unhashed, and both are UUIDs (8-4-4-4-12 hex digits): anything else is refused,
+  which also keeps a hostile value (`=HYPERLINK(...)`) out of the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 
 from tessera.identity.identifiers import normalise_email
 
 _GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
+#: What a device sends when the user limited ad tracking: it would match every such device.
+_NO_AD_ID = "00000000-0000-0000-0000-000000000000"
+_AD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def sha256_hex(value: str | None) -> str | None:
@@ -66,10 +72,14 @@ def meta_phone(e164: str | None) -> str | None:
 
 
 def mobile_ad_id(raw: str | None) -> str | None:
-    """IDFA / GAID, unhashed; lower-case (our identifiers are stored so already)."""
-    if raw is None or not raw.strip():
+    """IDFA / GAID, unhashed and lower-case; None unless it is a UUID (the form both
+    platforms take, e.g. `6d92078a-8246-4ba4-ae5b-76104861e7dc`)."""
+    if raw is None:
         return None
-    return raw.strip().lower()
+    ad_id = raw.strip().lower()
+    if not _AD_ID.fullmatch(ad_id) or ad_id == _NO_AD_ID:
+        return None
+    return ad_id
 
 
 def _digits(value: str | None) -> str:

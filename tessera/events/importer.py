@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 import orjson
 import yaml
 
+from tessera import spreadsheet
 from tessera.errors import (
     InvalidImportFile,
     InvalidMapping,
@@ -154,7 +155,7 @@ def _import_rows(
     occurrences: dict[str, int] = {}
     batch: list[EventRow] = []
     with reject_path.open("w", newline="", encoding="utf-8") as reject_handle:
-        rejects = csv.writer(reject_handle)
+        rejects = spreadsheet.writer(reject_handle)
         rejects.writerow(reject_files.HEADER)
 
         # One receive time per chunk of rows, as an HTTP batch has one per request.

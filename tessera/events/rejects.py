@@ -1,12 +1,14 @@
 """Reject files: the rows an import could not use, each with its line and the reason, so
 nothing handed to Tessera is dropped without a trace. Imports of events, taxonomies, feeds
-and campaign results all write them the same way."""
+and campaign results all write them the same way, with cells a spreadsheet never runs as
+formulas (a rejected row is hostile input more often than not)."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from pathlib import Path
+
+from tessera import spreadsheet
 
 HEADER = ("line", "reason", "row")
 
@@ -19,7 +21,7 @@ def write(folder: Path, file_name: str, rows: Iterable[tuple[int, str, str]]) ->
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / file_name
     with target.open("w", newline="", encoding="utf-8") as handle:
-        table = csv.writer(handle)
+        table = spreadsheet.writer(handle)
         table.writerow(HEADER)
         table.writerows(rows)
     return str(target)

@@ -193,7 +193,7 @@ class EventWriter:
         dead = [letter for pending in group for letter in pending.dead_letters]
         try:
             started = time.perf_counter()
-            with self._store.transaction() as store:
+            with self._store.transaction(serialised=False) as store:
                 if kept:
                     store.insert_arrow("events", _event_table(kept, self._next_seq))
                 if dead:

@@ -300,12 +300,14 @@ def search(
                 field="trait",
                 value=trait,
             )
-        path = '$."' + key.strip().replace('"', '\\"') + '"'
         matches = (
             "SELECT profile_id FROM profile_summaries "
             "WHERE lower(json_extract_string(traits, $path)) = lower($wanted)"
         )
-        parameters: dict[str, Any] = {"path": path, "wanted": wanted.strip()}
+        parameters: dict[str, Any] = {
+            "path": trait_pointer(key.strip()),
+            "wanted": wanted.strip(),
+        }
     elif identifier and identifier.strip():
         matches = (
             f"SELECT DISTINCT {_LIVE} AS profile_id FROM identities i "
@@ -327,6 +329,13 @@ def search(
         rows, limit=limit, total=total[0] if total else 0, kind="profiles", key="profile_id"
     )
     return replace(found, items=cards(store, [row["profile_id"] for row in found.items]))
+
+
+def trait_pointer(key: str) -> str:
+    """A JSON Pointer (RFC 6901) to the top-level trait `key`, bound as a parameter: unlike a
+    `$."..."` path it needs no quoting, so any key (quotes, backslashes, dots) is found and
+    none can break the path. `~` and `/` are escaped as the RFC says."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def display_name(traits: dict[str, Any]) -> str | None:

@@ -3,10 +3,20 @@
 DuckDB allows one writing process per file (ARCHITECTURE §3). Inside that process
 every thread gets its own cursor, so the writer thread and the request handlers
 never share one connection object.
+
+Writes are serialised inside the process. DuckDB's transactions are optimistic: two
+that change one row at once do not wait for each other, the second fails ("Conflict on
+update!"), and two admins enabling and disabling one source at once got 500s. So every
+`execute()` and `transaction()` holds one lock, except the group-commit writer's
+transactions (`serialised=False`): they only append events, which conflict with
+nothing, and ingest must never wait behind an admin write or a pipeline batch.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -15,10 +25,14 @@ from typing import Any
 
 import duckdb
 
-from tessera.errors import StoreLocked, StoreUnavailable
+from tessera.errors import Conflict, StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any] | None
+log = logging.getLogger(__name__)
+#: Files and folders Tessera creates are its owner's alone: they hold customer data.
+PRIVATE_UMASK = 0o077
+_DUPLICATE = re.compile(r'Duplicate key "(?P<column>[^:"]+): (?P<value>.*)" violates')
 #: What a statement that DuckDB refuses raises (a conversion, a bind, an overflow...):
 #: for callers that run SQL built from definitions (segments) and isolate its failures.
 QueryFailed = duckdb.Error
@@ -39,6 +53,8 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._lock = threading.Lock()
+        # Re-entrant: a transaction's own execute() calls take it again.
+        self._write_lock = threading.RLock()
         # Every thread's cursor, so close() can close them all: one left open keeps the
         # database alive until the interpreter tears down that thread's locals, and DuckDB
         # shutting down then (checkpointing, re-taking the GIL) aborted the process at exit
@@ -55,8 +71,9 @@ class Store:
         return cursor
 
     def execute(self, sql: str, params: Params = None) -> None:
-        """Run a statement for its effect."""
-        self._cursor().execute(sql, params)
+        """Run a statement for its effect, after any other thread's write (see above)."""
+        with self._serialised(), _taken_is_conflict():
+            self._cursor().execute(sql, params)
 
     def fetch_all(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         return self._cursor().execute(sql, params).fetchall()
@@ -81,21 +98,44 @@ class Store:
         cursor = self._cursor()
         cursor.register("_incoming", data)
         try:
-            cursor.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
+            with _taken_is_conflict():
+                cursor.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
         finally:
             cursor.unregister("_incoming")
 
     @contextmanager
-    def transaction(self) -> Iterator[Store]:
-        """BEGIN ... COMMIT on this thread's cursor; ROLLBACK on any error."""
+    def transaction(self, *, serialised: bool = True) -> Iterator[Store]:
+        """BEGIN ... COMMIT on this thread's cursor; ROLLBACK on any error.
+
+        Holds the write lock from BEGIN to the end: a DuckDB transaction's snapshot dates
+        from its start, so waiting for the lock later would not avoid the conflict.
+        `serialised=False` is for transactions that only append (the event writer's).
+        """
         cursor = self._cursor()
-        cursor.execute("BEGIN TRANSACTION")
+        with self._serialised() if serialised else self._appending():
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                yield self
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if getattr(self._local, "appending", False):
+            yield
+            return
+        with self._write_lock:
+            yield
+
+    @contextmanager
+    def _appending(self) -> Iterator[None]:
+        self._local.appending = True
         try:
-            yield self
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
+            yield
+        finally:
+            self._local.appending = False
 
     def close(self) -> None:
         """Checkpoint (so the next start replays no log) and close."""
@@ -111,6 +151,26 @@ class Store:
         self._root.close()
 
 
+@contextmanager
+def _taken_is_conflict() -> Iterator[None]:
+    """A unique key already taken is a Conflict (409), not a failure: it is how the loser
+    of two simultaneous creates of one name (a source, a segment...) finds out, after both
+    checked that the name was free."""
+    try:
+        yield
+    except duckdb.ConstraintException as e:
+        found = _DUPLICATE.search(str(e))
+        if found is None:
+            raise
+        column, value = found["column"], found["value"]
+        raise Conflict(
+            f"{column} {value!r} is taken (perhaps by a request made at the same moment); "
+            "use the existing one or pick another",
+            field=column,
+            value=value,
+        ) from e
+
+
 def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Store:
     """Open (creating if needed) and migrate the database at `path`; None is in-memory.
 
@@ -120,10 +180,12 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
     third of the rate and single commits stalled for 1.6 s. 256 MB amortises that;
     the cost is a longer log replay after a crash.
 
+    The data directory is made owner-only (see `make_private`) before the file is opened.
+
     Raises StoreLocked when another process (usually `tessera serve`) holds the file.
     """
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(path.parent, [path, path.with_name(path.name + ".wal")])
     try:
         connection = duckdb.connect(str(path) if path is not None else ":memory:")
     except duckdb.IOException as e:
@@ -137,6 +199,21 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
     store = Store(connection, path)
     _migrate(store)
     return store
+
+
+def make_private(folder: Path, files: Sequence[Path] = ()) -> None:
+    """Make `folder` (created if needed) mode 0700 and those of `files` that exist 0600, and
+    set this process's umask to 077 so every file and folder it creates from now on (the
+    DuckDB file and its WAL, reject files, uploads, exports, server.json) is owner-only
+    whatever umask it was started with. Every process that opens a data directory comes
+    through here (`open_store`), the server first of all."""
+    os.umask(PRIVATE_UMASK)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for target, mode in [(folder, 0o700), *((file, 0o600) for file in files if file.exists())]:
+        try:
+            os.chmod(target, mode)
+        except PermissionError:  # someone else's folder, e.g. a mounted volume
+            log.warning("cannot make %s owner-only (mode %o): it is not ours", target, mode)
 
 
 def _migrate(store: Store) -> None:

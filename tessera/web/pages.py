@@ -17,6 +17,7 @@ from tessera.errors import InvalidMapping, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.mapping import document_from_form, parse_mapping
 from tessera.events.sources import CHANNELS
+from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import secrets_match
 from tessera.profiles import view
 from tessera.segments import service
@@ -44,9 +45,19 @@ def sign_in(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     key: str = request.app.state.admin_token_hash
+    limit: FailedAttempts = request.app.state.failed_tokens
+    client = request.client.host if request.client else "unknown"
+    if (wait := limit.retry_after(client)) is not None:
+        error = f"Too many failed sign-ins from your address; try again in {wait} seconds."
+        context = {"next": session.safe_next(next), "error": error}
+        response = render(request, "sign_in.html", context, status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not token.strip() or not secrets_match(token.strip(), key):
+        limit.failed(client)
         context = {"next": session.safe_next(next), "error": "That is not the admin token."}
         return render(request, "sign_in.html", context, status=401)
+    limit.succeeded(client)
     response = RedirectResponse(session.safe_next(next), status_code=303)
     response.set_cookie(
         session.COOKIE,

@@ -17,7 +17,7 @@ from tessera import __version__
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 #: Copied from node_modules by `make` (package.json pins the versions).
-VENDOR_FILES = ("htmx.min.js", "chart.umd.min.js")
+VENDOR_FILES = ("htmx.min.js", "chart.umd.min.js", "swagger-ui-bundle.js", "swagger-ui.css")
 
 #: Each channel's mark on the timeline: a letter badge plus the channel's name, so the
 #: mark does not rely on colour alone.

@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tessera.audiences.pixel import GIF
 from tests.conftest import LiveServer, start_server
@@ -65,6 +67,37 @@ def test_bad_input_still_gets_the_gif_and_says_why(
     assert answer.headers["x-tessera-recorded"] == "no"
     assert answer.headers["x-tessera-error"]
     assert "set-cookie" not in answer.headers
+
+
+def test_a_url_that_cannot_be_parsed_still_gets_the_gif(live: LiveServer) -> None:
+    key = live.create_source("pixel-ipv6", "web")
+    answer = httpx.get(f"{live.url}/v1/pixel.gif?wk={key}&url=http://[::1")
+    assert answer.status_code == 200 and answer.content == GIF
+    assert answer.headers["x-tessera-recorded"] == "yes"
+
+
+_PARAMS = st.dictionaries(
+    st.sampled_from(["url", "ref", "title", "event", "mid", "p.x", "wk", "writeKey", "partner",
+                     "puid", "undo"]),
+    st.text(st.characters(exclude_categories=["Cs"])).flatmap(
+        lambda text: st.sampled_from([text, "http://" + text, "https://[" + text])
+    ),
+    max_size=6,
+)  # fmt: skip
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/v1/pixel.gif", "/v1/sync", "/v1/optout"]), params=_PARAMS,
+       raw=st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30))  # fmt: skip
+def test_pixel_endpoints_answer_a_gif_or_a_redirect_whatever_the_query(
+    live: LiveServer, path: str, params: dict[str, str], raw: str
+) -> None:
+    answer = httpx.get(f"{live.url}{path}", params=params)
+    assert answer.status_code in (200, 302), answer.text
+    if answer.status_code == 200:
+        assert answer.headers["content-type"] == "image/gif" and answer.content == GIF
+    raw_answer = httpx.get(f"{live.url}{path}?{raw}")
+    assert raw_answer.status_code in (200, 302)
 
 
 def test_do_not_track_and_the_opt_out_cookie_are_honoured(live: LiveServer) -> None:

@@ -61,7 +61,7 @@ def test_google_file_has_only_consenting_people_hashed_googles_way(shop: Runtime
     assert len(rows) == 2  # bob refused, cid never said, dee has neither e-mail nor phone
     assert summary == {"segment": "everyone", "format": "google", "members": 4,
                        "refused_consent": 2, "held_out": 0, "exported_profiles": 1,
-                       "without_identifier": 1, "rows": 1,
+                       "without_identifier": 1, "refused_advertising_ids": 0, "rows": 1,
                        "consent_policy": "required"}  # fmt: skip
 
 
@@ -115,3 +115,43 @@ def test_openrtb_carries_iab_audience_ids_with_segtax_4(shop: Runtime, tmp_path:
         "ext": {"segtax": exports.SEGTAX_IAB_AUDIENCE_1_1},
     }
     assert exports.SEGTAX_IAB_AUDIENCE_1_1 == 4
+
+
+HOSTILE_AD_IDS = ["=cmd|' /c calc'!a0", '=HYPERLINK("http://evil.example","x")', "+1+1",
+                  "@SUM(1)", "-2+3", "not-an-idfa"]  # fmt: skip
+
+
+@pytest.fixture
+def hostile(runtime: Runtime) -> Runtime:
+    """One consenting person whose devices sent formulas as advertising ids, and one good id."""
+    devices = [*HOSTILE_AD_IDS, "6D92078A-8246-4BA4-AE5B-76104861E7DC"]
+    opened = [
+        {"type": "track", "userId": "eve", "messageId": f"ad-{n}", "event": "App Opened",
+         "context": {"device": {"advertisingId": ad_id}}}
+        for n, ad_id in enumerate(devices)
+    ]  # fmt: skip
+    send(runtime, [identify("eve", "1", True, email="eve@example.com"), *opened])
+    runtime.pipeline.process()
+    service.create(runtime.store, "everyone", "has user_id", set())
+    return runtime
+
+
+@pytest.mark.parametrize("file_format", ["meta", "google-mobile", "openrtb"])
+def test_advertising_ids_that_are_not_uuids_are_refused_and_counted(
+    hostile: Runtime, file_format: str
+) -> None:
+    stored = hostile.store.fetch_all("SELECT value FROM identities WHERE type = 'advertising_id'")
+    refused = len(stored) - 1  # what identity kept of the hostile ids; the good one goes out
+    assert refused > 0
+    text, summary = run(hostile, file_format)
+    assert summary["refused_advertising_ids"] == refused
+    assert "6d92078a-8246-4ba4-ae5b-76104861e7dc" in text
+    for hostile_id in HOSTILE_AD_IDS:
+        assert hostile_id.lower() not in text.lower()
+
+
+@pytest.mark.parametrize("file_format", ["google", "meta", "google-mobile"])
+def test_no_csv_cell_starts_like_a_formula(hostile: Runtime, file_format: str) -> None:
+    text, _ = run(hostile, file_format)
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    assert cells and not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]

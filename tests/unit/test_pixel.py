@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tessera.audiences import pixel
 
 
@@ -53,3 +57,17 @@ def test_sync_links_our_cookie_and_the_partners_id() -> None:
     assert pixel.partner_redirect("https://dsp.example/s?tid={cookie_id}", "ab") == (
         "https://dsp.example/s?tid=ab"
     )
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[not-ipv6]/x", "http://\uff03@ex.com/"])
+def test_a_url_that_cannot_be_split_is_kept_without_path_or_campaign(url: str) -> None:
+    message = pixel.page_message({"url": url + "?utm_source=x"}, "c" * 32, None)
+    assert message["context"]["page"] == {"url": url + "?utm_source=x"}
+    assert "campaign" not in message["context"]
+
+
+@given(st.dictionaries(st.sampled_from(["url", "ref", "title", "event", "mid", "p.x", "wk"]),
+                       st.text()))  # fmt: skip
+def test_any_query_makes_a_message(params: dict[str, str]) -> None:
+    message = pixel.page_message(params, "c" * 32, "agent")
+    assert message["type"] in ("page", "track")

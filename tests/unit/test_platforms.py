@@ -52,6 +52,16 @@ def test_mobile_ad_ids_are_not_hashed() -> None:
 
 
 @pytest.mark.parametrize(
+    "raw",
+    ["=cmd|' /c calc'!a0", "=HYPERLINK(\"http://x\")", "+1+1", "@SUM(1)", "-1",
+     "6D92078A82464BA4AE5B76104861E7DC", "6d92078a-8246-4ba4-ae5b-76104861e7dcX",
+     "{6d92078a-8246-4ba4-ae5b-76104861e7dc}", "00000000-0000-0000-0000-000000000000"],
+)  # fmt: skip
+def test_mobile_ad_ids_must_be_uuids(raw: str) -> None:
+    assert platforms.mobile_ad_id(raw) is None
+
+
+@pytest.mark.parametrize(
     ("consent", "required", "unless_refused"),
     [
         ({"Advertising": True, "Analytics": True}, True, True),

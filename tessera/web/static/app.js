@@ -66,7 +66,29 @@
     if (message && !window.confirm(message)) event.preventDefault();
   });
 
-  function init(root) { drawCharts(root); copyButtons(root); }
+  // Overlap cells shade by their share. Set through the CSSOM: the Content-Security-Policy
+  // refuses style="" attributes in the markup.
+  function shades(root) {
+    root.querySelectorAll("[data-share]").forEach(function (cell) {
+      cell.style.setProperty("--share", parseFloat(cell.dataset.share) + "%");
+    });
+  }
+
+  // "Go back" links: back in history when there is one, else their href.
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest && event.target.closest("a[data-back]");
+    if (link && window.history.length > 1) { event.preventDefault(); window.history.back(); }
+  });
+
+  // Polling that follows a checkbox (the live debugger): no request while it is unticked.
+  // (htmx's own [condition] triggers need eval, which the policy refuses.)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const selector = event.detail.elt.dataset && event.detail.elt.dataset.pollWhile;
+    const box = selector && document.querySelector(selector);
+    if (box && !box.checked) event.preventDefault();
+  });
+
+  function init(root) { drawCharts(root); copyButtons(root); shades(root); }
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSwap", function (event) { init(event.target); });
 })();
