@@ -24,10 +24,10 @@ def odd(runtime: Runtime) -> Runtime:
 @pytest.mark.parametrize(("key", "value"), sorted(KEYS.items()))  # "a\\" + "x": the a\=x
 def test_trait_search_finds_any_key(odd: Runtime, key: str, value: str) -> None:
     found = view.search(odd.store, trait=f"{key}={value}")
-    assert [card["profile_id"] for card in found] != []
+    assert [card["profile_id"] for card in found.items] != []
 
 
 @settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(min_size=1).filter(lambda key: key.strip() and "=" not in key), st.text())
 def test_trait_search_never_fails_on_an_odd_key(odd: Runtime, key: str, value: str) -> None:
-    assert view.search(odd.store, trait=f"{key}={value}") == [] or key.strip() in KEYS
+    assert view.search(odd.store, trait=f"{key}={value}").items == [] or key.strip() in KEYS
