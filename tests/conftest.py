@@ -71,6 +71,14 @@ class LiveServer:
             assert time.monotonic() < deadline, "the pipeline did not catch up"
             time.sleep(0.1)
 
+    @property
+    def log_path(self) -> Path:
+        """The server's stderr: a file, never a pipe, so a chatty server can never block."""
+        return self.data_dir.parent / f"{self.data_dir.name}-server.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def stop(self, kill: bool = False) -> None:
         if kill:
             self.process.kill()
@@ -88,17 +96,22 @@ def start_server(data_dir: Path, **extra_env: str) -> LiveServer:
         "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN,
         **extra_env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tessera.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    with log_path.open("ab") as log:
+        # A file, not a pipe: nobody reads a pipe while the tests run, and a server that
+        # logs many lines (a storm of tracebacks) would block on a full one.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tessera.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
+            stderr = log_path.read_text(errors="replace")
             raise RuntimeError(f"server exited early: {stderr}")
         try:
             if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:

@@ -61,7 +61,7 @@ def test_a_poison_event_is_set_aside_and_the_server_goes_on(tmp_path: Path) -> N
         assert get(live, "/api/profiles/user_id:u3", events=0).status_code == 200
     finally:
         live.stop()
-    log = live.process.stderr.read().decode() if live.process.stderr else ""
+    log = live.log()
     assert f"event seq {seq} failed" in log
     assert "Recursion limit" not in log  # an exception's message never reaches the log
 
