@@ -15,7 +15,9 @@ printed beside the time of the query a person would write by hand in DuckDB for 
 people. The member SETS must be equal (the script exits 1 and names the difference
 otherwise), and for each event case the hand-written query without the merge redirect
 must give a different set: proof that the merges change the answer, so the comparison
-checks the compiled SQL's handling of them.
+checks the compiled SQL's handling of them. The query streaming runs (all segments at
+once, `compile_segments`) is checked the same way, over everyone and restricted to
+profiles that absorbed others.
 
 Prints the table on stderr and the report as one JSON line on stdout.
 """
@@ -33,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Table, emit
 
-from tessera.segments.compiler import compile_segment
+from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.parser import parse
 from tessera.store import Store, open_store
 
@@ -145,7 +147,7 @@ def generate(store: Store, values: dict[str, int]) -> None:
             store.execute(statement, {k: v for k, v in values.items() if f"${k}" in statement})
 
 
-def run_case(store: Store, segment: str, hand: str, runs: int) -> dict[str, Any]:
+def run_case(store: Store, segment: str, hand: str, runs: int) -> tuple[dict[str, Any], set[str]]:
     compiled = compile_segment(parse(segment), now=NOW)
     ours, our_members = timed(store, compiled.sql, compiled.parameters, runs)
     theirs, hand_members = timed(store, hand.format(events=LIVE_EVENTS), None, runs)
@@ -160,7 +162,32 @@ def run_case(store: Store, segment: str, hand: str, runs: int) -> dict[str, Any]
     if "{events}" in hand:
         naive = {r[0] for r in store.fetch_all(hand.format(events=NAIVE_EVENTS))}
         row["members_changed_by_merges"] = len(naive ^ hand_members)
-    return row
+    return row, our_members
+
+
+def check_streaming_query(store: Store, members: dict[str, set[str]]) -> list[str]:
+    """The query streaming runs (every segment at once, `compile_segments`), over everyone
+    and restricted to a sample of live profiles that absorbed others, must find the same
+    members as each segment's own query: the restriction must reach the events of the
+    merged-away ids too."""
+    trees = [parse(segment) for _, segment, _ in CASES]
+    sample = [row[0] for row in store.fetch_all(
+        "SELECT DISTINCT merged_into FROM profiles WHERE merged_into IS NOT NULL "
+        "ORDER BY merged_into LIMIT 2000"
+    )]  # fmt: skip
+    problems = []
+    for label, among in (("everyone", None), ("merged survivors", sample)):
+        compiled = compile_segments(trees, now=NOW, profiles=among)
+        rows = store.fetch_all(compiled.sql, compiled.parameters)
+        for index, (name, _, _) in enumerate(CASES):
+            found = {row[0] for row in rows if row[1 + index]}
+            expected = members[name] if among is None else members[name] & set(among)
+            if found != expected:
+                problems.append(
+                    f"MISMATCH in the streaming query ({label}) for {name!r}: "
+                    f"{len(found - expected):,} extra, {len(expected - found):,} missing"
+                )
+    return problems
 
 
 def main() -> None:
@@ -185,8 +212,11 @@ def main() -> None:
         )
         assert merged is not None
         report["merged_profiles"], report["events_of_merged_profiles"] = merged
+        members: dict[str, set[str]] = {}
         for name, segment, hand in CASES:
-            rows.append({"case": name, **run_case(store, segment, hand, args.runs)})
+            row, members[name] = run_case(store, segment, hand, args.runs)
+            rows.append({"case": name, **row})
+        streaming_problems = check_streaming_query(store, members)
         store.close()
     report["cases"] = rows
     table = Table(
@@ -211,6 +241,7 @@ def main() -> None:
         "not test the redirect (raise --merged-percent or the sizes)"
         for row in rows if row.get("members_changed_by_merges") == 0
     ]  # fmt: skip
+    problems += streaming_problems
     report["problems"] = problems
     emit(report, table, notes=problems)
     if problems:
