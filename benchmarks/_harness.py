@@ -1,13 +1,19 @@
-"""Shared pieces for benchmarks: a free port, a server subprocess, a tiny HTTP load generator.
+"""Shared pieces for benchmarks: a free port, a server subprocess, two tiny HTTP load
+generators (closed-loop throughput, open-loop latency) and the house output format.
 
-The load generator speaks HTTP/1.1 keep-alive over raw asyncio streams: an HTTP client
+The load generators speak HTTP/1.1 keep-alive over raw asyncio streams: an HTTP client
 library would spend more CPU than the server under test on these 2-core machines.
+
+Output: every benchmark prints its tables (markdown, on stderr, ready for the README) and
+its whole report as one JSON line on stdout, so `benchmarks/x.py > x.json` keeps the
+figures and the terminal still shows the tables.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import statistics
@@ -15,8 +21,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -76,6 +83,10 @@ def basic(write_key: str) -> str:
 
 @dataclass
 class LoadResult:
+    """A closed-loop throughput run: each connection sends its next request when the last
+    is answered, so the latencies are service times at saturation, not latencies at a
+    given rate (for those, `run_open_loop`)."""
+
     requests: int
     events: int
     seconds: float
@@ -87,10 +98,7 @@ class LoadResult:
         return self.events / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     def summary(self) -> dict[str, float | int]:
         return {
@@ -110,18 +118,8 @@ async def _exchange(
     started = time.perf_counter()
     writer.write(request)
     await writer.drain()
-    status_line = await reader.readline()
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    await reader.readexactly(length)
+    status = await _read_answer(reader)
     result.latencies_ms.append(1000 * (time.perf_counter() - started))
-    status = int(status_line.split()[1])
     result.statuses[status] = result.statuses.get(status, 0) + 1
     result.requests += 1
     return status
@@ -169,28 +167,105 @@ def run_load(
     return result
 
 
-async def _paced_worker(
-    port: int, paths: list[str], headers: str, interval: float, deadline: float, result: LoadResult
+# -- open loop: latency at a fixed offered rate, without coordinated omission ------------
+
+
+@dataclass
+class OpenLoopResult:
+    """A fixed-rate run. `latencies_ms` run from each request's *scheduled* send time to
+    its answer, so time a request spent waiting for a free connection (because the server
+    was slow with the one before) counts against the server; `service_ms` run from the
+    actual send, as a closed-loop client would report them (shown beside, never instead)."""
+
+    offered_rate: float
+    scheduled: int = 0
+    completed: int = 0
+    #: scheduled requests still unanswered when the drain time ran out
+    unanswered: int = 0
+    #: first scheduled send to last answer (or to the end of the drain)
+    seconds: float = 0.0
+    last_answer_at: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    service_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "offered_per_s": round(self.offered_rate, 1),
+            "achieved_per_s": round(self.achieved_rate, 1),
+            "scheduled": self.scheduled,
+            "completed": self.completed,
+            "unanswered": self.unanswered,
+            "p50_ms": round(percentile(self.latencies_ms, 0.50), 2),
+            "p99_ms": round(percentile(self.latencies_ms, 0.99), 2),
+            "max_ms": round(max(self.latencies_ms, default=0.0), 2),
+            "service_p50_ms": round(percentile(self.service_ms, 0.50), 2),
+            "service_p99_ms": round(percentile(self.service_ms, 0.99), 2),
+            "non_200": sum(v for k, v in self.statuses.items() if k != 200),
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> int:
+    """Read one whole HTTP/1.1 answer (Content-Length framed); its status, 0 when the
+    server closed the connection instead."""
+    status_line = await reader.readline()
+    if not status_line:
+        return 0
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
+async def _open_loop_worker(
+    port: int,
+    headers: str,
+    queue: asyncio.Queue[tuple[int, str, float] | None],
+    waiting: dict[int, float],
+    result: OpenLoopResult,
 ) -> None:
+    """One keep-alive connection taking scheduled requests from the queue as it frees up."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    loop = asyncio.get_running_loop()
-    next_at = loop.time()
-    index = 0
     try:
-        while loop.time() < deadline:
-            path = paths[index % len(paths)]
-            index += 1
-            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
-            await _exchange(reader, writer, request, result)
-            next_at += interval
-            delay = next_at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        while (item := await queue.get()) is not None:
+            number, path, scheduled_at = item
+            sent_at = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
+            await writer.drain()
+            status = await _read_answer(reader)
+            answered_at = time.perf_counter()
+            del waiting[number]
+            result.latencies_ms.append(1000 * (answered_at - scheduled_at))
+            result.service_ms.append(1000 * (answered_at - sent_at))
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            result.completed += 1
+            result.last_answer_at = answered_at
+            if status == 0:  # closed by the server: the next request needs a new connection
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
     finally:
         writer.close()
 
 
-def run_paced(
+def run_open_loop(
     port: int,
     paths: list[str],
     *,
@@ -198,25 +273,93 @@ def run_paced(
     seconds: float,
     connections: int,
     headers: dict[str, str],
-) -> LoadResult:
-    """GET `paths` round-robin at a fixed total rate for `seconds` (open-loop per
-    connection: a slow answer delays only its own connection's next request)."""
+    drain_seconds: float | None = None,
+) -> OpenLoopResult:
+    """GET `paths` round-robin on a fixed schedule, request k at start + k / rate, for
+    `seconds`, whatever the answers do (open loop, as wrk2 does). A request waits in a
+    queue until one of `connections` keep-alive connections is free, and its latency runs
+    from its scheduled time: a closed loop, which sends the next request only after the
+    last answer, stops offering load exactly while the server is slow and so hides that
+    slowness (coordinated omission, Gil Tene). After the schedule, answers are awaited
+    for `drain_seconds` (default: `seconds`); requests still waiting then are counted as
+    unanswered and their latency so far is recorded (a lower bound), so a saturated
+    server cannot flatter its p99 by leaving requests unanswered."""
     header_text = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    result = LoadResult(0, 0, 0.0, [], {})
-    interval = connections / rate
+    result = OpenLoopResult(offered_rate=rate)
+    drain = seconds if drain_seconds is None else drain_seconds
+    total = max(1, int(rate * seconds))
 
     async def main() -> None:
-        deadline = asyncio.get_running_loop().time() + seconds
-        await asyncio.gather(
-            *(
-                _paced_worker(
-                    port, paths[i::connections] or paths, header_text, interval, deadline, result
-                )
-                for i in range(connections)
-            )
-        )
+        queue: asyncio.Queue[tuple[int, str, float] | None] = asyncio.Queue()
+        waiting: dict[int, float] = {}  # scheduled and not answered yet: number -> time
+        workers = [
+            asyncio.create_task(_open_loop_worker(port, header_text, queue, waiting, result))
+            for _ in range(connections)
+        ]
+        await asyncio.sleep(0.1)  # the connections open before the clock starts
+        start = time.perf_counter()
+        for number in range(total):
+            scheduled_at = start + number / rate
+            delay = scheduled_at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # A late scheduler (the event loop busy) still stamps the planned time, so
+            # the generator's own delays count against the figure, never for it.
+            waiting[number] = scheduled_at
+            queue.put_nowait((number, paths[number % len(paths)], scheduled_at))
+        result.scheduled = total
+        for _ in workers:
+            queue.put_nowait(None)
+        _, stuck = await asyncio.wait(workers, timeout=drain)
+        end = result.last_answer_at
+        if stuck:
+            end = time.perf_counter()
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+            result.unanswered = len(waiting)
+            result.latencies_ms.extend(1000 * (end - at) for at in waiting.values())
+        result.seconds = max(end - start, 1e-9)
 
-    started = time.perf_counter()
     asyncio.run(main())
-    result.seconds = time.perf_counter() - started
     return result
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A result table: printed as markdown, the format the README's figures use."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def add(self, *values: Any) -> None:
+        self.rows.append(list(values))
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "| " + " | ".join("---" for _ in self.columns) + " |"]  # fmt: skip
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def emit(report: dict[str, Any], *tables: Table, notes: Sequence[str] = ()) -> None:
+    """The house format: the tables (and notes) on stderr, the report as one JSON line on
+    stdout."""
+    for table in tables:
+        print(table.markdown() + "\n", file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
+    sys.stderr.flush()
+    print(json.dumps(report, default=str, separators=(",", ":")), flush=True)

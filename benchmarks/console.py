@@ -1,18 +1,18 @@
 """Console benchmark: server-side render time of every page on the demo company.
 
-    python benchmarks/console.py [--people 10000] [--repeat 20] [--json]
+    python benchmarks/console.py [--people 10000] [--repeat 20]
 
 Loads the demo (as `tessera demo` does), defines three typical segments, starts a real
 `tessera serve`, signs in and requests each page `--repeat` times. The figure is the
 server's own time per page, read from the Server-Timing header the console sets (from the
 session check to the rendered HTML); the round trip seen by the client is shown beside it.
-Goal: every page under 300 ms server-side.
+Goal: every page under 300 ms server-side. Prints the table on stderr and the report as
+one JSON line on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import free_port, start_server, stop
+from _harness import Table, emit, free_port, start_server, stop
 from pipeline import load_demo
 
 TOKEN = "bench-admin-token-0123456789"
@@ -85,7 +85,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tessera-console-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -113,17 +112,16 @@ def main() -> None:
                         for name, path in targets.items()]  # fmt: skip
         finally:
             stop(server)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    print("| page | server p50 ms | server p95 ms | server max ms | round trip p50 ms |")
-    print("| --- | --- | --- | --- | --- |")
+    table = Table(
+        f"console: {args.people:,}-person demo, {args.repeat} requests per page",
+        ["page", "server p50 ms", "server p95 ms", "server max ms", "round trip p50 ms"],
+    )
     for row in rows:
-        print(
-            f"| {row['page']} | {row['server_p50_ms']} | {row['server_p95_ms']} "
-            f"| {row['server_max_ms']} | {row['round_trip_p50_ms']} |"
-        )
+        table.add(row["page"], row["server_p50_ms"], row["server_p95_ms"], row["server_max_ms"],
+                  row["round_trip_p50_ms"])  # fmt: skip
     slowest = max(rows, key=lambda row: row["server_p95_ms"])
-    print(f"slowest (p95): {slowest['page']} at {slowest['server_p95_ms']} ms; goal < 300 ms")
+    note = f"slowest (p95): {slowest['page']} at {slowest['server_p95_ms']} ms; goal < 300 ms"
+    emit({"people": args.people, "repeat": args.repeat, "pages": rows}, table, notes=[note])
 
 
 if __name__ == "__main__":
