@@ -103,13 +103,13 @@ class LoadResult:
         }
 
 
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, result: LoadResult
-) -> int:
-    """Send one request on a keep-alive connection, read the whole answer, record it."""
-    started = time.perf_counter()
-    writer.write(request)
-    await writer.drain()
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one whole HTTP/1.1 answer (status line, headers, Content-Length body); its status.
+
+    Raises:
+        asyncio.IncompleteReadError: the connection closed mid-answer.
+        IndexError, ValueError: the status line is not HTTP (e.g. the connection closed).
+    """
     status_line = await reader.readline()
     length = 0
     while True:
@@ -120,8 +120,18 @@ async def _exchange(
         if name.strip().lower() == b"content-length":
             length = int(value.strip())
     await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, result: LoadResult
+) -> int:
+    """Send one request on a keep-alive connection, read the whole answer, record it."""
+    started = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    status = await read_response(reader)
     result.latencies_ms.append(1000 * (time.perf_counter() - started))
-    status = int(status_line.split()[1])
     result.statuses[status] = result.statuses.get(status, 0) + 1
     result.requests += 1
     return status
