@@ -479,6 +479,7 @@ def run_rate(
             else None
         ),
         "server_cpu_share": round(obs.server_cpu_s / obs.load_wall_s, 3),
+        "machine_load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -580,6 +581,12 @@ def print_table(rows: list[dict[str, Any]], seconds: float, to_stderr: bool) -> 
         "means the generator is the limit: add --senders). Sends that left > 10 ms late: "
         + ", ".join(f"{row['generator']['late_starts']:,}" for row in rows)
     )
+    busiest = max(row["machine_load_1m"] for row in rows)
+    if busiest > (os.cpu_count() or 1):
+        console.print(
+            f"WARNING: the machine's load average reached {busiest} on {os.cpu_count()} cores: "
+            "other work competed with the server; run again on a quiet machine before quoting."
+        )
 
 
 def print_generator_table(rows: list[dict[str, Any]], seconds: float, to_stderr: bool) -> None:
