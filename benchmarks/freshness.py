@@ -1,25 +1,30 @@
 """Freshness under load: how soon a new person is visible while events keep arriving.
 
-    python benchmarks/freshness.py [--rates 100,1000,5000,20000] [--seconds 60] [--json]
+    python benchmarks/freshness.py [--rates 100,1000,5000,20000] [--seconds 60]
+                                   [--senders 2] [--no-trait] [--json]
+    python benchmarks/freshness.py --generator-only [--rates ...] [--seconds ...]
 
 For each offered rate, on one real `tessera serve` (a fresh data directory, one source):
 
 1. load: 100-event batches to /v1/batch, OPEN LOOP. Batch i is due at t0 + i * interval
-   whatever happened to the batches before it; several sender processes share the schedule
-   and each keeps as many keep-alive connections as it needs (a send that finds no idle
+   whatever happened to the batches before it; sender processes share the schedule and
+   each keeps as many keep-alive connections as it needs (a send that finds no idle
    connection opens one), so a slow server does not slow the offer down. A batch's latency
    is measured from its SCHEDULED send time, so queueing in the generator counts against
    the server, never hides it (no coordinated omission). 200s, 429s and other failures
    are counted; nothing is retried.
-2. probes: every 0.5 s one `identify` with a new e-mail, then `GET /api/profiles/email:...`
-   polled until it answers 200. Freshness = that answer's time - the identify's scheduled
+2. probes: every 0.5 s one `identify` with a new e-mail (and a "Probe Seen" track from the
+   same person, counted by a computed trait created at start; --no-trait leaves it out),
+   then `GET /api/profiles/email:...` polled until it answers 200 (freshness) and until
+   its computed trait counts the track (trait freshness), both from the probe's scheduled
    send. A probe still unanswered 30 s after its schedule counts as "> 30 s".
 3. lag: `GET /api/pipeline` lag_events every second during the load; after the load
-   stops, the time until lag_events is 0 again (capped at 60 s).
+   stops, the time until lag_events is 0 again (capped at 60 s). The next rate starts then.
 
 Prints one JSON line per rate (on stdout) and a table, then the maximum sustainable rate
 among those run: every batch acked and freshness p99 <= 1 s. The CPU the generator
-(senders + probes) and the server used is reported, so a saturated generator shows.
+(senders + probes) and the server used is reported, so a saturated generator shows;
+--generator-only offers the same schedules to benchmarks/bare_parse_server.py instead.
 Rates run in the order given on the same server: the log grows from one rate to the next,
 as it would in production.
 """
