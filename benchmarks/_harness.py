@@ -41,19 +41,22 @@ def start_server(
         **(extra_env or {}),
     }
     cmd = list(command or [sys.executable, "-m", "tessera.cli", "serve"])
-    log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 (lives with it)
+    log_path = data_dir.parent / f"server-{port}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (lives with it)
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    wait_for(f"http://127.0.0.1:{port}/api/health", process)
+    wait_for(f"http://127.0.0.1:{port}/api/health", process, log_path)
     return process
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_for(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited: {process.stderr.read().decode() if process.stderr else ''}"
-            )
+            # stderr goes to a file (a pipe nobody reads can fill and block the server)
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"server exited with {process.returncode}; {log_path}:\n{tail}")
         try:
             httpx.get(url, timeout=1)
             return
