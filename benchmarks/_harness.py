@@ -48,19 +48,22 @@ def start_server(
         **(extra_env or {}),
     }
     cmd = list(command or [sys.executable, "-m", "tessera.cli", "serve"])
-    log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 (lives with it)
+    log_path = data_dir.parent / f"server-{port}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (lives with it)
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    wait_for(f"http://127.0.0.1:{port}/api/health", process)
+    wait_for(f"http://127.0.0.1:{port}/api/health", process, log_path)
     return process
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_for(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"server exited: {process.stderr.read().decode() if process.stderr else ''}"
-            )
+            # stderr goes to a file (a pipe nobody reads can fill and block the server)
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"server exited with {process.returncode}; {log_path}:\n{tail}")
         try:
             httpx.get(url, timeout=1)
             return
@@ -111,6 +114,26 @@ class LoadResult:
         }
 
 
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one whole HTTP/1.1 answer (status line, headers, Content-Length body); its status.
+
+    Raises:
+        asyncio.IncompleteReadError: the connection closed mid-answer.
+        IndexError, ValueError: the status line is not HTTP (e.g. the connection closed).
+    """
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, result: LoadResult
 ) -> int:
@@ -118,7 +141,7 @@ async def _exchange(
     started = time.perf_counter()
     writer.write(request)
     await writer.drain()
-    status = await _read_answer(reader)
+    status = await read_response(reader)
     result.latencies_ms.append(1000 * (time.perf_counter() - started))
     result.statuses[status] = result.statuses.get(status, 0) + 1
     result.requests += 1
@@ -218,21 +241,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> int:
-    """Read one whole HTTP/1.1 answer (Content-Length framed); its status, 0 when the
-    server closed the connection instead."""
-    status_line = await reader.readline()
-    if not status_line:
+    """One whole answer's status, 0 when the server closed the connection instead."""
+    try:
+        return await read_response(reader)
+    except (IndexError, ValueError, asyncio.IncompleteReadError):
         return 0
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
 
 
 async def _open_loop_worker(
