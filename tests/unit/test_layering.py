@@ -1,5 +1,5 @@
-"""The layering contract (pyproject.toml, checked by `lint-imports` in `make lint`) covers
-the whole package: a new top-level module or package must be given its floor."""
+"""The layering contract (pyproject.toml, checked by `lint-imports` in `make lint`) holds,
+and covers the whole package: a new top-level module or package must be given its floor."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from importlinter.cli import lint_imports
 
 import tessera
 
@@ -27,6 +29,11 @@ def _placed() -> set[str]:
         for layer in _contracts()["layers"]["layers"]
         for module in re.split(r"\s*[|:]\s*", layer.strip())
     }
+
+
+def test_no_import_runs_back_up_the_layers_or_across_the_edges() -> None:
+    """Fails on identity importing the pipeline or the 360° view (as unmerge once did)."""
+    assert lint_imports(str(PYPROJECT), no_cache=True, no_logo=True) == 0
 
 
 def test_every_top_level_module_has_a_layer() -> None:
