@@ -43,8 +43,10 @@ run: install
 ## make test: what CI runs — lint, types, every test layer
 test: lint typecheck pytest
 
+# lint-imports checks the layering contract in pyproject.toml (docs/layout.md).
 lint: install
 	$(BIN)/ruff check tessera tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -22,6 +22,8 @@ from tessera.errors import NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
+from tessera.identity import unmerging
+from tessera.identity.lookup import identifier_from_text, lookup
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
@@ -134,7 +136,7 @@ class LocalBackend:
         store, settings = self.runtime.store, self.runtime.settings
         if as_of:
             return profile_as_of(store, settings, reference, as_of)
-        profile_id = view.lookup(store, reference, settings.default_region)
+        profile_id = lookup(store, reference, settings.default_region)
         return view.profile_view(store, profile_id, limit=limit)
 
     def search(
@@ -149,19 +151,19 @@ class LocalBackend:
         region = self.runtime.settings.default_region
         return identity.explain(
             self.runtime.store,
-            view.identifier_from_text(first, region),
-            view.identifier_from_text(second, region),
+            identifier_from_text(first, region),
+            identifier_from_text(second, region),
         )
 
     def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
-        return identity.unmerge(
+        return unmerging.unmerge(
             self.runtime.store,
             self.runtime.pipeline,
             first,
             second,
             reason,
             self.runtime.settings.default_region,
-        )
+        ).to_dict()
 
     def computed_traits(self) -> list[dict[str, Any]]:
         return [
@@ -213,7 +215,7 @@ class LocalBackend:
         if action == "overlap":
             return service.overlap(store)
         if action == "why":
-            profile = view.lookup(store, reference or "", self.runtime.settings.default_region)
+            profile = lookup(store, reference or "", self.runtime.settings.default_region)
             return service.why(store, name or "", profile)
         raise ValueError(action)
 

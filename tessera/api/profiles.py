@@ -16,9 +16,10 @@ from tessera.audiences import feeds
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
+from tessera.identity import unmerging
+from tessera.identity.lookup import identifier_from_text, lookup, member_ids
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
-from tessera.profiles.view import identifier_from_text
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -81,8 +82,8 @@ def profile_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before_seq: int | None = None,
 ) -> dict[str, Any]:
-    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
-    members = view.member_ids(runtime.store, profile_id)
+    profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
+    members = member_ids(runtime.store, profile_id)
     return view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
 
 
@@ -90,7 +91,7 @@ def profile_events(
 def profile_third_party(reference: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
     """Live memberships through any of the profile's identifiers (a cookie's data follows
     it into the customer profile), with provider and use restrictions."""
-    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
+    profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
     return feeds.of_profile(runtime.store, profile_id, utc_now())
 
 
@@ -120,7 +121,7 @@ async def get_profile(
         profile_id = (
             core["profile_id"]
             if core
-            else view.lookup(store, reference, settings.default_region, pipeline.find_in_memory)
+            else lookup(store, reference, settings.default_region, pipeline.find_in_memory)
         )
         return view.profile_view(
             store,
@@ -143,19 +144,19 @@ def explain_link(first: str, second: str, runtime: RuntimeDep) -> dict[str, Any]
 
 @router.post("/identity/unmerge", summary="Separate two identifiers and rebuild")
 def unmerge(body: Unmerge, runtime: RuntimeDep) -> dict[str, Any]:
-    return identity.unmerge(
+    return unmerging.unmerge(
         runtime.store,
         runtime.pipeline,
         body.first,
         body.second,
         body.reason,
         runtime.settings.default_region,
-    )
+    ).to_dict()
 
 
 @router.get("/identity/blocks", summary="Unmerges in force")
 def list_blocks(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return identity.blocks(runtime.store)
+    return unmerging.blocks(runtime.store)
 
 
 @router.get("/computed-traits", summary="Computed trait definitions")

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from tessera.api.admin import CursorQuery, RuntimeDep, require_admin
-from tessera.profiles import catalogue, view
+from tessera.identity.lookup import lookup
+from tessera.profiles import catalogue
 from tessera.runtime import Runtime
 from tessera.segments import service
 
@@ -90,5 +91,5 @@ def history(name: str, runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/{name}/why/{reference:path}", summary="Which conditions hold for a profile")
 def why(name: str, reference: str, runtime: RuntimeDep) -> dict[str, Any]:
-    profile_id = view.lookup(runtime.store, reference, runtime.settings.default_region)
+    profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
     return service.why(runtime.store, name, profile_id)

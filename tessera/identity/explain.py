@@ -1,22 +1,15 @@
-"""Why are two identifiers one person? The chain of ledger links that joins them; and
-unmerging: separating two identifiers that should never have been joined."""
+"""Why are two identifiers one person? The chain of ledger links that joins them, and
+what else the merge ledger says about a profile: how each identifier joined it, the
+merges it took part in, and the values it sent that could not be identifiers."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any
 
-from tessera.errors import Conflict, InvalidField
-from tessera.events.timestamps import iso_utc, utc_now
+from tessera.events.timestamps import iso_utc
 from tessera.identity.identifiers import Identifier
-from tessera.pipeline import Pipeline
-from tessera.profiles.view import (
-    dropped_identifiers,
-    find_profile,
-    identifier_from_text,
-    member_ids,
-    merges,
-)
+from tessera.identity.lookup import find_profile, member_ids
 from tessera.store import Store
 
 
@@ -91,18 +84,6 @@ def _path(edges: list[dict[str, Any]], start: str, goal: str) -> list[dict[str, 
     return list(reversed(chain))
 
 
-def block(store: Store, first: Identifier, second: Identifier, reason: str | None) -> None:
-    """Record that two identifiers are not the same person. The caller rebuilds."""
-    if first == second:
-        raise InvalidField("unmerge needs two different identifiers", field="identifiers")
-    if find_profile(store, first) != find_profile(store, second):
-        raise Conflict(f"{first} and {second} are already in different profiles")
-    store.execute(
-        "INSERT INTO identity_blocks VALUES (?, ?, ?, ?)",
-        [str(first), str(second), utc_now(), reason],
-    )
-
-
 def links(store: Store, profile_id: str) -> dict[str, dict[str, Any]]:
     """How each identifier of a profile joined it, from the ledger: the event (seq, source,
     type) and the identifier it arrived with, keyed by `TYPE:VALUE`. Identifiers that
@@ -122,31 +103,34 @@ def links(store: Store, profile_id: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def blocks(store: Store) -> list[dict[str, Any]]:
+def merges(store: Store, members: list[str]) -> list[dict[str, Any]]:
+    """The ledger's merges, conflicts, breaker stops and dropped values that involve any of
+    `members` (a profile and the profiles merged into it), oldest first."""
     return store.fetch_dicts(
-        "SELECT first, second, created_at, reason FROM identity_blocks ORDER BY created_at"
+        "SELECT l.seq, l.kind, l.profile_id, l.other_profile_id, l.identifier, "
+        "l.other_identifier, l.rule FROM identity_ledger l "
+        "WHERE l.kind IN ('merge', 'conflict', 'breaker', 'dropped') AND "
+        "(l.profile_id IN (SELECT unnest($m)) OR l.other_profile_id IN (SELECT unnest($m))) "
+        "ORDER BY l.seq",
+        {"m": members},
     )
 
 
-def unmerge(
-    store: Store,
-    pipeline: Pipeline,
-    first: str,
-    second: str,
-    reason: str | None,
-    default_region: str | None,
-) -> dict[str, Any]:
-    """Separate two identifiers for good: record the pair, rebuild identity and profiles
-    from the log (events and traits move back to where they belong), and say where each
-    identifier now lives. Shared by the API and the CLI."""
-    a = identifier_from_text(first, default_region)
-    b = identifier_from_text(second, default_region)
-    block(store, a, b, reason)
-    run = pipeline.rebuild()
-    return {
-        "first": str(a),
-        "second": str(b),
-        "first_profile": find_profile(store, a),
-        "second_profile": find_profile(store, b),
-        "rebuild": run.to_dict(),
-    }
+def dropped_identifiers(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The values this person sent as identifiers that could not be one (ledger entries
+    of kind `dropped`), oldest first: type, masked value, fingerprint, reason, event."""
+    found = []
+    for entry in sorted(entries, key=lambda e: e["seq"]):
+        if entry["kind"] != "dropped":
+            continue
+        kind, _, masked = (entry["identifier"] or ":").partition(":")
+        found.append(
+            {
+                "type": kind,
+                "value": masked,
+                "fingerprint": (entry["other_identifier"] or "").removeprefix("sha256:"),
+                "reason": entry["rule"],
+                "seq": entry["seq"],
+            }
+        )
+    return found

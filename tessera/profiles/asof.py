@@ -7,8 +7,8 @@ from typing import Any
 
 from tessera.errors import InvalidField, NotFound
 from tessera.events.timestamps import micros_iso
+from tessera.identity.lookup import identifier_from_text
 from tessera.profiles.unifier import replay
-from tessera.profiles.view import identifier_from_text
 from tessera.settings import Settings
 from tessera.store import Store
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -10,59 +9,15 @@ import orjson
 
 from tessera.errors import InvalidField, NotFound
 from tessera.events.timestamps import iso_utc, micros_iso
-from tessera.identity.identifiers import Identifier, parse_identifier
+from tessera.identity.explain import dropped_identifiers, merges
+from tessera.identity.identifiers import Identifier
+from tessera.identity.lookup import LIVE_PROFILE, member_ids
 from tessera.paging import Page, check_limit, decode_cursor, page_of
 from tessera.profiles.summary import Summary
 from tessera.store import Store
 
 if TYPE_CHECKING:
     from tessera.profiles.unifier import Unifier
-
-_LIVE = "coalesce(p.merged_into, i.profile_id)"
-
-
-def identifier_from_text(text: str, default_region: str | None) -> Identifier:
-    """`email:Jane@X.com ` as typed by a person, normalised like an incoming value."""
-    try:
-        return parse_identifier(text, region=default_region)
-    except ValueError as e:
-        raise InvalidField(str(e), field="identifier", value=text) from None
-
-
-def find_profile(store: Store, identifier: Identifier) -> str:
-    """The live profile holding an identifier; NotFound names what was looked for."""
-    row = store.fetch_one(
-        f"SELECT {_LIVE} FROM identities i LEFT JOIN profiles p ON p.profile_id = i.profile_id "
-        "WHERE i.type = ? AND i.value = ?",
-        [identifier.type, identifier.value],
-    )
-    if row is None:
-        raise NotFound(
-            f"no profile has {identifier} (values are compared normalised; "
-            "has the pipeline processed the events? see `tessera stats`)"
-        )
-    return str(row[0])
-
-
-def resolve_profile_id(store: Store, profile_id: str) -> str:
-    row = store.fetch_one(
-        "SELECT coalesce(merged_into, profile_id) FROM profiles WHERE profile_id = ?", [profile_id]
-    )
-    if row is None:
-        raise NotFound(f"no profile {profile_id!r}")
-    return str(row[0])
-
-
-def member_ids(store: Store, profile_id: str) -> list[str]:
-    """The profile and every profile merged into it (their ids redirect to it)."""
-    return [
-        r[0]
-        for r in store.fetch_all(
-            "SELECT profile_id FROM profiles WHERE profile_id = ? OR merged_into = ? "
-            "ORDER BY created_seq",
-            [profile_id, profile_id],
-        )
-    ]
 
 
 def profile_view(
@@ -207,37 +162,6 @@ def _core(
     }
 
 
-def dropped_identifiers(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The values this person sent as identifiers that could not be one (ledger entries
-    of kind `dropped`), oldest first: type, masked value, fingerprint, reason, event."""
-    found = []
-    for entry in sorted(entries, key=lambda e: e["seq"]):
-        if entry["kind"] != "dropped":
-            continue
-        kind, _, masked = (entry["identifier"] or ":").partition(":")
-        found.append(
-            {
-                "type": kind,
-                "value": masked,
-                "fingerprint": (entry["other_identifier"] or "").removeprefix("sha256:"),
-                "reason": entry["rule"],
-                "seq": entry["seq"],
-            }
-        )
-    return found
-
-
-def merges(store: Store, members: list[str]) -> list[dict[str, Any]]:
-    return store.fetch_dicts(
-        "SELECT l.seq, l.kind, l.profile_id, l.other_profile_id, l.identifier, "
-        "l.other_identifier, l.rule FROM identity_ledger l "
-        "WHERE l.kind IN ('merge', 'conflict', 'breaker', 'dropped') AND "
-        "(l.profile_id IN (SELECT unnest($m)) OR l.other_profile_id IN (SELECT unnest($m))) "
-        "ORDER BY l.seq",
-        {"m": members},
-    )
-
-
 def timeline(
     store: Store, members: list[str], *, limit: int = 20, before_seq: int | None = None
 ) -> dict[str, Any]:
@@ -310,7 +234,7 @@ def search(
         }
     elif identifier and identifier.strip():
         matches = (
-            f"SELECT DISTINCT {_LIVE} AS profile_id FROM identities i "
+            f"SELECT DISTINCT {LIVE_PROFILE} AS profile_id FROM identities i "
             "LEFT JOIN profiles p ON p.profile_id = i.profile_id "
             "WHERE contains(lower(i.value), lower($fragment))"
         )
@@ -369,9 +293,10 @@ def cards(store: Store, profile_ids: list[str]) -> list[dict[str, Any]]:
         return []
     rows = store.fetch_all(
         "WITH wanted AS (SELECT unnest(?) AS profile_id), ids AS ("
-        f"SELECT {_LIVE} AS profile_id, list(i.type || ':' || i.value ORDER BY i.type) AS ids "
+        f"SELECT {LIVE_PROFILE} AS profile_id, "
+        "list(i.type || ':' || i.value ORDER BY i.type) AS ids "
         "FROM identities i LEFT JOIN profiles p ON p.profile_id = i.profile_id "
-        f"WHERE {_LIVE} IN (SELECT profile_id FROM wanted) GROUP BY 1) "
+        f"WHERE {LIVE_PROFILE} IN (SELECT profile_id FROM wanted) GROUP BY 1) "
         "SELECT s.profile_id, s.traits, s.last_seen, s.event_count, s.channels, ids.ids "
         "FROM profile_summaries s LEFT JOIN ids ON ids.profile_id = s.profile_id "
         "WHERE s.profile_id IN (SELECT profile_id FROM wanted)",
@@ -397,21 +322,3 @@ def cards(store: Store, profile_ids: list[str]) -> list[dict[str, Any]]:
             }
         )
     return described
-
-
-
-
-
-def lookup(
-    store: Store,
-    reference: str,
-    default_region: str | None,
-    memory: Callable[[Identifier], str | None] | None = None,
-) -> str:
-    """A profile from `TYPE:VALUE` or a profile id (merged ids redirect to the survivor).
-    `memory` answers from the pipeline's graph when it is loaded in this process."""
-    if reference.startswith("prf_"):
-        return resolve_profile_id(store, reference.strip())
-    identifier = identifier_from_text(reference, default_region)
-    found = memory(identifier) if memory is not None else None
-    return found if found is not None else find_profile(store, identifier)

@@ -13,6 +13,8 @@ from tessera.audiences import feeds
 from tessera.errors import NotFound, TesseraError
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
+from tessera.identity import unmerging
+from tessera.identity.lookup import lookup
 from tessera.paging import Page
 from tessera.profiles import catalogue, view
 from tessera.runtime import Runtime
@@ -58,9 +60,7 @@ def profile_page(
     message: str | None = None,
 ) -> Response:
     store, pipeline = runtime.store, runtime.pipeline
-    profile_id = view.lookup(
-        store, reference, runtime.settings.default_region, pipeline.find_in_memory
-    )
+    profile_id = lookup(store, reference, runtime.settings.default_region, pipeline.find_in_memory)
     profile = view.profile_view(
         store,
         profile_id,
@@ -87,7 +87,7 @@ def unmerge(
     second: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    result = identity.unmerge(
+    result = unmerging.unmerge(
         runtime.store,
         runtime.pipeline,
         first,
@@ -95,8 +95,8 @@ def unmerge(
         reason or None,
         runtime.settings.default_region,
     )
-    note = f"Unmerged: {result['second']} now lives in {result['second_profile']}."
-    return RedirectResponse(f"/profiles/{result['first_profile']}?message={note}", status_code=303)
+    note = f"Unmerged: {result.second} now lives in {result.second_profile}."
+    return RedirectResponse(f"/profiles/{result.first_profile}?message={note}", status_code=303)
 
 
 # -- segments -----------------------------------------------------------------------
@@ -210,7 +210,7 @@ def segment_page(
     explanation, why_error = None, None
     if why.strip():
         try:
-            profile_id = view.lookup(store, why.strip(), runtime.settings.default_region)
+            profile_id = lookup(store, why.strip(), runtime.settings.default_region)
             explanation = service.why(store, name, profile_id)
         except TesseraError as e:
             why_error = e

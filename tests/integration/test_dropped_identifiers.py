@@ -14,6 +14,7 @@ from tessera.events.contract import Envelope, check_message
 from tessera.events.timestamps import now_micros
 from tessera.identity import explain as identity
 from tessera.identity.identifiers import Identifier
+from tessera.identity.lookup import find_profile
 from tessera.profiles import view
 from tessera.runtime import Runtime
 from tessera.segments import service
@@ -33,12 +34,12 @@ def test_an_email_with_a_space_and_a_phone_outside_the_metadata_become_identifie
         [identify("u1", "m1", email="Jean.Dupont @Example.com", phone="+33 6 39 98 76 54")],
     )
     runtime.pipeline.process()
-    profile = view.find_profile(runtime.store, Identifier("user_id", "u1"))
+    profile = find_profile(runtime.store, Identifier("user_id", "u1"))
     for identifier in (
         Identifier("email", "jean.dupont@example.com"),
         Identifier("phone", "+33639987654"),
     ):
-        assert view.find_profile(runtime.store, identifier) == profile
+        assert find_profile(runtime.store, identifier) == profile
     assert view.profile_from_store(runtime.store, profile)["dropped_identifiers"] == []
     assert log.stats(runtime.store)["dropped_identifiers"] == 0
 
@@ -56,7 +57,7 @@ def test_values_that_cannot_be_identifiers_are_recorded_once_with_their_reason(
         ],
     )  # fmt: skip
     runtime.pipeline.process()
-    profile = view.find_profile(runtime.store, Identifier("user_id", "u2"))
+    profile = find_profile(runtime.store, Identifier("user_id", "u2"))
     from_store = view.profile_from_store(runtime.store, profile)
     from_memory = runtime.pipeline.read_profile(profile)
     assert from_memory == from_store
@@ -112,7 +113,7 @@ def test_dropped_values_follow_merges_and_survive_restarts_like_the_rest(
             runtime.pipeline.process()
             runtime.close()
             runtime = Runtime.open(settings)
-        profile = view.find_profile(runtime.store, Identifier("user_id", "u1"))
+        profile = find_profile(runtime.store, Identifier("user_id", "u1"))
         dropped = view.profile_from_store(runtime.store, profile)["dropped_identifiers"]
         assert [(d["value"], d["seq"]) for d in dropped] == [("ba…re", 1)]
         incremental = snapshot(runtime)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tessera.errors import NotFound
+from tessera.identity.lookup import identifier_from_text, lookup
 from tessera.profiles import view
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -63,7 +64,7 @@ def shop(tmp_path: Path) -> Iterator[Runtime]:
 
 def known(runtime: Runtime, reference: str) -> bool:
     try:
-        view.lookup(runtime.store, reference, None)
+        lookup(runtime.store, reference, None)
     except NotFound:
         return False
     return True
@@ -82,7 +83,7 @@ def test_expired_anonymous_profiles_leave_the_log_and_stay_gone(shop: Runtime) -
     # The longest lifetime of its types (40 days) has passed for the phone seen on 15 Feb.
     assert not known(shop, "advertising_id:6d92078a-8246-4ba4-ae5b-76104861e7dc")
     assert known(shop, "anonymous_id:recent-visitor")
-    survivor = view.lookup(shop.store, "user_id:u-1", None)
+    survivor = lookup(shop.store, "user_id:u-1", None)
     assert view.profile_from_store(shop.store, survivor)["event_count"] == 2
     assert shop.store.fetch_one("SELECT count(*) FROM events") == (3,)
     shop.pipeline.rebuild()  # the log is the truth: nothing comes back
@@ -90,9 +91,7 @@ def test_expired_anonymous_profiles_leave_the_log_and_stay_gone(shop: Runtime) -
     assert known(shop, "anonymous_id:became-known")
     # The pipeline's memory was reloaded: look-ups from memory agree.
     unifier = shop.pipeline.unifier
-    assert (
-        unifier.graph.profile(view.identifier_from_text("anonymous_id:old-visitor", None)) is None
-    )
+    assert unifier.graph.profile(identifier_from_text("anonymous_id:old-visitor", None)) is None
 
 
 def test_nothing_expires_inside_its_lifetime(shop: Runtime) -> None:

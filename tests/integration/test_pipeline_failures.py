@@ -17,8 +17,8 @@ from tessera.events.contract import Envelope, check_message
 from tessera.events.timestamps import now_micros
 from tessera.identity.graph import profile_id_for
 from tessera.identity.identifiers import Identifier
+from tessera.identity.lookup import find_profile
 from tessera.pipeline import Pipeline
-from tessera.profiles import view
 from tessera.profiles.asof import profile_as_of
 from tessera.profiles.summary import Summary
 from tessera.runtime import Runtime
@@ -55,7 +55,7 @@ def identify(user_id: str, message_id: str, **traits: Any) -> dict[str, Any]:
 
 
 def profile_of(runtime: Runtime, text: str) -> str:
-    return view.find_profile(runtime.store, Identifier(*text.split(":", 1)))
+    return find_profile(runtime.store, Identifier(*text.split(":", 1)))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tessera.profiles import view
+from tessera.identity.lookup import lookup
 from tessera.runtime import Runtime
 from tessera.segments.compiler import compile_segment
 from tessera.segments.evaluate import EventFact, ProfileFacts, holds
@@ -224,7 +224,7 @@ def test_memory_and_sql_agree(
                     "TIMESTAMP '2026-01-01', TIMESTAMP '2027-01-01')",
                     [kind, value],
                 )
-        profile_of = {n: view.lookup(store, reference(n), None) for n in range(len(people))}
+        profile_of = {n: lookup(store, reference(n), None) for n in range(len(people))}
         for tree in segments:
             compiled = compile_segment(tree, now=NOW.isoformat(sep=" "))
             by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}

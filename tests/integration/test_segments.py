@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from tessera.errors import Conflict
-from tessera.profiles import view
+from tessera.identity.lookup import lookup
 from tessera.runtime import Runtime
 from tessera.segments import service
 from tessera.segments.check import SegmentCheckError
@@ -41,7 +41,7 @@ def shop(runtime: Runtime) -> Runtime:
 
 
 def profile(runtime: Runtime, user: str) -> str:
-    return view.lookup(runtime.store, f"user_id:{user}", None)
+    return lookup(runtime.store, f"user_id:{user}", None)
 
 
 def members(runtime: Runtime, name: str) -> set[str]:

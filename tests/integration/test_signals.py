@@ -10,6 +10,7 @@ import pytest
 
 from tessera.audiences import signals, taxonomy
 from tessera.errors import InvalidField
+from tessera.identity.lookup import lookup
 from tessera.profiles import view
 from tessera.runtime import Runtime
 from tessera.segments import service
@@ -62,7 +63,7 @@ def shop(runtime: Runtime) -> Runtime:
 
 
 def traits_of(runtime: Runtime, reference: str) -> dict[str, object]:
-    profile = view.lookup(runtime.store, reference, None)
+    profile = lookup(runtime.store, reference, None)
     computed: dict[str, object] = view.profile_from_store(runtime.store, profile)["computed_traits"]
     return computed
 

@@ -10,7 +10,7 @@ import pytest
 
 from tessera.audiences import feeds, taxonomy
 from tessera.errors import InvalidField, InvalidImportFile
-from tessera.profiles import view
+from tessera.identity.lookup import lookup
 from tessera.runtime import Runtime
 from tessera.segments import service
 from tessera.segments.check import SegmentCheckError
@@ -92,7 +92,7 @@ def members(runtime: Runtime, query: str, at: datetime = NOW) -> set[str]:
 
 
 def profile(runtime: Runtime, reference: str) -> str:
-    return view.lookup(runtime.store, reference, None)
+    return lookup(runtime.store, reference, None)
 
 
 def test_third_party_segments_match_by_path_id_and_ancestor(shop: Runtime) -> None:

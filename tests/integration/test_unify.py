@@ -6,6 +6,8 @@ import pytest
 
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.identity import explain as identity
+from tessera.identity import unmerging
+from tessera.identity.lookup import identifier_from_text, lookup
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
 from tessera.runtime import Runtime
@@ -25,7 +27,7 @@ JANE = [
 
 
 def profile_of(runtime: Runtime, reference: str) -> str:
-    return view.lookup(runtime.store, reference, None)
+    return lookup(runtime.store, reference, None)
 
 
 def test_events_from_every_identifier_land_in_one_profile(runtime: Runtime) -> None:
@@ -59,8 +61,8 @@ def test_explain_gives_the_chain_with_events(runtime: Runtime) -> None:
     runtime.pipeline.process()
     answer = identity.explain(
         runtime.store,
-        view.identifier_from_text("anonymous_id:cookie-1", None),
-        view.identifier_from_text("anonymous_id:cookie-2", None),
+        identifier_from_text("anonymous_id:cookie-1", None),
+        identifier_from_text("anonymous_id:cookie-2", None),
     )
     assert answer["same_profile"]
     steps = [(s["from"], s["to"], s["seq"]) for s in answer["chain"]]
@@ -86,7 +88,7 @@ def test_unmerge_splits_and_moves_events_and_traits_back(runtime: Runtime) -> No
     send(runtime, [shared, *JANE])
     runtime.pipeline.process()
     assert profile_of(runtime, "anonymous_id:cookie-2") == profile_of(runtime, "user_id:jane")
-    result = identity.unmerge(
+    result = unmerging.unmerge(
         runtime.store,
         runtime.pipeline,
         "email:jane@x.com",
@@ -94,9 +96,9 @@ def test_unmerge_splits_and_moves_events_and_traits_back(runtime: Runtime) -> No
         "a shared computer",
         None,
     )
-    assert result["first_profile"] != result["second_profile"]
-    jane = view.profile_view(runtime.store, result["first_profile"])
-    other = view.profile_view(runtime.store, result["second_profile"])
+    assert result.first_profile != result.second_profile
+    jane = view.profile_view(runtime.store, result.first_profile)
+    other = view.profile_view(runtime.store, result.second_profile)
     # The order that carried Jane's e-mail stays hers (e-mail outranks a cookie); the
     # shared computer's own history moves back out, with its traits.
     assert jane["event_count"] == 4 and other["event_count"] == 1
@@ -104,12 +106,12 @@ def test_unmerge_splits_and_moves_events_and_traits_back(runtime: Runtime) -> No
     assert other["computed_traits"]["total_revenue"] == 99.0
     assert jane["traits"]["name"] == "Jane" and other["traits"]["name"] == "Bob"
     assert jane["profile_id"] == profile_of(runtime, "anonymous_id:cookie-1")  # id kept
-    assert identity.blocks(runtime.store)[0]["reason"] == "a shared computer"
+    assert unmerging.blocks(runtime.store)[0]["reason"] == "a shared computer"
     with pytest.raises(Conflict, match="already in different profiles"):
-        identity.block(
+        unmerging.block(
             runtime.store,
-            view.identifier_from_text("email:jane@x.com", None),
-            view.identifier_from_text("anonymous_id:cookie-2", None),
+            identifier_from_text("email:jane@x.com", None),
+            identifier_from_text("anonymous_id:cookie-2", None),
             None,
         )
 
