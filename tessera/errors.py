@@ -6,11 +6,19 @@ turns any TesseraError into `{"success": false, "code": ..., "message": ...}`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+
+from pydantic import ValidationError
 
 
 class TesseraError(Exception):
-    """Root of every error Tessera raises on purpose."""
+    """Root of every error Tessera raises on purpose.
+
+    Never raised itself: each error is a subclass in one of the branches below, so
+    its `code` says what went wrong and its `status` whose fault it is (4xx: the
+    request's; 5xx: the server's). tests/unit/test_errors.py keeps it so.
+    """
 
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 500
@@ -47,6 +55,31 @@ class InvalidCursor(InvalidRequest):
     code = "invalid_cursor"
 
 
+class InvalidField(InvalidRequest):
+    """A value of the request (a parameter, a body field, a definition's key) that
+    cannot be used; `field` names it."""
+
+    code = "invalid_field"
+
+
+class UnreadableFile(InvalidRequest):
+    """A file the user named that is missing or cannot be read or parsed."""
+
+    code = "unreadable_file"
+
+
+class InvalidMapping(InvalidRequest):
+    """An import mapping (YAML or the console's form) that cannot be used."""
+
+    code = "invalid_mapping"
+
+
+class InvalidImportFile(InvalidRequest):
+    """An import file (or one of its rows) that cannot be read as the mapping says."""
+
+    code = "invalid_import_file"
+
+
 class BodyTooLarge(TesseraError):
     code = "body_too_large"
     status = 413
@@ -66,8 +99,11 @@ class MissingField(InvalidMessage):
     code = "missing_field"
 
 
-class InvalidField(InvalidMessage):
-    code = "invalid_field"
+class InvalidMessageField(InvalidMessage):
+    """A field of one message that breaks the event contract (a wrong type, an empty
+    identifier...); `field` names it."""
+
+    code = "invalid_message_field"
 
 
 class InvalidTimestamp(InvalidMessage):
@@ -144,11 +180,40 @@ class StoreLocked(StoreUnavailable):
     code = "store_locked"
 
 
-class InvalidMapping(TesseraError):
-    code = "invalid_mapping"
-    status = 400
+class ServerFailure(TesseraError):
+    """The server could not do what was asked, through no fault of the request."""
+
+    code = "internal"
+    status = 500
 
 
-class InvalidImportFile(TesseraError):
-    code = "invalid_import_file"
-    status = 400
+class ImportFailed(ServerFailure):
+    """An import the server ran in the background failed or was interrupted."""
+
+    code = "import_failed"
+
+
+def field_problem(
+    error: ValidationError,
+    document: Mapping[Any, Any],
+    messages: Mapping[str, Callable[[Any], str]],
+    unknown: Callable[[list[str]], str],
+) -> InvalidField:
+    """Our error for the first problem pydantic found in a definition `document`.
+
+    Keys the model does not know come first (`unknown` words them), then the fields in
+    the order of `messages`, each worded from the value found: pydantic says which field
+    failed, the definition's module says what is expected there.
+    """
+    problems = error.errors()
+    extra = sorted(str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden")
+    if extra:
+        return InvalidField(unknown(extra), field=extra[0], value=extra)
+    failed = {str(p["loc"][0]) for p in problems if p["loc"]}
+    for field, message in messages.items():
+        if field in failed:
+            value = document.get(field)
+            return InvalidField(message(value), field=field, value=value)
+    first = problems[0]  # a field without a wording of its own: pydantic's words
+    where = ".".join(str(part) for part in first["loc"])
+    return InvalidField(f"{where}: {first['msg']} (got {first.get('input')!r})", field=where)

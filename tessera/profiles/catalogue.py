@@ -16,6 +16,7 @@ from tessera.profiles.computed import (
     RFM_NAMES,
     RFM_SQL,
     ComputedTrait,
+    TraitDefinition,
     compile_all,
     parse_definition,
     rfm_rows,
@@ -54,7 +55,7 @@ def names(store: Store, file: Path | None = None) -> set[str]:
     return {t.name for t in definitions(store, file)} | set(RFM_NAMES) | signal_names
 
 
-def save_definition(store: Store, raw: object) -> ComputedTrait:
+def save_definition(store: Store, raw: TraitDefinition | object) -> ComputedTrait:
     trait = parse_definition(raw)
     store.execute(
         "INSERT OR REPLACE INTO computed_trait_definitions VALUES (?, ?, ?)",
