@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 
 class TesseraError(Exception):
@@ -193,27 +194,37 @@ class ImportFailed(ServerFailure):
     code = "import_failed"
 
 
+def worded(message: str) -> PydanticCustomError:
+    """A problem a definition's own validator words, for pydantic to collect with the
+    others (raised inside a pydantic validator; `field_problem` keeps the words)."""
+    return PydanticCustomError("worded", "{message}", {"message": message})
+
+
 def field_problem(
     error: ValidationError,
     document: Mapping[Any, Any],
     messages: Mapping[str, Callable[[Any], str]],
     unknown: Callable[[list[str]], str],
-) -> InvalidField:
+    kind: type[InvalidRequest] = InvalidField,
+) -> InvalidRequest:
     """Our error for the first problem pydantic found in a definition `document`.
 
-    Keys the model does not know come first (`unknown` words them), then the fields in
-    the order of `messages`, each worded from the value found: pydantic says which field
-    failed, the definition's module says what is expected there.
+    Keys the model does not know come first (`unknown` words them), then the first field
+    that failed, in the model's order: a validator's own words (`worded`), or the
+    wording `messages` gives its field from the value found; pydantic's words last.
     """
     problems = error.errors()
-    extra = sorted(str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden")
+    extra = sorted(
+        str(p["loc"][0]) for p in problems if p["type"] in ("extra_forbidden", "invalid_key")
+    )
     if extra:
-        return InvalidField(unknown(extra), field=extra[0], value=extra)
-    failed = {str(p["loc"][0]) for p in problems if p["loc"]}
-    for field, message in messages.items():
-        if field in failed:
-            value = document.get(field)
-            return InvalidField(message(value), field=field, value=value)
-    first = problems[0]  # a field without a wording of its own: pydantic's words
-    where = ".".join(str(part) for part in first["loc"])
-    return InvalidField(f"{where}: {first['msg']} (got {first.get('input')!r})", field=where)
+        return kind(unknown(extra), field=extra[0], value=extra)
+    first = problems[0]
+    field = str(first["loc"][0]) if first["loc"] else None
+    value = document.get(field) if field is not None else document
+    if first["type"] == "worded":
+        return kind(first["msg"], field=field, value=value)
+    if field is not None and field in messages:
+        return kind(messages[field](value), field=field, value=value)
+    where = ".".join(str(part) for part in first["loc"])  # no wording of ours: pydantic's
+    return kind(f"{where}: {first['msg']} (got {first.get('input')!r})", field=where or None)
