@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tessera.errors import InvalidField, NotFound
+from tessera.errors import InvalidField, NotFound, UnreadableFile
 from tessera.events.timestamps import utc_now
 from tessera.profiles.computed import (
     BUILT_IN,
@@ -29,7 +29,7 @@ def load_file(path: Path) -> list[ComputedTrait]:
     try:
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
-        raise InvalidField(f"cannot read computed traits from {path}: {e}") from e
+        raise UnreadableFile(f"cannot read computed traits from {path}: {e}", field="file") from e
     if isinstance(document, dict):
         document = document.get("computed_traits")
     if not isinstance(document, list):
