@@ -282,5 +282,5 @@ def test_an_unreadable_computed_traits_file_is_named_as_such(tmp_path: Path) -> 
     # Was an InvalidField with no field: the file, not a field, is at fault.
     broken = tmp_path / "traits.yml"
     broken.write_text("- name: [unclosed\n")
-    with pytest.raises(UnreadableFile, match="cannot read computed traits from .*traits.yml"):
+    with pytest.raises(UnreadableFile, match=r"cannot read computed traits from .*traits\.yml"):
         catalogue.load_file(broken)
