@@ -22,7 +22,7 @@ from tessera.api import admin, audiences, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, json_response
-from tessera.errors import InvalidRequest, TesseraError
+from tessera.errors import InvalidRequest, ServerFailure, TesseraError
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
@@ -171,7 +171,7 @@ class CatchAll:
 def _failure_page(scope: Scope) -> Response:
     request = Request(scope)
     if getattr(request.state, "console", False):
-        problem = TesseraError("the server failed; its log says why")
+        problem = ServerFailure("the server failed; its log says why")
         return web_rendering.render(request, "error.html", {"error": problem}, 500)
     return json_response(
         {"success": False, "code": "internal", "message": "the server failed; see its log"}, 500

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from tessera.audiences import campaigns, exports, feeds, signals, taxonomy
-from tessera.errors import NotFound, StoreUnavailable, TesseraError
+from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
@@ -369,7 +369,7 @@ class RemoteBackend:
                 progress(int(current["rows"]), None)
             if current["status"] != "running":
                 if current["status"] != "done":  # failed, or interrupted by a restart
-                    raise TesseraError(f"import {current['status']}: {current.get('reason')}")
+                    raise ImportFailed(f"import {current['status']}: {current.get('reason')}")
                 return {
                     "import_id": import_id,
                     "file": path.name,

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tessera.backend import Backend, open_backend
-from tessera.errors import TesseraError
+from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.settings import Settings
 from tessera.store.connection import PRIVATE_UMASK
@@ -338,7 +338,7 @@ def import_command(
 ) -> None:
     """Import an offline file (CRM, POS, call centre...) as identify or track events."""
     if not mapping.exists():
-        raise TesseraError(f"no mapping file at {mapping}")
+        raise UnreadableFile(f"no mapping file at {mapping}", field="mapping", value=str(mapping))
     mapping_text = mapping.read_text()
     with (
         _backend() as backend,
@@ -974,7 +974,9 @@ def _share(text: str) -> float:
     try:
         return float(cleaned.rstrip("%")) / (100 if cleaned.endswith("%") else 1)
     except ValueError:
-        raise TesseraError(f"share {text!r} must look like 10% or 0.1") from None
+        raise InvalidField(
+            f"share {text!r} must look like 10% or 0.1", field="share", value=text
+        ) from None
 
 
 def _print_import(result: dict[str, Any], json: bool) -> None:
@@ -996,7 +998,7 @@ def signals_load(file: Path, json: JsonOption = False) -> None:
     try:
         document = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
-        raise TesseraError(f"cannot read {file}: {e}") from None
+        raise UnreadableFile(f"cannot read {file}: {e}", field="file", value=str(file)) from None
     with _backend() as backend:
         result = backend.audiences("signals_load", document=document)
     _print_json(result) if json else out.print(

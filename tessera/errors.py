@@ -6,11 +6,20 @@ turns any TesseraError into `{"success": false, "code": ..., "message": ...}`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 
 class TesseraError(Exception):
-    """Root of every error Tessera raises on purpose."""
+    """Root of every error Tessera raises on purpose.
+
+    Never raised itself: each error is a subclass in one of the branches below, so
+    its `code` says what went wrong and its `status` whose fault it is (4xx: the
+    request's; 5xx: the server's). tests/unit/test_errors.py keeps it so.
+    """
 
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 500
@@ -47,6 +56,31 @@ class InvalidCursor(InvalidRequest):
     code = "invalid_cursor"
 
 
+class InvalidField(InvalidRequest):
+    """A value of the request (a parameter, a body field, a definition's key) that
+    cannot be used; `field` names it."""
+
+    code = "invalid_field"
+
+
+class UnreadableFile(InvalidRequest):
+    """A file the user named that is missing or cannot be read or parsed."""
+
+    code = "unreadable_file"
+
+
+class InvalidMapping(InvalidRequest):
+    """An import mapping (YAML or the console's form) that cannot be used."""
+
+    code = "invalid_mapping"
+
+
+class InvalidImportFile(InvalidRequest):
+    """An import file (or one of its rows) that cannot be read as the mapping says."""
+
+    code = "invalid_import_file"
+
+
 class BodyTooLarge(TesseraError):
     code = "body_too_large"
     status = 413
@@ -66,8 +100,11 @@ class MissingField(InvalidMessage):
     code = "missing_field"
 
 
-class InvalidField(InvalidMessage):
-    code = "invalid_field"
+class InvalidMessageField(InvalidMessage):
+    """A field of one message that breaks the event contract (a wrong type, an empty
+    identifier...); `field` names it."""
+
+    code = "invalid_message_field"
 
 
 class InvalidTimestamp(InvalidMessage):
@@ -144,11 +181,50 @@ class StoreLocked(StoreUnavailable):
     code = "store_locked"
 
 
-class InvalidMapping(TesseraError):
-    code = "invalid_mapping"
-    status = 400
+class ServerFailure(TesseraError):
+    """The server could not do what was asked, through no fault of the request."""
+
+    code = "internal"
+    status = 500
 
 
-class InvalidImportFile(TesseraError):
-    code = "invalid_import_file"
-    status = 400
+class ImportFailed(ServerFailure):
+    """An import the server ran in the background failed or was interrupted."""
+
+    code = "import_failed"
+
+
+def worded(message: str) -> PydanticCustomError:
+    """A problem a definition's own validator words, for pydantic to collect with the
+    others (raised inside a pydantic validator; `field_problem` keeps the words)."""
+    return PydanticCustomError("worded", "{message}", {"message": message})
+
+
+def field_problem(
+    error: ValidationError,
+    document: Mapping[Any, Any],
+    messages: Mapping[str, Callable[[Any], str]],
+    unknown: Callable[[list[str]], str],
+    kind: type[InvalidRequest] = InvalidField,
+) -> InvalidRequest:
+    """Our error for the first problem pydantic found in a definition `document`.
+
+    Keys the model does not know come first (`unknown` words them), then the first field
+    that failed, in the model's order: a validator's own words (`worded`), or the
+    wording `messages` gives its field from the value found; pydantic's words last.
+    """
+    problems = error.errors()
+    extra = sorted(
+        str(p["loc"][0]) for p in problems if p["type"] in ("extra_forbidden", "invalid_key")
+    )
+    if extra:
+        return kind(unknown(extra), field=extra[0], value=extra)
+    first = problems[0]
+    field = str(first["loc"][0]) if first["loc"] else None
+    value = document.get(field) if field is not None else document
+    if first["type"] == "worded":
+        return kind(first["msg"], field=field, value=value)
+    if field is not None and field in messages:
+        return kind(messages[field](value), field=field, value=value)
+    where = ".".join(str(part) for part in first["loc"])  # no wording of ours: pydantic's
+    return kind(f"{where}: {first['msg']} (got {first.get('input')!r})", field=where or None)

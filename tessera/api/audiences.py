@@ -184,7 +184,7 @@ def get_signals(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.put("/signals", summary="Replace the signal traits and page categories")
-def put_signals(body: dict[str, Any], runtime: RuntimeDep) -> dict[str, Any]:
+def put_signals(body: signals.SignalsDocument, runtime: RuntimeDep) -> dict[str, Any]:
     """Body: {"taxonomy": "iab-content", "categories": {"/travel": "653"},
     "signals": [{"name": ..., "when": {...}, "lifetime_days": 30}]}. Traits are computed
     at once."""

@@ -20,6 +20,7 @@ from tessera.identity import unmerging
 from tessera.identity.lookup import identifier_from_text, lookup, member_ids
 from tessera.profiles import catalogue, view
 from tessera.profiles.asof import profile_as_of
+from tessera.profiles.computed import TraitDefinition
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -168,7 +169,7 @@ def list_traits(runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 
 @router.post("/computed-traits", status_code=201, summary="Define a computed trait")
-def create_trait(body: dict[str, Any], runtime: RuntimeDep) -> dict[str, Any]:
+def create_trait(body: TraitDefinition, runtime: RuntimeDep) -> dict[str, Any]:
     trait = catalogue.save_definition(runtime.store, body)
     runtime.pipeline.refresh_computed_traits()
     return trait.to_dict()

@@ -19,12 +19,21 @@ anonymous visitor's signals join the customer profile the day the cookie is link
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 
-from tessera.errors import InvalidField, NotFound
+from tessera.errors import InvalidField, NotFound, field_problem
 from tessera.store import Store
 
 CONDITIONS = ("path_prefix", "url_contains", "referrer_domain", "utm_source", "utm_medium",
@@ -56,45 +65,140 @@ WHERE e.type IN ('page', 'screen', 'track') AND e.timestamp >= $oldest
 """
 
 
+_SIGNAL_MESSAGES: dict[str, Callable[[Any], str]] = {
+    "name": lambda name: f"signal trait name {name!r} must be lower-case letters, digits and '_'",
+    "when": lambda when: (
+        f"when {when!r} must map conditions to plain values (text, numbers, true/false)"
+    ),
+    "lifetime_days": lambda lifetime: (
+        f"lifetime_days {lifetime!r} must be a whole number of days, at least 1"
+    ),
+}
+_SIGNAL_KEYS = ("name", "when", "value", "lifetime_days")
+
+
+class SignalDefinition(BaseModel):
+    """One signal trait as written in YAML or sent to `PUT /api/audiences/signals`.
+
+    Any problem is an InvalidField naming the key, the value found and what is expected.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(pattern=_NAME.pattern, description="the trait, as computed.NAME in segments")
+    when: dict[str, str | int | float | bool] = Field(
+        description=f"conditions one event must all meet: {', '.join(CONDITIONS)}"
+    )
+    value: Any = Field(default=True, description="what the trait holds (true by default)")
+    lifetime_days: int = Field(
+        default=30, ge=1, description="the trait lasts while a matching event is this recent"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _worded(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> SignalDefinition:
+        """Pydantic's findings as our InvalidField, worded as the rest of Tessera words them."""
+        if isinstance(data, SignalDefinition):
+            return data
+        if not isinstance(data, dict):
+            raise InvalidField("a signal trait is a mapping with name, when and lifetime_days")
+        if not isinstance(data.get("when"), dict):
+            raise InvalidField(
+                f"signal trait {data.get('name')!r} needs `when:` with at least one of "
+                f"{', '.join(CONDITIONS)}",
+                field="when",
+            )
+        try:
+            checked: SignalDefinition = handler(data)
+        except ValidationError as e:
+            raise field_problem(
+                e,
+                data,
+                _SIGNAL_MESSAGES,
+                lambda keys: (
+                    f"unknown key(s) {', '.join(keys)} in signal trait {data.get('name')!r}; "
+                    f"known: {', '.join(_SIGNAL_KEYS)}"
+                ),
+            ) from None
+        return checked
+
+    @model_validator(mode="after")
+    def _conditions_known(self) -> SignalDefinition:
+        if not self.when:
+            raise InvalidField(
+                f"signal trait {self.name!r} needs `when:` with at least one of "
+                f"{', '.join(CONDITIONS)}",
+                field="when",
+            )
+        unknown = sorted(set(self.when) - set(CONDITIONS))
+        if unknown:
+            raise InvalidField(
+                f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(CONDITIONS)}",
+                field="when",
+                value=unknown,
+            )
+        device = self.when.get("device_type")
+        if device is not None and device not in DEVICE_TYPES:
+            raise InvalidField(
+                f"device_type {device!r} must be one of {', '.join(DEVICE_TYPES)}",
+                field="when.device_type",
+                value=device,
+            )
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The definition as kept in the store (condition values as text)."""
+        return {"name": self.name, "when": {k: str(v) for k, v in self.when.items()},
+                "value": self.value, "lifetime_days": self.lifetime_days}  # fmt: skip
+
+
+class SignalsDocument(BaseModel):
+    """The signal traits and page categories, replaced as a whole (`tessera audiences
+    signals load FILE`, `PUT /api/audiences/signals`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    taxonomy: str = Field(default="iab-content", description="where categories come from")
+    categories: dict[str, str | int] = Field(
+        default_factory=dict, description="page path prefix → taxonomy node id"
+    )
+    signals: list[SignalDefinition] = Field(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _worded(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> SignalsDocument:
+        if isinstance(data, SignalsDocument):
+            return data
+        if not isinstance(data, dict):
+            raise InvalidField("a signals document is a mapping with `signals:` and `categories:`")
+        data = {key: value for key, value in data.items() if value is not None}  # YAML's `a:`
+        try:
+            checked: SignalsDocument = handler(data)
+        except ValidationError as e:
+            raise field_problem(
+                e,
+                data,
+                {
+                    "taxonomy": lambda name: f"taxonomy {name!r} must be a taxonomy's name",
+                    "categories": lambda _c: (
+                        "categories must map page path prefixes to category ids"
+                    ),
+                    "signals": lambda _s: "signals must be a list of signal traits",
+                },
+                lambda keys: (
+                    f"unknown key(s) {', '.join(keys)} in the signals document; "
+                    "known: taxonomy, categories, signals"
+                ),
+            ) from None
+        names = [signal.name for signal in checked.signals]
+        if len(set(names)) != len(names):
+            raise InvalidField("two signal traits have the same name", field="signals")
+        return checked
+
+
 def parse(raw: Any) -> dict[str, Any]:
     """Check one definition; errors name the field and what is expected."""
-    if not isinstance(raw, dict):
-        raise InvalidField("a signal trait is a mapping with name, when and lifetime_days")
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidField(
-            f"signal trait name {name!r} must be lower-case letters, digits and '_'",
-            field="name",
-            value=name,
-        )
-    when = raw.get("when")
-    if not isinstance(when, dict) or not when:
-        raise InvalidField(
-            f"signal trait {name!r} needs `when:` with at least one of {', '.join(CONDITIONS)}",
-            field="when",
-        )
-    unknown = sorted(set(when) - set(CONDITIONS))
-    if unknown:
-        raise InvalidField(
-            f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(CONDITIONS)}",
-            field="when",
-            value=unknown,
-        )
-    if "device_type" in when and when["device_type"] not in DEVICE_TYPES:
-        raise InvalidField(
-            f"device_type {when['device_type']!r} must be one of {', '.join(DEVICE_TYPES)}",
-            field="when.device_type",
-            value=when["device_type"],
-        )
-    lifetime = raw.get("lifetime_days", 30)
-    if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime < 1:
-        raise InvalidField(
-            f"lifetime_days {lifetime!r} must be a whole number of days, at least 1",
-            field="lifetime_days",
-            value=lifetime,
-        )
-    return {"name": name, "when": {k: str(v) for k, v in when.items()},
-            "value": raw.get("value", True), "lifetime_days": lifetime}  # fmt: skip
+    return SignalDefinition.model_validate(raw).stored()
 
 
 def save(store: Store, raw: Any, now: datetime) -> dict[str, Any]:
@@ -115,24 +219,17 @@ def save(store: Store, raw: Any, now: datetime) -> dict[str, Any]:
     return definition
 
 
-def load_config(store: Store, document: Any, now: datetime) -> dict[str, Any]:
+def load_config(store: Store, document: SignalsDocument | Any, now: datetime) -> dict[str, Any]:
     """Replace the signal traits and the page categories with a document:
 
-        taxonomy: iab-content            # where categories come from (default iab-content)
-        categories: {/travel: "653", /running: "...."}
-        signals: [{name: ..., when: {...}, lifetime_days: 30}, ...]
+    taxonomy: iab-content            # where categories come from (default iab-content)
+    categories: {/travel: "653", /running: "...."}
+    signals: [{name: ..., when: {...}, lifetime_days: 30}, ...]
     """
-    if not isinstance(document, dict):
-        raise InvalidField("a signals document is a mapping with `signals:` and `categories:`")
-    found = [parse(item) for item in document.get("signals") or []]
-    names = [d["name"] for d in found]
-    if len(set(names)) != len(names):
-        raise InvalidField("two signal traits have the same name", field="signals")
-    mapping = document.get("categories") or {}
-    if not isinstance(mapping, dict):
-        raise InvalidField("categories must map page path prefixes to category ids")
-    set_categories(store, {str(k): str(v) for k, v in mapping.items()},
-                   str(document.get("taxonomy", "iab-content")))  # fmt: skip
+    checked = SignalsDocument.model_validate(document)
+    found = [signal.stored() for signal in checked.signals]
+    mapping = {str(prefix): str(node) for prefix, node in checked.categories.items()}
+    set_categories(store, mapping, checked.taxonomy)
     old = [r[0] for r in store.fetch_all("SELECT name FROM signal_traits")]
     with store.transaction():
         store.execute("DELETE FROM signal_traits")

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from tessera.errors import (
-    InvalidField,
     InvalidMessage,
+    InvalidMessageField,
     InvalidTimestamp,
     MessageTooDeep,
     MessageTooLarge,
@@ -126,7 +126,7 @@ def check_message(
         InvalidMessage (a subclass naming the rule) when the message breaks the spec.
     """
     if not isinstance(message, dict):
-        raise InvalidField(
+        raise InvalidMessageField(
             f"each message must be a JSON object, got {_json_type(message)}",
             field="message",
         )
@@ -260,7 +260,7 @@ def _serialise(message: dict[str, Any]) -> str:
         if nesting.depth_exceeds(message):
             raise _too_deep() from None
         # A value built in Python (an import row) that JSON cannot hold as it is.
-        raise InvalidField(
+        raise InvalidMessageField(
             f"message holds a value JSON cannot carry ({e}); numbers beyond 64 bits "
             "must be sent as text",
             field="message",
@@ -331,7 +331,7 @@ def _message_id(message: dict[str, Any], payload: str) -> str:
     raw = message.get("messageId")
     if isinstance(raw, str) and raw.strip():
         if len(raw) > _MAX_NAME:
-            raise InvalidField(
+            raise InvalidMessageField(
                 f"messageId is {len(raw)} characters; the limit is {_MAX_NAME}",
                 field="messageId",
             )
@@ -339,14 +339,14 @@ def _message_id(message: dict[str, Any], payload: str) -> str:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return str(raw)
     if isinstance(raw, str) and raw:
-        raise InvalidField(
+        raise InvalidMessageField(
             f"messageId is blank ({len(raw)} whitespace character(s)): send a unique id "
             "for each message, or leave messageId out and Tessera derives one from the content",
             field="messageId",
             value=raw,
         )
     if raw not in (None, ""):
-        raise InvalidField(
+        raise InvalidMessageField(
             f"messageId must be a string, got {_json_type(raw)}", field="messageId", value=raw
         )
     # No messageId: derive one from the content, so a retry of the same bytes still
@@ -360,20 +360,22 @@ def _identifier(message: dict[str, Any], field: str) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, bool):
-        raise InvalidField(f"{field} must be a string, got a boolean", field=field, value=raw)
+        raise InvalidMessageField(
+            f"{field} must be a string, got a boolean", field=field, value=raw
+        )
     if isinstance(raw, float):
         raw = _float_identifier(raw, field)
     elif isinstance(raw, int):
         raw = str(raw)
     if not isinstance(raw, str):
-        raise InvalidField(
+        raise InvalidMessageField(
             f"{field} must be a string or a number, got {_json_type(raw)}", field=field, value=raw
         )
     raw = raw.strip()
     if not raw:
         return None
     if len(raw) > _MAX_NAME:
-        raise InvalidField(
+        raise InvalidMessageField(
             f"{field} is {len(raw)} characters; the limit is {_MAX_NAME}", field=field
         )
     return raw
@@ -387,7 +389,7 @@ def _float_identifier(raw: float, field: str) -> str:
         return repr(raw)
     if abs(raw) < 2**53:
         return str(int(raw))
-    raise InvalidField(
+    raise InvalidMessageField(
         f"{field} {raw!r} is a floating-point number too large to be an exact id; "
         "send the id as a string",
         field=field,
@@ -415,7 +417,7 @@ def _object(container: dict[str, Any], field: str, *, prefix: str = "") -> dict[
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise InvalidField(
+        raise InvalidMessageField(
             f"{prefix}{field} must be a JSON object, got {_json_type(raw)}",
             field=prefix + field,
         )
@@ -437,11 +439,11 @@ def _external_ids(context: dict[str, Any] | None) -> list[dict[str, str]] | None
         return None
     raw = context["externalIds"]
     if not isinstance(raw, list):
-        raise InvalidField("context.externalIds must be a list", field="context.externalIds")
+        raise InvalidMessageField("context.externalIds must be a list", field="context.externalIds")
     found = []
     for position, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-            raise InvalidField(
+            raise InvalidMessageField(
                 f"context.externalIds[{position}] needs a string 'type' and an 'id'",
                 field=f"context.externalIds[{position}]",
             )
@@ -489,14 +491,14 @@ def _optional_text(container: dict[str, Any], field: str, *, prefix: str = "") -
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         raw = str(raw)
     if not isinstance(raw, str):
-        raise InvalidField(
+        raise InvalidMessageField(
             f"{prefix}{field} must be a string, got {_json_type(raw)}",
             field=prefix + field,
             value=raw,
         )
     raw = raw.strip()
     if len(raw) > _MAX_NAME:
-        raise InvalidField(
+        raise InvalidMessageField(
             f"{prefix}{field} is {len(raw)} characters; the limit is {_MAX_NAME}",
             field=prefix + field,
         )

@@ -23,6 +23,7 @@ import yaml
 
 from tessera import spreadsheet
 from tessera.errors import (
+    InvalidField,
     InvalidImportFile,
     InvalidMapping,
     InvalidMessage,
@@ -212,7 +213,7 @@ def _take_row(
         batch.append(
             check_message(message, envelope, default_type=None, max_bytes=MAX_MESSAGE_BYTES)
         )
-    except (InvalidMessage, InvalidImportFile) as e:
+    except (InvalidMessage, InvalidField, InvalidImportFile) as e:  # the row's own fault
         return e.message
     except Exception as e:  # a defect of ours must not stop the rows after this one
         return f"the row could not be converted ({type(e).__name__}); please report it"
@@ -470,6 +471,8 @@ def _read_jsonl(path: Path) -> Iterator[Any]:
 
 class _TooDeepRow(InvalidImportFile):
     """A row refused for its nesting, which carries the row to show it clipped."""
+
+    code = "import_row_too_deep"
 
     def __init__(self, message: str, row: Any) -> None:
         super().__init__(message)

@@ -21,13 +21,25 @@ import hashlib
 import math
 import re
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
-from tessera.errors import InvalidField, InvalidMapping
+from tessera.errors import InvalidField, InvalidMapping, field_problem, worded
 from tessera.events.nesting import fits_64_bits
 
 VALUE_TYPES = ("string", "number", "integer", "boolean", "date")
@@ -88,74 +100,151 @@ _CSV_KEYS = ("delimiter",)
 _BAD_DELIMITERS = {'"', "\r", "\n"}
 
 
-def parse_mapping(document: Any) -> Mapping:
-    """Check a mapping document (parsed YAML) and build a Mapping, or InvalidMapping
-    naming the key, the value found and what is expected."""
-    if not isinstance(document, dict):
-        raise InvalidMapping("a mapping is a YAML mapping with at least `identifiers:`")
-    unknown = sorted(str(key) for key in document if key not in _KNOWN_KEYS)
-    if unknown:
-        raise InvalidMapping(
-            f"mapping has unknown key(s) {', '.join(unknown)}; "
-            f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
-        )
-    kind = document.get("type", "identify")
-    if kind not in ("identify", "track"):
-        raise InvalidMapping(f"mapping type {_brief(kind)} must be 'identify' or 'track'")
-    event = _name(document, "event", "an event name, e.g. `event: Order Completed`")
-    event_column = _name(document, "event_column", "a column name")
-    if kind == "track" and not (event or event_column):
-        raise InvalidMapping("a track mapping needs `event: NAME` or `event_column: COLUMN`")
-    identifiers = document.get("identifiers")
-    if not isinstance(identifiers, dict) or not identifiers:
-        raise InvalidMapping(
-            "mapping needs `identifiers:` naming at least one column, "
-            "e.g. `identifiers: {email: email_address}`"
-        )
-    for name, column in identifiers.items():
-        if not isinstance(column, str) or not column:
-            raise InvalidMapping(f"identifiers.{name} must name a column, got {_brief(column)}")
-    file_format = document.get("format")
-    if file_format is not None and file_format not in ("csv", "jsonl", "parquet"):
-        raise InvalidMapping(f"format {_brief(file_format)} must be csv, jsonl or parquet")
-    return Mapping(
-        type=kind,
-        event=event,
-        event_column=event_column,
-        timestamp=_name(document, "timestamp", "the column holding the event time"),
-        timestamp_format=_timestamp_format(document),
-        identifiers={str(k): v for k, v in identifiers.items()},
-        traits=_columns(document.get("traits"), "traits"),
-        properties=_columns(document.get("properties"), "properties"),
-        message_id=_name(document, "message_id", "a column whose values are unique"),
-        file_format=file_format,
-        delimiter=_delimiter(document.get("csv")),
-    )
+#: What each text key of a mapping holds, for its error message.
+_EXPECTED = {
+    "event": "an event name, e.g. `event: Order Completed`",
+    "event_column": "a column name",
+    "timestamp": "the column holding the event time",
+    "timestamp_format": "a strptime format, e.g. '%d/%m/%Y %H:%M'",
+    "message_id": "a column whose values are unique",
+}
 
 
-def _name(document: dict[str, Any], key: str, expected: str) -> str | None:
-    """An optional text value of the mapping (a YAML number is read as its text)."""
-    raw = document.get(key)
-    if raw is None:
-        return None
+def _text_message(key: str, expected: str) -> Callable[[Any], str]:
+    return lambda raw: f"{key} must be {expected}, got {_brief(raw)}"
+
+
+_MESSAGES: dict[str, Callable[[Any], str]] = {
+    "type": lambda kind: f"mapping type {_brief(kind)} must be 'identify' or 'track'",
+    **{key: _text_message(key, expected) for key, expected in _EXPECTED.items()},
+    "format": lambda raw: f"format {_brief(raw)} must be csv, jsonl or parquet",
+    "identifiers": lambda _missing: (
+        "mapping needs `identifiers:` naming at least one column, "
+        "e.g. `identifiers: {email: email_address}`"
+    ),
+}
+
+
+def _as_text(raw: Any) -> Any:
+    """A YAML number where a name is expected is read as its text (`event: 2024`)."""
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        raw = str(raw)
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidMapping(f"{key} must be {expected}, got {_brief(raw)}")
+        return str(raw)
     return raw
 
 
-def _timestamp_format(document: dict[str, Any]) -> str | None:
-    fmt = _name(document, "timestamp_format", "a strptime format, e.g. '%d/%m/%Y %H:%M'")
-    if fmt is None:
-        return None
+#: An optional name in a mapping: text that is not blank (a number is read as its text).
+_Text = Annotated[str, BeforeValidator(_as_text), Field(pattern=r"\S")]
+
+
+class MappingDefinition(BaseModel):
+    """A mapping document (parsed YAML, or the console's form through `document_from_form`).
+
+    Any problem is an InvalidMapping naming the key, the value found and what is expected.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    type: Literal["identify", "track"] = "identify"
+    event: _Text | None = None
+    event_column: _Text | None = None
+    identifiers: dict[str, str] = Field(description="identifier name → column; at least one")
+    format: Literal["csv", "jsonl", "parquet"] | None = None
+    timestamp: _Text | None = None
+    timestamp_format: _Text | None = None
+    traits: dict[str, Column] = Field(default_factory=dict)
+    properties: dict[str, Column] = Field(default_factory=dict)
+    message_id: _Text | None = None
+    csv: str | None = Field(
+        default=None, description="the CSV delimiter, from `csv: {delimiter: ...}`"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _worded(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> MappingDefinition:
+        """Pydantic's findings as our InvalidMapping, worded as the rest of Tessera words them."""
+        if isinstance(data, MappingDefinition):
+            return data
+        if not isinstance(data, dict):
+            raise InvalidMapping("a mapping is a YAML mapping with at least `identifiers:`")
+        try:
+            checked: MappingDefinition = handler(data)
+        except ValidationError as e:
+            raise field_problem(
+                e,
+                data,
+                _MESSAGES,
+                lambda keys: (
+                    f"mapping has unknown key(s) {', '.join(keys)}; "
+                    f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
+                ),
+                InvalidMapping,
+            ) from None
+        return checked
+
+    @field_validator("identifiers", mode="plain")
+    @classmethod
+    def _identifiers(cls, identifiers: Any) -> dict[str, str]:
+        if not isinstance(identifiers, dict) or not identifiers:
+            raise worded(
+                "mapping needs `identifiers:` naming at least one column, "
+                "e.g. `identifiers: {email: email_address}`"
+            )
+        for name, column in identifiers.items():
+            if not isinstance(column, str) or not column:
+                raise worded(f"identifiers.{name} must name a column, got {_brief(column)}")
+        return {str(name): column for name, column in identifiers.items()}
+
+    @field_validator("traits", "properties", mode="plain")
+    @classmethod
+    def _sections(cls, raw: Any, info: ValidationInfo) -> dict[str, Column]:
+        return _columns(raw, str(info.field_name))
+
+    @field_validator("csv", mode="plain")
+    @classmethod
+    def _csv(cls, raw: Any) -> str | None:
+        return _delimiter(raw)
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _strptime(cls, fmt: str | None) -> str | None:
+        return None if fmt is None else _timestamp_format(fmt)
+
+    @model_validator(mode="after")
+    def _track_has_an_event(self) -> MappingDefinition:
+        if self.type == "track" and not (self.event or self.event_column):
+            raise InvalidMapping("a track mapping needs `event: NAME` or `event_column: COLUMN`")
+        return self
+
+    def mapping(self) -> Mapping:
+        return Mapping(
+            type=self.type,
+            event=self.event,
+            event_column=self.event_column,
+            timestamp=self.timestamp,
+            timestamp_format=self.timestamp_format,
+            identifiers=self.identifiers,
+            traits=self.traits,
+            properties=self.properties,
+            message_id=self.message_id,
+            file_format=self.format,
+            delimiter=self.csv,
+        )
+
+
+def parse_mapping(document: Any) -> Mapping:
+    """Check a mapping document (parsed YAML) and build a Mapping, or InvalidMapping
+    naming the key, the value found and what is expected."""
+    return MappingDefinition.model_validate(document).mapping()
+
+
+def _timestamp_format(fmt: str) -> str:
     try:
         datetime.strptime("", fmt)
     except ValueError as e:
         # "does not match" is the expected answer for an empty text; anything else
         # ("bad directive", "stray %") is the format's own fault.
         if "does not match" not in str(e):
-            raise InvalidMapping(
+            raise worded(
                 f"timestamp_format {fmt!r} is not a strptime format ({e}); e.g. '%d/%m/%Y %H:%M'"
             ) from None
     return fmt
@@ -165,20 +254,20 @@ def _delimiter(options: Any) -> str | None:
     if options is None:
         return None
     if not isinstance(options, dict):
-        raise InvalidMapping(
+        raise worded(
             f"csv must be a mapping of CSV options such as `csv: {{delimiter: ';'}}`, "
             f"got {_brief(options)}"
         )
     unknown = sorted(str(key) for key in options if key not in _CSV_KEYS)
     if unknown:
-        raise InvalidMapping(
+        raise worded(
             f"csv has unknown option(s) {', '.join(unknown)}; known: {', '.join(_CSV_KEYS)}"
         )
     delimiter = options.get("delimiter")
     if delimiter is None:
         return None
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in _BAD_DELIMITERS:
-        raise InvalidMapping(
+        raise worded(
             f"csv.delimiter must be one character other than a quote or a line break, "
             f"e.g. ';' or \"\\t\" for a tab, got {_brief(delimiter)}"
         )
@@ -387,12 +476,10 @@ def _columns(raw: Any, section: str) -> dict[str, Column]:
     if isinstance(raw, list):
         for position, name in enumerate(raw):
             if not isinstance(name, str) or not name:
-                raise InvalidMapping(
-                    f"{section}[{position}] must be a column name, got {_brief(name)}"
-                )
+                raise worded(f"{section}[{position}] must be a column name, got {_brief(name)}")
         raw = {name: name for name in raw}
     if not isinstance(raw, dict):
-        raise InvalidMapping(
+        raise worded(
             f"{section} must map names to columns, e.g. `{section}: {{city: town}}`, "
             f"got {_brief(raw)}"
         )
@@ -403,18 +490,18 @@ def _columns(raw: Any, section: str) -> dict[str, Column]:
         elif isinstance(spec, dict) and isinstance(spec.get("column"), str) and spec["column"]:
             extra = sorted(str(key) for key in spec if key not in ("column", "type"))
             if extra:
-                raise InvalidMapping(
+                raise worded(
                     f"{section}.{name} has unknown key(s) {', '.join(extra)}; known: column, type"
                 )
             value_type = spec.get("type", "string")
             if value_type not in VALUE_TYPES:
-                raise InvalidMapping(
+                raise worded(
                     f"{section}.{name}.type {_brief(value_type)} must be one of "
                     f"{', '.join(VALUE_TYPES)}"
                 )
             found[str(name)] = Column(spec["column"], value_type)
         else:
-            raise InvalidMapping(
+            raise worded(
                 f"{section}.{name} must be a column name or {{column: NAME, type: TYPE}}, "
                 f"got {_brief(spec)}"
             )

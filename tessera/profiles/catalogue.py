@@ -9,13 +9,14 @@ from typing import Any
 import orjson
 import yaml
 
-from tessera.errors import InvalidField, NotFound
+from tessera.errors import InvalidField, NotFound, UnreadableFile
 from tessera.events.timestamps import utc_now
 from tessera.profiles.computed import (
     BUILT_IN,
     RFM_NAMES,
     RFM_SQL,
     ComputedTrait,
+    TraitDefinition,
     compile_all,
     parse_definition,
     rfm_rows,
@@ -28,7 +29,7 @@ def load_file(path: Path) -> list[ComputedTrait]:
     try:
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
-        raise InvalidField(f"cannot read computed traits from {path}: {e}") from e
+        raise UnreadableFile(f"cannot read computed traits from {path}: {e}", field="file") from e
     if isinstance(document, dict):
         document = document.get("computed_traits")
     if not isinstance(document, list):
@@ -54,7 +55,7 @@ def names(store: Store, file: Path | None = None) -> set[str]:
     return {t.name for t in definitions(store, file)} | set(RFM_NAMES) | signal_names
 
 
-def save_definition(store: Store, raw: object) -> ComputedTrait:
+def save_definition(store: Store, raw: TraitDefinition | object) -> ComputedTrait:
     trait = parse_definition(raw)
     store.execute(
         "INSERT OR REPLACE INTO computed_trait_definitions VALUES (?, ?, ?)",

@@ -19,16 +19,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 import sqlglot
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from sqlglot import exp
 
-from tessera.errors import InvalidField
+from tessera.errors import InvalidField, field_problem
 
-FUNCTIONS = ("count", "sum", "avg", "min", "max", "first", "last", "distinct_count",
-             "most_frequent", "recency_days")  # fmt: skip
+Function = Literal["count", "sum", "avg", "min", "max", "first", "last", "distinct_count",
+                   "most_frequent", "recency_days"]  # fmt: skip
+FUNCTIONS: tuple[str, ...] = get_args(Function)
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "first", "last", "distinct_count", "most_frequent"}
 _NUMERIC = {"sum", "avg"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -56,56 +65,80 @@ BUILT_IN = (
 RFM_NAMES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
 
 
+_MESSAGES: dict[str, Callable[[Any], str]] = {
+    "name": lambda name: f"name {name!r} must be lower_snake_case, e.g. 'lifetime_orders'",
+    "function": lambda function: f"function {function!r} must be one of {', '.join(FUNCTIONS)}",
+    "event": lambda _event: "event must be an event name",
+    "property": lambda prop: f"property {prop!r} must name an event property",
+    "where": lambda _where: "where must map property names to plain values",
+    "window_days": lambda window: f"window_days {window!r} must be a positive whole number of days",
+}
+
+
+class TraitDefinition(BaseModel):
+    """A computed trait as written in YAML or sent to `POST /api/computed-traits`.
+
+    Any problem is an InvalidField naming the key, the value found and what is expected.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(pattern=_NAME.pattern, description="lower_snake_case, e.g. lifetime_orders")
+    function: Function = Field(description="the aggregate to compute")
+    event: str | None = Field(default=None, description="only events of this name")
+    property: str | None = Field(
+        default=None, description="the event property to aggregate (all but count, recency_days)"
+    )
+    where: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="property equality conditions"
+    )
+    window_days: int | None = Field(default=None, gt=0, description="all time when absent")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _worded(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> TraitDefinition:
+        """Pydantic's findings as our InvalidField, worded as the rest of Tessera words them."""
+        if isinstance(data, TraitDefinition):
+            return data
+        if not isinstance(data, dict):
+            raise InvalidField(
+                "a computed trait is a mapping with name and function", field="trait"
+            )
+        try:
+            checked: TraitDefinition = handler(data)
+        except ValidationError as e:
+            raise field_problem(
+                e,
+                data,
+                _MESSAGES,
+                lambda keys: f"unknown key(s) {', '.join(keys)} in computed trait",
+            ) from None
+        return checked
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> TraitDefinition:
+        if self.name in {t.name for t in BUILT_IN} | set(RFM_NAMES):
+            raise InvalidField(
+                f"{self.name!r} is a built-in computed trait; pick another name",
+                field="name",
+                value=self.name,
+            )
+        if self.function in _NEEDS_PROPERTY and self.property is None:
+            raise InvalidField(
+                f"function {self.function!r} needs `property:` (the event property to aggregate)",
+                field="property",
+            )
+        return self
+
+    def trait(self) -> ComputedTrait:
+        return ComputedTrait(
+            self.name, self.function, self.event, self.property, dict(self.where), self.window_days
+        )
+
+
 def parse_definition(raw: Any) -> ComputedTrait:
     """Check one definition (from YAML or JSON); errors name the field and the fix."""
-    if not isinstance(raw, dict):
-        raise InvalidField("a computed trait is a mapping with name and function", field="trait")
-    unknown = set(raw) - {"name", "function", "event", "property", "where", "window_days"}
-    if unknown:
-        raise InvalidField(
-            f"unknown key(s) {', '.join(sorted(unknown))} in computed trait",
-            field=sorted(unknown)[0],
-        )
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidField(
-            f"name {name!r} must be lower_snake_case, e.g. 'lifetime_orders'",
-            field="name",
-            value=name,
-        )
-    if name in {t.name for t in BUILT_IN} | set(RFM_NAMES):
-        raise InvalidField(
-            f"{name!r} is a built-in computed trait; pick another name", field="name", value=name
-        )
-    function = raw.get("function")
-    if function not in FUNCTIONS:
-        raise InvalidField(
-            f"function {function!r} must be one of {', '.join(FUNCTIONS)}",
-            field="function",
-            value=function,
-        )
-    prop = raw.get("property")
-    if function in _NEEDS_PROPERTY and not isinstance(prop, str):
-        raise InvalidField(
-            f"function {function!r} needs `property:` (the event property to aggregate)",
-            field="property",
-        )
-    where = raw.get("where") or {}
-    if not isinstance(where, dict) or not all(
-        isinstance(v, str | int | float | bool) for v in where.values()
-    ):
-        raise InvalidField("where must map property names to plain values", field="where")
-    window = raw.get("window_days")
-    if window is not None and (not isinstance(window, int) or window <= 0):
-        raise InvalidField(
-            f"window_days {window!r} must be a positive whole number of days",
-            field="window_days",
-            value=window,
-        )
-    event = raw.get("event")
-    if event is not None and not isinstance(event, str):
-        raise InvalidField("event must be an event name", field="event")
-    return ComputedTrait(name, function, event, prop, dict(where), window)
+    return TraitDefinition.model_validate(raw).trait()
 
 
 # -- compiling to SQL ---------------------------------------------------------------

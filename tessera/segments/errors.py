@@ -19,9 +19,9 @@ def pointer(source: str, line: int, column: int) -> str:
 
 
 class PositionedError(InvalidRequest):
-    """An error at a spot of the segment text."""
+    """An error at a spot of the segment text (a base: its subclasses are raised)."""
 
-    code = "segment_syntax"
+    code = "segment_positioned"
 
     def __init__(
         self, message: str, *, line: int | None, column: int | None, source: str | None

@@ -150,3 +150,55 @@ def test_as_of_over_http(server: LiveServer, jane: None) -> None:
     assert past.status_code == 404
     now = get(server, "/api/profiles/user_id:jane", as_of="2999-01-01")
     assert now.status_code == 200 and now.json()["traits"]["firstName"] == "Jane"
+
+
+def test_definition_bodies_are_typed_in_openapi(server: LiveServer) -> None:
+    # Both bodies were `dict[str, Any]`: OpenAPI showed an object with no fields.
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+
+    def fields_of(path: str, method: str) -> set[str]:
+        body = spec["paths"][path][method]["requestBody"]["content"]["application/json"]
+        reference = body["schema"]["$ref"].rsplit("/", 1)[-1]
+        return set(spec["components"]["schemas"][reference]["properties"])
+
+    assert fields_of("/api/computed-traits", "post") == {
+        "name", "function", "event", "property", "where", "window_days",
+    }  # fmt: skip
+    assert fields_of("/api/audiences/signals", "put") == {"taxonomy", "categories", "signals"}
+    signal = spec["components"]["schemas"]["SignalDefinition"]["properties"]
+    assert set(signal) == {"name", "when", "value", "lifetime_days"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"name": "x", "function": "median"}, "function", "function 'median' must be one of"),
+        ({"name": "Bad Name", "function": "count"}, "name", "must be lower_snake_case"),
+        ({"name": "x", "function": "count", "colour": 1}, "colour", "unknown key(s) colour"),
+        ({"name": "x", "function": "sum"}, "property", "needs `property:`"),
+        ({"name": "x", "function": "count", "window_days": 0}, "window_days", "positive whole"),
+        ([1, 2], "trait", "a computed trait is a mapping"),
+    ],
+)
+def test_typed_trait_body_keeps_the_field_and_wording_of_its_errors(
+    server: LiveServer, body: object, field: str, words: str
+) -> None:
+    refused = httpx.post(f"{server.url}/api/computed-traits", headers=server.admin, json=body)
+    answer = refused.json()
+    assert (refused.status_code, answer["code"], answer["field"]) == (400, "invalid_field", field)
+    assert words in answer["message"]
+
+
+def test_typed_signals_body_keeps_the_field_and_wording_of_its_errors(server: LiveServer) -> None:
+    refused = httpx.put(
+        f"{server.url}/api/audiences/signals",
+        headers=server.admin,
+        json={"signals": [{"name": "x", "when": {"device_type": "watch"}}]},
+    )
+    answer = refused.json()
+    assert (refused.status_code, answer["code"]) == (400, "invalid_field")
+    assert answer["field"] == "when.device_type" and "'watch' must be one of" in answer["message"]
+    unknown = httpx.put(
+        f"{server.url}/api/audiences/signals", headers=server.admin, json={"signal": []}
+    )
+    assert unknown.status_code == 400 and "unknown key(s) signal" in unknown.json()["message"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.errors import Conflict, InvalidField, NotFound, UnreadableFile
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.identity.lookup import identifier_from_text, lookup
@@ -276,3 +278,11 @@ def test_a_gap_in_the_log_is_not_its_end(runtime: Runtime) -> None:
 
     run = Pipeline(runtime.store, limited).process()
     assert run.events == 9 and runtime.pipeline.lag()["lag_events"] == 0
+
+
+def test_an_unreadable_computed_traits_file_is_named_as_such(tmp_path: Path) -> None:
+    # Was an InvalidField with no field: the file, not a field, is at fault.
+    broken = tmp_path / "traits.yml"
+    broken.write_text("- name: [unclosed\n")
+    with pytest.raises(UnreadableFile, match=r"cannot read computed traits from .*traits\.yml"):
+        catalogue.load_file(broken)

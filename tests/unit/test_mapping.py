@@ -177,3 +177,25 @@ def test_mapping_error_shows_an_aliased_value_briefly() -> None:
     with pytest.raises(InvalidMapping, match="mapping type") as caught:
         load_mapping(f"identifiers: {{email: e}}\ntype: [{', '.join(levels)}]")
     assert len(caught.value.message) < 500
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"csv": 5}, "csv", "csv must be a mapping"),
+        ({"traits": {"a": ""}}, "traits", "traits.a must be a column name"),
+        ({"identifiers": {"email": ""}}, "identifiers", "identifiers.email must name"),
+        ({"type": "page"}, "type", "mapping type 'page'"),
+        ({"colour": 1}, "colour", "mapping has unknown key(s) colour"),
+        # Two problems: the first key in the mapping's order is reported.
+        ({"type": "page", "traits": 5}, "type", "mapping type 'page'"),
+        ({"event": " ", "csv": {"delimiter": "ab"}}, "event", "event must be an event name"),
+    ],
+)
+def test_mapping_errors_carry_the_key_they_are_about(
+    extra: dict[str, object], field: str, message: str
+) -> None:
+    # The field was None for every mapping error: the console could not point at the key.
+    with pytest.raises(InvalidMapping) as caught:
+        parse_mapping({**IDS, **extra})
+    assert caught.value.field == field and caught.value.message.startswith(message)
