@@ -20,6 +20,14 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, LiveServer, basic_auth, start_server
 
+# Failures the fuzzers find that are defects listed in issue 10 and fixed on other
+# branches: the operation (or console page) is expected to fail until its fix is merged,
+# then its line goes. Keyed by the test's parameter, e.g. "GET /api/profiles".
+KNOWN_FAILURES = {
+    "GET /api/profiles": "issue 10 B: a trait key is pasted into a JSON path (profiles/view.py);"
+    " trait=a\\=x is a 500 (DuckDB BinderException: JSON path error)",
+}
+
 IAB = Path(__file__).resolve().parents[1] / "fixtures" / "iab"
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -161,3 +169,12 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer
     finally:
         if live.process.poll() is None:
             live.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/fuzz/" not in item.nodeid:
+            continue
+        for label, reason in KNOWN_FAILURES.items():
+            if item.name.endswith(f"[{label}]"):
+                item.add_marker(pytest.mark.xfail(strict=False, reason=reason))
