@@ -52,8 +52,9 @@ def sometimes_hostile(values: Any) -> Any:
         return st.just(values)
     return st.fixed_dictionaries(
         {
-            key: st.one_of(st.just(value), hostile_strings) if isinstance(value, str) else
-            st.just(value)
+            key: st.one_of(st.just(value), hostile_strings)
+            if isinstance(value, str)
+            else st.just(value)
             for key, value in values.items()
         }
     )
