@@ -24,26 +24,12 @@ from schemathesis.specs.openapi.checks import (
 from tessera.app import create_app
 from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.fuzz.conftest import KNOWN, TRACEBACK, FuzzServer, Known
+from tests.fuzz.conftest import KNOWN, TRACEBACK, FuzzServer, Known, hostile_strings
 
 # Examples per operation: 53 operations x 25 runs in about a minute on 2 shared cores.
 # TESSERA_FUZZ_EXAMPLES=500 TESSERA_FUZZ_SEED=7 makes a deeper, different run by hand.
 EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
-
-# Strings that break parsers, paths and SQL more often than random text does: quotes,
-# escapes, separators, control characters, huge numbers and odd dates.
-HOSTILE_CHARACTERS = list("\\\"'=:.,;[]{}()$%*@+-#/ \t\n\r\x00\x01\x7fé€a1")
-HOSTILE_WORDS = [
-    "99999999999999999999", "-1", "0", "1e309", "NaN", "1997-13-01", "1997-02-30",
-    "null", "true", "[]", "{}", "a\\=x", 'a"b', "user_id:", ":", "prf_", "email:a@b",
-    'did "Order Completed" between "1997-13-01" and "1997-04-01"', 'traits.city = "a\tb"',
-    'did "Order Completed" in last 99999999999999999999 days', 'traits.plan = "\x00"',
-]  # fmt: skip
-hostile_strings = st.one_of(
-    st.sampled_from(HOSTILE_WORDS),
-    st.text(alphabet=st.sampled_from(HOSTILE_CHARACTERS), min_size=1, max_size=12),
-)
 
 
 def sometimes_hostile(values: Any) -> Any:
