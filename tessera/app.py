@@ -13,13 +13,14 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from tessera import __version__
-from tessera.api import admin, audiences, profiles, segments
+from tessera.api import admin, audiences, openapi, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
-from tessera.api.responses import error_response, json_response
+from tessera.api.responses import error_response, http_error, json_response
 from tessera.errors import InvalidRequest, TesseraError
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
@@ -65,6 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(audiences.router)
+    openapi.install(app)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     # The console: pages at the root, static files (ours and the npm vendor files).
     app.include_router(web_pages.public)

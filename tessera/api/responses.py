@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
 from tessera.errors import Overloaded, TesseraError
@@ -27,3 +29,27 @@ def error_response(error: TesseraError, headers: dict[str, str] | None = None) -
     if isinstance(error, Overloaded):
         extra["Retry-After"] = str(error.retry_after)
     return json_response(error.to_dict(), error.status, extra)
+
+
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (no route: 404, wrong method: 405) in the same shape as
+    every other error, instead of `{"detail": ...}`, which clients cannot read."""
+    assert isinstance(error, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if error.status_code == 404:
+        message = f"no such path: {where} (the admin API's paths are listed at /docs)"
+    elif error.status_code == 405:
+        headers = {key.lower(): value for key, value in (error.headers or {}).items()}
+        allowed = headers.get("allow", "")
+        message = f"{where}: method not allowed here (allowed: {allowed or 'none'})"
+    else:
+        message = f"{where}: {error.detail}"
+    body = {
+        "success": False,
+        "code": _HTTP_CODES.get(error.status_code, "http_error"),
+        "message": message,
+    }
+    return json_response(body, error.status_code, dict(error.headers or {}))

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from tessera.app import create_app
@@ -29,7 +31,14 @@ from tests.fuzz.conftest import KNOWN, TRACEBACK, FuzzServer, Known, hostile_str
 # Examples per operation: 53 operations x 25 runs in about a minute on 2 shared cores.
 # TESSERA_FUZZ_EXAMPLES=500 TESSERA_FUZZ_SEED=7 makes a deeper, different run by hand.
 EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "25"))
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+# Not positive_data_acceptance: a schema-valid string can still be a bad reference (400).
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+    ignored_auth,
+]
 
 
 def sometimes_hostile(values: Any) -> Any:
@@ -112,6 +121,19 @@ def before_generate_body(context: Any, strategy: Any) -> Any:
 def test_the_server_serves_the_fuzzed_document(fuzz_server: FuzzServer) -> None:
     served = httpx.get(f"{fuzz_server.url}/openapi.json").json()
     assert served == admin_openapi()
+
+
+def test_an_unknown_path_and_a_wrong_method_answer_in_the_error_shape(
+    fuzz_server: FuzzServer,
+) -> None:
+    unknown = httpx.get(
+        f"{fuzz_server.url}/api/segments/buyers/why/a%0Ab", headers=fuzz_server.admin
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not_found" and unknown.json()["success"] is False
+    wrong = httpx.put(f"{fuzz_server.url}/api/stats", headers=fuzz_server.admin)
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    assert "allowed: GET" in wrong.json()["message"] and wrong.headers["allow"] == "GET"
 
 
 @admin_schema.parametrize()
