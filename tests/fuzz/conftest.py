@@ -37,6 +37,12 @@ KNOWN_FAILURES = {
     " dates) are a 500",
 }
 
+# Examples per operation or page: enough for `make test` in about a minute on 2 shared
+# cores. TESSERA_FUZZ_EXAMPLES=500 TESSERA_FUZZ_SEED=7 makes a deeper, different run by hand.
+EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "25"))
+# The same requests on every run, so `make test` is repeatable; another seed explores more.
+SEED = int(os.environ.get("TESSERA_FUZZ_SEED", "10"))
+
 # Strings that break parsers, paths and SQL more often than random text does: quotes,
 # escapes, separators, control characters, huge numbers and odd dates.
 HOSTILE_CHARACTERS = list("\\\"'=:.,;[]{}()$%*@+-#/ \t\n\r\x00\x01\x7fé€a1")

@@ -12,11 +12,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_TOKEN
-from tests.fuzz.conftest import KNOWN, TRACEBACK, FuzzServer, hostile_strings
+from tests.fuzz.conftest import EXAMPLES, KNOWN, SEED, TRACEBACK, FuzzServer, hostile_strings
 
 
 def values(*existing: str) -> st.SearchStrategy[str]:
@@ -100,7 +100,7 @@ PAGES: dict[str, st.SearchStrategy[tuple[str, str, dict[str, Any]]]] = {
         values(),
     ),
     "GET /audiences/lookalikes/new": st.builds(
-        lambda seed: ("GET", "/audiences/lookalikes/new", {"seed": seed}), segments
+        lambda name: ("GET", "/audiences/lookalikes/new", {"seed": name}), segments
     ),
     "GET /audiences/lookalikes/{name}": st.builds(
         lambda name: ("GET", f"/audiences/lookalikes/{segment(name)}", {}),
@@ -123,9 +123,8 @@ def console(fuzz_server: FuzzServer) -> Iterator[httpx.Client]:
 
 @pytest.mark.parametrize("page", PAGES)
 @given(data=st.data())
-@settings(
-    max_examples=30, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@seed(SEED)
+@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_console_pages_answer_below_500_and_log_no_traceback(
     page: str, data: st.DataObject, console: httpx.Client, fuzz_server: FuzzServer
 ) -> None:

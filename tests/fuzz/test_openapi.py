@@ -8,7 +8,6 @@ time, from the names that exist on the fuzz server, so the code behind them runs
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,8 @@ from schemathesis.specs.openapi.checks import (
 from tessera.app import create_app
 from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.fuzz.conftest import KNOWN, TRACEBACK, FuzzServer, Known, hostile_strings
+from tests.fuzz.conftest import EXAMPLES, KNOWN, SEED, TRACEBACK, FuzzServer, Known, hostile_strings
 
-# Examples per operation: 53 operations x 25 runs in about a minute on 2 shared cores.
-# TESSERA_FUZZ_EXAMPLES=500 TESSERA_FUZZ_SEED=7 makes a deeper, different run by hand.
-EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "25"))
 # Not positive_data_acceptance: a schema-valid string can still be a bad reference (400).
 CHECKS = [
     not_a_server_error,
@@ -90,8 +86,7 @@ def admin_openapi() -> dict[str, Any]:
 # that the running server serves this very document.
 admin_schema = schemathesis.openapi.from_dict(admin_openapi())
 admin_schema.config.generation.update(max_examples=EXAMPLES)
-# The same requests on every run, so `make test` is repeatable; another seed explores more.
-admin_schema.config.seed = int(os.environ.get("TESSERA_FUZZ_SEED", "10"))
+admin_schema.config.seed = SEED
 
 
 @admin_schema.hook
