@@ -124,7 +124,14 @@ def load_config(store: Store, document: Any, now: datetime) -> dict[str, Any]:
     """
     if not isinstance(document, dict):
         raise InvalidField("a signals document is a mapping with `signals:` and `categories:`")
-    found = [parse(item) for item in document.get("signals") or []]
+    items = document.get("signals") or []
+    if not isinstance(items, list):
+        raise InvalidField(
+            f"signals must be a list of signal traits (name, when, lifetime_days), got {items!r}",
+            field="signals",
+            value=items,
+        )
+    found = [parse(item) for item in items]
     names = [d["name"] for d in found]
     if len(set(names)) != len(names):
         raise InvalidField("two signal traits have the same name", field="signals")

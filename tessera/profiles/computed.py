@@ -32,6 +32,8 @@ FUNCTIONS = ("count", "sum", "avg", "min", "max", "first", "last", "distinct_cou
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "first", "last", "distinct_count", "most_frequent"}
 _NUMERIC = {"sum", "avg"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A century: longer windows overflow DuckDB's INTERVAL and break every refresh.
+MAX_WINDOW_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,13 @@ def parse_definition(raw: Any) -> ComputedTrait:
     ):
         raise InvalidField("where must map property names to plain values", field="where")
     window = raw.get("window_days")
-    if window is not None and (not isinstance(window, int) or window <= 0):
+    if window is not None and (
+        not isinstance(window, int)
+        or isinstance(window, bool)
+        or not 1 <= window <= MAX_WINDOW_DAYS
+    ):
         raise InvalidField(
-            f"window_days {window!r} must be a positive whole number of days",
+            f"window_days {window!r} must be a whole number of days from 1 to {MAX_WINDOW_DAYS}",
             field="window_days",
             value=window,
         )
