@@ -59,6 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Customer data platform: Segment-compatible collect API and admin API.",
         lifespan=lifespan,
+        # A name of slashes (GET /api/sources/%2F%2F) was redirected to the collection and
+        # answered with every source; a trailing slash is now a 404 like any unknown path.
+        redirect_slashes=False,
     )
     for route in [*collect_routes(), *pixel_routes()]:
         app.router.routes.append(route)
