@@ -123,6 +123,9 @@ class FuzzServer:
     live: LiveServer
     log: ServerLog
 
+    def __repr__(self) -> str:  # short in falsifying examples, and no environment in them
+        return f"FuzzServer({self.live.url})"
+
     @property
     def url(self) -> str:
         return self.live.url
