@@ -32,6 +32,8 @@ KNOWN_FAILURES = {
     "POST /segments/check": "issue 10 B: a tab or control character inside a quoted value is"
     " a 500 in the segment language (orjson.JSONDecodeError in parser._string)",
     "POST /audiences/check": "issue 10 B: the same segment-language defect as /segments/check",
+    "POST /segments": "issue 10 B: the same segment-language defect (the console's create form)",
+    "POST /audiences": "issue 10 B: the same segment-language defect (the audience builder)",
     "POST /api/segments/preview": "issue 10 B: the same segment-language defect",
     "POST /api/segments": "issue 10 A1/B: segment-language defects (control characters, odd"
     " dates) are a 500",

@@ -110,6 +110,52 @@ PAGES: dict[str, st.SearchStrategy[tuple[str, str, dict[str, Any]]]] = {
         lambda name: ("GET", f"/audiences/campaigns/{segment(name)}", {}), values(KNOWN.campaign)
     ),
     "GET /sign-in": st.builds(lambda target: ("GET", "/sign-in", {"next": target}), values("/")),
+    # The console's forms that take typed input (each valid one creates something).
+    "POST /sources": st.builds(
+        lambda name, channel: ("POST", "/sources", {"name": name, "channel": channel}),
+        values("fuzz-new"),
+        values("web", "crm", "server"),
+    ),
+    "POST /sources/{name}/{action}": st.builds(
+        lambda name, action: ("POST", f"/sources/{segment(name)}/{segment(action)}", {}),
+        values(KNOWN.source),
+        values("enable", "disable"),
+    ),
+    "POST /segments": st.builds(
+        lambda name, query: ("POST", "/segments", {"name": name, "query": query}),
+        values("fuzz-new"),
+        values('did "Order Completed"'),
+    ),
+    "POST /audiences": st.builds(
+        lambda name, population, query: (
+            "POST",
+            "/audiences",
+            {"name": name, "population": population, "query": query},
+        ),
+        values("fuzz-new"),
+        values("all", "known", "anonymous"),
+        values('traits.country = "FR"'),
+    ),
+    "POST /audiences/lookalikes": st.builds(
+        lambda name, seed, reach, accuracy, method, population: (
+            "POST",
+            "/audiences/lookalikes",
+            {
+                "name": name,
+                "seed": seed,
+                "reach": reach,
+                "accuracy": accuracy,
+                "method": method,
+                "population": population,
+            },
+        ),
+        values("fuzz-new"),
+        segments,
+        values("3", "1e3", "-1", "99999999999999999999"),
+        values("0.5", "nan", "inf", "1e-300"),
+        values("weights", "classifier"),
+        values("all", "known", "anonymous"),
+    ),
 }
 
 
