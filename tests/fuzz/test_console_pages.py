@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_TOKEN
-from tests.fuzz.conftest import EXAMPLES, KNOWN, SEED, TRACEBACK, FuzzServer, hostile_strings
+from tests.fuzz.conftest import EXAMPLES, KNOWN, SEED, TRACEBACK, FuzzServer
+from tests.fuzz.strategies import hostile_strings
 
 
 def values(*existing: str) -> st.SearchStrategy[str]:

@@ -23,11 +23,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tessera.app import create_app
-from tessera.audiences import signals
-from tessera.profiles import computed
 from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN
-from tests.fuzz.conftest import EXAMPLES, KNOWN, SEED, TRACEBACK, FuzzServer, Known, hostile_strings
+from tests.fuzz.conftest import EXAMPLES, KNOWN, SEED, TRACEBACK, FuzzServer, Known
+from tests.fuzz.strategies import FREE_FORM_BODIES, sometimes_hostile
 
 # Not positive_data_acceptance: a schema-valid string can still be a bad reference (400).
 CHECKS = [
@@ -37,88 +36,6 @@ CHECKS = [
     content_type_conformance,
     ignored_auth,
 ]
-
-
-def sometimes_hostile(values: Any) -> Any:
-    """The generated parameters or body, each string field maybe replaced by a hostile one."""
-    if not isinstance(values, dict):
-        return st.just(values)
-    return st.fixed_dictionaries(
-        {
-            key: st.one_of(st.just(value), hostile_strings)
-            if isinstance(value, str)
-            else st.just(value)
-            for key, value in values.items()
-        }
-    )
-
-
-# Numbers at the edges of the types that store them: 32 and 64 bits, floats, days.
-hostile_numbers = st.sampled_from([0, -1, 36_501, 2**31, 2**63, 10**10, 10**20, 1e308, -0.0])
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    hostile_numbers,
-    st.floats(allow_nan=False, allow_infinity=False),
-    hostile_strings,
-    st.text(max_size=8),
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-
-
-def mostly(likely: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Three times in four a value the server expects here, else any JSON value, so that
-    the checks behind the first field are passed often enough to reach the next."""
-    return st.one_of(likely, likely, likely, json_values)
-
-
-def either(*likely: Any) -> st.SearchStrategy[Any]:
-    return mostly(st.sampled_from(likely))
-
-
-names = mostly(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True))
-keys = st.one_of(st.text(max_size=8), hostile_strings)
-computed_trait = st.fixed_dictionaries(
-    {"name": names, "function": either(*computed.FUNCTIONS)},
-    optional={
-        "event": either("Order Completed", "Product Viewed"),
-        "property": either("revenue", "a\\b", 'a"b', ""),
-        "where": st.one_of(st.dictionaries(keys, json_scalars, max_size=2), json_values),
-        "window_days": mostly(st.one_of(hostile_numbers, st.integers())),
-    },
-)
-signal_trait = st.fixed_dictionaries(
-    {"name": names},
-    optional={
-        "when": st.one_of(
-            st.dictionaries(st.one_of(st.sampled_from(signals.CONDITIONS), keys),
-                            either("/travel", "FR", "mobile")),
-            json_values,
-        ),
-        "lifetime_days": mostly(st.one_of(hostile_numbers, st.integers())),
-        "value": json_values,
-    },
-)  # fmt: skip
-signals_document = st.fixed_dictionaries(
-    {"signals": st.one_of(st.lists(signal_trait, max_size=3), json_values)},
-    optional={
-        "taxonomy": either(KNOWN.taxonomy, "iab-content"),
-        "categories": st.one_of(st.dictionaries(keys, either("1", "720")), json_values),
-    },
-)
-# Bodies the schema leaves free (a JSON object): documents with the keys the server reads,
-# each with a likely or a random value, so the checks behind them run.
-FREE_FORM_BODIES = {
-    "POST /api/computed-traits": computed_trait,
-    "PUT /api/audiences/signals": signals_document,
-}
 
 
 def existing_names(known: Known, method: str, path: str) -> dict[str, str]:
@@ -167,8 +84,8 @@ def before_generate_path_parameters(context: Any, strategy: Any) -> Any:
     def with_existing(parameters: dict[str, Any] | None) -> dict[str, Any] | None:
         if not parameters:
             return parameters
-        names = existing_names(KNOWN, operation.method, operation.path)
-        return {key: names.get(key, value) for key, value in parameters.items()}
+        existing = existing_names(KNOWN, operation.method, operation.path)
+        return {key: existing.get(key, value) for key, value in parameters.items()}
 
     return st.one_of(strategy, strategy.map(with_existing)).flatmap(sometimes_hostile)
 
