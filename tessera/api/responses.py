@@ -8,6 +8,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path
 
 from tessera.errors import Overloaded, TesseraError
 
@@ -39,12 +40,15 @@ async def http_error(request: Request, error: Exception) -> Response:
     every other error, instead of `{"detail": ...}`, which clients cannot read."""
     assert isinstance(error, HTTPException)
     where = f"{request.method} {request.url.path}"
+    headers = dict(error.headers or {})
     if error.status_code == 404:
         message = f"no such path: {where} (the admin API's paths are listed at /docs)"
     elif error.status_code == 405:
-        headers = {key.lower(): value for key, value in (error.headers or {}).items()}
-        allowed = headers.get("allow", "")
-        message = f"{where}: method not allowed here (allowed: {allowed or 'none'})"
+        if documented := _documented_methods(request):
+            headers = {key: value for key, value in headers.items() if key.lower() != "allow"}
+            headers["Allow"] = ", ".join(documented)
+        allowed = next((v for k, v in headers.items() if k.lower() == "allow"), "none")
+        message = f"{where}: method not allowed here (allowed: {allowed})"
     else:
         message = f"{where}: {error.detail}"
     body = {
@@ -52,4 +56,15 @@ async def http_error(request: Request, error: Exception) -> Response:
         "code": _HTTP_CODES.get(error.status_code, "http_error"),
         "message": message,
     }
-    return json_response(body, error.status_code, dict(error.headers or {}))
+    return json_response(body, error.status_code, headers)
+
+
+def _documented_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for this path: Starlette's 405 names only
+    the methods of the first route that matched it (GET of /api/sources, not its POST)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern, _, _ = compile_path(template)
+        if pattern.match(request.url.path):
+            methods |= {method.upper() for method in operations}
+    return sorted(methods)

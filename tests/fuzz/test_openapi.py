@@ -122,6 +122,8 @@ def test_an_unknown_path_and_a_wrong_method_answer_in_the_error_shape(
     wrong = httpx.put(f"{fuzz_server.url}/api/stats", headers=fuzz_server.admin)
     assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
     assert "allowed: GET" in wrong.json()["message"] and wrong.headers["allow"] == "GET"
+    both = httpx.delete(f"{fuzz_server.url}/api/sources", headers=fuzz_server.admin)
+    assert both.status_code == 405 and both.headers["allow"] == "GET, POST"
 
 
 @admin_schema.parametrize()
