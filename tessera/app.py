@@ -14,14 +14,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, profiles, segments
+from tessera.api import admin, audiences, openapi, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
-from tessera.api.responses import error_response, json_response
+from tessera.api.responses import error_response, http_error, json_response
 from tessera.errors import InvalidRequest, ServerFailure, TesseraError
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
@@ -77,6 +78,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served below from our own copy of Swagger UI, not a CDN
         redoc_url=None,
+        # A name of slashes (GET /api/sources/%2F%2F) was redirected to the collection and
+        # answered with every source; a trailing slash is now a 404 like any unknown path.
+        redirect_slashes=False,
     )
     for route in [*collect_routes(), *pixel_routes()]:
         app.router.routes.append(route)
@@ -84,6 +88,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(audiences.router)
+    openapi.install(app)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     # The console: pages at the root, static files (ours and the npm vendor files).
     app.include_router(web_pages.public)

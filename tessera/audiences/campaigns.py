@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from tessera.audiences import csv_rows
 from tessera.errors import InvalidField, InvalidImportFile, NotFound
 from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
@@ -210,15 +212,15 @@ def _result_row(row: dict[str, str]) -> tuple[tuple[Any, ...], str | None]:
     numbers: list[int] = []
     for key in _NUMBERS:
         text = (row.get(key) or "0").strip() or "0"
-        if not text.isdigit():
+        if not _is_whole_number(text):
             return (), f"{key} {text!r} is not a whole number"
         numbers.append(int(text))
     try:
-        cost = float((row.get("cost") or "0").strip() or 0)
+        cost = _finite((row.get("cost") or "0").strip() or "0")
     except ValueError:
         return (), f"cost {row.get('cost')!r} is not a number"
     reach_text = (row.get("reach") or "").strip()
-    if reach_text and not reach_text.isdigit():
+    if reach_text and not _is_whole_number(reach_text):
         return (), f"reach {reach_text!r} is not a whole number"
     if numbers[1] > numbers[0] or cost < 0:
         return (), "clicks exceed impressions, or cost is negative"
@@ -243,10 +245,23 @@ def _conversion_row(row: dict[str, str]) -> tuple[tuple[Any, ...], str | None]:
     day_text = (row.get("day") or "").strip()
     try:
         day = date.fromisoformat(day_text) if day_text else None
-        amount = float(row["value"]) if (row.get("value") or "").strip() else None
+        amount = _finite(row["value"]) if (row.get("value") or "").strip() else None
     except ValueError:
         return (), f"day {day_text!r} or value {row.get('value')!r} is malformed"
     return (campaign, day, kind, value, amount), None
+
+
+def _is_whole_number(text: str) -> bool:
+    # str.isdigit() also holds for '²' and other digits int() refuses.
+    return text.isascii() and text.isdigit()
+
+
+def _finite(text: str) -> float:
+    """A float from the text; ValueError for 'nan' and 'inf' too, which cannot be summed."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text!r} is not a finite number")
+    return number
 
 
 def _checked(
@@ -257,9 +272,10 @@ def _checked(
     good: list[tuple[Any, ...]] = []
     rejects: list[tuple[int, str, str]] = []
     for number, row in rows:
-        parsed, problem = check(row)
+        problem = csv_rows.shape_problem(row)
+        parsed, problem = ((), problem) if problem else check(row)
         if problem:
-            rejects.append((number, problem, ",".join(row.values())))
+            rejects.append((number, problem, csv_rows.raw_text(row)))
         else:
             good.append(parsed)
     return good, rejects

@@ -12,6 +12,7 @@ with the line and the reason.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from tessera.audiences import csv_rows
 from tessera.errors import InvalidField, InvalidImportFile
 from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
@@ -68,7 +70,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any] | None, str]]:
             found.append((number, value if isinstance(value, dict) else None, line))
         return found
     reader = csv.DictReader(lines)
-    return [(number, dict(row), ",".join(row.values() or []))
+    return [(number, dict(row), csv_rows.raw_text(row))
             for number, row in enumerate(reader, start=2)]  # fmt: skip
 
 
@@ -78,6 +80,8 @@ def check_row(
     """A feed row → memberships, or the reason it cannot be used (pure)."""
     if row is None:
         return [], "not a JSON object / unreadable row"
+    if shape := csv_rows.shape_problem(row):
+        return [], shape
     kind, raw = _identifier(row)
     if kind is None:
         return [], f"no identifier: give one of {', '.join(ID_TYPES)} (or id and id_type)"
@@ -104,8 +108,8 @@ def check_row(
             f"cpm {row.get('cpm')!r} or lifetime_days {row.get('lifetime_days')!r} is not a number",
         )
     lifetime = days if days is not None else options.lifetime_days
-    if lifetime <= 0 or (cpm is not None and cpm < 0):
-        return [], "lifetime_days must be positive and cpm not negative"
+    if lifetime <= 0 or (cpm is not None and not (math.isfinite(cpm) and cpm >= 0)):
+        return [], "lifetime_days must be positive and cpm a number, not negative"
     return [Membership(s, kind, value, lifetime, cpm) for s in segments], None
 
 

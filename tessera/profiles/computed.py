@@ -41,6 +41,8 @@ FUNCTIONS: tuple[str, ...] = get_args(Function)
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "first", "last", "distinct_count", "most_frequent"}
 _NUMERIC = {"sum", "avg"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A century: longer windows overflow DuckDB's INTERVAL and break every refresh.
+MAX_WINDOW_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ _MESSAGES: dict[str, Callable[[Any], str]] = {
     "event": lambda _event: "event must be an event name",
     "property": lambda prop: f"property {prop!r} must name an event property",
     "where": lambda _where: "where must map property names to plain values",
-    "window_days": lambda window: f"window_days {window!r} must be a positive whole number of days",
+    "window_days": lambda window: (
+        f"window_days {window!r} must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"
+    ),
 }
 
 
@@ -92,7 +96,9 @@ class TraitDefinition(BaseModel):
     where: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="property equality conditions"
     )
-    window_days: int | None = Field(default=None, gt=0, description="all time when absent")
+    window_days: int | None = Field(
+        default=None, gt=0, le=MAX_WINDOW_DAYS, description="all time when absent"
+    )
 
     @model_validator(mode="wrap")
     @classmethod
