@@ -1,7 +1,10 @@
-"""Each condition evaluated against one profile in memory (Unomi's "one condition, two
-interpretations"): the SQL compiler answers for everyone at once, this answers for one
-person from their facts. `tests/integration/test_segment_agreement.py` keeps the two in
-agreement, condition by condition, on random segments and random event logs.
+"""The reference interpreter: each condition evaluated against one profile in memory
+(Unomi's "one condition, two interpretations"). The SQL compiler answers for everyone at
+once and is what Tessera runs; this answers for one person from their facts, written
+independently of the SQL, so `tests/integration/test_segment_agreement.py` can check the
+compiler against it, condition by condition, on random segments and random event logs.
+It lives with the tests because nothing in Tessera serves from it (docs/segments.md says
+why).
 
 The semantics follow the SQL exactly: trait values are compared as JSON text (numbers
 cast to float, booleans as "true"/"false", times cast to timestamps); a condition on a
