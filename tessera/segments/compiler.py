@@ -324,13 +324,17 @@ def _joined(connector: type[exp.Connector], parts: list[exp.Expr]) -> exp.Expr:
     DuckDB binds a long flat chain as a chain as deep as it is long and stops at an
     expression depth of 1,000 (200 conditions of 50 segments in one query reach it)."""
     if len(parts) <= _FLAT:
-        chain = functools.reduce(lambda left, right: connector(this=left, expression=right), parts)
-        return exp.Paren(this=chain)
+        return exp.Paren(this=_chain(connector, parts))
     half = len(parts) // 2
     both = connector(
         this=_joined(connector, parts[:half]), expression=_joined(connector, parts[half:])
     )
     return exp.Paren(this=both)
+
+
+def _chain(connector: type[exp.Connector], parts: list[exp.Expr]) -> exp.Expr:
+    """`a AND b AND c` as sqlglot parses it: left-deep, no parentheses added."""
+    return functools.reduce(lambda left, right: connector(this=left, expression=right), parts)
 
 
 def _compare(node: Compare, b: _Builder) -> exp.Expr:
@@ -380,8 +384,8 @@ def _value_test(
     if isinstance(value, bool):
         return _comparison(op, exp.Lower(this=text), b.bind(str(value).lower()))
     if isinstance(value, float | int):
-        return _comparison(op, exp.TryCast(this=text, to=exp.DataType.build("DOUBLE")),
-                           b.bind(float(value)))  # fmt: skip
+        number = exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"))
+        return _comparison(op, number, b.bind(float(value)))
     if isinstance(value, RelativeTime):
         moment = exp.TryCast(this=text, to=exp.DataType.build("TIMESTAMP"))
         since = exp.Paren(
@@ -411,8 +415,7 @@ def _event_column(
         end = exp.Cast(this=b.bind(window.end), to=exp.DataType.build("TIMESTAMP"))
         conditions.append(exp.GTE(this=timestamp, expression=start))
         conditions.append(exp.LT(this=timestamp.copy(), expression=end))
-    condition = functools.reduce(lambda left, right: exp.And(this=left, expression=right),
-                                 conditions)  # fmt: skip
+    condition = _chain(exp.And, conditions)
     b.conditions.append(condition)
     filtered = exp.Filter(this=aggregate, expression=exp.Where(this=condition.copy()))
     b.aggregates.append(filtered.as_(column))

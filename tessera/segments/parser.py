@@ -149,8 +149,8 @@ def _span(token: Token) -> Span | None:
     """Where lark read this token."""
     if token.line is None or token.column is None:
         return None
-    return Span(token.line, token.column, token.end_line or token.line,
-                token.end_column or token.column)  # fmt: skip
+    end_line, end_column = token.end_line or token.line, token.end_column or token.column
+    return Span(token.line, token.column, end_line, end_column)
 
 
 def _meta_span(meta: Meta) -> Span | None:
