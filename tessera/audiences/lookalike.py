@@ -29,6 +29,7 @@ import orjson
 from scipy import sparse
 
 from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.identity.identifiers import SYNC_PREFIX, anonymous_types_sql
 from tessera.segments import service
 from tessera.store import Store
 
@@ -38,7 +39,7 @@ MIN_SUPPORT = 5
 REACH_SHARES = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 _PROPERTY_KEYS = ("category", "collection", "brand", "product_type", "campaign")
 _NEGATIVE_SAMPLE = 50_000
-_ANONYMOUS = "('anonymous_id', 'cookie_id', 'device_id', 'advertising_id')"
+_ANONYMOUS = anonymous_types_sql()
 
 _KEYS_SQL = "[" + ", ".join(f"'{key}'" for key in _PROPERTY_KEYS) + "]"
 _PATHS_SQL = "[" + ", ".join(f"'$.{key}'" for key in _PROPERTY_KEYS) + "]"
@@ -145,7 +146,7 @@ def in_population(store: Store, profile_ids: list[str], population: str) -> np.n
         for r in store.fetch_all(
             "SELECT DISTINCT coalesce(p.merged_into, i.profile_id) FROM identities i "
             f"LEFT JOIN profiles p ON p.profile_id = i.profile_id WHERE i.type NOT IN {_ANONYMOUS} "
-            "AND NOT starts_with(i.type, 'sync_')"
+            f"AND NOT starts_with(i.type, '{SYNC_PREFIX}')"
         )
     }
     is_known = np.array([p in known for p in profile_ids], dtype=bool)

@@ -24,6 +24,22 @@ import phonenumbers
 #: import mapping) is a custom type: loyalty_id, crm_id, ...
 STANDARD_TYPES = ("user_id", "anonymous_id", "email", "phone", "device_id", "advertising_id",
                   "cookie_id")  # fmt: skip
+#: Identifier types of a browser or device: a profile with only these (and partners'
+#: synced ids, SYNC_PREFIX*) is anonymous. The `anonymous` segment keyword, lookalike
+#: populations and the anonymous-profile purge all read this one definition.
+ANONYMOUS_TYPES = frozenset({"anonymous_id", "cookie_id", "device_id", "advertising_id"})
+#: Partners' synced ids (`sync_<partner>`) are anonymous too.
+SYNC_PREFIX = "sync_"
+
+
+def anonymous_types_sql() -> str:
+    """ANONYMOUS_TYPES as a SQL tuple literal, `('advertising_id', ...)`, in sorted order.
+
+    Safe as text: the names are our own constants (lower-case letters and '_'), never a
+    user's value."""
+    return "(" + ", ".join(f"'{kind}'" for kind in sorted(ANONYMOUS_TYPES)) + ")"
+
+
 _CUSTOM_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _TYPE_SEPARATORS = re.compile(r"[\s.\-]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

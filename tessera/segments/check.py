@@ -8,9 +8,10 @@ always a typo: `unknown trait 'contry' (did you mean 'country'?)`.
 from __future__ import annotations
 
 import difflib
-import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from tessera.errors import InvalidRequest
 from tessera.identity.identifiers import STANDARD_TYPES
@@ -28,7 +29,9 @@ from tessera.segments.tree import (
     Node,
     Not,
     Or,
+    Population,
     SeenOn,
+    Span,
 )
 from tessera.store import Store
 
@@ -104,69 +107,69 @@ def forget(store: Store) -> None:
 
 
 def check(node: Node, known: Catalogue, source: str) -> Node:
-    """Every name in the tree must be in the catalogue; the first that is not is an error."""
-    for kind, name, needle, choices in _names(node, known):
-        if name not in choices:
-            line, column = _locate(source, needle)
-            close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    """Every name in the tree must be in the catalogue; the first that is not is an error,
+    placed where the parser read that name."""
+    for name in _names(node, known):
+        if name.value not in name.choices:
+            at = name.at or Span(1, 1, 1, 1)  # a tree built from JSON has no positions
+            close = difflib.get_close_matches(name.value, sorted(name.choices), n=1, cutoff=0.6)
             raise SegmentCheckError(
-                f"unknown {kind} {name!r}",
-                line=line,
-                column=column,
+                f"unknown {name.kind} {name.value!r}",
+                line=at.line,
+                column=at.column,
                 source=source,
                 suggestion=close[0] if close else None,
             )
     return node
 
 
-def _names(node: Node, known: Catalogue):  # type: ignore[no-untyped-def]
-    if isinstance(node, And | Or):
-        for item in node.items:
-            yield from _names(item, known)
-    elif isinstance(node, Not):
-        yield from _names(node.item, known)
-    elif isinstance(node, Compare):
-        if node.source == "traits":
-            yield "trait", node.name, f"traits.{node.name}", known.traits
-        else:
-            yield "computed trait", node.name, f"computed.{node.name}", known.computed
-    elif isinstance(node, Did | Aggregate):
-        yield from _event_names(node.event, known)
-        if isinstance(node, Aggregate) and node.property:
-            yield (
-                "property",
-                node.property,
-                f"properties.{node.property}",
-                known.events.get(node.event.name, set()),
-            )
-    elif isinstance(node, HasIdentifier):
-        yield "identifier type", node.type, node.type, known.identifier_types
-    elif isinstance(node, HasThirdParty):
-        needle = node.reference.split(" > ")[0]
-        reference = node.reference if node.reference.isdigit() else node.reference.lower()
-        yield "third-party segment", reference, needle, known.third_party
-    elif isinstance(node, SeenOn):
-        yield "channel", node.channel, node.channel, known.channels
-    elif isinstance(node, InSegment):
-        yield "segment", node.name, f'"{node.name}"', known.segments
-    elif isinstance(node, InLookalike):
-        yield "lookalike", node.name, f'"{node.name}"', known.lookalikes
+@dataclass(frozen=True)
+class _Name:
+    """A name the tree uses, where it was written, and the names that would do."""
+
+    kind: str
+    value: str
+    at: Span | None
+    choices: set[str]
 
 
-def _event_names(event: EventRef, known: Catalogue):  # type: ignore[no-untyped-def]
-    yield "event", event.name, f'"{event.name}"', set(known.events)
+def _names(node: Node, known: Catalogue) -> Iterator[_Name]:
+    match node:
+        case And() | Or():
+            for item in node.items:
+                yield from _names(item, known)
+        case Not():
+            yield from _names(node.item, known)
+        case Compare(source="traits"):
+            yield _Name("trait", node.name, node.at, known.traits)
+        case Compare():
+            yield _Name("computed trait", node.name, node.at, known.computed)
+        case Did():
+            yield from _event_names(node.event, known)
+        case Aggregate():
+            yield from _event_names(node.event, known)
+            if node.property:
+                properties = known.events.get(node.event.name, set())
+                yield _Name("property", node.property, node.property_at, properties)
+        case HasIdentifier():
+            yield _Name("identifier type", node.type, node.at, known.identifier_types)
+        case HasThirdParty():
+            reference = node.reference if node.reference.isdigit() else node.reference.lower()
+            yield _Name("third-party segment", reference, node.at, known.third_party)
+        case SeenOn():
+            yield _Name("channel", node.channel, node.at, known.channels)
+        case InSegment():
+            yield _Name("segment", node.name, node.at, known.segments)
+        case InLookalike():
+            yield _Name("lookalike", node.name, node.at, known.lookalikes)
+        case Population():
+            pass  # no name: anonymous or known
+        case _:
+            assert_never(node)
+
+
+def _event_names(event: EventRef, known: Catalogue) -> Iterator[_Name]:
+    yield _Name("event", event.name, event.at, set(known.events))
+    properties = known.events.get(event.name, set())
     for item in event.filters:
-        yield (
-            "property",
-            item.property,
-            f"properties.{item.property}",
-            known.events.get(event.name, set()),
-        )
-
-
-def _locate(source: str, needle: str) -> tuple[int, int]:
-    match = re.search(re.escape(needle), source)
-    offset = match.start() if match else 0
-    line = source.count("\n", 0, offset) + 1
-    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+        yield _Name("property", item.property, item.at, properties)

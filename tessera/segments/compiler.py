@@ -1,23 +1,26 @@
 """Tree → SQL: one query that returns the profile_ids in a segment.
 
-Each event condition becomes a CTE aggregating the events of live profiles (one pass per
-condition, grouped by profile), joined to `profile_summaries`; trait conditions read the
-profile's traits JSON. Every value, name and path is a bound parameter; the fragments are
-fixed templates, and the result is parsed into a sqlglot tree so it can be transpiled.
-Predicates are made NULL-free (`coalesce(..., false)`) so `not` means what it says.
+Each event condition becomes an aggregate column of one pass over the events of live
+profiles (grouped by profile), joined to `profile_summaries`; trait conditions read the
+profile's traits JSON. The query is built as a sqlglot tree, node by node (fixed fragments
+of our own names are parsed once; values never are), so it can be transpiled. Every value
+and name is a bound parameter. Predicates are made NULL-free (`coalesce(..., false)`) so
+`not` means what it says.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 import sqlglot
 from sqlglot import exp
 
+from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
 from tessera.segments.errors import SegmentTooComplex
 from tessera.segments.literals import MAX_DEPTH
 from tessera.segments.tree import (
@@ -43,18 +46,11 @@ from tessera.segments.tree import (
     to_json,
 )
 
-# Only merged profiles need redirecting: joining that small set instead of every profile
-# made the probe of 10 million events cheap (benchmarks/segments.py).
-_EVENTS_OF_PROFILES = (
-    "SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.type, e.event, "
-    "e.timestamp, e.properties FROM events e JOIN event_profiles ep ON ep.seq = e.seq "
-    "LEFT JOIN (SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL) p "
-    "ON p.profile_id = ep.profile_id"
-)
 #: Parts joined flat by and/or before they are grouped in balanced parentheses.
 _FLAT = 16
-_SQL_AGGREGATE = {"count": "count(*)", "sum": "sum({v})", "avg": "avg({v})",
-                  "min": "min({v})", "max": "max({v})"}  # fmt: skip
+_COMPARISONS: dict[str, type[exp.Binary]] = {
+    "=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE,
+}  # fmt: skip
 
 
 @dataclass
@@ -68,16 +64,17 @@ class CompiledSegment:
 class _Builder:
     parameters: dict[str, Any] = field(default_factory=dict)
     #: one aggregate column per event condition, all computed in a single pass
-    aggregates: list[str] = field(default_factory=list)
+    aggregates: list[exp.Expr] = field(default_factory=list)
     #: each aggregate's condition: rows matching none of them are dropped before grouping
-    conditions: list[str] = field(default_factory=list)
-    joins: list[str] = field(default_factory=list)
+    conditions: list[exp.Expr] = field(default_factory=list)
+    #: the computed-trait joins, in order
+    joins: list[exp.Join] = field(default_factory=list)
     profiles: list[str] | None = None
 
-    def bind(self, value: Any) -> str:
+    def bind(self, value: Any) -> exp.Placeholder:
         key = f"p{len(self.parameters)}"
         self.parameters[key] = value
-        return f"${key}"
+        return exp.Placeholder(this=key)
 
 
 def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) -> CompiledSegment:
@@ -86,13 +83,10 @@ def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) 
     `profiles` restricts evaluation to those profiles (and the ids merged into them)."""
     builder = _Builder(profiles=profiles)
     builder.parameters["now"] = now
-    predicate = _predicate(node, builder)
-    return _assemble(builder, "s.profile_id", predicate)
+    return _guarded(lambda: _assemble(builder, [_sql("s.profile_id")], _predicate(node, builder)))
 
 
-def compile_segments(
-    nodes: list[Node], *, now: str, profiles: list[str] | None
-) -> CompiledSegment:
+def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None) -> CompiledSegment:
     """Many segments at once for some profiles (or, with None, everyone): `profile_id, m0,
     m1, ...` (one boolean per segment). Streaming re-evaluation runs this once per pipeline
     batch, so 50 segments cost one pass over the touched profiles' events, not fifty.
@@ -116,42 +110,20 @@ def _compiled_many(trees: bytes, *, restricted: bool) -> CompiledSegment:
     nodes = [from_json(data) for data in orjson.loads(trees)]
     builder = _Builder(profiles=[] if restricted else None)
     builder.parameters["now"] = ""
-    columns = [f"({_predicate(node, builder)}) AS m{i}" for i, node in enumerate(nodes)]
-    return _assemble(builder, ", ".join(["s.profile_id", *columns]), "true")
+
+    def build() -> CompiledSegment:
+        columns = [
+            exp.Paren(this=_predicate(node, builder)).as_(f"m{i}") for i, node in enumerate(nodes)
+        ]
+        return _assemble(builder, [_sql("s.profile_id"), *columns], exp.true())
+
+    return _guarded(build)
 
 
-def _assemble(builder: _Builder, select: str, predicate: str) -> CompiledSegment:
-    restriction = ""
-    if builder.profiles is not None:
-        builder.parameters["profiles"] = builder.profiles
-        # On ep.profile_id itself (the touched ids and those merged into them), so the
-        # filter reaches the event_profiles scan before the join with the events.
-        restriction = (
-            " WHERE ep.profile_id IN (SELECT profile_id FROM profiles WHERE "
-            "profile_id IN (SELECT unnest($profiles)) "
-            "OR merged_into IN (SELECT unnest($profiles)))"
-        )
-    with_clause = ""
-    if builder.aggregates:
-        # Every event condition in one pass over the events, each with its own FILTER;
-        # rows that no condition wants are dropped before the grouping.
-        wanted = _joined("OR", [f"({c})" for c in builder.conditions])
-        with_clause = (
-            f"WITH ev AS ({_EVENTS_OF_PROFILES}{restriction}), "
-            f"agg AS (SELECT profile_id, {', '.join(builder.aggregates)} FROM ev "
-            f"WHERE type = 'track' AND {wanted} GROUP BY profile_id) "
-        )
-        builder.joins.insert(0, "LEFT JOIN agg ON agg.profile_id = s.profile_id")
-    where = predicate
-    if builder.profiles is not None:
-        where = f"s.profile_id IN (SELECT unnest($profiles)) AND ({predicate})"
-    sql = (
-        f"{with_clause}SELECT {select} FROM profile_summaries s "
-        f"{' '.join(builder.joins)} WHERE {where}"
-    )
+def _guarded(build: Callable[[], CompiledSegment]) -> CompiledSegment:
+    """Build a query; a tree too deep for the recursion limit is SegmentTooComplex."""
     try:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-        text = tree.sql(dialect="duckdb")
+        return build()
     except RecursionError:
         # The parser refuses deeper segments (literals.MAX_DEPTH) long before this; a tree
         # stored by an older version may still be one.
@@ -159,159 +131,331 @@ def _assemble(builder: _Builder, select: str, predicate: str) -> CompiledSegment
             f"the segment is nested too deep to compile; keep and/or/not within "
             f"{MAX_DEPTH} levels",
             line=None, column=None, source=None,
-        ) from None
+        ) from None  # fmt: skip
+
+
+def _assemble(
+    builder: _Builder, select: list[exp.Expr], predicate: exp.Expr
+) -> CompiledSegment:
+    query = sqlglot.select(*select).from_("profile_summaries AS s")
+    if builder.aggregates:
+        # Every event condition in one pass over the events, each with its own FILTER;
+        # rows that no condition wants are dropped before the grouping.
+        events = _events_of_profiles()
+        if builder.profiles is not None:
+            # On ep.profile_id itself (the touched ids and those merged into them), so the
+            # filter reaches the event_profiles scan before the join with the events.
+            events = events.where(
+                "ep.profile_id IN (SELECT profile_id FROM profiles WHERE "
+                "profile_id IN (SELECT unnest($profiles)) "
+                "OR merged_into IN (SELECT unnest($profiles)))"
+            )
+        wanted = _joined(exp.Or, [exp.Paren(this=c) for c in builder.conditions])
+        aggregated = (
+            sqlglot.select("profile_id", *builder.aggregates)
+            .from_("ev")
+            .where(exp.and_(_sql("type = 'track'"), wanted))
+            .group_by("profile_id")
+        )
+        query = query.with_("ev", as_=events).with_("agg", as_=aggregated)
+        query = query.join("agg", on="agg.profile_id = s.profile_id", join_type="LEFT")
+    for join in builder.joins:
+        query = query.join(join)
+    where = predicate
+    if builder.profiles is not None:
+        builder.parameters["profiles"] = builder.profiles
+        where = exp.and_(_sql("s.profile_id IN (SELECT unnest($profiles))"), exp.Paren(this=where))
+    query = query.where(where)
+    text = query.sql(dialect="duckdb")
     # DuckDB refuses parameters a query does not use ($now when nothing reads the clock).
-    used = {k: v for k, v in builder.parameters.items() if f"${k}" in text}
-    return CompiledSegment(text, used, tree)
+    placeholders = {p.name for p in query.find_all(exp.Placeholder)}
+    used = {k: v for k, v in builder.parameters.items() if k in placeholders}
+    return CompiledSegment(text, used, query)
 
 
-def _predicate(node: Node, b: _Builder) -> str:
-    if isinstance(node, And):
-        return _joined("AND", [_predicate(i, b) for i in node.items])
-    if isinstance(node, Or):
-        return _joined("OR", [_predicate(i, b) for i in node.items])
-    if isinstance(node, Not):
-        return f"(NOT {_predicate(node.item, b)})"
-    if isinstance(node, Compare):
-        return f"coalesce({_compare(node, b)}, false)"
-    if isinstance(node, Did):
-        column = _event_column(b, "count(*)", node.event, node.window)
-        return f"(coalesce({column}, 0) > 0)"
-    if isinstance(node, Aggregate):
-        value = ""
-        if node.property:
-            value = f"TRY_CAST(json_extract_string(properties, {_path(node.property)}) AS DOUBLE)"
-        column = _event_column(
-            b, _SQL_AGGREGATE[node.function].format(v=value), node.event, node.window
-        )
-        current = f"coalesce({column}, 0)" if node.function in ("count", "sum") else column
-        return f"coalesce({current} {_op(node.op)} {b.bind(node.value)}, false)"
-    if isinstance(node, HasIdentifier):
-        return (
-            "s.profile_id IN (SELECT coalesce(p.merged_into, i.profile_id) FROM identities i "
-            "LEFT JOIN profiles p ON p.profile_id = i.profile_id "
-            f"WHERE i.type = {b.bind(node.type)})"
-        )
-    if isinstance(node, HasThirdParty):
-        # Through any identifier of the profile (so a cookie's third-party segments follow
-        # it into the customer profile once it is linked), unexpired, the named node or
-        # any node under it in its taxonomy.
-        reference = b.bind(node.reference)
-        return (
-            "s.profile_id IN (SELECT coalesce(p.merged_into, i.profile_id) "
-            "FROM third_party_memberships t JOIN identities i ON i.type = t.identifier_type "
-            "AND i.value = t.identifier_value LEFT JOIN profiles p ON p.profile_id = i.profile_id "
-            "JOIN taxonomy_closure c ON c.taxonomy = t.taxonomy AND c.descendant = t.segment_id "
-            "JOIN taxonomy_nodes n ON n.taxonomy = c.taxonomy AND n.id = c.ancestor "
-            f"WHERE (n.id = {reference} OR lower(n.path) = lower({reference})) "
-            "AND t.expires_at > CAST($now AS TIMESTAMP))"
-        )
-    if isinstance(node, Population):
-        # Known: some identifier that is not a cookie, device, ad or synced id.
-        known = (
-            "s.profile_id IN (SELECT coalesce(p.merged_into, i.profile_id) FROM identities i "
-            "LEFT JOIN profiles p ON p.profile_id = i.profile_id WHERE i.type NOT IN "
-            "('anonymous_id', 'cookie_id', 'device_id', 'advertising_id') "
-            "AND NOT starts_with(i.type, 'sync_'))"
-        )
-        return known if node.who == "known" else f"(NOT {known})"
-    if isinstance(node, SeenOn):
-        channel = b.bind(node.channel)
-        return f"coalesce(list_contains(from_json(s.channels, '[\"VARCHAR\"]'), {channel}), false)"
-    if isinstance(node, InSegment):
-        return (
-            "s.profile_id IN (SELECT m.profile_id FROM segment_members m JOIN segments g "
-            f"ON g.id = m.segment_id WHERE g.name = {b.bind(node.name)} AND m.left_at IS NULL)"
-        )
-    if isinstance(node, InLookalike):
-        return (
-            "s.profile_id IN (SELECT coalesce(p.merged_into, l.profile_id) FROM "
-            "lookalike_members l JOIN lookalikes k ON k.name = l.lookalike "
-            "LEFT JOIN profiles p ON p.profile_id = l.profile_id "
-            f"WHERE l.lookalike = {b.bind(node.name)} AND l.rank <= k.reach)"
-        )
-    raise TypeError(f"cannot compile {node!r}")
+def _sql(fragment: str) -> exp.Expr:
+    """A fixed fragment of our own (names and keywords, never a value) as a tree."""
+    return _fragment(fragment).copy()
 
 
-def _joined(operator: str, parts: list[str]) -> str:
+@functools.lru_cache(maxsize=64)
+def _fragment(fragment: str) -> exp.Expr:
+    return sqlglot.parse_one(fragment, read="duckdb")
+
+
+def _events_of_profiles() -> exp.Select:
+    """Each event with the live profile it belongs to. Only merged profiles need
+    redirecting: joining that small set instead of every profile made the probe of 10
+    million events cheap (benchmarks/segments.py)."""
+    merged = (
+        sqlglot.select("profile_id", "merged_into")
+        .from_("profiles")
+        .where("merged_into IS NOT NULL")
+    )
+    return (
+        sqlglot.select(
+            _sql("coalesce(p.merged_into, ep.profile_id)").as_("profile_id"),
+            "e.type",
+            "e.event",
+            "e.timestamp",
+            "e.properties",
+        )
+        .from_("events AS e")
+        .join("event_profiles AS ep", on="ep.seq = e.seq")
+        .join(merged.subquery("p"), on="p.profile_id = ep.profile_id", join_type="LEFT")
+    )
+
+
+def _predicate(node: Node, b: _Builder) -> exp.Expr:
+    match node:
+        case And():
+            return _joined(exp.And, [_predicate(i, b) for i in node.items])
+        case Or():
+            return _joined(exp.Or, [_predicate(i, b) for i in node.items])
+        case Not():
+            return exp.Paren(this=exp.Not(this=_predicate(node.item, b)))
+        case Compare():
+            return _coalesce(_compare(node, b), exp.false())
+        case Did():
+            column = _event_column(b, exp.Count(this=exp.Star()), node.event, node.window)
+            return exp.Paren(this=exp.GT(this=_coalesce(column, _number(0)), expression=_number(0)))
+        case Aggregate():
+            return _aggregate(node, b)
+        case HasIdentifier():
+            return _profile_in(
+                "SELECT coalesce(p.merged_into, i.profile_id) FROM identities i "
+                "LEFT JOIN profiles p ON p.profile_id = i.profile_id",
+                exp.EQ(this=_sql("i.type"), expression=b.bind(node.type)),
+            )
+        case HasThirdParty():
+            return _third_party(node, b)
+        case Population():
+            known = _known()
+            return known if node.who == "known" else exp.Paren(this=exp.Not(this=known))
+        case SeenOn():
+            channels = _sql("""from_json(s.channels, '["VARCHAR"]')""")
+            contains = _call("list_contains", channels, b.bind(node.channel))
+            return _coalesce(contains, exp.false())
+        case InSegment():
+            return _profile_in(
+                "SELECT m.profile_id FROM segment_members m JOIN segments g ON g.id = m.segment_id",
+                exp.and_(
+                    exp.EQ(this=_sql("g.name"), expression=b.bind(node.name)),
+                    _sql("m.left_at IS NULL"),
+                ),
+            )
+        case InLookalike():
+            return _profile_in(
+                "SELECT coalesce(p.merged_into, l.profile_id) FROM lookalike_members l "
+                "JOIN lookalikes k ON k.name = l.lookalike "
+                "LEFT JOIN profiles p ON p.profile_id = l.profile_id",
+                exp.and_(
+                    exp.EQ(this=_sql("l.lookalike"), expression=b.bind(node.name)),
+                    _sql("l.rank <= k.reach"),
+                ),
+            )
+        case _:
+            assert_never(node)
+
+
+def _profile_in(select: str, where: exp.Expr) -> exp.Expr:
+    """`s.profile_id IN (select WHERE where)`: a fixed query with bound values."""
+    query = _sql(select)
+    assert isinstance(query, exp.Select)
+    return exp.In(this=_sql("s.profile_id"), query=query.where(where).subquery())
+
+
+def _known() -> exp.Expr:
+    """Known: some identifier that is not a cookie, device, ad or synced id."""
+    anonymous = [exp.Literal.string(kind) for kind in sorted(ANONYMOUS_TYPES)]
+    return _profile_in(
+        "SELECT coalesce(p.merged_into, i.profile_id) FROM identities i "
+        "LEFT JOIN profiles p ON p.profile_id = i.profile_id",
+        exp.and_(
+            exp.Not(this=exp.In(this=_sql("i.type"), expressions=anonymous)),
+            exp.Not(this=_call("starts_with", _sql("i.type"), exp.Literal.string(SYNC_PREFIX))),
+        ),
+    )
+
+
+def _third_party(node: HasThirdParty, b: _Builder) -> exp.Expr:
+    """Through any identifier of the profile (so a cookie's third-party segments follow it
+    into the customer profile once it is linked), unexpired, the named node or any node
+    under it in its taxonomy."""
+    reference = b.bind(node.reference)
+    named = exp.Paren(
+        this=exp.Or(
+            this=exp.EQ(this=_sql("n.id"), expression=reference),
+            expression=exp.EQ(
+                this=exp.Lower(this=_sql("n.path")), expression=exp.Lower(this=reference.copy())
+            ),
+        )
+    )
+    unexpired = exp.GT(this=_sql("t.expires_at"), expression=_now())
+    return _profile_in(
+        "SELECT coalesce(p.merged_into, i.profile_id) "
+        "FROM third_party_memberships t JOIN identities i ON i.type = t.identifier_type "
+        "AND i.value = t.identifier_value LEFT JOIN profiles p ON p.profile_id = i.profile_id "
+        "JOIN taxonomy_closure c ON c.taxonomy = t.taxonomy AND c.descendant = t.segment_id "
+        "JOIN taxonomy_nodes n ON n.taxonomy = c.taxonomy AND n.id = c.ancestor",
+        exp.and_(named, unexpired),
+    )
+
+
+def _aggregate(node: Aggregate, b: _Builder) -> exp.Expr:
+    value: exp.Expr = exp.Null()
+    if node.property:
+        value = exp.TryCast(this=_property(node.property), to=exp.DataType.build("DOUBLE"))
+    functions: dict[str, Callable[[], exp.Expr]] = {
+        "count": lambda: exp.Count(this=exp.Star()),
+        "sum": lambda: exp.Sum(this=value),
+        "avg": lambda: exp.Avg(this=value),
+        "min": lambda: exp.Min(this=value),
+        "max": lambda: exp.Max(this=value),
+    }
+    function = functions[node.function]()
+    column = _event_column(b, function, node.event, node.window)
+    current = _coalesce(column, _number(0)) if node.function in ("count", "sum") else column
+    return _coalesce(_comparison(node.op, current, b.bind(node.value)), exp.false())
+
+
+def _joined(connector: type[exp.Connector], parts: list[exp.Expr]) -> exp.Expr:
     """`(a AND b AND ...)`, grouped into a balanced tree of parentheses past _FLAT parts:
     DuckDB binds a long flat chain as a chain as deep as it is long and stops at an
     expression depth of 1,000 (200 conditions of 50 segments in one query reach it)."""
     if len(parts) <= _FLAT:
-        return "(" + f" {operator} ".join(parts) + ")"
+        return exp.Paren(this=_chain(connector, parts))
     half = len(parts) // 2
-    return f"({_joined(operator, parts[:half])} {operator} {_joined(operator, parts[half:])})"
+    both = connector(
+        this=_joined(connector, parts[:half]), expression=_joined(connector, parts[half:])
+    )
+    return exp.Paren(this=both)
 
 
-def _compare(node: Compare, b: _Builder) -> str:
+def _chain(connector: type[exp.Connector], parts: list[exp.Expr]) -> exp.Expr:
+    """`a AND b AND c` as sqlglot parses it: left-deep, no parentheses added."""
+    return functools.reduce(lambda left, right: connector(this=left, expression=right), parts)
+
+
+def _compare(node: Compare, b: _Builder) -> exp.Expr:
     if node.source == "computed":
         alias = f"c{len(b.joins)}"
-        b.joins.append(
-            f"LEFT JOIN computed_traits {alias} ON {alias}.profile_id = s.profile_id "
-            f"AND {alias}.name = {b.bind(node.name)}"
+        on = exp.and_(
+            _sql(f"{alias}.profile_id = s.profile_id"),
+            exp.EQ(this=_sql(f"{alias}.name"), expression=b.bind(node.name)),
         )
-        raw, text = f"{alias}.value", f"json_extract_string({alias}.value, '$')"
-        if node.op == "exists":
-            return f"({raw} IS NOT NULL AND {raw} <> 'null')"
+        b.joins.append(
+            exp.Join(
+                this=exp.Table(
+                    this=exp.to_identifier("computed_traits"),
+                    alias=exp.TableAlias(this=exp.to_identifier(alias)),
+                ),
+                side="LEFT",
+                on=on,
+            )
+        )
+        raw: exp.Expr = _sql(f"{alias}.value")
+        text: exp.Expr = _call("json_extract_string", raw.copy(), exp.Literal.string("$"))
     else:
         path = _path(node.name)
-        raw, text = f"json_extract(s.traits, {path})", f"json_extract_string(s.traits, {path})"
-        if node.op == "exists":
-            return f"({raw} IS NOT NULL AND {raw} <> 'null')"
+        raw = _call("json_extract", _sql("s.traits"), path)
+        text = _call("json_extract_string", _sql("s.traits"), path.copy())
+    if node.op == "exists":
+        null = exp.Literal.string("null")
+        return exp.Paren(
+            this=exp.and_(
+                exp.Not(this=exp.Is(this=raw, expression=exp.Null())),
+                exp.NEQ(this=raw.copy(), expression=null),
+            )
+        )
     return _value_test(text, node.op, node.value, b)
 
 
-def _value_test(text: str, op: str, value: Value | tuple[Value, ...] | None, b: _Builder) -> str:
+def _value_test(
+    text: exp.Expr, op: str, value: Value | tuple[Value, ...] | None, b: _Builder
+) -> exp.Expr:
     if op == "contains":
-        return f"contains({text}, {b.bind(value)})"
+        return _call("contains", text, b.bind(value))
     if op == "starts_with":
-        return f"starts_with({text}, {b.bind(value)})"
+        return _call("starts_with", text, b.bind(value))
     if op == "in":
         assert isinstance(value, tuple)
-        return _joined("OR", [_value_test(text, "=", v, b) for v in value])
+        return _joined(exp.Or, [_value_test(text.copy(), "=", v, b) for v in value])
     if isinstance(value, bool):
-        return f"lower({text}) {_op(op)} {b.bind(str(value).lower())}"
+        return _comparison(op, exp.Lower(this=text), b.bind(str(value).lower()))
     if isinstance(value, float | int):
-        return f"TRY_CAST({text} AS DOUBLE) {_op(op)} {b.bind(float(value))}"
+        number = exp.TryCast(this=text, to=exp.DataType.build("DOUBLE"))
+        return _comparison(op, number, b.bind(float(value)))
     if isinstance(value, RelativeTime):
-        return (
-            f"TRY_CAST({text} AS TIMESTAMP) {_op(op)} "
-            f"(CAST($now AS TIMESTAMP) - to_seconds({b.bind(value.seconds)}))"
+        moment = exp.TryCast(this=text, to=exp.DataType.build("TIMESTAMP"))
+        since = exp.Paren(
+            this=exp.Sub(this=_now(), expression=_call("to_seconds", b.bind(value.seconds)))
         )
-    return f"{text} {_op(op)} {b.bind(value)}"
+        return _comparison(op, moment, since)
+    return _comparison(op, text, b.bind(value))
 
 
-def _event_column(b: _Builder, aggregate: str, event: EventRef, window: Window | None) -> str:
+def _event_column(
+    b: _Builder, aggregate: exp.Expr, event: EventRef, window: Window | None
+) -> exp.Expr:
     """Add `aggregate FILTER (WHERE this event, its filters, its window)` to the single
     aggregate pass; returns the column to compare."""
     column = f"v{len(b.aggregates)}"
-    conditions = [f"event = {b.bind(event.name)}"]
+    timestamp = _sql("timestamp")
+    conditions: list[exp.Expr] = [exp.EQ(this=_sql("event"), expression=b.bind(event.name))]
     conditions += [_filter(f, b) for f in event.filters]
     if window is not None and window.seconds is not None:
-        seconds = b.bind(window.seconds)
-        conditions.append(f"timestamp >= CAST($now AS TIMESTAMP) - to_seconds({seconds})")
-        conditions.append("timestamp <= CAST($now AS TIMESTAMP)")
+        seconds = _call("to_seconds", b.bind(window.seconds))
+        conditions.append(
+            exp.GTE(this=timestamp, expression=exp.Sub(this=_now(), expression=seconds))
+        )
+        conditions.append(exp.LTE(this=timestamp.copy(), expression=_now()))
     elif window is not None:
-        conditions.append(f"timestamp >= CAST({b.bind(window.start)} AS TIMESTAMP)")
-        conditions.append(f"timestamp < CAST({b.bind(window.end)} AS TIMESTAMP)")
-    b.conditions.append(" AND ".join(conditions))
-    b.aggregates.append(f"{aggregate} FILTER (WHERE {b.conditions[-1]}) AS {column}")
-    return f"agg.{column}"
+        start = exp.Cast(this=b.bind(window.start), to=exp.DataType.build("TIMESTAMP"))
+        end = exp.Cast(this=b.bind(window.end), to=exp.DataType.build("TIMESTAMP"))
+        conditions.append(exp.GTE(this=timestamp, expression=start))
+        conditions.append(exp.LT(this=timestamp.copy(), expression=end))
+    condition = _chain(exp.And, conditions)
+    b.conditions.append(condition)
+    filtered = exp.Filter(this=aggregate, expression=exp.Where(this=condition.copy()))
+    b.aggregates.append(filtered.as_(column))
+    return exp.column(column, "agg")
 
 
-def _filter(item: Filter, b: _Builder) -> str:
-    text = f"json_extract_string(properties, {_path(item.property)})"
-    return f"coalesce({_value_test(text, item.op, item.value, b)}, false)"
+def _filter(item: Filter, b: _Builder) -> exp.Expr:
+    return _coalesce(_value_test(_property(item.property), item.op, item.value, b), exp.false())
 
 
-def _op(op: str) -> str:
-    return {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[op]
+def _property(name: str) -> exp.Expr:
+    return _call("json_extract_string", _sql("properties"), _path(name))
 
 
-def _path(name: str | None) -> str:
+def _call(name: str, *arguments: exp.Expr) -> exp.Expr:
+    """A function call as DuckDB reads it (`json_extract_string` is `->>`, a JSON path is
+    parsed), so the tree is the one sqlglot would have parsed from the text."""
+    return exp.func(name, *arguments, dialect="duckdb")
+
+
+def _comparison(op: str, left: exp.Expr, right: exp.Expr) -> exp.Expr:
+    return _COMPARISONS[op](this=left, expression=right)
+
+
+def _coalesce(value: exp.Expr, default: exp.Expr) -> exp.Expr:
+    return exp.Coalesce(this=value, expressions=[default])
+
+
+def _number(value: int) -> exp.Expr:
+    return exp.Literal.number(value)
+
+
+def _now() -> exp.Expr:
+    return exp.Cast(this=exp.Placeholder(this="now"), to=exp.DataType.build("TIMESTAMP"))
+
+
+def _path(name: str | None) -> exp.Literal:
     """A JSON path as a SQL string literal. Not a bound parameter on purpose: DuckDB
     parses a constant path once per query, but a parameter's on every row (measured: 2.5x
     slower trait filters). It is safe to inline: the grammar allows only names made of
     letters, digits and '_', and the literal is quoted by sqlglot."""
     assert name is not None and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name), name
-    return exp.Literal.string(f'$."{name}"').sql(dialect="duckdb")
+    return exp.Literal.string(f'$."{name}"')

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from tessera.segments.tree import (
     Aggregate,
     And,
@@ -33,38 +35,44 @@ _FUNCTIONS = {"count": "number of", "sum": "total", "avg": "average", "min": "sm
 def describe(node: Node) -> str:
     """`traits.country = "FR" and not did "Email Opened" in last 30 days` →
     `country is "FR", and did not do "Email Opened" in the last 30 days`."""
-    if isinstance(node, And):
-        return ", and ".join(_grouped(i) for i in node.items)
-    if isinstance(node, Or):
-        return ", or ".join(_grouped(i) for i in node.items)
-    if isinstance(node, Not):
-        if isinstance(node.item, Did):
-            return f"did not do {_event(node.item.event)}{_window(node.item.window)}"
-        return f"not ({describe(node.item)})"
-    if isinstance(node, Compare):
-        return _compare(node)
-    if isinstance(node, Did):
-        return f"did {_event(node.event)}{_window(node.window)}"
-    if isinstance(node, Aggregate):
-        what = (
-            f"{_FUNCTIONS[node.function]} {_event(node.event)}"
-            if node.function == "count"
-            else f"{_FUNCTIONS[node.function]} {node.property} of {_event(node.event)}"
-        )
-        return f"{what}{_window(node.window)} {_OPS[node.op]} {_number(node.value)}"
-    if isinstance(node, HasIdentifier):
-        return f"has a known {node.type.replace('_', ' ')}"
-    if isinstance(node, HasThirdParty):
-        return f'is in the third-party segment "{node.reference}"'
-    if isinstance(node, Population):
-        return "is anonymous" if node.who == "anonymous" else "is a known person"
-    if isinstance(node, SeenOn):
-        return f"was seen on {node.channel}"
-    if isinstance(node, InLookalike):
-        return f'is in the lookalike audience "{node.name}"'
-    if isinstance(node, InSegment):
-        return f'is in segment "{node.name}"'
-    raise TypeError(node)
+    match node:
+        case And():
+            return ", and ".join(_grouped(i) for i in node.items)
+        case Or():
+            return ", or ".join(_grouped(i) for i in node.items)
+        case Not(item=Did() as did):
+            return f"did not do {_event(did.event)}{_window(did.window)}"
+        case Not():
+            return f"not ({describe(node.item)})"
+        case Compare():
+            return _compare(node)
+        case Did():
+            return f"did {_event(node.event)}{_window(node.window)}"
+        case Aggregate():
+            return _aggregate(node)
+        case HasIdentifier():
+            return f"has a known {node.type.replace('_', ' ')}"
+        case HasThirdParty():
+            return f'is in the third-party segment "{node.reference}"'
+        case Population():
+            return "is anonymous" if node.who == "anonymous" else "is a known person"
+        case SeenOn():
+            return f"was seen on {node.channel}"
+        case InLookalike():
+            return f'is in the lookalike audience "{node.name}"'
+        case InSegment():
+            return f'is in segment "{node.name}"'
+        case _:
+            assert_never(node)
+
+
+def _aggregate(node: Aggregate) -> str:
+    what = (
+        f"{_FUNCTIONS[node.function]} {_event(node.event)}"
+        if node.function == "count"
+        else f"{_FUNCTIONS[node.function]} {node.property} of {_event(node.event)}"
+    )
+    return f"{what}{_window(node.window)} {_OPS[node.op]} {_number(node.value)}"
 
 
 def _grouped(node: Node) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
+from typing import assert_never
 
 import orjson
 
@@ -22,10 +23,16 @@ from tessera.segments.tree import (
     Compare,
     Did,
     EventRef,
+    HasIdentifier,
+    HasThirdParty,
+    InLookalike,
+    InSegment,
     Node,
     Not,
     Or,
+    Population,
     RelativeTime,
+    SeenOn,
     Value,
     Window,
 )
@@ -75,7 +82,7 @@ def read_string(token: str) -> str:
     except orjson.JSONDecodeError:
         bad = re.search(r'\\(?:u(?![0-9a-fA-F]{4})|[^"\\/bfnrtu])', token)
         raise ValueProblem(
-            f"invalid escape in {token!r}; inside quotes use \\\" \\\\ \\n \\t or \\uXXXX "
+            f'invalid escape in {token!r}; inside quotes use \\" \\\\ \\n \\t or \\uXXXX '
             "(a lone surrogate such as \\ud800 is not a character)",
             bad.start() if bad else 0,
         ) from None
@@ -146,21 +153,31 @@ _OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "contains", "starts_wit
 def check_stored(node: Node) -> None:
     """What the parser guarantees, checked again on a tree read from the store (an older
     version may have saved a date that does not exist): ValueProblem naming the value."""
-    if isinstance(node, And | Or):
-        for item in node.items:
-            check_stored(item)
-    elif isinstance(node, Not):
-        check_stored(node.item)
-    elif isinstance(node, Compare):
-        _check_name(node.name)
-        _check_value(node.op, node.value)
-    elif isinstance(node, Did | Aggregate):
-        _check_event(node.event)
-        _check_window(node.window)
-        if isinstance(node, Aggregate):
+    match node:
+        case And() | Or():
+            for item in node.items:
+                check_stored(item)
+        case Not():
+            check_stored(node.item)
+        case Compare():
+            _check_name(node.name)
+            _check_value(node.op, node.value)
+        case Did():
+            _check_event(node.event)
+            _check_window(node.window)
+        case Aggregate():
+            _check_event(node.event)
+            _check_window(node.window)
             if node.property is not None:
                 _check_name(node.property)
             _check_value(node.op, node.value)
+        case (
+            HasIdentifier() | HasThirdParty() | Population() | SeenOn() | InSegment()
+            | InLookalike()
+        ):  # fmt: skip
+            pass  # names only, which the checker and the SQL's bound parameters cover
+        case _:
+            assert_never(node)
 
 
 def _check_event(event: EventRef) -> None:

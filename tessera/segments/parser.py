@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from lark import (
     UnexpectedCharacters,
     UnexpectedInput,
     UnexpectedToken,
+    v_args,
 )
 from lark.exceptions import VisitError
+from lark.tree import Meta
 
 from tessera.segments import literals
 from tessera.segments.errors import SegmentSyntaxError, SegmentTooComplex, SegmentValueError
@@ -36,6 +39,7 @@ from tessera.segments.tree import (
     Population,
     RelativeTime,
     SeenOn,
+    Span,
     Window,
     normalise_reference,
 )
@@ -141,6 +145,21 @@ def _field(token: Token) -> tuple[str, str]:
     return source, name
 
 
+def _span(token: Token) -> Span | None:
+    """Where lark read this token."""
+    if token.line is None or token.column is None:
+        return None
+    end_line, end_column = token.end_line or token.line, token.end_column or token.column
+    return Span(token.line, token.column, end_line, end_column)
+
+
+def _meta_span(meta: Meta) -> Span | None:
+    """Where lark read this rule (none for a rule made only of filtered keywords)."""
+    if meta.empty:
+        return None
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
 class _ToTree(Transformer[Any, Any]):
     """Parse tree → our tree; each literal read (and bounded) by `literals`, its problem
     reported at the token."""
@@ -208,79 +227,99 @@ class _ToTree(Transformer[Any, Any]):
         return Window(start=start, end=end)
 
     def filter(self, items: list[Any]) -> Filter:
-        return Filter(items[0].value.partition(".")[2], items[1].value, items[2])
+        return Filter(items[0].value.partition(".")[2], items[1].value, items[2], _span(items[0]))
 
     def filters(self, items: list[Filter]) -> tuple[Filter, ...]:
         return tuple(items)
 
     def event(self, items: list[Any]) -> EventRef:
-        return EventRef(self._string(items[0]), items[1] if len(items) > 1 else ())
+        filters = items[1] if len(items) > 1 else ()
+        return EventRef(self._string(items[0]), filters, _span(items[0]))
 
-    def aggregated(self, items: list[Any]) -> tuple[str | None, EventRef, Window | None]:
-        prop = None
+    def aggregated(self, items: list[Any]) -> _Aggregated:
+        prop, at = None, None
         if isinstance(items[0], Token):
-            prop = items.pop(0).value.partition(".")[2]
-        return prop, items[0], items[1] if len(items) > 1 else None
+            token = items.pop(0)
+            prop, at = token.value.partition(".")[2], _span(token)
+        return _Aggregated(prop, at, items[0], items[1] if len(items) > 1 else None)
 
     # conditions
     def compare(self, items: list[Any]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, items[1].value, items[2])
+        return Compare(source, name, items[1].value, items[2], _span(items[0]))
 
     def member(self, items: list[Any]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, "in", tuple(items[1:]))
+        return Compare(source, name, "in", tuple(items[1:]), _span(items[0]))
 
     def contains(self, items: list[Token]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, "contains", self._string(items[1]))
+        return Compare(source, name, "contains", self._string(items[1]), _span(items[0]))
 
     def starts_with(self, items: list[Token]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, "starts_with", self._string(items[1]))
+        return Compare(source, name, "starts_with", self._string(items[1]), _span(items[0]))
 
     def exists(self, items: list[Token]) -> Compare:
         source, name = _field(items[0])
-        return Compare(source, name, "exists", None)
+        return Compare(source, name, "exists", None, _span(items[0]))
 
-    def did(self, items: list[Any]) -> Did:
-        return Did(items[0], items[1] if len(items) > 1 else None)
+    @v_args(meta=True)
+    def did(self, meta: Meta, items: list[Any]) -> Did:
+        return Did(items[0], items[1] if len(items) > 1 else None, _meta_span(meta))
 
     def aggregate(self, items: list[Any]) -> Aggregate:
-        prop, event, window = items[1]
+        inner: _Aggregated = items[1]
         return Aggregate(
-            items[0].value.lower(), event, prop, window, items[2].value, self._number(items[3])
-        )
+            items[0].value.lower(), inner.event, inner.property, inner.window, items[2].value,
+            self._number(items[3]), _span(items[0]), inner.property_at,
+        )  # fmt: skip
 
     def has_identifier(self, items: list[Token]) -> HasIdentifier:
-        return HasIdentifier(items[0].value)
+        return HasIdentifier(items[0].value, _span(items[0]))
 
     def has_third_party(self, items: list[Token]) -> HasThirdParty:
         token = items[0]
         text = self._string(token) if token.type == "STRING" else token.value
-        return HasThirdParty(normalise_reference(text))
+        return HasThirdParty(normalise_reference(text), _span(token))
 
-    def anonymous(self, _items: list[Token]) -> Population:
-        return Population("anonymous")
+    @v_args(meta=True)
+    def anonymous(self, meta: Meta, _items: list[Token]) -> Population:
+        return Population("anonymous", _meta_span(meta))
 
-    def known(self, _items: list[Token]) -> Population:
-        return Population("known")
+    @v_args(meta=True)
+    def known(self, meta: Meta, _items: list[Token]) -> Population:
+        return Population("known", _meta_span(meta))
 
     def seen_on(self, items: list[Token]) -> SeenOn:
         token = items[0]
-        return SeenOn(self._string(token) if token.type == "STRING" else token.value)
+        channel = self._string(token) if token.type == "STRING" else token.value
+        return SeenOn(channel, _span(token))
 
     def in_segment(self, items: list[Token]) -> InSegment:
-        return InSegment(self._string(items[0]))
+        return InSegment(self._string(items[0]), _span(items[0]))
 
     def in_lookalike(self, items: list[Token]) -> InLookalike:
-        return InLookalike(self._string(items[0]))
+        return InLookalike(self._string(items[0]), _span(items[0]))
 
-    def and_(self, items: list[Node]) -> And:
-        return And(tuple(items))
+    @v_args(meta=True)
+    def and_(self, meta: Meta, items: list[Node]) -> And:
+        return And(tuple(items), _meta_span(meta))
 
-    def or_(self, items: list[Node]) -> Or:
-        return Or(tuple(items))
+    @v_args(meta=True)
+    def or_(self, meta: Meta, items: list[Node]) -> Or:
+        return Or(tuple(items), _meta_span(meta))
 
-    def not_(self, items: list[Node]) -> Not:
-        return Not(items[0])
+    @v_args(meta=True)
+    def not_(self, meta: Meta, items: list[Node]) -> Not:
+        return Not(items[0], _meta_span(meta))
+
+
+@dataclass(frozen=True)
+class _Aggregated:
+    """What is inside `count(...)`: the property (and where), the event, the window."""
+
+    property: str | None
+    property_at: Span | None
+    event: EventRef
+    window: Window | None

@@ -7,16 +7,16 @@ builder use. Text and JSON round-trip through this tree.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, assert_never, get_args
+
+# Re-exported (the `as` form) for audiences/lifetime.py; the one definition is in identity/.
+from tessera.identity.identifiers import ANONYMOUS_TYPES as ANONYMOUS_TYPES
 
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 
 
 _SEPARATORS = re.compile(r"\s*[>|]\s*")
-#: Identifier types of a browser or device: a profile with only these (and partners'
-#: synced ids, `sync_*`) is anonymous. The `anonymous` keyword and the purge share it.
-ANONYMOUS_TYPES = frozenset({"anonymous_id", "cookie_id", "device_id", "advertising_id"})
 
 
 def normalise_reference(text: str) -> str:
@@ -26,6 +26,22 @@ def normalise_reference(text: str) -> str:
         value = value[4:].strip()
     parts = [part for part in _SEPARATORS.split(value) if part]
     return " > ".join(parts)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a piece of the tree was written: lark's line and column (1-based), and where
+    it ends. Trees built from JSON have none."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+#: Marks a position field: not part of what the node means (two trees written differently
+#: are equal), not in its JSON form or its repr.
+_POSITION = {"position": True}
 
 
 @dataclass(frozen=True)
@@ -52,12 +68,18 @@ class Filter:
     property: str
     op: str
     value: Value
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the property
 
 
 @dataclass(frozen=True)
 class EventRef:
     name: str
     filters: tuple[Filter, ...] = ()
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the event's name
 
 
 @dataclass(frozen=True)
@@ -69,12 +91,16 @@ class Compare:
     name: str
     op: str
     value: Value | tuple[Value, ...] | None = None
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the field, `traits.name`
 
 
 @dataclass(frozen=True)
 class Did:
     event: EventRef
     window: Window | None = None
+    at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
 
 
 @dataclass(frozen=True)
@@ -85,11 +111,16 @@ class Aggregate:
     window: Window | None
     op: str
     value: float
+    at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
+    property_at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
 
 
 @dataclass(frozen=True)
 class HasIdentifier:
     type: str
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the identifier type
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,9 @@ class HasThirdParty:
     ("Interest > Travel"), through any identifier of the profile, unexpired."""
 
     reference: str
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the reference
 
 
 @dataclass(frozen=True)
@@ -105,16 +139,23 @@ class Population:
     """'anonymous' (only cookie, device, ad or synced ids) or 'known'."""
 
     who: str
+    at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
 
 
 @dataclass(frozen=True)
 class SeenOn:
     channel: str
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the channel
 
 
 @dataclass(frozen=True)
 class InSegment:
     name: str
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the segment's name
 
 
 @dataclass(frozen=True)
@@ -122,27 +163,60 @@ class InLookalike:
     """In the audience a lookalike model picked (audiences/lookalike.py)."""
 
     name: str
+    at: Span | None = field(
+        default=None, compare=False, repr=False, metadata=_POSITION
+    )  # the lookalike's name
 
 
 @dataclass(frozen=True)
 class And:
     items: tuple[Node, ...]
+    at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
 
 
 @dataclass(frozen=True)
 class Or:
     items: tuple[Node, ...]
+    at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
 
 
 @dataclass(frozen=True)
 class Not:
     item: Node
+    at: Span | None = field(default=None, compare=False, repr=False, metadata=_POSITION)
 
 
+#: The closed set of node types. Every stage (check, compile, describe, evaluate, JSON)
+#: dispatches with `match` over it and ends in `assert_never`, so mypy names each stage
+#: that forgets a kind added here; tests/unit/test_segment_stages.py runs every stage on
+#: one example of each.
 Node = (
-    Compare | Did | Aggregate | HasIdentifier | HasThirdParty | Population | SeenOn | InSegment
-    | InLookalike | And | Or | Not
+    Compare
+    | Did
+    | Aggregate
+    | HasIdentifier
+    | HasThirdParty
+    | Population
+    | SeenOn
+    | InSegment
+    | InLookalike
+    | And
+    | Or
+    | Not
 )
+#: A condition: a node that is not and/or/not.
+Condition = (
+    Compare
+    | Did
+    | Aggregate
+    | HasIdentifier
+    | HasThirdParty
+    | Population
+    | SeenOn
+    | InSegment
+    | InLookalike
+)
+NODE_TYPES: tuple[type, ...] = get_args(Node)
 _KINDS: dict[str, type] = {
     "compare": Compare, "did": Did, "aggregate": Aggregate, "has_identifier": HasIdentifier,
     "has_third_party": HasThirdParty, "population": Population,
@@ -150,19 +224,32 @@ _KINDS: dict[str, type] = {
     "and": And, "or": Or, "not": Not,
 }  # fmt: skip
 _NAMES = {cls: name for name, cls in _KINDS.items()}
+_NOT_FIELDS = frozenset({"kind", "at", "property_at"})
 
 
 def to_json(node: Node) -> dict[str, Any]:
     """The JSON form: {"kind": ..., fields...}, values tagged where JSON cannot tell."""
     kind = _NAMES[type(node)]
-    if isinstance(node, And | Or):
-        return {"kind": kind, "items": [to_json(i) for i in node.items]}
-    if isinstance(node, Not):
-        return {"kind": kind, "item": to_json(node.item)}
-    out: dict[str, Any] = {"kind": kind}
-    for key, value in node.__dict__.items():
-        out[key] = _value_json(value)
-    return out
+    match node:
+        case And() | Or():
+            return {"kind": kind, "items": [to_json(i) for i in node.items]}
+        case Not():
+            return {"kind": kind, "item": to_json(node.item)}
+        case (
+            Compare() | Did() | Aggregate() | HasIdentifier() | HasThirdParty() | Population()
+            | SeenOn() | InSegment() | InLookalike()
+        ):  # fmt: skip
+            return {"kind": kind, **_fields_json(node)}
+        case _:
+            assert_never(node)
+
+
+def _fields_json(value: Any) -> dict[str, Any]:
+    return {
+        item.name: _value_json(getattr(value, item.name))
+        for item in fields(value)
+        if not item.metadata.get("position")
+    }
 
 
 def from_json(data: Any) -> Node:
@@ -174,15 +261,16 @@ def from_json(data: Any) -> Node:
         return _KINDS[kind](tuple(from_json(i) for i in data.get("items") or []))  # type: ignore[no-any-return]
     if kind == "not":
         return Not(from_json(data.get("item")))
-    fields = {k: _value_from(v) for k, v in data.items() if k != "kind"}
+    # Positions are not part of the JSON form: a tree from JSON has none.
+    values = {k: _value_from(v) for k, v in data.items() if k not in _NOT_FIELDS}
     if kind in ("did", "aggregate"):
-        fields["event"] = _event_from(data.get("event"))
+        values["event"] = _event_from(data.get("event"))
         window = data.get("window")
-        fields["window"] = Window(**window) if isinstance(window, dict) else None
+        values["window"] = Window(**window) if isinstance(window, dict) else None
     if kind == "aggregate":
-        fields["value"] = float(fields["value"])
+        values["value"] = float(values["value"])
     try:
-        return _KINDS[kind](**fields)  # type: ignore[no-any-return]
+        return _KINDS[kind](**values)  # type: ignore[no-any-return]
     except TypeError as e:
         raise ValueError(f"{kind}: {e}") from None
 
@@ -200,13 +288,7 @@ def _value_json(value: Any) -> Any:
     if isinstance(value, RelativeTime):
         return {"now_minus_seconds": value.seconds}
     if isinstance(value, EventRef):
-        return {
-            "name": value.name,
-            "filters": [
-                {"property": f.property, "op": f.op, "value": _value_json(f.value)}
-                for f in value.filters
-            ],
-        }
+        return {"name": value.name, "filters": [_fields_json(f) for f in value.filters]}
     if isinstance(value, Window):
         return {k: v for k, v in value.__dict__.items() if v is not None}
     if isinstance(value, tuple):

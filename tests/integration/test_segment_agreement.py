@@ -1,8 +1,10 @@
-"""The in-memory evaluator and the SQL compiler agree, on random segments over random logs.
+"""The reference interpreter and the SQL compilers agree, on random segments over random logs.
 
 Hypothesis generates people (traits, orders and views with properties at random times) and
-segment trees; each tree is evaluated once by SQL over everyone and once per person in
-memory, and the member sets must be equal.
+segment trees; each tree is evaluated by SQL over everyone (`compile_segment`, one query
+per segment), by the many-segment query streaming runs (`compile_segments`, over everyone
+and restricted to some profiles), and once per person in memory; the member sets must be
+equal.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from hypothesis import strategies as st
 
 from tessera.identity.lookup import lookup
 from tessera.runtime import Runtime
-from tessera.segments.compiler import compile_segment
-from tessera.segments.evaluate import EventFact, ProfileFacts, holds
+from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.tree import (
     Aggregate,
     And,
@@ -36,6 +37,7 @@ from tessera.segments.tree import (
 )  # fmt: skip
 from tessera.settings import Settings
 from tests.integration.helpers import send
+from tests.segment_interpreter import EventFact, ProfileFacts, holds
 
 NOW = datetime(2026, 3, 31, 12, 0)
 EVENTS = ["Order Completed", "Product Viewed"]
@@ -225,14 +227,25 @@ def test_memory_and_sql_agree(
                     [kind, value],
                 )
         profile_of = {n: lookup(store, reference(n), None) for n in range(len(people))}
-        for tree in segments:
-            compiled = compile_segment(tree, now=NOW.isoformat(sep=" "))
-            by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
-            in_memory = {
+        expected = [
+            {
                 profile_of[n]
                 for n, (t, events) in enumerate(people)
                 if holds(tree, facts_of(n, t, events), NOW)
             }
+            for tree in segments
+        ]
+        for tree, in_memory in zip(segments, expected, strict=True):
+            compiled = compile_segment(tree, now=NOW.isoformat(sep=" "))
+            by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
             assert by_sql == in_memory, tree
+        # Every other person: streaming evaluates the touched profiles only.
+        touched = sorted({profile_of[n] for n in range(0, len(people), 2)})
+        for restriction in (None, touched):
+            many = compile_segments(segments, now=NOW.isoformat(sep=" "), profiles=restriction)
+            rows = runtime.store.fetch_all(many.sql, many.parameters)
+            for i, (tree, in_memory) in enumerate(zip(segments, expected, strict=True)):
+                wanted = in_memory if restriction is None else in_memory & set(touched)
+                assert {row[0] for row in rows if row[i + 1]} == wanted, (restriction, tree)
     finally:
         runtime.close()

@@ -9,9 +9,12 @@ import pytest
 
 from tessera.errors import Conflict
 from tessera.identity.lookup import lookup
+from tessera.pipeline import Pipeline
 from tessera.runtime import Runtime
 from tessera.segments import service
 from tessera.segments.check import SegmentCheckError
+from tessera.segments.compiler import compile_segment
+from tessera.segments.parser import parse
 from tests.integration.helpers import send
 
 COMPUTED = {"order_count", "total_revenue"}
@@ -115,6 +118,12 @@ def test_preview_does_not_save(shop: Runtime) -> None:
     assert service.list_segments(shop.store) == []
 
 
+def everyone_in(runtime: Runtime, query: str) -> set[str]:
+    """The segment evaluated over every profile, from the store, now."""
+    compiled = compile_segment(parse(query), now="2026-12-31 00:00:00")
+    return {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
+
+
 def test_streaming_after_each_batch_equals_a_full_evaluation(runtime: Runtime) -> None:
     """Segments follow each pipeline batch for the profiles it touched only; the result
     must be what evaluating everyone gives (merges and segments of segments included)."""
@@ -138,18 +147,21 @@ def test_streaming_after_each_batch_equals_a_full_evaluation(runtime: Runtime) -
          "properties": {"category": "shoes"}},
         {"type": "identify", "anonymousId": "cookie", "userId": "ann", "messageId": "8"},
     ])
-    limited = runtime.settings.model_copy(update={"pipeline_batch_size": 2})
-    from tessera.pipeline import Pipeline
-
-    Pipeline(runtime.store, limited).process(sweep=False)  # streaming only, 2 events a batch
-    streamed = {name: members(runtime, name) for name in definitions}
-    from tessera.segments.compiler import compile_segment
-    from tessera.segments.parser import parse
-
-    for name, query in definitions.items():
-        compiled = compile_segment(parse(query), now="2026-12-31 00:00:00")
-        everyone = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
-        assert streamed[name] == everyone, name
+    streaming = Pipeline(
+        runtime.store,
+        runtime.settings.model_copy(
+            update={"pipeline_batch_size": 2, "segment_interval_seconds": 0.0}
+        ),
+    )
+    batches = 0
+    # One batch of 2 events at a time; process() without the sweep ends with the streaming
+    # refresh of the profiles that batch touched, so each step is a batch plus its refresh.
+    while streaming.process(max_events=2, sweep=False).events:
+        batches += 1
+        streamed = {name: members(runtime, name) for name in definitions}
+        for name, query in definitions.items():
+            assert streamed[name] == everyone_in(runtime, query), (batches, name)
+    assert batches == 3
     assert profile(runtime, "bob") in streamed["buyers"]
     assert streamed["fr-buyers"] == {profile(runtime, "ann")}
     assert streamed["browsers"] == set()  # Bob bought; the cookie's view is now Ann's

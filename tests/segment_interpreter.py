@@ -1,7 +1,10 @@
-"""Each condition evaluated against one profile in memory (Unomi's "one condition, two
-interpretations"): the SQL compiler answers for everyone at once, this answers for one
-person from their facts. `tests/integration/test_segment_agreement.py` keeps the two in
-agreement, condition by condition, on random segments and random event logs.
+"""The reference interpreter: each condition evaluated against one profile in memory
+(Unomi's "one condition, two interpretations"). The SQL compiler answers for everyone at
+once and is what Tessera runs; this answers for one person from their facts, written
+independently of the SQL, so `tests/integration/test_segment_agreement.py` can check the
+compiler against it, condition by condition, on random segments and random event logs.
+It lives with the tests because nothing in Tessera serves from it (docs/segments.md says
+why).
 
 The semantics follow the SQL exactly: trait values are compared as JSON text (numbers
 cast to float, booleans as "true"/"false", times cast to timestamps); a condition on a
@@ -13,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 
+from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
 from tessera.segments.tree import (
-    ANONYMOUS_TYPES,
     Aggregate,
     And,
     Compare,
@@ -61,39 +64,48 @@ class ProfileFacts:
 
 
 def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
-    if isinstance(node, And):
-        return all(holds(i, facts, now) for i in node.items)
-    if isinstance(node, Or):
-        return any(holds(i, facts, now) for i in node.items)
-    if isinstance(node, Not):
-        return not holds(node.item, facts, now)
-    if isinstance(node, Compare):
-        source = facts.traits if node.source == "traits" else facts.computed
-        if node.name not in source or source[node.name] is None:
-            return False
-        if node.op == "exists":
-            return True
-        return _test(_as_text(source[node.name]), node.op, node.value, now) is True
-    if isinstance(node, Did):
-        return any(True for _ in _matching(facts, node.event, node.window, now))
-    if isinstance(node, Aggregate):
-        return _aggregate(node, facts, now)
-    if isinstance(node, HasIdentifier):
-        return node.type in facts.identifier_types
-    if isinstance(node, HasThirdParty):
-        return node.reference.lower() in facts.third_party or node.reference in facts.third_party
-    if isinstance(node, Population):
-        anonymous = bool(facts.identifier_types) and all(
-            kind in ANONYMOUS_TYPES or kind.startswith("sync_") for kind in facts.identifier_types
-        )
-        return anonymous if node.who == "anonymous" else not anonymous
-    if isinstance(node, SeenOn):
-        return node.channel in facts.channels
-    if isinstance(node, InSegment):
-        return node.name in facts.segments
-    if isinstance(node, InLookalike):
-        return node.name in facts.lookalikes
-    raise TypeError(node)
+    """Whether this profile is in the segment at `now`."""
+    match node:
+        case And():
+            return all(holds(i, facts, now) for i in node.items)
+        case Or():
+            return any(holds(i, facts, now) for i in node.items)
+        case Not():
+            return not holds(node.item, facts, now)
+        case Compare():
+            return _compare_trait(node, facts, now)
+        case Did():
+            return any(True for _ in _matching(facts, node.event, node.window, now))
+        case Aggregate():
+            return _aggregate(node, facts, now)
+        case HasIdentifier():
+            return node.type in facts.identifier_types
+        case HasThirdParty():
+            reference = node.reference
+            return reference.lower() in facts.third_party or reference in facts.third_party
+        case Population():
+            anonymous = bool(facts.identifier_types) and all(
+                kind in ANONYMOUS_TYPES or kind.startswith(SYNC_PREFIX)
+                for kind in facts.identifier_types
+            )
+            return anonymous if node.who == "anonymous" else not anonymous
+        case SeenOn():
+            return node.channel in facts.channels
+        case InSegment():
+            return node.name in facts.segments
+        case InLookalike():
+            return node.name in facts.lookalikes
+        case _:
+            assert_never(node)
+
+
+def _compare_trait(node: Compare, facts: ProfileFacts, now: datetime) -> bool:
+    source = facts.traits if node.source == "traits" else facts.computed
+    if node.name not in source or source[node.name] is None:
+        return False
+    if node.op == "exists":
+        return True
+    return _test(_as_text(source[node.name]), node.op, node.value, now) is True
 
 
 def _aggregate(node: Aggregate, facts: ProfileFacts, now: datetime) -> bool:
