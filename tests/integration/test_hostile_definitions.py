@@ -10,6 +10,7 @@ import pytest
 
 from tessera.audiences import signals
 from tessera.errors import InvalidField
+from tessera.identity.lookup import lookup
 from tessera.profiles import catalogue, view
 from tessera.runtime import Runtime
 from tests.integration.helpers import send
@@ -30,7 +31,7 @@ def test_property_and_where_keys_with_backslashes_and_quotes_compute(runtime: Ru
     ):
         catalogue.save_definition(runtime.store, definition)
     runtime.pipeline.refresh_computed_traits()
-    profile = view.lookup(runtime.store, "user_id:u1", None)
+    profile = lookup(runtime.store, "user_id:u1", None)
     computed = view.profile_from_store(runtime.store, profile)["computed_traits"]
     assert (computed["backslashed"], computed["quoted"], computed["pointer_like"]) == (15, 2, 6)
 

@@ -34,7 +34,7 @@ def test_a_trait_definition_becomes_a_computed_trait() -> None:
         ({"name": "x", "function": "count", "where": {"a": [1]}}, "where",
          "where must map property names to plain values"),
         ({"name": "x", "function": "count", "window_days": -3}, "window_days",
-         "window_days -3 must be a positive whole number of days"),
+         "window_days -3 must be a whole number of days from 1 to 36500"),
         ({"name": "x", "function": "count", "event": 7}, "event", "event must be an event name"),
         # Were accepted: a property name the SQL path could not use, a where key that was
         # a 500 when compiled (int has no .replace), true read as one day.
@@ -42,7 +42,7 @@ def test_a_trait_definition_becomes_a_computed_trait() -> None:
          "property 5 must name an event property"),
         ({"name": "x", "function": "count", "where": {1: "a"}}, "where", "where must map"),
         ({"name": "x", "function": "count", "window_days": True}, "window_days",
-         "window_days True must be a positive whole number"),
+         "window_days True must be a whole number of days from 1"),
     ],
 )  # fmt: skip
 def test_trait_definition_errors_name_the_key_and_the_value(
