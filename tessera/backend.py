@@ -7,12 +7,13 @@ feature functions in the end (the remote one through the API that calls them).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +30,8 @@ from tessera.runtime import Runtime
 from tessera.segments import actions as segments
 from tessera.settings import Settings
 
+P = ParamSpec("P")
+T = TypeVar("T")
 Progress = Callable[[int, int | None], None]
 # One page of a list as JSON: items, total, limit, next_cursor (tessera.paging.Page), the
 # same through the store or the server's API.
@@ -104,37 +107,58 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def _wire(method: Callable[P, T]) -> Callable[P, T]:
+    """The answer in the shape it has on the wire (dates as ISO text, as the API sends
+    them), so a command prints the same with or without a server."""
+
+    @functools.wraps(method)
+    def wired(*args: P.args, **kwargs: P.kwargs) -> T:
+        answer = method(*args, **kwargs)
+        wire: T = orjson.loads(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS, default=str))
+        return wire
+
+    return wired
+
+
 class LocalBackend:
     """Opens the store in this process (no server running)."""
 
     def __init__(self, settings: Settings) -> None:
         self.runtime = Runtime.open(settings)
 
+    @_wire
     def stats(self) -> dict[str, Any]:
         return {**log.stats(self.runtime.store), **self.runtime.pipeline.lag()}
 
+    @_wire
     def list_sources(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.runtime.sources.list()]
 
+    @_wire
     def create_source(self, name: str, channel: str) -> dict[str, Any]:
         return self.runtime.sources.create(name, channel).to_dict()
 
+    @_wire
     def rotate_key(self, name: str) -> dict[str, Any]:
         return self.runtime.sources.rotate_key(name).to_dict()
 
+    @_wire
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
         return self.runtime.sources.set_enabled(name, enabled).to_dict()
 
+    @_wire
     def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
         source_id = self.runtime.sources.get(source).id if source else None
         found = log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
         return found.to_dict()
 
+    @_wire
     def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
         source_id = self.runtime.sources.get(source).id if source else None
         found = log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
         return found.to_dict()
 
+    @_wire
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
     ) -> dict[str, Any]:
@@ -149,21 +173,27 @@ class LocalBackend:
         )
         return summary.to_dict()
 
+    @_wire
     def process(self) -> dict[str, Any]:
         return self.runtime.pipeline.process().to_dict()
 
+    @_wire
     def rebuild(self) -> dict[str, Any]:
         return self.runtime.pipeline.rebuild().to_dict()
 
+    @_wire
     def failed(self, limit: int) -> list[dict[str, Any]]:
         return failures.listing(self.runtime.store, limit=limit)
 
+    @_wire
     def replay_failed(self) -> dict[str, Any]:
         return self.runtime.pipeline.replay_failed().to_dict()
 
+    @_wire
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
         return reader.show(self.runtime, reference, limit, as_of=as_of)
 
+    @_wire
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
     ) -> PageJson:
@@ -172,6 +202,7 @@ class LocalBackend:
         )
         return found.to_dict()
 
+    @_wire
     def explain(self, first: str, second: str) -> dict[str, Any]:
         region = self.runtime.settings.default_region
         return identity.explain(
@@ -180,6 +211,7 @@ class LocalBackend:
             view.identifier_from_text(second, region),
         )
 
+    @_wire
     def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
         return identity.unmerge(
             self.runtime.store,
@@ -190,72 +222,93 @@ class LocalBackend:
             self.runtime.settings.default_region,
         )
 
+    @_wire
     def computed_traits(self) -> list[dict[str, Any]]:
         return traits.listing(self.runtime)
 
+    @_wire
     def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
         return traits.define(self.runtime, definition)
 
+    @_wire
     def delete_trait(self, name: str) -> dict[str, Any]:
         return traits.delete(self.runtime, name)
 
+    @_wire
     def create_segment(self, name: str, query: str) -> dict[str, Any]:
         return segments.create(self.runtime, name, query)
 
+    @_wire
     def update_segment(self, name: str, query: str) -> dict[str, Any]:
         return segments.update(self.runtime, name, query)
 
+    @_wire
     def preview_segment(self, query: str) -> dict[str, Any]:
         return segments.preview(self.runtime, query)
 
+    @_wire
     def list_segments(self) -> list[dict[str, Any]]:
         return segments.listing(self.runtime)
 
+    @_wire
     def show_segment(self, name: str) -> dict[str, Any]:
         return segments.show(self.runtime, name)
 
+    @_wire
     def delete_segment(self, name: str) -> dict[str, Any]:
         return segments.delete(self.runtime, name)
 
+    @_wire
     def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
         return segments.members(self.runtime, name, limit, cursor).to_dict()
 
+    @_wire
     def segment_history(self, name: str) -> dict[str, Any]:
         return segments.history(self.runtime, name)
 
+    @_wire
     def segment_why(self, name: str, reference: str) -> dict[str, Any]:
         return segments.why(self.runtime, name, reference)
 
+    @_wire
     def segment_overlap(self) -> list[dict[str, Any]]:
         return segments.overlap(self.runtime)
 
+    @_wire
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
         policy = self.runtime.settings.advertising_consent
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
+    @_wire
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
 
+    @_wire
     def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
         name = name or taxonomy.default_name(path)
         return taxonomy.load(self.runtime.store, path, name, self.runtime.settings.rejects_dir)
 
+    @_wire
     def list_taxonomies(self) -> list[dict[str, Any]]:
         return taxonomy.taxonomies(self.runtime.store)
 
+    @_wire
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
     ) -> list[dict[str, Any]]:
         return taxonomy.browse(self.runtime.store, name, parent=parent, search=search)
 
+    @_wire
     def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
         rejects = self.runtime.settings.rejects_dir
         return feeds.import_feed(self.runtime.store, path, options, rejects, utc_now())
 
+    @_wire
     def third_party(self) -> list[dict[str, Any]]:
         return feeds.segments(self.runtime.store, utc_now())
 
+    @_wire
     def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
         # scipy (lookalikes) is imported only by the commands that need it.
         from tessera.audiences import lookalike
@@ -265,43 +318,53 @@ class LocalBackend:
             accuracy=request.accuracy, method=request.method, population=request.population,
         )  # fmt: skip
 
+    @_wire
     def show_lookalike(self, name: str) -> dict[str, Any]:
         from tessera.audiences import lookalike
 
         return lookalike.get(self.runtime.store, name)
 
+    @_wire
     def list_lookalikes(self) -> list[dict[str, Any]]:
         from tessera.audiences import lookalike
 
         return lookalike.list_lookalikes(self.runtime.store)
 
+    @_wire
     def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
         from tessera.audiences import lookalike
 
         return lookalike.set_reach(self.runtime.store, name, reach, utc_now())
 
+    @_wire
     def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
         from tessera.audiences import lookalike
 
         return lookalike.scores_of(self.runtime.store, name, limit)
 
+    @_wire
     def holdout(self, segment: str, share: float) -> dict[str, Any]:
         return campaigns.holdout(self.runtime.store, segment, share, utc_now())
 
+    @_wire
     def import_campaign_results(self, path: Path) -> dict[str, Any]:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_results(self.runtime.store, path, rejects, utc_now())
 
+    @_wire
     def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_conversions(self.runtime.store, path, rejects)
 
+    @_wire
     def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
         return campaigns.report(self.runtime.store, campaign=campaign, conversion_event=event)
 
+    @_wire
     def load_signals(self, document: object) -> dict[str, Any]:
         return signal_config.load(self.runtime, document)
 
+    @_wire
     def show_signals(self) -> dict[str, Any]:
         return signal_config.show(self.runtime)
 
@@ -312,10 +375,14 @@ class LocalBackend:
 class RemoteBackend:
     """Talks to a running server's admin API with the admin token."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
+        """`transport` replaces the network, e.g. `httpx.MockTransport` in a test."""
         self.url = url
         self._http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+            transport=transport,
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
