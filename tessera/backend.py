@@ -7,33 +7,49 @@ feature functions in the end (the remote one through the API that calls them).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from tessera.audiences import campaigns, exports, feeds, signals, taxonomy
+from tessera.audiences import campaigns, exports, feeds, signal_config, taxonomy
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
-from tessera.identity.lookup import identifier_from_text, lookup
+from tessera.identity.lookup import identifier_from_text
 from tessera.privacy.keys import load_or_create_admin_token
-from tessera.profiles import catalogue, view
-from tessera.profiles.asof import profile_as_of
+from tessera.profiles import reader, traits, view
 from tessera.runtime import Runtime
+from tessera.segments import actions as segments
 from tessera.settings import Settings
 
+P = ParamSpec("P")
+T = TypeVar("T")
 Progress = Callable[[int, int | None], None]
 # One page of a list as JSON: items, total, limit, next_cursor (tessera.paging.Page), the
 # same through the store or the server's API.
 PageJson = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LookalikeRequest:
+    """What `tessera audiences lookalike create` asks for (the API's LookalikeBody)."""
+
+    name: str
+    seed: str
+    reach: int | None = None
+    accuracy: float | None = None
+    method: str = "weights"
+    population: str = "all"
 
 
 class Backend(Protocol):
@@ -60,19 +76,50 @@ class Backend(Protocol):
     def computed_traits(self) -> list[dict[str, Any]]: ...
     def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]: ...
     def delete_trait(self, name: str) -> dict[str, Any]: ...
-    def segments(
-        self,
-        action: str,
-        name: str | None = None,
-        query: str | None = None,
-        reference: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Any: ...
+    def create_segment(self, name: str, query: str) -> dict[str, Any]: ...
+    def update_segment(self, name: str, query: str) -> dict[str, Any]: ...
+    def preview_segment(self, query: str) -> dict[str, Any]: ...
+    def list_segments(self) -> list[dict[str, Any]]: ...
+    def show_segment(self, name: str) -> dict[str, Any]: ...
+    def delete_segment(self, name: str) -> dict[str, Any]: ...
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson: ...
+    def segment_history(self, name: str) -> dict[str, Any]: ...
+    def segment_why(self, name: str, reference: str) -> dict[str, Any]: ...
+    def segment_overlap(self) -> list[dict[str, Any]]: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
-    def audiences(self, action: str, **options: Any) -> Any: ...
+    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]: ...
+    def list_taxonomies(self) -> list[dict[str, Any]]: ...
+    def browse_taxonomy(
+        self, name: str, parent: str | None, search: str | None
+    ) -> list[dict[str, Any]]: ...
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]: ...
+    def third_party(self) -> list[dict[str, Any]]: ...
+    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]: ...
+    def show_lookalike(self, name: str) -> dict[str, Any]: ...
+    def list_lookalikes(self) -> list[dict[str, Any]]: ...
+    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]: ...
+    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]: ...
+    def holdout(self, segment: str, share: float) -> dict[str, Any]: ...
+    def import_campaign_results(self, path: Path) -> dict[str, Any]: ...
+    def import_campaign_conversions(self, path: Path) -> dict[str, Any]: ...
+    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]: ...
+    def load_signals(self, document: object) -> dict[str, Any]: ...
+    def show_signals(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
+
+
+def _wire(method: Callable[P, T]) -> Callable[P, T]:
+    """The answer in the shape it has on the wire (dates as ISO text, as the API sends
+    them), so a command prints the same with or without a server."""
+
+    @functools.wraps(method)
+    def wired(*args: P.args, **kwargs: P.kwargs) -> T:
+        answer = method(*args, **kwargs)
+        wire: T = orjson.loads(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS, default=str))
+        return wire
+
+    return wired
 
 
 class LocalBackend:
@@ -81,31 +128,39 @@ class LocalBackend:
     def __init__(self, settings: Settings) -> None:
         self.runtime = Runtime.open(settings)
 
+    @_wire
     def stats(self) -> dict[str, Any]:
         return {**log.stats(self.runtime.store), **self.runtime.pipeline.lag()}
 
+    @_wire
     def list_sources(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.runtime.sources.list()]
 
+    @_wire
     def create_source(self, name: str, channel: str) -> dict[str, Any]:
         return self.runtime.sources.create(name, channel).to_dict()
 
+    @_wire
     def rotate_key(self, name: str) -> dict[str, Any]:
         return self.runtime.sources.rotate_key(name).to_dict()
 
+    @_wire
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
         return self.runtime.sources.set_enabled(name, enabled).to_dict()
 
+    @_wire
     def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
         source_id = self.runtime.sources.get(source).id if source else None
         found = log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
         return found.to_dict()
 
+    @_wire
     def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
         source_id = self.runtime.sources.get(source).id if source else None
         found = log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
         return found.to_dict()
 
+    @_wire
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
     ) -> dict[str, Any]:
@@ -120,25 +175,27 @@ class LocalBackend:
         )
         return summary.to_dict()
 
+    @_wire
     def process(self) -> dict[str, Any]:
         return self.runtime.pipeline.process().to_dict()
 
+    @_wire
     def rebuild(self) -> dict[str, Any]:
         return self.runtime.pipeline.rebuild().to_dict()
 
+    @_wire
     def failed(self, limit: int) -> list[dict[str, Any]]:
         return failures.listing(self.runtime.store, limit=limit)
 
+    @_wire
     def replay_failed(self) -> dict[str, Any]:
         return self.runtime.pipeline.replay_failed().to_dict()
 
+    @_wire
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
-        store, settings = self.runtime.store, self.runtime.settings
-        if as_of:
-            return profile_as_of(store, settings, reference, as_of)
-        profile_id = lookup(store, reference, settings.default_region)
-        return view.profile_view(store, profile_id, limit=limit)
+        return reader.show(self.runtime, reference, limit, as_of=as_of)
 
+    @_wire
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
     ) -> PageJson:
@@ -147,6 +204,7 @@ class LocalBackend:
         )
         return found.to_dict()
 
+    @_wire
     def explain(self, first: str, second: str) -> dict[str, Any]:
         region = self.runtime.settings.default_region
         return identity.explain(
@@ -155,6 +213,7 @@ class LocalBackend:
             identifier_from_text(second, region),
         )
 
+    @_wire
     def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
         return unmerging.unmerge(
             self.runtime.store,
@@ -165,132 +224,151 @@ class LocalBackend:
             self.runtime.settings.default_region,
         ).to_dict()
 
+    @_wire
     def computed_traits(self) -> list[dict[str, Any]]:
-        return [
-            t.to_dict()
-            for t in catalogue.definitions(
-                self.runtime.store, self.runtime.settings.computed_traits_file
-            )
-        ]
+        return traits.listing(self.runtime)
 
+    @_wire
     def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
-        trait = catalogue.save_definition(self.runtime.store, definition)
-        self.runtime.pipeline.refresh_computed_traits()
-        return trait.to_dict()
+        return traits.define(self.runtime, definition)
 
+    @_wire
     def delete_trait(self, name: str) -> dict[str, Any]:
-        catalogue.delete_definition(self.runtime.store, name)
-        return {"deleted": name}
+        return traits.delete(self.runtime, name)
 
-    def segments(
-        self,
-        action: str,
-        name: str | None = None,
-        query: str | None = None,
-        reference: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Any:
-        from tessera.segments import service
+    @_wire
+    def create_segment(self, name: str, query: str) -> dict[str, Any]:
+        return segments.create(self.runtime, name, query)
 
-        store = self.runtime.store
-        names = catalogue.names(store, self.runtime.settings.computed_traits_file)
-        if action == "create":
-            return service.create(store, name or "", query or "", names)
-        if action == "update":
-            return service.update(store, name or "", query or "", names)
-        if action == "preview":
-            return service.preview(store, query or "", names)
-        if action == "list":
-            return service.list_segments(store)
-        if action == "show":
-            return service.get(store, name or "")
-        if action == "delete":
-            service.delete(store, name or "")
-            return {"deleted": name}
-        if action == "members":
-            return service.members(store, name or "", limit=limit, cursor=cursor).to_dict()
-        if action == "history":
-            return service.history(store, name or "")
-        if action == "overlap":
-            return service.overlap(store)
-        if action == "why":
-            profile = lookup(store, reference or "", self.runtime.settings.default_region)
-            return service.why(store, name or "", profile)
-        raise ValueError(action)
+    @_wire
+    def update_segment(self, name: str, query: str) -> dict[str, Any]:
+        return segments.update(self.runtime, name, query)
 
+    @_wire
+    def preview_segment(self, query: str) -> dict[str, Any]:
+        return segments.preview(self.runtime, query)
+
+    @_wire
+    def list_segments(self) -> list[dict[str, Any]]:
+        return segments.listing(self.runtime)
+
+    @_wire
+    def show_segment(self, name: str) -> dict[str, Any]:
+        return segments.show(self.runtime, name)
+
+    @_wire
+    def delete_segment(self, name: str) -> dict[str, Any]:
+        return segments.delete(self.runtime, name)
+
+    @_wire
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
+        return segments.members(self.runtime, name, limit, cursor).to_dict()
+
+    @_wire
+    def segment_history(self, name: str) -> dict[str, Any]:
+        return segments.history(self.runtime, name)
+
+    @_wire
+    def segment_why(self, name: str, reference: str) -> dict[str, Any]:
+        return segments.why(self.runtime, name, reference)
+
+    @_wire
+    def segment_overlap(self) -> list[dict[str, Any]]:
+        return segments.overlap(self.runtime)
+
+    @_wire
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
         policy = self.runtime.settings.advertising_consent
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
+    @_wire
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
 
-    def audiences(self, action: str, **options: Any) -> Any:
-        """The DMP side's use cases, one per action (RemoteBackend maps them to the API)."""
+    @_wire
+    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
+        name = name or taxonomy.default_name(path)
+        return taxonomy.load(self.runtime.store, path, name, self.runtime.settings.rejects_dir)
+
+    @_wire
+    def list_taxonomies(self) -> list[dict[str, Any]]:
+        return taxonomy.taxonomies(self.runtime.store)
+
+    @_wire
+    def browse_taxonomy(
+        self, name: str, parent: str | None, search: str | None
+    ) -> list[dict[str, Any]]:
+        return taxonomy.browse(self.runtime.store, name, parent=parent, search=search)
+
+    @_wire
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
+        rejects = self.runtime.settings.rejects_dir
+        return feeds.import_feed(self.runtime.store, path, options, rejects, utc_now())
+
+    @_wire
+    def third_party(self) -> list[dict[str, Any]]:
+        return feeds.segments(self.runtime.store, utc_now())
+
+    @_wire
+    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
         # scipy (lookalikes) is imported only by the commands that need it.
         from tessera.audiences import lookalike
 
-        store, settings, now = self.runtime.store, self.runtime.settings, utc_now()
-        rejects = settings.rejects_dir
-        get = options.get
+        return lookalike.create(
+            self.runtime.store, request.name, request.seed, now=utc_now(), reach=request.reach,
+            accuracy=request.accuracy, method=request.method, population=request.population,
+        )  # fmt: skip
 
-        def load_signals() -> dict[str, Any]:
-            result = signals.load_config(store, options["document"], now)
-            self.runtime.pipeline.refresh_computed_traits()
-            return result
+    @_wire
+    def show_lookalike(self, name: str) -> dict[str, Any]:
+        from tessera.audiences import lookalike
 
-        actions: dict[str, Callable[[], Any]] = {
-            "taxonomy_load": lambda: taxonomy.load(
-                store,
-                options["path"],
-                get("name") or taxonomy.default_name(options["path"]),
-                rejects,
-            ),
-            "taxonomy_list": lambda: taxonomy.taxonomies(store),
-            "taxonomy_browse": lambda: taxonomy.browse(
-                store, options["name"], parent=get("parent"), search=get("search")
-            ),
-            "feed_import": lambda: feeds.import_feed(
-                store,
-                options["path"],
-                feeds.FeedOptions(options["provider"], options["taxonomy"], get("cpm"),
-                                  options["lifetime_days"], get("restrictions")),
-                rejects,
-                now,
-            ),
-            "third_party": lambda: feeds.segments(store, now),
-            "lookalike_create": lambda: lookalike.create(
-                store, options["name"], options["seed"], now=now, reach=get("reach"),
-                accuracy=get("accuracy"), method=options["method"],
-                population=options["population"],
-            ),
-            "lookalike_show": lambda: lookalike.get(store, options["name"]),
-            "lookalike_list": lambda: lookalike.list_lookalikes(store),
-            "lookalike_reach": lambda: lookalike.set_reach(
-                store, options["name"], options["reach"], now
-            ),
-            "lookalike_scores": lambda: lookalike.scores_of(
-                store, options["name"], options["limit"]
-            ),
-            "holdout": lambda: campaigns.holdout(store, options["segment"], options["share"], now),
-            "campaign_results": lambda: campaigns.import_results(
-                store, options["path"], rejects, now
-            ),
-            "campaign_conversions": lambda: campaigns.import_conversions(
-                store, options["path"], rejects
-            ),
-            "campaign_report": lambda: campaigns.report(
-                store, campaign=get("campaign"), conversion_event=options["event"]
-            ),
-            "signals_load": load_signals,
-            "signals_list": lambda: {
-                "signals": signals.definitions(store),
-                "categories": signals.categories(store),
-            },
-        }
-        return actions[action]()
+        return lookalike.get(self.runtime.store, name)
+
+    @_wire
+    def list_lookalikes(self) -> list[dict[str, Any]]:
+        from tessera.audiences import lookalike
+
+        return lookalike.list_lookalikes(self.runtime.store)
+
+    @_wire
+    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
+        from tessera.audiences import lookalike
+
+        return lookalike.set_reach(self.runtime.store, name, reach, utc_now())
+
+    @_wire
+    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
+        from tessera.audiences import lookalike
+
+        return lookalike.scores_of(self.runtime.store, name, limit)
+
+    @_wire
+    def holdout(self, segment: str, share: float) -> dict[str, Any]:
+        return campaigns.holdout(self.runtime.store, segment, share, utc_now())
+
+    @_wire
+    def import_campaign_results(self, path: Path) -> dict[str, Any]:
+        rejects = self.runtime.settings.rejects_dir
+        return campaigns.import_results(self.runtime.store, path, rejects, utc_now())
+
+    @_wire
+    def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
+        rejects = self.runtime.settings.rejects_dir
+        return campaigns.import_conversions(self.runtime.store, path, rejects)
+
+    @_wire
+    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
+        return campaigns.report(self.runtime.store, campaign=campaign, conversion_event=event)
+
+    @_wire
+    def load_signals(self, document: object) -> dict[str, Any]:
+        return signal_config.load(self.runtime, document)
+
+    @_wire
+    def show_signals(self) -> dict[str, Any]:
+        return signal_config.show(self.runtime)
 
     def close(self) -> None:
         self.runtime.close()
@@ -299,10 +377,14 @@ class LocalBackend:
 class RemoteBackend:
     """Talks to a running server's admin API with the admin token."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
+        """`transport` replaces the network, e.g. `httpx.MockTransport` in a test."""
         self.url = url
         self._http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=600,
+            transport=transport,
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -437,42 +519,44 @@ class RemoteBackend:
         return result
 
     def computed_traits(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/api/computed-traits")
-        return result
+        return self._list("GET", "/api/computed-traits")
 
     def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/computed-traits", json=definition)
-        return result
+        return self._object("POST", "/api/computed-traits", json=definition)
 
     def delete_trait(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("DELETE", f"/api/computed-traits/{quote(name)}")
-        return result
+        return self._object("DELETE", f"/api/computed-traits/{quote(name)}")
 
-    def segments(
-        self,
-        action: str,
-        name: str | None = None,
-        query: str | None = None,
-        reference: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Any:
-        base = "/api/segments"
-        named = f"{base}/{quote(name or '')}"
-        calls: dict[str, tuple[str, str, dict[str, Any]]] = {
-            "create": ("POST", base, {"json": {"name": name, "query": query}}),
-            "update": ("PUT", named, {"json": {"query": query}}),
-            "preview": ("POST", f"{base}/preview", {"json": {"query": query}}),
-            "list": ("GET", base, {}),
-            "show": ("GET", named, {}),
-            "delete": ("DELETE", named, {}),
-            "members": ("GET", f"{named}/members", {"params": _listing(limit, cursor)}),
-            "history": ("GET", f"{named}/history", {}),
-            "overlap": ("GET", f"{base}/overlap", {}),
-            "why": ("GET", f"{named}/why/{quote(reference or '')}", {}),
-        }
-        method, path, extra = calls[action]
-        return self._call(method, path, **extra)
+    def create_segment(self, name: str, query: str) -> dict[str, Any]:
+        return self._object("POST", "/api/segments", json={"name": name, "query": query})
+
+    def update_segment(self, name: str, query: str) -> dict[str, Any]:
+        return self._object("PUT", _segment(name), json={"query": query})
+
+    def preview_segment(self, query: str) -> dict[str, Any]:
+        return self._object("POST", "/api/segments/preview", json={"query": query})
+
+    def list_segments(self) -> list[dict[str, Any]]:
+        return self._list("GET", "/api/segments")
+
+    def show_segment(self, name: str) -> dict[str, Any]:
+        return self._object("GET", _segment(name))
+
+    def delete_segment(self, name: str) -> dict[str, Any]:
+        return self._object("DELETE", _segment(name))
+
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
+        params = _listing(limit, cursor)
+        return self._object("GET", f"{_segment(name)}/members", params=params)
+
+    def segment_history(self, name: str) -> dict[str, Any]:
+        return self._object("GET", f"{_segment(name)}/history")
+
+    def segment_why(self, name: str, reference: str) -> dict[str, Any]:
+        return self._object("GET", f"{_segment(name)}/why/{quote(reference)}")
+
+    def segment_overlap(self) -> list[dict[str, Any]]:
+        return self._list("GET", "/api/segments/overlap")
 
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
         path = f"/api/audiences/{quote(segment)}/export"
@@ -489,60 +573,76 @@ class RemoteBackend:
         except httpx.HTTPError as e:
             raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
 
-    def audiences(self, action: str, **options: Any) -> Any:
-        base = "/api/audiences"
-        if action == "taxonomy_load":
-            path: Path = options["path"]
-            with path.open("rb") as handle:
-                data = {"name": options["name"]} if options.get("name") else {}
-                return self._call(
-                    "POST", f"{base}/taxonomies", files={"file": (path.name, handle)}, data=data
-                )
-        if action == "taxonomy_list":
-            return self._call("GET", f"{base}/taxonomies")
-        if action == "taxonomy_browse":
-            params = {k: options[k] for k in ("parent", "search") if options.get(k)}
-            return self._call("GET", f"{base}/taxonomies/{quote(options['name'])}", params=params)
-        if action == "feed_import":
-            path = options["path"]
-            fields = {k: str(options[k]) for k in ("provider", "taxonomy", "cpm",
-                      "lifetime_days", "restrictions") if options.get(k) is not None}  # fmt: skip
-            with path.open("rb") as handle:
-                return self._call(
-                    "POST", f"{base}/feeds", files={"file": (path.name, handle)}, data=fields
-                )
-        if action == "third_party":
-            return self._call("GET", f"{base}/third-party")
-        if action == "lookalike_create":
-            return self._call("POST", f"{base}/lookalikes", json=options)
-        if action == "lookalike_show":
-            return self._call("GET", f"{base}/lookalikes/{quote(options['name'])}")
-        if action == "lookalike_list":
-            return self._call("GET", f"{base}/lookalikes")
-        if action == "lookalike_reach":
-            named = f"{base}/lookalikes/{quote(options['name'])}"
-            return self._call("PATCH", named, json={"reach": options["reach"]})
-        if action == "lookalike_scores":
-            named = f"{base}/lookalikes/{quote(options['name'])}/scores"
-            return self._call("GET", named, params={"limit": options["limit"]})
-        if action == "holdout":
-            route = f"{base}/{quote(options['segment'])}/holdout"
-            return self._call("POST", route, json={"share": options["share"]})
-        if action in ("campaign_results", "campaign_conversions"):
-            kind = action.split("_")[1]
-            with options["path"].open("rb") as handle:
-                upload = {"file": (options["path"].name, handle)}
-                return self._call("POST", f"{base}/campaigns/{kind}", files=upload)
-        if action == "signals_load":
-            return self._call("PUT", f"{base}/signals", json=options["document"])
-        if action == "signals_list":
-            return self._call("GET", f"{base}/signals")
-        if action == "campaign_report":
-            params = {"event": options["event"]}
-            if options.get("campaign"):
-                params["campaign"] = options["campaign"]
-            return self._call("GET", f"{base}/campaigns/report", params=params)
-        raise ValueError(action)
+    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
+        data = {"name": name} if name else {}
+        return self._upload(f"{_AUDIENCES}/taxonomies", path, data)
+
+    def list_taxonomies(self) -> list[dict[str, Any]]:
+        return self._list("GET", f"{_AUDIENCES}/taxonomies")
+
+    def browse_taxonomy(
+        self, name: str, parent: str | None, search: str | None
+    ) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("parent", parent), ("search", search)) if v}
+        return self._list("GET", f"{_AUDIENCES}/taxonomies/{quote(name)}", params=params)
+
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
+        fields = {k: str(v) for k, v in asdict(options).items() if v is not None}
+        return self._upload(f"{_AUDIENCES}/feeds", path, fields)
+
+    def third_party(self) -> list[dict[str, Any]]:
+        return self._list("GET", f"{_AUDIENCES}/third-party")
+
+    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
+        return self._object("POST", f"{_AUDIENCES}/lookalikes", json=asdict(request))
+
+    def show_lookalike(self, name: str) -> dict[str, Any]:
+        return self._object("GET", f"{_AUDIENCES}/lookalikes/{quote(name)}")
+
+    def list_lookalikes(self) -> list[dict[str, Any]]:
+        return self._list("GET", f"{_AUDIENCES}/lookalikes")
+
+    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
+        named = f"{_AUDIENCES}/lookalikes/{quote(name)}"
+        return self._object("PATCH", named, json={"reach": reach})
+
+    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
+        named = f"{_AUDIENCES}/lookalikes/{quote(name)}/scores"
+        return self._list("GET", named, params={"limit": limit})
+
+    def holdout(self, segment: str, share: float) -> dict[str, Any]:
+        route = f"{_AUDIENCES}/{quote(segment)}/holdout"
+        return self._object("POST", route, json={"share": share})
+
+    def import_campaign_results(self, path: Path) -> dict[str, Any]:
+        return self._upload(f"{_AUDIENCES}/campaigns/results", path, {})
+
+    def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
+        return self._upload(f"{_AUDIENCES}/campaigns/conversions", path, {})
+
+    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
+        params = {"event": event} | ({"campaign": campaign} if campaign else {})
+        return self._list("GET", f"{_AUDIENCES}/campaigns/report", params=params)
+
+    def load_signals(self, document: object) -> dict[str, Any]:
+        return self._object("PUT", f"{_AUDIENCES}/signals", json=document)
+
+    def show_signals(self) -> dict[str, Any]:
+        return self._object("GET", f"{_AUDIENCES}/signals")
+
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(method, path, **kwargs)
+        return result
+
+    def _list(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(method, path, **kwargs)
+        return result
+
+    def _upload(self, path: str, file: Path, data: dict[str, str]) -> dict[str, Any]:
+        if not file.exists():
+            raise NotFound(f"no file at {file}")
+        with file.open("rb") as handle:
+            return self._object("POST", path, files={"file": (file.name, handle)}, data=data)
 
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
@@ -575,6 +675,13 @@ def open_backend(settings: Settings) -> Backend:
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         return RemoteBackend(url, token)
     return LocalBackend(settings)
+
+
+_AUDIENCES = "/api/audiences"
+
+
+def _segment(name: str) -> str:
+    return f"/api/segments/{quote(name)}"
 
 
 def _listing(limit: int, cursor: str | None, source: str | None = None) -> dict[str, Any]:

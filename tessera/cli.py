@@ -17,7 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tessera.backend import Backend, open_backend
+from tessera.audiences.feeds import FeedOptions
+from tessera.backend import Backend, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.settings import Settings
@@ -46,9 +47,7 @@ segments_app = typer.Typer(
 )
 app.add_typer(traits_app, name="traits")
 app.add_typer(segments_app, name="segments")
-audiences_app = typer.Typer(
-    help="The DMP side: audiences for ad platforms.", no_args_is_help=True
-)
+audiences_app = typer.Typer(help="The DMP side: audiences for ad platforms.", no_args_is_help=True)
 app.add_typer(audiences_app, name="audiences")
 taxonomy_app = typer.Typer(help="Taxonomies (IAB Audience, Content).", no_args_is_help=True)
 feed_app = typer.Typer(help="Third-party data providers' feeds.", no_args_is_help=True)
@@ -612,7 +611,7 @@ QueryOption = Annotated[str, typer.Option("--query", help="The segment, in the s
 def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> None:
     """Create a segment; it is evaluated over the whole history at once."""
     with _backend() as backend:
-        segment = backend.segments("create", name=name, query=query)
+        segment = backend.create_segment(name, query)
     _print_json(segment) if json else out.print(
         f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
     )
@@ -622,7 +621,7 @@ def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> 
 def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> None:
     """Change a segment's query (checked and run first); its members follow at once."""
     with _backend() as backend:
-        segment = backend.segments("update", name=name, query=query)
+        segment = backend.update_segment(name, query)
     _print_json(segment) if json else out.print(
         f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
     )
@@ -632,7 +631,7 @@ def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> 
 def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
     """Size, a sample and the description of a query, without saving it."""
     with _backend() as backend:
-        result = backend.segments("preview", query=query)
+        result = backend.preview_segment(query)
     if json:
         _print_json(result)
     else:
@@ -644,7 +643,7 @@ def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
 def segments_list(json: JsonOption = False) -> None:
     """Segments with their sizes and status: ok, or failed with the reason."""
     with _backend() as backend:
-        rows = backend.segments("list")
+        rows = backend.list_segments()
     _rows(rows, json, ["name", "status", "size", "description", "evaluated_at", "failure"])
 
 
@@ -652,7 +651,7 @@ def segments_list(json: JsonOption = False) -> None:
 def segments_show(name: str, json: JsonOption = False) -> None:
     """A segment's definition, description and size."""
     with _backend() as backend:
-        segment = backend.segments("show", name=name)
+        segment = backend.show_segment(name)
     failure = f"\n  FAILED: {segment['failure']}" if segment.get("failure") else ""
     _print_json(segment) if json else out.print(
         f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
@@ -665,7 +664,7 @@ def segments_show(name: str, json: JsonOption = False) -> None:
 def segments_delete(name: str) -> None:
     """Delete a segment and its membership history."""
     with _backend() as backend:
-        backend.segments("delete", name=name)
+        backend.delete_segment(name)
     out.print(f"Deleted {name}.")
 
 
@@ -680,9 +679,7 @@ def segments_members(
     """Current members by profile id, with their user id, e-mail, anonymous id and phone."""
     with _backend() as backend:
         _listing(
-            lambda size, after: backend.segments(
-                "members", name=name, limit=size, cursor=after
-            ),
+            lambda size, after: backend.segment_members(name, size, after),
             limit=limit, every=every, cursor=cursor, json=json, noun="member", page_size=1000,
             columns=["profile_id", "user_id", "email", "anonymous_id", "phone", "entered_at"],
         )  # fmt: skip
@@ -692,7 +689,7 @@ def segments_members(
 def segments_history(name: str, json: JsonOption = False) -> None:
     """Size per day, from who entered and who left."""
     with _backend() as backend:
-        result = backend.segments("history", name=name)
+        result = backend.segment_history(name)
     _print_json(result) if json else _table(result["days"], ["day", "change", "size"])
 
 
@@ -704,7 +701,7 @@ def segments_why(
 ) -> None:
     """Which conditions of a segment hold for one person, and which do not."""
     with _backend() as backend:
-        result = backend.segments("why", name=name, reference=reference)
+        result = backend.segment_why(name, reference)
     if json:
         _print_json(result)
         return
@@ -722,7 +719,7 @@ def segments_why(
 def segments_overlap(json: JsonOption = False) -> None:
     """How many people each pair of segments shares."""
     with _backend() as backend:
-        rows = backend.segments("overlap")
+        rows = backend.segment_overlap()
     _rows(rows, json, ["first", "second", "both_count"])
 
 
@@ -745,7 +742,7 @@ def audiences_export(
     """Write a segment's members as a file for an ad platform (consent permitting)."""
     with _backend() as backend:
         if holdout:
-            backend.audiences("holdout", segment=segment, share=_share(holdout))
+            backend.holdout(segment, _share(holdout))
         summary = backend.export_audience(segment, file_format, target)
     if json:
         _print_json(summary)
@@ -773,7 +770,7 @@ def taxonomy_load(
 ) -> None:
     """Load (or replace) a taxonomy; bad rows go to a reject file with the reason."""
     with _backend() as backend:
-        result = backend.audiences("taxonomy_load", path=file, name=name)
+        result = backend.load_taxonomy(file, name)
     if json:
         _print_json(result)
         return
@@ -786,7 +783,7 @@ def taxonomy_load(
 def taxonomy_list(json: JsonOption = False) -> None:
     """Loaded taxonomies."""
     with _backend() as backend:
-        rows = backend.audiences("taxonomy_list")
+        rows = backend.list_taxonomies()
     _rows(rows, json, ["taxonomy", "nodes", "tiers"])
 
 
@@ -799,7 +796,7 @@ def taxonomy_show(
 ) -> None:
     """Browse a taxonomy: its top tier, a node's children, or a search."""
     with _backend() as backend:
-        rows = backend.audiences("taxonomy_browse", name=name, parent=parent, search=search)
+        rows = backend.browse_taxonomy(name, parent, search)
     _rows(rows, json, ["id", "path", "children", "members"])
 
 
@@ -817,15 +814,8 @@ def feed_import(
 ) -> None:
     """Import a third-party feed: who is in which provider segment, with price and lifetime."""
     with _backend() as backend:
-        result = backend.audiences(
-            "feed_import",
-            path=file,
-            provider=provider,
-            taxonomy=taxonomy,
-            cpm=cpm,
-            lifetime_days=lifetime_days,
-            restrictions=restrictions,
-        )
+        options = FeedOptions(provider, taxonomy, cpm, lifetime_days, restrictions)
+        result = backend.import_feed(file, options)
     if json:
         _print_json(result)
         return
@@ -841,7 +831,7 @@ def feed_import(
 def third_party(json: JsonOption = False) -> None:
     """Third-party segments: provider, price, lifetime, restrictions, members."""
     with _backend() as backend:
-        rows = backend.audiences("third_party")
+        rows = backend.third_party()
     columns = ["provider", "segment_id", "path", "cpm", "lifetime_days", "restrictions", "members"]
     _rows(rows, json, columns)
 
@@ -860,10 +850,8 @@ def lookalike_create(
 ) -> None:
     """Build a lookalike audience (and a segment NAME) from a seed segment."""
     with _backend() as backend:
-        result = backend.audiences(
-            "lookalike_create", name=name, seed=seed, reach=reach, accuracy=accuracy,
-            method=method, population=population,
-        )  # fmt: skip
+        request = LookalikeRequest(name, seed, reach, accuracy, method, population)
+        result = backend.create_lookalike(request)
     _print_json(result) if json else _show_lookalike(result)
 
 
@@ -871,7 +859,7 @@ def lookalike_create(
 def lookalike_show(name: str, json: JsonOption = False) -> None:
     """A lookalike's weights, reach-accuracy curve and held-out evaluation."""
     with _backend() as backend:
-        result = backend.audiences("lookalike_show", name=name)
+        result = backend.show_lookalike(name)
     _print_json(result) if json else _show_lookalike(result)
 
 
@@ -879,7 +867,7 @@ def lookalike_show(name: str, json: JsonOption = False) -> None:
 def lookalike_reach(name: str, reach: int, json: JsonOption = False) -> None:
     """Keep this many of the ranked profiles (pick from the reach-accuracy curve)."""
     with _backend() as backend:
-        result = backend.audiences("lookalike_reach", name=name, reach=reach)
+        result = backend.set_lookalike_reach(name, reach)
     _print_json(result) if json else out.print(f"{name}: reach {result['reach']} profiles.")
 
 
@@ -891,7 +879,7 @@ def lookalike_scores(
 ) -> None:
     """The best-scored profiles with their rank and whether the audience keeps them."""
     with _backend() as backend:
-        rows = backend.audiences("lookalike_scores", name=name, limit=limit)
+        rows = backend.lookalike_scores(name, limit)
     _rows(rows, json, ["rank", "profile_id", "score", "in_audience"])
 
 
@@ -899,7 +887,7 @@ def lookalike_scores(
 def lookalike_list(json: JsonOption = False) -> None:
     """Lookalike audiences."""
     with _backend() as backend:
-        rows = backend.audiences("lookalike_list")
+        rows = backend.list_lookalikes()
     _rows(rows, json, ["name", "seed", "method", "population", "reach"])
 
 
@@ -924,7 +912,7 @@ def audiences_holdout(
 ) -> None:
     """Keep a random, stable share of an audience out of its exports, to measure lift."""
     with _backend() as backend:
-        result = backend.audiences("holdout", segment=segment, share=_share(share))
+        result = backend.holdout(segment, _share(share))
     _print_json(result) if json else out.print(
         f"{result['audience']}: {result['held_out']} of {result['members']} members held out "
         f"({result['share']:.0%}); exports leave them out from now on."
@@ -936,7 +924,7 @@ def campaign_import(file: Path, json: JsonOption = False) -> None:
     """Import delivery and results: campaign, day, audience, impressions, clicks,
     conversions, cost[, reach]."""
     with _backend() as backend:
-        result = backend.audiences("campaign_results", path=file)
+        result = backend.import_campaign_results(file)
     _print_import(result, json)
 
 
@@ -944,7 +932,7 @@ def campaign_import(file: Path, json: JsonOption = False) -> None:
 def campaign_conversions(file: Path, json: JsonOption = False) -> None:
     """Import conversions with an identifier (email, phone, user_id, cookie_id...)."""
     with _backend() as backend:
-        result = backend.audiences("campaign_conversions", path=file)
+        result = backend.import_campaign_conversions(file)
     _print_import(result, json)
 
 
@@ -956,7 +944,7 @@ def campaign_report(
 ) -> None:
     """Reach, frequency, CTR, conversion rate, CPA per campaign and audience, and lift."""
     with _backend() as backend:
-        rows = backend.audiences("campaign_report", campaign=campaign, event=event)
+        rows = backend.campaign_report(campaign, event)
     if json:
         _print_json(rows)
         return
@@ -1000,7 +988,7 @@ def signals_load(file: Path, json: JsonOption = False) -> None:
     except (OSError, yaml.YAMLError) as e:
         raise UnreadableFile(f"cannot read {file}: {e}", field="file", value=str(file)) from None
     with _backend() as backend:
-        result = backend.audiences("signals_load", document=document)
+        result = backend.load_signals(document)
     _print_json(result) if json else out.print(
         f"{result['signals']} signal traits and {result['categories']} page categories loaded; "
         "traits computed."
@@ -1011,7 +999,7 @@ def signals_load(file: Path, json: JsonOption = False) -> None:
 def signals_list(json: JsonOption = False) -> None:
     """Signal traits and page categories."""
     with _backend() as backend:
-        result = backend.audiences("signals_list")
+        result = backend.show_signals()
     if json:
         _print_json(result)
         return

@@ -14,8 +14,16 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from tessera.api.admin import RuntimeDep, require_admin
-from tessera.audiences import campaigns, exports, feeds, lookalike, signals, taxonomy
+from tessera.audiences import (
+    campaigns,
+    exports,
+    feeds,
+    lookalike,
+    signal_config,
+    signals,
+    taxonomy,
+)
+from tessera.dependencies import RuntimeDep, require_admin
 from tessera.events import importer
 from tessera.events.timestamps import utc_now
 
@@ -75,7 +83,6 @@ def import_feed(
 @router.get("/third-party", summary="Third-party segments: provider, price, lifetime, members")
 def third_party_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
     return feeds.segments(runtime.store, utc_now())
-
 
 
 class LookalikeBody(BaseModel):
@@ -177,10 +184,7 @@ def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> dict[st
 
 @router.get("/signals", summary="Signal traits and page categories")
 def get_signals(runtime: RuntimeDep) -> dict[str, Any]:
-    return {
-        "signals": signals.definitions(runtime.store),
-        "categories": signals.categories(runtime.store),
-    }
+    return signal_config.show(runtime)
 
 
 @router.put("/signals", summary="Replace the signal traits and page categories")
@@ -188,9 +192,7 @@ def put_signals(body: signals.SignalsDocument, runtime: RuntimeDep) -> dict[str,
     """Body: {"taxonomy": "iab-content", "categories": {"/travel": "653"},
     "signals": [{"name": ..., "when": {...}, "lifetime_days": 30}]}. Traits are computed
     at once."""
-    result = signals.load_config(runtime.store, body, utc_now())
-    runtime.pipeline.refresh_computed_traits()
-    return result
+    return signal_config.load(runtime, body)
 
 
 @router.post("/purge", summary="Purge anonymous profiles past their lifetime")

@@ -10,16 +10,15 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tessera.api.admin import CursorQuery, RuntimeDep, require_admin
 from tessera.api.responses import json_response
 from tessera.audiences import feeds
+from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.identity.lookup import identifier_from_text, lookup, member_ids
-from tessera.profiles import catalogue, view
-from tessera.profiles.asof import profile_as_of
+from tessera.profiles import reader, traits, view
 from tessera.profiles.computed import TraitDefinition
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
@@ -106,33 +105,12 @@ async def get_profile(
 ) -> Response:
     """Served from the pipeline's memory when it can be (no SQL, no thread hop); the
     event page and anything the memory cannot answer go to the store on a thread."""
-    store, settings, pipeline = runtime.store, runtime.settings, runtime.pipeline
-    if as_of:
-        return json_response(
-            await run_in_threadpool(profile_as_of, store, settings, reference, as_of)
-        )
-    core = None
-    if not reference.startswith("prf_"):
-        found = pipeline.find_in_memory(identifier_from_text(reference, settings.default_region))
-        core = pipeline.read_profile(found) if found else None
-    if core is not None and events == 0:
-        return json_response(core)
-
-    def full_view() -> dict[str, Any]:
-        profile_id = (
-            core["profile_id"]
-            if core
-            else lookup(store, reference, settings.default_region, pipeline.find_in_memory)
-        )
-        return view.profile_view(
-            store,
-            profile_id,
-            limit=events,
-            before_seq=before_seq,
-            core=core or pipeline.read_profile(profile_id),
-        )
-
-    return json_response(await run_in_threadpool(full_view))
+    if not as_of and events == 0:
+        core = reader.from_memory(runtime, reference)
+        if core is not None:
+            return json_response(core)
+    found = await run_in_threadpool(reader.show, runtime, reference, events, before_seq, as_of)
+    return json_response(found)
 
 
 @router.get("/identity/explain", summary="Why two identifiers are one person")
@@ -162,20 +140,14 @@ def list_blocks(runtime: RuntimeDep) -> list[dict[str, Any]]:
 
 @router.get("/computed-traits", summary="Computed trait definitions")
 def list_traits(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return [
-        t.to_dict()
-        for t in catalogue.definitions(runtime.store, runtime.settings.computed_traits_file)
-    ]
+    return traits.listing(runtime)
 
 
 @router.post("/computed-traits", status_code=201, summary="Define a computed trait")
 def create_trait(body: TraitDefinition, runtime: RuntimeDep) -> dict[str, Any]:
-    trait = catalogue.save_definition(runtime.store, body)
-    runtime.pipeline.refresh_computed_traits()
-    return trait.to_dict()
+    return traits.define(runtime, body)
 
 
 @router.delete("/computed-traits/{name}", summary="Remove a computed trait defined here")
 def delete_trait(name: str, runtime: RuntimeDep) -> dict[str, str]:
-    catalogue.delete_definition(runtime.store, name)
-    return {"deleted": name}
+    return traits.delete(runtime, name)

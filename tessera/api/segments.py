@@ -7,11 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from tessera.api.admin import CursorQuery, RuntimeDep, require_admin
-from tessera.identity.lookup import lookup
-from tessera.profiles import catalogue
-from tessera.runtime import Runtime
-from tessera.segments import service
+from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
+from tessera.segments import actions, service
 
 router = APIRouter(prefix="/api/segments", dependencies=[Depends(require_admin)])
 
@@ -32,44 +29,39 @@ class PreviewBody(BaseModel):
     sample: int = 10
 
 
-def computed_names(runtime: Runtime) -> set[str]:
-    return catalogue.names(runtime.store, runtime.settings.computed_traits_file)
-
-
 @router.get("", summary="Segments with their sizes and status (ok, or failed with the reason)")
 def list_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return service.list_segments(runtime.store)
+    return actions.listing(runtime)
 
 
 @router.post("", status_code=201, summary="Create a segment; it is filled from history at once")
 def create_segment(body: SegmentBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.create(runtime.store, body.name, body.query, computed_names(runtime))
+    return actions.create(runtime, body.name, body.query)
 
 
 @router.post("/preview", summary="Size, sample and description of a query, without saving")
 def preview(body: PreviewBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.preview(runtime.store, body.query, computed_names(runtime), sample=body.sample)
+    return actions.preview(runtime, body.query, sample=body.sample)
 
 
 @router.get("/overlap", summary="Pairwise overlap of current members")
 def overlap(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return service.overlap(runtime.store)
+    return actions.overlap(runtime)
 
 
 @router.get("/{name}", summary="One segment")
 def get_segment(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.get(runtime.store, name)
+    return actions.show(runtime, name)
 
 
 @router.put("/{name}", summary="Change a segment's query; its members follow at once")
 def update_segment(name: str, body: UpdateBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.update(runtime.store, name, body.query, computed_names(runtime))
+    return actions.update(runtime, name, body.query)
 
 
 @router.delete("/{name}", summary="Delete a segment and its history")
 def delete_segment(name: str, runtime: RuntimeDep) -> dict[str, str]:
-    service.delete(runtime.store, name)
-    return {"deleted": name}
+    return actions.delete(runtime, name)
 
 
 @router.get("/{name}/members", summary="A page of current members, by profile id, with the total")
@@ -81,15 +73,14 @@ def members(
 ) -> dict[str, Any]:
     """Each member with its main identifiers (user id, e-mail, anonymous id, phone);
     follow `next_cursor` until it is null for every member."""
-    return service.members(runtime.store, name, limit=limit, cursor=cursor).to_dict()
+    return actions.members(runtime, name, limit, cursor).to_dict()
 
 
 @router.get("/{name}/history", summary="Size per day, from entries and exits")
 def history(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return service.history(runtime.store, name)
+    return actions.history(runtime, name)
 
 
 @router.get("/{name}/why/{reference:path}", summary="Which conditions hold for a profile")
 def why(name: str, reference: str, runtime: RuntimeDep) -> dict[str, Any]:
-    profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
-    return service.why(runtime.store, name, profile_id)
+    return actions.why(runtime, name, reference)

@@ -8,17 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from tessera.api.admin import RuntimeDep
 from tessera.audiences import campaigns, feeds, lookalike, taxonomy
+from tessera.dependencies import RuntimeDep
 from tessera.errors import InvalidField, TesseraError
 from tessera.events.timestamps import utc_now
-from tessera.segments import service
+from tessera.segments import actions, service
 from tessera.web import session
 from tessera.web.people import check_query
 from tessera.web.rendering import render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
-
 
 
 @router.get("/audiences")
@@ -89,7 +88,7 @@ def builder_save(
 ) -> Response:
     full = compose(population, query)
     try:
-        service.create(runtime.store, name.strip(), full, set())
+        actions.create(runtime, name.strip(), full)
     except TesseraError as e:
         context = {"population": population, "query": query, "name": name, "error": e,
                    **check_query(runtime, full)}  # fmt: skip

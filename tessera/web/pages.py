@@ -12,7 +12,7 @@ import yaml
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from tessera.api.admin import RuntimeDep
+from tessera.dependencies import RuntimeDep
 from tessera.errors import InvalidMapping, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.mapping import document_from_form, parse_mapping

@@ -8,17 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from tessera.api.admin import RuntimeDep
 from tessera.audiences import feeds
+from tessera.dependencies import RuntimeDep
 from tessera.errors import NotFound, TesseraError
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
-from tessera.identity.lookup import lookup
 from tessera.paging import Page
-from tessera.profiles import catalogue, view
+from tessera.profiles import reader, view
 from tessera.runtime import Runtime
-from tessera.segments import service
+from tessera.segments import actions, service
 from tessera.web import session
 from tessera.web.rendering import render
 
@@ -59,15 +58,9 @@ def profile_page(
     before_seq: int | None = None,
     message: str | None = None,
 ) -> Response:
-    store, pipeline = runtime.store, runtime.pipeline
-    profile_id = lookup(store, reference, runtime.settings.default_region, pipeline.find_in_memory)
-    profile = view.profile_view(
-        store,
-        profile_id,
-        limit=TIMELINE_PAGE,
-        before_seq=before_seq,
-        core=pipeline.read_profile(profile_id),
-    )
+    store = runtime.store
+    profile = reader.show(runtime, reference, TIMELINE_PAGE, before_seq)
+    profile_id = profile["profile_id"]
     context = {
         "profile": profile,
         "name": view.display_name(profile["traits"]),
@@ -146,7 +139,7 @@ def create_segment(
     query: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        service.create(runtime.store, name.strip(), query, _computed(runtime))
+        actions.create(runtime, name.strip(), query)
     except TesseraError as e:
         context = {"query": query, "name": name, "error": e, **check_query(runtime, query)}
         return render(request, "segment_new.html", context, status=400)
@@ -166,7 +159,7 @@ def update_segment(
 ) -> Response:
     """Save a changed query (checked and run first: nothing changes when it fails)."""
     try:
-        service.update(runtime.store, name, query, _computed(runtime))
+        actions.update(runtime, name, query)
     except NotFound:
         raise
     except TesseraError as e:
@@ -210,8 +203,7 @@ def segment_page(
     explanation, why_error = None, None
     if why.strip():
         try:
-            profile_id = lookup(store, why.strip(), runtime.settings.default_region)
-            explanation = service.why(store, name, profile_id)
+            explanation = actions.why(runtime, name, why.strip())
         except TesseraError as e:
             why_error = e
     context = {
@@ -244,15 +236,11 @@ def delete_segment(request: Request, runtime: RuntimeDep, name: str) -> Response
     return RedirectResponse("/segments", status_code=303)
 
 
-def _computed(runtime: Runtime) -> set[str]:
-    return catalogue.names(runtime.store, runtime.settings.computed_traits_file)
-
-
 def check_query(runtime: Runtime, query: str) -> dict[str, Any]:
     if not query.strip():
         return {"empty": True}
     try:
-        preview = service.preview(runtime.store, query, _computed(runtime), sample=SAMPLE)
+        preview = actions.preview(runtime, query, sample=SAMPLE)
     except TesseraError as e:
         return {"problem": e, "spot": error_spot(query, e)}
     return {

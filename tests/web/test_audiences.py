@@ -100,3 +100,21 @@ def test_a_lookalike_mistake_is_shown_on_the_form(console: LiveServer, watched: 
     page.get_by_role("button", name="Build the lookalike").click()
     assert "a reach" in page.get_by_role("alert").inner_text()
     assert page.get_by_label("Name").input_value() == "nothing-chosen"
+
+
+def test_builder_saves_an_audience_on_computed_traits(
+    console: LiveServer, watched: Watched
+) -> None:
+    """The builder checked a query with the computed-trait names but saved it with none,
+    so a query on `computed.order_count` previewed fine and failed on Save."""
+    page = watched.page
+    sign_in(page, console.url, "/audiences/new")
+    page.get_by_label("Name").fill("repeat-buyers")
+    page.get_by_label("Known customers only").check()
+    page.get_by_label("And who match").fill("computed.order_count >= 2")
+    page.locator(".preview .description", has_text="order_count").wait_for()
+    page.get_by_role("button", name="Save audience").click()
+    page.wait_for_url("**/segments/repeat-buyers")
+    saved = httpx.get(f"{console.url}/api/segments/repeat-buyers", headers=console.admin)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["query"] == "known and (computed.order_count >= 2)"

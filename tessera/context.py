@@ -1,0 +1,38 @@
+"""What a use case may use of a running Tessera: the store, the settings and a handle on
+the pipeline, as Protocols so feature packages never import the pipeline or the runtime.
+
+`tessera.runtime.Runtime` satisfies `Context` (mypy checks it where the edges pass a
+Runtime to a use case); a test may pass anything with the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from tessera.identity.identifiers import Identifier
+from tessera.settings import Settings
+from tessera.store import Store
+
+
+class PipelineControl(Protocol):
+    """What a use case may ask of the pipeline: refresh after a definition changed, and
+    read a profile from its memory when it is loaded in this process."""
+
+    def refresh_computed_traits(self) -> int: ...
+
+    def find_in_memory(self, identifier: Identifier) -> str | None: ...
+
+    def read_profile(self, profile_id: str) -> dict[str, Any] | None: ...
+
+
+class Context(Protocol):
+    """The running parts a use case reads: the store, the settings and the pipeline."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def pipeline(self) -> PipelineControl: ...
