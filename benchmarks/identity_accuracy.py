@@ -97,7 +97,7 @@ def reachable_recall(runtime: Runtime, true_pairs: float) -> float:
     that share a (normalised, non-junk) identifier, transitively. No rule, no limit and
     no wrong merge: an upper bound for any deterministic resolver."""
     from tessera.identity.identifiers import JunkRules, identifiers_of
-    from tessera.profiles.unifier import _COLUMNS, read_batch
+    from tessera.profiles.unifier import COLUMNS, read_batch
 
     person_of = dict(runtime.store.fetch_all("SELECT seq, person_id FROM scored"))
     parent: dict[Any, Any] = {}
@@ -112,7 +112,7 @@ def reachable_recall(runtime: Runtime, true_pairs: float) -> float:
     last = 0
     while rows := read_batch(runtime.store, last, 50_000):
         for row in rows:
-            event = dict(zip(_COLUMNS, row, strict=True))
+            event = dict(zip(COLUMNS, row, strict=True))
             person = person_of.get(event["seq"])
             if person is None:
                 continue
