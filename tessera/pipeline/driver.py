@@ -106,7 +106,7 @@ class Pipeline:
                 self._segment_touched = set()
                 self._segment_changes = segments.Changes()
                 self.refresh_computed_traits()
-            else:
+            elif not self._rebuilding:
                 self.flush_segments()
             failed = self._held_back - held_back
         return PipelineRun(events, batches, time.perf_counter() - started, failed)
@@ -162,8 +162,9 @@ class Pipeline:
 
         Segment membership is history, not derived state: it is kept. Streaming segment
         refreshes wait until the end (halfway, most profiles are not rebuilt yet and
-        would be recorded as leaving), then one sweep re-evaluates every segment over the
-        rebuilt profiles. Profile ids are derived from the log, so whoever still matches
+        would be recorded as leaving; computed traits are empty until the end), then
+        computed traits are refreshed and one sweep re-evaluates every segment over the
+        rebuilt profiles, even when the log is empty. Profile ids are derived from the log, so whoever still matches
         keeps their stay and its entry time; only real differences are recorded, entering
         or leaving at the time of the rebuild."""
         with self._lock:

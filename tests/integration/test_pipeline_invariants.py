@@ -155,11 +155,18 @@ def test_a_rebuild_keeps_membership_history_and_records_no_false_exits(
     try:
         people = [{"type": "identify", "userId": f"u{i}", "traits": {"city": "Lyon"}}
                   for i in range(6)]  # fmt: skip
-        send(runtime, [dict(m, messageId=f"m{i}") for i, m in enumerate([*SEED, *people])])
+        orders = [{"type": "track", "userId": f"u{i}", "event": "Order Completed",
+                   "properties": {"revenue": 10}} for i in range(3)]  # fmt: skip
+        log = [*SEED, *people, *orders]
+        send(runtime, [dict(m, messageId=f"m{i}") for i, m in enumerate(log)])
         runtime.pipeline.process()
         create_segments(runtime)
+        # Computed traits are emptied by the rebuild and refreshed at its end: a segment
+        # on them must not be evaluated before.
+        service.create(runtime.store, "buyers", "computed.order_count >= 1", {"order_count"})
         before = history(runtime)
         assert len({p for name, p in current_members(runtime) if name == "lyon"}) == 6
+        assert len({p for name, p in current_members(runtime) if name == "buyers"}) == 3
         runtime.pipeline.rebuild()
         assert history(runtime) == before
     finally:
