@@ -91,6 +91,8 @@ class Loop:
         self._backoff = Backoff(self._settings.pipeline_max_attempts, WINDOW_REFRESH_SECONDS)
         #: the last failure of a refresh (or segment flush) that kept failing, until one works
         self.failure: RefreshFailure | None = None
+        #: whether ingest was committing during the last batch (the next one is small)
+        self._busy = False
 
     def run(self) -> None:
         pipeline = self._pipeline
@@ -130,17 +132,16 @@ class Loop:
         """Process batches until caught up (or stopping); returns whether computed traits
         are stale (events arrived since their last refresh)."""
         pipeline = self._pipeline
-        busy = False
         size = self._settings.pipeline_batch_size
         while not self._stopping.is_set():
             commits, started = self._ingest_commits(), time.monotonic()
-            if not pipeline.run_batch(min(size, BUSY_BATCH) if busy else size):
+            if not pipeline.run_batch(min(size, BUSY_BATCH) if self._busy else size):
                 break
             stale = True
             if pipeline.segments_due():
                 self._refresh(pipeline.flush_segments)
-            busy = self._ingest_commits() != commits
-            if busy:
+            self._busy = self._ingest_commits() != commits
+            if self._busy:
                 self._stopping.wait(9 * (time.monotonic() - started))
             if time.monotonic() - pipeline.refreshed_at > BUSY_REFRESH_SECONDS:
                 stale = not self._refresh(pipeline.refresh_computed_traits)
