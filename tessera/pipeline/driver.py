@@ -272,9 +272,7 @@ class Pipeline:
         # The first purge comes an hour after start, not while a demo or a backfill loads.
         self.purged_at = time.monotonic()
         self._loop = Loop(self, self._wake, self._stopping, self._ingest_commits)
-        self._thread = threading.Thread(
-            target=self._loop.run, name="tessera-pipeline", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop.run, name="tessera-pipeline", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

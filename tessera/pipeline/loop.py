@@ -22,14 +22,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from tessera.events import failures
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.pipeline.runs import RefreshFailure
-
-if TYPE_CHECKING:
-    from tessera.pipeline.driver import Pipeline
+from tessera.settings import Settings
 
 log = logging.getLogger("tessera.pipeline")
 
@@ -73,12 +71,28 @@ class Backoff:
         self.failures, self.due = 0, 0.0
 
 
+class Followed(Protocol):
+    """What the loop drives: the Pipeline (driver.py), seen from here."""
+
+    settings: Settings
+    refreshed_at: float
+    purged_at: float
+
+    def load_memory(self) -> None: ...
+    def forget_memory(self) -> None: ...
+    def run_batch(self, size: int) -> int: ...
+    def segments_due(self) -> bool: ...
+    def flush_segments(self) -> None: ...
+    def refresh_computed_traits(self) -> int: ...
+    def purge_expired(self) -> dict[str, Any]: ...
+
+
 class Loop:
     """Follows the log on a thread for one pipeline (see the module's docstring)."""
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: Followed,
         wake: threading.Event,
         stopping: threading.Event,
         ingest_commits: Callable[[], int],
