@@ -325,6 +325,13 @@ def stats(json: JsonOption = False) -> None:
         f"pipeline: set aside {figures['pipeline_failed']} events (tessera events failed)   "
         f"dropped identifiers {figures['dropped_identifiers']}"
     )
+    refresh = figures.get("refresh_failure")
+    if refresh:
+        out.print(
+            f"refresh of computed traits and segments failing ({refresh['attempts']} times in "
+            f"a row, {refresh['error_type']}: {refresh['error']})",
+            markup=False,
+        )
     _table(figures["by_source"], ["source", "channel", "events"])
 
 

@@ -1,8 +1,9 @@
 """The pipeline's dead letters: events of the log that identity or profiles could not process.
 
 An event lands here when it makes the pipeline fail on its own (the pipeline isolates it
-from its batch, see `pipeline.py`). It stays in the log; the pipeline and a rebuild skip it,
-so incremental processing and a rebuild still agree, until `replay-failed` lets it in again.
+from its batch, see `pipeline/isolation.py`). It stays in the log; the pipeline and a
+rebuild skip it, so incremental processing and a rebuild still agree, until
+`replay-failed` lets it in again.
 Reading and writing the `pipeline_failures` table; `describe` is pure.
 """
 

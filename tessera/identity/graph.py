@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tessera.identity.identifiers import Identifier
@@ -71,6 +72,41 @@ class IdentityGraph:
         #: when each identifier was first linked (the seq of its event)
         self.first_seq: dict[Identifier, int] = {}
         self.changed_profiles: set[str] = set()
+
+    @classmethod
+    def from_rows(
+        cls,
+        rules: MergeRules,
+        profiles: Iterable[tuple[str, int, str | None, str | None]],
+        identities: Iterable[tuple[Identifier, str, int]],
+    ) -> IdentityGraph:
+        """The graph as it was persisted, with nothing pending to drain.
+
+        Args:
+            rules: the merge rules the graph stitches with from now on.
+            profiles: every profile as (profile_id, created_seq, merged_into, flagged):
+                absorbed ones redirect to the live profile they were merged into.
+            identities: every link as (identifier, the profile it was linked to, the seq
+                of the event that linked it), in the order they were linked.
+        """
+        graph = cls(rules)
+        for profile, created, merged_into, flagged in profiles:
+            graph.created[profile] = created
+            if merged_into is not None:
+                graph.redirect[profile] = merged_into
+                graph.absorbed.setdefault(merged_into, []).append(profile)
+            else:
+                graph.members[profile] = []
+                graph.counts[profile] = Counter()
+            if flagged:
+                graph.flagged[profile] = flagged
+        for identifier, profile, seq in identities:
+            graph.profile_of[identifier] = profile
+            graph.first_seq[identifier] = seq
+            live = graph.resolve(profile)
+            graph.members[live].append(identifier)
+            graph.counts[live][identifier.type] += 1
+        return graph
 
     # -- queries ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from tessera.events import failures
+from tessera.identity import stored
 from tessera.identity.graph import IdentityGraph, LedgerEntry
 from tessera.identity.identifiers import Dropped, Identifier, JunkRules, read_identifiers
 from tessera.identity.rules import MergeRules
@@ -32,14 +33,18 @@ FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
 # seq is dense (the writer numbers commits without gaps), so a range reads only the row
 # groups it needs. `seq > ? ORDER BY seq LIMIT ?` made DuckDB scan and sort the rest of
 # the log for every batch: at 5 million events the rebuild ran at 20k instead of 50k/s.
-_COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "previous_id",
+#: the columns of a batch row, in order
+COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "previous_id",
             "email", "phone", "device_id", "advertising_id", "external_ids", "timestamp",
             "traits", "country", "consent", "event")  # fmt: skip
 
 
 def merge_rules(store: Store, settings: Settings) -> MergeRules:
     blocks = store.fetch_all("SELECT first, second FROM identity_blocks")
-    pairs = [(_identifier(first), _identifier(second)) for first, second in blocks]
+    pairs = [
+        (stored.identifier_from_stored(first), stored.identifier_from_stored(second))
+        for first, second in blocks
+    ]
     return MergeRules.build(settings.identity_rules, settings.identity_max_identifiers, pairs)
 
 
@@ -57,6 +62,23 @@ class Unifier:
         self.notable: dict[str, list[LedgerEntry]] = {}
         self._sources: dict[str, tuple[str, int]] = {}
 
+    @classmethod
+    def restore(cls, store: Store, settings: Settings) -> Unifier:
+        """The state the pipeline persisted: the graph (`identity/stored.py`), every
+        profile's summary and, per live profile, its notable ledger entries."""
+        unifier = cls(store, settings, merge_rules(store, settings))
+        graph = unifier.graph = stored.restore(store, unifier.graph.rules)
+        unifier.summaries = {
+            profile: Summary.from_row(first, last, count, channels, state)
+            for profile, first, last, count, channels, state in store.fetch_all(
+                "SELECT profile_id, epoch_us(first_seen), epoch_us(last_seen), event_count, "
+                "channels, trait_state FROM profile_summaries"
+            )
+        }
+        for entry in stored.ledger_entries(store, NOTABLE):
+            unifier.notable.setdefault(graph.resolve(entry.profile), []).append(entry)
+        return unifier
+
     def apply(self, rows: list[tuple[Any, ...]]) -> tuple[list[tuple[int, str]], set[str]]:
         """Stitch and summarise rows of `_BATCH_SQL`; returns (seq, profile) and the
         profiles that received events."""
@@ -64,7 +86,7 @@ class Unifier:
         attributed: list[tuple[int, str]] = []
         touched: set[str] = set()
         for row in rows:
-            event = dict(zip(_COLUMNS, row, strict=True))
+            event = dict(zip(COLUMNS, row, strict=True))
             seq = event["seq"]
             target = None
             if event["type"] == "alias" and event["previous_id"]:
@@ -186,11 +208,6 @@ def replay(
         unifier.apply([row for row in rows if row[0] not in skipped])
         unifier.graph.drain()
         last = rows[-1][0]
-
-
-def _identifier(text: str) -> Identifier:
-    kind, _, value = text.partition(":")
-    return Identifier(kind, value)
 
 
 def _object(raw: str | None) -> dict[str, Any] | None:

@@ -1,0 +1,363 @@
+"""The Pipeline: what the rest of Tessera calls to process, rebuild, replay and read.
+
+Each batch is read from the log, stitched and summarised in memory (`profiles/unifier.py`),
+then written in one transaction with the new position (`persist.py`). A batch that fails is
+tried again and taken apart (`isolation.py`); the background loop (`loop.py`) decides when
+batches, refreshes, sweeps and purges run. The graph and summaries live in memory while the
+pipeline runs, restored from the store by their owners (`Unifier.restore`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from tessera.audiences import lifetime, signals
+from tessera.events import failures
+from tessera.events.timestamps import utc_now
+from tessera.identity import stored
+from tessera.identity.identifiers import Identifier
+from tessera.pipeline import persist
+from tessera.pipeline.isolation import Isolation, processed_seq
+from tessera.pipeline.loop import Loop
+from tessera.pipeline.runs import PipelineRun, RefreshFailure, ReplayRun
+from tessera.profiles import catalogue
+from tessera.profiles.unifier import COLUMNS, Unifier, read_batch
+from tessera.profiles.view import profile_from_memory
+from tessera.segments import service as segments
+from tessera.settings import Settings
+from tessera.store import Store
+
+#: the tables a rebuild empties and fills again from the log. Segment membership is not
+#: among them: it is history (who was in a segment when); a rebuild re-evaluates every
+#: segment once at its end, so current members follow the rebuilt profiles (see rebuild).
+DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
+                  "identity_ledger", "pipeline_state", "computed_traits")  # fmt: skip
+# positions in a batch row (profiles/unifier.py COLUMNS)
+_TYPE, _TRAITS, _EVENT = COLUMNS.index("type"), COLUMNS.index("traits"), COLUMNS.index("event")
+# Streaming segments take at most this share of the pipeline's time while it has a backlog:
+# after a refresh that took d seconds, the next waits at least d * (1 - share) / share.
+_SEGMENT_SHARE = 0.05
+
+
+class Pipeline:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self.settings = settings
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: Loop | None = None
+        self._unifier: Unifier | None = None
+        #: computed traits per profile, replaced whole after each refresh
+        self.computed: dict[str, dict[str, Any]] = {}
+        self._ledger_id = 0
+        #: monotonic times of the last refresh of computed traits and the last purge
+        self.refreshed_at = 0.0
+        self.purged_at = 0.0
+        self._ingest_commits: Callable[[], int] = lambda: 0
+        self._segment_touched: set[str] = set()
+        self._segment_changes = segments.Changes()
+        self._segments_due = 0.0  # monotonic time of the next streaming refresh
+        #: during a rebuild, streaming segments wait for its end (see rebuild)
+        self._rebuilding = False
+        #: seqs of the dead-lettered events, stepped over (loaded with the memory)
+        self._skipped: set[int] = set()
+        #: events dead-lettered by this process, for PipelineRun.failed
+        self._held_back = 0
+        self._isolation = Isolation(
+            store,
+            settings.pipeline_max_attempts,
+            self._stopping,
+            ready=self._ready,
+            apply=self._apply_batch,
+            forget=self.forget_memory,
+            set_aside=self._set_aside,
+        )
+
+    # -- running ------------------------------------------------------------------
+
+    def process(self, max_events: int | None = None, *, sweep: bool = True) -> PipelineRun:
+        """Process everything pending (or at most `max_events`), batch by batch; segments
+        follow each batch (streaming). With `sweep`, computed traits are then refreshed
+        and every segment re-evaluated over everyone."""
+        started = time.perf_counter()
+        events = batches = 0
+        with self._lock:
+            held_back = self._held_back
+            while max_events is None or events < max_events:
+                size = self.settings.pipeline_batch_size
+                if max_events is not None:
+                    size = min(size, max_events - events)
+                done = self.run_batch(size)
+                if done == 0:
+                    break
+                if self.segments_due():
+                    self.flush_segments()
+                events += done
+                batches += 1
+            if events and sweep:
+                # The sweep re-evaluates every segment over everyone: a streaming refresh
+                # of the touched profiles first would only be done twice.
+                self._segment_touched = set()
+                self._segment_changes = segments.Changes()
+                self.refresh_computed_traits()
+            elif not self._rebuilding:
+                self.flush_segments()
+            failed = self._held_back - held_back
+        return PipelineRun(events, batches, time.perf_counter() - started, failed)
+
+    def run_batch(self, size: int) -> int:
+        """One batch of at most `size` seqs, however it goes (`isolation.py`); returns how
+        many events of the log it moved past. Streaming segments are the caller's."""
+        with self._lock:
+            return self._isolation.advance(size)
+
+    def segments_due(self) -> bool:
+        """Whether profiles were touched and their streaming refresh is due."""
+        return (
+            bool(self._segment_touched)
+            and not self._rebuilding
+            and time.monotonic() >= self._segments_due
+        )
+
+    def refresh_computed_traits(self) -> int:
+        """Materialise computed traits for every profile (they read the whole history)."""
+        with self._lock:
+            traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
+            # Signal traits live beside computed ones (audiences/signals.py).
+            now = utc_now()
+            count = catalogue.refresh(self._store, traits, now, signals.evaluate(self._store, now))
+            self.refreshed_at = time.monotonic()
+            self.computed = catalogue.load(self._store)
+            # Segments read traits and computed traits: re-evaluated right after them.
+            # The periodic call from the loop is the sweep that lets time windows slide.
+            segments.evaluate_all(self._store)
+            return count
+
+    def flush_segments(self) -> None:
+        """Re-evaluate segments for the profiles touched since the last flush. The next one
+        is due after segment_interval_seconds, or later if this one was slow: one
+        evaluation reads the event log once, so under a backlog it is spaced out to keep
+        its share of the pipeline's time to _SEGMENT_SHARE (membership then lags by about
+        twenty evaluations' time, while the pipeline itself is behind)."""
+        with self._lock:
+            started = time.monotonic()
+            if self._segment_touched:
+                segments.evaluate_touched(
+                    self._store, sorted(self._segment_touched), changes=self._segment_changes
+                )
+                self._segment_touched = set()
+                self._segment_changes = segments.Changes()
+            finished = time.monotonic()
+            spacing = (finished - started) * (1 - _SEGMENT_SHARE) / _SEGMENT_SHARE
+            self._segments_due = finished + max(self.settings.segment_interval_seconds, spacing)
+
+    def rebuild(self) -> PipelineRun:
+        """Forget every derived row and process the whole log again.
+
+        Segment membership is history, not derived state: it is kept. Streaming segment
+        refreshes wait until the end (halfway, most profiles are not rebuilt yet and
+        would be recorded as leaving; computed traits are empty until the end), then
+        computed traits are refreshed and one sweep re-evaluates every segment over the
+        rebuilt profiles, even when the log is empty. Profile ids are derived from the
+        log, so whoever still matches keeps their stay and its entry time; only real
+        differences are recorded, entering or leaving at the time of the rebuild."""
+        started = time.perf_counter()
+        with self._lock:
+            with self._store.transaction() as store:
+                for table in DERIVED_TABLES:
+                    store.execute(f"DELETE FROM {table}")
+            self._unifier = None
+            self._rebuilding = True
+            try:
+                run = self.process(sweep=False)
+            finally:
+                self._rebuilding = False
+            self._segment_touched = set()
+            self._segment_changes = segments.Changes()
+            self.refresh_computed_traits()
+            # The run's time includes the final refresh, as a run with a sweep does.
+            return PipelineRun(run.events, run.batches, time.perf_counter() - started, run.failed)
+
+    def replay_failed(self) -> ReplayRun:
+        """Let the dead-lettered events in again, after a fix: forget them and rebuild from
+        the log, so each is processed in its place among the others. Processing them now,
+        after the events that followed, would give a state a rebuild cannot reproduce
+        (profile ids, merge order and rule limits depend on order). One that still fails
+        is dead-lettered again. With nothing held back it does nothing, so it can be run
+        any number of times."""
+        with self._lock:
+            released = failures.release(self._store)
+            if not released:
+                return ReplayRun(0, [], None)
+            run = self.rebuild()
+            still = sorted(set(released) & failures.skipped(self._store))
+            return ReplayRun(len(released), still, run)
+
+    def purge_expired(
+        self, now: datetime | None = None, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Purge anonymous profiles past their lifetime (audiences/lifetime.py), holding
+        the pipeline still, then reload its memory from the store."""
+        moment = now or utc_now()
+        with self._lock:
+            settings = self.settings
+            result = lifetime.purge(
+                self._store,
+                moment,
+                settings.lifetime_days,
+                settings.shortest_lifetime_days,
+                dry_run=dry_run,
+            )
+            if result["profiles"] and not dry_run:
+                self._unifier = None
+            self.purged_at = time.monotonic()
+            return result
+
+    # -- reading ------------------------------------------------------------------
+
+    def read_profile(self, profile_id: str) -> dict[str, Any] | None:
+        """The profile from memory (no SQL), or None when the pipeline has not loaded
+        its state in this process yet: callers then read the store."""
+        unifier = self._unifier
+        if unifier is None:
+            return None
+        return profile_from_memory(unifier, self.computed, profile_id)
+
+    def find_in_memory(self, identifier: Identifier) -> str | None:
+        unifier = self._unifier
+        return None if unifier is None else unifier.graph.profile(identifier)
+
+    def lag(self) -> dict[str, Any]:
+        """How far behind the log the pipeline is, and the background refresh's failure
+        when it keeps failing (`refresh_failure`, else None)."""
+        processed = self.processed_seq()
+        row = self._store.fetch_one(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM events), "
+            "(SELECT epoch(now()::TIMESTAMP - received_at) FROM events WHERE seq = ?)",
+            [processed + 1],
+        )
+        assert row is not None
+        failure = self.refresh_failure
+        return {
+            "processed_seq": processed,
+            "lag_events": max(int(row[0]) - processed, 0),
+            "lag_seconds": round(float(row[1] or 0.0), 3),
+            "refresh_failure": failure.to_dict() if failure else None,
+        }
+
+    def processed_seq(self) -> int:
+        return processed_seq(self._store)
+
+    @property
+    def refresh_failure(self) -> RefreshFailure | None:
+        """The background refresh's last failure, once it failed pipeline_max_attempts
+        times in a row (cleared by the next that succeeds)."""
+        return self._loop.failure if self._loop is not None else None
+
+    # -- the background loop ------------------------------------------------------
+
+    def notify(self, _last_seq: int = 0) -> None:
+        """Called after the writer commits: wake the background loop."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run in the background: load state, catch up, then follow the log."""
+        self.computed = catalogue.load(self._store)
+        # The first purge comes an hour after start, not while a demo or a backfill loads.
+        self.purged_at = time.monotonic()
+        self._loop = Loop(self, self._wake, self._stopping, self._ingest_commits)
+        self._thread = threading.Thread(target=self._loop.run, name="tessera-pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def watch_ingest(self, commits: Callable[[], int]) -> None:
+        """Give the background loop a way to see ingest activity (the writer's commits)."""
+        self._ingest_commits = commits
+
+    # -- memory -------------------------------------------------------------------
+
+    @property
+    def unifier(self) -> Unifier:
+        if self._unifier is None:
+            self._unifier = self._load()
+        return self._unifier
+
+    def load_memory(self) -> None:
+        """Load the graph and summaries from the store, unless they are in memory."""
+        with self._lock:
+            self._ready()
+
+    def forget_memory(self) -> None:
+        """Drop memory that may be ahead of the store: the next batch reloads it."""
+        self._unifier = None
+
+    def _ready(self) -> None:
+        """Memory loaded from the store (outside the tries: not the events' fault)."""
+        _ = self.unifier
+
+    def _load(self) -> Unifier:
+        """The graph and summaries as persisted, the ledger's numbering and the events
+        the pipeline steps over."""
+        unifier = Unifier.restore(self._store, self.settings)
+        self._ledger_id = stored.last_ledger_id(self._store)
+        self._skipped = failures.skipped(self._store)
+        return unifier
+
+    # -- one batch ----------------------------------------------------------------
+
+    def _apply_batch(self, size: int) -> int:
+        """Read, stitch and persist the next `size` seqs of the log, stepping over the
+        dead-lettered ones; returns how many events it moved past."""
+        unifier = self.unifier
+        read = read_batch(self._store, self.processed_seq(), size)
+        if not read:
+            return 0
+        skipped = self._skipped
+        rows = [row for row in read if row[0] not in skipped] if skipped else read
+        attributed, touched = unifier.apply(rows)
+        changed = set(unifier.graph.changed_profiles)
+        self._segment_changes.add(
+            segments.Changes(
+                events={row[_EVENT] for row in rows if row[_TYPE] == "track" and row[_EVENT]},
+                traits=any(row[_TRAITS] for row in rows),
+                any_event=True,
+                identity=bool(unifier.graph.new_links)
+                or bool(changed - touched)
+                or any(e.kind in ("new", "merge") for e in unifier.graph.ledger),
+            )
+        )
+        try:
+            self._ledger_id = persist.write_batch(
+                self._store, unifier, read[-1][0], attributed, touched, self._ledger_id
+            )
+        except Exception:
+            self._unifier = None  # memory is ahead of the store: reload before going on
+            raise
+        # Streaming: segments are re-evaluated for just the profiles batches touched (and
+        # those merged away, which leave), gathered for up to segment_interval_seconds.
+        # One evaluation reads the events once whatever it covers, so evaluating after
+        # every batch cost most of the pipeline's time with 50 segments (3k events/s).
+        if not self._segment_touched:
+            # The first touched batch since the last refresh starts the wait: a refresh
+            # comes at most every interval after changes begin, never right after a batch.
+            self._segments_due = max(
+                self._segments_due, time.monotonic() + self.settings.segment_interval_seconds
+            )
+        self._segment_touched |= touched | changed
+        return len(read)
+
+    def _set_aside(self, seq: int) -> None:
+        self._skipped.add(seq)
+        self._held_back += 1

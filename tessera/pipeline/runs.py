@@ -1,0 +1,59 @@
+"""What the pipeline answers: a run, a replay, and a refresh that keeps failing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.events.failures import Failure
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    events: int
+    batches: int
+    seconds: float
+    #: events of this run that went to the pipeline's dead letters
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = round(self.events / self.seconds) if self.seconds else 0
+        return {
+            "events": self.events,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": rate,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """`replay_failed()`: how many dead letters were let in again, those that failed again
+    (their seqs), and the rebuild that processed them (None when there was nothing to do)."""
+
+    replayed: int
+    still_failing: list[int]
+    rebuild: PipelineRun | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "replayed": self.replayed,
+            "processed": self.replayed - len(self.still_failing),
+            "still_failing": self.still_failing,
+            "rebuild": self.rebuild.to_dict() if self.rebuild else None,
+        }
+
+
+@dataclass(frozen=True)
+class RefreshFailure:
+    """The background refresh of computed traits and segments failed `attempts` times in a
+    row: the last error, and when (ISO UTC). Shown by `tessera stats`, `/api/stats` and the
+    console (`refresh_failure`) until a refresh succeeds."""
+
+    failure: Failure
+    attempts: int
+    failed_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.failure.to_dict(), "attempts": self.attempts, "failed_at": self.failed_at}
