@@ -58,7 +58,7 @@ def test_a_refresh_that_keeps_failing_is_recorded_after_the_tries_and_batches_go
     send(running, [{"type": "identify", "userId": "u1", "messageId": "m1"}])
     wait_for(lambda: pipeline.refresh_failure is not None)
     failure = pipeline.lag()["refresh_failure"]
-    assert failure["attempts"] == 2 and failure["error_type"] == "InvalidField"
+    assert failure["attempts"] == 2 and failure["error_type"] == "UnreadableFile"
     assert "traits.yml" in failure["error"]
     memory = pipeline.unifier
     # Batches go on, and the refresh is not tried again before the sweep's pace (it was
