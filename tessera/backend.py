@@ -25,7 +25,6 @@ from tessera.events import failures, importer, log
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
-from tessera.identity.lookup import identifier_from_text
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
 from tessera.runtime import Runtime
@@ -206,23 +205,11 @@ class LocalBackend:
 
     @_wire
     def explain(self, first: str, second: str) -> dict[str, Any]:
-        region = self.runtime.settings.default_region
-        return identity.explain(
-            self.runtime.store,
-            identifier_from_text(first, region),
-            identifier_from_text(second, region),
-        )
+        return identity.why(self.runtime, first, second)
 
     @_wire
     def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
-        return unmerging.unmerge(
-            self.runtime.store,
-            self.runtime.pipeline,
-            first,
-            second,
-            reason,
-            self.runtime.settings.default_region,
-        ).to_dict()
+        return unmerging.unmerge(self.runtime, first, second, reason).to_dict()
 
     @_wire
     def computed_traits(self) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
-from tessera.identity.lookup import identifier_from_text, lookup, member_ids
+from tessera.identity.lookup import lookup, member_ids
 from tessera.profiles import reader, traits, view
 from tessera.profiles.computed import TraitDefinition
 
@@ -115,22 +115,12 @@ async def get_profile(
 
 @router.get("/identity/explain", summary="Why two identifiers are one person")
 def explain_link(first: str, second: str, runtime: RuntimeDep) -> dict[str, Any]:
-    region = runtime.settings.default_region
-    return identity.explain(
-        runtime.store, identifier_from_text(first, region), identifier_from_text(second, region)
-    )
+    return identity.why(runtime, first, second)
 
 
 @router.post("/identity/unmerge", summary="Separate two identifiers and rebuild")
 def unmerge(body: Unmerge, runtime: RuntimeDep) -> dict[str, Any]:
-    return unmerging.unmerge(
-        runtime.store,
-        runtime.pipeline,
-        body.first,
-        body.second,
-        body.reason,
-        runtime.settings.default_region,
-    ).to_dict()
+    return unmerging.unmerge(runtime, body.first, body.second, body.reason).to_dict()
 
 
 @router.get("/identity/blocks", summary="Unmerges in force")

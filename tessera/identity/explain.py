@@ -8,9 +8,24 @@ from collections import deque
 from typing import Any
 
 from tessera.events.timestamps import iso_utc
+from tessera.identity.context import IdentityContext
 from tessera.identity.identifiers import Identifier
-from tessera.identity.lookup import find_profile, member_ids
+from tessera.identity.lookup import find_profile, identifier_from_text, member_ids
 from tessera.store import Store
+
+
+def why(context: IdentityContext, first: str, second: str) -> dict[str, Any]:
+    """Why two identifiers, as typed (`TYPE:VALUE`), are one person, or why not: see
+    `explain`. The one use case behind the API and the CLI.
+
+    Raises:
+        InvalidField: an identifier is malformed.
+        NotFound: no profile holds one of them.
+    """
+    region = context.settings.default_region
+    return explain(
+        context.store, identifier_from_text(first, region), identifier_from_text(second, region)
+    )
 
 
 def explain(store: Store, first: Identifier, second: Identifier) -> dict[str, Any]:

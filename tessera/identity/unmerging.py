@@ -2,32 +2,21 @@
 
 The separation is a decision a person takes, so it is kept (`identity_blocks`, which a
 rebuild never clears) and the identity graph honours it from then on. Identity does not
-rebuild the derived state itself: the caller hands in what rebuilds it (the pipeline),
-through `Rebuilder`, so this package never imports the layers above it.
+rebuild the derived state itself: the context hands in what rebuilds it (the pipeline),
+through `identity.context.Rebuilder`, so this package never imports the layers above it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from tessera.errors import Conflict, InvalidField
 from tessera.events.timestamps import utc_now
+from tessera.identity.context import IdentityContext
 from tessera.identity.identifiers import Identifier
 from tessera.identity.lookup import find_profile, identifier_from_text
 from tessera.store import Store
-
-
-class RebuildRun(Protocol):
-    """What a rebuild reports (the pipeline's run: events, batches, seconds, ...)."""
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-class Rebuilder(Protocol):
-    """Rebuilds identity, profiles and everything derived from the event log."""
-
-    def rebuild(self) -> RebuildRun: ...
 
 
 @dataclass(frozen=True)
@@ -69,31 +58,26 @@ def blocks(store: Store) -> list[dict[str, Any]]:
     )
 
 
-def unmerge(
-    store: Store,
-    rebuilder: Rebuilder,
-    first: str,
-    second: str,
-    reason: str | None,
-    default_region: str | None,
-) -> Unmerged:
+def unmerge(context: IdentityContext, first: str, second: str, reason: str | None) -> Unmerged:
     """Separate two identifiers for good: record the pair, rebuild identity and profiles
     from the log (events and traits move back to where they belong), and say where each
     identifier now lives. The one use case behind the API, the console and the CLI.
 
     Args:
-        rebuilder: the pipeline, which rebuilds the derived state from the log.
+        context: the store, the settings (default phone region) and the pipeline, which
+            rebuilds the derived state from the log.
         first, second: `TYPE:VALUE` as typed, normalised like incoming values.
+        reason: why, kept with the separation (None: not given).
 
     Raises:
         InvalidField: an identifier is malformed, or both are the same.
         NotFound: no profile holds one of them.
         Conflict: they are already in different profiles.
     """
-    a = identifier_from_text(first, default_region)
-    b = identifier_from_text(second, default_region)
+    store, region = context.store, context.settings.default_region
+    a, b = identifier_from_text(first, region), identifier_from_text(second, region)
     block(store, a, b, reason)
-    run = rebuilder.rebuild()
+    run = context.pipeline.rebuild()
     return Unmerged(
         first=str(a),
         second=str(b),

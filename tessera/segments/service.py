@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, assert_never
 
 import orjson
 
@@ -33,11 +33,16 @@ from tessera.segments.tree import (
     And,
     Compare,
     Did,
+    HasIdentifier,
+    HasThirdParty,
+    InLookalike,
     InSegment,
     Node,
     Not,
     Or,
+    Population,
     SeenOn,
+    children,
     from_json,
     to_json,
 )
@@ -120,7 +125,7 @@ def update(
     matches leaves, the history is kept) and a failed state clears."""
     segment = _row(store, name)
     tree = understand(store, query, computed_names)
-    cycle = _reaching(store, _referenced(tree), name)
+    cycle = _reaching(store, referenced(tree), name)
     if cycle:
         raise InvalidField(
             f"segment {name!r} cannot depend on itself: {' -> '.join([name, *cycle])}",
@@ -144,7 +149,7 @@ def update(
 def delete(store: Store, name: str) -> None:
     segment = _row(store, name)
     users = [
-        n for n, (_, tree) in sorted(_trees(store, None).items()) if name in _referenced(tree)
+        n for n, (_, tree) in sorted(_trees(store, None).items()) if name in referenced(tree)
     ]
     if users:
         raise Conflict(f"segment {name!r} is used by {', '.join(users)}; delete those first")
@@ -223,7 +228,7 @@ def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[st
         if name in seen or name not in trees:
             return
         seen.add(name)
-        for dependency in _referenced(trees[name][1]):
+        for dependency in referenced(trees[name][1]):
             visit(dependency)
         # One that fails is marked failed with its reason; the others carry on (and one
         # deleted meanwhile is simply gone).
@@ -256,19 +261,24 @@ def affected(tree: Node, changes: Changes, affected_segments: set[str]) -> bool:
     change at their refresh, after which every segment is re-evaluated anyway."""
     if changes.identity:
         return True  # a merge combines everything two profiles had
-    if isinstance(tree, And | Or):
-        return any(affected(i, changes, affected_segments) for i in tree.items)
-    if isinstance(tree, Not):
-        return affected(tree.item, changes, affected_segments)
-    if isinstance(tree, Compare):
-        return tree.source == "traits" and changes.traits
-    if isinstance(tree, Did | Aggregate):
-        return tree.event.name in changes.events
-    if isinstance(tree, SeenOn):
-        return changes.any_event
-    if isinstance(tree, InSegment):
-        return tree.name in affected_segments
-    return False  # has TYPE: identifiers only change with identity
+    match tree:
+        case And() | Or() | Not():
+            return any(affected(i, changes, affected_segments) for i in children(tree))
+        case Compare():
+            return tree.source == "traits" and changes.traits
+        case Did() | Aggregate():
+            return tree.event.name in changes.events
+        case SeenOn():
+            return changes.any_event
+        case InSegment():
+            return tree.name in affected_segments
+        case HasIdentifier() | Population() | HasThirdParty() | InLookalike():
+            # Identifiers only change with identity; third-party memberships with a feed
+            # import and lookalike audiences with a refit, each followed by a full
+            # re-evaluation.
+            return False
+        case _:
+            assert_never(tree)
 
 
 def evaluate_touched(
@@ -303,7 +313,7 @@ def evaluate_touched(
     if total and 2 * len(profiles) >= total[0]:
         among = None
     while pending:
-        layer = [n for n, (_, tree) in pending.items() if not (_referenced(tree) & set(pending))]
+        layer = [n for n, (_, tree) in pending.items() if not (referenced(tree) & set(pending))]
         if not layer:  # a cycle cannot be created, but never loop for ever
             layer = list(pending)
         # Segments failing already run alone: one that keeps failing must not cost the
@@ -501,10 +511,9 @@ def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -
     def explain(node: Node) -> dict[str, Any]:
         holds = bool(_run(store, node, moment, profiles=[profile_id]))
         out: dict[str, Any] = {"condition": describe(node), "holds": holds}
-        if isinstance(node, And | Or):
-            out["parts"] = [explain(item) for item in node.items]
-        elif isinstance(node, Not):
-            out["parts"] = [explain(node.item)]
+        parts = children(node)
+        if parts:  # and/or/not: each part explained in turn
+            out["parts"] = [explain(item) for item in parts]
         return out
 
     return {"segment": name, "profile_id": profile_id, **explain(tree)}
@@ -633,7 +642,7 @@ def _trees(store: Store, moment: str | None) -> dict[str, tuple[str, Node]]:
 def _reaching(store: Store, start: set[str], target: str) -> list[str]:
     """A path of `in segment` references from one of `start` to `target`, or []."""
     references = {
-        name: _referenced(tree) for name, (_, tree) in _trees(store, None).items()
+        name: referenced(tree) for name, (_, tree) in _trees(store, None).items()
     }
     paths = [[name] for name in sorted(start)]
     seen: set[str] = set()
@@ -648,14 +657,20 @@ def _reaching(store: Store, start: set[str], target: str) -> list[str]:
     return []
 
 
-def _referenced(node: Node) -> set[str]:
-    if isinstance(node, InSegment):
-        return {node.name}
-    if isinstance(node, And | Or):
-        return set().union(*(_referenced(i) for i in node.items))
-    if isinstance(node, Not):
-        return _referenced(node.item)
-    return set()
+def referenced(node: Node) -> set[str]:
+    """The segments this tree names with `in segment`, at any depth."""
+    match node:
+        case InSegment():
+            return {node.name}
+        case And() | Or() | Not():
+            return set().union(*(referenced(item) for item in children(node)))
+        case (
+            Compare() | Did() | Aggregate() | HasIdentifier() | HasThirdParty() | Population()
+            | SeenOn() | InLookalike()
+        ):  # fmt: skip
+            return set()
+        case _:
+            assert_never(node)
 
 
 def _row(store: Store, name: str) -> dict[str, Any]:

@@ -227,6 +227,23 @@ _NAMES = {cls: name for name, cls in _KINDS.items()}
 _NOT_FIELDS = frozenset({"kind", "at", "property_at"})
 
 
+def children(node: Node) -> tuple[Node, ...]:
+    """The nodes directly under this one: the items of and/or, the item of not, none for a
+    condition. The one walk every tree traversal outside the stages builds on."""
+    match node:
+        case And() | Or():
+            return node.items
+        case Not():
+            return (node.item,)
+        case (
+            Compare() | Did() | Aggregate() | HasIdentifier() | HasThirdParty() | Population()
+            | SeenOn() | InSegment() | InLookalike()
+        ):  # fmt: skip
+            return ()
+        case _:
+            assert_never(node)
+
+
 def to_json(node: Node) -> dict[str, Any]:
     """The JSON form: {"kind": ..., fields...}, values tagged where JSON cannot tell."""
     kind = _NAMES[type(node)]

@@ -80,14 +80,7 @@ def unmerge(
     second: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
 ) -> Response:
-    result = unmerging.unmerge(
-        runtime.store,
-        runtime.pipeline,
-        first,
-        second,
-        reason or None,
-        runtime.settings.default_region,
-    )
+    result = unmerging.unmerge(runtime, first, second, reason or None)
     note = f"Unmerged: {result.second} now lives in {result.second_profile}."
     return RedirectResponse(f"/profiles/{result.first_profile}?message={note}", status_code=303)
 

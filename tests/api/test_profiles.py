@@ -176,7 +176,11 @@ def test_definition_bodies_are_typed_in_openapi(server: LiveServer) -> None:
         ({"name": "Bad Name", "function": "count"}, "name", "must be lower_snake_case"),
         ({"name": "x", "function": "count", "colour": 1}, "colour", "unknown key(s) colour"),
         ({"name": "x", "function": "sum"}, "property", "needs `property:`"),
-        ({"name": "x", "function": "count", "window_days": 0}, "window_days", "from 1 to"),
+        (
+            {"name": "x", "function": "count", "window_days": 0},
+            "window_days",
+            "whole number of days from 1",
+        ),
         ([1, 2], "trait", "a computed trait is a mapping"),
     ],
 )

@@ -58,6 +58,22 @@ def test_alias_joins_the_previous_id(runtime: Runtime) -> None:
     assert profile_of(runtime, "user_id:new-user") == profile_of(runtime, "anonymous_id:old-anon")
 
 
+def test_why_reads_both_identifiers_as_typed_and_explains_like_the_parsed_pair(
+    runtime: Runtime,
+) -> None:
+    send(runtime, JANE)
+    runtime.pipeline.process()
+    answer = identity.why(runtime, "anonymous_id:cookie-1", " EMAIL:Jane@X.com ")
+    assert answer == identity.explain(
+        runtime.store,
+        identifier_from_text("anonymous_id:cookie-1", None),
+        identifier_from_text("email:jane@x.com", None),
+    )
+    assert answer["same_profile"] and answer["second"] == "email:jane@x.com"
+    with pytest.raises(InvalidField):
+        identity.why(runtime, "anonymous_id:cookie-1", "no-colon")
+
+
 def test_explain_gives_the_chain_with_events(runtime: Runtime) -> None:
     send(runtime, JANE)
     runtime.pipeline.process()
@@ -91,12 +107,7 @@ def test_unmerge_splits_and_moves_events_and_traits_back(runtime: Runtime) -> No
     runtime.pipeline.process()
     assert profile_of(runtime, "anonymous_id:cookie-2") == profile_of(runtime, "user_id:jane")
     result = unmerging.unmerge(
-        runtime.store,
-        runtime.pipeline,
-        "email:jane@x.com",
-        "anonymous_id:cookie-2",
-        "a shared computer",
-        None,
+        runtime, "email:jane@x.com", "anonymous_id:cookie-2", "a shared computer"
     )
     assert result.first_profile != result.second_profile
     jane = view.profile_view(runtime.store, result.first_profile)

@@ -4,7 +4,8 @@ where the parser read the name.
 A new condition kind is added to `tree.Node`; mypy's `assert_never` names each stage whose
 `match` forgets it, and this test fails until the kind has an example here that every
 stage (JSON, check, compile one and many, describe, stored-tree checks, the reference
-interpreter) has run on.
+interpreter) and every walk over trees (`tree.children`, which `why` explains by, and the
+service's `referenced` and `affected`) has run on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tessera.segments.compiler import compile_segment, compile_segments
 from tessera.segments.describe import describe
 from tessera.segments.literals import check_stored
 from tessera.segments.parser import parse
+from tessera.segments.service import Changes, affected, referenced
 from tessera.segments.tree import (
     NODE_TYPES,
     Aggregate,
@@ -36,6 +38,7 @@ from tessera.segments.tree import (
     Population,
     SeenOn,
     Window,
+    children,
     from_json,
     to_json,
 )
@@ -92,6 +95,26 @@ def test_every_stage_handles_every_node_type(node: Node) -> None:
     many = compile_segments([node, node], now="2026-03-31 12:00:00", profiles=None)
     assert "AS m1" in many.sql
     assert isinstance(holds(node, FACTS, NOW), bool)
+
+
+@pytest.mark.parametrize("node", EXAMPLES.values(), ids=lambda n: type(n).__name__)
+def test_every_tree_walk_handles_every_node_type(node: Node) -> None:
+    assert all(type(child) in NODE_TYPES for child in children(node))
+    assert referenced(node) <= {"vip"}
+    everything_changed = Changes({"Order Completed", "Email Opened"}, True, True, False)
+    assert isinstance(affected(node, everything_changed, {"vip"}), bool)
+    assert affected(node, Changes(identity=True), set())
+
+
+def test_the_walks_see_through_and_or_not() -> None:
+    nested = Not(And((SeenOn("web"), Or((HasIdentifier("email"), InSegment("vip"))))))
+    assert children(nested) == (nested.item,)
+    assert referenced(nested) == {"vip"}
+    assert affected(nested, Changes(), {"vip"})
+    assert not affected(nested, Changes(), set())
+    assert affected(nested, Changes(any_event=True), set())
+    assert [type(n).__name__ for n in (EXAMPLES[Compare], EXAMPLES[InLookalike])
+            if children(n)] == []  # fmt: skip
 
 
 def test_the_interpreter_and_the_examples_agree_on_what_holds() -> None:
