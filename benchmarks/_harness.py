@@ -114,6 +114,36 @@ class LoadResult:
         }
 
 
+EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Checkout Started", "Email Opened"]
+
+
+def track_message(
+    n: int, *, user_id: str, anonymous_id: str, message_id: str, timestamp: str
+) -> dict[str, Any]:
+    """The n-th track call of a load, shaped like analytics-python's (context, properties)."""
+    return {
+        "type": "track",
+        "event": EVENTS[n % len(EVENTS)],
+        "userId": user_id,
+        "anonymousId": anonymous_id,
+        "messageId": message_id,
+        "timestamp": timestamp,
+        "properties": {
+            "product_id": f"sku-{n % 997}",
+            "price": 19.99 + n % 50,
+            "currency": "EUR",
+            "quantity": 1 + n % 3,
+            "category": "shoes",
+        },
+        "context": {
+            "library": {"name": "analytics-python", "version": "2.3.0"},
+            "ip": "203.0.113.9",
+            "locale": "fr-FR",
+        },
+        "integrations": {},
+    }
+
+
 async def read_response(reader: asyncio.StreamReader) -> int:
     """Read one whole HTTP/1.1 answer (status line, headers, Content-Length body); its status.
 

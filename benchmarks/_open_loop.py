@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from _harness import read_response
+from _harness import read_response, track_message
 
 BATCH_SIZE = 100
 LATE_S = 0.010
-EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Checkout Started", "Email Opened"]
 
 
 @dataclass(frozen=True)
@@ -62,27 +61,13 @@ def batch_body(run_tag: str, index: int, sent_at: str) -> bytes:
     for i in range(BATCH_SIZE):
         n = index * BATCH_SIZE + i
         batch.append(
-            {
-                "type": "track",
-                "event": EVENTS[n % len(EVENTS)],
-                "userId": f"user-{(n * 7919) % 50_000}",
-                "anonymousId": f"anon-{n % 200_000}",
-                "messageId": f"{run_tag}-{n}",
-                "timestamp": sent_at,
-                "properties": {
-                    "product_id": f"sku-{n % 997}",
-                    "price": 19.99 + n % 50,
-                    "currency": "EUR",
-                    "quantity": 1 + n % 3,
-                    "category": "shoes",
-                },
-                "context": {
-                    "library": {"name": "analytics-python", "version": "2.3.0"},
-                    "ip": "203.0.113.9",
-                    "locale": "fr-FR",
-                },
-                "integrations": {},
-            }
+            track_message(
+                n,
+                user_id=f"user-{(n * 7919) % 50_000}",
+                anonymous_id=f"anon-{n % 200_000}",
+                message_id=f"{run_tag}-{n}",
+                timestamp=sent_at,
+            )
         )
     return orjson.dumps({"batch": batch, "sentAt": sent_at})
 

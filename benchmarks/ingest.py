@@ -30,9 +30,17 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import LoadResult, Table, basic, emit, free_port, run_load, start_server, stop
-
-EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Checkout Started", "Email Opened"]
+from _harness import (
+    LoadResult,
+    Table,
+    basic,
+    emit,
+    free_port,
+    run_load,
+    start_server,
+    stop,
+    track_message,
+)
 
 
 def make_batches(count: int, size: int, seed: int = 7) -> list[bytes]:
@@ -44,27 +52,13 @@ def make_batches(count: int, size: int, seed: int = 7) -> list[bytes]:
         for i in range(size):
             n = b * size + i
             batch.append(
-                {
-                    "type": "track",
-                    "event": EVENTS[n % len(EVENTS)],
-                    "userId": f"user-{(n * 7919 + seed) % 50_000}",
-                    "anonymousId": str(uuid.UUID(int=n + seed)),
-                    "messageId": str(uuid.UUID(int=(seed << 64) + n)),
-                    "timestamp": now,
-                    "properties": {
-                        "product_id": f"sku-{n % 997}",
-                        "price": 19.99 + n % 50,
-                        "currency": "EUR",
-                        "quantity": 1 + n % 3,
-                        "category": "shoes",
-                    },
-                    "context": {
-                        "library": {"name": "analytics-python", "version": "2.3.0"},
-                        "ip": "203.0.113.9",
-                        "locale": "fr-FR",
-                    },
-                    "integrations": {},
-                }
+                track_message(
+                    n,
+                    user_id=f"user-{(n * 7919 + seed) % 50_000}",
+                    anonymous_id=str(uuid.UUID(int=n + seed)),
+                    message_id=str(uuid.UUID(int=(seed << 64) + n)),
+                    timestamp=now,
+                )
             )
         bodies.append(orjson.dumps({"batch": batch, "sentAt": now}))
     return bodies
