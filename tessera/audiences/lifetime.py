@@ -20,7 +20,8 @@ from tessera.store import Store
 
 #: Derived tables keyed by profile_id, cleared for purged profiles.
 _BY_PROFILE = ("identities", "profile_summaries", "computed_traits", "segment_members",
-               "identity_ledger", "event_profiles", "profiles")  # fmt: skip
+               "identity_ledger", "event_profiles", "profiles",
+               "trait_aggregates")  # fmt: skip
 
 
 def is_anonymous_type(identifier_type: str) -> bool:

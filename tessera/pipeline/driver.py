@@ -24,7 +24,9 @@ from tessera.pipeline import persist
 from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import PipelineRun, RefreshFailure, ReplayRun
-from tessera.profiles import catalogue
+from tessera.profiles import aggregate_store, catalogue
+from tessera.profiles.aggregates import Aggregates, day_number
+from tessera.profiles.computed import ComputedTrait
 from tessera.profiles.unifier import COLUMNS, Unifier, read_batch
 from tessera.profiles.view import profile_from_memory
 from tessera.segments import service as segments
@@ -35,7 +37,8 @@ from tessera.store import Store
 #: among them: it is history (who was in a segment when); a rebuild re-evaluates every
 #: segment once at its end, so current members follow the rebuilt profiles (see rebuild).
 DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
-                  "identity_ledger", "pipeline_state", "computed_traits")  # fmt: skip
+                  "identity_ledger", "pipeline_state", "computed_traits",
+                  "trait_aggregates", "trait_aggregate_keys")  # fmt: skip
 # positions in a batch row (profiles/unifier.py COLUMNS)
 _TYPE, _TRAITS, _EVENT = COLUMNS.index("type"), COLUMNS.index("traits"), COLUMNS.index("event")
 # Streaming segments take at most this share of the pipeline's time while it has a backlog:
@@ -53,7 +56,10 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._loop: Loop | None = None
         self._unifier: Unifier | None = None
-        #: computed traits per profile, replaced whole after each refresh
+        #: computed-trait aggregates, loaded and dropped with the unifier (`_load`)
+        self._aggregates: Aggregates | None = None
+        #: computed traits per profile: the touched profiles' after each batch, replaced
+        #: whole after each refresh
         self.computed: dict[str, dict[str, Any]] = {}
         self._ledger_id = 0
         #: monotonic times of the last refresh of computed traits and the last purge
@@ -125,19 +131,36 @@ class Pipeline:
             and time.monotonic() >= self._segments_due
         )
 
-    def refresh_computed_traits(self) -> int:
-        """Materialise computed traits for every profile (they read the whole history)."""
+    def refresh_computed_traits(self, *, full: bool = False) -> int:
+        """Materialise computed traits for every profile: from the aggregates the batches
+        keep (no log read: windows and recency follow the day, RFM scores the population),
+        or with `full` by the full recompute over the whole history (the rebuild's)."""
         with self._lock:
             traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
-            # Signal traits live beside computed ones (audiences/signals.py).
             now = utc_now()
-            count = catalogue.refresh(self._store, traits, now, signals.evaluate(self._store, now))
+            aggregates = self._current_aggregates(traits)
+            if full:
+                rows = catalogue.recompute(self._store, traits, now)
+            else:
+                aggregates.prune(day_number(now))
+                rows = catalogue.current(aggregates, now)
+            # Signal traits live beside computed ones (audiences/signals.py).
+            count = catalogue.refresh(self._store, rows, now, signals.evaluate(self._store, now))
             self.refreshed_at = time.monotonic()
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.
             # The periodic call from the loop is the sweep that lets time windows slide.
             segments.evaluate_all(self._store)
             return count
+
+    def _current_aggregates(self, traits: list[ComputedTrait]) -> Aggregates:
+        """The aggregates for these definitions: when a trait was added, changed or
+        removed since they were loaded, the new ones are filled from the log."""
+        self._ready()
+        aggregates = self._aggregates
+        if aggregates is None or not aggregate_store.covers(aggregates, traits):
+            aggregates = self._aggregates = aggregate_store.restore(self._store, traits)
+        return aggregates
 
     def flush_segments(self) -> None:
         """Re-evaluate segments for the profiles touched since the last flush. The next one
@@ -180,7 +203,9 @@ class Pipeline:
                 self._rebuilding = False
             self._segment_touched = set()
             self._segment_changes = segments.Changes()
-            self.refresh_computed_traits()
+            # The rebuild is the full recompute; the aggregates were rebuilt batch by
+            # batch from empty (tests hold both equal).
+            self.refresh_computed_traits(full=True)
             # The run's time includes the final refresh, as a run with a sweep does.
             return PipelineRun(run.events, run.batches, time.perf_counter() - started, run.failed)
 
@@ -311,6 +336,9 @@ class Pipeline:
         """The graph and summaries as persisted, the ledger's numbering and the events
         the pipeline steps over."""
         unifier = Unifier.restore(self._store, self.settings)
+        self._aggregates = aggregate_store.restore(
+            self._store, catalogue.definitions(self._store, self.settings.computed_traits_file)
+        )
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
         return unifier
@@ -326,8 +354,10 @@ class Pipeline:
             return 0
         skipped = self._skipped
         rows = [row for row in read if row[0] not in skipped] if skipped else read
+        after = self.processed_seq()
         attributed, touched = unifier.apply(rows)
         changed = set(unifier.graph.changed_profiles)
+        traits = self._traits_of_batch(unifier, after, read[-1][0], attributed)
         self._segment_changes.add(
             segments.Changes(
                 events={row[_EVENT] for row in rows if row[_TYPE] == "track" and row[_EVENT]},
@@ -336,15 +366,17 @@ class Pipeline:
                 identity=bool(unifier.graph.new_links)
                 or bool(changed - touched)
                 or any(e.kind in ("new", "merge") for e in unifier.graph.ledger),
+                computed=self._computed_changes(traits),
             )
         )
         try:
             self._ledger_id = persist.write_batch(
-                self._store, unifier, read[-1][0], attributed, touched, self._ledger_id
+                self._store, unifier, read[-1][0], attributed, touched, self._ledger_id, traits
             )
         except Exception:
             self._unifier = None  # memory is ahead of the store: reload before going on
             raise
+        self._remember_computed(traits)
         # Streaming: segments are re-evaluated for just the profiles batches touched (and
         # those merged away, which leave), gathered for up to segment_interval_seconds.
         # One evaluation reads the events once whatever it covers, so evaluating after
@@ -357,6 +389,36 @@ class Pipeline:
             )
         self._segment_touched |= touched | changed
         return len(read)
+
+    def _traits_of_batch(
+        self, unifier: Unifier, after: int, last: int, attributed: list[tuple[int, str]]
+    ) -> aggregate_store.BatchTraits:
+        """The batch's effect on computed traits (aggregates updated in memory, values of
+        the profiles it touched), written with the batch so segments see them at once."""
+        aggregates = self._aggregates
+        assert aggregates is not None  # loaded with the unifier
+        return aggregate_store.update(
+            self._store, aggregates, unifier.graph, after, last, attributed, utc_now()
+        )
+
+    def _computed_changes(self, traits: aggregate_store.BatchTraits) -> set[str]:
+        """The computed traits whose value the batch changed for some profile."""
+        names: set[str] = set()
+        for profile, values in traits.values.items():
+            before = self.computed.get(profile, {})
+            names |= {n for n in traits.names if before.get(n) != values.get(n)}
+        return names
+
+    def _remember_computed(self, traits: aggregate_store.BatchTraits) -> None:
+        """After the batch commits: its values in memory, beside the RFM and signal
+        traits the refresh keeps (a merged-away profile's go)."""
+        computed = self.computed
+        own = set(traits.names)
+        for profile in traits.removed:
+            computed.pop(profile, None)
+        for profile, values in traits.values.items():
+            kept = {n: v for n, v in computed.get(profile, {}).items() if n not in own}
+            computed[profile] = kept | values
 
     def _set_aside(self, seq: int) -> None:
         self._skipped.add(seq)

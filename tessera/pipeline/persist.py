@@ -1,8 +1,9 @@
 """Writing one batch's derived rows: Arrow tables, one transaction with the new position.
 
-The graph's changes (links, ledger entries, profile rows), the touched profiles' summaries,
-the event → profile attributions and `pipeline_state.processed_seq` commit together, so a
-crash between batches loses nothing and a batch is never applied twice.
+The graph's changes (links, ledger entries, profile rows), the touched profiles' summaries
+and computed traits (with their aggregates), the event → profile attributions and
+`pipeline_state.processed_seq` commit together, so a crash between batches loses nothing
+and a batch is never applied twice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import orjson
 import pyarrow as pa
 
 from tessera.identity.graph import LedgerEntry
+from tessera.profiles import aggregate_store
 from tessera.profiles.unifier import Unifier
 from tessera.store import Store
 
@@ -22,9 +24,10 @@ def write_batch(
     attributed: list[tuple[int, str]],
     touched: set[str],
     last_ledger_id: int,
+    traits: aggregate_store.BatchTraits | None = None,
 ) -> int:
-    """Persist what the batch changed (draining the graph) and move the pipeline to
-    `last_seq`; returns the id of the ledger's last entry now."""
+    """Persist what the batch changed (draining the graph) and its computed traits, and
+    move the pipeline to `last_seq`; returns the id of the ledger's last entry now."""
     graph = unifier.graph
     ledger, links, changed = graph.drain()
     changed_list = sorted(changed)
@@ -77,6 +80,8 @@ def write_batch(
         )
         if summaries:
             batch.insert_arrow("profile_summaries", summary_table(unifier, summaries))
+        if traits is not None:
+            aggregate_store.write(batch, traits)
         batch.execute(
             "INSERT OR REPLACE INTO pipeline_state VALUES ('processed_seq', ?)", [last_seq]
         )

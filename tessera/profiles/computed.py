@@ -6,12 +6,17 @@ compiled to SQL trees with sqlglot (values are bound parameters, never pasted in
       event: Product Viewed        #   most_frequent recency_days
       property: category
       where: {currency: EUR}       # property equality conditions
-      window_days: 90              # all time when absent
+      window_days: 90              # all time when absent; else from the start of the
+                                   #   UTC day 90 days ago (day buckets, see below)
 
 Built in, for commerce (`Order Completed` with `revenue`): order_count, total_revenue,
 average_order_value, days_since_last_order, and RFM scores (rfm_recency,
 rfm_frequency, rfm_monetary: quintiles 1-5 over customers with an order; rfm_segment
-the three digits).
+the three digits; ties ranked by profile id, so the scores are one answer).
+
+The pipeline keeps every trait incrementally (`profiles/aggregates.py`: per-profile
+aggregates in day buckets, updated from each batch); the SQL compiled here is the full
+recompute, which the tests hold the incremental values equal to.
 """
 
 from __future__ import annotations
@@ -169,20 +174,23 @@ def events_of_profiles() -> exp.Select:
     )
 
 
-def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Select:
-    """One trait as `SELECT profile_id, value ... GROUP BY profile_id`.
+Binder = Callable[[Any], exp.Placeholder]
 
-    Values are added to `parameters` under fresh names; `$now` is the clock.
-    """
+
+def binder(parameters: dict[str, Any]) -> Binder:
+    """Adds each value to `parameters` under a fresh name and returns its placeholder."""
 
     def bind(value: Any) -> exp.Placeholder:
         key = f"p{len(parameters)}"
         parameters[key] = value
         return exp.Placeholder(this=key)
 
-    now = exp.Cast(this=exp.Placeholder(this="now"), to=exp.DataType.build("TIMESTAMP"))
+    return bind
 
-    conditions: list[exp.Expression] = []
+
+def trait_filter(trait: ComputedTrait, bind: Binder) -> exp.Expr:
+    """Which events a trait reads (its event name and `where`), the window aside."""
+    conditions: list[exp.Expr] = []
     if trait.event is not None:
         conditions.append(exp.column("event", "ev").eq(bind(trait.event)))
         conditions.append(exp.column("type", "ev").eq(exp.Literal.string("track")))
@@ -193,20 +201,49 @@ def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Selec
         conditions.append(
             extracted.eq(bind(str(wanted).lower() if isinstance(wanted, bool) else str(wanted)))
         )
+    return exp.and_(*conditions) if conditions else exp.true()
+
+
+def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
+    """The value a trait aggregates from one event: the property as text, or as a DOUBLE
+    (NULL when it is not a number) for sum, avg, min and max; NULL when it reads none."""
+    if trait.property is None:
+        return exp.Null()
+    value: exp.Expr = exp.func(
+        "json_extract_string", exp.column("properties", "ev"), bind(_path(trait.property))
+    )
+    if trait.function in _NUMERIC or trait.function in ("min", "max"):
+        value = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
+    return value
+
+
+def _today(now: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=now, to=exp.DataType.build("DATE"))
+
+
+def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Select:
+    """One trait as `SELECT profile_id, value ... GROUP BY profile_id`: the full recompute,
+    over the whole history (`profiles/aggregates.py` keeps the same values incrementally).
+
+    Values are added to `parameters` under fresh names; `$now` is the clock. A window of
+    N days holds the events from the start of the UTC day N days before `$now` (day
+    buckets: it slides at midnight UTC). Ties are broken so that the answer is one:
+    first/last by (time, seq), most_frequent by the smallest value.
+    """
+    bind = binder(parameters)
+    now = exp.Cast(this=exp.Placeholder(this="now"), to=exp.DataType.build("TIMESTAMP"))
+    conditions: list[exp.Expr] = [trait_filter(trait, bind)]
     if trait.window_days is not None:
         since = exp.Sub(
-            this=now.copy(),
-            expression=exp.Interval(this=bind(str(trait.window_days)), unit=exp.var("DAY")),
+            this=_today(now.copy()),
+            expression=exp.Cast(this=bind(trait.window_days), to=exp.DataType.build("INTEGER")),
         )
-        conditions.append(exp.column("timestamp", "ev") >= since)
+        conditions.append(_today(exp.column("timestamp", "ev")) >= since)
 
-    value: Any = exp.Null()
-    if trait.property is not None:
-        value = exp.func(
-            "json_extract_string", exp.column("properties", "ev"), bind(_path(trait.property))
-        )
-        if trait.function in _NUMERIC or trait.function in ("min", "max"):
-            value = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
+    value = trait_value(trait, bind)
+    order = exp.Array(
+        expressions=[exp.func("epoch_us", exp.column("timestamp", "ev")), exp.column("seq", "ev")]
+    )
     timestamp = exp.column("timestamp", "ev")
     builders: dict[str, Callable[[], Any]] = {
         "count": lambda: exp.Count(this=exp.Star()),
@@ -214,10 +251,14 @@ def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Selec
         "avg": lambda: exp.Avg(this=value),
         "min": lambda: exp.Min(this=value),
         "max": lambda: exp.Max(this=value),
-        "first": lambda: exp.func("arg_min", value, timestamp),
-        "last": lambda: exp.func("arg_max", value, timestamp),
+        "first": lambda: exp.func("arg_min", value, order),
+        "last": lambda: exp.func("arg_max", value, order),
         "distinct_count": lambda: exp.Count(this=exp.Distinct(expressions=[value])),
-        "most_frequent": lambda: exp.Anonymous(this="mode", expressions=[value]),
+        "most_frequent": lambda: exp.Mode(
+            this=exp.Order(
+                this=value, expressions=[exp.Ordered(this=value.copy(), nulls_first=False)]
+            )
+        ),
         # Anonymous: sqlglot's DateDiff would reorder the arguments for DuckDB.
         "recency_days": lambda: exp.Anonymous(
             this="date_diff",
@@ -268,9 +309,9 @@ WITH orders AS (
     GROUP BY 1),
 scored AS (
     SELECT profile_id,
-           ntile(5) OVER (ORDER BY recency DESC) AS r,
-           ntile(5) OVER (ORDER BY frequency) AS f,
-           ntile(5) OVER (ORDER BY monetary) AS m
+           ntile(5) OVER (ORDER BY recency DESC, profile_id) AS r,
+           ntile(5) OVER (ORDER BY frequency, profile_id) AS f,
+           ntile(5) OVER (ORDER BY monetary, profile_id) AS m
     FROM orders)
 SELECT profile_id, r, f, m, concat(r, f, m) FROM scored
 """

@@ -248,24 +248,29 @@ class Changes:
     traits: bool = False  # some event carried traits
     any_event: bool = False
     identity: bool = False  # new profiles, links or merges
+    computed: set[str] = field(default_factory=set)  # computed traits whose value changed
 
     def add(self, other: Changes) -> None:
         self.events |= other.events
+        self.computed |= other.computed
         self.traits |= other.traits
         self.any_event |= other.any_event
         self.identity |= other.identity
 
 
 def affected(tree: Node, changes: Changes, affected_segments: set[str]) -> bool:
-    """Could these changes alter this segment for a touched profile? Computed traits only
-    change at their refresh, after which every segment is re-evaluated anyway."""
+    """Could these changes alter this segment for a touched profile? Computed traits
+    change with the batches too (incrementally); the refresh of the population-wide ones
+    re-evaluates every segment anyway."""
     if changes.identity:
         return True  # a merge combines everything two profiles had
     match tree:
         case And() | Or() | Not():
             return any(affected(i, changes, affected_segments) for i in children(tree))
         case Compare():
-            return tree.source == "traits" and changes.traits
+            if tree.source == "computed":
+                return tree.name in changes.computed
+            return changes.traits
         case Did() | Aggregate():
             return tree.event.name in changes.events
         case SeenOn():

@@ -308,4 +308,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        12,
+        """
+        -- Computed traits kept incrementally (issue 12): per live profile, the aggregates
+        -- of every computed trait in day buckets (JSON, profiles/aggregates.py), written
+        -- with each batch; and the definitions they cover (a trait added or changed is
+        -- filled from the log once). Derived: a rebuild empties and refills them.
+        CREATE TABLE trait_aggregates (
+            profile_id VARCHAR PRIMARY KEY,
+            state VARCHAR NOT NULL
+        );
+        CREATE TABLE trait_aggregate_keys (
+            key VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]

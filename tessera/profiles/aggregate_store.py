@@ -1,0 +1,251 @@
+"""Reading events into the computed-trait aggregates and keeping them in the store.
+
+`profiles/aggregates.py` is the pure state; this module is its IO: the events a batch (or
+the whole history) holds for each trait, read by one SQL query that extracts values as the
+full recompute does (`computed.trait_filter`, `computed.trait_value`: the same
+json_extract_string text, the same TRY_CAST), then folded in Python; the state written
+with each batch (`trait_aggregates`, migration 12) and restored at start, so a restart
+does not read the log again. A definition the stored state does not cover yet (a trait
+added or changed) is filled from the log once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from tessera.identity.graph import IdentityGraph
+from tessera.profiles.aggregates import Aggregates, day_number, trait_key
+from tessera.profiles.computed import (
+    ComputedTrait,
+    binder,
+    events_of_profiles,
+    trait_filter,
+    trait_value,
+)
+from tessera.store import Store
+
+
+def extraction(
+    traits: list[ComputedTrait], source: exp.Expr, *, with_profile: bool
+) -> tuple[exp.Select, dict[str, Any]]:
+    """`seq, time (µs), matched_0, value_0, matched_1, ...` for the events of `source`
+    (aliased `ev`) that match at least one trait; `profile_id` first `with_profile`."""
+    parameters: dict[str, Any] = {}
+    bind = binder(parameters)
+    columns: list[exp.Expr] = []
+    if with_profile:
+        columns.append(exp.column("profile_id", "ev"))
+    columns += [
+        exp.column("seq", "ev"),
+        exp.func("epoch_us", exp.column("timestamp", "ev")),
+    ]
+    filters = []
+    for index, trait in enumerate(traits):
+        matched = trait_filter(trait, bind)
+        filters.append(matched.copy())
+        columns.append(exp.func("coalesce", matched, exp.false()).as_(f"m{index}"))
+        columns.append(trait_value(trait, bind).as_(f"v{index}"))
+    query = sqlglot.select(*columns).from_(source).where(exp.or_(*filters))
+    return query, parameters
+
+
+def read_range(
+    store: Store, traits: list[ComputedTrait], after: int, last: int
+) -> list[tuple[Any, ...]]:
+    """The batch's events (seq in (after, last]) that some trait reads."""
+    if not traits:
+        return []
+    events = exp.alias_(
+        sqlglot.select("*").from_("events").where("seq > $after AND seq <= $last").subquery(),
+        "ev",
+        table=True,
+    )
+    query, parameters = extraction(traits, events, with_profile=False)
+    return store.fetch_all(
+        query.sql(dialect="duckdb"), {**parameters, "after": after, "last": last}
+    )
+
+
+def fold(
+    aggregates: Aggregates,
+    rows: Iterable[tuple[Any, ...]],
+    profile_of: Callable[[tuple[Any, ...]], str | None],
+    indices: list[int],
+    offset: int,
+) -> None:
+    """Add extracted rows (from `offset`: seq, time, matched_i, value_i...) to the
+    aggregates of trait `indices[i]`, for the profile `profile_of(row)` gives."""
+    for row in rows:
+        profile = profile_of(row)
+        if profile is None:
+            continue
+        seq, at = row[offset], row[offset + 1]
+        for position, index in enumerate(indices):
+            column = offset + 2 + 2 * position
+            if row[column]:
+                aggregates.add(profile, index, at, seq, row[column + 1])
+
+
+@dataclass
+class BatchTraits:
+    """What a batch changed in computed traits, for `write` (in the batch's transaction)
+    and for the pipeline's memory once it commits."""
+
+    names: list[str]
+    #: per updated live profile: its values, and its state for the store (None: none)
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    states: dict[str, str | None] = field(default_factory=dict)
+    #: profiles merged away in the batch: their rows go
+    removed: set[str] = field(default_factory=set)
+    moment: datetime | None = None
+
+
+def update(
+    store: Store,
+    aggregates: Aggregates,
+    graph: IdentityGraph,
+    after: int,
+    last: int,
+    attributed: list[tuple[int, str]],
+    now: datetime,
+) -> BatchTraits:
+    """Apply one batch to the aggregates: its merges (states combine), then its events
+    (each to the live profile it now belongs to); returns the touched profiles' values."""
+    removed: set[str] = set()
+    for entry in graph.ledger:
+        if entry.kind == "merge" and entry.other_profile is not None:
+            aggregates.merge(entry.profile, entry.other_profile)
+            removed.add(entry.other_profile)
+    owner = dict(attributed)
+    rows = read_range(store, aggregates.traits, after, last)
+    touched: set[str] = set()
+
+    def profile_of(row: tuple[Any, ...]) -> str | None:
+        found = owner.get(row[0])
+        if found is None:
+            return None
+        live = graph.resolve(found)
+        touched.add(live)
+        return live
+
+    fold(aggregates, rows, profile_of, list(range(len(aggregates.traits))), 0)
+    for entry in graph.ledger:
+        if entry.kind == "merge" and entry.other_profile is not None:
+            touched.add(graph.resolve(entry.profile))
+    today = day_number(now)
+    changes = BatchTraits([t.name for t in aggregates.traits], removed=removed, moment=now)
+    for profile in touched - removed:
+        changes.values[profile] = aggregates.values(profile, today)
+        changes.states[profile] = aggregates.state_json(profile)
+    return changes
+
+
+def write(store: Store, changes: BatchTraits) -> None:
+    """Persist a batch's aggregates and computed traits (call inside its transaction)."""
+    profiles = sorted(changes.values)
+    gone = sorted(changes.removed | set(profiles))
+    if not gone:
+        return
+    store.execute("DELETE FROM trait_aggregates WHERE profile_id IN (SELECT unnest(?))", [gone])
+    states = [(p, s) for p in profiles if (s := changes.states.get(p)) is not None]
+    if states:
+        store.insert_arrow(
+            "trait_aggregates",
+            pa.table({"profile_id": [p for p, _ in states], "state": [s for _, s in states]}),
+        )
+    if changes.removed:
+        store.execute(
+            "DELETE FROM computed_traits WHERE profile_id IN (SELECT unnest(?))",
+            [sorted(changes.removed)],
+        )
+    if profiles:
+        store.execute(
+            "DELETE FROM computed_traits WHERE profile_id IN (SELECT unnest(?)) "
+            "AND name IN (SELECT unnest(?))",
+            [profiles, changes.names],
+        )
+    rows = [
+        (profile, name, orjson.dumps(value).decode())
+        for profile in profiles
+        for name, value in changes.values[profile].items()
+    ]
+    if rows:
+        insert_values(store, rows, changes.moment)
+
+
+def insert_values(store: Store, rows: list[tuple[Any, ...]], moment: datetime | None) -> None:
+    """Rows of (profile_id, name, JSON value) into `computed_traits`."""
+    stamp = (moment or datetime.now()).replace(tzinfo=None)
+    store.insert_arrow(
+        "computed_traits",
+        pa.table(
+            {
+                "profile_id": [r[0] for r in rows],
+                "name": [r[1] for r in rows],
+                "value": [r[2] for r in rows],
+                "computed_at": pa.array([stamp] * len(rows), pa.timestamp("us")),
+            }
+        ),
+    )
+
+
+def restore(store: Store, traits: list[ComputedTrait]) -> Aggregates:
+    """The aggregates as persisted for these definitions; a definition the store does not
+    cover yet is filled from the log (up to the pipeline's position) and persisted."""
+    aggregates = Aggregates(list(traits))
+    for profile, state in store.fetch_all("SELECT profile_id, state FROM trait_aggregates"):
+        aggregates.load_json(profile, state)
+    covered = {row[0] for row in store.fetch_all("SELECT key FROM trait_aggregate_keys")}
+    missing = [i for i, key in enumerate(aggregates.keys) if key not in covered]
+    if missing or covered - set(aggregates.keys):
+        fill(store, aggregates, missing)
+    return aggregates
+
+
+def fill(store: Store, aggregates: Aggregates, indices: list[int]) -> None:
+    """Build these traits' aggregates from the whole log the pipeline has processed
+    (events through their live profile), then persist the whole state and what it
+    covers, in one transaction."""
+    for index in indices:  # a changed definition starts afresh
+        key = aggregates.keys[index]
+        for state in aggregates.profiles.values():
+            state.pop(key, None)
+    if indices:
+        position = store.fetch_one(
+            "SELECT coalesce(max(value), 0) FROM pipeline_state WHERE key = 'processed_seq'"
+        )
+        until = int(position[0]) if position else 0
+        chosen = [aggregates.traits[i] for i in indices]
+        history = exp.alias_(
+            events_of_profiles().where("e.seq <= $until").subquery(), "ev", table=True
+        )
+        query, parameters = extraction(chosen, history, with_profile=True)
+        rows = store.fetch_all(query.sql(dialect="duckdb"), {**parameters, "until": until})
+        fold(aggregates, rows, lambda row: row[0], indices, 1)
+    with store.transaction() as batch:
+        batch.execute("DELETE FROM trait_aggregates")
+        states = [(p, aggregates.state_json(p)) for p in sorted(aggregates.profiles)]
+        kept = [(p, s) for p, s in states if s is not None]
+        if kept:
+            batch.insert_arrow(
+                "trait_aggregates",
+                pa.table({"profile_id": [p for p, _ in kept], "state": [s for _, s in kept]}),
+            )
+        batch.execute("DELETE FROM trait_aggregate_keys")
+        batch.insert_arrow(
+            "trait_aggregate_keys",
+            pa.table({"key": aggregates.keys, "name": [t.name for t in aggregates.traits]}),
+        )
+
+
+def covers(aggregates: Aggregates, traits: list[ComputedTrait]) -> bool:
+    """Whether the aggregates are for exactly these definitions."""
+    return aggregates.keys == [trait_key(t) for t in traits]
