@@ -66,6 +66,8 @@ class Pipeline:
         self.refreshed_at = 0.0
         self.purged_at = 0.0
         self._ingest_commits: Callable[[], int] = lambda: 0
+        #: the clock computed traits are valued at (windows, recency); tests move it
+        self.clock: Callable[[], datetime] = utc_now
         self._segment_touched: set[str] = set()
         self._segment_changes = segments.Changes()
         self._segments_due = 0.0  # monotonic time of the next streaming refresh
@@ -137,7 +139,7 @@ class Pipeline:
         or with `full` by the full recompute over the whole history (the rebuild's)."""
         with self._lock:
             traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
-            now = utc_now()
+            now = self.clock()
             aggregates = self._current_aggregates(traits)
             if full:
                 rows = catalogue.recompute(self._store, traits, now)
@@ -159,7 +161,9 @@ class Pipeline:
         self._ready()
         aggregates = self._aggregates
         if aggregates is None or not aggregate_store.covers(aggregates, traits):
-            aggregates = self._aggregates = aggregate_store.restore(self._store, traits)
+            aggregates = self._aggregates = aggregate_store.restore(
+                self._store, traits, day_number(self.clock())
+            )
         return aggregates
 
     def flush_segments(self) -> None:
@@ -254,6 +258,14 @@ class Pipeline:
             return None
         return profile_from_memory(unifier, self.computed, profile_id)
 
+    @property
+    def aggregates(self) -> Aggregates:
+        """The computed-trait aggregates the batches keep (loaded with the graph)."""
+        with self._lock:
+            self._ready()
+            assert self._aggregates is not None
+            return self._aggregates
+
     def find_in_memory(self, identifier: Identifier) -> str | None:
         unifier = self._unifier
         return None if unifier is None else unifier.graph.profile(identifier)
@@ -337,7 +349,9 @@ class Pipeline:
         the pipeline steps over."""
         unifier = Unifier.restore(self._store, self.settings)
         self._aggregates = aggregate_store.restore(
-            self._store, catalogue.definitions(self._store, self.settings.computed_traits_file)
+            self._store,
+            catalogue.definitions(self._store, self.settings.computed_traits_file),
+            day_number(self.clock()),
         )
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
@@ -398,7 +412,7 @@ class Pipeline:
         aggregates = self._aggregates
         assert aggregates is not None  # loaded with the unifier
         return aggregate_store.update(
-            self._store, aggregates, unifier.graph, after, last, attributed, utc_now()
+            self._store, aggregates, unifier.graph, after, last, attributed, self.clock()
         )
 
     def _computed_changes(self, traits: aggregate_store.BatchTraits) -> set[str]:

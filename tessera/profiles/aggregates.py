@@ -165,24 +165,19 @@ class Bucket:
         assert function == "recency_days", function
         return today - day_of(self.latest) if self.latest is not None else None
 
-    def to_list(self) -> list[Any]:
-        return [self.count, self.numbers, self.total, self.low, self.high,
-                list(self.first) if self.first else None,
-                list(self.last) if self.last else None,
-                self.latest, dict(self.values) if self.values else None]  # fmt: skip
-
     @classmethod
-    def from_list(cls, raw: list[Any]) -> Bucket:
-        count, numbers, total, low, high, first, last, latest, values = raw
+    def from_dict(cls, raw: dict[str, Any]) -> Bucket:
+        """A bucket as orjson wrote it (a dataclass is written as its fields)."""
+        first, last, values = raw["first"], raw["last"], raw["values"]
         return cls(
-            count,
-            numbers,
-            total,
-            low,
-            high,
+            raw["count"],
+            raw["numbers"],
+            raw["total"],
+            raw["low"],
+            raw["high"],
             (first[0], first[1], first[2]) if first else None,
             (last[0], last[1], last[2]) if last else None,
-            latest,
+            raw["latest"],
             Counter(values) if values else None,
         )
 
@@ -197,6 +192,9 @@ class Aggregates:
 
     traits: list[ComputedTrait]
     profiles: dict[str, ProfileState] = field(default_factory=dict)
+    #: today's UTC day number, when the clock is known: an event too old for its window
+    #: today will never be inside it again (the clock moves on) and is not kept
+    today: int | None = None
 
     def __post_init__(self) -> None:
         self.keys = [trait_key(t) for t in self.traits]
@@ -204,7 +202,12 @@ class Aggregates:
     def add(self, profile: str, index: int, at: int, seq: int, value: Any) -> None:
         """One matching event of trait number `index` (in `traits`) for `profile`."""
         trait = self.traits[index]
-        day = ALL_TIME if trait.window_days is None else day_of(at)
+        if trait.window_days is None:
+            day = ALL_TIME
+        else:
+            day = day_of(at)
+            if self.today is not None and day < self.today - trait.window_days - PRUNE_MARGIN_DAYS:
+                return
         buckets = self.profiles.setdefault(profile, {}).setdefault(self.keys[index], {})
         bucket = buckets.get(day)
         if bucket is None:
@@ -246,8 +249,10 @@ class Aggregates:
                 found[trait.name] = combined.value(trait.function, today)
         return found
 
-    def prune(self, today: int) -> None:
-        """Drop the buckets that have left their window for good (the clock moves on)."""
+    def prune(self, today: int, profiles: Iterable[str] | None = None) -> None:
+        """Drop the buckets that have left their window for good (the clock moves on),
+        of every profile or of these."""
+        self.today = today
         windows = {
             key: trait.window_days
             for trait, key in zip(self.traits, self.keys, strict=True)
@@ -255,7 +260,12 @@ class Aggregates:
         }
         if not windows:
             return
-        for state in self.profiles.values():
+        chosen = (
+            self.profiles.values()
+            if profiles is None
+            else (state for p in profiles if (state := self.profiles.get(p)) is not None)
+        )
+        for state in chosen:
             for key, window in windows.items():
                 buckets = state.get(key)
                 if not buckets:
@@ -269,19 +279,15 @@ class Aggregates:
         state = self.profiles.get(profile)
         if not state:
             return None
-        return orjson.dumps(
-            {
-                key: [[day, *bucket.to_list()] for day, bucket in buckets.items()]
-                for key, buckets in state.items()
-            }
-        ).decode()
+        # orjson writes the dataclasses itself (in C): ~5x faster than lists built here
+        return orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS).decode()
 
     def load_json(self, profile: str, raw: str) -> None:
         """Restore a profile's state as `state_json` wrote it (keys of unknown traits go)."""
         known = set(self.keys)
         self.profiles[profile] = {
-            key: {row[0]: Bucket.from_list(row[1:]) for row in rows}
-            for key, rows in orjson.loads(raw).items()
+            key: {int(day): Bucket.from_dict(bucket) for day, bucket in buckets.items()}
+            for key, buckets in orjson.loads(raw).items()
             if key in known
         }
 

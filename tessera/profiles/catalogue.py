@@ -12,7 +12,7 @@ import yaml
 
 from tessera.errors import InvalidField, NotFound, UnreadableFile
 from tessera.events.timestamps import utc_now
-from tessera.profiles.aggregate_store import insert_values
+from tessera.profiles.aggregate_store import as_json, insert_values
 from tessera.profiles.aggregates import Aggregates, day_number, rfm
 from tessera.profiles.computed import (
     BUILT_IN,
@@ -76,30 +76,30 @@ def delete_definition(store: Store, name: str) -> None:
 
 def recompute(
     store: Store, traits: list[ComputedTrait], now: datetime
-) -> list[tuple[str, str, str]]:
+) -> list[tuple[str, str, str | None]]:
     """The full recompute: every trait and the RFM scores over the whole history, in SQL
     (one query: ~0.1 s per 500k events), as (profile_id, name, JSON value) rows. The
     rebuild's answer, and the check the incremental values are held equal to."""
     moment = now.replace(tzinfo=None).isoformat(sep=" ")
     sql, parameters = compile_all(traits, moment)
-    rows: list[tuple[str, str, str]] = [
+    rows: list[tuple[str, str, str | None]] = [
         (r[0], r[1], r[2]) for r in store.fetch_all(sql, parameters)
     ]
     return rows + rfm_rows(store.fetch_all(RFM_SQL, {"now": moment}))
 
 
-def current(aggregates: Aggregates, now: datetime) -> list[tuple[str, str, str]]:
+def current(aggregates: Aggregates, now: datetime) -> list[tuple[str, str, str | None]]:
     """Every profile's computed traits and RFM scores from the aggregates, without
     reading the log: values for `now` (windows and recency follow the day)."""
     today = day_number(now)
     values = {profile: aggregates.values(profile, today) for profile in aggregates.profiles}
     rows = [
-        (profile, name, orjson.dumps(value).decode())
+        (profile, name, as_json(value))
         for profile, found in values.items()
         for name, value in found.items()
     ]
     for profile, scores in rfm(values).items():
-        rows += [(profile, name, orjson.dumps(value).decode()) for name, value in scores.items()]
+        rows += [(profile, name, as_json(value)) for name, value in scores.items()]
     return rows
 
 
