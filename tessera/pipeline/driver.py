@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from tessera.audiences import lifetime, signals
+from tessera.errors import TesseraError
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity import stored
@@ -349,9 +350,7 @@ class Pipeline:
         the pipeline steps over."""
         unifier = Unifier.restore(self._store, self.settings)
         self._aggregates = aggregate_store.restore(
-            self._store,
-            catalogue.definitions(self._store, self.settings.computed_traits_file),
-            day_number(self.clock()),
+            self._store, self._batch_definitions(), day_number(self.clock())
         )
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
@@ -403,6 +402,15 @@ class Pipeline:
             )
         self._segment_touched |= touched | changed
         return len(read)
+
+    def _batch_definitions(self) -> list[ComputedTrait]:
+        """The definitions the batches keep. A traits file that cannot be read must not
+        stop the batches (its refresh fails and is reported): they keep the others, and
+        the file's traits are filled from the log once it reads again."""
+        try:
+            return catalogue.definitions(self._store, self.settings.computed_traits_file)
+        except TesseraError:
+            return catalogue.definitions(self._store, None)
 
     def _traits_of_batch(
         self, unifier: Unifier, after: int, last: int, attributed: list[tuple[int, str]]
