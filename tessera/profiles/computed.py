@@ -213,7 +213,12 @@ def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
         "json_extract_string", exp.column("properties", "ev"), bind(_path(trait.property))
     )
     if trait.function in _NUMERIC or trait.function in ("min", "max"):
-        value = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
+        number = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
+        # "nan" and "inf" cast to numbers JSON cannot hold (to_json wrote NaN, which no
+        # reader parses, and every refresh failed): they count as no value.
+        value = exp.Case(
+            ifs=[exp.If(this=exp.func("isfinite", number), true=number.copy())]
+        )
     return value
 
 
@@ -301,8 +306,9 @@ WITH orders AS (
     SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id,
            date_diff('day', max(e.timestamp), $now::TIMESTAMP) AS recency,
            count(*) AS frequency,
-           coalesce(sum(TRY_CAST(json_extract_string(e.properties, '$.revenue') AS DOUBLE)), 0)
-               AS monetary
+           coalesce(sum(CASE WHEN isfinite(TRY_CAST(json_extract_string(e.properties,
+               '$.revenue') AS DOUBLE)) THEN TRY_CAST(json_extract_string(e.properties,
+               '$.revenue') AS DOUBLE) END), 0) AS monetary
     FROM events e JOIN event_profiles ep ON ep.seq = e.seq
     LEFT JOIN profiles p ON p.profile_id = ep.profile_id
     WHERE e.type = 'track' AND e.event = 'Order Completed'

@@ -80,7 +80,7 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     else:
         message |= {"type": "track", "event": kind}
         choices = {
-            "revenue": _maybe([10, 2.5, 0, -3, "7", "n/a"]),
+            "revenue": _maybe([10, 2.5, 0, -3, "7", "n/a", "nan", "-inf"]),
             "category": _maybe(["hats", "shoes", "bags", 5]),
             "currency": _maybe(["EUR", "USD"]),
             "gift": _maybe([True, False]),
