@@ -61,6 +61,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.admin_token_hash = hash_secret(token)
         running.writer.start()
         running.pipeline.start()
+        if running.activation is not None:
+            running.activation.start()  # the destinations' delivery workers (issue 13)
         app.state.runtime = running
         app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
         _announce(settings)
