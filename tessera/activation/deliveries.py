@@ -86,9 +86,9 @@ def record(store: Store, destination_id: str, tally: Tally) -> None:
         )
     if tally.errors:
         store.execute(
-            "DELETE FROM destination_errors WHERE destination_id = ? AND at < (SELECT min(at) "
-            "FROM (SELECT at FROM destination_errors WHERE destination_id = ? "
-            "ORDER BY at DESC LIMIT ?))",
+            "DELETE FROM destination_errors WHERE destination_id = ? AND failed_at < (SELECT "
+            "min(failed_at) FROM (SELECT failed_at FROM destination_errors WHERE "
+            "destination_id = ? ORDER BY failed_at DESC LIMIT ?))",
             [destination_id, destination_id, KEPT_ERRORS],
         )
     tally.errors.clear()
@@ -143,8 +143,8 @@ def report(store: Store, name: str, minutes: int = 60) -> Report:
     per_minute = [dict(zip(names, (iso_utc(r[0]), *r[1:]), strict=True)) for r in rows]
     totals = {k: sum(int(m[k]) for m in per_minute) for k in COUNTS}
     errors = store.fetch_all(
-        "SELECT at, status, error, body FROM destination_errors WHERE destination_id = ? "
-        "ORDER BY at DESC LIMIT ?",
+        "SELECT failed_at, status, error, body FROM destination_errors "
+        "WHERE destination_id = ? ORDER BY failed_at DESC LIMIT ?",
         [destination.id, KEPT_ERRORS],
     )
     position = store.fetch_one(

@@ -368,7 +368,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE TABLE destination_errors (
             destination_id VARCHAR NOT NULL,
-            at TIMESTAMP NOT NULL,
+            failed_at TIMESTAMP NOT NULL,
             status INTEGER,
             error VARCHAR NOT NULL,
             body VARCHAR
