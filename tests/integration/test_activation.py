@@ -28,8 +28,14 @@ def healthy() -> Iterator[Receiver]:
 
 
 def track(n: int, user: str = "u1", event: str = "Order Completed", **extra: Any) -> dict[str, Any]:
-    return {"type": "track", "event": event, "userId": user, "messageId": f"m-{user}-{n}",
-            "properties": {"n": n}, **extra}  # fmt: skip
+    return {
+        "type": "track",
+        "event": event,
+        "userId": user,
+        "messageId": f"m-{user}-{n}",
+        "properties": {"n": n},
+        **extra,
+    }
 
 
 def worker_for(runtime: Runtime, name: str) -> Worker:
@@ -52,8 +58,13 @@ def drain(worker: Worker, rounds: int = 50) -> None:
 def test_webhook_receives_every_event_signed_with_the_destination_secret(
     runtime: Runtime, healthy: Receiver
 ) -> None:
-    created = destinations.create(runtime.store, "crm", "webhook", "analytics",
-                                  {"url": healthy.url, "batch_size": 40, "linger_seconds": 0})  # fmt: skip
+    created = destinations.create(
+        runtime.store,
+        "crm",
+        "webhook",
+        "analytics",
+        {"url": healthy.url, "batch_size": 40, "linger_seconds": 0},
+    )
     send(runtime, [track(n) for n in range(150)])
     runtime.pipeline.process()
     drain(worker_for(runtime, "crm"))
@@ -74,20 +85,25 @@ def test_a_new_destination_starts_at_the_end_of_the_log_and_replay_since_sends_t
 ) -> None:
     send(runtime, [track(n) for n in range(10)])
     runtime.pipeline.process()
-    destinations.create(runtime.store, "late", "webhook", "analytics",
-                        {"url": healthy.url, "linger_seconds": 0})  # fmt: skip
+    destinations.create(
+        runtime.store, "late", "webhook", "analytics", {"url": healthy.url, "linger_seconds": 0}
+    )
     drain(worker_for(runtime, "late"))
     assert healthy.message_ids() == []
 
-    dead_letters.replay(runtime.store, "late", since=destinations.get(runtime.store, "late")
-                        .created_at.replace(year=2000))  # fmt: skip
+    dead_letters.replay(
+        runtime.store,
+        "late",
+        since=destinations.get(runtime.store, "late").created_at.replace(year=2000),
+    )
     drain(worker_for(runtime, "late"))
     assert sorted(healthy.message_ids()) == sorted(f"m-u1-{n}" for n in range(10))
 
 
 def test_restart_resumes_from_the_stored_position(runtime: Runtime, healthy: Receiver) -> None:
-    destinations.create(runtime.store, "crm", "webhook", "analytics",
-                        {"url": healthy.url, "linger_seconds": 0})  # fmt: skip
+    destinations.create(
+        runtime.store, "crm", "webhook", "analytics", {"url": healthy.url, "linger_seconds": 0}
+    )
     send(runtime, [track(n) for n in range(5)])
     runtime.pipeline.process()
     drain(worker_for(runtime, "crm"))
@@ -102,8 +118,13 @@ def test_a_refused_message_goes_to_the_dead_letters_and_the_others_arrive(
     runtime: Runtime,
 ) -> None:
     with Receiver("refuse") as receiver:
-        destinations.create(runtime.store, "crm", "webhook", "analytics",
-                            {"url": receiver.url, "batch_size": 10, "linger_seconds": 0})  # fmt: skip
+        destinations.create(
+            runtime.store,
+            "crm",
+            "webhook",
+            "analytics",
+            {"url": receiver.url, "batch_size": 10, "linger_seconds": 0},
+        )
         send(runtime, [track(n, event="Bad" if n == 3 else "Good") for n in range(10)])
         runtime.pipeline.process()
         drain(worker_for(runtime, "crm"))
@@ -127,12 +148,20 @@ def test_a_refused_message_goes_to_the_dead_letters_and_the_others_arrive(
 def test_people_whose_consent_refuses_the_purpose_are_suppressed_and_counted(
     runtime: Runtime, healthy: Receiver
 ) -> None:
-    destinations.create(runtime.store, "ads", "webhook", "advertising",
-                        {"url": healthy.url, "linger_seconds": 0})  # fmt: skip
+    destinations.create(
+        runtime.store, "ads", "webhook", "advertising", {"url": healthy.url, "linger_seconds": 0}
+    )
     refusing = {"consent": {"categoryPreferences": {"Advertising": False}}}
     granting = {"consent": {"categoryPreferences": {"Advertising": True}}}
-    send(runtime, [track(1, "no", context=refusing), track(2, "no"),
-                   track(1, "yes", context=granting), track(1, "unknown")])  # fmt: skip
+    send(
+        runtime,
+        [
+            track(1, "no", context=refusing),
+            track(2, "no"),
+            track(1, "yes", context=granting),
+            track(1, "unknown"),
+        ],
+    )
     runtime.pipeline.process()
     drain(worker_for(runtime, "ads"))
 
@@ -144,13 +173,24 @@ def test_people_whose_consent_refuses_the_purpose_are_suppressed_and_counted(
 def test_filters_choose_events_by_name_type_and_condition(
     runtime: Runtime, healthy: Receiver
 ) -> None:
-    destinations.create(runtime.store, "big-orders", "webhook", "analytics",
-                        {"url": healthy.url, "linger_seconds": 0,
-                         "event_names": ["Order Completed"], "condition": "properties.n > `2`",
-                         "mapping": [{"hash": "properties.email"},
-                                     {"set": "context.app", "value": "crm"}]})  # fmt: skip
-    send(runtime, [track(n, properties={"n": n, "email": " A@B.io"}) for n in range(5)]
-         + [track(9, event="Viewed"), {"type": "identify", "userId": "u1", "messageId": "i"}])  # fmt: skip
+    destinations.create(
+        runtime.store,
+        "big-orders",
+        "webhook",
+        "analytics",
+        {
+            "url": healthy.url,
+            "linger_seconds": 0,
+            "event_names": ["Order Completed"],
+            "condition": "properties.n > `2`",
+            "mapping": [{"hash": "properties.email"}, {"set": "context.app", "value": "crm"}],
+        },
+    )
+    send(
+        runtime,
+        [track(n, properties={"n": n, "email": " A@B.io"}) for n in range(5)]
+        + [track(9, event="Viewed"), {"type": "identify", "userId": "u1", "messageId": "i"}],
+    )
     runtime.pipeline.process()
     drain(worker_for(runtime, "big-orders"))
 
@@ -163,21 +203,42 @@ def test_filters_choose_events_by_name_type_and_condition(
 def test_audience_sync_sends_the_members_then_who_enters_and_who_leaves(
     runtime: Runtime, healthy: Receiver
 ) -> None:
-    send(runtime, [{"type": "identify", "userId": u, "messageId": f"i-{u}",
-                    "traits": {"plan": "pro", "email": f"{u}@x.io"}} for u in ("a", "b")])  # fmt: skip
+    send(
+        runtime,
+        [
+            {
+                "type": "identify",
+                "userId": u,
+                "messageId": f"i-{u}",
+                "traits": {"plan": "pro", "email": f"{u}@x.io"},
+            }
+            for u in ("a", "b")
+        ],
+    )
     runtime.pipeline.process()
     segments.create(runtime, "pro", 'traits.plan = "pro"')
-    destinations.create(runtime.store, "mail", "webhook", "email",
-                        {"url": healthy.url, "events": False, "segments": ["pro"],
-                         "identifiers": ["user_id", "email_sha256"]})  # fmt: skip
+    destinations.create(
+        runtime.store,
+        "mail",
+        "webhook",
+        "email",
+        {
+            "url": healthy.url,
+            "events": False,
+            "segments": ["pro"],
+            "identifiers": ["user_id", "email_sha256"],
+        },
+    )
     drain(worker_for(runtime, "mail"))
     entered = [m for m in healthy.received if m.get("event") == "Audience Entered"]
     assert sorted(m["userId"] for m in entered) == ["a", "b"]
     identify = next(m for m in healthy.received if m["type"] == "identify")
     assert identify["traits"]["pro"] is True
 
-    send(runtime, [{"type": "identify", "userId": "a", "messageId": "i-a2",
-                    "traits": {"plan": "free"}}])  # fmt: skip
+    send(
+        runtime,
+        [{"type": "identify", "userId": "a", "messageId": "i-a2", "traits": {"plan": "free"}}],
+    )
     runtime.pipeline.process()
     segments.update(runtime, "pro", 'traits.plan = "pro"')
     before = len(healthy.received)
@@ -195,9 +256,18 @@ def test_files_destination_rolls_files_listed_in_a_manifest(
     runtime: Runtime, tmp_path: Path, file_format: str
 ) -> None:
     folder = tmp_path / "lake"
-    destinations.create(runtime.store, "lake", "files", "analytics",
-                        {"directory": str(folder), "file_format": file_format,
-                         "roll_bytes": 1024, "linger_seconds": 0})  # fmt: skip
+    destinations.create(
+        runtime.store,
+        "lake",
+        "files",
+        "analytics",
+        {
+            "directory": str(folder),
+            "file_format": file_format,
+            "roll_bytes": 1024,
+            "linger_seconds": 0,
+        },
+    )
     send(runtime, [track(n) for n in range(30)])
     runtime.pipeline.process()
     worker = worker_for(runtime, "lake")
@@ -219,9 +289,13 @@ def test_files_destination_rolls_files_listed_in_a_manifest(
 def test_a_hanging_destination_costs_a_healthy_one_nothing(runtime: Runtime) -> None:
     with Receiver("hang") as hanging, Receiver("healthy") as healthy:
         for name, receiver in (("stuck", hanging), ("fine", healthy)):
-            destinations.create(runtime.store, name, "webhook", "analytics",
-                                {"url": receiver.url, "timeout_seconds": 30,
-                                 "batch_size": 20, "linger_seconds": 0})  # fmt: skip
+            destinations.create(
+                runtime.store,
+                name,
+                "webhook",
+                "analytics",
+                {"url": receiver.url, "timeout_seconds": 30, "batch_size": 20, "linger_seconds": 0},
+            )
         engine = Activation(runtime.store, runtime.settings.data_dir, "required")
         engine.start()
         try:
@@ -239,9 +313,13 @@ def test_a_flaky_destination_receives_every_event_with_stable_message_ids(
     runtime: Runtime,
 ) -> None:
     with Receiver("flaky", hang_seconds=5) as flaky:
-        destinations.create(runtime.store, "flaky", "webhook", "analytics",
-                            {"url": flaky.url, "timeout_seconds": 0.5, "batch_size": 25,
-                             "linger_seconds": 0})  # fmt: skip
+        destinations.create(
+            runtime.store,
+            "flaky",
+            "webhook",
+            "analytics",
+            {"url": flaky.url, "timeout_seconds": 0.5, "batch_size": 25, "linger_seconds": 0},
+        )
         engine = Activation(runtime.store, runtime.settings.data_dir, "required")
         engine.start()
         try:
