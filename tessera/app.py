@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, openapi, profiles, segments
+from tessera.api import admin, audiences, destinations, openapi, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
@@ -90,6 +90,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(audiences.router)
+    app.include_router(destinations.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 

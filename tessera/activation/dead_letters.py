@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -115,6 +115,8 @@ def replay(
             "2026-11-30T12:00:00Z) to send again every event received since then",
             field="since",
         )
+    if since is not None and since.tzinfo is not None:  # the store's times are naive UTC
+        since = since.astimezone(UTC).replace(tzinfo=None)
     destination = destinations.get(store, name)
     queued = 0
     moved: int | None = None
