@@ -29,21 +29,35 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def batch(key: str, first: int, count: int) -> dict[str, Any]:
-    return {"batch": [{"type": "track", "event": "Order Completed", "userId": f"u{n % 50}",
-                       "messageId": f"order-{n}", "properties": {"n": n}}
-                      for n in range(first, first + count)]}  # fmt: skip
+    return {
+        "batch": [
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": f"u{n % 50}",
+                "messageId": f"order-{n}",
+                "properties": {"n": n},
+            }
+            for n in range(first, first + count)
+        ]
+    }
 
 
 def post(server: LiveServer, key: str, body: dict[str, Any]) -> None:
-    response = httpx.post(f"{server.url}/v1/batch", json=body,
-                          headers={"Authorization": basic_auth(key)}, timeout=30)  # fmt: skip
+    response = httpx.post(
+        f"{server.url}/v1/batch", json=body, headers={"Authorization": basic_auth(key)}, timeout=30
+    )
     assert response.status_code == 200, response.text
 
 
 def test_destinations_are_managed_through_the_admin_api(live: LiveServer) -> None:
     api = f"{live.url}/api/destinations"
-    body = {"name": "crm", "kind": "webhook", "purpose": "email",
-            "options": {"url": "http://127.0.0.1:9/hook", "headers": {"X-Team": "crm"}}}  # fmt: skip
+    body = {
+        "name": "crm",
+        "kind": "webhook",
+        "purpose": "email",
+        "options": {"url": "http://127.0.0.1:9/hook", "headers": {"X-Team": "crm"}},
+    }
     created = httpx.post(api, json=body, headers=live.admin)
     assert created.status_code == 201, created.text
     assert created.json()["secret"].startswith("whsec_")
@@ -66,16 +80,22 @@ def test_destinations_are_managed_through_the_admin_api(live: LiveServer) -> Non
         ({"name": "x", "kind": "carrier-pigeon"}, "kind"),
         ({"name": "x", "kind": "webhook"}, "url"),
         ({"name": "x", "kind": "webhook", "options": {"url": "ftp://a"}}, "url"),
-        ({"name": "x", "kind": "webhook", "purpose": "fun", "options": {"url": "http://a"}},
-         "purpose"),
+        (
+            {"name": "x", "kind": "webhook", "purpose": "fun", "options": {"url": "http://a"}},
+            "purpose",
+        ),
         ({"name": "x", "kind": "webhook", "options": {"url": "http://a", "batch": 3}}, "batch"),
-        ({"name": "x", "kind": "webhook", "options": {"url": "http://a", "condition": "a >"}},
-         "condition"),
-        ({"name": "x", "kind": "files", "options": {"directory": "/tmp/x", "segments": ["no"]}},
-         "segments"),
+        (
+            {"name": "x", "kind": "webhook", "options": {"url": "http://a", "condition": "a >"}},
+            "condition",
+        ),
+        (
+            {"name": "x", "kind": "files", "options": {"directory": "/tmp/x", "segments": ["no"]}},
+            "segments",
+        ),
         ({"name": "x y", "kind": "webhook", "options": {"url": "http://a"}}, "name"),
     ],
-)  # fmt: skip
+)
 def test_a_destination_that_cannot_work_is_refused_naming_the_field(
     server: LiveServer, body: dict[str, Any], field: str
 ) -> None:
@@ -89,17 +109,26 @@ def test_unknown_destination_is_404_and_replay_needs_what(server: LiveServer) ->
     api = f"{server.url}/api/destinations"
     assert httpx.get(f"{api}/nobody", headers=server.admin).status_code == 404
     assert httpx.get(api).status_code == 401
-    httpx.post(api, headers=server.admin,
-               json={"name": "r", "kind": "webhook", "options": {"url": "http://a"}})  # fmt: skip
+    httpx.post(
+        api,
+        headers=server.admin,
+        json={"name": "r", "kind": "webhook", "options": {"url": "http://a"}},
+    )
     assert httpx.post(f"{api}/r/replay", json={}, headers=server.admin).status_code == 400
 
 
 def test_events_acked_at_v1_reach_the_webhook_signed(live: LiveServer) -> None:
     key = live.create_source("shop")
     with Receiver("healthy") as receiver:
-        created = httpx.post(f"{live.url}/api/destinations", headers=live.admin, json={
-            "name": "hook", "kind": "webhook",
-            "options": {"url": receiver.url, "linger_seconds": 0.05}}).json()  # fmt: skip
+        created = httpx.post(
+            f"{live.url}/api/destinations",
+            headers=live.admin,
+            json={
+                "name": "hook",
+                "kind": "webhook",
+                "options": {"url": receiver.url, "linger_seconds": 0.05},
+            },
+        ).json()
         post(live, key, batch(key, 0, 120))
         receiver.wait_for(120)
     assert {m["messageId"] for m in receiver.received} == {f"order-{n}" for n in range(120)}
@@ -119,10 +148,20 @@ def test_kill_9_mid_delivery_loses_nothing_and_duplicates_keep_their_message_id(
     with Receiver("flaky", hang_seconds=3) as receiver:
         try:
             key = server.create_source("shop")
-            httpx.post(f"{server.url}/api/destinations", headers=server.admin, json={
-                "name": "hook", "kind": "webhook",
-                "options": {"url": receiver.url, "batch_size": 50, "timeout_seconds": 1,
-                            "linger_seconds": 0.05}}).raise_for_status()  # fmt: skip
+            httpx.post(
+                f"{server.url}/api/destinations",
+                headers=server.admin,
+                json={
+                    "name": "hook",
+                    "kind": "webhook",
+                    "options": {
+                        "url": receiver.url,
+                        "batch_size": 50,
+                        "timeout_seconds": 1,
+                        "linger_seconds": 0.05,
+                    },
+                },
+            ).raise_for_status()
             for first in range(0, total, 500):
                 post(server, key, batch(key, first, 500))
             receiver.wait_for(300, timeout=120)
@@ -140,8 +179,21 @@ def test_kill_9_mid_delivery_loses_nothing_and_duplicates_keep_their_message_id(
 def test_destinations_from_the_command_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     folder = tmp_path / "lake"
-    created = as_json(tessera(data_dir, "destinations", "create", "lake", "--kind", "files",
-                              "--directory", str(folder), "--format", "parquet", "--json"))  # fmt: skip
+    created = as_json(
+        tessera(
+            data_dir,
+            "destinations",
+            "create",
+            "lake",
+            "--kind",
+            "files",
+            "--directory",
+            str(folder),
+            "--format",
+            "parquet",
+            "--json",
+        )
+    )
     assert created["options"]["file_format"] == "parquet" and created["secret"] is None
     listed = as_json(tessera(data_dir, "destinations", "list", "--json"))
     assert [d["name"] for d in listed] == ["lake"]
