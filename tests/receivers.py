@@ -125,3 +125,93 @@ class Receiver:
                 f"{self.answers}"
             )
             time.sleep(0.05)
+
+
+class FakeAdPlatform:
+    """Google Ads' Customer Match job API and Meta's custom audience users edge, as far as
+    Tessera speaks them, keeping each platform's members (hashed e-mails). A request that
+    breaks the platform's format is answered 400, as the platform would."""
+
+    def __init__(self) -> None:
+        self.google: set[str] = set()
+        self.meta: set[str] = set()
+        self.jobs: dict[str, str] = {}
+        self.ran: list[str] = []
+        self.problems: list[str] = []
+        platform = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = orjson.dumps(body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> Any:
+                return orjson.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+
+            def do_POST(self) -> None:
+                status, body = platform._handle("POST", self.path, self._body())
+                self._answer(status, body)
+
+            def do_DELETE(self) -> None:
+                status, body = platform._handle("DELETE", self.path, self._body())
+                self._answer(status, body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _refuse(self, why: str) -> tuple[int, dict[str, Any]]:
+        self.problems.append(why)
+        return 400, {"error": {"message": why}}
+
+    def _handle(self, method: str, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        if path.endswith("/offlineUserDataJobs:create"):
+            job = body.get("job", {})
+            user_list = job.get("customerMatchUserListMetadata", {}).get("userList", "")
+            if job.get("type") != "CUSTOMER_MATCH_USER_LIST" or "/userLists/" not in user_list:
+                return self._refuse("job.type and customerMatchUserListMetadata.userList needed")
+            name = path.split("/v17/", 1)[1].removesuffix(":create") + f"/{len(self.jobs) + 1}"
+            self.jobs[name] = user_list
+            return 200, {"resourceName": name}
+        if path.endswith(":addOperations"):
+            job = path.split("/v17/", 1)[1].removesuffix(":addOperations")
+            if job not in self.jobs:
+                return self._refuse(f"no job {job}")
+            for operation in body.get("operations", []):
+                ((verb, data),) = operation.items()
+                emails = [i["hashedEmail"] for i in data.get("userIdentifiers", [])
+                          if "hashedEmail" in i]  # fmt: skip
+                if verb not in ("create", "remove") or not data.get("userIdentifiers"):
+                    return self._refuse(f"bad operation {operation}")
+                (self.google.update if verb == "create" else self.google.difference_update)(emails)
+            return 200, {}
+        if path.endswith(":run"):
+            self.ran.append(path)
+            return 200, {"name": "operations/1"}
+        if path.startswith("/v19.0/") and path.endswith("/users"):
+            payload = body.get("payload", {})
+            schema, data = payload.get("schema"), payload.get("data")
+            if (
+                not isinstance(schema, list)
+                or not isinstance(data, list)
+                or any(len(row) != len(schema) for row in data)
+            ):
+                return self._refuse("payload needs schema and rows of the same length")
+            column = schema.index("EMAIL_SHA256")
+            emails = {row[column] for row in data if row[column]}
+            (self.meta.update if method == "POST" else self.meta.difference_update)(emails)
+            return 200, {"num_received": len(data), "num_invalid_entries": 0}
+        return self._refuse(f"unknown endpoint {method} {path}")

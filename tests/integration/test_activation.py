@@ -18,7 +18,7 @@ from tessera.activation.worker import Worker
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
 from tests.integration.helpers import send
-from tests.receivers import Receiver
+from tests.receivers import FakeAdPlatform, Receiver
 
 
 @pytest.fixture
@@ -331,3 +331,65 @@ def test_a_flaky_destination_receives_every_event_with_stable_message_ids(
         assert set(flaky.message_ids()) == {f"m-u1-{n}" for n in range(300)}
         assert {500, 429, 0} <= set(flaky.answers)
         assert deliveries.report(runtime.store, "flaky").totals["retried"] > 0
+
+
+def test_audience_syncs_reach_google_and_meta_fake_servers_in_their_formats(
+    runtime: Runtime,
+) -> None:
+    platform = FakeAdPlatform()
+    try:
+        send(
+            runtime,
+            [
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "messageId": f"i-{u}",
+                    "traits": {"plan": "pro", "email": f"{u}@x.io"},
+                    "context": {"consent": {"categoryPreferences": {"Advertising": True}}},
+                }
+                for u in ("a", "b")
+            ],
+        )
+        runtime.pipeline.process()
+        segments.create(runtime, "pro", 'traits.plan = "pro"')
+        common = {
+            "url": platform.url,
+            "segments": ["pro"],
+            "events": False,
+            "identifiers": ["email_sha256"],
+            "access_token": "t0ken",
+        }
+        destinations.create(
+            runtime.store,
+            "google",
+            "google_customer_match",
+            "advertising",
+            {**common, "account": "123", "audience_id": "456"},
+        )
+        destinations.create(
+            runtime.store,
+            "meta",
+            "meta_custom_audiences",
+            "advertising",
+            {**common, "audience_id": "789"},
+        )
+        drain(worker_for(runtime, "google"))
+        drain(worker_for(runtime, "meta"))
+        hashed = {u: hashlib.sha256(f"{u}@x.io".encode()).hexdigest() for u in ("a", "b")}
+        assert platform.google == platform.meta == set(hashed.values())
+        assert platform.jobs and all(j.endswith("/userLists/456") for j in platform.jobs.values())
+
+        send(
+            runtime,
+            [{"type": "identify", "userId": "a", "messageId": "i-a2", "traits": {"plan": "free"}}],
+        )
+        runtime.pipeline.process()
+        segments.update(runtime, "pro", 'traits.plan = "pro"')
+        drain(worker_for(runtime, "google"))
+        drain(worker_for(runtime, "meta"))
+        assert platform.google == platform.meta == {hashed["b"]}
+        assert platform.problems == []
+        assert "t0ken" not in str(destinations.get(runtime.store, "meta").to_dict())
+    finally:
+        platform.stop()
