@@ -12,10 +12,11 @@ adaptive rate, so a destination that hangs or fails only ever waits on itself. A
 
 Each batch is retried (`backoff.py`) until it is delivered, refused (4xx: the batch is
 split in halves so one bad message does not take the others with it, and what is left is
-dead-lettered) or out of its retry window (dead-lettered as failed). Only when every batch
-of the cycle has settled does one transaction move the position (compare-and-set, so a
-`replay --since` made meanwhile wins), add the dead letters and write the delivery log.
-A crash before it sends the cycle again, with the same messageIds: at least once.
+dead-lettered) or out of its retry window (dead-lettered as failed). As each batch settles, in
+order, one transaction moves the position to its last event (compare-and-set, so a
+`replay --since` made meanwhile wins), adds its dead letters and writes the delivery log.
+A crash sends again the batches that were in flight, with the same messageIds: at least
+once, with duplicates bounded by `batch_size` x `concurrency`.
 """
 
 from __future__ import annotations
@@ -142,16 +143,33 @@ class Worker:
             return False
         rows = feed.read_events(self.store, start, upto, wanted)
         self._waiting_since = None
-        messages, suppressed = self._messages(rows)
-        refused = self._send_all(messages)
+        messages, seqs, suppressed = self._messages(rows)
+        size = self.options.batch_size
+        batches = [messages[i : i + size] for i in range(0, len(messages), size)]
+        futures = [self.pool.submit(self._send, batch) for batch in batches]
+        # Each batch settled in order moves the position to its last event, so a crash
+        # sends again at most the batches still in flight, not the whole cycle.
+        ends = [seqs[min(i + size, len(seqs)) - 1] for i in range(0, len(seqs), size)]
+        position = start
+        for index, future in enumerate(futures):
+            refused = future.result()
+            last = rows[-1].seq if index == len(futures) - 1 else ends[index]
+            position = self._advance(position, last, refused, suppressed if index == 0 else 0)
+        if not futures:
+            self._advance(position, rows[-1].seq, [], suppressed)
+        return True
+
+    def _advance(self, position: int, to: int, refused: Sequence[Refused], suppressed: int) -> int:
+        """Move the position from `position` to `to` with what the batch left to record
+        (compare-and-set: a `replay --since` made meanwhile wins)."""
         with self.store.transaction():
             self.store.execute(
                 "UPDATE destination_positions SET event_seq = ?, updated_at = ? "
                 "WHERE destination_id = ? AND event_seq = ?",
-                [rows[-1].seq, utc_now(), self.destination.id, start],
+                [to, utc_now(), self.destination.id, position],
             )
             self._record(refused, suppressed)
-        return True
+        return to
 
     def _lingered(self) -> bool:
         """Has a partial batch waited `linger_seconds` for more?"""
@@ -160,8 +178,10 @@ class Worker:
             self._waiting_since = now
         return now - self._waiting_since >= self.options.linger_seconds
 
-    def _messages(self, rows: Sequence[EventRow]) -> tuple[list[Message], int]:
+    def _messages(self, rows: Sequence[EventRow]) -> tuple[list[Message], list[int], int]:
+        """The messages to send, the seq of each, and how many consent suppressed."""
         messages: list[Message] = []
+        seqs: list[int] = []
         suppressed = 0
         for row in rows:
             if not self.selector.selects(row):
@@ -172,7 +192,8 @@ class Worker:
             message = self.selector.message(row)
             if message is not None:
                 messages.append(message)
-        return messages, suppressed
+                seqs.append(row.seq)
+        return messages, seqs, suppressed
 
     # -- audiences ------------------------------------------------------------------------
 
