@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.demo import webhook
 from tests.api.test_cli import as_json, tessera
 from tests.conftest import LiveServer, basic_auth, start_server
 from tests.receivers import Receiver
@@ -205,3 +207,34 @@ def test_destinations_from_the_command_line(tmp_path: Path) -> None:
     assert as_json(tessera(data_dir, "destinations", "show", "lake", "--json"))["enabled"] is False
     tessera(data_dir, "destinations", "delete", "lake")
     assert as_json(tessera(data_dir, "destinations", "list", "--json")) == []
+
+
+def test_the_demo_ships_a_files_destination_and_a_webhook_example(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    summary = as_json(tessera(data, "demo", "--people", "150", "--seed", "3", "--json"))
+    assert set(summary["destinations"]) == {"demo-lake", "demo-webhook"}
+    shown = {d["name"]: d for d in as_json(tessera(data, "destinations", "list", "--json"))}
+    assert shown["demo-lake"]["enabled"] and not shown["demo-webhook"]["enabled"]
+    assert (data / "demo" / "webhook-secret").read_text().startswith("whsec_")
+    server = start_server(data)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            report = as_json(tessera(data, "destinations", "deliveries", "demo-lake", "--json"))
+            if report["behind"] == 0 and report["totals"]["delivered"]:
+                break
+            assert time.monotonic() < deadline, report
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    spooled = (data / "demo" / "lake" / ".spool.jsonl").read_bytes().splitlines()
+    finished = list((data / "demo" / "lake").glob("events-*.jsonl"))
+    lines = len(spooled) + sum(len(f.read_bytes().splitlines()) for f in finished)
+    assert lines >= summary["http_events"]
+
+
+def test_the_demo_webhook_checks_signatures() -> None:
+    body = b'{"batch": []}'
+    signature = "sha256=" + hmac.new(b"whsec_x", body, hashlib.sha256).hexdigest()
+    assert webhook.verified(body, signature, "whsec_x")
+    assert not webhook.verified(body, signature, "whsec_y")
