@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tessera.activation import destinations
+from tessera.activation import deliveries, destinations
 from tessera.activation.connectors import Connector, HttpConnector
 from tessera.activation.destinations import Destination
 from tessera.activation.files import FilesConnector
@@ -67,6 +67,8 @@ class Activation:
         self.advertising_policy = advertising_policy
         self.transport_for = transport_for
         self.workers: dict[str, tuple[datetime, Worker]] = {}
+        #: destinations whose worker could not start, and the version that failed
+        self.broken: dict[str, datetime] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -93,10 +95,17 @@ class Activation:
                 worker.stop(timeout=2)
                 del self.workers[destination_id]
         for destination_id, destination in wanted.items():
-            if destination_id not in self.workers:
+            if destination_id in self.workers:
+                continue
+            if self.broken.get(destination_id) == destination.updated_at:
+                continue  # it could not start as it is: wait until it changes
+            try:
                 worker = self._worker(destination)
-                worker.start()
-                self.workers[destination_id] = (destination.updated_at, worker)
+            except Exception as e:  # e.g. a folder that cannot be created
+                self._cannot_start(destination, e)
+                continue
+            worker.start()
+            self.workers[destination_id] = (destination.updated_at, worker)
 
     def _worker(self, destination: Destination) -> Worker:
         transport = self.transport_for(destination) if self.transport_for else None
@@ -110,10 +119,20 @@ class Activation:
         ]  # fmt: skip
         return Worker(self.store, destination, connector, source_ids, self.advertising_policy)
 
+    def _cannot_start(self, destination: Destination, error: Exception) -> None:
+        """Say why in the destination's delivery log (and the server's log)."""
+        what = f"cannot start: {type(error).__name__}: {error}"[:500]
+        log.error("destination %s: %s", destination.name, what)
+        self.broken[destination.id] = destination.updated_at
+        tally = deliveries.Tally()
+        tally.failed(None, what)
+        with self.store.transaction():
+            deliveries.record(self.store, destination.id, tally)
+
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             try:
                 self.reconcile()
-            except Exception:  # the store's trouble: try again next second
-                log.exception("activation: could not reconcile the destinations")
+            except Exception as e:  # the store's trouble: try again next second
+                log.error("activation: could not reconcile the destinations: %s", e)
             self._stopping.wait(RECONCILE_SECONDS)

@@ -7,6 +7,7 @@ the same words. The options are stored as JSON in `destinations.config`.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
 import jmespath
@@ -156,6 +157,14 @@ def _check_lists(kind: str, options: DestinationOptions) -> None:
                 field="types",
                 value=name,
             )
+    remote = options.directory is not None and "://" in options.directory
+    if kind == "files" and remote and importlib.util.find_spec("fsspec") is None:
+        raise InvalidField(
+            f"directory {options.directory!r} is a URL: install fsspec and its filesystem "
+            "(e.g. s3fs, gcsfs) on the server, or give a local folder",
+            field="directory",
+            value=options.directory,
+        )
     if kind in AUDIENCE_KINDS and not options.segments:
         raise InvalidField(
             f"a {kind} destination syncs audiences: name at least one --segment", field="segments"

@@ -106,16 +106,18 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 busy = self.cycle()
+                if not busy:
+                    self.connector.idle()
             except Interrupted:
                 return
-            except Exception as e:  # a bug or the store's trouble: log it, never die
-                log.exception("destination %s: cycle failed", self.destination.name)
+            except Exception as e:  # the store's trouble, a folder we cannot write: go on
+                what = f"{type(e).__name__}: {e}"[:500]
+                log.error("destination %s: %s", self.destination.name, what)
                 with self._lock:
-                    self.tally.failed(None, f"{type(e).__name__}: {e}"[:500])
+                    self.tally.failed(None, what)
                 busy = False
                 self._stopping.wait(1.0)
             if not busy:
-                self.connector.idle()
                 self._stopping.wait(IDLE_SECONDS)
 
     def cycle(self) -> bool:
