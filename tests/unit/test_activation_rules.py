@@ -102,7 +102,8 @@ def test_audience_messages_keep_their_ids_when_sent_again() -> None:
 @pytest.mark.parametrize(
     ("kind", "document", "field"),
     [("webhook", {}, "url"), ("segment", {"url": "http://a"}, "write_key"),
-     ("files", {}, "directory"), ("files", {"directory": "s3://bucket/lake"}, "directory"), ("webhook", {"url": "http://a", "batch_size": 0}, "batch_size"),
+     ("files", {}, "directory"), ("files", {"directory": "s3://bucket/lake"}, "directory"),
+     ("webhook", {"url": "http://a", "batch_size": 0}, "batch_size"),
      ("webhook", {"url": "http://a", "identifiers": ["shoe_size"]}, "identifiers"),
      ("meta_custom_audiences", {"url": "http://a", "audience_id": "1"}, "segments"),
      ("webhook", {"url": "http://a", "mapping": [{"drop": "a", "hash": "b"}]}, "mapping")],
