@@ -86,6 +86,8 @@ class Worker:
         self._lock = threading.Lock()
         self._next_start = 0.0
         self._waiting_since: float | None = None
+        #: the events after a position, read while the batches before it were sent
+        self._ahead: tuple[int, list[EventRow]] | None = None
         self._audience_due = 0.0
         self.thread = threading.Thread(
             target=self.run, name=f"destination-{destination.name}", daemon=True
@@ -143,12 +145,18 @@ class Worker:
         wanted = self.options.batch_size * self.parallel
         if upto - start < self.options.batch_size and not self._lingered():
             return False
-        rows = feed.read_events(self.store, start, upto, wanted)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == start:
+            rows = ahead[1]
+        else:
+            rows = feed.read_events(self.store, start, upto, wanted)
         self._waiting_since = None
         messages, seqs, suppressed = self._messages(rows)
         size = self.options.batch_size
         batches = [messages[i : i + size] for i in range(0, len(messages), size)]
         futures = [self.pool.submit(self._send, batch) for batch in batches]
+        if rows[-1].seq < upto:  # read the next events while these are on their way
+            self._ahead = (rows[-1].seq, feed.read_events(self.store, rows[-1].seq, upto, wanted))
         # Each batch settled in order moves the position to its last event, so a crash
         # sends again at most the batches still in flight, not the whole cycle.
         ends = [seqs[min(i + size, len(seqs)) - 1] for i in range(0, len(seqs), size)]
@@ -156,21 +164,26 @@ class Worker:
         for index, future in enumerate(futures):
             refused = future.result()
             last = rows[-1].seq if index == len(futures) - 1 else ends[index]
-            position = self._advance(position, last, refused, suppressed if index == 0 else 0)
+            final = index == len(futures) - 1
+            position = self._advance(position, last, refused, suppressed if final else 0, final)
         if not futures:
-            self._advance(position, rows[-1].seq, [], suppressed)
+            self._advance(position, rows[-1].seq, [], suppressed, True)
         return True
 
-    def _advance(self, position: int, to: int, refused: Sequence[Refused], suppressed: int) -> int:
+    def _advance(
+        self, position: int, to: int, refused: Sequence[Refused], suppressed: int, final: bool
+    ) -> int:
         """Move the position from `position` to `to` with what the batch left to record
-        (compare-and-set: a `replay --since` made meanwhile wins)."""
+        (compare-and-set: a `replay --since` made meanwhile wins); the delivery log is
+        written with the cycle's last batch (or a batch that left dead letters)."""
         with self.store.transaction():
             self.store.execute(
                 "UPDATE destination_positions SET event_seq = ?, updated_at = ? "
                 "WHERE destination_id = ? AND event_seq = ?",
                 [to, utc_now(), self.destination.id, position],
             )
-            self._record(refused, suppressed)
+            if final or refused:
+                self._record(refused, suppressed)
         return to
 
     def _lingered(self) -> bool:

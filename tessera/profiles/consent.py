@@ -28,6 +28,8 @@ _YES = {True, "true", "yes", "granted", "1"}
 
 def allows(consent: Mapping[str, Any], purpose: str, policy: str) -> bool:
     """Does this consent record allow `purpose` under `policy` (see the module)?"""
+    if not consent:
+        return policy == "unless_refused"
     categories = CATEGORIES.get(purpose, frozenset({purpose}))
     answers = [value for key, value in consent.items() if key.lower() in categories]
     if not answers:
