@@ -156,7 +156,7 @@ def isolation(server: Server, total: int) -> dict[str, Any]:
 
 
 def latency(server: Server, key: str, rate: int, seconds: float) -> dict[str, Any]:
-    per_request = 50
+    per_request = 250
     interval = per_request / rate
     acked: dict[str, float] = {}
     ack_ms: list[float] = []
