@@ -29,6 +29,7 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.arrivals: list[float] = []
         self.signatures: list[tuple[str, bytes]] = []
+        self.requests_seen: list[tuple[str, str]] = []  # (path, Authorization) of each
         self.requests = 0
         self.answers: dict[int, int] = {}
         self.hang_seconds = hang_seconds
@@ -42,6 +43,7 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.requests_seen.append((self.path, self.headers.get("authorization", "")))
                 status, headers = receiver._answer(body)
                 if status is None:
                     receiver._stopped.wait(receiver.hang_seconds)

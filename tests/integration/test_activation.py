@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Iterator
@@ -393,3 +394,22 @@ def test_audience_syncs_reach_google_and_meta_fake_servers_in_their_formats(
         assert "t0ken" not in str(destinations.get(runtime.store, "meta").to_dict())
     finally:
         platform.stop()
+
+
+def test_segment_destination_forwards_batches_with_the_write_key(
+    runtime: Runtime, healthy: Receiver
+) -> None:
+    base = healthy.url.removesuffix("/hook")
+    destinations.create(
+        runtime.store, "mirror", "segment", "analytics",
+        {"url": base, "write_key": "wk_123", "linger_seconds": 0},
+    )  # fmt: skip
+    send(runtime, [track(n) for n in range(3)])
+    runtime.pipeline.process()
+    drain(worker_for(runtime, "mirror"))
+
+    assert healthy.message_ids() == ["m-u1-0", "m-u1-1", "m-u1-2"]
+    path, authorization = healthy.requests_seen[0]
+    assert path == "/v1/batch"
+    assert authorization == "Basic " + base64.b64encode(b"wk_123:").decode()
+    assert destinations.get(runtime.store, "mirror").to_dict()["options"]["write_key"] == "********"
