@@ -116,7 +116,12 @@ def replay(
             field="since",
         )
     if since is not None and since.tzinfo is not None:  # the store's times are naive UTC
-        since = since.astimezone(UTC).replace(tzinfo=None)
+        try:
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError as e:
+            raise InvalidField(
+                f"since {since.isoformat()} is out of range", field="since", value=str(since)
+            ) from e
     destination = destinations.get(store, name)
     queued = 0
     moved: int | None = None
