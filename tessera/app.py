@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, openapi, profiles, segments
+from tessera.api import admin, audiences, destinations, openapi, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
@@ -29,6 +29,7 @@ from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 from tessera.web import audiences as web_audiences
+from tessera.web import destinations as web_destinations
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
@@ -61,6 +62,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.admin_token_hash = hash_secret(token)
         running.writer.start()
         running.pipeline.start()
+        if running.activation is not None:
+            running.activation.start()  # the destinations' delivery workers (issue 13)
         app.state.runtime = running
         app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
         _announce(settings)
@@ -88,6 +91,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(audiences.router)
+    app.include_router(destinations.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -96,6 +100,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_pages.router)
     app.include_router(web_people.router)
     app.include_router(web_audiences.router)
+    app.include_router(web_destinations.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from tessera.activation import dead_letters, deliveries, destinations
 from tessera.audiences import campaigns, exports, feeds, signal_config, taxonomy
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
@@ -49,6 +51,16 @@ class LookalikeRequest:
     accuracy: float | None = None
     method: str = "weights"
     population: str = "all"
+
+
+@dataclass(frozen=True)
+class DestinationRequest:
+    """What `tessera destinations create` asks for (the API's DestinationBody)."""
+
+    name: str
+    kind: str
+    purpose: str
+    options: dict[str, Any]
 
 
 class Backend(Protocol):
@@ -105,6 +117,17 @@ class Backend(Protocol):
     def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]: ...
     def load_signals(self, document: object) -> dict[str, Any]: ...
     def show_signals(self) -> dict[str, Any]: ...
+    def list_destinations(self) -> list[dict[str, Any]]: ...
+    def create_destination(self, request: DestinationRequest) -> dict[str, Any]: ...
+    def show_destination(self, name: str) -> dict[str, Any]: ...
+    def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
+    def delete_destination(self, name: str) -> dict[str, Any]: ...
+    def rotate_destination_secret(self, name: str) -> dict[str, Any]: ...
+    def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]: ...
+    def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]: ...
+    def replay_destination(
+        self, name: str, dead_letters_too: bool, since: datetime | None
+    ) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -359,6 +382,50 @@ class LocalBackend:
 
     def close(self) -> None:
         self.runtime.close()
+
+    # -- destinations (issue 13) ----------------------------------------------------------
+
+    @_wire
+    def list_destinations(self) -> list[dict[str, Any]]:
+        return [d.to_dict() for d in destinations.list_all(self.runtime.store)]
+
+    @_wire
+    def create_destination(self, request: DestinationRequest) -> dict[str, Any]:
+        return destinations.create(
+            self.runtime.store, request.name, request.kind, request.purpose, request.options
+        ).to_dict()
+
+    @_wire
+    def show_destination(self, name: str) -> dict[str, Any]:
+        return destinations.get(self.runtime.store, name).to_dict()
+
+    @_wire
+    def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        return destinations.set_enabled(self.runtime.store, name, enabled).to_dict()
+
+    @_wire
+    def delete_destination(self, name: str) -> dict[str, Any]:
+        return destinations.delete(self.runtime.store, name).to_dict()
+
+    @_wire
+    def rotate_destination_secret(self, name: str) -> dict[str, Any]:
+        return destinations.rotate_secret(self.runtime.store, name).to_dict()
+
+    @_wire
+    def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]:
+        return deliveries.report(self.runtime.store, name, minutes).to_dict()
+
+    @_wire
+    def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]:
+        return [d.to_dict() for d in dead_letters.list_for(self.runtime.store, name, limit)]
+
+    @_wire
+    def replay_destination(
+        self, name: str, dead_letters_too: bool, since: datetime | None
+    ) -> dict[str, Any]:
+        return dead_letters.replay(
+            self.runtime.store, name, dead_letters=dead_letters_too, since=since
+        ).to_dict()
 
 
 class RemoteBackend:
@@ -640,6 +707,50 @@ class RemoteBackend:
     def close(self) -> None:
         self._http.close()
 
+    # -- destinations (issue 13) ----------------------------------------------------------
+
+    def list_destinations(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", _DESTINATIONS)
+        return result
+
+    def create_destination(self, request: DestinationRequest) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", _DESTINATIONS, json=asdict(request))
+        return result
+
+    def show_destination(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", _destination(name))
+        return result
+
+    def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        path = _destination(name) + ("/enable" if enabled else "/disable")
+        result: dict[str, Any] = self._call("POST", path)
+        return result
+
+    def delete_destination(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", _destination(name))
+        return result
+
+    def rotate_destination_secret(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", _destination(name) + "/rotate-secret")
+        return result
+
+    def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]:
+        path = _destination(name) + "/deliveries"
+        result: dict[str, Any] = self._call("GET", path, params={"minutes": minutes})
+        return result
+
+    def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]:
+        path = _destination(name) + "/dead-letters"
+        result: list[dict[str, Any]] = self._call("GET", path, params={"limit": limit})
+        return result
+
+    def replay_destination(
+        self, name: str, dead_letters_too: bool, since: datetime | None
+    ) -> dict[str, Any]:
+        body = {"dead_letters": dead_letters_too, "since": since.isoformat() if since else None}
+        result: dict[str, Any] = self._call("POST", _destination(name) + "/replay", json=body)
+        return result
+
 
 def running_server(settings: Settings) -> str | None:
     """The URL of a live `tessera serve` on this data directory, if there is one."""
@@ -665,6 +776,11 @@ def open_backend(settings: Settings) -> Backend:
 
 
 _AUDIENCES = "/api/audiences"
+_DESTINATIONS = "/api/destinations"
+
+
+def _destination(name: str) -> str:
+    return f"{_DESTINATIONS}/{quote(name, safe='')}"
 
 
 def _segment(name: str) -> str:

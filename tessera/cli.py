@@ -6,11 +6,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tessera.audiences.feeds import FeedOptions
-from tessera.backend import Backend, LookalikeRequest, open_backend
+from tessera.backend import Backend, DestinationRequest, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.settings import Settings
@@ -1029,6 +1031,223 @@ def audiences_purge(
         return
     verb = "would purge" if dry_run else "purged"
     out.print(f"{verb} {result['profiles']} anonymous profiles and {result['events']} events.")
+
+
+# -- destinations (issue 13) -------------------------------------------------------------
+
+destinations_app = typer.Typer(
+    help="Destinations: where events and audiences go (webhook, segment, files, ad platforms).",
+    no_args_is_help=True,
+)
+app.add_typer(destinations_app, name="destinations")
+
+
+@destinations_app.command("create")
+def destinations_create(
+    name: Annotated[str, typer.Argument(help="e.g. crm-webhook")],
+    kind: Annotated[
+        str,
+        typer.Option(help="webhook, segment, files, google_customer_match, meta_custom_audiences"),
+    ],
+    purpose: Annotated[
+        str,
+        typer.Option(
+            help="analytics, personalisation, email or advertising (checked against consent)"
+        ),
+    ] = "analytics",
+    url: Annotated[str | None, typer.Option(help="webhook / segment / ad platform API URL")] = None,
+    header: Annotated[list[str] | None, typer.Option(help="NAME:VALUE, repeatable")] = None,
+    write_key: Annotated[str | None, typer.Option(help="segment: the receiver's write key")] = None,
+    directory: Annotated[str | None, typer.Option(help="files: a folder (or fsspec URL)")] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="files: jsonl or parquet")
+    ] = None,
+    roll_bytes: Annotated[int | None, typer.Option(help="files: roll past this size")] = None,
+    roll_seconds: Annotated[float | None, typer.Option(help="files: roll past this age")] = None,
+    account: Annotated[str | None, typer.Option(help="ad platform: customer id")] = None,
+    audience_id: Annotated[str | None, typer.Option(help="ad platform: user list id")] = None,
+    access_token: Annotated[str | None, typer.Option(help="ad platform: API token")] = None,
+    source: Annotated[list[str] | None, typer.Option(help="only this source; repeatable")] = None,
+    event: Annotated[
+        list[str] | None, typer.Option(help="only this track event; repeatable")
+    ] = None,
+    message_type: Annotated[list[str] | None, typer.Option("--type", help="only this type")] = None,
+    condition: Annotated[str | None, typer.Option(help="JMESPath over the message")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="YAML/JSON list of mapping steps")] = None,
+    segment: Annotated[list[str] | None, typer.Option(help="sync this segment; repeatable")] = None,
+    identifier: Annotated[list[str] | None, typer.Option(help="identifier types to send")] = None,
+    no_events: Annotated[bool, typer.Option("--no-events", help="audiences only")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="messages per request")] = None,
+    linger: Annotated[float | None, typer.Option(help="seconds to wait for a batch")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per request")] = None,
+    retry_hours: Annotated[float | None, typer.Option(help="retry window (default 4)")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight")] = None,
+    rate: Annotated[float | None, typer.Option(help="most requests per second")] = None,
+    ordered: Annotated[bool, typer.Option("--ordered", help="keep each user's order")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Create a destination; a webhook's signing secret is printed once."""
+    given: dict[str, Any] = {
+        "url": url, "write_key": write_key, "directory": directory, "file_format": file_format,
+        "roll_bytes": roll_bytes, "roll_seconds": roll_seconds, "account": account,
+        "audience_id": audience_id, "access_token": access_token, "sources": source,
+        "event_names": event, "types": message_type, "condition": condition,
+        "segments": segment, "identifiers": identifier, "batch_size": batch_size,
+        "linger_seconds": linger, "timeout_seconds": timeout, "retry_hours": retry_hours,
+        "concurrency": concurrency, "max_requests_per_second": rate,
+    }  # fmt: skip
+    options = {key: value for key, value in given.items() if value not in (None, [])}
+    if header:
+        options["headers"] = dict(_header(h) for h in header)
+    if mapping is not None:
+        options["mapping"] = _mapping_file(mapping)
+    if no_events:
+        options["events"] = False
+    if ordered:
+        options["ordered"] = True
+    with _backend() as backend:
+        created = backend.create_destination(DestinationRequest(name, kind, purpose, options))
+    if json:
+        _print_json(created)
+        return
+    out.print(f"Created destination [bold]{created['name']}[/] ({created['kind']}, "
+              f"purpose {created['purpose']}); it receives what arrives from now on.")  # fmt: skip
+    if created.get("secret"):
+        out.print(f"Signing secret: [bold green]{created['secret']}[/]")
+        out.print("Keep it: it is shown only now (rotate-secret makes a new one).")
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise InvalidField(f"header {text!r} must be NAME:VALUE", field="header", value=text)
+    return name.strip(), value.strip()
+
+
+def _mapping_file(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise UnreadableFile(f"cannot read the mapping {path}: {e}") from e
+
+
+@destinations_app.command("list")
+def destinations_list(json: JsonOption = False) -> None:
+    """List destinations."""
+    with _backend() as backend:
+        rows = backend.list_destinations()
+    _rows(rows, json, ["name", "kind", "purpose", "enabled", "created_at"])
+
+
+@destinations_app.command("show")
+def destinations_show(name: str, json: JsonOption = False) -> None:
+    """One destination and its options (credentials masked)."""
+    with _backend() as backend:
+        shown = backend.show_destination(name)
+    if json:
+        _print_json(shown)
+        return
+    _table([{"option": k, "value": v} for k, v in shown.items() if k != "options"]
+           + [{"option": k, "value": v} for k, v in shown["options"].items()],
+           ["option", "value"], title=name)  # fmt: skip
+
+
+@destinations_app.command("disable")
+def destinations_disable(name: str, json: JsonOption = False) -> None:
+    """Stop delivering to a destination (its position is kept)."""
+    with _backend() as backend:
+        shown = backend.set_destination_enabled(name, False)
+    _print_json(shown) if json else out.print(f"Disabled {shown['name']}.")
+
+
+@destinations_app.command("enable")
+def destinations_enable(name: str, json: JsonOption = False) -> None:
+    """Deliver to a disabled destination again, from where it stopped."""
+    with _backend() as backend:
+        shown = backend.set_destination_enabled(name, True)
+    _print_json(shown) if json else out.print(f"Enabled {shown['name']}.")
+
+
+@destinations_app.command("delete")
+def destinations_delete(name: str, json: JsonOption = False) -> None:
+    """Delete a destination with its position, dead letters and delivery log."""
+    with _backend() as backend:
+        deleted = backend.delete_destination(name)
+    _print_json(deleted) if json else out.print(f"Deleted {deleted['name']}.")
+
+
+@destinations_app.command("rotate-secret")
+def destinations_rotate_secret(name: str, json: JsonOption = False) -> None:
+    """Give a webhook a new signing secret; the old one stops at once."""
+    with _backend() as backend:
+        rotated = backend.rotate_destination_secret(name)
+    if json:
+        _print_json(rotated)
+    else:
+        out.print(f"New signing secret for {rotated['name']}: [bold green]{rotated['secret']}[/]")
+
+
+@destinations_app.command("deliveries")
+def destinations_deliveries(
+    name: str,
+    minutes: Annotated[int, typer.Option(min=1, help="How far back")] = 60,
+    json: JsonOption = False,
+) -> None:
+    """The delivery log: per minute delivered / retried / failed / suppressed / dead-lettered,
+    latency percentiles, and the last errors."""
+    with _backend() as backend:
+        report = backend.destination_deliveries(name, minutes)
+    if json:
+        _print_json(report)
+        return
+    out.print(f"{name}: position {report['position']} of {report['log_end']}, "
+              f"{report['dead_letters']} dead letters; totals {report['totals']}")  # fmt: skip
+    _table(report["minutes"], ["minute", "delivered", "retried", "failed", "suppressed",
+                               "dead_lettered", "p50_ms", "p95_ms", "p99_ms"])  # fmt: skip
+    if report["last_errors"]:
+        _table(report["last_errors"], ["at", "status", "error", "body"], title="last errors")
+
+
+@destinations_app.command("dead-letters")
+def destinations_dead_letters(
+    name: str, limit: LimitOption = 100, json: JsonOption = False
+) -> None:
+    """Messages the destination refused, or that were not delivered within its retry window."""
+    with _backend() as backend:
+        rows = backend.destination_dead_letters(name, limit)
+    _rows(rows, json, ["id", "failed_at", "message_id", "status", "reason"])
+
+
+@destinations_app.command("replay")
+def destinations_replay(
+    name: str,
+    dead_letters: Annotated[bool, typer.Option("--dead-letters", help="send them again")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="ISO time: send events since then again")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Send a destination's dead letters again, or every event received since a time."""
+    moment = _moment(since) if since else None
+    with _backend() as backend:
+        result = backend.replay_destination(name, dead_letters, moment)
+    if json:
+        _print_json(result)
+    else:
+        out.print(f"{name}: {result['dead_letters_queued']} dead letters queued"
+                  + (f", position moved back to {result['position']}"
+                     if result["position"] is not None else ""))  # fmt: skip
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidField(
+            f"--since {text!r} is not an ISO 8601 time (e.g. 2026-11-30T12:00:00Z)",
+            field="since", value=text,
+        ) from e  # fmt: skip
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from tessera.activation.engine import Activation
 from tessera.events import importer
 from tessera.events.collect import Collector
 from tessera.events.sources import SourceDirectory
@@ -30,6 +31,8 @@ class Runtime:
     collector: Collector
     pipeline: Pipeline
     started_at: float
+    #: The destinations' delivery workers; started by the server only (`app.py` lifespan).
+    activation: Activation | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, in_memory: bool = False) -> Runtime:
@@ -57,9 +60,12 @@ class Runtime:
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
         )
-        return cls(settings, store, sources, writer, collector, pipeline, time.time())
+        activation = Activation(store, settings.data_dir, settings.advertising_consent)
+        return cls(settings, store, sources, writer, collector, pipeline, time.time(), activation)
 
     def close(self) -> None:
+        if self.activation is not None:
+            self.activation.stop()
         self.pipeline.stop()
         self.writer.stop()
         self.store.close()

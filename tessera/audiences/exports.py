@@ -20,6 +20,7 @@ import orjson
 from tessera import spreadsheet
 from tessera.audiences import campaigns, platforms
 from tessera.errors import InvalidField
+from tessera.profiles import consent as consent_rule
 from tessera.segments import service
 from tessera.store import Store
 
@@ -28,9 +29,6 @@ MEDIA_TYPES = {"google": "text/csv", "google-mobile": "text/csv", "meta": "text/
                "openrtb": "application/x-ndjson"}  # fmt: skip
 #: OpenRTB 2.6 `segtax` for the IAB Tech Lab Audience Taxonomy 1.1.
 SEGTAX_IAB_AUDIENCE_1_1 = 4
-#: Consent categories that stand for advertising (Segment's "Advertising", CMPs' "targeting").
-_ADVERTISING = {"advertising", "targeting"}
-_YES = {True, "true", "yes", "granted", "1"}
 #: Identifier types an OpenRTB bid request can carry for a user: cookies (and ad ids).
 _BIDSTREAM_COOKIES = ("cookie_id", "anonymous_id")
 
@@ -45,12 +43,9 @@ class Person:
 
 
 def allows_advertising(consent: dict[str, Any], policy: str) -> bool:
-    """Does this consent record allow advertising? With policy 'required' it must say so;
-    with 'unless_refused' only an explicit no refuses."""
-    answers = [value for key, value in consent.items() if key.lower() in _ADVERTISING]
-    if not answers:
-        return policy == "unless_refused"
-    return all((value.lower() if isinstance(value, str) else value) in _YES for value in answers)
+    """Does this consent record allow advertising? (`profiles/consent.py`, the rule
+    destinations follow too.)"""
+    return consent_rule.allows(consent, "advertising", policy)
 
 
 def export(

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tessera.demo import mappings
+from tessera.demo import destinations, mappings
 from tessera.demo.generator import SOURCES, Company
 
 BATCH = 100
@@ -65,6 +65,7 @@ def load(
         base_url=url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=600
     )
     keys = {name: _write_key(admin, name, channel) for name, channel in SOURCES}
+    created = destinations.create(admin, folder)  # before the events, so they receive them
     sent = 0
     for name, messages in company.messages.items():
         sent += _post_all(url, keys[name], messages, name, report)
@@ -94,6 +95,7 @@ def load(
         "http_events": sent,
         "imports": imports,
         "folder": str(folder),
+        "destinations": created,
     }
 
 

@@ -325,4 +325,71 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        13,
+        """
+        -- Destinations (issue 13): where events and audiences go. The log is the queue: each
+        -- destination keeps its own position on the events table's seq and the audience
+        -- members it has told about, so a restart resumes where it was. `config` is the
+        -- kind's options as JSON; `secret` signs webhook bodies (it must be readable to
+        -- sign, so it is not hashed; the data directory is owner-only).
+        CREATE TABLE destinations (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            kind VARCHAR NOT NULL,
+            purpose VARCHAR NOT NULL,
+            enabled BOOLEAN NOT NULL DEFAULT TRUE,
+            config VARCHAR NOT NULL,
+            secret VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            secret_rotated_at TIMESTAMP
+        );
+        CREATE TABLE destination_positions (
+            destination_id VARCHAR PRIMARY KEY,
+            event_seq BIGINT NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        -- The members each destination has been told about, per segment: the next sync
+        -- sends the difference with the current members (entered / exited).
+        CREATE TABLE destination_audience_members (
+            destination_id VARCHAR NOT NULL,
+            segment_id VARCHAR NOT NULL,
+            profile_id VARCHAR NOT NULL,
+            entered_at TIMESTAMP NOT NULL
+        );
+        CREATE SEQUENCE destination_dead_letter_ids;
+        CREATE TABLE destination_dead_letters (
+            id BIGINT NOT NULL,
+            destination_id VARCHAR NOT NULL,
+            failed_at TIMESTAMP NOT NULL,
+            message_id VARCHAR NOT NULL,
+            message VARCHAR NOT NULL,
+            status INTEGER,
+            reason VARCHAR NOT NULL,
+            replay_requested BOOLEAN NOT NULL DEFAULT FALSE
+        );
+        -- The delivery log: per destination and minute, what happened to its messages.
+        CREATE TABLE destination_deliveries (
+            destination_id VARCHAR NOT NULL,
+            minute TIMESTAMP NOT NULL,
+            delivered BIGINT NOT NULL,
+            retried BIGINT NOT NULL,
+            failed BIGINT NOT NULL,
+            suppressed BIGINT NOT NULL,
+            dead_lettered BIGINT NOT NULL,
+            p50_ms DOUBLE,
+            p95_ms DOUBLE,
+            p99_ms DOUBLE,
+            PRIMARY KEY (destination_id, minute)
+        );
+        CREATE TABLE destination_errors (
+            destination_id VARCHAR NOT NULL,
+            failed_at TIMESTAMP NOT NULL,
+            status INTEGER,
+            error VARCHAR NOT NULL,
+            body VARCHAR
+        );
+        """,
+    ),
 ]
