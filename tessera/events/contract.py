@@ -131,8 +131,8 @@ def check_message(
     # expected, objects where objects are) is tested inline, and only a value off that
     # shape goes to the helper that checks it fully and words the refusal. Calls were
     # half of this function's cost (py-spy, docs/ingest.md "What a message costs").
-    # tests/unit/test_contract_reference.py holds the straightforward version and checks
-    # that both agree on random messages.
+    # tests/unit/contract_reference.py keeps the straightforward version, and
+    # test_contract_reference.py checks that both agree on random messages.
     if not isinstance(message, dict):
         raise InvalidMessageField(
             f"each message must be a JSON object, got {_json_type(message)}",
