@@ -76,7 +76,9 @@ class EventRow(NamedTuple):
     payload: str
 
 
-_make_row = EventRow._make
+_new_row = tuple.__new__
+_TYPES = frozenset(MESSAGE_TYPES)
+_WITH_PROPERTIES = frozenset(("track", "page", "screen"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,12 @@ def check_message(
     Raises:
         InvalidMessage (a subclass naming the rule) when the message breaks the spec.
     """
+    # This runs once per event, so the shape every SDK sends (strings where strings are
+    # expected, objects where objects are) is tested inline, and only a value off that
+    # shape goes to the helper that checks it fully and words the refusal. Calls were
+    # half of this function's cost (py-spy, docs/ingest.md "What a message costs").
+    # tests/unit/contract_reference.py keeps the straightforward version, and
+    # test_contract_reference.py checks that both agree on random messages.
     if not isinstance(message, dict):
         raise InvalidMessageField(
             f"each message must be a JSON object, got {_json_type(message)}",
@@ -137,16 +145,45 @@ def check_message(
             "(TESSERA_MAX_MESSAGE_BYTES): trim its properties or traits",
             field="message",
         )
-    kind = _message_type(message, default_type)
-    message_id = _message_id(message, payload)
-    user_id = _identifier(message, "userId")
-    anonymous_id = _identifier(message, "anonymousId")
-    context = _object(message, "context")
+    if default_type is not None:
+        kind = default_type  # the endpoint decides, as Segment's /v1/track does
+    else:
+        raw = message.get("type")
+        kind = raw if raw.__class__ is str and raw in _TYPES else _message_type(message, None)
+    raw = message.get("messageId")
+    if raw.__class__ is str and 0 < len(raw) <= _MAX_NAME and raw.strip():
+        message_id = raw
+    else:
+        message_id = _message_id(message, payload)
+    raw = message.get("userId")
+    if raw.__class__ is str and len(raw) <= _MAX_NAME:
+        user_id = raw.strip() or None
+    else:
+        user_id = None if raw is None else _identifier(message, "userId")
+    raw = message.get("anonymousId")
+    if raw.__class__ is str and len(raw) <= _MAX_NAME:
+        anonymous_id = raw.strip() or None
+    else:
+        anonymous_id = None if raw is None else _identifier(message, "anonymousId")
+    context = message.get("context")
+    if context is not None and context.__class__ is not dict:
+        context = _object(message, "context")
     traits = _traits(message, context)
-    properties = _object(message, "properties") if kind in ("track", "page", "screen") else None
-    external_ids = _external_ids(context)
-    email, phone = _contact_points(traits, external_ids)
-    device = _object(context, "device", prefix="context.") if context else None
+    properties = None
+    if kind in _WITH_PROPERTIES:
+        properties = message.get("properties")
+        if properties is not None and properties.__class__ is not dict:
+            properties = _object(message, "properties")
+    external_ids = None
+    device = None
+    if context:
+        if context.get("externalIds") is not None:
+            external_ids = _external_ids(context)
+        if context.get("device") is not None:
+            device = _object(context, "device", prefix="context.")
+    email = phone = None
+    if traits or external_ids:
+        email, phone = _contact_points(traits, external_ids)
 
     if envelope.require_segment_ids and user_id is None and anonymous_id is None:
         raise MissingIdentity(
@@ -156,9 +193,13 @@ def check_message(
         )
     event = name = previous_id = group_id = None
     if kind == "track":
-        event = _required_text(
-            message, "event", "track messages name their event, e.g. 'Order Completed'"
-        )
+        raw = message.get("event")
+        if raw.__class__ is str and len(raw) <= _MAX_NAME:
+            event = raw.strip() or None
+        if event is None:
+            event = _required_text(
+                message, "event", "track messages name their event, e.g. 'Order Completed'"
+            )
     elif kind in ("page", "screen"):
         name = _optional_text(message, "name")
     elif kind == "alias":
@@ -175,10 +216,10 @@ def check_message(
         if group_id is None:
             raise MissingField("group messages need groupId", field="groupId")
 
-    device_id = _optional_text(device, "id", prefix="context.device.") if device else None
-    advertising_id = (
-        _optional_text(device, "advertisingId", prefix="context.device.") if device else None
-    )
+    device_id = advertising_id = None
+    if device:
+        device_id = _optional_text(device, "id", prefix="context.device.")
+        advertising_id = _optional_text(device, "advertisingId", prefix="context.device.")
     if not envelope.require_segment_ids and not (
         user_id or anonymous_id or email or phone or device_id or advertising_id or external_ids
     ):
@@ -188,24 +229,31 @@ def check_message(
             field="identifiers",
         )
 
-    sent_at, notes = _sent_at(message, envelope)
-    client_field = (
-        "originalTimestamp"
-        if message.get("originalTimestamp") is not None
-        else ("timestamp" if message.get("timestamp") is not None else None)
-    )
+    if message.get("sentAt") is None and envelope.sent_at_problem is None:
+        sent_at, notes = envelope.sent_at, None
+    else:
+        sent_at, notes = _sent_at(message, envelope)
+    client_field = None
+    raw = message.get("originalTimestamp")
+    if raw is not None:
+        client_field = "originalTimestamp"
+    else:
+        raw = message.get("timestamp")
+        if raw is not None:
+            client_field = "timestamp"
     original = None
     if client_field is not None:
-        original = parse_timestamp(message[client_field], client_field)
+        original = parse_timestamp(raw, client_field)
     timestamp, adjustment = event_time(original, sent_at, envelope.received_at)
     if adjustment is not None:
         notes = {**(notes or {}), "timestampAdjusted": f"{client_field}: {adjustment}"}
     if notes:
         payload = _noted(message, context, notes)
 
-    # Built positionally through tuple.__new__: NamedTuple's keyword constructor was a
-    # quarter of the ingest CPU (measured with py-spy).
-    return _make_row(
+    # Built positionally with tuple.__new__: NamedTuple's keyword constructor was a
+    # quarter of the ingest CPU, and its _make a further call per event (py-spy).
+    return _new_row(
+        EventRow,
         (
             envelope.source_id,
             envelope.channel,
@@ -230,7 +278,7 @@ def check_message(
             orjson.dumps(properties).decode() if properties else None,
             orjson.dumps(traits).decode() if traits else None,
             payload,
-        )
+        ),
     )
 
 
@@ -253,9 +301,9 @@ def reject(message: Any, error: InvalidMessage) -> Rejection:
 
 def _serialise(message: dict[str, Any]) -> str:
     """The message as JSON text, refused when it nests past nesting.MAX_DEPTH (checked
-    cheaply: only a message with many brackets is walked)."""
+    cheaply: only a message with more brackets than that is walked)."""
     try:
-        payload = orjson.dumps(message).decode()
+        data = orjson.dumps(message)
     except TypeError as e:  # orjson.JSONEncodeError
         if nesting.depth_exceeds(message):
             raise _too_deep() from None
@@ -265,9 +313,15 @@ def _serialise(message: dict[str, Any]) -> str:
             "must be sent as text",
             field="message",
         ) from None
-    if nesting.may_exceed(payload) and nesting.depth_exceeds(message):
+    # nesting.may_exceed, inlined: fewer brackets than the limit cannot nest past it.
+    # bytes.count walks byte by byte (as long as orjson takes to write the message) while
+    # `in` runs at memchr's speed, and most messages hold no array: count '[' only then.
+    openers = data.count(b"{")
+    if b"[" in data:
+        openers += data.count(b"[")
+    if openers > nesting.MAX_DEPTH and nesting.depth_exceeds(message):
         raise _too_deep()
-    return payload
+    return data.decode()
 
 
 def _too_deep() -> MessageTooDeep:
