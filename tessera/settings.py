@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     )
     max_queued_events: int = Field(
         default=200_000,
-        description="Events waiting for the writer before the collect API answers 429.",
+        description="Events waiting for the event log's fsync before the collect API answers 429.",
+    )
+    log_segment_mb: int = Field(
+        default=64,
+        ge=1,
+        description="Size at which a segment file of the event log (DATA_DIR/log) is "
+        "closed and the next begun; the loader deletes a segment once all of it is loaded.",
     )
     dedupe_window_days: int | None = Field(
         default=None,
@@ -152,8 +158,8 @@ class Settings(BaseSettings):
         if token and len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
             raise InvalidField(
                 f"TESSERA_ADMIN_TOKEN is {len(token.strip())} characters; it must be at least "
-                f"{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c \"import secrets; "
-                "print(secrets.token_urlsafe(32))\"`), or unset it and Tessera generates one "
+                f'{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`), or unset it and Tessera generates one '
                 "in DATA_DIR/admin-token",
                 field="admin_token",
             )
@@ -171,6 +177,11 @@ class Settings(BaseSettings):
     def server_file_path(self) -> Path:
         """Written by a running `tessera serve` so the CLI knows to talk to it."""
         return self.data_dir / "server.json"
+
+    @property
+    def log_dir(self) -> Path:
+        """The event log in files: one folder of segment files per writer process."""
+        return self.data_dir / "log"
 
     @property
     def rejects_dir(self) -> Path:
