@@ -9,8 +9,8 @@ import pytest
 
 from tessera.errors import InvalidMessage, Overloaded
 from tessera.events.contract import Envelope, EventRow, check_message, reject
-from tessera.events.timestamps import now_micros
 from tessera.events.sink import DeadLetter, LogSink
+from tessera.events.timestamps import now_micros
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 
