@@ -10,7 +10,7 @@ imports also use, and wakes the pipeline.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tessera.events import importer
 from tessera.events.collect import Collector
@@ -39,6 +39,7 @@ class Runtime:
     collector: Collector
     pipeline: Pipeline
     started_at: float
+    closed: bool = field(default=False, init=False)
 
     @classmethod
     def open(cls, settings: Settings, *, in_memory: bool = False) -> Runtime:
@@ -84,6 +85,9 @@ class Runtime:
         self.pipeline.start()
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.pipeline.stop()
         self.sink.stop()
         self.loader.stop()
