@@ -171,3 +171,4 @@ class SourceDirectory:
     def _invalidate(self) -> None:
         with self._lock:
             self._by_hash = None
+
