@@ -62,10 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         running = runtime or open_runtime(settings)
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         app.state.admin_token_hash = hash_secret(token)
-        running.writer.start()
-        running.pipeline.start()
-        if running.activation is not None:
-            running.activation.start()  # the destinations' delivery workers (issue 13)
+        running.start()
         app.state.runtime = running
         app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
         _announce(settings)

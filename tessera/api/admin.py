@@ -21,9 +21,12 @@ class SourceCreate(BaseModel):
 
 @router.get("/stats", summary="Totals of the event log")
 def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
+    runtime.loader.sync()  # what was acknowledged is counted (docs/ingest.md)
     figures = log.stats(runtime.store)
     figures.update(runtime.pipeline.lag())
-    figures["writer_queue"] = runtime.writer.queued_events
+    figures["writer_queue"] = runtime.sink.queued_events
+    # Crashes in the middle of a write to the log in files: cut at start, or skipped.
+    figures["log_torn_tails"] = runtime.sink.log.torn_tails_cut + runtime.loader.torn_tails
     return figures
 
 
@@ -68,6 +71,7 @@ def tail_events(
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     source_id = runtime.sources.get(source).id if source else None
+    runtime.loader.sync()  # an event acknowledged before this read is in it
     return log.tail(
         runtime.store, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor
     ).to_dict()
@@ -81,6 +85,7 @@ def rejected_events(
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     source_id = runtime.sources.get(source).id if source else None
+    runtime.loader.sync()
     return log.rejected(runtime.store, limit=limit, source_id=source_id, cursor=cursor).to_dict()
 
 

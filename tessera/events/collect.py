@@ -1,4 +1,4 @@
-"""The collect use case: one HTTP request of the Segment wire format into the writer.
+"""The collect use case: one HTTP request of the Segment wire format into the sink.
 
 The API layer hands over bytes and headers; this module authenticates, decodes,
 validates and submits, and says what to answer. It holds no HTTP types, so the
@@ -17,16 +17,16 @@ from typing import Any
 from tessera.errors import InvalidField, InvalidMessage, InvalidTimestamp, MissingWriteKey
 from tessera.events.body import decode_body
 from tessera.events.contract import Envelope, EventRow, check_message, reject
+from tessera.events.sink import DeadLetter, Sink, WriteResult
 from tessera.events.sources import Source, SourceDirectory
 from tessera.events.timestamps import parse_timestamp
-from tessera.events.writer import DeadLetter, EventWriter, WriteResult
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """What was handed to the writer; `error` is set for a refused single message,
+    """What was handed to the sink; `error` is set for a refused single message,
     which is dead-lettered and then answered with its 400."""
 
     future: Future[WriteResult]
@@ -37,13 +37,13 @@ class Collector:
     def __init__(
         self,
         directory: SourceDirectory,
-        writer: EventWriter,
+        sink: Sink,
         *,
         max_body_bytes: int,
         max_message_bytes: int,
     ) -> None:
         self._directory = directory
-        self._writer = writer
+        self._sink = sink
         self._max_body = max_body_bytes
         self._max_message = max_message_bytes
 
@@ -64,7 +64,7 @@ class Collector:
 
         Raises:
             TesseraError for request-level problems (auth, body, JSON shape) and
-            Overloaded when the writer's queue is full.
+            Overloaded when the sink's queue is full.
         """
         document = decode_body(body, content_encoding, self._max_body)
         if not isinstance(document, dict):
@@ -96,7 +96,7 @@ class Collector:
         error = None
         if message_type is not None and dead:
             error = _error_of(dead[0])
-        return Submission(self._writer.submit(rows, dead), error)
+        return Submission(self._sink.submit(rows, dead), error)
 
     def submit_messages(
         self, write_key: str, messages: list[dict[str, Any]], *, received_at: int
@@ -107,7 +107,7 @@ class Collector:
         source = self._directory.authenticate(write_key)
         envelope = Envelope(source.id, source.channel, received_at, require_segment_ids=False)
         rows, dead = self._check_all(messages, envelope, None)
-        return Submission(self._writer.submit(rows, dead), _error_of(dead[0]) if dead else None)
+        return Submission(self._sink.submit(rows, dead), _error_of(dead[0]) if dead else None)
 
     def _check_all(
         self, messages: list[Any], envelope: Envelope, message_type: str | None
