@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 import orjson
+from pydantic import TypeAdapter
 
 from tessera.audiences import campaigns, exports, feeds, signal_config, taxonomy
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
@@ -25,8 +26,10 @@ from tessera.events import failures, importer, log
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
+from tessera.paging import Page
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
+from tessera.results import Deleted
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
 from tessera.settings import Settings
@@ -34,9 +37,6 @@ from tessera.settings import Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 Progress = Callable[[int, int | None], None]
-# One page of a list as JSON: items, total, limit, next_cursor (tessera.paging.Page), the
-# same through the store or the server's API.
-PageJson = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class Backend(Protocol):
     def create_source(self, name: str, channel: str) -> dict[str, Any]: ...
     def rotate_key(self, name: str) -> dict[str, Any]: ...
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
-    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson: ...
-    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson: ...
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page: ...
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page: ...
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
     ) -> dict[str, Any]: ...
@@ -69,22 +69,22 @@ class Backend(Protocol):
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]: ...
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
-    ) -> PageJson: ...
+    ) -> Page: ...
     def explain(self, first: str, second: str) -> dict[str, Any]: ...
     def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]: ...
     def computed_traits(self) -> list[dict[str, Any]]: ...
     def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]: ...
     def delete_trait(self, name: str) -> dict[str, Any]: ...
-    def create_segment(self, name: str, query: str) -> dict[str, Any]: ...
-    def update_segment(self, name: str, query: str) -> dict[str, Any]: ...
-    def preview_segment(self, query: str) -> dict[str, Any]: ...
-    def list_segments(self) -> list[dict[str, Any]]: ...
-    def show_segment(self, name: str) -> dict[str, Any]: ...
-    def delete_segment(self, name: str) -> dict[str, Any]: ...
-    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson: ...
-    def segment_history(self, name: str) -> dict[str, Any]: ...
-    def segment_why(self, name: str, reference: str) -> dict[str, Any]: ...
-    def segment_overlap(self) -> list[dict[str, Any]]: ...
+    def create_segment(self, name: str, query: str) -> segments.Segment: ...
+    def update_segment(self, name: str, query: str) -> segments.Segment: ...
+    def preview_segment(self, query: str) -> segments.Preview: ...
+    def list_segments(self) -> list[segments.SegmentSummary]: ...
+    def show_segment(self, name: str) -> segments.Segment: ...
+    def delete_segment(self, name: str) -> Deleted: ...
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> Page: ...
+    def segment_history(self, name: str) -> segments.History: ...
+    def segment_why(self, name: str, reference: str) -> segments.Why: ...
+    def segment_overlap(self) -> list[segments.Overlap]: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
     def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
     def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]: ...
@@ -147,17 +147,13 @@ class LocalBackend:
     def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
         return self.runtime.sources.set_enabled(name, enabled).to_dict()
 
-    @_wire
-    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
-        found = log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
-        return found.to_dict()
+        return log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
 
-    @_wire
-    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
-        found = log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
-        return found.to_dict()
+        return log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
 
     @_wire
     def import_file(
@@ -194,14 +190,12 @@ class LocalBackend:
     def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
         return reader.show(self.runtime, reference, limit, as_of=as_of)
 
-    @_wire
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
-    ) -> PageJson:
-        found = view.search(
+    ) -> Page:
+        return view.search(
             self.runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
         )
-        return found.to_dict()
 
     @_wire
     def explain(self, first: str, second: str) -> dict[str, Any]:
@@ -223,44 +217,34 @@ class LocalBackend:
     def delete_trait(self, name: str) -> dict[str, Any]:
         return traits.delete(self.runtime, name)
 
-    @_wire
-    def create_segment(self, name: str, query: str) -> dict[str, Any]:
+    def create_segment(self, name: str, query: str) -> segments.Segment:
         return segments.create(self.runtime, name, query)
 
-    @_wire
-    def update_segment(self, name: str, query: str) -> dict[str, Any]:
+    def update_segment(self, name: str, query: str) -> segments.Segment:
         return segments.update(self.runtime, name, query)
 
-    @_wire
-    def preview_segment(self, query: str) -> dict[str, Any]:
+    def preview_segment(self, query: str) -> segments.Preview:
         return segments.preview(self.runtime, query)
 
-    @_wire
-    def list_segments(self) -> list[dict[str, Any]]:
+    def list_segments(self) -> list[segments.SegmentSummary]:
         return segments.listing(self.runtime)
 
-    @_wire
-    def show_segment(self, name: str) -> dict[str, Any]:
+    def show_segment(self, name: str) -> segments.Segment:
         return segments.show(self.runtime, name)
 
-    @_wire
-    def delete_segment(self, name: str) -> dict[str, Any]:
+    def delete_segment(self, name: str) -> Deleted:
         return segments.delete(self.runtime, name)
 
-    @_wire
-    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
-        return segments.members(self.runtime, name, limit, cursor).to_dict()
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> Page:
+        return segments.members(self.runtime, name, limit, cursor)
 
-    @_wire
-    def segment_history(self, name: str) -> dict[str, Any]:
+    def segment_history(self, name: str) -> segments.History:
         return segments.history(self.runtime, name)
 
-    @_wire
-    def segment_why(self, name: str, reference: str) -> dict[str, Any]:
+    def segment_why(self, name: str, reference: str) -> segments.Why:
         return segments.why(self.runtime, name, reference)
 
-    @_wire
-    def segment_overlap(self) -> list[dict[str, Any]]:
+    def segment_overlap(self) -> list[segments.Overlap]:
         return segments.overlap(self.runtime)
 
     @_wire
@@ -406,14 +390,12 @@ class RemoteBackend:
         result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/{action}")
         return result
 
-    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
-        result: PageJson = self._call("GET", "/api/events", params=_listing(limit, cursor, source))
-        return result
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
+        return self._as(Page, "GET", "/api/events", params=_listing(limit, cursor, source))
 
-    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         params = _listing(limit, cursor, source)
-        result: PageJson = self._call("GET", "/api/events/rejected", params=params)
-        return result
+        return self._as(Page, "GET", "/api/events/rejected", params=params)
 
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
@@ -484,12 +466,11 @@ class RemoteBackend:
 
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
-    ) -> PageJson:
+    ) -> Page:
         params = _listing(limit, cursor) | {
             k: v for k, v in (("identifier", identifier), ("trait", trait)) if v is not None
         }
-        result: PageJson = self._call("GET", "/api/profiles", params=params)
-        return result
+        return self._as(Page, "GET", "/api/profiles", params=params)
 
     def explain(self, first: str, second: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
@@ -514,36 +495,37 @@ class RemoteBackend:
     def delete_trait(self, name: str) -> dict[str, Any]:
         return self._object("DELETE", f"/api/computed-traits/{quote(name)}")
 
-    def create_segment(self, name: str, query: str) -> dict[str, Any]:
-        return self._object("POST", "/api/segments", json={"name": name, "query": query})
+    def create_segment(self, name: str, query: str) -> segments.Segment:
+        body = {"name": name, "query": query}
+        return self._as(segments.Segment, "POST", "/api/segments", json=body)
 
-    def update_segment(self, name: str, query: str) -> dict[str, Any]:
-        return self._object("PUT", _segment(name), json={"query": query})
+    def update_segment(self, name: str, query: str) -> segments.Segment:
+        return self._as(segments.Segment, "PUT", _segment(name), json={"query": query})
 
-    def preview_segment(self, query: str) -> dict[str, Any]:
-        return self._object("POST", "/api/segments/preview", json={"query": query})
+    def preview_segment(self, query: str) -> segments.Preview:
+        return self._as(segments.Preview, "POST", "/api/segments/preview", json={"query": query})
 
-    def list_segments(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/segments")
+    def list_segments(self) -> list[segments.SegmentSummary]:
+        return self._as(list[segments.SegmentSummary], "GET", "/api/segments")
 
-    def show_segment(self, name: str) -> dict[str, Any]:
-        return self._object("GET", _segment(name))
+    def show_segment(self, name: str) -> segments.Segment:
+        return self._as(segments.Segment, "GET", _segment(name))
 
-    def delete_segment(self, name: str) -> dict[str, Any]:
-        return self._object("DELETE", _segment(name))
+    def delete_segment(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", _segment(name))
 
-    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> Page:
         params = _listing(limit, cursor)
-        return self._object("GET", f"{_segment(name)}/members", params=params)
+        return self._as(Page, "GET", f"{_segment(name)}/members", params=params)
 
-    def segment_history(self, name: str) -> dict[str, Any]:
-        return self._object("GET", f"{_segment(name)}/history")
+    def segment_history(self, name: str) -> segments.History:
+        return self._as(segments.History, "GET", f"{_segment(name)}/history")
 
-    def segment_why(self, name: str, reference: str) -> dict[str, Any]:
-        return self._object("GET", f"{_segment(name)}/why/{quote(reference)}")
+    def segment_why(self, name: str, reference: str) -> segments.Why:
+        return self._as(segments.Why, "GET", f"{_segment(name)}/why/{quote(reference)}")
 
-    def segment_overlap(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/segments/overlap")
+    def segment_overlap(self) -> list[segments.Overlap]:
+        return self._as(list[segments.Overlap], "GET", "/api/segments/overlap")
 
     def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
         path = f"/api/audiences/{quote(segment)}/export"
@@ -617,6 +599,12 @@ class RemoteBackend:
     def show_signals(self) -> dict[str, Any]:
         return self._object("GET", f"{_AUDIENCES}/signals")
 
+    def _as(self, shape: type[T], method: str, path: str, **kwargs: Any) -> T:
+        """The server's answer parsed into the use case's result type: the same model
+        the LocalBackend returns, so the CLI prints one shape either way."""
+        adapter: TypeAdapter[T] = _adapter(shape)
+        return adapter.validate_python(self._call(method, path, **kwargs))
+
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call(method, path, **kwargs)
         return result
@@ -676,6 +664,16 @@ def _listing(limit: int, cursor: str | None, source: str | None = None) -> dict[
     only when given (the API takes an absent cursor as the first page)."""
     given = {"cursor": cursor, "source": source}
     return {"limit": limit} | {k: v for k, v in given.items() if v}
+
+
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    """One TypeAdapter per result type (building one compiles a validator)."""
+    if shape not in _ADAPTERS:
+        _ADAPTERS[shape] = TypeAdapter(shape)
+    return _ADAPTERS[shape]
 
 
 def _remote_error(response: httpx.Response) -> TesseraError:

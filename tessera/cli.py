@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +21,9 @@ from tessera.audiences.feeds import FeedOptions
 from tessera.backend import Backend, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
+from tessera.paging import Page
+from tessera.results import Result, wire
+from tessera.segments.actions import Condition, Why
 from tessera.settings import Settings
 from tessera.store.connection import PRIVATE_UMASK
 
@@ -82,16 +85,27 @@ def _backend() -> Iterator[Backend]:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    """A result (or plain values) as the JSON the API answers, indented."""
+    sys.stdout.write(wire(value, orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _rows(rows: list[dict[str, Any]], json: bool, columns: list[str]) -> None:
+Row = Result | dict[str, Any]
+
+
+def _cell(row: Row, column: str) -> Text:
+    """One cell: a result's attribute (or a plain row's key) as text, empty for None."""
+    value = getattr(row, column) if isinstance(row, Result) else row.get(column)
+    # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
+    return Text("" if value is None else str(value))
+
+
+def _rows(rows: Sequence[Row], json: bool, columns: list[str]) -> None:
     """A command's rows: as JSON with --json, else a table of these columns."""
     _print_json(rows) if json else _table(rows, columns)
 
 
 def _table(
-    rows: list[dict[str, Any]],
+    rows: Sequence[Row],
     columns: list[str],
     title: str | None = None,
     show_header: bool = True,
@@ -102,8 +116,7 @@ def _table(
         # e-mail shown in part is a value lost to whoever copies it from the table.
         table.add_column(column, overflow="fold")
     for row in rows:
-        # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
-        table.add_row(*[Text("" if row.get(c) is None else str(row.get(c))) for c in columns])
+        table.add_row(*[_cell(row, c) for c in columns])
     out.print(table)
 
 
@@ -114,20 +127,20 @@ AllOption = Annotated[
 CursorOption = Annotated[
     str | None, typer.Option(help="Start after this point: a next_cursor printed before.")
 ]
-FetchPage = Callable[[int, str | None], dict[str, Any]]
+FetchPage = Callable[[int, str | None], Page]
 
 
 def _pages(
     fetch: FetchPage, page_size: int, cursor: str | None, wanted: int | None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Page]:
     """The pages of a list from `cursor` on, until `wanted` rows (None: to the end)."""
     got = 0
     while True:
         size = page_size if wanted is None else min(page_size, wanted - got)
         page = fetch(size, cursor)
-        got += len(page["items"])
+        got += len(page.items)
         yield page
-        cursor = page["next_cursor"]
+        cursor = page.next_cursor
         if cursor is None or (wanted is not None and got >= wanted):
             return
 
@@ -149,22 +162,21 @@ def _listing(
     if every:
         for number, page in enumerate(_pages(fetch, page_size, cursor, None)):
             if json:
-                lines = b"".join(orjson.dumps(i, default=str) + b"\n" for i in page["items"])
+                lines = b"".join(wire(item) + b"\n" for item in page.items)
                 sys.stdout.write(lines.decode())
                 sys.stdout.flush()
-            elif page["items"] or number == 0:
-                _table(page["items"], columns, show_header=number == 0)
+            elif page.items or number == 0:
+                _table(page.items, columns, show_header=number == 0)
         return
     rows: list[dict[str, Any]] = []
     for page in _pages(fetch, page_size, cursor, limit):
-        rows += page["items"]
-    shown = {"items": rows, "total": page["total"], "limit": limit,
-             "next_cursor": page["next_cursor"]}  # fmt: skip
+        rows += page.items
+    shown = Page(items=rows, total=page.total, limit=limit, next_cursor=page.next_cursor)
     _print_json(shown) if json else _table(rows, columns)
-    if page["next_cursor"] is not None:
+    if page.next_cursor is not None:
         err.print(
-            f"showing {len(rows):,} of {page['total']:,}; --all for every {noun} "
-            f"(or --cursor {page['next_cursor']} for the next {limit:,})"
+            f"showing {len(rows):,} of {page.total:,}; --all for every {noun} "
+            f"(or --cursor {page.next_cursor} for the next {limit:,})"
         )
 
 
@@ -620,7 +632,7 @@ def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.create_segment(name, query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
+        f"{segment.name}: {segment.size} members. {segment.description}", markup=False
     )
 
 
@@ -630,7 +642,7 @@ def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.update_segment(name, query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
+        f"{segment.name}: {segment.size} members. {segment.description}", markup=False
     )
 
 
@@ -642,8 +654,8 @@ def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
     if json:
         _print_json(result)
     else:
-        out.print(f"{result['size']} profiles: {result['description']}", markup=False)
-        out.print("sample: " + ", ".join(result["sample"]), markup=False)
+        out.print(f"{result.size} profiles: {result.description}", markup=False)
+        out.print("sample: " + ", ".join(result.sample), markup=False)
 
 
 @segments_app.command("list")
@@ -659,10 +671,10 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     """A segment's definition, description and size."""
     with _backend() as backend:
         segment = backend.show_segment(name)
-    failure = f"\n  FAILED: {segment['failure']}" if segment.get("failure") else ""
+    failure = f"\n  FAILED: {segment.failure}" if segment.failure else ""
     _print_json(segment) if json else out.print(
-        f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
-        f"  {segment['description']}{failure}",
+        f"{segment.name} ({segment.size} members)\n  {segment.query}\n"
+        f"  {segment.description}{failure}",
         markup=False,
     )
 
@@ -697,7 +709,7 @@ def segments_history(name: str, json: JsonOption = False) -> None:
     """Size per day, from who entered and who left."""
     with _backend() as backend:
         result = backend.segment_history(name)
-    _print_json(result) if json else _table(result["days"], ["day", "change", "size"])
+    _print_json(result) if json else _table(result.days, ["day", "change", "size"])
 
 
 @segments_app.command("why")
@@ -713,10 +725,10 @@ def segments_why(
         _print_json(result)
         return
 
-    def show(node: dict[str, Any], depth: int) -> None:
-        mark = "[green]yes[/]" if node["holds"] else "[red]no [/]"
-        out.print(f"{'  ' * depth}{mark} {node['condition']}")
-        for part in node.get("parts", []):
+    def show(node: Why | Condition, depth: int) -> None:
+        mark = "[green]yes[/]" if node.holds else "[red]no [/]"
+        out.print(f"{'  ' * depth}{mark} {escape(node.condition)}")
+        for part in node.parts or []:
             show(part, depth + 1)
 
     show(result, 0)

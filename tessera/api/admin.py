@@ -6,10 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
+from tessera.api.responses import json_response
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.events import importer, log
 from tessera.events.sources import CHANNELS
+from tessera.paging import Page
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -57,7 +60,9 @@ def enable_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.sources.set_enabled(name, True).to_dict()
 
 
-@router.get("/events", summary="A page of the event log, newest first, with the total")
+@router.get(
+    "/events", response_model=Page, summary="A page of the event log, newest first, with the total"
+)
 def tail_events(
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=log.EVENTS_PAGE_MAX)] = 20,
@@ -66,22 +71,29 @@ def tail_events(
         int | None, Query(description="The events after this sequence number, oldest first")
     ] = None,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     source_id = runtime.sources.get(source).id if source else None
-    return log.tail(
-        runtime.store, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor
-    ).to_dict()
+    return json_response(
+        log.tail(
+            runtime.store, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor
+        )
+    )
 
 
-@router.get("/events/rejected", summary="A page of dead-lettered messages with their reasons")
+@router.get(
+    "/events/rejected",
+    response_model=Page,
+    summary="A page of dead-lettered messages with their reasons",
+)
 def rejected_events(
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=log.REJECTED_PAGE_MAX)] = 50,
     source: str | None = None,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     source_id = runtime.sources.get(source).id if source else None
-    return log.rejected(runtime.store, limit=limit, source_id=source_id, cursor=cursor).to_dict()
+    found = log.rejected(runtime.store, limit=limit, source_id=source_id, cursor=cursor)
+    return json_response(found)
 
 
 @router.get("/imports", summary="Imports, newest first, with progress")

@@ -18,6 +18,7 @@ from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.identity.lookup import lookup, member_ids
+from tessera.paging import Page
 from tessera.profiles import reader, traits, view
 from tessera.profiles.computed import TraitDefinition
 
@@ -61,18 +62,22 @@ def pipeline_rebuild(runtime: RuntimeDep) -> dict[str, Any]:
     return runtime.pipeline.rebuild().to_dict()
 
 
-@router.get("/profiles", summary="Search profiles by identifier fragment or trait: a page")
+@router.get(
+    "/profiles",
+    response_model=Page,
+    summary="Search profiles by identifier fragment or trait: a page",
+)
 def search_profiles(
     runtime: RuntimeDep,
     identifier: str | None = None,
     trait: Annotated[str | None, Query(description="KEY=VALUE, e.g. city=Paris")] = None,
     limit: Annotated[int, Query(ge=1, le=view.SEARCH_PAGE_MAX)] = 20,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     found = view.search(
         runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
     )
-    return found.to_dict()
+    return json_response(found)
 
 
 @router.get("/profiles/{reference:path}/events", summary="A page of a profile's events")

@@ -171,4 +171,3 @@ class SourceDirectory:
     def _invalidate(self) -> None:
         with self._lock:
             self._by_hash = None
-

@@ -12,7 +12,7 @@ from tessera.audiences import campaigns, feeds, lookalike, taxonomy
 from tessera.dependencies import RuntimeDep
 from tessera.errors import InvalidField, TesseraError
 from tessera.events.timestamps import utc_now
-from tessera.segments import actions, service
+from tessera.segments import actions
 from tessera.web import session
 from tessera.web.people import check_query
 from tessera.web.rendering import render
@@ -98,7 +98,7 @@ def builder_save(
 
 @router.get("/audiences/lookalikes/new")
 def lookalike_form(request: Request, runtime: RuntimeDep, seed: str = "") -> Response:
-    segments = service.list_segments(runtime.store)
+    segments = actions.listing(runtime)
     return render(request, "lookalike_new.html", {"segments": segments, "form": {"seed": seed}})
 
 
@@ -127,7 +127,7 @@ def lookalike_create(
             population=population,
         )
     except TesseraError as e:
-        segments = service.list_segments(runtime.store)
+        segments = actions.listing(runtime)
         context = {"segments": segments, "form": form, "error": e}
         return render(request, "lookalike_new.html", context, status=400)
     return RedirectResponse(f"/audiences/lookalikes/{name.strip()}", status_code=303)

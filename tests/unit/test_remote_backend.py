@@ -17,6 +17,18 @@ LOOKALIKE = {"name": "like-vip", "seed": "vip", "reach": 10, "accuracy": None,
              "method": "weights", "population": "all"}  # fmt: skip
 
 
+SEGMENT = {"id": "seg_1", "name": "vip", "query": "known", "description": "known people",
+           "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z",
+           "evaluated_at": None, "tree": {"kind": "known"}, "size": 3, "status": "ok",
+           "failure": None, "failed_at": None}  # fmt: skip
+ANSWERS: dict[str, object] = {
+    "/api/segments": SEGMENT,
+    "/api/segments/vip": SEGMENT,
+    "/api/segments/vip/why/email:jane@example.com": {
+        "segment": "vip", "profile_id": "p1", "condition": "known", "holds": True},
+}  # fmt: skip
+
+
 def backend(handler: httpx.MockTransport) -> RemoteBackend:
     return RemoteBackend("http://tessera.test", "token", transport=handler)
 
@@ -58,7 +70,7 @@ def test_each_use_case_calls_its_route() -> None:
             "content-type", "").startswith("multipart") else None  # fmt: skip
         seen.append((request.method, request.url.path, body))
         assert request.headers["authorization"] == "Bearer token"
-        return httpx.Response(200, json={})
+        return httpx.Response(200, json=ANSWERS.get(request.url.path, {}))
 
     remote = backend(httpx.MockTransport(record))
     remote.create_segment("vip", "computed.order_count >= 2")
