@@ -20,13 +20,15 @@ import httpx
 import orjson
 from pydantic import TypeAdapter
 
-from tessera.audiences import campaigns, exports, feeds, signal_config, taxonomy
+from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config, taxonomy
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
+from tessera.events.failures import FailedEvent
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.paging import Page
+from tessera.pipeline.runs import ReplayReport, RunReport
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
 from tessera.results import Deleted
@@ -62,19 +64,19 @@ class Backend(Protocol):
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
     ) -> dict[str, Any]: ...
-    def process(self) -> dict[str, Any]: ...
-    def rebuild(self) -> dict[str, Any]: ...
-    def failed(self, limit: int) -> list[dict[str, Any]]: ...
-    def replay_failed(self) -> dict[str, Any]: ...
-    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]: ...
+    def process(self) -> RunReport: ...
+    def rebuild(self) -> RunReport: ...
+    def failed(self, limit: int) -> list[FailedEvent]: ...
+    def replay_failed(self) -> ReplayReport: ...
+    def profile(self, reference: str, limit: int, as_of: str | None) -> reader.Profile: ...
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
     ) -> Page: ...
-    def explain(self, first: str, second: str) -> dict[str, Any]: ...
-    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]: ...
-    def computed_traits(self) -> list[dict[str, Any]]: ...
-    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]: ...
-    def delete_trait(self, name: str) -> dict[str, Any]: ...
+    def explain(self, first: str, second: str) -> identity.Explanation: ...
+    def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged: ...
+    def computed_traits(self) -> list[traits.Trait]: ...
+    def define_trait(self, definition: dict[str, Any]) -> traits.Trait: ...
+    def delete_trait(self, name: str) -> Deleted: ...
     def create_segment(self, name: str, query: str) -> segments.Segment: ...
     def update_segment(self, name: str, query: str) -> segments.Segment: ...
     def preview_segment(self, query: str) -> segments.Preview: ...
@@ -85,23 +87,23 @@ class Backend(Protocol):
     def segment_history(self, name: str) -> segments.History: ...
     def segment_why(self, name: str, reference: str) -> segments.Why: ...
     def segment_overlap(self) -> list[segments.Overlap]: ...
-    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
-    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
-    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]: ...
+    def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported: ...
+    def purge_anonymous(self, dry_run: bool) -> lifetime.Purged: ...
+    def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
     def list_taxonomies(self) -> list[dict[str, Any]]: ...
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
     ) -> list[dict[str, Any]]: ...
-    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]: ...
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported: ...
     def third_party(self) -> list[dict[str, Any]]: ...
     def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]: ...
     def show_lookalike(self, name: str) -> dict[str, Any]: ...
     def list_lookalikes(self) -> list[dict[str, Any]]: ...
     def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]: ...
     def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]: ...
-    def holdout(self, segment: str, share: float) -> dict[str, Any]: ...
-    def import_campaign_results(self, path: Path) -> dict[str, Any]: ...
-    def import_campaign_conversions(self, path: Path) -> dict[str, Any]: ...
+    def holdout(self, segment: str, share: float) -> campaigns.Holdout: ...
+    def import_campaign_results(self, path: Path) -> campaigns.CampaignImport: ...
+    def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport: ...
     def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]: ...
     def load_signals(self, document: object) -> dict[str, Any]: ...
     def show_signals(self) -> dict[str, Any]: ...
@@ -170,24 +172,19 @@ class LocalBackend:
         )
         return summary.to_dict()
 
-    @_wire
-    def process(self) -> dict[str, Any]:
-        return self.runtime.pipeline.process().to_dict()
+    def process(self) -> RunReport:
+        return self.runtime.pipeline.process().report()
 
-    @_wire
-    def rebuild(self) -> dict[str, Any]:
-        return self.runtime.pipeline.rebuild().to_dict()
+    def rebuild(self) -> RunReport:
+        return self.runtime.pipeline.rebuild().report()
 
-    @_wire
-    def failed(self, limit: int) -> list[dict[str, Any]]:
+    def failed(self, limit: int) -> list[FailedEvent]:
         return failures.listing(self.runtime.store, limit=limit)
 
-    @_wire
-    def replay_failed(self) -> dict[str, Any]:
-        return self.runtime.pipeline.replay_failed().to_dict()
+    def replay_failed(self) -> ReplayReport:
+        return self.runtime.pipeline.replay_failed().report()
 
-    @_wire
-    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
+    def profile(self, reference: str, limit: int, as_of: str | None) -> reader.Profile:
         return reader.show(self.runtime, reference, limit, as_of=as_of)
 
     def search(
@@ -197,24 +194,19 @@ class LocalBackend:
             self.runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
         )
 
-    @_wire
-    def explain(self, first: str, second: str) -> dict[str, Any]:
+    def explain(self, first: str, second: str) -> identity.Explanation:
         return identity.why(self.runtime, first, second)
 
-    @_wire
-    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
-        return unmerging.unmerge(self.runtime, first, second, reason).to_dict()
+    def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged:
+        return unmerging.unmerge(self.runtime, first, second, reason)
 
-    @_wire
-    def computed_traits(self) -> list[dict[str, Any]]:
+    def computed_traits(self) -> list[traits.Trait]:
         return traits.listing(self.runtime)
 
-    @_wire
-    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
+    def define_trait(self, definition: dict[str, Any]) -> traits.Trait:
         return traits.define(self.runtime, definition)
 
-    @_wire
-    def delete_trait(self, name: str) -> dict[str, Any]:
+    def delete_trait(self, name: str) -> Deleted:
         return traits.delete(self.runtime, name)
 
     def create_segment(self, name: str, query: str) -> segments.Segment:
@@ -247,18 +239,15 @@ class LocalBackend:
     def segment_overlap(self) -> list[segments.Overlap]:
         return segments.overlap(self.runtime)
 
-    @_wire
-    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
+    def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported:
         policy = self.runtime.settings.advertising_consent
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
-    @_wire
-    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
+    def purge_anonymous(self, dry_run: bool) -> lifetime.Purged:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
 
-    @_wire
-    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
+    def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         name = name or taxonomy.default_name(path)
         return taxonomy.load(self.runtime.store, path, name, self.runtime.settings.rejects_dir)
 
@@ -272,8 +261,7 @@ class LocalBackend:
     ) -> list[dict[str, Any]]:
         return taxonomy.browse(self.runtime.store, name, parent=parent, search=search)
 
-    @_wire
-    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported:
         rejects = self.runtime.settings.rejects_dir
         return feeds.import_feed(self.runtime.store, path, options, rejects, utc_now())
 
@@ -315,17 +303,14 @@ class LocalBackend:
 
         return lookalike.scores_of(self.runtime.store, name, limit)
 
-    @_wire
-    def holdout(self, segment: str, share: float) -> dict[str, Any]:
+    def holdout(self, segment: str, share: float) -> campaigns.Holdout:
         return campaigns.holdout(self.runtime.store, segment, share, utc_now())
 
-    @_wire
-    def import_campaign_results(self, path: Path) -> dict[str, Any]:
+    def import_campaign_results(self, path: Path) -> campaigns.CampaignImport:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_results(self.runtime.store, path, rejects, utc_now())
 
-    @_wire
-    def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
+    def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_conversions(self.runtime.store, path, rejects)
 
@@ -439,30 +424,24 @@ class RemoteBackend:
                 }
             time.sleep(0.3)
 
-    def process(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/pipeline/process")
-        return result
+    def process(self) -> RunReport:
+        return self._as(RunReport, "POST", "/api/pipeline/process")
 
-    def rebuild(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/pipeline/rebuild")
-        return result
+    def rebuild(self) -> RunReport:
+        return self._as(RunReport, "POST", "/api/pipeline/rebuild")
 
-    def failed(self, limit: int) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(
-            "GET", "/api/pipeline/failed", params={"limit": limit}
-        )
-        return result
+    def failed(self, limit: int) -> list[FailedEvent]:
+        return self._as(list[FailedEvent], "GET", "/api/pipeline/failed", params={"limit": limit})
 
-    def replay_failed(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/pipeline/replay-failed")
-        return result
+    def replay_failed(self) -> ReplayReport:
+        return self._as(ReplayReport, "POST", "/api/pipeline/replay-failed")
 
-    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
+    def profile(self, reference: str, limit: int, as_of: str | None) -> reader.Profile:
         params: dict[str, Any] = {"events": limit, **({"as_of": as_of} if as_of else {})}
-        result: dict[str, Any] = self._call(
-            "GET", f"/api/profiles/{quote(reference)}", params=params
-        )
-        return result
+        found = self._call("GET", f"/api/profiles/{quote(reference)}", params=params)
+        # A union, not a class: parsed with its adapter (the view now, or as of a date).
+        profile: reader.Profile = _adapter(reader.Profile).validate_python(found)
+        return profile
 
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
@@ -472,28 +451,30 @@ class RemoteBackend:
         }
         return self._as(Page, "GET", "/api/profiles", params=params)
 
-    def explain(self, first: str, second: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "GET", "/api/identity/explain", params={"first": first, "second": second}
+    def explain(self, first: str, second: str) -> identity.Explanation:
+        return self._as(
+            identity.Explanation,
+            "GET",
+            "/api/identity/explain",
+            params={"first": first, "second": second},
         )
-        return result
 
-    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
+    def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged:
+        return self._as(
+            unmerging.Unmerged,
             "POST",
             "/api/identity/unmerge",
             json={"first": first, "second": second, "reason": reason},
         )
-        return result
 
-    def computed_traits(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/computed-traits")
+    def computed_traits(self) -> list[traits.Trait]:
+        return self._as(list[traits.Trait], "GET", "/api/computed-traits")
 
-    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
-        return self._object("POST", "/api/computed-traits", json=definition)
+    def define_trait(self, definition: dict[str, Any]) -> traits.Trait:
+        return self._as(traits.Trait, "POST", "/api/computed-traits", json=definition)
 
-    def delete_trait(self, name: str) -> dict[str, Any]:
-        return self._object("DELETE", f"/api/computed-traits/{quote(name)}")
+    def delete_trait(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", f"/api/computed-traits/{quote(name)}")
 
     def create_segment(self, name: str, query: str) -> segments.Segment:
         body = {"name": name, "query": query}
@@ -527,7 +508,7 @@ class RemoteBackend:
     def segment_overlap(self) -> list[segments.Overlap]:
         return self._as(list[segments.Overlap], "GET", "/api/segments/overlap")
 
-    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
+    def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported:
         path = f"/api/audiences/{quote(segment)}/export"
         try:
             with self._http.stream("GET", path, params={"format": file_format}) as response:
@@ -537,14 +518,14 @@ class RemoteBackend:
                 with out.open("wb") as handle:
                     for chunk in response.iter_bytes():
                         handle.write(chunk)
-                summary: dict[str, Any] = orjson.loads(response.headers["x-tessera-export"])
-                return summary
+                summary = response.headers["x-tessera-export"]
+                return exports.Exported.model_validate_json(summary)
         except httpx.HTTPError as e:
             raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
 
-    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
+    def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         data = {"name": name} if name else {}
-        return self._upload(f"{_AUDIENCES}/taxonomies", path, data)
+        return self._upload(taxonomy.TaxonomyLoaded, f"{_AUDIENCES}/taxonomies", path, data)
 
     def list_taxonomies(self) -> list[dict[str, Any]]:
         return self._list("GET", f"{_AUDIENCES}/taxonomies")
@@ -555,9 +536,9 @@ class RemoteBackend:
         params = {k: v for k, v in (("parent", parent), ("search", search)) if v}
         return self._list("GET", f"{_AUDIENCES}/taxonomies/{quote(name)}", params=params)
 
-    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported:
         fields = {k: str(v) for k, v in asdict(options).items() if v is not None}
-        return self._upload(f"{_AUDIENCES}/feeds", path, fields)
+        return self._upload(feeds.FeedImported, f"{_AUDIENCES}/feeds", path, fields)
 
     def third_party(self) -> list[dict[str, Any]]:
         return self._list("GET", f"{_AUDIENCES}/third-party")
@@ -579,15 +560,17 @@ class RemoteBackend:
         named = f"{_AUDIENCES}/lookalikes/{quote(name)}/scores"
         return self._list("GET", named, params={"limit": limit})
 
-    def holdout(self, segment: str, share: float) -> dict[str, Any]:
+    def holdout(self, segment: str, share: float) -> campaigns.Holdout:
         route = f"{_AUDIENCES}/{quote(segment)}/holdout"
-        return self._object("POST", route, json={"share": share})
+        return self._as(campaigns.Holdout, "POST", route, json={"share": share})
 
-    def import_campaign_results(self, path: Path) -> dict[str, Any]:
-        return self._upload(f"{_AUDIENCES}/campaigns/results", path, {})
+    def import_campaign_results(self, path: Path) -> campaigns.CampaignImport:
+        return self._upload(campaigns.CampaignImport, f"{_AUDIENCES}/campaigns/results", path, {})
 
-    def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
-        return self._upload(f"{_AUDIENCES}/campaigns/conversions", path, {})
+    def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport:
+        return self._upload(
+            campaigns.ConversionImport, f"{_AUDIENCES}/campaigns/conversions", path, {}
+        )
 
     def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
         params = {"event": event} | ({"campaign": campaign} if campaign else {})
@@ -613,17 +596,19 @@ class RemoteBackend:
         result: list[dict[str, Any]] = self._call(method, path, **kwargs)
         return result
 
-    def _upload(self, path: str, file: Path, data: dict[str, str]) -> dict[str, Any]:
+    def _upload(self, shape: type[T], path: str, file: Path, data: dict[str, str]) -> T:
         if not file.exists():
             raise NotFound(f"no file at {file}")
         with file.open("rb") as handle:
-            return self._object("POST", path, files={"file": (file.name, handle)}, data=data)
+            return self._as(shape, "POST", path, files={"file": (file.name, handle)}, data=data)
 
-    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/api/audiences/purge", params={"dry_run": str(dry_run).lower()}
+    def purge_anonymous(self, dry_run: bool) -> lifetime.Purged:
+        return self._as(
+            lifetime.Purged,
+            "POST",
+            "/api/audiences/purge",
+            params={"dry_run": str(dry_run).lower()},
         )
-        return result
 
     def close(self) -> None:
         self._http.close()

@@ -17,11 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from tessera.audiences.campaigns import CampaignImport
 from tessera.audiences.feeds import FeedOptions
 from tessera.backend import Backend, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.paging import Page
+from tessera.pipeline.runs import RunReport
+from tessera.profiles.reader import ProfileAsOf, ProfileView
 from tessera.results import Result, wire
 from tessera.segments.actions import Condition, Why
 from tessera.settings import Settings
@@ -311,13 +314,13 @@ def events_replay_failed(json: JsonOption = False) -> None:
         result = backend.replay_failed()
     if json:
         _print_json(result)
-    elif not result["replayed"]:
+    elif not result.replayed:
         out.print("No event is set aside; nothing to replay.")
     else:
         out.print(
-            f"Replayed {result['replayed']} events: {result['processed']} processed, "
-            f"{len(result['still_failing'])} still failing "
-            f"(rebuilt from {result['rebuild']['events']} events)."
+            f"Replayed {result.replayed} events: {result.processed} processed, "
+            f"{len(result.still_failing)} still failing "
+            f"(rebuilt from {result.rebuild.events if result.rebuild else 0} events)."
         )
 
 
@@ -462,17 +465,16 @@ def rebuild(json: JsonOption = False) -> None:
         _print_run(backend.rebuild(), "Rebuilt from", json)
 
 
-def _print_run(run: dict[str, Any], verb: str, json: bool) -> None:
+def _print_run(run: RunReport, verb: str, json: bool) -> None:
     if json:
         _print_json(run)
     else:
         out.print(
-            f"{verb} {run['events']} events in {run['seconds']} s "
-            f"({run['events_per_second']} events/s)."
+            f"{verb} {run.events} events in {run.seconds} s ({run.events_per_second} events/s)."
         )
-        if run.get("failed"):
+        if run.failed:
             out.print(
-                f"[red]{run['failed']} events made the pipeline fail and were set aside:[/] "
+                f"[red]{run.failed} events made the pipeline fail and were set aside:[/] "
                 "see `tessera events failed`; after a fix, `tessera events replay-failed`."
             )
 
@@ -490,37 +492,40 @@ def profiles_show(
     if json:
         _print_json(profile)
         return
-    title = f"[bold]{profile['profile_id']}[/]" + (f" as of {profile['as_of']}" if as_of else "")
+    title = f"[bold]{profile.profile_id}[/]" + (
+        f" as of {profile.as_of}" if isinstance(profile, ProfileAsOf) else ""
+    )
     out.print(title)
     out.print(
-        f"seen {profile['first_seen']} .. {profile['last_seen']}, "
-        f"{profile['event_count']} events on {', '.join(profile['channels'])}"
+        f"seen {profile.first_seen} .. {profile.last_seen}, "
+        f"{profile.event_count} events on {', '.join(profile.channels)}"
     )
-    if profile.get("flagged"):
-        out.print(f"[red]flagged:[/] {profile['flagged']}")
-    _table(profile["identifiers"], ["type", "value"], "identifiers")
-    if profile.get("dropped_identifiers"):
+    now = profile if isinstance(profile, ProfileView) else None
+    if now and now.flagged:
+        out.print(f"[red]flagged:[/] {now.flagged}")
+    _table(profile.identifiers, ["type", "value"], "identifiers")
+    if now and now.dropped_identifiers:
         _table(
-            profile["dropped_identifiers"],
+            now.dropped_identifiers,
             ["type", "value", "reason", "seq"],
             "values that could not be identifiers",
         )
     _table(
-        [{"trait": k, "value": v} for k, v in profile["traits"].items()],
+        [{"trait": k, "value": v} for k, v in profile.traits.items()],
         ["trait", "value"],
         "traits",
     )
-    if profile.get("computed_traits"):
+    if now and now.computed_traits:
         _table(
-            [{"trait": k, "value": v} for k, v in profile["computed_traits"].items()],
+            [{"trait": k, "value": v} for k, v in now.computed_traits.items()],
             ["trait", "value"],
             "computed traits",
         )
-    if profile.get("consent"):
-        out.print(f"consent: {profile['consent']}")
-    if profile.get("events"):
+    if profile.consent:
+        out.print(f"consent: {profile.consent}")
+    if now and now.events:
         _table(
-            profile["events"]["items"],
+            now.events["items"],
             ["seq", "timestamp", "channel", "type", "event", "name"],
             "events",
         )
@@ -555,24 +560,23 @@ def profiles_explain(
         answer = backend.explain(first, second)
     if json:
         _print_json(answer)
-    elif not answer["same_profile"]:
+    elif not answer.same_profile:
         out.print(
-            f"{answer['first']} ({answer['first_profile']}) and {answer['second']} "
-            f"({answer['second_profile']}) are different people."
+            f"{answer.first} ({answer.first_profile}) and {answer.second} "
+            f"({answer.second_profile}) are different people."
         )
     else:
-        out.print(
-            f"{answer['first']} and {answer['second']} are one person ({answer['first_profile']}):"
-        )
-        _table(answer["chain"], ["from", "to", "kind", "because", "timestamp", "message_id"])
+        out.print(f"{answer.first} and {answer.second} are one person ({answer.first_profile}):")
+        _table(answer.chain, ["from", "to", "kind", "because", "timestamp", "message_id"])
     if not json:
+        profile_of = {"first": answer.first_profile, "second": answer.second_profile}
         for side in ("first", "second"):
-            dropped = answer.get("dropped_identifiers", {}).get(side) or []
-            if dropped and (side == "first" or not answer["same_profile"]):
+            dropped = answer.dropped_identifiers.get(side) or []
+            if dropped and (side == "first" or not answer.same_profile):
                 _table(
                     dropped,
                     ["type", "value", "reason", "seq"],
-                    f"values {answer[side + '_profile']} sent that could not be identifiers",
+                    f"values {profile_of[side]} sent that could not be identifiers",
                 )
 
 
@@ -587,8 +591,8 @@ def profiles_unmerge(
     with _backend() as backend:
         result = backend.unmerge(first, second, reason)
     _print_json(result) if json else out.print(
-        f"{result['first']} is now in {result['first_profile']}, {result['second']} in "
-        f"{result['second_profile']} (rebuilt {result['rebuild']['events']} events)."
+        f"{result.first} is now in {result.first_profile}, {result.second} in "
+        f"{result.second_profile} (rebuilt {result.rebuild['events']} events)."
     )
 
 
@@ -612,7 +616,7 @@ def traits_create(
     items = document if isinstance(document, list) else [document]
     with _backend() as backend:
         created = [backend.define_trait(item) for item in items]
-    _print_json(created) if json else out.print(f"Defined {', '.join(t['name'] for t in created)}.")
+    _print_json(created) if json else out.print(f"Defined {', '.join(t.name for t in created)}.")
 
 
 @traits_app.command("delete")
@@ -767,14 +771,14 @@ def audiences_export(
         _print_json(summary)
         return
     out.print(
-        f"{summary['rows']} rows to {target}: {summary['exported_profiles']} of "
-        f"{summary['members']} members ({summary['refused_consent']} without advertising "
-        f"consent, {summary['held_out']} held out, {summary['without_identifier']} without "
+        f"{summary.rows} rows to {target}: {summary.exported_profiles} of "
+        f"{summary.members} members ({summary.refused_consent} without advertising "
+        f"consent, {summary.held_out} held out, {summary.without_identifier} without "
         "an identifier this format uses)."
     )
-    if summary.get("refused_advertising_ids"):
+    if summary.refused_advertising_ids:
         out.print(
-            f"{summary['refused_advertising_ids']} advertising ids left out: not IDFA/GAID "
+            f"{summary.refused_advertising_ids} advertising ids left out: not IDFA/GAID "
             "(a UUID such as 6d92078a-8246-4ba4-ae5b-76104861e7dc)."
         )
 
@@ -793,9 +797,9 @@ def taxonomy_load(
     if json:
         _print_json(result)
         return
-    out.print(f"{result['taxonomy']}: {result['nodes']} nodes, {result['rejected']} rejected")
-    if result["reject_file"]:
-        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+    out.print(f"{result.taxonomy}: {result.nodes} nodes, {result.rejected} rejected")
+    if result.reject_file:
+        out.print(f"Rejected rows and reasons: {result.reject_file}")
 
 
 @taxonomy_app.command("list")
@@ -839,11 +843,11 @@ def feed_import(
         _print_json(result)
         return
     out.print(
-        f"{result['rows']} rows: {result['accepted']} accepted ({result['memberships']} "
-        f"memberships in {result['segments']} segments), {result['rejected']} rejected"
+        f"{result.rows} rows: {result.accepted} accepted ({result.memberships} "
+        f"memberships in {result.segments} segments), {result.rejected} rejected"
     )
-    if result["reject_file"]:
-        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+    if result.reject_file:
+        out.print(f"Rejected rows and reasons: {result.reject_file}")
 
 
 @audiences_app.command("third-party")
@@ -933,8 +937,8 @@ def audiences_holdout(
     with _backend() as backend:
         result = backend.holdout(segment, _share(share))
     _print_json(result) if json else out.print(
-        f"{result['audience']}: {result['held_out']} of {result['members']} members held out "
-        f"({result['share']:.0%}); exports leave them out from now on."
+        f"{result.audience}: {result.held_out} of {result.members} members held out "
+        f"({result.share:.0%}); exports leave them out from now on."
     )
 
 
@@ -986,15 +990,13 @@ def _share(text: str) -> float:
         ) from None
 
 
-def _print_import(result: dict[str, Any], json: bool) -> None:
+def _print_import(result: CampaignImport, json: bool) -> None:
     if json:
         _print_json(result)
         return
-    out.print(
-        f"{result['rows']} rows: {result['accepted']} imported, {result['rejected']} rejected"
-    )
-    if result.get("reject_file"):
-        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+    out.print(f"{result.rows} rows: {result.accepted} imported, {result.rejected} rejected")
+    if result.reject_file:
+        out.print(f"Rejected rows and reasons: {result.reject_file}")
 
 
 @signals_app.command("load")
@@ -1040,7 +1042,7 @@ def audiences_purge(
         _print_json(result)
         return
     verb = "would purge" if dry_run else "purged"
-    out.print(f"{verb} {result['profiles']} anonymous profiles and {result['events']} events.")
+    out.print(f"{verb} {result.profiles} anonymous profiles and {result.events} events.")
 
 
 def main() -> None:

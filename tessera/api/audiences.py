@@ -9,15 +9,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from tessera.api.responses import json_response
 from tessera.audiences import (
     campaigns,
     exports,
     feeds,
+    lifetime,
     lookalike,
     signal_config,
     signals,
@@ -26,6 +27,7 @@ from tessera.audiences import (
 from tessera.dependencies import RuntimeDep, require_admin
 from tessera.events import importer
 from tessera.events.timestamps import utc_now
+from tessera.results import wire
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
 
@@ -45,15 +47,21 @@ def list_taxonomies(runtime: RuntimeDep) -> list[dict[str, Any]]:
     return taxonomy.taxonomies(runtime.store)
 
 
-@router.post("/taxonomies", summary="Load (or replace) a taxonomy from an IAB TSV file")
+@router.post(
+    "/taxonomies",
+    summary="Load (or replace) a taxonomy from an IAB TSV file",
+    response_model=taxonomy.TaxonomyLoaded,
+)
 def load_taxonomy(
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="IAB Tech Lab taxonomy, tab-separated")],
     name: Annotated[str | None, Form(description="e.g. iab-audience (from the file name)")] = None,
-) -> dict[str, Any]:
+) -> Response:
     chosen = name or taxonomy.default_name(Path(file.filename or "taxonomy.tsv"))
     with _saved(file, runtime.settings.data_dir) as path:
-        return taxonomy.load(runtime.store, path, chosen, runtime.settings.rejects_dir)
+        return json_response(
+            taxonomy.load(runtime.store, path, chosen, runtime.settings.rejects_dir)
+        )
 
 
 @router.get("/taxonomies/{name}", summary="Browse a taxonomy: top tier, children, or search")
@@ -63,7 +71,11 @@ def browse_taxonomy(
     return taxonomy.browse(runtime.store, name, parent=parent, search=search)
 
 
-@router.post("/feeds", summary="Import a data provider's feed (CSV or JSON lines)")
+@router.post(
+    "/feeds",
+    summary="Import a data provider's feed (CSV or JSON lines)",
+    response_model=feeds.FeedImported,
+)
 def import_feed(
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="cookie_id/advertising_id → segments")],
@@ -72,11 +84,11 @@ def import_feed(
     cpm: Annotated[float | None, Form()] = None,
     lifetime_days: Annotated[int, Form(ge=1)] = 90,
     restrictions: Annotated[str | None, Form()] = None,
-) -> dict[str, Any]:
+) -> Response:
     options = feeds.FeedOptions(provider, taxonomy_name, cpm, lifetime_days, restrictions)
     with _saved(file, runtime.settings.data_dir) as path:
-        return feeds.import_feed(
-            runtime.store, path, options, runtime.settings.rejects_dir, utc_now()
+        return json_response(
+            feeds.import_feed(runtime.store, path, options, runtime.settings.rejects_dir, utc_now())
         )
 
 
@@ -148,21 +160,31 @@ class HoldoutBody(BaseModel):
     share: float = Field(gt=0, le=0.5, description="Share of the audience held out, e.g. 0.1")
 
 
-@router.post("/campaigns/results", summary="Import campaign delivery and results (CSV)")
+@router.post(
+    "/campaigns/results",
+    summary="Import campaign delivery and results (CSV)",
+    response_model=campaigns.CampaignImport,
+)
 def import_campaign_results(
     runtime: RuntimeDep, file: Annotated[UploadFile, File(description="campaign,day,...")]
-) -> dict[str, Any]:
+) -> Response:
     with _saved(file, runtime.settings.data_dir) as path:
         rejects = runtime.settings.rejects_dir
-        return campaigns.import_results(runtime.store, path, rejects, utc_now())
+        return json_response(campaigns.import_results(runtime.store, path, rejects, utc_now()))
 
 
-@router.post("/campaigns/conversions", summary="Import conversions with an identifier (CSV)")
+@router.post(
+    "/campaigns/conversions",
+    summary="Import conversions with an identifier (CSV)",
+    response_model=campaigns.ConversionImport,
+)
 def import_campaign_conversions(
     runtime: RuntimeDep, file: Annotated[UploadFile, File(description="campaign,email,...")]
-) -> dict[str, Any]:
+) -> Response:
     with _saved(file, runtime.settings.data_dir) as path:
-        return campaigns.import_conversions(runtime.store, path, runtime.settings.rejects_dir)
+        return json_response(
+            campaigns.import_conversions(runtime.store, path, runtime.settings.rejects_dir)
+        )
 
 
 @router.get("/campaigns/report", summary="Results per campaign and audience, with lift")
@@ -177,9 +199,13 @@ def campaign_daily(campaign: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
     return campaigns.daily(runtime.store, campaign)
 
 
-@router.post("/{segment}/holdout", summary="Hold a share of an audience out of its exports")
-def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return campaigns.holdout(runtime.store, segment, body.share, utc_now())
+@router.post(
+    "/{segment}/holdout",
+    summary="Hold a share of an audience out of its exports",
+    response_model=campaigns.Holdout,
+)
+def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> Response:
+    return json_response(campaigns.holdout(runtime.store, segment, body.share, utc_now()))
 
 
 @router.get("/signals", summary="Signal traits and page categories")
@@ -195,11 +221,13 @@ def put_signals(body: signals.SignalsDocument, runtime: RuntimeDep) -> dict[str,
     return signal_config.load(runtime, body)
 
 
-@router.post("/purge", summary="Purge anonymous profiles past their lifetime")
-def purge(runtime: RuntimeDep, dry_run: bool = False) -> dict[str, Any]:
+@router.post(
+    "/purge", summary="Purge anonymous profiles past their lifetime", response_model=lifetime.Purged
+)
+def purge(runtime: RuntimeDep, dry_run: bool = False) -> Response:
     """Anonymous profiles (only cookie, device, ad or synced ids) not seen for their
     lifetime, with their events. Runs by itself every hour inside `tessera serve`."""
-    return runtime.pipeline.purge_expired(dry_run=dry_run)
+    return json_response(runtime.pipeline.purge_expired(dry_run=dry_run))
 
 
 @router.get(
@@ -223,7 +251,7 @@ def export_segment(
         buffer.getvalue(),
         media_type=exports.MEDIA_TYPES[file_format],
         headers={
-            "X-Tessera-Export": orjson.dumps(summary).decode(),
+            "X-Tessera-Export": wire(summary).decode(),
             "Content-Disposition": f'attachment; filename="{segment}-{file_format}.{suffix}"',
         },
     )

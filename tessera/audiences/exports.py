@@ -20,6 +20,7 @@ import orjson
 from tessera import spreadsheet
 from tessera.audiences import campaigns, platforms
 from tessera.errors import InvalidField
+from tessera.results import Result
 from tessera.segments import service
 from tessera.store import Store
 
@@ -44,6 +45,21 @@ class Person:
     iab_segments: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
+class Exported(Result):
+    """What an export wrote: members, those refused for consent or held out, rows."""
+
+    segment: str
+    format: str
+    members: int
+    refused_consent: int
+    held_out: int
+    exported_profiles: int
+    without_identifier: int
+    refused_advertising_ids: int
+    rows: int
+    consent_policy: str
+
+
 def allows_advertising(consent: dict[str, Any], policy: str) -> bool:
     """Does this consent record allow advertising? With policy 'required' it must say so;
     with 'unless_refused' only an explicit no refuses."""
@@ -53,9 +69,7 @@ def allows_advertising(consent: dict[str, Any], policy: str) -> bool:
     return all((value.lower() if isinstance(value, str) else value) in _YES for value in answers)
 
 
-def export(
-    store: Store, segment: str, file_format: str, out: TextIO, policy: str
-) -> dict[str, Any]:
+def export(store: Store, segment: str, file_format: str, out: TextIO, policy: str) -> Exported:
     """Write the segment's current members to `out` in `file_format` (see FORMATS)."""
     if file_format not in FORMATS:
         raise InvalidField(
@@ -69,18 +83,18 @@ def export(
     held = campaigns.holdout_of(store, segment)
     sent = [p for p in allowed if not held or not campaigns.held_out(p.profile_id, *held)]
     tally = _WRITERS[file_format](sent, out, details)
-    return {
-        "segment": segment,
-        "format": file_format,
-        "members": len(people),
-        "refused_consent": len(people) - len(allowed),
-        "held_out": len(allowed) - len(sent),
-        "exported_profiles": len(sent) - tally.without,
-        "without_identifier": tally.without,
-        "refused_advertising_ids": tally.refused_ad_ids,
-        "rows": tally.rows,
-        "consent_policy": policy,
-    }
+    return Exported(
+        segment=segment,
+        format=file_format,
+        members=len(people),
+        refused_consent=len(people) - len(allowed),
+        held_out=len(allowed) - len(sent),
+        exported_profiles=len(sent) - tally.without,
+        without_identifier=tally.without,
+        refused_advertising_ids=tally.refused_ad_ids,
+        rows=tally.rows,
+        consent_policy=policy,
+    )
 
 
 def members(store: Store, segment_id: str) -> list[Person]:

@@ -25,6 +25,7 @@ from tessera.audiences import csv_rows
 from tessera.errors import InvalidField, InvalidImportFile
 from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
+from tessera.results import Result
 from tessera.store import Store
 
 #: Browser and device ids (anonymous_id: analytics.js's first-party cookie).
@@ -49,6 +50,19 @@ class Membership:
     identifier_value: str
     lifetime_days: int
     cpm: float | None
+
+
+class FeedImported(Result):
+    """A provider's feed imported: rows read, accepted and refused, memberships and
+    segments stored."""
+
+    provider: str
+    rows: int
+    accepted: int
+    rejected: int
+    memberships: int
+    segments: int
+    reject_file: str | None
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any] | None, str]]:
@@ -115,7 +129,7 @@ def check_row(
 
 def import_feed(
     store: Store, path: Path, options: FeedOptions, rejects_dir: Path, now: datetime
-) -> dict[str, Any]:
+) -> FeedImported:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", options.provider):
         raise InvalidField(
             f"provider {options.provider!r} must be lower-case letters, digits, '-', '_' or '.'",
@@ -148,15 +162,15 @@ def import_feed(
     reject_file = reject_files.write(
         rejects_dir, f"feed-{options.provider}-{path.stem}.rejects.csv", rejects
     )
-    return {
-        "provider": options.provider,
-        "rows": len(rows),
-        "accepted": len(rows) - len(rejects),
-        "rejected": len(rejects),
-        "memberships": len(memberships),
-        "segments": len({m.segment_id for m in memberships}),
-        "reject_file": reject_file,
-    }
+    return FeedImported(
+        provider=options.provider,
+        rows=len(rows),
+        accepted=len(rows) - len(rejects),
+        rejected=len(rejects),
+        memberships=len(memberships),
+        segments=len({m.segment_id for m in memberships}),
+        reject_file=reject_file,
+    )
 
 
 def _store(

@@ -18,6 +18,7 @@ from typing import Any
 
 from tessera.errors import InvalidImportFile
 from tessera.events import rejects as reject_files
+from tessera.results import Result
 from tessera.store import Store
 
 
@@ -35,6 +36,16 @@ class TaxonomyNode:
 class ParsedTaxonomy:
     nodes: list[TaxonomyNode]
     rejects: list[tuple[int, str, str]]  # (line, reason, raw row)
+
+
+class TaxonomyLoaded(Result):
+    """A taxonomy loaded: its name, how many nodes, and the rows refused (with the file
+    that lists them)."""
+
+    taxonomy: str
+    nodes: int
+    rejected: int
+    reject_file: str | None
 
 
 def default_name(path: Path) -> str:
@@ -107,7 +118,7 @@ def _node(cells: list[str], header: dict[str, int]) -> tuple[TaxonomyNode | None
     return TaxonomyNode(unique_id, parent, name, " > ".join(tiers), len(tiers), extension), None
 
 
-def load(store: Store, path: Path, name: str, rejects_dir: Path) -> dict[str, Any]:
+def load(store: Store, path: Path, name: str, rejects_dir: Path) -> TaxonomyLoaded:
     """Replace taxonomy `name` with the file's nodes; returns counts and the reject file."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -131,12 +142,12 @@ def load(store: Store, path: Path, name: str, rejects_dir: Path) -> dict[str, An
                 [list(column) for column in zip(*closure, strict=True)],
             )
     reject_file = reject_files.write(rejects_dir, f"taxonomy-{name}.rejects.csv", parsed.rejects)
-    return {
-        "taxonomy": name,
-        "nodes": len(parsed.nodes),
-        "rejected": len(parsed.rejects),
-        "reject_file": reject_file,
-    }
+    return TaxonomyLoaded(
+        taxonomy=name,
+        nodes=len(parsed.nodes),
+        rejected=len(parsed.rejects),
+        reject_file=reject_file,
+    )
 
 
 def _ancestors(node: str, parents: dict[str, str | None]) -> list[str]:

@@ -6,6 +6,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.events.failures import Failure
+from tessera.results import Result
+
+
+class RunReport(Result):
+    """What a process or rebuild did: events, batches, time and rate, dead letters."""
+
+    events: int
+    batches: int
+    seconds: float
+    events_per_second: int
+    failed: int
+
+
+class ReplayReport(Result):
+    """What `replay_failed` did: dead letters let in, processed, those still failing."""
+
+    replayed: int
+    processed: int
+    still_failing: list[int]
+    rebuild: RunReport | None
 
 
 @dataclass(frozen=True)
@@ -16,15 +36,15 @@ class PipelineRun:
     #: events of this run that went to the pipeline's dead letters
     failed: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def report(self) -> RunReport:
         rate = round(self.events / self.seconds) if self.seconds else 0
-        return {
-            "events": self.events,
-            "batches": self.batches,
-            "seconds": round(self.seconds, 3),
-            "events_per_second": rate,
-            "failed": self.failed,
-        }
+        return RunReport(
+            events=self.events,
+            batches=self.batches,
+            seconds=round(self.seconds, 3),
+            events_per_second=rate,
+            failed=self.failed,
+        )
 
 
 @dataclass(frozen=True)
@@ -36,13 +56,13 @@ class ReplayRun:
     still_failing: list[int]
     rebuild: PipelineRun | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "replayed": self.replayed,
-            "processed": self.replayed - len(self.still_failing),
-            "still_failing": self.still_failing,
-            "rebuild": self.rebuild.to_dict() if self.rebuild else None,
-        }
+    def report(self) -> ReplayReport:
+        return ReplayReport(
+            replayed=self.replayed,
+            processed=self.replayed - len(self.still_failing),
+            still_failing=self.still_failing,
+            rebuild=self.rebuild.report() if self.rebuild else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,10 @@ def profile_page(
 ) -> Response:
     store = runtime.store
     profile = reader.show(runtime, reference, TIMELINE_PAGE, before_seq)
-    profile_id = profile["profile_id"]
+    profile_id = profile.profile_id
     context = {
         "profile": profile,
-        "name": view.display_name(profile["traits"]),
+        "name": view.display_name(profile.traits),
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
         "third_party": feeds.of_profile(store, profile_id, utc_now()),

@@ -91,7 +91,7 @@ def shop(runtime: Runtime, tmp_path: Path) -> Runtime:
         feeds.FeedOptions("travelco", lifetime_days=30, restrictions="no health targeting"),
         tmp_path,
         NOW,
-    )
+    ).model_dump()
     assert (summary["accepted"], summary["rejected"], summary["memberships"]) == (2, 3, 3)
     reasons = Path(summary["reject_file"]).read_text()
     assert "no identifier" in reasons and "999999 not in taxonomy" in reasons

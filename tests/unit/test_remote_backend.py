@@ -26,7 +26,10 @@ ANSWERS: dict[str, object] = {
     "/api/segments/vip": SEGMENT,
     "/api/segments/vip/why/email:jane@example.com": {
         "segment": "vip", "profile_id": "p1", "condition": "known", "holds": True},
+    "/api/audiences/vip/holdout": {"audience": "vip", "share": 0.1, "members": 3, "held_out": 0},
 }  # fmt: skip
+FEED = {"provider": "travelco", "rows": 1, "accepted": 1, "rejected": 0, "memberships": 1,
+        "segments": 1, "reject_file": None}  # fmt: skip
 
 
 def backend(handler: httpx.MockTransport) -> RemoteBackend:
@@ -98,10 +101,10 @@ def test_a_feed_upload_sends_the_options_as_form_fields(tmp_path: Path) -> None:
 
     def record(request: httpx.Request) -> httpx.Response:
         forms.append(request.read())
-        return httpx.Response(200, json={"rows": 1})
+        return httpx.Response(200, json=FEED)
 
     result = backend(httpx.MockTransport(record)).import_feed(feed, FeedOptions("travelco"))
-    assert result == {"rows": 1}
+    assert result.model_dump() == FEED
     (form,) = forms
     assert b'name="provider"\r\n\r\ntravelco' in form
     assert b'name="lifetime_days"\r\n\r\n90' in form
