@@ -99,7 +99,7 @@ def test_set_aside_events_are_stepped_over_by_a_rebuild_and_after_a_restart(
     rebuilt = runtime.pipeline.rebuild()
     assert rebuilt.failed == 0  # known poison: not tried (and failed) again
     assert snapshot(runtime) == incremental
-    assert [f["seq"] for f in [f.model_dump() for f in failures.listing(runtime.store)]] == [seq]
+    assert [f.seq for f in failures.listing(runtime.store)] == [seq]
     runtime.close()
     reopened = Runtime.open(runtime.settings)
     try:
@@ -120,7 +120,7 @@ def test_replaying_an_event_that_still_fails_sets_it_aside_again_and_changes_not
         replay = runtime.pipeline.replay_failed().report().model_dump()
         assert replay["replayed"] == 1 and replay["still_failing"] == [seq]
         assert snapshot(runtime) == before
-        assert [f["seq"] for f in [f.model_dump() for f in failures.listing(runtime.store)]] == [seq]
+        assert [f.seq for f in failures.listing(runtime.store)] == [seq]
 
 
 def test_replay_failed_processes_set_aside_events_in_their_place_after_a_fix(
@@ -167,7 +167,7 @@ def test_a_batch_with_several_bad_events_sets_aside_only_them(settings: Settings
                 send(runtime, [identify(f"u{index}", f"m{index}")])
         run = runtime.pipeline.process()
         assert run.failed == 3
-        assert sorted(f["seq"] for f in [f.model_dump() for f in failures.listing(runtime.store)]) == bad
+        assert sorted(f.seq for f in failures.listing(runtime.store)) == bad
         good = runtime.store.fetch_one("SELECT count(*) FROM identities WHERE type = 'user_id'")
         assert good == (37,)
     finally:

@@ -63,7 +63,8 @@ def test_a_feed_rejects_ragged_rows_and_a_cpm_that_is_not_finite(
     taxonomy.load(runtime.store, IAB / "audience-taxonomy-1.1.tsv", "iab-audience", tmp_path)
     feed = tmp_path / "provider.csv"
     feed.write_text("cookie_id,segments,cpm\nck-1,720,1.5\nck-2,720,nan\nck-3,720,1,extra\n")
-    summary = feeds.import_feed(runtime.store, feed, feeds.FeedOptions("travelco"), tmp_path, NOW).model_dump()
+    options = feeds.FeedOptions("travelco")
+    summary = feeds.import_feed(runtime.store, feed, options, tmp_path, NOW).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (1, 2)
     reasons = rejected(summary)
     assert "cpm a number, not negative" in reasons["ck-2,720,nan"]
