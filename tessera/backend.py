@@ -397,7 +397,12 @@ class RemoteBackend:
         import_id = started["import_id"]
         while True:
             current = next(
-                (i for i in self._call("GET", "/api/imports") if i["id"] == import_id), None
+                (
+                    i
+                    for i in self._as(Page, "GET", "/api/imports", params={"limit": 100}).items
+                    if i["id"] == import_id
+                ),
+                None,
             )
             if current is None:
                 raise NotFound(f"import {import_id} vanished from the server")

@@ -96,9 +96,15 @@ def rejected_events(
     return json_response(found)
 
 
-@router.get("/imports", summary="Imports, newest first, with progress")
-def list_imports(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return importer.list_imports(runtime.store)
+@router.get(
+    "/imports", response_model=Page, summary="A page of the imports, newest first, with progress"
+)
+def list_imports(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=importer.IMPORTS_PAGE_MAX)] = 20,
+    cursor: CursorQuery = None,
+) -> Response:
+    return json_response(importer.imports_page(runtime.store, limit=limit, cursor=cursor))
 
 
 @router.post("/imports", summary="Upload a CSV, JSON-lines or Parquet file with its mapping")

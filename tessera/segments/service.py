@@ -17,7 +17,7 @@ from typing import Any, assert_never
 
 import orjson
 
-from tessera.errors import Conflict, InvalidField, NotFound, TesseraError
+from tessera.errors import Conflict, InvalidField, NotFound, SegmentNameReserved, TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.paging import Page, check_limit, decode_cursor, page_of
 from tessera.segments import failures
@@ -49,6 +49,9 @@ from tessera.segments.tree import (
 from tessera.store import QueryFailed, Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# Path words under /api/segments/ and /segments/: a segment of that name would be hidden
+# by the route (GET /api/segments/overlap is the overlap, not the segment "overlap").
+RESERVED_NAMES = frozenset({"overlap", "preview", "new", "check"})
 
 
 def understand(store: Store, query: str, computed_names: set[str]) -> Node:
@@ -90,6 +93,13 @@ def create(
         raise InvalidField(
             f"segment name {name!r} must be lower-case letters, digits, '_', "
             "'-' or '.', e.g. 'vip-france'",
+            field="name",
+            value=name,
+        )
+    if name in RESERVED_NAMES:
+        raise SegmentNameReserved(
+            f"segment name {name!r} is a word of the API's and the console's paths; pick "
+            f"another name (reserved: {', '.join(sorted(RESERVED_NAMES))})",
             field="name",
             value=name,
         )
