@@ -24,11 +24,13 @@ from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.failures import FailedEvent
+from tessera.events.importer import Imported
+from tessera.events.sources import SourceKey, SourceView
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.paging import Page
-from tessera.pipeline.runs import ReplayReport, RunReport
+from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
 from tessera.results import Deleted
@@ -54,16 +56,16 @@ class LookalikeRequest:
 
 
 class Backend(Protocol):
-    def stats(self) -> dict[str, Any]: ...
-    def list_sources(self) -> list[dict[str, Any]]: ...
-    def create_source(self, name: str, channel: str) -> dict[str, Any]: ...
-    def rotate_key(self, name: str) -> dict[str, Any]: ...
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
+    def stats(self) -> Stats: ...
+    def list_sources(self) -> list[SourceView]: ...
+    def create_source(self, name: str, channel: str) -> SourceKey: ...
+    def rotate_key(self, name: str) -> SourceKey: ...
+    def set_enabled(self, name: str, enabled: bool) -> SourceView: ...
     def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page: ...
     def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page: ...
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
-    ) -> dict[str, Any]: ...
+    ) -> Imported: ...
     def process(self) -> RunReport: ...
     def rebuild(self) -> RunReport: ...
     def failed(self, limit: int) -> list[FailedEvent]: ...
@@ -129,25 +131,20 @@ class LocalBackend:
     def __init__(self, settings: Settings) -> None:
         self.runtime = Runtime.open(settings)
 
-    @_wire
-    def stats(self) -> dict[str, Any]:
-        return {**log.stats(self.runtime.store), **self.runtime.pipeline.lag()}
+    def stats(self) -> Stats:
+        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag())
 
-    @_wire
-    def list_sources(self) -> list[dict[str, Any]]:
-        return [s.to_dict() for s in self.runtime.sources.list()]
+    def list_sources(self) -> list[SourceView]:
+        return [s.view() for s in self.runtime.sources.list()]
 
-    @_wire
-    def create_source(self, name: str, channel: str) -> dict[str, Any]:
-        return self.runtime.sources.create(name, channel).to_dict()
+    def create_source(self, name: str, channel: str) -> SourceKey:
+        return self.runtime.sources.create(name, channel).view()
 
-    @_wire
-    def rotate_key(self, name: str) -> dict[str, Any]:
-        return self.runtime.sources.rotate_key(name).to_dict()
+    def rotate_key(self, name: str) -> SourceKey:
+        return self.runtime.sources.rotate_key(name).view()
 
-    @_wire
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        return self.runtime.sources.set_enabled(name, enabled).to_dict()
+    def set_enabled(self, name: str, enabled: bool) -> SourceView:
+        return self.runtime.sources.set_enabled(name, enabled).view()
 
     def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
@@ -157,10 +154,9 @@ class LocalBackend:
         source_id = self.runtime.sources.get(source).id if source else None
         return log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
 
-    @_wire
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
-    ) -> dict[str, Any]:
+    ) -> Imported:
         summary = importer.import_file(
             store=self.runtime.store,
             writer=self.runtime.writer,
@@ -170,7 +166,7 @@ class LocalBackend:
             rejects_dir=self.runtime.settings.rejects_dir,
             progress=progress,
         )
-        return summary.to_dict()
+        return summary.result()
 
     def process(self) -> RunReport:
         return self.runtime.pipeline.process().report()
@@ -352,28 +348,21 @@ class RemoteBackend:
             raise _remote_error(response)
         return response.json()
 
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/api/stats")
-        return result
+    def stats(self) -> Stats:
+        return self._as(Stats, "GET", "/api/stats")
 
-    def list_sources(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/api/sources")
-        return result
+    def list_sources(self) -> list[SourceView]:
+        return self._as(list[SourceView], "GET", "/api/sources")
 
-    def create_source(self, name: str, channel: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/api/sources", json={"name": name, "channel": channel}
-        )
-        return result
+    def create_source(self, name: str, channel: str) -> SourceKey:
+        return self._as(SourceKey, "POST", "/api/sources", json={"name": name, "channel": channel})
 
-    def rotate_key(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/rotate-key")
-        return result
+    def rotate_key(self, name: str) -> SourceKey:
+        return self._as(SourceKey, "POST", f"/api/sources/{name}/rotate-key")
 
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+    def set_enabled(self, name: str, enabled: bool) -> SourceView:
         action = "enable" if enabled else "disable"
-        result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/{action}")
-        return result
+        return self._as(SourceView, "POST", f"/api/sources/{name}/{action}")
 
     def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         return self._as(Page, "GET", "/api/events", params=_listing(limit, cursor, source))
@@ -384,7 +373,7 @@ class RemoteBackend:
 
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
-    ) -> dict[str, Any]:
+    ) -> Imported:
         if not path.exists():
             raise NotFound(f"no file at {path}")
         with path.open("rb") as handle:
@@ -411,22 +400,13 @@ class RemoteBackend:
             if current["status"] != "running":
                 if current["status"] != "done":  # failed, or interrupted by a restart
                     raise ImportFailed(f"import {current['status']}: {current.get('reason')}")
-                return {
-                    "import_id": import_id,
-                    "file": path.name,
-                    "source": source,
-                    **{
-                        k: current[k]
-                        for k in (
-                            "rows",
-                            "accepted",
-                            "duplicates",
-                            "rejected",
-                            "reject_file",
-                            "status",
-                        )
-                    },
-                }
+                done = ("rows", "accepted", "duplicates", "rejected", "reject_file", "status")
+                return Imported(
+                    import_id=import_id,
+                    file=path.name,
+                    source=source,
+                    **{key: current[key] for key in done},
+                )
             time.sleep(0.3)
 
     def process(self) -> RunReport:

@@ -217,10 +217,8 @@ def sources_create(
     if json:
         _print_json(created)
     else:
-        out.print(
-            f"Created source [bold]{created['name']}[/] ({created['channel']}), id {created['id']}"
-        )
-        out.print(f"Write key: [bold green]{created['write_key']}[/]")
+        out.print(f"Created source [bold]{created.name}[/] ({created.channel}), id {created.id}")
+        out.print(f"Write key: [bold green]{created.write_key}[/]")
         out.print(
             "Keep it: it is stored hashed and cannot be shown again (rotate-key makes a new one)."
         )
@@ -242,7 +240,7 @@ def sources_rotate(name: str, json: JsonOption = False) -> None:
     if json:
         _print_json(rotated)
     else:
-        out.print(f"New write key for {rotated['name']}: [bold green]{rotated['write_key']}[/]")
+        out.print(f"New write key for {rotated.name}: [bold green]{rotated.write_key}[/]")
 
 
 @sources_app.command("disable")
@@ -250,7 +248,7 @@ def sources_disable(name: str, json: JsonOption = False) -> None:
     """Refuse events for a source (403) until it is enabled again."""
     with _backend() as backend:
         source = backend.set_enabled(name, False)
-    _print_json(source) if json else out.print(f"Disabled {source['name']}.")
+    _print_json(source) if json else out.print(f"Disabled {source.name}.")
 
 
 @sources_app.command("enable")
@@ -258,7 +256,7 @@ def sources_enable(name: str, json: JsonOption = False) -> None:
     """Accept events for a disabled source again."""
     with _backend() as backend:
         source = backend.set_enabled(name, True)
-    _print_json(source) if json else out.print(f"Enabled {source['name']}.")
+    _print_json(source) if json else out.print(f"Enabled {source.name}.")
 
 
 @events_app.command("tail")
@@ -333,21 +331,21 @@ def stats(json: JsonOption = False) -> None:
         _print_json(figures)
         return
     out.print(
-        f"events {figures['events']}   rejected {figures['rejected']}   "
-        f"sources {figures['sources']}   last event {figures['last_event_at']}"
+        f"events {figures.events}   rejected {figures.rejected}   "
+        f"sources {figures.sources}   last event {figures.last_event_at}"
     )
     out.print(
-        f"pipeline: set aside {figures['pipeline_failed']} events (tessera events failed)   "
-        f"dropped identifiers {figures['dropped_identifiers']}"
+        f"pipeline: set aside {figures.pipeline_failed} events (tessera events failed)   "
+        f"dropped identifiers {figures.dropped_identifiers}"
     )
-    refresh = figures.get("refresh_failure")
+    refresh = figures.refresh_failure
     if refresh:
         out.print(
             f"refresh of computed traits and segments failing ({refresh['attempts']} times in "
             f"a row, {refresh['error_type']}: {refresh['error']})",
             markup=False,
         )
-    _table(figures["by_source"], ["source", "channel", "events"])
+    _table(figures.by_source, ["source", "channel", "events"])
 
 
 @app.command("import")
@@ -382,11 +380,11 @@ def import_command(
         _print_json(summary)
         return
     out.print(
-        f"{summary['rows']} rows: {summary['accepted']} imported, "
-        f"{summary['duplicates']} already there, {summary['rejected']} rejected"
+        f"{summary.rows} rows: {summary.accepted} imported, "
+        f"{summary.duplicates} already there, {summary.rejected} rejected"
     )
-    if summary.get("reject_file"):
-        out.print(f"Rejected rows and reasons: {summary['reject_file']}")
+    if summary.reject_file:
+        out.print(f"Rejected rows and reasons: {summary.reject_file}")
 
 
 @app.command()
@@ -413,7 +411,7 @@ def demo(
     settings = _settings()
     if if_empty:
         with _backend() as backend:
-            existing = backend.stats()["events"]
+            existing = backend.stats().events
         if existing:
             err.print(f"The store has {existing} events already; not loading the demo.")
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
@@ -11,8 +11,10 @@ from starlette.responses import Response
 from tessera.api.responses import json_response
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.events import importer, log
-from tessera.events.sources import CHANNELS
+from tessera.events.importer import Imported, ImportStarted
+from tessera.events.sources import CHANNELS, SourceKey, SourceView
 from tessera.paging import Page
+from tessera.pipeline.runs import Stats
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
@@ -22,42 +24,53 @@ class SourceCreate(BaseModel):
     channel: str = Field(description=f"One of {', '.join(CHANNELS)}", examples=["web"])
 
 
-@router.get("/stats", summary="Totals of the event log")
-def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
-    figures = log.stats(runtime.store)
-    figures.update(runtime.pipeline.lag())
-    figures["writer_queue"] = runtime.writer.queued_events
-    return figures
+@router.get("/stats", response_model=Stats, summary="Totals of the event log")
+def get_stats(runtime: RuntimeDep) -> Response:
+    figures = log.stats(runtime.store) | runtime.pipeline.lag()
+    return json_response(Stats(**figures, writer_queue=runtime.writer.queued_events))
 
 
-@router.get("/sources", summary="List sources")
-def list_sources(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return [source.to_dict() for source in runtime.sources.list()]
+@router.get("/sources", summary="List sources", response_model=list[SourceView])
+def list_sources(runtime: RuntimeDep) -> Response:
+    return json_response([source.view() for source in runtime.sources.list()])
 
 
-@router.post("/sources", status_code=201, summary="Create a source; the answer holds its write key")
-def create_source(body: SourceCreate, runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.sources.create(body.name, body.channel).to_dict()
+@router.post(
+    "/sources",
+    status_code=201,
+    summary="Create a source; the answer holds its write key",
+    response_model=SourceKey,
+)
+def create_source(body: SourceCreate, runtime: RuntimeDep) -> Response:
+    return json_response(runtime.sources.create(body.name, body.channel).view(), status=201)
 
 
-@router.get("/sources/{name}", summary="One source")
-def get_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.sources.get(name).to_dict()
+@router.get("/sources/{name}", summary="One source", response_model=SourceView)
+def get_source(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(runtime.sources.get(name).view())
 
 
-@router.post("/sources/{name}/rotate-key", summary="Replace a source's write key")
-def rotate_key(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.sources.rotate_key(name).to_dict()
+@router.post(
+    "/sources/{name}/rotate-key", summary="Replace a source's write key", response_model=SourceKey
+)
+def rotate_key(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(runtime.sources.rotate_key(name).view())
 
 
-@router.post("/sources/{name}/disable", summary="Stop accepting events for a source")
-def disable_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.sources.set_enabled(name, False).to_dict()
+@router.post(
+    "/sources/{name}/disable",
+    summary="Stop accepting events for a source",
+    response_model=SourceView,
+)
+def disable_source(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(runtime.sources.set_enabled(name, False).view())
 
 
-@router.post("/sources/{name}/enable", summary="Accept events for a source again")
-def enable_source(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.sources.set_enabled(name, True).to_dict()
+@router.post(
+    "/sources/{name}/enable", summary="Accept events for a source again", response_model=SourceView
+)
+def enable_source(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(runtime.sources.set_enabled(name, True).view())
 
 
 @router.get(
@@ -107,22 +120,28 @@ def list_imports(
     return json_response(importer.imports_page(runtime.store, limit=limit, cursor=cursor))
 
 
-@router.post("/imports", summary="Upload a CSV, JSON-lines or Parquet file with its mapping")
+@router.post(
+    "/imports",
+    summary="Upload a CSV, JSON-lines or Parquet file with its mapping",
+    response_model=Imported | ImportStarted,
+)
 def upload_import(
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="The data file")],
     mapping: Annotated[str, Form(description="The mapping, as YAML text")],
     source: Annotated[str, Form(description="Source name")],
     wait: Annotated[bool, Form(description="Answer when the import has finished")] = True,
-) -> dict[str, Any]:
-    return importer.upload(
-        store=runtime.store,
-        writer=runtime.writer,
-        source=runtime.sources.get(source),
-        data=file.file,
-        file_name=file.filename or "upload.csv",
-        mapping=importer.load_mapping(mapping),
-        data_dir=runtime.settings.data_dir,
-        rejects_dir=runtime.settings.rejects_dir,
-        wait=wait,
+) -> Response:
+    return json_response(
+        importer.upload(
+            store=runtime.store,
+            writer=runtime.writer,
+            source=runtime.sources.get(source),
+            data=file.file,
+            file_name=file.filename or "upload.csv",
+            mapping=importer.load_mapping(mapping),
+            data_dir=runtime.settings.data_dir,
+            rejects_dir=runtime.settings.rejects_dir,
+            wait=wait,
+        )
     )

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import orjson
 import yaml
+from pydantic import Field
 
 from tessera import spreadsheet
 from tessera.errors import (
@@ -41,6 +42,7 @@ from tessera.events.sources import Source
 from tessera.events.timestamps import iso_utc, now_micros, utc_now
 from tessera.events.writer import EventWriter
 from tessera.paging import Page, check_limit, decode_cursor, encode_cursor
+from tessera.results import Result
 from tessera.store import Store
 
 CHUNK_ROWS = 5_000
@@ -63,6 +65,29 @@ Progress = Callable[[int, int | None], None]
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 
 
+class Imported(Result):
+    """What an import did: rows read, accepted, already there, refused (with the file
+    that lists them), and its status; `seconds` when this process ran it."""
+
+    import_id: str
+    file: str
+    source: str
+    rows: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    reject_file: str | None
+    seconds: float | None = Field(default=None, exclude_if=lambda seconds: seconds is None)
+    status: str
+
+
+class ImportStarted(Result):
+    """An import started on a thread (`wait` false): follow it in `GET /api/imports`."""
+
+    import_id: str
+    status: str
+
+
 @dataclass
 class ImportSummary:
     import_id: str
@@ -76,8 +101,8 @@ class ImportSummary:
     seconds: float = 0.0
     status: str = RUNNING
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def result(self) -> Imported:
+        return Imported(**asdict(self))
 
 
 def load_mapping(text: str) -> Mapping:
@@ -233,7 +258,7 @@ def upload(
     data_dir: Path,
     rejects_dir: Path,
     wait: bool = True,
-) -> dict[str, Any]:
+) -> Imported | ImportStarted:
     """An uploaded file (the API and the console): saved under DATA_DIR/uploads, imported,
     then removed. With `wait` the summary is returned (errors raise); otherwise the import
     runs on a thread and its progress and outcome are in `list_imports`."""
@@ -263,9 +288,9 @@ def upload(
             saved.unlink(missing_ok=True)
 
     if wait:
-        return run().to_dict()
+        return run().result()
     threading.Thread(target=run, name=f"import-{import_id}", daemon=True).start()
-    return {"import_id": import_id, "status": "running"}
+    return ImportStarted(import_id=import_id, status="running")
 
 
 def save_upload(data: BinaryIO, file_name: str, data_dir: Path) -> Path:

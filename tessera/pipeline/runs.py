@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from tessera.events.failures import Failure
 from tessera.results import Result
 
@@ -26,6 +28,27 @@ class ReplayReport(Result):
     processed: int
     still_failing: list[int]
     rebuild: RunReport | None
+
+
+class Stats(Result):
+    """`tessera stats` and `GET /api/stats`: the log's totals (events, rejects, sources,
+    per source and type, dead letters, dropped identifiers), the pipeline's position and
+    lag, and, from a running server, the writer's queue."""
+
+    events: int
+    rejected: int
+    sources: int
+    last_event_at: str | None
+    last_seq: int
+    pipeline_failed: int
+    dropped_identifiers: int
+    by_source: list[dict[str, Any]]
+    by_type: dict[str, int]
+    processed_seq: int
+    lag_events: int
+    lag_seconds: float
+    refresh_failure: dict[str, Any] | None
+    writer_queue: int | None = Field(default=None, exclude_if=lambda queued: queued is None)
 
 
 @dataclass(frozen=True)
