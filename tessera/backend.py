@@ -21,6 +21,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config, taxonomy
+from tessera.audiences import lookalike_report as looks
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
 from tessera.events.failures import FailedEvent
@@ -92,17 +93,17 @@ class Backend(Protocol):
     def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported: ...
     def purge_anonymous(self, dry_run: bool) -> lifetime.Purged: ...
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
-    def list_taxonomies(self) -> list[dict[str, Any]]: ...
+    def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]: ...
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[taxonomy.TaxonomyEntry]: ...
     def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported: ...
-    def third_party(self) -> list[dict[str, Any]]: ...
-    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]: ...
-    def show_lookalike(self, name: str) -> dict[str, Any]: ...
-    def list_lookalikes(self) -> list[dict[str, Any]]: ...
-    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]: ...
-    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]: ...
+    def third_party(self) -> list[feeds.ThirdPartySegment]: ...
+    def create_lookalike(self, request: LookalikeRequest) -> looks.Lookalike: ...
+    def show_lookalike(self, name: str) -> looks.Lookalike: ...
+    def list_lookalikes(self) -> list[looks.LookalikeSummary]: ...
+    def set_lookalike_reach(self, name: str, reach: int) -> looks.Lookalike: ...
+    def lookalike_scores(self, name: str, limit: int) -> list[looks.Score]: ...
     def holdout(self, segment: str, share: float) -> campaigns.Holdout: ...
     def import_campaign_results(self, path: Path) -> campaigns.CampaignImport: ...
     def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport: ...
@@ -247,26 +248,22 @@ class LocalBackend:
         name = name or taxonomy.default_name(path)
         return taxonomy.load(self.runtime.store, path, name, self.runtime.settings.rejects_dir)
 
-    @_wire
-    def list_taxonomies(self) -> list[dict[str, Any]]:
+    def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]:
         return taxonomy.taxonomies(self.runtime.store)
 
-    @_wire
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[taxonomy.TaxonomyEntry]:
         return taxonomy.browse(self.runtime.store, name, parent=parent, search=search)
 
     def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported:
         rejects = self.runtime.settings.rejects_dir
         return feeds.import_feed(self.runtime.store, path, options, rejects, utc_now())
 
-    @_wire
-    def third_party(self) -> list[dict[str, Any]]:
+    def third_party(self) -> list[feeds.ThirdPartySegment]:
         return feeds.segments(self.runtime.store, utc_now())
 
-    @_wire
-    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
+    def create_lookalike(self, request: LookalikeRequest) -> looks.Lookalike:
         # scipy (lookalikes) is imported only by the commands that need it.
         from tessera.audiences import lookalike
 
@@ -275,26 +272,22 @@ class LocalBackend:
             accuracy=request.accuracy, method=request.method, population=request.population,
         )  # fmt: skip
 
-    @_wire
-    def show_lookalike(self, name: str) -> dict[str, Any]:
+    def show_lookalike(self, name: str) -> looks.Lookalike:
         from tessera.audiences import lookalike
 
         return lookalike.get(self.runtime.store, name)
 
-    @_wire
-    def list_lookalikes(self) -> list[dict[str, Any]]:
+    def list_lookalikes(self) -> list[looks.LookalikeSummary]:
         from tessera.audiences import lookalike
 
         return lookalike.list_lookalikes(self.runtime.store)
 
-    @_wire
-    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
+    def set_lookalike_reach(self, name: str, reach: int) -> looks.Lookalike:
         from tessera.audiences import lookalike
 
         return lookalike.set_reach(self.runtime.store, name, reach, utc_now())
 
-    @_wire
-    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def lookalike_scores(self, name: str, limit: int) -> list[looks.Score]:
         from tessera.audiences import lookalike
 
         return lookalike.scores_of(self.runtime.store, name, limit)
@@ -512,38 +505,43 @@ class RemoteBackend:
         data = {"name": name} if name else {}
         return self._upload(taxonomy.TaxonomyLoaded, f"{_AUDIENCES}/taxonomies", path, data)
 
-    def list_taxonomies(self) -> list[dict[str, Any]]:
-        return self._list("GET", f"{_AUDIENCES}/taxonomies")
+    def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]:
+        return self._as(list[taxonomy.TaxonomySummary], "GET", f"{_AUDIENCES}/taxonomies")
 
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[taxonomy.TaxonomyEntry]:
         params = {k: v for k, v in (("parent", parent), ("search", search)) if v}
-        return self._list("GET", f"{_AUDIENCES}/taxonomies/{quote(name)}", params=params)
+        return self._as(
+            list[taxonomy.TaxonomyEntry],
+            "GET",
+            f"{_AUDIENCES}/taxonomies/{quote(name)}",
+            params=params,
+        )
 
     def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported:
         fields = {k: str(v) for k, v in asdict(options).items() if v is not None}
         return self._upload(feeds.FeedImported, f"{_AUDIENCES}/feeds", path, fields)
 
-    def third_party(self) -> list[dict[str, Any]]:
-        return self._list("GET", f"{_AUDIENCES}/third-party")
+    def third_party(self) -> list[feeds.ThirdPartySegment]:
+        return self._as(list[feeds.ThirdPartySegment], "GET", f"{_AUDIENCES}/third-party")
 
-    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
-        return self._object("POST", f"{_AUDIENCES}/lookalikes", json=asdict(request))
+    def create_lookalike(self, request: LookalikeRequest) -> looks.Lookalike:
+        return self._as(looks.Lookalike, "POST", f"{_AUDIENCES}/lookalikes", json=asdict(request))
 
-    def show_lookalike(self, name: str) -> dict[str, Any]:
-        return self._object("GET", f"{_AUDIENCES}/lookalikes/{quote(name)}")
+    def show_lookalike(self, name: str) -> looks.Lookalike:
+        return self._as(looks.Lookalike, "GET", f"{_AUDIENCES}/lookalikes/{quote(name)}")
 
-    def list_lookalikes(self) -> list[dict[str, Any]]:
-        return self._list("GET", f"{_AUDIENCES}/lookalikes")
+    def list_lookalikes(self) -> list[looks.LookalikeSummary]:
+        return self._as(list[looks.LookalikeSummary], "GET", f"{_AUDIENCES}/lookalikes")
 
-    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
+    def set_lookalike_reach(self, name: str, reach: int) -> looks.Lookalike:
         named = f"{_AUDIENCES}/lookalikes/{quote(name)}"
-        return self._object("PATCH", named, json={"reach": reach})
+        return self._as(looks.Lookalike, "PATCH", named, json={"reach": reach})
 
-    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def lookalike_scores(self, name: str, limit: int) -> list[looks.Score]:
         named = f"{_AUDIENCES}/lookalikes/{quote(name)}/scores"
-        return self._list("GET", named, params={"limit": limit})
+        return self._as(list[looks.Score], "GET", named, params={"limit": limit})
 
     def holdout(self, segment: str, share: float) -> campaigns.Holdout:
         route = f"{_AUDIENCES}/{quote(segment)}/holdout"

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from tessera.audiences.campaigns import CampaignImport
 from tessera.audiences.feeds import FeedOptions
+from tessera.audiences.lookalike_report import Lookalike
 from tessera.backend import Backend, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
@@ -889,7 +890,7 @@ def lookalike_reach(name: str, reach: int, json: JsonOption = False) -> None:
     """Keep this many of the ranked profiles (pick from the reach-accuracy curve)."""
     with _backend() as backend:
         result = backend.set_lookalike_reach(name, reach)
-    _print_json(result) if json else out.print(f"{name}: reach {result['reach']} profiles.")
+    _print_json(result) if json else out.print(f"{name}: reach {result.reach} profiles.")
 
 
 @lookalike_app.command("scores")
@@ -900,8 +901,15 @@ def lookalike_scores(
 ) -> None:
     """The best-scored profiles with their rank and whether the audience keeps them."""
     with _backend() as backend:
-        rows = backend.lookalike_scores(name, limit)
-    _rows(rows, json, ["rank", "profile_id", "score", "in_audience"])
+        # One more than asked: whether the list goes on, so a cut list says so.
+        rows = backend.lookalike_scores(name, limit + 1)
+    shown = rows[:limit]
+    _rows(shown, json, ["rank", "profile_id", "score", "in_audience"])
+    if len(rows) > limit:
+        err.print(
+            f"showing {len(shown):,} of more than {len(shown):,} ranked profiles; "
+            f"--limit {limit * 10:,} for more"
+        )
 
 
 @lookalike_app.command("list")
@@ -912,15 +920,15 @@ def lookalike_list(json: JsonOption = False) -> None:
     _rows(rows, json, ["name", "seed", "method", "population", "reach"])
 
 
-def _show_lookalike(result: dict[str, Any]) -> None:
+def _show_lookalike(result: Lookalike) -> None:
     out.print(
-        f"{result['name']}: {result['reach']} profiles like the {result['seed_size']} of "
-        f"{result['seed']!r} ({result['method']}, population {result['population']}, "
-        f"{result['profiles_scored']} profiles scored on {result['features']} features)"
+        f"{result.name}: {result.reach} profiles like the {result.seed_size} of "
+        f"{result.seed!r} ({result.method}, population {result.population}, "
+        f"{result.profiles_scored} profiles scored on {result.features} features)"
     )
-    _table(result["weights"][:10], list(result["weights"][0]) if result["weights"] else [],
+    _table(result.weights[:10], list(result.weights[0]) if result.weights else [],
            title="What weighs most")  # fmt: skip
-    evaluation = result["evaluation"]
+    evaluation = result.evaluation
     title = f"Reach and accuracy ({evaluation['held_out']} seed members held out)"
     _table(evaluation["curve"], ["reach", "reach_share", "recall", "lift"], title=title)
 

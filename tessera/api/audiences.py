@@ -20,6 +20,7 @@ from tessera.audiences import (
     feeds,
     lifetime,
     lookalike,
+    lookalike_report,
     signal_config,
     signals,
     taxonomy,
@@ -27,7 +28,7 @@ from tessera.audiences import (
 from tessera.dependencies import RuntimeDep, require_admin
 from tessera.events import importer
 from tessera.events.timestamps import utc_now
-from tessera.results import wire
+from tessera.results import Deleted, wire
 
 router = APIRouter(prefix="/api/audiences", dependencies=[Depends(require_admin)])
 
@@ -42,9 +43,11 @@ def _saved(upload: UploadFile, data_dir: Path) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-@router.get("/taxonomies", summary="Loaded taxonomies")
-def list_taxonomies(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return taxonomy.taxonomies(runtime.store)
+@router.get(
+    "/taxonomies", summary="Loaded taxonomies", response_model=list[taxonomy.TaxonomySummary]
+)
+def list_taxonomies(runtime: RuntimeDep) -> Response:
+    return json_response(taxonomy.taxonomies(runtime.store))
 
 
 @router.post(
@@ -64,11 +67,15 @@ def load_taxonomy(
         )
 
 
-@router.get("/taxonomies/{name}", summary="Browse a taxonomy: top tier, children, or search")
+@router.get(
+    "/taxonomies/{name}",
+    summary="Browse a taxonomy: top tier, children, or search",
+    response_model=list[taxonomy.TaxonomyEntry],
+)
 def browse_taxonomy(
     name: str, runtime: RuntimeDep, parent: str | None = None, search: str | None = None
-) -> list[dict[str, Any]]:
-    return taxonomy.browse(runtime.store, name, parent=parent, search=search)
+) -> Response:
+    return json_response(taxonomy.browse(runtime.store, name, parent=parent, search=search))
 
 
 @router.post(
@@ -92,9 +99,13 @@ def import_feed(
         )
 
 
-@router.get("/third-party", summary="Third-party segments: provider, price, lifetime, members")
-def third_party_segments(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return feeds.segments(runtime.store, utc_now())
+@router.get(
+    "/third-party",
+    summary="Third-party segments: provider, price, lifetime, members",
+    response_model=list[feeds.ThirdPartySegment],
+)
+def third_party_segments(runtime: RuntimeDep) -> Response:
+    return json_response(feeds.segments(runtime.store, utc_now()))
 
 
 class LookalikeBody(BaseModel):
@@ -108,52 +119,78 @@ class LookalikeBody(BaseModel):
     population: str = Field(default="all", description="all, anonymous or known")
 
 
-@router.post("/lookalikes", status_code=201, summary="Build a lookalike audience from a seed")
-def create_lookalike(body: LookalikeBody, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post(
+    "/lookalikes",
+    status_code=201,
+    summary="Build a lookalike audience from a seed",
+    response_model=lookalike_report.Lookalike,
+)
+def create_lookalike(body: LookalikeBody, runtime: RuntimeDep) -> Response:
     """Trains on the seed (20% held out to report recall and lift at each reach), keeps
     the top profiles outside the seed, and creates a segment of the same name."""
-    return lookalike.create(
-        runtime.store,
-        body.name,
-        body.seed,
-        now=utc_now(),
-        reach=body.reach,
-        accuracy=body.accuracy,
-        method=body.method,
-        population=body.population,
+    return json_response(
+        lookalike.create(
+            runtime.store,
+            body.name,
+            body.seed,
+            now=utc_now(),
+            reach=body.reach,
+            accuracy=body.accuracy,
+            method=body.method,
+            population=body.population,
+        ),
+        status=201,
     )
 
 
-@router.get("/lookalikes", summary="Lookalike audiences")
-def list_lookalikes(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return lookalike.list_lookalikes(runtime.store)
+@router.get(
+    "/lookalikes",
+    summary="Lookalike audiences",
+    response_model=list[lookalike_report.LookalikeSummary],
+)
+def list_lookalikes(runtime: RuntimeDep) -> Response:
+    return json_response(lookalike.list_lookalikes(runtime.store))
 
 
-@router.get("/lookalikes/{name}", summary="One lookalike: weights, curve, evaluation")
-def get_lookalike(name: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return lookalike.get(runtime.store, name)
+@router.get(
+    "/lookalikes/{name}",
+    summary="One lookalike: weights, curve, evaluation",
+    response_model=lookalike_report.Lookalike,
+)
+def get_lookalike(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(lookalike.get(runtime.store, name))
 
 
 class ReachBody(BaseModel):
     reach: int = Field(ge=1, description="How many of the ranked profiles to keep")
 
 
-@router.patch("/lookalikes/{name}", summary="Change a lookalike's reach (its segment follows)")
-def change_reach(name: str, body: ReachBody, runtime: RuntimeDep) -> dict[str, Any]:
-    return lookalike.set_reach(runtime.store, name, body.reach, utc_now())
+@router.patch(
+    "/lookalikes/{name}",
+    summary="Change a lookalike's reach (its segment follows)",
+    response_model=lookalike_report.Lookalike,
+)
+def change_reach(name: str, body: ReachBody, runtime: RuntimeDep) -> Response:
+    return json_response(lookalike.set_reach(runtime.store, name, body.reach, utc_now()))
 
 
-@router.get("/lookalikes/{name}/scores", summary="The best-scored profiles, ranked")
+@router.get(
+    "/lookalikes/{name}/scores",
+    summary="The best-scored profiles, ranked",
+    response_model=list[lookalike_report.Score],
+)
 def lookalike_scores(
     name: str, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 100
-) -> list[dict[str, Any]]:
-    return lookalike.scores_of(runtime.store, name, limit)
+) -> Response:
+    return json_response(lookalike.scores_of(runtime.store, name, limit))
 
 
-@router.delete("/lookalikes/{name}", summary="Delete a lookalike and its segment")
-def delete_lookalike(name: str, runtime: RuntimeDep) -> dict[str, str]:
+@router.delete(
+    "/lookalikes/{name}", summary="Delete a lookalike and its segment", response_model=Deleted
+)
+def delete_lookalike(name: str, runtime: RuntimeDep) -> Response:
     lookalike.delete(runtime.store, name)
-    return {"deleted": name}
+    return json_response(Deleted(deleted=name))
 
 
 class HoldoutBody(BaseModel):

@@ -215,9 +215,22 @@ def _store(
         )
 
 
-def segments(store: Store, now: datetime) -> list[dict[str, Any]]:
+class ThirdPartySegment(Result):
+    """A provider's segment: its taxonomy node, price, lifetime, restrictions, members."""
+
+    provider: str
+    taxonomy: str
+    segment_id: str
+    path: str | None
+    cpm: float | None
+    lifetime_days: int
+    restrictions: str | None
+    members: int
+
+
+def segments(store: Store, now: datetime) -> list[ThirdPartySegment]:
     """Third-party segments by provider: price, lifetime, restrictions, live members."""
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT g.provider, g.taxonomy, g.segment_id, n.path, g.cpm, g.lifetime_days, "
         "g.restrictions, (SELECT count(*) FROM third_party_memberships t WHERE t.provider = "
         "g.provider AND t.taxonomy = g.taxonomy AND t.segment_id = g.segment_id AND "
@@ -226,6 +239,7 @@ def segments(store: Store, now: datetime) -> list[dict[str, Any]]:
         "ORDER BY g.provider, n.path",
         {"now": now},
     )
+    return [ThirdPartySegment(**row) for row in rows]
 
 
 def of_profile(store: Store, profile_id: str, now: datetime) -> list[dict[str, Any]]:

@@ -145,7 +145,7 @@ def _number(text: str, kind: type, field: str) -> Any:
 @router.get("/audiences/lookalikes/{name}")
 def lookalike_page(request: Request, runtime: RuntimeDep, name: str) -> Response:
     report = lookalike.get(runtime.store, name)
-    curve = report["evaluation"]["curve"]
+    curve = report.evaluation["curve"]
     chart = {
         "labels": [f"{p['reach']:,} ({p['reach_share']:.1%})" for p in curve],
         "datasets": [

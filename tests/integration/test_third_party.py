@@ -151,7 +151,7 @@ def test_an_anonymous_visitor_brings_their_third_party_data_when_they_identify(
 
 
 def test_the_provider_catalogue_and_refreshing_a_feed(shop: Runtime, tmp_path: Path) -> None:
-    rows = {r["segment_id"]: r for r in feeds.segments(shop.store, NOW)}
+    rows = {r.segment_id: r.model_dump() for r in feeds.segments(shop.store, NOW)}
     assert rows["720"]["cpm"] == 1.5 and rows["720"]["lifetime_days"] == 30
     assert rows["724"]["members"] == 1
     again = tmp_path / "again.jsonl"

@@ -21,12 +21,17 @@ SEGMENT = {"id": "seg_1", "name": "vip", "query": "known", "description": "known
            "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z",
            "evaluated_at": None, "tree": {"kind": "known"}, "size": 3, "status": "ok",
            "failure": None, "failed_at": None}  # fmt: skip
+LIKE = {"name": "like-vip", "seed": "vip", "seed_size": 3, "method": "weights",
+        "population": "all", "profiles_scored": 9, "features": 2, "reach": 10,
+        "weights": [], "evaluation": {"held_out": 1, "curve": []}}  # fmt: skip
 ANSWERS: dict[str, object] = {
     "/api/segments": SEGMENT,
     "/api/segments/vip": SEGMENT,
     "/api/segments/vip/why/email:jane@example.com": {
         "segment": "vip", "profile_id": "p1", "condition": "known", "holds": True},
     "/api/audiences/vip/holdout": {"audience": "vip", "share": 0.1, "members": 3, "held_out": 0},
+    "/api/audiences/lookalikes": LIKE, "/api/audiences/lookalikes/like-vip": LIKE,
+    "/api/audiences/signals": {"signals": 0, "categories": 0},
 }  # fmt: skip
 FEED = {"provider": "travelco", "rows": 1, "accepted": 1, "rejected": 0, "memberships": 1,
         "segments": 1, "reject_file": None}  # fmt: skip
