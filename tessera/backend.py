@@ -7,13 +7,12 @@ feature functions in the end (the remote one through the API that calls them).
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -39,7 +38,6 @@ from tessera.runtime import Runtime
 from tessera.segments import actions as segments
 from tessera.settings import Settings
 
-P = ParamSpec("P")
 T = TypeVar("T")
 Progress = Callable[[int, int | None], None]
 
@@ -107,23 +105,12 @@ class Backend(Protocol):
     def holdout(self, segment: str, share: float) -> campaigns.Holdout: ...
     def import_campaign_results(self, path: Path) -> campaigns.CampaignImport: ...
     def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport: ...
-    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]: ...
-    def load_signals(self, document: object) -> dict[str, Any]: ...
-    def show_signals(self) -> dict[str, Any]: ...
+    def campaign_report(
+        self, campaign: str | None, event: str
+    ) -> list[campaigns.CampaignResult]: ...
+    def load_signals(self, document: object) -> signal_config.SignalsLoaded: ...
+    def show_signals(self) -> signal_config.SignalConfig: ...
     def close(self) -> None: ...
-
-
-def _wire(method: Callable[P, T]) -> Callable[P, T]:
-    """The answer in the shape it has on the wire (dates as ISO text, as the API sends
-    them), so a command prints the same with or without a server."""
-
-    @functools.wraps(method)
-    def wired(*args: P.args, **kwargs: P.kwargs) -> T:
-        answer = method(*args, **kwargs)
-        wire: T = orjson.loads(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS, default=str))
-        return wire
-
-    return wired
 
 
 class LocalBackend:
@@ -303,16 +290,13 @@ class LocalBackend:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_conversions(self.runtime.store, path, rejects)
 
-    @_wire
-    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
+    def campaign_report(self, campaign: str | None, event: str) -> list[campaigns.CampaignResult]:
         return campaigns.report(self.runtime.store, campaign=campaign, conversion_event=event)
 
-    @_wire
-    def load_signals(self, document: object) -> dict[str, Any]:
+    def load_signals(self, document: object) -> signal_config.SignalsLoaded:
         return signal_config.load(self.runtime, document)
 
-    @_wire
-    def show_signals(self) -> dict[str, Any]:
+    def show_signals(self) -> signal_config.SignalConfig:
         return signal_config.show(self.runtime)
 
     def close(self) -> None:
@@ -555,29 +539,23 @@ class RemoteBackend:
             campaigns.ConversionImport, f"{_AUDIENCES}/campaigns/conversions", path, {}
         )
 
-    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
+    def campaign_report(self, campaign: str | None, event: str) -> list[campaigns.CampaignResult]:
         params = {"event": event} | ({"campaign": campaign} if campaign else {})
-        return self._list("GET", f"{_AUDIENCES}/campaigns/report", params=params)
+        return self._as(
+            list[campaigns.CampaignResult], "GET", f"{_AUDIENCES}/campaigns/report", params=params
+        )
 
-    def load_signals(self, document: object) -> dict[str, Any]:
-        return self._object("PUT", f"{_AUDIENCES}/signals", json=document)
+    def load_signals(self, document: object) -> signal_config.SignalsLoaded:
+        return self._as(signal_config.SignalsLoaded, "PUT", f"{_AUDIENCES}/signals", json=document)
 
-    def show_signals(self) -> dict[str, Any]:
-        return self._object("GET", f"{_AUDIENCES}/signals")
+    def show_signals(self) -> signal_config.SignalConfig:
+        return self._as(signal_config.SignalConfig, "GET", f"{_AUDIENCES}/signals")
 
     def _as(self, shape: type[T], method: str, path: str, **kwargs: Any) -> T:
         """The server's answer parsed into the use case's result type: the same model
         the LocalBackend returns, so the CLI prints one shape either way."""
         adapter: TypeAdapter[T] = _adapter(shape)
         return adapter.validate_python(self._call(method, path, **kwargs))
-
-    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(method, path, **kwargs)
-        return result
-
-    def _list(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(method, path, **kwargs)
-        return result
 
     def _upload(self, shape: type[T], path: str, file: Path, data: dict[str, str]) -> T:
         if not file.exists():

@@ -977,12 +977,17 @@ def campaign_report(
     if json:
         _print_json(rows)
         return
-    for row in rows:
-        lift = row["lift"]
-        row["lift"] = "" if not lift or lift["lift"] is None else f"{lift['lift']:+.1%}"
     columns = ["campaign", "audience", "impressions", "reach", "frequency", "ctr",
-               "conversion_rate", "cpa", "converted_profiles", "lift"]  # fmt: skip
-    _table(rows, columns)
+               "conversion_rate", "cpa", "converted_profiles"]  # fmt: skip
+    shown = [
+        {**{column: getattr(row, column) for column in columns}, "lift": _lift_text(row.lift)}
+        for row in rows
+    ]
+    _table(shown, [*columns, "lift"])
+
+
+def _lift_text(lift: dict[str, Any] | None) -> str:
+    return "" if not lift or lift["lift"] is None else f"{lift['lift']:+.1%}"
 
 
 def _share(text: str) -> float:
@@ -1017,7 +1022,7 @@ def signals_load(file: Path, json: JsonOption = False) -> None:
     with _backend() as backend:
         result = backend.load_signals(document)
     _print_json(result) if json else out.print(
-        f"{result['signals']} signal traits and {result['categories']} page categories loaded; "
+        f"{result.signals} signal traits and {result.categories} page categories loaded; "
         "traits computed."
     )
 
@@ -1031,9 +1036,9 @@ def signals_list(json: JsonOption = False) -> None:
         _print_json(result)
         return
     rows = [{"name": d["name"], "when": d["when"], "lifetime_days": d["lifetime_days"]}
-            for d in result["signals"]]  # fmt: skip
+            for d in result.signals]  # fmt: skip
     _table(rows, ["name", "when", "lifetime_days"], title="Signal traits")
-    _table(result["categories"], ["prefix", "category_id", "path"], title="Page categories")
+    _table(result.categories, ["prefix", "category_id", "path"], title="Page categories")
 
 
 @audiences_app.command("purge")

@@ -224,11 +224,15 @@ def import_campaign_conversions(
         )
 
 
-@router.get("/campaigns/report", summary="Results per campaign and audience, with lift")
+@router.get(
+    "/campaigns/report",
+    summary="Results per campaign and audience, with lift",
+    response_model=list[campaigns.CampaignResult],
+)
 def campaign_report(
     runtime: RuntimeDep, campaign: str | None = None, event: str = "Order Completed"
-) -> list[dict[str, Any]]:
-    return campaigns.report(runtime.store, campaign=campaign, conversion_event=event)
+) -> Response:
+    return json_response(campaigns.report(runtime.store, campaign=campaign, conversion_event=event))
 
 
 @router.get("/campaigns/{campaign}/daily", summary="One campaign per day and audience")
@@ -245,17 +249,25 @@ def set_holdout(segment: str, body: HoldoutBody, runtime: RuntimeDep) -> Respons
     return json_response(campaigns.holdout(runtime.store, segment, body.share, utc_now()))
 
 
-@router.get("/signals", summary="Signal traits and page categories")
-def get_signals(runtime: RuntimeDep) -> dict[str, Any]:
-    return signal_config.show(runtime)
+@router.get(
+    "/signals",
+    summary="Signal traits and page categories",
+    response_model=signal_config.SignalConfig,
+)
+def get_signals(runtime: RuntimeDep) -> Response:
+    return json_response(signal_config.show(runtime))
 
 
-@router.put("/signals", summary="Replace the signal traits and page categories")
-def put_signals(body: signals.SignalsDocument, runtime: RuntimeDep) -> dict[str, Any]:
+@router.put(
+    "/signals",
+    summary="Replace the signal traits and page categories",
+    response_model=signal_config.SignalsLoaded,
+)
+def put_signals(body: signals.SignalsDocument, runtime: RuntimeDep) -> Response:
     """Body: {"taxonomy": "iab-content", "categories": {"/travel": "653"},
     "signals": [{"name": ..., "when": {...}, "lifetime_days": 30}]}. Traits are computed
     at once."""
-    return signal_config.load(runtime, body)
+    return json_response(signal_config.load(runtime, body))
 
 
 @router.post(

@@ -131,9 +131,31 @@ def import_conversions(store: Store, path: Path, rejects_dir: Path) -> Conversio
     )
 
 
+class CampaignResult(Result):
+    """One campaign and audience: delivery, rates, cost per acquisition, conversions
+    joined to profiles, and the lift over the holdout (None without one)."""
+
+    campaign: str
+    audience: str | None
+    first_day: str
+    last_day: str
+    impressions: int | float
+    clicks: int | float
+    conversions: int | float
+    cost: float
+    reach: int | float | None
+    frequency: float | None
+    ctr: float | None
+    conversion_rate: float | None
+    cpa: float | None
+    cpm: float | None
+    converted_profiles: int
+    lift: dict[str, Any] | None
+
+
 def report(
     store: Store, *, campaign: str | None = None, conversion_event: str = "Order Completed"
-) -> list[dict[str, Any]]:
+) -> list[CampaignResult]:
     """Per campaign and audience: delivery, rates, cost per acquisition, conversions joined
     to profiles, and (for audiences with a holdout) lift."""
     where, params = ("WHERE r.campaign = ?", [campaign]) if campaign else ("", [])
@@ -168,7 +190,7 @@ def report(
         )
         for key in ("first_day", "last_day"):
             row[key] = row[key].isoformat()
-    return rows
+    return [CampaignResult(**row) for row in rows]
 
 
 def daily(store: Store, campaign: str) -> list[dict[str, Any]]:

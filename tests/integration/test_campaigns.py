@@ -66,7 +66,7 @@ def test_results_import_checks_rows_and_replaces_days(shop: Runtime, tmp_path: P
     assert "is not a date" in reasons and "clicks exceed impressions" in reasons
     assert "no campaign" in reasons and "'ten' is not a whole number" in reasons
     campaigns.import_results(shop.store, results, tmp_path, NOW)  # again: replaced, not doubled
-    [row] = campaigns.report(shop.store, campaign="spring")
+    [row] = [r.model_dump() for r in campaigns.report(shop.store, campaign="spring")]
     assert (row["impressions"], row["clicks"], row["conversions"]) == (18000, 320, 30)
     assert row["reach"] == 4500 and row["frequency"] == 4.0
     assert row["ctr"] == round(320 / 18000, 4) and row["cpa"] == round(260 / 30, 4)
@@ -88,7 +88,7 @@ def test_conversions_join_profiles_and_lift_compares_with_the_holdout(
     )
     summary = campaigns.import_conversions(shop.store, conversions, tmp_path).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (3, 1)
-    [row] = campaigns.report(shop.store, campaign="spring")
+    [row] = [r.model_dump() for r in campaigns.report(shop.store, campaign="spring")]
     assert row["converted_profiles"] == 2
     lift = row["lift"]
     assert lift["exposed"] + lift["holdout"] == 200
