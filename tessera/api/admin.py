@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
-from tessera.api.responses import json_response
+from tessera.api.responses import StrictBody, json_response
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.events import importer, log
 from tessera.events.importer import Imported, ImportStarted
@@ -19,7 +19,7 @@ from tessera.pipeline.runs import Stats
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
 
-class SourceCreate(BaseModel):
+class SourceCreate(StrictBody):
     name: str = Field(description="Lower-case name, e.g. 'web-shop'", examples=["web-shop"])
     channel: str = Field(description=f"One of {', '.join(CHANNELS)}", examples=["web"])
 

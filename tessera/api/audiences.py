@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
-from tessera.api.responses import json_response
+from tessera.api.responses import StrictBody, json_response
 from tessera.audiences import (
     campaigns,
     exports,
@@ -108,7 +108,7 @@ def third_party_segments(runtime: RuntimeDep) -> Response:
     return json_response(feeds.segments(runtime.store, utc_now()))
 
 
-class LookalikeBody(BaseModel):
+class LookalikeBody(StrictBody):
     name: str = Field(examples=["travel-lookalike"])
     seed: str = Field(description="The seed segment", examples=["travel-buyers"])
     reach: int | None = Field(default=None, ge=1, description="How many profiles to keep")
@@ -161,7 +161,7 @@ def get_lookalike(name: str, runtime: RuntimeDep) -> Response:
     return json_response(lookalike.get(runtime.store, name))
 
 
-class ReachBody(BaseModel):
+class ReachBody(StrictBody):
     reach: int = Field(ge=1, description="How many of the ranked profiles to keep")
 
 
@@ -193,7 +193,7 @@ def delete_lookalike(name: str, runtime: RuntimeDep) -> Response:
     return json_response(Deleted(deleted=name))
 
 
-class HoldoutBody(BaseModel):
+class HoldoutBody(StrictBody):
     share: float = Field(gt=0, le=0.5, description="Share of the audience held out, e.g. 0.1")
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tessera.api.responses import json_response
+from tessera.api.responses import StrictBody, json_response
 from tessera.audiences import feeds
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.events import failures
@@ -28,7 +28,7 @@ from tessera.results import Deleted
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
 
-class Unmerge(BaseModel):
+class Unmerge(StrictBody):
     first: str = Field(description="TYPE:VALUE", examples=["email:jane@example.com"])
     second: str = Field(description="TYPE:VALUE", examples=["anonymous_id:3f2a..."])
     reason: str | None = None

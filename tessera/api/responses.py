@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +14,14 @@ from tessera.errors import Overloaded, TesseraError
 from tessera.results import wire
 
 SUCCESS_BODY = b'{"success":true}'
+
+
+class StrictBody(BaseModel):
+    """An admin API request body, read strictly: `true` or `"1"` where a number belongs is
+    a 400 naming the field, not a silent 1 that hides a client's bug (a whole number is
+    still a valid float)."""
+
+    model_config = ConfigDict(strict=True)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
-from tessera.api.responses import json_response
+from tessera.api.responses import StrictBody, json_response
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.paging import Page
 from tessera.results import Deleted
@@ -17,18 +17,18 @@ from tessera.segments import actions, service
 router = APIRouter(prefix="/api/segments", dependencies=[Depends(require_admin)])
 
 
-class SegmentBody(BaseModel):
+class SegmentBody(StrictBody):
     name: str = Field(examples=["fr-repeat-buyers"])
     query: str = Field(
         examples=['traits.country = "FR" and count(event "Order Completed" in last 90 days) >= 2']
     )
 
 
-class UpdateBody(BaseModel):
+class UpdateBody(StrictBody):
     query: str = Field(examples=['traits.country = "FR" and did "Order Completed"'])
 
 
-class PreviewBody(BaseModel):
+class PreviewBody(StrictBody):
     query: str
     sample: int = 10
 

@@ -56,3 +56,31 @@ def test_a_foreign_cursor_on_the_imports_is_a_400(server: LiveServer) -> None:
     answer = httpx.get(f"{server.url}/api/imports", headers=server.admin,
                        params={"cursor": "not-a-cursor"})  # fmt: skip
     assert answer.status_code == 400 and answer.json()["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/segments/preview", {"query": "known", "sample": True}, "sample"),
+        ("/api/segments/preview", {"query": "known", "sample": "5"}, "sample"),
+        ("/api/audiences/lookalikes", {"name": "l", "seed": "s", "reach": True}, "reach"),
+        ("/api/sources", {"name": "strict-web", "channel": 1}, "channel"),
+    ],
+)
+def test_admin_bodies_refuse_values_a_coercion_would_hide(
+    server: LiveServer, path: str, body: dict[str, object], field: str
+) -> None:
+    answer = httpx.post(f"{server.url}{path}", headers=server.admin, json=body)
+    assert answer.status_code == 400, answer.text
+    assert field in answer.json()["message"]
+
+
+def test_a_whole_number_is_still_a_share(server: LiveServer) -> None:
+    """A float field takes a JSON integer: strictness refuses coercions, not numbers."""
+    created = httpx.post(f"{server.url}/api/segments", headers=server.admin,
+                         json={"name": "strict-all", "query": "known"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    answer = httpx.post(f"{server.url}/api/audiences/strict-all/holdout", headers=server.admin,
+                        json={"share": 0})  # fmt: skip
+    assert answer.status_code == 400  # 0 is below the bound, and says so (not a type error)
+    assert "greater than 0" in answer.json()["message"]
