@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import Field
@@ -235,9 +235,13 @@ def campaign_report(
     return json_response(campaigns.report(runtime.store, campaign=campaign, conversion_event=event))
 
 
-@router.get("/campaigns/{campaign}/daily", summary="One campaign per day and audience")
-def campaign_daily(campaign: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return campaigns.daily(runtime.store, campaign)
+@router.get(
+    "/campaigns/{campaign}/daily",
+    summary="One campaign per day and audience",
+    response_model=list[campaigns.CampaignDay],
+)
+def campaign_daily(campaign: str, runtime: RuntimeDep) -> Response:
+    return json_response(campaigns.daily(runtime.store, campaign))
 
 
 @router.post(

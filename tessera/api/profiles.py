@@ -20,7 +20,7 @@ from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.identity.lookup import lookup, member_ids
 from tessera.paging import Page
-from tessera.pipeline.runs import ReplayReport, RunReport
+from tessera.pipeline.runs import Lag, ReplayReport, RunReport
 from tessera.profiles import reader, traits, view
 from tessera.profiles.computed import TraitDefinition
 from tessera.results import Deleted
@@ -34,9 +34,9 @@ class Unmerge(StrictBody):
     reason: str | None = None
 
 
-@router.get("/pipeline", summary="Pipeline position and lag")
-def pipeline_state(runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.pipeline.lag()
+@router.get("/pipeline", response_model=Lag, summary="Pipeline position and lag")
+def pipeline_state(runtime: RuntimeDep) -> Response:
+    return json_response(Lag(**runtime.pipeline.lag()))
 
 
 @router.get(
@@ -107,12 +107,16 @@ def profile_events(
     return view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
 
 
-@router.get("/profiles/{reference:path}/third-party", summary="A profile's third-party segments")
-def profile_third_party(reference: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+@router.get(
+    "/profiles/{reference:path}/third-party",
+    summary="A profile's third-party segments",
+    response_model=list[feeds.ThirdPartyMembership],
+)
+def profile_third_party(reference: str, runtime: RuntimeDep) -> Response:
     """Live memberships through any of the profile's identifiers (a cookie's data follows
     it into the customer profile), with provider and use restrictions."""
     profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
-    return feeds.of_profile(runtime.store, profile_id, utc_now())
+    return json_response(feeds.of_profile(runtime.store, profile_id, utc_now()))
 
 
 @router.get(

@@ -193,7 +193,18 @@ def report(
     return [CampaignResult(**row) for row in rows]
 
 
-def daily(store: Store, campaign: str) -> list[dict[str, Any]]:
+class CampaignDay(Result):
+    """One campaign's delivery on one day for one audience."""
+
+    day: str
+    audience: str | None
+    impressions: int | float
+    clicks: int | float
+    conversions: int | float
+    cost: float
+
+
+def daily(store: Store, campaign: str) -> list[CampaignDay]:
     """Per day and audience, for charts."""
     rows = store.fetch_dicts(
         "SELECT day, audience, sum(impressions) AS impressions, sum(clicks) AS clicks, "
@@ -203,7 +214,7 @@ def daily(store: Store, campaign: str) -> list[dict[str, Any]]:
     )
     for row in rows:
         row["day"] = row["day"].isoformat()
-    return rows
+    return [CampaignDay(**row) for row in rows]
 
 
 def _lift(store: Store, audience: str, since: date, event: str) -> dict[str, Any] | None:

@@ -242,9 +242,20 @@ def segments(store: Store, now: datetime) -> list[ThirdPartySegment]:
     return [ThirdPartySegment(**row) for row in rows]
 
 
-def of_profile(store: Store, profile_id: str, now: datetime) -> list[dict[str, Any]]:
+class ThirdPartyMembership(Result):
+    """A profile's live membership of a provider's segment, through one identifier."""
+
+    provider: str
+    segment_id: str
+    path: str | None
+    identifier_type: str
+    expires_at: datetime
+    restrictions: str | None
+
+
+def of_profile(store: Store, profile_id: str, now: datetime) -> list[ThirdPartyMembership]:
     """The live third-party segments of one profile, through any of its identifiers."""
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT DISTINCT t.provider, t.segment_id, n.path, t.identifier_type, t.expires_at, "
         "g.restrictions FROM third_party_memberships t "
         "JOIN identities i ON i.type = t.identifier_type AND i.value = t.identifier_value "
@@ -255,6 +266,7 @@ def of_profile(store: Store, profile_id: str, now: datetime) -> list[dict[str, A
         "WHERE coalesce(p.merged_into, i.profile_id) = ? AND t.expires_at > ? ORDER BY n.path",
         [profile_id, now],
     )
+    return [ThirdPartyMembership(**row) for row in rows]
 
 
 def _identifier(row: dict[str, Any]) -> tuple[str | None, Any]:

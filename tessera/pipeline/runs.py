@@ -30,6 +30,16 @@ class ReplayReport(Result):
     rebuild: RunReport | None
 
 
+class Lag(Result):
+    """How far behind the log the pipeline is, and the background refresh's failure when
+    it keeps failing (else None)."""
+
+    processed_seq: int
+    lag_events: int
+    lag_seconds: float
+    refresh_failure: dict[str, Any] | None
+
+
 class Stats(Result):
     """`tessera stats` and `GET /api/stats`: the log's totals (events, rejects, sources,
     per source and type, dead letters, dropped identifiers), the pipeline's position and

@@ -159,11 +159,11 @@ def lookalike_page(request: Request, runtime: RuntimeDep, name: str) -> Response
 def campaign_page(request: Request, runtime: RuntimeDep, campaign: str) -> Response:
     rows = campaigns.report(runtime.store, campaign=campaign)
     days = campaigns.daily(runtime.store, campaign)
-    labels = sorted({d["day"] for d in days})
-    audiences = sorted({d["audience"] or "(none)" for d in days})
+    labels = sorted({d.day for d in days})
+    audiences = sorted({d.audience or "(none)" for d in days})
 
     def series(metric: str) -> dict[str, Any]:
-        values = {((d["audience"] or "(none)"), d["day"]): d[metric] for d in days}
+        values = {((d.audience or "(none)"), d.day): getattr(d, metric) for d in days}
         return {"labels": labels, "datasets": [
             {"label": a, "data": [values.get((a, day), 0) for day in labels]} for a in audiences
         ]}  # fmt: skip

@@ -145,9 +145,9 @@ def test_an_anonymous_visitor_brings_their_third_party_data_when_they_identify(
     assert ann == profile(shop, "cookie_id:ck-1")
     assert ann in members(shop, 'known and has third_party "Interest > Travel"')
     listed = feeds.of_profile(shop.store, ann, NOW)
-    assert {row["segment_id"] for row in listed} == {"720", "754"}
-    assert "Interest > Travel > Adventure Travel" in {row["path"] for row in listed}
-    assert {row["restrictions"] for row in listed} == {"no health targeting"}
+    assert {row.segment_id for row in listed} == {"720", "754"}
+    assert "Interest > Travel > Adventure Travel" in {row.path for row in listed}
+    assert {row.restrictions for row in listed} == {"no health targeting"}
 
 
 def test_the_provider_catalogue_and_refreshing_a_feed(shop: Runtime, tmp_path: Path) -> None:
