@@ -275,6 +275,8 @@ def create(
         raise InvalidField(
             "give a reach (profiles) or an accuracy (0-1), one of them", field="reach"
         )
+    # Its segment takes the same name: refused here, before anything is saved.
+    service.check_name(name)
     if store.fetch_one("SELECT 1 FROM lookalikes WHERE name = ?", [name]) or store.fetch_one(
         "SELECT 1 FROM segments WHERE name = ?", [name]
     ):

@@ -86,9 +86,12 @@ def preview(
     }
 
 
-def create(
-    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
-) -> dict[str, Any]:
+def check_name(name: str) -> str:
+    """A name a new segment may take (lookalikes, which make a segment, check it first).
+
+    Raises:
+        InvalidField: not lower-case letters, digits, '_', '-' or '.'.
+        SegmentNameReserved: a word of the API's or the console's paths."""
     if not _NAME.match(name):
         raise InvalidField(
             f"segment name {name!r} must be lower-case letters, digits, '_', "
@@ -103,6 +106,13 @@ def create(
             field="name",
             value=name,
         )
+    return name
+
+
+def create(
+    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
+) -> dict[str, Any]:
+    check_name(name)
     if store.fetch_one("SELECT 1 FROM segments WHERE name = ?", [name]):
         raise Conflict(f"a segment named {name!r} exists already; delete it or pick another name")
     tree = understand(store, query, computed_names)

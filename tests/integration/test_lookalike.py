@@ -107,3 +107,13 @@ def test_every_candidate_is_ranked_and_the_reach_can_change(shop: Runtime) -> No
     assert service.get(shop.store, "like-later")["size"] == 40
     with pytest.raises(InvalidField, match="at least 1"):
         lookalike.set_reach(shop.store, "like-later", 0, NOW)
+
+
+@pytest.mark.parametrize("name", ["overlap", "Bad Name"])
+def test_a_name_its_segment_cannot_take_is_refused_before_anything_is_saved(
+    shop: Runtime, name: str
+) -> None:
+    with pytest.raises(InvalidField) as refused:
+        lookalike.create(shop.store, name, "vips", now=NOW, reach=5)
+    assert refused.value.code in {"segment_name_reserved", "invalid_field"}
+    assert lookalike.list_lookalikes(shop.store) == []
