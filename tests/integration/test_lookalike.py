@@ -117,3 +117,19 @@ def test_a_name_its_segment_cannot_take_is_refused_before_anything_is_saved(
         lookalike.create(shop.store, name, "vips", now=NOW, reach=5)
     assert refused.value.code in {"segment_name_reserved", "invalid_field"}
     assert lookalike.list_lookalikes(shop.store) == []
+
+
+def test_the_scores_command_says_when_it_cut_the_list(shop: Runtime) -> None:
+    """`tessera audiences lookalike scores --limit 3` of 170 ranked profiles prints 3 and
+    says there are more; with a limit past the list it says nothing."""
+    from tests.api.test_cli import tessera  # the real command, in a subprocess
+
+    lookalike.create(shop.store, "like-cut", "vips", now=NOW, reach=5)
+    data_dir = shop.settings.data_dir
+    shop.close()
+    cut = tessera(data_dir, "audiences", "lookalike", "scores", "like-cut", "--limit", "3")
+    assert "showing 3 of more than 3 ranked profiles" in cut.stderr
+    assert cut.stdout.count("prf_") == 3
+    whole = tessera(data_dir, "audiences", "lookalike", "scores", "like-cut", "--limit", "500")
+    assert "showing" not in whole.stderr
+    assert whole.stdout.count("prf_") == 170
