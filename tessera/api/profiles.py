@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
@@ -95,16 +95,21 @@ def search_profiles(
     return json_response(found)
 
 
-@router.get("/profiles/{reference:path}/events", summary="A page of a profile's events")
+@router.get(
+    "/profiles/{reference:path}/events",
+    response_model=reader.Timeline,
+    summary="A page of a profile's events",
+)
 def profile_events(
     reference: str,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before_seq: int | None = None,
-) -> dict[str, Any]:
+) -> Response:
     profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
     members = member_ids(runtime.store, profile_id)
-    return view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
+    page = view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
+    return json_response(reader.Timeline(**page))
 
 
 @router.get(

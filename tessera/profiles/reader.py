@@ -37,6 +37,14 @@ class ProfileView(Result):
     )
 
 
+class Timeline(Result):
+    """A page of one person's events across channels, newest first; `next_before_seq`
+    asks for the page after (None on the last)."""
+
+    items: list[dict[str, Any]]
+    next_before_seq: int | None
+
+
 class ProfileAsOf(Result):
     """One person as they stood at a moment: identifiers, traits, consent, channels."""
 
