@@ -331,7 +331,7 @@ def main() -> None:
             started = time.perf_counter()
             run = runtime.pipeline.rebuild()
             report = measure(runtime, data_dir / "demo" / "truth.csv")
-            report["pipeline"] = run.to_dict()
+            report["pipeline"] = run.report().model_dump()
             report["seconds"] = round(time.perf_counter() - started, 2)
         finally:
             runtime.close()

@@ -74,7 +74,7 @@ def measure_pipeline(data_dir: Path) -> dict[str, object]:
         settings = Settings(data_dir=data_dir, admin_token="bench", pipeline_batch_size=batch)
         runtime = Runtime.open(settings)
         try:
-            results[label] = runtime.pipeline.rebuild().to_dict()
+            results[label] = runtime.pipeline.rebuild().report().model_dump()
             row = runtime.store.fetch_one(
                 "SELECT (SELECT count(*) FROM events), "
                 "(SELECT count(*) FROM profiles WHERE merged_into IS NULL)"

@@ -92,7 +92,7 @@ def stream(data_dir: Path, interval: float, *, cold: bool = True) -> dict[str, A
             if cold:
                 store.execute("DELETE FROM segment_members")
                 store.execute("DELETE FROM segment_failures")
-        run = runtime.pipeline.process(sweep=False).to_dict()
+        run = runtime.pipeline.process(sweep=False).report().model_dump()
         return run | check_memberships(runtime.store)
     finally:
         runtime.close()

@@ -7,38 +7,41 @@ feature functions in the end (the remote one through the API that calls them).
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
 import orjson
+from pydantic import TypeAdapter
 
 from tessera.activation import dead_letters, deliveries, destinations
-from tessera.audiences import campaigns, exports, feeds, signal_config, taxonomy
+from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config, taxonomy
+from tessera.audiences import lookalike_report as looks
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, log
+from tessera.events.failures import FailedEvent
+from tessera.events.importer import Imported
+from tessera.events.sources import SourceKey, SourceView
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
+from tessera.paging import Page
+from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
+from tessera.results import Deleted
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
 from tessera.settings import Settings
 
-P = ParamSpec("P")
 T = TypeVar("T")
 Progress = Callable[[int, int | None], None]
-# One page of a list as JSON: items, total, limit, next_cursor (tessera.paging.Page), the
-# same through the store or the server's API.
-PageJson = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -64,59 +67,61 @@ class DestinationRequest:
 
 
 class Backend(Protocol):
-    def stats(self) -> dict[str, Any]: ...
-    def list_sources(self) -> list[dict[str, Any]]: ...
-    def create_source(self, name: str, channel: str) -> dict[str, Any]: ...
-    def rotate_key(self, name: str) -> dict[str, Any]: ...
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
-    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson: ...
-    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson: ...
+    def stats(self) -> Stats: ...
+    def list_sources(self) -> list[SourceView]: ...
+    def create_source(self, name: str, channel: str) -> SourceKey: ...
+    def rotate_key(self, name: str) -> SourceKey: ...
+    def set_enabled(self, name: str, enabled: bool) -> SourceView: ...
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page: ...
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page: ...
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
-    ) -> dict[str, Any]: ...
-    def process(self) -> dict[str, Any]: ...
-    def rebuild(self) -> dict[str, Any]: ...
-    def failed(self, limit: int) -> list[dict[str, Any]]: ...
-    def replay_failed(self) -> dict[str, Any]: ...
-    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]: ...
+    ) -> Imported: ...
+    def process(self) -> RunReport: ...
+    def rebuild(self) -> RunReport: ...
+    def failed(self, limit: int) -> list[FailedEvent]: ...
+    def replay_failed(self) -> ReplayReport: ...
+    def profile(self, reference: str, limit: int, as_of: str | None) -> reader.Profile: ...
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
-    ) -> PageJson: ...
-    def explain(self, first: str, second: str) -> dict[str, Any]: ...
-    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]: ...
-    def computed_traits(self) -> list[dict[str, Any]]: ...
-    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]: ...
-    def delete_trait(self, name: str) -> dict[str, Any]: ...
-    def create_segment(self, name: str, query: str) -> dict[str, Any]: ...
-    def update_segment(self, name: str, query: str) -> dict[str, Any]: ...
-    def preview_segment(self, query: str) -> dict[str, Any]: ...
-    def list_segments(self) -> list[dict[str, Any]]: ...
-    def show_segment(self, name: str) -> dict[str, Any]: ...
-    def delete_segment(self, name: str) -> dict[str, Any]: ...
-    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson: ...
-    def segment_history(self, name: str) -> dict[str, Any]: ...
-    def segment_why(self, name: str, reference: str) -> dict[str, Any]: ...
-    def segment_overlap(self) -> list[dict[str, Any]]: ...
-    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]: ...
-    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]: ...
-    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]: ...
-    def list_taxonomies(self) -> list[dict[str, Any]]: ...
+    ) -> Page: ...
+    def explain(self, first: str, second: str) -> identity.Explanation: ...
+    def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged: ...
+    def computed_traits(self) -> list[traits.Trait]: ...
+    def define_trait(self, definition: dict[str, Any]) -> traits.Trait: ...
+    def delete_trait(self, name: str) -> Deleted: ...
+    def create_segment(self, name: str, query: str) -> segments.Segment: ...
+    def update_segment(self, name: str, query: str) -> segments.Segment: ...
+    def preview_segment(self, query: str) -> segments.Preview: ...
+    def list_segments(self) -> list[segments.SegmentSummary]: ...
+    def show_segment(self, name: str) -> segments.Segment: ...
+    def delete_segment(self, name: str) -> Deleted: ...
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> Page: ...
+    def segment_history(self, name: str) -> segments.History: ...
+    def segment_why(self, name: str, reference: str) -> segments.Why: ...
+    def segment_overlap(self) -> list[segments.Overlap]: ...
+    def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported: ...
+    def purge_anonymous(self, dry_run: bool) -> lifetime.Purged: ...
+    def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
+    def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]: ...
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
-    ) -> list[dict[str, Any]]: ...
-    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]: ...
-    def third_party(self) -> list[dict[str, Any]]: ...
-    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]: ...
-    def show_lookalike(self, name: str) -> dict[str, Any]: ...
-    def list_lookalikes(self) -> list[dict[str, Any]]: ...
-    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]: ...
-    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]: ...
-    def holdout(self, segment: str, share: float) -> dict[str, Any]: ...
-    def import_campaign_results(self, path: Path) -> dict[str, Any]: ...
-    def import_campaign_conversions(self, path: Path) -> dict[str, Any]: ...
-    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]: ...
-    def load_signals(self, document: object) -> dict[str, Any]: ...
-    def show_signals(self) -> dict[str, Any]: ...
+    ) -> list[taxonomy.TaxonomyEntry]: ...
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported: ...
+    def third_party(self) -> list[feeds.ThirdPartySegment]: ...
+    def create_lookalike(self, request: LookalikeRequest) -> looks.Lookalike: ...
+    def show_lookalike(self, name: str) -> looks.Lookalike: ...
+    def list_lookalikes(self) -> list[looks.LookalikeSummary]: ...
+    def set_lookalike_reach(self, name: str, reach: int) -> looks.Lookalike: ...
+    def lookalike_scores(self, name: str, limit: int) -> list[looks.Score]: ...
+    def holdout(self, segment: str, share: float) -> campaigns.Holdout: ...
+    def import_campaign_results(self, path: Path) -> campaigns.CampaignImport: ...
+    def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport: ...
+    def campaign_report(
+        self, campaign: str | None, event: str
+    ) -> list[campaigns.CampaignResult]: ...
+    def load_signals(self, document: object) -> signal_config.SignalsLoaded: ...
+    def show_signals(self) -> signal_config.SignalConfig: ...
     def list_destinations(self) -> list[dict[str, Any]]: ...
     def create_destination(self, request: DestinationRequest) -> dict[str, Any]: ...
     def show_destination(self, name: str) -> dict[str, Any]: ...
@@ -131,61 +136,38 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def _wire(method: Callable[P, T]) -> Callable[P, T]:
-    """The answer in the shape it has on the wire (dates as ISO text, as the API sends
-    them), so a command prints the same with or without a server."""
-
-    @functools.wraps(method)
-    def wired(*args: P.args, **kwargs: P.kwargs) -> T:
-        answer = method(*args, **kwargs)
-        wire: T = orjson.loads(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS, default=str))
-        return wire
-
-    return wired
-
-
 class LocalBackend:
     """Opens the store in this process (no server running)."""
 
     def __init__(self, settings: Settings) -> None:
         self.runtime = Runtime.open(settings)
 
-    @_wire
-    def stats(self) -> dict[str, Any]:
-        return {**log.stats(self.runtime.store), **self.runtime.pipeline.lag()}
+    def stats(self) -> Stats:
+        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag())
 
-    @_wire
-    def list_sources(self) -> list[dict[str, Any]]:
-        return [s.to_dict() for s in self.runtime.sources.list()]
+    def list_sources(self) -> list[SourceView]:
+        return [s.view() for s in self.runtime.sources.list()]
 
-    @_wire
-    def create_source(self, name: str, channel: str) -> dict[str, Any]:
-        return self.runtime.sources.create(name, channel).to_dict()
+    def create_source(self, name: str, channel: str) -> SourceKey:
+        return self.runtime.sources.create(name, channel).view()
 
-    @_wire
-    def rotate_key(self, name: str) -> dict[str, Any]:
-        return self.runtime.sources.rotate_key(name).to_dict()
+    def rotate_key(self, name: str) -> SourceKey:
+        return self.runtime.sources.rotate_key(name).view()
 
-    @_wire
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        return self.runtime.sources.set_enabled(name, enabled).to_dict()
+    def set_enabled(self, name: str, enabled: bool) -> SourceView:
+        return self.runtime.sources.set_enabled(name, enabled).view()
 
-    @_wire
-    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
-        found = log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
-        return found.to_dict()
+        return log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
 
-    @_wire
-    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
-        found = log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
-        return found.to_dict()
+        return log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
 
-    @_wire
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
-    ) -> dict[str, Any]:
+    ) -> Imported:
         summary = importer.import_file(
             store=self.runtime.store,
             writer=self.runtime.writer,
@@ -195,133 +177,103 @@ class LocalBackend:
             rejects_dir=self.runtime.settings.rejects_dir,
             progress=progress,
         )
-        return summary.to_dict()
+        return summary.result()
 
-    @_wire
-    def process(self) -> dict[str, Any]:
-        return self.runtime.pipeline.process().to_dict()
+    def process(self) -> RunReport:
+        return self.runtime.pipeline.process().report()
 
-    @_wire
-    def rebuild(self) -> dict[str, Any]:
-        return self.runtime.pipeline.rebuild().to_dict()
+    def rebuild(self) -> RunReport:
+        return self.runtime.pipeline.rebuild().report()
 
-    @_wire
-    def failed(self, limit: int) -> list[dict[str, Any]]:
+    def failed(self, limit: int) -> list[FailedEvent]:
         return failures.listing(self.runtime.store, limit=limit)
 
-    @_wire
-    def replay_failed(self) -> dict[str, Any]:
-        return self.runtime.pipeline.replay_failed().to_dict()
+    def replay_failed(self) -> ReplayReport:
+        return self.runtime.pipeline.replay_failed().report()
 
-    @_wire
-    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
+    def profile(self, reference: str, limit: int, as_of: str | None) -> reader.Profile:
         return reader.show(self.runtime, reference, limit, as_of=as_of)
 
-    @_wire
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
-    ) -> PageJson:
-        found = view.search(
+    ) -> Page:
+        return view.search(
             self.runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
         )
-        return found.to_dict()
 
-    @_wire
-    def explain(self, first: str, second: str) -> dict[str, Any]:
+    def explain(self, first: str, second: str) -> identity.Explanation:
         return identity.why(self.runtime, first, second)
 
-    @_wire
-    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
-        return unmerging.unmerge(self.runtime, first, second, reason).to_dict()
+    def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged:
+        return unmerging.unmerge(self.runtime, first, second, reason)
 
-    @_wire
-    def computed_traits(self) -> list[dict[str, Any]]:
+    def computed_traits(self) -> list[traits.Trait]:
         return traits.listing(self.runtime)
 
-    @_wire
-    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
+    def define_trait(self, definition: dict[str, Any]) -> traits.Trait:
         return traits.define(self.runtime, definition)
 
-    @_wire
-    def delete_trait(self, name: str) -> dict[str, Any]:
+    def delete_trait(self, name: str) -> Deleted:
         return traits.delete(self.runtime, name)
 
-    @_wire
-    def create_segment(self, name: str, query: str) -> dict[str, Any]:
+    def create_segment(self, name: str, query: str) -> segments.Segment:
         return segments.create(self.runtime, name, query)
 
-    @_wire
-    def update_segment(self, name: str, query: str) -> dict[str, Any]:
+    def update_segment(self, name: str, query: str) -> segments.Segment:
         return segments.update(self.runtime, name, query)
 
-    @_wire
-    def preview_segment(self, query: str) -> dict[str, Any]:
+    def preview_segment(self, query: str) -> segments.Preview:
         return segments.preview(self.runtime, query)
 
-    @_wire
-    def list_segments(self) -> list[dict[str, Any]]:
+    def list_segments(self) -> list[segments.SegmentSummary]:
         return segments.listing(self.runtime)
 
-    @_wire
-    def show_segment(self, name: str) -> dict[str, Any]:
+    def show_segment(self, name: str) -> segments.Segment:
         return segments.show(self.runtime, name)
 
-    @_wire
-    def delete_segment(self, name: str) -> dict[str, Any]:
+    def delete_segment(self, name: str) -> Deleted:
         return segments.delete(self.runtime, name)
 
-    @_wire
-    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
-        return segments.members(self.runtime, name, limit, cursor).to_dict()
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> Page:
+        return segments.members(self.runtime, name, limit, cursor)
 
-    @_wire
-    def segment_history(self, name: str) -> dict[str, Any]:
+    def segment_history(self, name: str) -> segments.History:
         return segments.history(self.runtime, name)
 
-    @_wire
-    def segment_why(self, name: str, reference: str) -> dict[str, Any]:
+    def segment_why(self, name: str, reference: str) -> segments.Why:
         return segments.why(self.runtime, name, reference)
 
-    @_wire
-    def segment_overlap(self) -> list[dict[str, Any]]:
+    def segment_overlap(self) -> list[segments.Overlap]:
         return segments.overlap(self.runtime)
 
-    @_wire
-    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
+    def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported:
         policy = self.runtime.settings.advertising_consent
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
-    @_wire
-    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
+    def purge_anonymous(self, dry_run: bool) -> lifetime.Purged:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
 
-    @_wire
-    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
+    def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         name = name or taxonomy.default_name(path)
         return taxonomy.load(self.runtime.store, path, name, self.runtime.settings.rejects_dir)
 
-    @_wire
-    def list_taxonomies(self) -> list[dict[str, Any]]:
+    def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]:
         return taxonomy.taxonomies(self.runtime.store)
 
-    @_wire
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[taxonomy.TaxonomyEntry]:
         return taxonomy.browse(self.runtime.store, name, parent=parent, search=search)
 
-    @_wire
-    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported:
         rejects = self.runtime.settings.rejects_dir
         return feeds.import_feed(self.runtime.store, path, options, rejects, utc_now())
 
-    @_wire
-    def third_party(self) -> list[dict[str, Any]]:
+    def third_party(self) -> list[feeds.ThirdPartySegment]:
         return feeds.segments(self.runtime.store, utc_now())
 
-    @_wire
-    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
+    def create_lookalike(self, request: LookalikeRequest) -> looks.Lookalike:
         # scipy (lookalikes) is imported only by the commands that need it.
         from tessera.audiences import lookalike
 
@@ -330,54 +282,44 @@ class LocalBackend:
             accuracy=request.accuracy, method=request.method, population=request.population,
         )  # fmt: skip
 
-    @_wire
-    def show_lookalike(self, name: str) -> dict[str, Any]:
+    def show_lookalike(self, name: str) -> looks.Lookalike:
         from tessera.audiences import lookalike
 
         return lookalike.get(self.runtime.store, name)
 
-    @_wire
-    def list_lookalikes(self) -> list[dict[str, Any]]:
+    def list_lookalikes(self) -> list[looks.LookalikeSummary]:
         from tessera.audiences import lookalike
 
         return lookalike.list_lookalikes(self.runtime.store)
 
-    @_wire
-    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
+    def set_lookalike_reach(self, name: str, reach: int) -> looks.Lookalike:
         from tessera.audiences import lookalike
 
         return lookalike.set_reach(self.runtime.store, name, reach, utc_now())
 
-    @_wire
-    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def lookalike_scores(self, name: str, limit: int) -> list[looks.Score]:
         from tessera.audiences import lookalike
 
         return lookalike.scores_of(self.runtime.store, name, limit)
 
-    @_wire
-    def holdout(self, segment: str, share: float) -> dict[str, Any]:
+    def holdout(self, segment: str, share: float) -> campaigns.Holdout:
         return campaigns.holdout(self.runtime.store, segment, share, utc_now())
 
-    @_wire
-    def import_campaign_results(self, path: Path) -> dict[str, Any]:
+    def import_campaign_results(self, path: Path) -> campaigns.CampaignImport:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_results(self.runtime.store, path, rejects, utc_now())
 
-    @_wire
-    def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
+    def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport:
         rejects = self.runtime.settings.rejects_dir
         return campaigns.import_conversions(self.runtime.store, path, rejects)
 
-    @_wire
-    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
+    def campaign_report(self, campaign: str | None, event: str) -> list[campaigns.CampaignResult]:
         return campaigns.report(self.runtime.store, campaign=campaign, conversion_event=event)
 
-    @_wire
-    def load_signals(self, document: object) -> dict[str, Any]:
+    def load_signals(self, document: object) -> signal_config.SignalsLoaded:
         return signal_config.load(self.runtime, document)
 
-    @_wire
-    def show_signals(self) -> dict[str, Any]:
+    def show_signals(self) -> signal_config.SignalConfig:
         return signal_config.show(self.runtime)
 
     def close(self) -> None:
@@ -385,41 +327,32 @@ class LocalBackend:
 
     # -- destinations (issue 13) ----------------------------------------------------------
 
-    @_wire
     def list_destinations(self) -> list[dict[str, Any]]:
         return [d.to_dict() for d in destinations.list_all(self.runtime.store)]
 
-    @_wire
     def create_destination(self, request: DestinationRequest) -> dict[str, Any]:
         return destinations.create(
             self.runtime.store, request.name, request.kind, request.purpose, request.options
         ).to_dict()
 
-    @_wire
     def show_destination(self, name: str) -> dict[str, Any]:
         return destinations.get(self.runtime.store, name).to_dict()
 
-    @_wire
     def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
         return destinations.set_enabled(self.runtime.store, name, enabled).to_dict()
 
-    @_wire
     def delete_destination(self, name: str) -> dict[str, Any]:
         return destinations.delete(self.runtime.store, name).to_dict()
 
-    @_wire
     def rotate_destination_secret(self, name: str) -> dict[str, Any]:
         return destinations.rotate_secret(self.runtime.store, name).to_dict()
 
-    @_wire
     def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]:
         return deliveries.report(self.runtime.store, name, minutes).to_dict()
 
-    @_wire
     def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]:
         return [d.to_dict() for d in dead_letters.list_for(self.runtime.store, name, limit)]
 
-    @_wire
     def replay_destination(
         self, name: str, dead_letters_too: bool, since: datetime | None
     ) -> dict[str, Any]:
@@ -450,41 +383,32 @@ class RemoteBackend:
             raise _remote_error(response)
         return response.json()
 
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/api/stats")
-        return result
+    def stats(self) -> Stats:
+        return self._as(Stats, "GET", "/api/stats")
 
-    def list_sources(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "/api/sources")
-        return result
+    def list_sources(self) -> list[SourceView]:
+        return self._as(list[SourceView], "GET", "/api/sources")
 
-    def create_source(self, name: str, channel: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/api/sources", json={"name": name, "channel": channel}
-        )
-        return result
+    def create_source(self, name: str, channel: str) -> SourceKey:
+        return self._as(SourceKey, "POST", "/api/sources", json={"name": name, "channel": channel})
 
-    def rotate_key(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/rotate-key")
-        return result
+    def rotate_key(self, name: str) -> SourceKey:
+        return self._as(SourceKey, "POST", f"/api/sources/{name}/rotate-key")
 
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+    def set_enabled(self, name: str, enabled: bool) -> SourceView:
         action = "enable" if enabled else "disable"
-        result: dict[str, Any] = self._call("POST", f"/api/sources/{name}/{action}")
-        return result
+        return self._as(SourceView, "POST", f"/api/sources/{name}/{action}")
 
-    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
-        result: PageJson = self._call("GET", "/api/events", params=_listing(limit, cursor, source))
-        return result
+    def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
+        return self._as(Page, "GET", "/api/events", params=_listing(limit, cursor, source))
 
-    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> PageJson:
+    def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         params = _listing(limit, cursor, source)
-        result: PageJson = self._call("GET", "/api/events/rejected", params=params)
-        return result
+        return self._as(Page, "GET", "/api/events/rejected", params=params)
 
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None
-    ) -> dict[str, Any]:
+    ) -> Imported:
         if not path.exists():
             raise NotFound(f"no file at {path}")
         with path.open("rb") as handle:
@@ -497,7 +421,12 @@ class RemoteBackend:
         import_id = started["import_id"]
         while True:
             current = next(
-                (i for i in self._call("GET", "/api/imports") if i["id"] == import_id), None
+                (
+                    i
+                    for i in self._as(Page, "GET", "/api/imports", params={"limit": 100}).items
+                    if i["id"] == import_id
+                ),
+                None,
             )
             if current is None:
                 raise NotFound(f"import {import_id} vanished from the server")
@@ -506,113 +435,100 @@ class RemoteBackend:
             if current["status"] != "running":
                 if current["status"] != "done":  # failed, or interrupted by a restart
                     raise ImportFailed(f"import {current['status']}: {current.get('reason')}")
-                return {
-                    "import_id": import_id,
-                    "file": path.name,
-                    "source": source,
-                    **{
-                        k: current[k]
-                        for k in (
-                            "rows",
-                            "accepted",
-                            "duplicates",
-                            "rejected",
-                            "reject_file",
-                            "status",
-                        )
-                    },
-                }
+                done = ("rows", "accepted", "duplicates", "rejected", "reject_file", "status")
+                return Imported(
+                    import_id=import_id,
+                    file=path.name,
+                    source=source,
+                    **{key: current[key] for key in done},
+                )
             time.sleep(0.3)
 
-    def process(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/pipeline/process")
-        return result
+    def process(self) -> RunReport:
+        return self._as(RunReport, "POST", "/api/pipeline/process")
 
-    def rebuild(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/pipeline/rebuild")
-        return result
+    def rebuild(self) -> RunReport:
+        return self._as(RunReport, "POST", "/api/pipeline/rebuild")
 
-    def failed(self, limit: int) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(
-            "GET", "/api/pipeline/failed", params={"limit": limit}
-        )
-        return result
+    def failed(self, limit: int) -> list[FailedEvent]:
+        return self._as(list[FailedEvent], "GET", "/api/pipeline/failed", params={"limit": limit})
 
-    def replay_failed(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/pipeline/replay-failed")
-        return result
+    def replay_failed(self) -> ReplayReport:
+        return self._as(ReplayReport, "POST", "/api/pipeline/replay-failed")
 
-    def profile(self, reference: str, limit: int, as_of: str | None) -> dict[str, Any]:
+    def profile(self, reference: str, limit: int, as_of: str | None) -> reader.Profile:
         params: dict[str, Any] = {"events": limit, **({"as_of": as_of} if as_of else {})}
-        result: dict[str, Any] = self._call(
-            "GET", f"/api/profiles/{quote(reference)}", params=params
-        )
-        return result
+        found = self._call("GET", f"/api/profiles/{quote(reference)}", params=params)
+        # A union, not a class: parsed with its adapter (the view now, or as of a date).
+        profile: reader.Profile = _adapter(reader.Profile).validate_python(found)
+        return profile
 
     def search(
         self, identifier: str | None, trait: str | None, limit: int, cursor: str | None = None
-    ) -> PageJson:
+    ) -> Page:
         params = _listing(limit, cursor) | {
             k: v for k, v in (("identifier", identifier), ("trait", trait)) if v is not None
         }
-        result: PageJson = self._call("GET", "/api/profiles", params=params)
-        return result
+        return self._as(Page, "GET", "/api/profiles", params=params)
 
-    def explain(self, first: str, second: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "GET", "/api/identity/explain", params={"first": first, "second": second}
+    def explain(self, first: str, second: str) -> identity.Explanation:
+        return self._as(
+            identity.Explanation,
+            "GET",
+            "/api/identity/explain",
+            params={"first": first, "second": second},
         )
-        return result
 
-    def unmerge(self, first: str, second: str, reason: str | None) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
+    def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged:
+        return self._as(
+            unmerging.Unmerged,
             "POST",
             "/api/identity/unmerge",
             json={"first": first, "second": second, "reason": reason},
         )
-        return result
 
-    def computed_traits(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/computed-traits")
+    def computed_traits(self) -> list[traits.Trait]:
+        return self._as(list[traits.Trait], "GET", "/api/computed-traits")
 
-    def define_trait(self, definition: dict[str, Any]) -> dict[str, Any]:
-        return self._object("POST", "/api/computed-traits", json=definition)
+    def define_trait(self, definition: dict[str, Any]) -> traits.Trait:
+        return self._as(traits.Trait, "POST", "/api/computed-traits", json=definition)
 
-    def delete_trait(self, name: str) -> dict[str, Any]:
-        return self._object("DELETE", f"/api/computed-traits/{quote(name)}")
+    def delete_trait(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", f"/api/computed-traits/{quote(name)}")
 
-    def create_segment(self, name: str, query: str) -> dict[str, Any]:
-        return self._object("POST", "/api/segments", json={"name": name, "query": query})
+    def create_segment(self, name: str, query: str) -> segments.Segment:
+        body = {"name": name, "query": query}
+        return self._as(segments.Segment, "POST", "/api/segments", json=body)
 
-    def update_segment(self, name: str, query: str) -> dict[str, Any]:
-        return self._object("PUT", _segment(name), json={"query": query})
+    def update_segment(self, name: str, query: str) -> segments.Segment:
+        return self._as(segments.Segment, "PUT", _segment(name), json={"query": query})
 
-    def preview_segment(self, query: str) -> dict[str, Any]:
-        return self._object("POST", "/api/segments/preview", json={"query": query})
+    def preview_segment(self, query: str) -> segments.Preview:
+        return self._as(segments.Preview, "POST", "/api/segments/preview", json={"query": query})
 
-    def list_segments(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/segments")
+    def list_segments(self) -> list[segments.SegmentSummary]:
+        return self._as(list[segments.SegmentSummary], "GET", "/api/segments")
 
-    def show_segment(self, name: str) -> dict[str, Any]:
-        return self._object("GET", _segment(name))
+    def show_segment(self, name: str) -> segments.Segment:
+        return self._as(segments.Segment, "GET", _segment(name))
 
-    def delete_segment(self, name: str) -> dict[str, Any]:
-        return self._object("DELETE", _segment(name))
+    def delete_segment(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", _segment(name))
 
-    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> PageJson:
+    def segment_members(self, name: str, limit: int, cursor: str | None = None) -> Page:
         params = _listing(limit, cursor)
-        return self._object("GET", f"{_segment(name)}/members", params=params)
+        return self._as(Page, "GET", f"{_segment(name)}/members", params=params)
 
-    def segment_history(self, name: str) -> dict[str, Any]:
-        return self._object("GET", f"{_segment(name)}/history")
+    def segment_history(self, name: str) -> segments.History:
+        return self._as(segments.History, "GET", f"{_segment(name)}/history")
 
-    def segment_why(self, name: str, reference: str) -> dict[str, Any]:
-        return self._object("GET", f"{_segment(name)}/why/{quote(reference)}")
+    def segment_why(self, name: str, reference: str) -> segments.Why:
+        return self._as(segments.Why, "GET", f"{_segment(name)}/why/{quote(reference)}")
 
-    def segment_overlap(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/segments/overlap")
+    def segment_overlap(self) -> list[segments.Overlap]:
+        return self._as(list[segments.Overlap], "GET", "/api/segments/overlap")
 
-    def export_audience(self, segment: str, file_format: str, out: Path) -> dict[str, Any]:
+    def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported:
         path = f"/api/audiences/{quote(segment)}/export"
         try:
             with self._http.stream("GET", path, params={"format": file_format}) as response:
@@ -622,87 +538,96 @@ class RemoteBackend:
                 with out.open("wb") as handle:
                     for chunk in response.iter_bytes():
                         handle.write(chunk)
-                summary: dict[str, Any] = orjson.loads(response.headers["x-tessera-export"])
-                return summary
+                summary = response.headers["x-tessera-export"]
+                return exports.Exported.model_validate_json(summary)
         except httpx.HTTPError as e:
             raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
 
-    def load_taxonomy(self, path: Path, name: str | None) -> dict[str, Any]:
+    def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         data = {"name": name} if name else {}
-        return self._upload(f"{_AUDIENCES}/taxonomies", path, data)
+        return self._upload(taxonomy.TaxonomyLoaded, f"{_AUDIENCES}/taxonomies", path, data)
 
-    def list_taxonomies(self) -> list[dict[str, Any]]:
-        return self._list("GET", f"{_AUDIENCES}/taxonomies")
+    def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]:
+        return self._as(list[taxonomy.TaxonomySummary], "GET", f"{_AUDIENCES}/taxonomies")
 
     def browse_taxonomy(
         self, name: str, parent: str | None, search: str | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[taxonomy.TaxonomyEntry]:
         params = {k: v for k, v in (("parent", parent), ("search", search)) if v}
-        return self._list("GET", f"{_AUDIENCES}/taxonomies/{quote(name)}", params=params)
+        return self._as(
+            list[taxonomy.TaxonomyEntry],
+            "GET",
+            f"{_AUDIENCES}/taxonomies/{quote(name)}",
+            params=params,
+        )
 
-    def import_feed(self, path: Path, options: feeds.FeedOptions) -> dict[str, Any]:
+    def import_feed(self, path: Path, options: feeds.FeedOptions) -> feeds.FeedImported:
         fields = {k: str(v) for k, v in asdict(options).items() if v is not None}
-        return self._upload(f"{_AUDIENCES}/feeds", path, fields)
+        return self._upload(feeds.FeedImported, f"{_AUDIENCES}/feeds", path, fields)
 
-    def third_party(self) -> list[dict[str, Any]]:
-        return self._list("GET", f"{_AUDIENCES}/third-party")
+    def third_party(self) -> list[feeds.ThirdPartySegment]:
+        return self._as(list[feeds.ThirdPartySegment], "GET", f"{_AUDIENCES}/third-party")
 
-    def create_lookalike(self, request: LookalikeRequest) -> dict[str, Any]:
-        return self._object("POST", f"{_AUDIENCES}/lookalikes", json=asdict(request))
+    def create_lookalike(self, request: LookalikeRequest) -> looks.Lookalike:
+        return self._as(looks.Lookalike, "POST", f"{_AUDIENCES}/lookalikes", json=asdict(request))
 
-    def show_lookalike(self, name: str) -> dict[str, Any]:
-        return self._object("GET", f"{_AUDIENCES}/lookalikes/{quote(name)}")
+    def show_lookalike(self, name: str) -> looks.Lookalike:
+        return self._as(looks.Lookalike, "GET", f"{_AUDIENCES}/lookalikes/{quote(name)}")
 
-    def list_lookalikes(self) -> list[dict[str, Any]]:
-        return self._list("GET", f"{_AUDIENCES}/lookalikes")
+    def list_lookalikes(self) -> list[looks.LookalikeSummary]:
+        return self._as(list[looks.LookalikeSummary], "GET", f"{_AUDIENCES}/lookalikes")
 
-    def set_lookalike_reach(self, name: str, reach: int) -> dict[str, Any]:
+    def set_lookalike_reach(self, name: str, reach: int) -> looks.Lookalike:
         named = f"{_AUDIENCES}/lookalikes/{quote(name)}"
-        return self._object("PATCH", named, json={"reach": reach})
+        return self._as(looks.Lookalike, "PATCH", named, json={"reach": reach})
 
-    def lookalike_scores(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def lookalike_scores(self, name: str, limit: int) -> list[looks.Score]:
         named = f"{_AUDIENCES}/lookalikes/{quote(name)}/scores"
-        return self._list("GET", named, params={"limit": limit})
+        return self._as(list[looks.Score], "GET", named, params={"limit": limit})
 
-    def holdout(self, segment: str, share: float) -> dict[str, Any]:
+    def holdout(self, segment: str, share: float) -> campaigns.Holdout:
         route = f"{_AUDIENCES}/{quote(segment)}/holdout"
-        return self._object("POST", route, json={"share": share})
+        return self._as(campaigns.Holdout, "POST", route, json={"share": share})
 
-    def import_campaign_results(self, path: Path) -> dict[str, Any]:
-        return self._upload(f"{_AUDIENCES}/campaigns/results", path, {})
+    def import_campaign_results(self, path: Path) -> campaigns.CampaignImport:
+        return self._upload(campaigns.CampaignImport, f"{_AUDIENCES}/campaigns/results", path, {})
 
-    def import_campaign_conversions(self, path: Path) -> dict[str, Any]:
-        return self._upload(f"{_AUDIENCES}/campaigns/conversions", path, {})
+    def import_campaign_conversions(self, path: Path) -> campaigns.ConversionImport:
+        return self._upload(
+            campaigns.ConversionImport, f"{_AUDIENCES}/campaigns/conversions", path, {}
+        )
 
-    def campaign_report(self, campaign: str | None, event: str) -> list[dict[str, Any]]:
+    def campaign_report(self, campaign: str | None, event: str) -> list[campaigns.CampaignResult]:
         params = {"event": event} | ({"campaign": campaign} if campaign else {})
-        return self._list("GET", f"{_AUDIENCES}/campaigns/report", params=params)
+        return self._as(
+            list[campaigns.CampaignResult], "GET", f"{_AUDIENCES}/campaigns/report", params=params
+        )
 
-    def load_signals(self, document: object) -> dict[str, Any]:
-        return self._object("PUT", f"{_AUDIENCES}/signals", json=document)
+    def load_signals(self, document: object) -> signal_config.SignalsLoaded:
+        return self._as(signal_config.SignalsLoaded, "PUT", f"{_AUDIENCES}/signals", json=document)
 
-    def show_signals(self) -> dict[str, Any]:
-        return self._object("GET", f"{_AUDIENCES}/signals")
+    def show_signals(self) -> signal_config.SignalConfig:
+        return self._as(signal_config.SignalConfig, "GET", f"{_AUDIENCES}/signals")
 
-    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(method, path, **kwargs)
-        return result
+    def _as(self, shape: type[T], method: str, path: str, **kwargs: Any) -> T:
+        """The server's answer parsed into the use case's result type: the same model
+        the LocalBackend returns, so the CLI prints one shape either way."""
+        adapter: TypeAdapter[T] = _adapter(shape)
+        return adapter.validate_python(self._call(method, path, **kwargs))
 
-    def _list(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(method, path, **kwargs)
-        return result
-
-    def _upload(self, path: str, file: Path, data: dict[str, str]) -> dict[str, Any]:
+    def _upload(self, shape: type[T], path: str, file: Path, data: dict[str, str]) -> T:
         if not file.exists():
             raise NotFound(f"no file at {file}")
         with file.open("rb") as handle:
-            return self._object("POST", path, files={"file": (file.name, handle)}, data=data)
+            return self._as(shape, "POST", path, files={"file": (file.name, handle)}, data=data)
 
-    def purge_anonymous(self, dry_run: bool) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/api/audiences/purge", params={"dry_run": str(dry_run).lower()}
+    def purge_anonymous(self, dry_run: bool) -> lifetime.Purged:
+        return self._as(
+            lifetime.Purged,
+            "POST",
+            "/api/audiences/purge",
+            params={"dry_run": str(dry_run).lower()},
         )
-        return result
 
     def close(self) -> None:
         self._http.close()
@@ -792,6 +717,16 @@ def _listing(limit: int, cursor: str | None, source: str | None = None) -> dict[
     only when given (the API takes an absent cursor as the first page)."""
     given = {"cursor": cursor, "source": source}
     return {"limit": limit} | {k: v for k, v in given.items() if v}
+
+
+_ADAPTERS: dict[object, TypeAdapter[Any]] = {}
+
+
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    """One TypeAdapter per result type (building one compiles a validator)."""
+    if shape not in _ADAPTERS:
+        _ADAPTERS[shape] = TypeAdapter(shape)
+    return _ADAPTERS[shape]
 
 
 def _remote_error(response: httpx.Response) -> TesseraError:

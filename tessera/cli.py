@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +19,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from tessera.audiences.campaigns import CampaignImport
 from tessera.audiences.feeds import FeedOptions
+from tessera.audiences.lookalike_report import Lookalike
 from tessera.backend import Backend, DestinationRequest, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
+from tessera.paging import Page
+from tessera.pipeline.runs import RunReport
+from tessera.profiles.reader import ProfileAsOf, ProfileView
+from tessera.results import Result, wire
+from tessera.segments.actions import Condition, Why
 from tessera.settings import Settings
 from tessera.store.connection import PRIVATE_UMASK
 
@@ -84,16 +91,27 @@ def _backend() -> Iterator[Backend]:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    """A result (or plain values) as the JSON the API answers, indented."""
+    sys.stdout.write(wire(value, orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _rows(rows: list[dict[str, Any]], json: bool, columns: list[str]) -> None:
+Row = Result | dict[str, Any]
+
+
+def _cell(row: Row, column: str) -> Text:
+    """One cell: a result's attribute (or a plain row's key) as text, empty for None."""
+    value = getattr(row, column) if isinstance(row, Result) else row.get(column)
+    # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
+    return Text("" if value is None else str(value))
+
+
+def _rows(rows: Sequence[Row], json: bool, columns: list[str]) -> None:
     """A command's rows: as JSON with --json, else a table of these columns."""
     _print_json(rows) if json else _table(rows, columns)
 
 
 def _table(
-    rows: list[dict[str, Any]],
+    rows: Sequence[Row],
     columns: list[str],
     title: str | None = None,
     show_header: bool = True,
@@ -104,8 +122,7 @@ def _table(
         # e-mail shown in part is a value lost to whoever copies it from the table.
         table.add_column(column, overflow="fold")
     for row in rows:
-        # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
-        table.add_row(*[Text("" if row.get(c) is None else str(row.get(c))) for c in columns])
+        table.add_row(*[_cell(row, c) for c in columns])
     out.print(table)
 
 
@@ -116,20 +133,20 @@ AllOption = Annotated[
 CursorOption = Annotated[
     str | None, typer.Option(help="Start after this point: a next_cursor printed before.")
 ]
-FetchPage = Callable[[int, str | None], dict[str, Any]]
+FetchPage = Callable[[int, str | None], Page]
 
 
 def _pages(
     fetch: FetchPage, page_size: int, cursor: str | None, wanted: int | None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Page]:
     """The pages of a list from `cursor` on, until `wanted` rows (None: to the end)."""
     got = 0
     while True:
         size = page_size if wanted is None else min(page_size, wanted - got)
         page = fetch(size, cursor)
-        got += len(page["items"])
+        got += len(page.items)
         yield page
-        cursor = page["next_cursor"]
+        cursor = page.next_cursor
         if cursor is None or (wanted is not None and got >= wanted):
             return
 
@@ -151,22 +168,21 @@ def _listing(
     if every:
         for number, page in enumerate(_pages(fetch, page_size, cursor, None)):
             if json:
-                lines = b"".join(orjson.dumps(i, default=str) + b"\n" for i in page["items"])
+                lines = b"".join(wire(item) + b"\n" for item in page.items)
                 sys.stdout.write(lines.decode())
                 sys.stdout.flush()
-            elif page["items"] or number == 0:
-                _table(page["items"], columns, show_header=number == 0)
+            elif page.items or number == 0:
+                _table(page.items, columns, show_header=number == 0)
         return
     rows: list[dict[str, Any]] = []
     for page in _pages(fetch, page_size, cursor, limit):
-        rows += page["items"]
-    shown = {"items": rows, "total": page["total"], "limit": limit,
-             "next_cursor": page["next_cursor"]}  # fmt: skip
+        rows += page.items
+    shown = Page(items=rows, total=page.total, limit=limit, next_cursor=page.next_cursor)
     _print_json(shown) if json else _table(rows, columns)
-    if page["next_cursor"] is not None:
+    if page.next_cursor is not None:
         err.print(
-            f"showing {len(rows):,} of {page['total']:,}; --all for every {noun} "
-            f"(or --cursor {page['next_cursor']} for the next {limit:,})"
+            f"showing {len(rows):,} of {page.total:,}; --all for every {noun} "
+            f"(or --cursor {page.next_cursor} for the next {limit:,})"
         )
 
 
@@ -204,10 +220,8 @@ def sources_create(
     if json:
         _print_json(created)
     else:
-        out.print(
-            f"Created source [bold]{created['name']}[/] ({created['channel']}), id {created['id']}"
-        )
-        out.print(f"Write key: [bold green]{created['write_key']}[/]")
+        out.print(f"Created source [bold]{created.name}[/] ({created.channel}), id {created.id}")
+        out.print(f"Write key: [bold green]{created.write_key}[/]")
         out.print(
             "Keep it: it is stored hashed and cannot be shown again (rotate-key makes a new one)."
         )
@@ -229,7 +243,7 @@ def sources_rotate(name: str, json: JsonOption = False) -> None:
     if json:
         _print_json(rotated)
     else:
-        out.print(f"New write key for {rotated['name']}: [bold green]{rotated['write_key']}[/]")
+        out.print(f"New write key for {rotated.name}: [bold green]{rotated.write_key}[/]")
 
 
 @sources_app.command("disable")
@@ -237,7 +251,7 @@ def sources_disable(name: str, json: JsonOption = False) -> None:
     """Refuse events for a source (403) until it is enabled again."""
     with _backend() as backend:
         source = backend.set_enabled(name, False)
-    _print_json(source) if json else out.print(f"Disabled {source['name']}.")
+    _print_json(source) if json else out.print(f"Disabled {source.name}.")
 
 
 @sources_app.command("enable")
@@ -245,7 +259,7 @@ def sources_enable(name: str, json: JsonOption = False) -> None:
     """Accept events for a disabled source again."""
     with _backend() as backend:
         source = backend.set_enabled(name, True)
-    _print_json(source) if json else out.print(f"Enabled {source['name']}.")
+    _print_json(source) if json else out.print(f"Enabled {source.name}.")
 
 
 @events_app.command("tail")
@@ -301,13 +315,13 @@ def events_replay_failed(json: JsonOption = False) -> None:
         result = backend.replay_failed()
     if json:
         _print_json(result)
-    elif not result["replayed"]:
+    elif not result.replayed:
         out.print("No event is set aside; nothing to replay.")
     else:
         out.print(
-            f"Replayed {result['replayed']} events: {result['processed']} processed, "
-            f"{len(result['still_failing'])} still failing "
-            f"(rebuilt from {result['rebuild']['events']} events)."
+            f"Replayed {result.replayed} events: {result.processed} processed, "
+            f"{len(result.still_failing)} still failing "
+            f"(rebuilt from {result.rebuild.events if result.rebuild else 0} events)."
         )
 
 
@@ -320,21 +334,21 @@ def stats(json: JsonOption = False) -> None:
         _print_json(figures)
         return
     out.print(
-        f"events {figures['events']}   rejected {figures['rejected']}   "
-        f"sources {figures['sources']}   last event {figures['last_event_at']}"
+        f"events {figures.events}   rejected {figures.rejected}   "
+        f"sources {figures.sources}   last event {figures.last_event_at}"
     )
     out.print(
-        f"pipeline: set aside {figures['pipeline_failed']} events (tessera events failed)   "
-        f"dropped identifiers {figures['dropped_identifiers']}"
+        f"pipeline: set aside {figures.pipeline_failed} events (tessera events failed)   "
+        f"dropped identifiers {figures.dropped_identifiers}"
     )
-    refresh = figures.get("refresh_failure")
+    refresh = figures.refresh_failure
     if refresh:
         out.print(
             f"refresh of computed traits and segments failing ({refresh['attempts']} times in "
             f"a row, {refresh['error_type']}: {refresh['error']})",
             markup=False,
         )
-    _table(figures["by_source"], ["source", "channel", "events"])
+    _table(figures.by_source, ["source", "channel", "events"])
 
 
 @app.command("import")
@@ -369,11 +383,11 @@ def import_command(
         _print_json(summary)
         return
     out.print(
-        f"{summary['rows']} rows: {summary['accepted']} imported, "
-        f"{summary['duplicates']} already there, {summary['rejected']} rejected"
+        f"{summary.rows} rows: {summary.accepted} imported, "
+        f"{summary.duplicates} already there, {summary.rejected} rejected"
     )
-    if summary.get("reject_file"):
-        out.print(f"Rejected rows and reasons: {summary['reject_file']}")
+    if summary.reject_file:
+        out.print(f"Rejected rows and reasons: {summary.reject_file}")
 
 
 @app.command()
@@ -400,7 +414,7 @@ def demo(
     settings = _settings()
     if if_empty:
         with _backend() as backend:
-            existing = backend.stats()["events"]
+            existing = backend.stats().events
         if existing:
             err.print(f"The store has {existing} events already; not loading the demo.")
             return
@@ -452,17 +466,16 @@ def rebuild(json: JsonOption = False) -> None:
         _print_run(backend.rebuild(), "Rebuilt from", json)
 
 
-def _print_run(run: dict[str, Any], verb: str, json: bool) -> None:
+def _print_run(run: RunReport, verb: str, json: bool) -> None:
     if json:
         _print_json(run)
     else:
         out.print(
-            f"{verb} {run['events']} events in {run['seconds']} s "
-            f"({run['events_per_second']} events/s)."
+            f"{verb} {run.events} events in {run.seconds} s ({run.events_per_second} events/s)."
         )
-        if run.get("failed"):
+        if run.failed:
             out.print(
-                f"[red]{run['failed']} events made the pipeline fail and were set aside:[/] "
+                f"[red]{run.failed} events made the pipeline fail and were set aside:[/] "
                 "see `tessera events failed`; after a fix, `tessera events replay-failed`."
             )
 
@@ -480,37 +493,40 @@ def profiles_show(
     if json:
         _print_json(profile)
         return
-    title = f"[bold]{profile['profile_id']}[/]" + (f" as of {profile['as_of']}" if as_of else "")
+    title = f"[bold]{profile.profile_id}[/]" + (
+        f" as of {profile.as_of}" if isinstance(profile, ProfileAsOf) else ""
+    )
     out.print(title)
     out.print(
-        f"seen {profile['first_seen']} .. {profile['last_seen']}, "
-        f"{profile['event_count']} events on {', '.join(profile['channels'])}"
+        f"seen {profile.first_seen} .. {profile.last_seen}, "
+        f"{profile.event_count} events on {', '.join(profile.channels)}"
     )
-    if profile.get("flagged"):
-        out.print(f"[red]flagged:[/] {profile['flagged']}")
-    _table(profile["identifiers"], ["type", "value"], "identifiers")
-    if profile.get("dropped_identifiers"):
+    now = profile if isinstance(profile, ProfileView) else None
+    if now and now.flagged:
+        out.print(f"[red]flagged:[/] {now.flagged}")
+    _table(profile.identifiers, ["type", "value"], "identifiers")
+    if now and now.dropped_identifiers:
         _table(
-            profile["dropped_identifiers"],
+            now.dropped_identifiers,
             ["type", "value", "reason", "seq"],
             "values that could not be identifiers",
         )
     _table(
-        [{"trait": k, "value": v} for k, v in profile["traits"].items()],
+        [{"trait": k, "value": v} for k, v in profile.traits.items()],
         ["trait", "value"],
         "traits",
     )
-    if profile.get("computed_traits"):
+    if now and now.computed_traits:
         _table(
-            [{"trait": k, "value": v} for k, v in profile["computed_traits"].items()],
+            [{"trait": k, "value": v} for k, v in now.computed_traits.items()],
             ["trait", "value"],
             "computed traits",
         )
-    if profile.get("consent"):
-        out.print(f"consent: {profile['consent']}")
-    if profile.get("events"):
+    if profile.consent:
+        out.print(f"consent: {profile.consent}")
+    if now and now.events:
         _table(
-            profile["events"]["items"],
+            now.events["items"],
             ["seq", "timestamp", "channel", "type", "event", "name"],
             "events",
         )
@@ -545,24 +561,23 @@ def profiles_explain(
         answer = backend.explain(first, second)
     if json:
         _print_json(answer)
-    elif not answer["same_profile"]:
+    elif not answer.same_profile:
         out.print(
-            f"{answer['first']} ({answer['first_profile']}) and {answer['second']} "
-            f"({answer['second_profile']}) are different people."
+            f"{answer.first} ({answer.first_profile}) and {answer.second} "
+            f"({answer.second_profile}) are different people."
         )
     else:
-        out.print(
-            f"{answer['first']} and {answer['second']} are one person ({answer['first_profile']}):"
-        )
-        _table(answer["chain"], ["from", "to", "kind", "because", "timestamp", "message_id"])
+        out.print(f"{answer.first} and {answer.second} are one person ({answer.first_profile}):")
+        _table(answer.chain, ["from", "to", "kind", "because", "timestamp", "message_id"])
     if not json:
+        profile_of = {"first": answer.first_profile, "second": answer.second_profile}
         for side in ("first", "second"):
-            dropped = answer.get("dropped_identifiers", {}).get(side) or []
-            if dropped and (side == "first" or not answer["same_profile"]):
+            dropped = answer.dropped_identifiers.get(side) or []
+            if dropped and (side == "first" or not answer.same_profile):
                 _table(
                     dropped,
                     ["type", "value", "reason", "seq"],
-                    f"values {answer[side + '_profile']} sent that could not be identifiers",
+                    f"values {profile_of[side]} sent that could not be identifiers",
                 )
 
 
@@ -577,8 +592,8 @@ def profiles_unmerge(
     with _backend() as backend:
         result = backend.unmerge(first, second, reason)
     _print_json(result) if json else out.print(
-        f"{result['first']} is now in {result['first_profile']}, {result['second']} in "
-        f"{result['second_profile']} (rebuilt {result['rebuild']['events']} events)."
+        f"{result.first} is now in {result.first_profile}, {result.second} in "
+        f"{result.second_profile} (rebuilt {result.rebuild['events']} events)."
     )
 
 
@@ -602,7 +617,7 @@ def traits_create(
     items = document if isinstance(document, list) else [document]
     with _backend() as backend:
         created = [backend.define_trait(item) for item in items]
-    _print_json(created) if json else out.print(f"Defined {', '.join(t['name'] for t in created)}.")
+    _print_json(created) if json else out.print(f"Defined {', '.join(t.name for t in created)}.")
 
 
 @traits_app.command("delete")
@@ -622,7 +637,7 @@ def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.create_segment(name, query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
+        f"{segment.name}: {segment.size} members. {segment.description}", markup=False
     )
 
 
@@ -632,7 +647,7 @@ def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> 
     with _backend() as backend:
         segment = backend.update_segment(name, query)
     _print_json(segment) if json else out.print(
-        f"{segment['name']}: {segment['size']} members. {segment['description']}", markup=False
+        f"{segment.name}: {segment.size} members. {segment.description}", markup=False
     )
 
 
@@ -644,8 +659,8 @@ def segments_preview(query: QueryOption, json: JsonOption = False) -> None:
     if json:
         _print_json(result)
     else:
-        out.print(f"{result['size']} profiles: {result['description']}", markup=False)
-        out.print("sample: " + ", ".join(result["sample"]), markup=False)
+        out.print(f"{result.size} profiles: {result.description}", markup=False)
+        out.print("sample: " + ", ".join(result.sample), markup=False)
 
 
 @segments_app.command("list")
@@ -661,10 +676,10 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     """A segment's definition, description and size."""
     with _backend() as backend:
         segment = backend.show_segment(name)
-    failure = f"\n  FAILED: {segment['failure']}" if segment.get("failure") else ""
+    failure = f"\n  FAILED: {segment.failure}" if segment.failure else ""
     _print_json(segment) if json else out.print(
-        f"{segment['name']} ({segment['size']} members)\n  {segment['query']}\n"
-        f"  {segment['description']}{failure}",
+        f"{segment.name} ({segment.size} members)\n  {segment.query}\n"
+        f"  {segment.description}{failure}",
         markup=False,
     )
 
@@ -699,7 +714,7 @@ def segments_history(name: str, json: JsonOption = False) -> None:
     """Size per day, from who entered and who left."""
     with _backend() as backend:
         result = backend.segment_history(name)
-    _print_json(result) if json else _table(result["days"], ["day", "change", "size"])
+    _print_json(result) if json else _table(result.days, ["day", "change", "size"])
 
 
 @segments_app.command("why")
@@ -715,10 +730,10 @@ def segments_why(
         _print_json(result)
         return
 
-    def show(node: dict[str, Any], depth: int) -> None:
-        mark = "[green]yes[/]" if node["holds"] else "[red]no [/]"
-        out.print(f"{'  ' * depth}{mark} {node['condition']}")
-        for part in node.get("parts", []):
+    def show(node: Why | Condition, depth: int) -> None:
+        mark = "[green]yes[/]" if node.holds else "[red]no [/]"
+        out.print(f"{'  ' * depth}{mark} {escape(node.condition)}")
+        for part in node.parts or []:
             show(part, depth + 1)
 
     show(result, 0)
@@ -757,14 +772,14 @@ def audiences_export(
         _print_json(summary)
         return
     out.print(
-        f"{summary['rows']} rows to {target}: {summary['exported_profiles']} of "
-        f"{summary['members']} members ({summary['refused_consent']} without advertising "
-        f"consent, {summary['held_out']} held out, {summary['without_identifier']} without "
+        f"{summary.rows} rows to {target}: {summary.exported_profiles} of "
+        f"{summary.members} members ({summary.refused_consent} without advertising "
+        f"consent, {summary.held_out} held out, {summary.without_identifier} without "
         "an identifier this format uses)."
     )
-    if summary.get("refused_advertising_ids"):
+    if summary.refused_advertising_ids:
         out.print(
-            f"{summary['refused_advertising_ids']} advertising ids left out: not IDFA/GAID "
+            f"{summary.refused_advertising_ids} advertising ids left out: not IDFA/GAID "
             "(a UUID such as 6d92078a-8246-4ba4-ae5b-76104861e7dc)."
         )
 
@@ -783,9 +798,9 @@ def taxonomy_load(
     if json:
         _print_json(result)
         return
-    out.print(f"{result['taxonomy']}: {result['nodes']} nodes, {result['rejected']} rejected")
-    if result["reject_file"]:
-        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+    out.print(f"{result.taxonomy}: {result.nodes} nodes, {result.rejected} rejected")
+    if result.reject_file:
+        out.print(f"Rejected rows and reasons: {result.reject_file}")
 
 
 @taxonomy_app.command("list")
@@ -829,11 +844,11 @@ def feed_import(
         _print_json(result)
         return
     out.print(
-        f"{result['rows']} rows: {result['accepted']} accepted ({result['memberships']} "
-        f"memberships in {result['segments']} segments), {result['rejected']} rejected"
+        f"{result.rows} rows: {result.accepted} accepted ({result.memberships} "
+        f"memberships in {result.segments} segments), {result.rejected} rejected"
     )
-    if result["reject_file"]:
-        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+    if result.reject_file:
+        out.print(f"Rejected rows and reasons: {result.reject_file}")
 
 
 @audiences_app.command("third-party")
@@ -877,7 +892,7 @@ def lookalike_reach(name: str, reach: int, json: JsonOption = False) -> None:
     """Keep this many of the ranked profiles (pick from the reach-accuracy curve)."""
     with _backend() as backend:
         result = backend.set_lookalike_reach(name, reach)
-    _print_json(result) if json else out.print(f"{name}: reach {result['reach']} profiles.")
+    _print_json(result) if json else out.print(f"{name}: reach {result.reach} profiles.")
 
 
 @lookalike_app.command("scores")
@@ -888,8 +903,15 @@ def lookalike_scores(
 ) -> None:
     """The best-scored profiles with their rank and whether the audience keeps them."""
     with _backend() as backend:
-        rows = backend.lookalike_scores(name, limit)
-    _rows(rows, json, ["rank", "profile_id", "score", "in_audience"])
+        # One more than asked: whether the list goes on, so a cut list says so.
+        rows = backend.lookalike_scores(name, limit + 1)
+    shown = rows[:limit]
+    _rows(shown, json, ["rank", "profile_id", "score", "in_audience"])
+    if len(rows) > limit:
+        err.print(
+            f"showing {len(shown):,} of more than {len(shown):,} ranked profiles; "
+            f"--limit {limit * 10:,} for more"
+        )
 
 
 @lookalike_app.command("list")
@@ -900,15 +922,15 @@ def lookalike_list(json: JsonOption = False) -> None:
     _rows(rows, json, ["name", "seed", "method", "population", "reach"])
 
 
-def _show_lookalike(result: dict[str, Any]) -> None:
+def _show_lookalike(result: Lookalike) -> None:
     out.print(
-        f"{result['name']}: {result['reach']} profiles like the {result['seed_size']} of "
-        f"{result['seed']!r} ({result['method']}, population {result['population']}, "
-        f"{result['profiles_scored']} profiles scored on {result['features']} features)"
+        f"{result.name}: {result.reach} profiles like the {result.seed_size} of "
+        f"{result.seed!r} ({result.method}, population {result.population}, "
+        f"{result.profiles_scored} profiles scored on {result.features} features)"
     )
-    _table(result["weights"][:10], list(result["weights"][0]) if result["weights"] else [],
+    _table(result.weights[:10], list(result.weights[0]) if result.weights else [],
            title="What weighs most")  # fmt: skip
-    evaluation = result["evaluation"]
+    evaluation = result.evaluation
     title = f"Reach and accuracy ({evaluation['held_out']} seed members held out)"
     _table(evaluation["curve"], ["reach", "reach_share", "recall", "lift"], title=title)
 
@@ -923,8 +945,8 @@ def audiences_holdout(
     with _backend() as backend:
         result = backend.holdout(segment, _share(share))
     _print_json(result) if json else out.print(
-        f"{result['audience']}: {result['held_out']} of {result['members']} members held out "
-        f"({result['share']:.0%}); exports leave them out from now on."
+        f"{result.audience}: {result.held_out} of {result.members} members held out "
+        f"({result.share:.0%}); exports leave them out from now on."
     )
 
 
@@ -957,12 +979,17 @@ def campaign_report(
     if json:
         _print_json(rows)
         return
-    for row in rows:
-        lift = row["lift"]
-        row["lift"] = "" if not lift or lift["lift"] is None else f"{lift['lift']:+.1%}"
     columns = ["campaign", "audience", "impressions", "reach", "frequency", "ctr",
-               "conversion_rate", "cpa", "converted_profiles", "lift"]  # fmt: skip
-    _table(rows, columns)
+               "conversion_rate", "cpa", "converted_profiles"]  # fmt: skip
+    shown = [
+        {**{column: getattr(row, column) for column in columns}, "lift": _lift_text(row.lift)}
+        for row in rows
+    ]
+    _table(shown, [*columns, "lift"])
+
+
+def _lift_text(lift: dict[str, Any] | None) -> str:
+    return "" if not lift or lift["lift"] is None else f"{lift['lift']:+.1%}"
 
 
 def _share(text: str) -> float:
@@ -976,15 +1003,13 @@ def _share(text: str) -> float:
         ) from None
 
 
-def _print_import(result: dict[str, Any], json: bool) -> None:
+def _print_import(result: CampaignImport, json: bool) -> None:
     if json:
         _print_json(result)
         return
-    out.print(
-        f"{result['rows']} rows: {result['accepted']} imported, {result['rejected']} rejected"
-    )
-    if result.get("reject_file"):
-        out.print(f"Rejected rows and reasons: {result['reject_file']}")
+    out.print(f"{result.rows} rows: {result.accepted} imported, {result.rejected} rejected")
+    if result.reject_file:
+        out.print(f"Rejected rows and reasons: {result.reject_file}")
 
 
 @signals_app.command("load")
@@ -999,7 +1024,7 @@ def signals_load(file: Path, json: JsonOption = False) -> None:
     with _backend() as backend:
         result = backend.load_signals(document)
     _print_json(result) if json else out.print(
-        f"{result['signals']} signal traits and {result['categories']} page categories loaded; "
+        f"{result.signals} signal traits and {result.categories} page categories loaded; "
         "traits computed."
     )
 
@@ -1013,9 +1038,9 @@ def signals_list(json: JsonOption = False) -> None:
         _print_json(result)
         return
     rows = [{"name": d["name"], "when": d["when"], "lifetime_days": d["lifetime_days"]}
-            for d in result["signals"]]  # fmt: skip
+            for d in result.signals]  # fmt: skip
     _table(rows, ["name", "when", "lifetime_days"], title="Signal traits")
-    _table(result["categories"], ["prefix", "category_id", "path"], title="Page categories")
+    _table(result.categories, ["prefix", "category_id", "path"], title="Page categories")
 
 
 @audiences_app.command("purge")
@@ -1030,7 +1055,7 @@ def audiences_purge(
         _print_json(result)
         return
     verb = "would purge" if dry_run else "purged"
-    out.print(f"{verb} {result['profiles']} anonymous profiles and {result['events']} events.")
+    out.print(f"{verb} {result.profiles} anonymous profiles and {result.events} events.")
 
 
 # -- destinations (issue 13) -------------------------------------------------------------

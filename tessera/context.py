@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from tessera.identity.context import IdentityContext, Rebuilder
 from tessera.identity.identifiers import Identifier
-from tessera.settings import Settings
-from tessera.store import Store
 
 
-class PipelineControl(Protocol):
-    """What a use case may ask of the pipeline: refresh after a definition changed, and
-    read a profile from its memory when it is loaded in this process."""
+class PipelineControl(Rebuilder, Protocol):
+    """What a use case may ask of the pipeline: rebuild (identity's use cases), refresh
+    after a definition changed, and read a profile from its memory when it is loaded in
+    this process."""
 
     def refresh_computed_traits(self) -> int: ...
 
@@ -25,14 +25,10 @@ class PipelineControl(Protocol):
     def read_profile(self, profile_id: str) -> dict[str, Any] | None: ...
 
 
-class Context(Protocol):
-    """The running parts a use case reads: the store, the settings and the pipeline."""
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def settings(self) -> Settings: ...
+class Context(IdentityContext, Protocol):
+    """The running parts a use case reads: the store, the settings and the pipeline.
+    One family with identity's smaller `IdentityContext`: a Context is one, so a use case
+    above identity may hand its context to identity's use cases."""
 
     @property
     def pipeline(self) -> PipelineControl: ...

@@ -63,6 +63,13 @@ class InvalidField(InvalidRequest):
     code = "invalid_field"
 
 
+class SegmentNameReserved(InvalidField):
+    """A segment name that is a word of the API's or the console's paths (`overlap`,
+    `new`, ...): its page and its API path would answer for the route instead."""
+
+    code = "segment_name_reserved"
+
+
 class UnreadableFile(InvalidRequest):
     """A file the user named that is missing or cannot be read or parsed."""
 

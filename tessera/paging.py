@@ -13,16 +13,15 @@ base64: opaque to clients (they send back what they got), checked when it comes 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tessera.errors import InvalidCursor, InvalidField
+from tessera.results import Result
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(Result):
     """One page of a list: its rows, how many rows the whole list has now, and the
     cursor of the next page (None on the last page)."""
 
@@ -30,14 +29,6 @@ class Page:
     total: int
     limit: int
     next_cursor: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "total": self.total,
-            "limit": self.limit,
-            "next_cursor": self.next_cursor,
-        }
 
 
 def check_limit(limit: int, maximum: int) -> int:

@@ -3,99 +3,132 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from tessera.api.responses import json_response
+from tessera.api.responses import StrictBody, json_response
 from tessera.audiences import feeds
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
 from tessera.events import failures
+from tessera.events.failures import FailedEvent
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.identity.lookup import lookup, member_ids
+from tessera.paging import Page
+from tessera.pipeline.runs import Lag, ReplayReport, RunReport
 from tessera.profiles import reader, traits, view
 from tessera.profiles.computed import TraitDefinition
+from tessera.results import Deleted
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
 
-class Unmerge(BaseModel):
+class Unmerge(StrictBody):
     first: str = Field(description="TYPE:VALUE", examples=["email:jane@example.com"])
     second: str = Field(description="TYPE:VALUE", examples=["anonymous_id:3f2a..."])
     reason: str | None = None
 
 
-@router.get("/pipeline", summary="Pipeline position and lag")
-def pipeline_state(runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.pipeline.lag()
+@router.get("/pipeline", response_model=Lag, summary="Pipeline position and lag")
+def pipeline_state(runtime: RuntimeDep) -> Response:
+    return json_response(Lag(**runtime.pipeline.lag()))
 
 
-@router.get("/pipeline/failed", summary="Events the pipeline set aside (its dead letters)")
+@router.get(
+    "/pipeline/failed",
+    summary="Events the pipeline set aside (its dead letters)",
+    response_model=list[FailedEvent],
+)
 def pipeline_failed(
     runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
-) -> list[dict[str, Any]]:
+) -> Response:
     """Events that made identity or profiles fail on their own, with the error; the
     pipeline moved past them. They stay in the log."""
-    return failures.listing(runtime.store, limit=limit)
+    return json_response(failures.listing(runtime.store, limit=limit))
 
 
-@router.post("/pipeline/replay-failed", summary="Process the set-aside events again")
-def pipeline_replay_failed(runtime: RuntimeDep) -> dict[str, Any]:
+@router.post(
+    "/pipeline/replay-failed",
+    summary="Process the set-aside events again",
+    response_model=ReplayReport,
+)
+def pipeline_replay_failed(runtime: RuntimeDep) -> Response:
     """After a fix: forget the dead letters and rebuild from the log, so each event is
     processed in its place; those that fail again are set aside again."""
-    return runtime.pipeline.replay_failed().to_dict()
+    return json_response(runtime.pipeline.replay_failed().report())
 
 
-@router.post("/pipeline/process", summary="Process pending events now")
-def pipeline_process(runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.pipeline.process().to_dict()
+@router.post("/pipeline/process", summary="Process pending events now", response_model=RunReport)
+def pipeline_process(runtime: RuntimeDep) -> Response:
+    return json_response(runtime.pipeline.process().report())
 
 
-@router.post("/pipeline/rebuild", summary="Recompute identity and profiles from the log")
-def pipeline_rebuild(runtime: RuntimeDep) -> dict[str, Any]:
-    return runtime.pipeline.rebuild().to_dict()
+@router.post(
+    "/pipeline/rebuild",
+    summary="Recompute identity and profiles from the log",
+    response_model=RunReport,
+)
+def pipeline_rebuild(runtime: RuntimeDep) -> Response:
+    return json_response(runtime.pipeline.rebuild().report())
 
 
-@router.get("/profiles", summary="Search profiles by identifier fragment or trait: a page")
+@router.get(
+    "/profiles",
+    response_model=Page,
+    summary="Search profiles by identifier fragment or trait: a page",
+)
 def search_profiles(
     runtime: RuntimeDep,
     identifier: str | None = None,
     trait: Annotated[str | None, Query(description="KEY=VALUE, e.g. city=Paris")] = None,
     limit: Annotated[int, Query(ge=1, le=view.SEARCH_PAGE_MAX)] = 20,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     found = view.search(
         runtime.store, identifier=identifier, trait=trait, limit=limit, cursor=cursor
     )
-    return found.to_dict()
+    return json_response(found)
 
 
-@router.get("/profiles/{reference:path}/events", summary="A page of a profile's events")
+@router.get(
+    "/profiles/{reference:path}/events",
+    response_model=reader.Timeline,
+    summary="A page of a profile's events",
+)
 def profile_events(
     reference: str,
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before_seq: int | None = None,
-) -> dict[str, Any]:
+) -> Response:
     profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
     members = member_ids(runtime.store, profile_id)
-    return view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
+    page = view.timeline(runtime.store, members, limit=limit, before_seq=before_seq)
+    return json_response(reader.Timeline(**page))
 
 
-@router.get("/profiles/{reference:path}/third-party", summary="A profile's third-party segments")
-def profile_third_party(reference: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+@router.get(
+    "/profiles/{reference:path}/third-party",
+    summary="A profile's third-party segments",
+    response_model=list[feeds.ThirdPartyMembership],
+)
+def profile_third_party(reference: str, runtime: RuntimeDep) -> Response:
     """Live memberships through any of the profile's identifiers (a cookie's data follows
     it into the customer profile), with provider and use restrictions."""
     profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
-    return feeds.of_profile(runtime.store, profile_id, utc_now())
+    return json_response(feeds.of_profile(runtime.store, profile_id, utc_now()))
 
 
-@router.get("/profiles/{reference:path}", summary="The 360° view: TYPE:VALUE or a profile id")
+@router.get(
+    "/profiles/{reference:path}",
+    response_model=reader.Profile,
+    summary="The 360° view: TYPE:VALUE or a profile id",
+)
 async def get_profile(
     reference: str,
     runtime: RuntimeDep,
@@ -113,31 +146,50 @@ async def get_profile(
     return json_response(found)
 
 
-@router.get("/identity/explain", summary="Why two identifiers are one person")
-def explain_link(first: str, second: str, runtime: RuntimeDep) -> dict[str, Any]:
-    return identity.why(runtime, first, second)
+@router.get(
+    "/identity/explain",
+    summary="Why two identifiers are one person",
+    response_model=identity.Explanation,
+)
+def explain_link(first: str, second: str, runtime: RuntimeDep) -> Response:
+    return json_response(identity.why(runtime, first, second))
 
 
-@router.post("/identity/unmerge", summary="Separate two identifiers and rebuild")
-def unmerge(body: Unmerge, runtime: RuntimeDep) -> dict[str, Any]:
-    return unmerging.unmerge(runtime, body.first, body.second, body.reason).to_dict()
+@router.post(
+    "/identity/unmerge",
+    summary="Separate two identifiers and rebuild",
+    response_model=unmerging.Unmerged,
+)
+def unmerge(body: Unmerge, runtime: RuntimeDep) -> Response:
+    return json_response(unmerging.unmerge(runtime, body.first, body.second, body.reason))
 
 
-@router.get("/identity/blocks", summary="Unmerges in force")
-def list_blocks(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return unmerging.blocks(runtime.store)
+@router.get("/identity/blocks", summary="Unmerges in force", response_model=list[unmerging.Block])
+def list_blocks(runtime: RuntimeDep) -> Response:
+    return json_response(unmerging.blocks(runtime.store))
 
 
-@router.get("/computed-traits", summary="Computed trait definitions")
-def list_traits(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return traits.listing(runtime)
+@router.get(
+    "/computed-traits", summary="Computed trait definitions", response_model=list[traits.Trait]
+)
+def list_traits(runtime: RuntimeDep) -> Response:
+    return json_response(traits.listing(runtime))
 
 
-@router.post("/computed-traits", status_code=201, summary="Define a computed trait")
-def create_trait(body: TraitDefinition, runtime: RuntimeDep) -> dict[str, Any]:
-    return traits.define(runtime, body)
+@router.post(
+    "/computed-traits",
+    status_code=201,
+    summary="Define a computed trait",
+    response_model=traits.Trait,
+)
+def create_trait(body: TraitDefinition, runtime: RuntimeDep) -> Response:
+    return json_response(traits.define(runtime, body), status=201)
 
 
-@router.delete("/computed-traits/{name}", summary="Remove a computed trait defined here")
-def delete_trait(name: str, runtime: RuntimeDep) -> dict[str, str]:
-    return traits.delete(runtime, name)
+@router.delete(
+    "/computed-traits/{name}",
+    summary="Remove a computed trait defined here",
+    response_model=Deleted,
+)
+def delete_trait(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(traits.delete(runtime, name))

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 
 from tessera.errors import Overloaded, TesseraError
+from tessera.results import wire
 
 SUCCESS_BODY = b'{"success":true}'
 
 
+class StrictBody(BaseModel):
+    """An admin API request body, read strictly: `true` or `"1"` where a number belongs is
+    a 400 naming the field, not a silent 1 that hides a client's bug (a whole number is
+    still a valid float)."""
+
+    model_config = ConfigDict(strict=True)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """`body` as JSON: plain values, a use case's `Result`, or lists and dicts of them."""
     return Response(
-        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        wire(body),
         status_code=status,
         media_type="application/json",
         headers=headers,

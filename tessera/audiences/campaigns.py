@@ -27,11 +27,36 @@ from tessera.audiences import csv_rows
 from tessera.errors import InvalidField, InvalidImportFile, NotFound
 from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
+from tessera.results import Result
 from tessera.segments import service
 from tessera.store import Store
 
 _NUMBERS = ("impressions", "clicks", "conversions")
 _ID_TYPES = ("email", "phone", "user_id", "cookie_id", "advertising_id", "anonymous_id")
+
+
+class Holdout(Result):
+    """A share of an audience held out of its exports: how many members, how many kept out."""
+
+    audience: str
+    share: float
+    members: int
+    held_out: int
+
+
+class CampaignImport(Result):
+    """Campaign results or conversions imported: rows read, accepted and refused."""
+
+    rows: int
+    accepted: int
+    rejected: int
+    reject_file: str | None
+
+
+class ConversionImport(CampaignImport):
+    """Conversions imported, and how many of all conversions now match a profile."""
+
+    matched_to_profiles_in_total: int
 
 
 def held_out(profile_id: str, salt: str, share: float) -> bool:
@@ -40,7 +65,7 @@ def held_out(profile_id: str, salt: str, share: float) -> bool:
     return int.from_bytes(digest, "big") / 2**32 < share
 
 
-def holdout(store: Store, audience: str, share: float, now: datetime) -> dict[str, Any]:
+def holdout(store: Store, audience: str, share: float, now: datetime) -> Holdout:
     """Hold `share` (0-0.5) of the audience out of its exports from now on."""
     if not 0 < share <= 0.5:
         raise InvalidField(
@@ -57,7 +82,7 @@ def holdout(store: Store, audience: str, share: float, now: datetime) -> dict[st
         )
     members = service.member_ids(store, audience)
     kept_out = sum(held_out(p, salt, share) for p in members)
-    return {"audience": audience, "share": share, "members": len(members), "held_out": kept_out}
+    return Holdout(audience=audience, share=share, members=len(members), held_out=kept_out)
 
 
 def holdout_of(store: Store, audience: str) -> tuple[str, float] | None:
@@ -67,7 +92,7 @@ def holdout_of(store: Store, audience: str) -> tuple[str, float] | None:
     return (row[0], row[1]) if row else None
 
 
-def import_results(store: Store, path: Path, rejects_dir: Path, now: datetime) -> dict[str, Any]:
+def import_results(store: Store, path: Path, rejects_dir: Path, now: datetime) -> CampaignImport:
     rows = _read_csv(path)
     good, rejects = _checked(rows, _result_row)
     if good:
@@ -87,7 +112,7 @@ def import_results(store: Store, path: Path, rejects_dir: Path, now: datetime) -
     return _summary("results", rows, len(good), rejects, rejects_dir, path)
 
 
-def import_conversions(store: Store, path: Path, rejects_dir: Path) -> dict[str, Any]:
+def import_conversions(store: Store, path: Path, rejects_dir: Path) -> ConversionImport:
     rows = _read_csv(path)
     good, rejects = _checked(rows, _conversion_row)
     if good:
@@ -101,13 +126,36 @@ def import_conversions(store: Store, path: Path, rejects_dir: Path) -> dict[str,
         "SELECT count(*) FROM campaign_conversions c JOIN identities i "
         "ON i.type = c.identifier_type AND i.value = c.identifier_value"
     )
-    summary["matched_to_profiles_in_total"] = matched[0] if matched else 0
-    return summary
+    return ConversionImport(
+        **summary.model_dump(), matched_to_profiles_in_total=matched[0] if matched else 0
+    )
+
+
+class CampaignResult(Result):
+    """One campaign and audience: delivery, rates, cost per acquisition, conversions
+    joined to profiles, and the lift over the holdout (None without one)."""
+
+    campaign: str
+    audience: str | None
+    first_day: str
+    last_day: str
+    impressions: int | float
+    clicks: int | float
+    conversions: int | float
+    cost: float
+    reach: int | float | None
+    frequency: float | None
+    ctr: float | None
+    conversion_rate: float | None
+    cpa: float | None
+    cpm: float | None
+    converted_profiles: int
+    lift: dict[str, Any] | None
 
 
 def report(
     store: Store, *, campaign: str | None = None, conversion_event: str = "Order Completed"
-) -> list[dict[str, Any]]:
+) -> list[CampaignResult]:
     """Per campaign and audience: delivery, rates, cost per acquisition, conversions joined
     to profiles, and (for audiences with a holdout) lift."""
     where, params = ("WHERE r.campaign = ?", [campaign]) if campaign else ("", [])
@@ -142,10 +190,21 @@ def report(
         )
         for key in ("first_day", "last_day"):
             row[key] = row[key].isoformat()
-    return rows
+    return [CampaignResult(**row) for row in rows]
 
 
-def daily(store: Store, campaign: str) -> list[dict[str, Any]]:
+class CampaignDay(Result):
+    """One campaign's delivery on one day for one audience."""
+
+    day: str
+    audience: str | None
+    impressions: int | float
+    clicks: int | float
+    conversions: int | float
+    cost: float
+
+
+def daily(store: Store, campaign: str) -> list[CampaignDay]:
     """Per day and audience, for charts."""
     rows = store.fetch_dicts(
         "SELECT day, audience, sum(impressions) AS impressions, sum(clicks) AS clicks, "
@@ -155,7 +214,7 @@ def daily(store: Store, campaign: str) -> list[dict[str, Any]]:
     )
     for row in rows:
         row["day"] = row["day"].isoformat()
-    return rows
+    return [CampaignDay(**row) for row in rows]
 
 
 def _lift(store: Store, audience: str, since: date, event: str) -> dict[str, Any] | None:
@@ -296,12 +355,12 @@ def _summary(
     rejects: list[tuple[int, str, str]],
     rejects_dir: Path,
     path: Path,
-) -> dict[str, Any]:
+) -> CampaignImport:
     reject_file = reject_files.write(
         rejects_dir, f"campaign-{kind}-{path.stem}.rejects.csv", rejects
     )
-    return {"rows": len(rows), "accepted": accepted, "rejected": len(rejects),
-            "reject_file": reject_file}  # fmt: skip
+    return CampaignImport(rows=len(rows), accepted=accepted, rejected=len(rejects),
+                          reject_file=reject_file)  # fmt: skip
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

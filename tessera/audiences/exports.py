@@ -21,6 +21,7 @@ from tessera import spreadsheet
 from tessera.audiences import campaigns, platforms
 from tessera.errors import InvalidField
 from tessera.profiles import consent as consent_rule
+from tessera.results import Result
 from tessera.segments import service
 from tessera.store import Store
 
@@ -42,15 +43,28 @@ class Person:
     iab_segments: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
+class Exported(Result):
+    """What an export wrote: members, those refused for consent or held out, rows."""
+
+    segment: str
+    format: str
+    members: int
+    refused_consent: int
+    held_out: int
+    exported_profiles: int
+    without_identifier: int
+    refused_advertising_ids: int
+    rows: int
+    consent_policy: str
+
+
 def allows_advertising(consent: dict[str, Any], policy: str) -> bool:
     """Does this consent record allow advertising? (`profiles/consent.py`, the rule
     destinations follow too.)"""
     return consent_rule.allows(consent, "advertising", policy)
 
 
-def export(
-    store: Store, segment: str, file_format: str, out: TextIO, policy: str
-) -> dict[str, Any]:
+def export(store: Store, segment: str, file_format: str, out: TextIO, policy: str) -> Exported:
     """Write the segment's current members to `out` in `file_format` (see FORMATS)."""
     if file_format not in FORMATS:
         raise InvalidField(
@@ -64,18 +78,18 @@ def export(
     held = campaigns.holdout_of(store, segment)
     sent = [p for p in allowed if not held or not campaigns.held_out(p.profile_id, *held)]
     tally = _WRITERS[file_format](sent, out, details)
-    return {
-        "segment": segment,
-        "format": file_format,
-        "members": len(people),
-        "refused_consent": len(people) - len(allowed),
-        "held_out": len(allowed) - len(sent),
-        "exported_profiles": len(sent) - tally.without,
-        "without_identifier": tally.without,
-        "refused_advertising_ids": tally.refused_ad_ids,
-        "rows": tally.rows,
-        "consent_policy": policy,
-    }
+    return Exported(
+        segment=segment,
+        format=file_format,
+        members=len(people),
+        refused_consent=len(people) - len(allowed),
+        held_out=len(allowed) - len(sent),
+        exported_profiles=len(sent) - tally.without,
+        without_identifier=tally.without,
+        refused_advertising_ids=tally.refused_ad_ids,
+        rows=tally.rows,
+        consent_policy=policy,
+    )
 
 
 def members(store: Store, segment_id: str) -> list[Person]:

@@ -25,6 +25,7 @@ from tessera.audiences import csv_rows
 from tessera.errors import InvalidField, InvalidImportFile
 from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
+from tessera.results import Result
 from tessera.store import Store
 
 #: Browser and device ids (anonymous_id: analytics.js's first-party cookie).
@@ -49,6 +50,19 @@ class Membership:
     identifier_value: str
     lifetime_days: int
     cpm: float | None
+
+
+class FeedImported(Result):
+    """A provider's feed imported: rows read, accepted and refused, memberships and
+    segments stored."""
+
+    provider: str
+    rows: int
+    accepted: int
+    rejected: int
+    memberships: int
+    segments: int
+    reject_file: str | None
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, Any] | None, str]]:
@@ -115,7 +129,7 @@ def check_row(
 
 def import_feed(
     store: Store, path: Path, options: FeedOptions, rejects_dir: Path, now: datetime
-) -> dict[str, Any]:
+) -> FeedImported:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", options.provider):
         raise InvalidField(
             f"provider {options.provider!r} must be lower-case letters, digits, '-', '_' or '.'",
@@ -148,15 +162,15 @@ def import_feed(
     reject_file = reject_files.write(
         rejects_dir, f"feed-{options.provider}-{path.stem}.rejects.csv", rejects
     )
-    return {
-        "provider": options.provider,
-        "rows": len(rows),
-        "accepted": len(rows) - len(rejects),
-        "rejected": len(rejects),
-        "memberships": len(memberships),
-        "segments": len({m.segment_id for m in memberships}),
-        "reject_file": reject_file,
-    }
+    return FeedImported(
+        provider=options.provider,
+        rows=len(rows),
+        accepted=len(rows) - len(rejects),
+        rejected=len(rejects),
+        memberships=len(memberships),
+        segments=len({m.segment_id for m in memberships}),
+        reject_file=reject_file,
+    )
 
 
 def _store(
@@ -201,9 +215,22 @@ def _store(
         )
 
 
-def segments(store: Store, now: datetime) -> list[dict[str, Any]]:
+class ThirdPartySegment(Result):
+    """A provider's segment: its taxonomy node, price, lifetime, restrictions, members."""
+
+    provider: str
+    taxonomy: str
+    segment_id: str
+    path: str | None
+    cpm: float | None
+    lifetime_days: int
+    restrictions: str | None
+    members: int
+
+
+def segments(store: Store, now: datetime) -> list[ThirdPartySegment]:
     """Third-party segments by provider: price, lifetime, restrictions, live members."""
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT g.provider, g.taxonomy, g.segment_id, n.path, g.cpm, g.lifetime_days, "
         "g.restrictions, (SELECT count(*) FROM third_party_memberships t WHERE t.provider = "
         "g.provider AND t.taxonomy = g.taxonomy AND t.segment_id = g.segment_id AND "
@@ -212,11 +239,23 @@ def segments(store: Store, now: datetime) -> list[dict[str, Any]]:
         "ORDER BY g.provider, n.path",
         {"now": now},
     )
+    return [ThirdPartySegment(**row) for row in rows]
 
 
-def of_profile(store: Store, profile_id: str, now: datetime) -> list[dict[str, Any]]:
+class ThirdPartyMembership(Result):
+    """A profile's live membership of a provider's segment, through one identifier."""
+
+    provider: str
+    segment_id: str
+    path: str | None
+    identifier_type: str
+    expires_at: datetime
+    restrictions: str | None
+
+
+def of_profile(store: Store, profile_id: str, now: datetime) -> list[ThirdPartyMembership]:
     """The live third-party segments of one profile, through any of its identifiers."""
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT DISTINCT t.provider, t.segment_id, n.path, t.identifier_type, t.expires_at, "
         "g.restrictions FROM third_party_memberships t "
         "JOIN identities i ON i.type = t.identifier_type AND i.value = t.identifier_value "
@@ -227,6 +266,7 @@ def of_profile(store: Store, profile_id: str, now: datetime) -> list[dict[str, A
         "WHERE coalesce(p.merged_into, i.profile_id) = ? AND t.expires_at > ? ORDER BY n.path",
         [profile_id, now],
     )
+    return [ThirdPartyMembership(**row) for row in rows]
 
 
 def _identifier(row: dict[str, Any]) -> tuple[str | None, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
+from tessera.results import Result
 from tessera.segments.tree import ANONYMOUS_TYPES
 from tessera.store import Store
 
@@ -22,6 +22,16 @@ from tessera.store import Store
 _BY_PROFILE = ("identities", "profile_summaries", "computed_traits", "segment_members",
                "identity_ledger", "event_profiles", "profiles",
                "trait_aggregates")  # fmt: skip
+
+
+class Purged(Result):
+    """Anonymous profiles past their lifetime: how many (with their events and third-party
+    memberships) were purged, or would be with `dry_run`."""
+
+    profiles: int
+    events: int
+    third_party: int
+    dry_run: bool
 
 
 def is_anonymous_type(identifier_type: str) -> bool:
@@ -71,7 +81,7 @@ def purge(
     shortest_days: int,
     *,
     dry_run: bool = False,
-) -> dict[str, Any]:
+) -> Purged:
     """Delete expired anonymous profiles: their events from the log, every row derived
     from them and their third-party data; and third-party memberships past their own
     lifetime. The caller holds the pipeline still and reloads its memory afterwards."""
@@ -83,7 +93,7 @@ def purge(
     if not dry_run and third_party:
         store.execute("DELETE FROM third_party_memberships WHERE expires_at <= ?", [now])
     if not profiles:
-        return {"profiles": 0, "events": 0, "third_party": third_party, "dry_run": dry_run}
+        return Purged(profiles=0, events=0, third_party=third_party, dry_run=dry_run)
     members = [
         row[0]
         for row in store.fetch_all(
@@ -119,9 +129,9 @@ def purge(
                 store.execute(
                     f"DELETE FROM {table} WHERE profile_id IN (SELECT unnest(?))", [members]
                 )
-    return {
-        "profiles": len(profiles),
-        "events": len(seqs),
-        "third_party": third_party,
-        "dry_run": dry_run,
-    }
+    return Purged(
+        profiles=len(profiles),
+        events=len(seqs),
+        third_party=third_party,
+        dry_run=dry_run,
+    )

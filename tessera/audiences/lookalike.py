@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 from scipy import sparse
 
+from tessera.audiences.lookalike_report import Lookalike, LookalikeSummary, Score
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.identity.identifiers import SYNC_PREFIX, anonymous_types_sql
 from tessera.segments import service
@@ -266,7 +267,7 @@ def create(
     method: str = "weights",
     population: str = "all",
     random_seed: int = 7,
-) -> dict[str, Any]:
+) -> Lookalike:
     """Train on the seed, evaluate on a held-out 20%, score everyone else, keep the top
     `reach` (or the smallest reach whose held-out recall reaches `accuracy`) as audience
     NAME, and create a segment NAME (`in lookalike "NAME"`) for exports and overlap."""
@@ -274,6 +275,8 @@ def create(
         raise InvalidField(
             "give a reach (profiles) or an accuracy (0-1), one of them", field="reach"
         )
+    # Its segment takes the same name: refused here, before anything is saved.
+    service.check_name(name)
     if store.fetch_one("SELECT 1 FROM lookalikes WHERE name = ?", [name]) or store.fetch_one(
         "SELECT 1 FROM segments WHERE name = ?", [name]
     ):
@@ -310,7 +313,7 @@ def create(
     candidates = np.flatnonzero(~seed & pool)
     ranked = candidates[np.argsort(-values[candidates], kind="stable")]
     top = ranked[:reach]
-    report = {
+    report: dict[str, Any] = {
         "seed": seed_segment, "seed_size": int(seed.sum()), "method": method,
         "population": population, "profiles_scored": len(data.profile_ids),
         "features": len(data.names), "reach": len(top), "weights": explained,
@@ -332,12 +335,12 @@ def create(
             ],
         )
     service.create(store, name, f'in lookalike "{name}"', set(), now=now)
-    return {"name": name, **report}
+    return Lookalike(name=name, **report)
 
 
-def set_reach(store: Store, name: str, reach: int, now: datetime) -> dict[str, Any]:
+def set_reach(store: Store, name: str, reach: int, now: datetime) -> Lookalike:
     """Change how many of the ranked profiles the audience keeps (its segment follows)."""
-    report = get(store, name)
+    report = get(store, name).model_dump()
     if reach < 1:
         raise InvalidField(f"reach {reach} must be at least 1", field="reach", value=reach)
     ranked = store.fetch_one("SELECT count(*) FROM lookalike_members WHERE lookalike = ?", [name])
@@ -349,31 +352,33 @@ def set_reach(store: Store, name: str, reach: int, now: datetime) -> dict[str, A
         [reach, orjson.dumps(report).decode(), name],
     )
     service.evaluate(store, name, now=now)
-    return {"name": name, **report}
+    return Lookalike(name=name, **report)
 
 
-def scores_of(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
+def scores_of(store: Store, name: str, limit: int = 100) -> list[Score]:
     """The best-scored candidates, with rank and whether they are in the audience."""
     get(store, name)
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT m.profile_id, m.score, m.rank, m.rank <= l.reach AS in_audience "
         "FROM lookalike_members m JOIN lookalikes l ON l.name = m.lookalike "
         "WHERE m.lookalike = ? ORDER BY m.rank LIMIT ?",
         [name, limit],
     )
+    return [Score(**row) for row in rows]
 
 
-def get(store: Store, name: str) -> dict[str, Any]:
+def get(store: Store, name: str) -> Lookalike:
     row = store.fetch_one("SELECT report FROM lookalikes WHERE name = ?", [name])
     if row is None:
         raise NotFound(f"no lookalike named {name!r}")
-    return {"name": name, **orjson.loads(row[0])}
+    return Lookalike(name=name, **orjson.loads(row[0]))
 
 
-def list_lookalikes(store: Store) -> list[dict[str, Any]]:
-    return store.fetch_dicts(
+def list_lookalikes(store: Store) -> list[LookalikeSummary]:
+    rows = store.fetch_dicts(
         "SELECT name, seed, method, population, reach, created_at FROM lookalikes ORDER BY name"
     )
+    return [LookalikeSummary(**row) for row in rows]
 
 
 def delete(store: Store, name: str) -> None:

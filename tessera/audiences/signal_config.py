@@ -7,19 +7,34 @@ from typing import Any
 from tessera.audiences import signals
 from tessera.context import Context
 from tessera.events.timestamps import utc_now
+from tessera.results import Result
 
 
-def show(context: Context) -> dict[str, Any]:
+class SignalConfig(Result):
     """The signal traits and the page categories in force."""
-    return {
-        "signals": signals.definitions(context.store),
-        "categories": signals.categories(context.store),
-    }
+
+    signals: list[dict[str, Any]]
+    categories: list[dict[str, Any]]
 
 
-def load(context: Context, document: object) -> dict[str, Any]:
+class SignalsLoaded(Result):
+    """How many signal traits and page categories a document set."""
+
+    signals: int
+    categories: int
+
+
+def show(context: Context) -> SignalConfig:
+    """The signal traits and the page categories in force."""
+    return SignalConfig(
+        signals=signals.definitions(context.store),
+        categories=signals.categories(context.store),
+    )
+
+
+def load(context: Context, document: object) -> SignalsLoaded:
     """Replace the signal traits and page categories, then compute the traits at once so
     a segment may use them straight away."""
     result = signals.load_config(context.store, document, utc_now())
     context.pipeline.refresh_computed_traits()
-    return result
+    return SignalsLoaded(**result)

@@ -18,6 +18,7 @@ from typing import Any
 
 from tessera.errors import InvalidImportFile
 from tessera.events import rejects as reject_files
+from tessera.results import Result
 from tessera.store import Store
 
 
@@ -35,6 +36,37 @@ class TaxonomyNode:
 class ParsedTaxonomy:
     nodes: list[TaxonomyNode]
     rejects: list[tuple[int, str, str]]  # (line, reason, raw row)
+
+
+class TaxonomySummary(Result):
+    """A loaded taxonomy: its name, how many nodes, how many tiers."""
+
+    taxonomy: str
+    nodes: int
+    tiers: int | None
+
+
+class TaxonomyEntry(Result):
+    """One node of a taxonomy, with how many children and third-party members it has."""
+
+    id: str
+    parent_id: str | None
+    name: str
+    path: str
+    tier: int | None
+    extension: Any
+    children: int
+    members: int
+
+
+class TaxonomyLoaded(Result):
+    """A taxonomy loaded: its name, how many nodes, and the rows refused (with the file
+    that lists them)."""
+
+    taxonomy: str
+    nodes: int
+    rejected: int
+    reject_file: str | None
 
 
 def default_name(path: Path) -> str:
@@ -107,7 +139,7 @@ def _node(cells: list[str], header: dict[str, int]) -> tuple[TaxonomyNode | None
     return TaxonomyNode(unique_id, parent, name, " > ".join(tiers), len(tiers), extension), None
 
 
-def load(store: Store, path: Path, name: str, rejects_dir: Path) -> dict[str, Any]:
+def load(store: Store, path: Path, name: str, rejects_dir: Path) -> TaxonomyLoaded:
     """Replace taxonomy `name` with the file's nodes; returns counts and the reject file."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -131,12 +163,12 @@ def load(store: Store, path: Path, name: str, rejects_dir: Path) -> dict[str, An
                 [list(column) for column in zip(*closure, strict=True)],
             )
     reject_file = reject_files.write(rejects_dir, f"taxonomy-{name}.rejects.csv", parsed.rejects)
-    return {
-        "taxonomy": name,
-        "nodes": len(parsed.nodes),
-        "rejected": len(parsed.rejects),
-        "reject_file": reject_file,
-    }
+    return TaxonomyLoaded(
+        taxonomy=name,
+        nodes=len(parsed.nodes),
+        rejected=len(parsed.rejects),
+        reject_file=reject_file,
+    )
 
 
 def _ancestors(node: str, parents: dict[str, str | None]) -> list[str]:
@@ -149,11 +181,12 @@ def _ancestors(node: str, parents: dict[str, str | None]) -> list[str]:
     return found
 
 
-def taxonomies(store: Store) -> list[dict[str, Any]]:
-    return store.fetch_dicts(
+def taxonomies(store: Store) -> list[TaxonomySummary]:
+    rows = store.fetch_dicts(
         "SELECT taxonomy, count(*) AS nodes, max(tier) AS tiers FROM taxonomy_nodes "
         "GROUP BY taxonomy ORDER BY taxonomy"
     )
+    return [TaxonomySummary(**row) for row in rows]
 
 
 def browse(
@@ -163,7 +196,7 @@ def browse(
     parent: str | None = None,
     search: str | None = None,
     limit: int = 200,
-) -> list[dict[str, Any]]:
+) -> list[TaxonomyEntry]:
     """Children of `parent` (top tier without), or nodes whose path contains `search`;
     each with its number of third-party members (unexpired, any provider)."""
     if search:
@@ -172,7 +205,7 @@ def browse(
         where, params = "n.taxonomy = ? AND n.parent_id = ?", [taxonomy, parent]
     else:
         where, params = "n.taxonomy = ? AND n.parent_id IS NULL", [taxonomy]
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT n.id, n.parent_id, n.name, n.path, n.tier, n.extension, "
         "(SELECT count(*) FROM taxonomy_nodes k WHERE k.taxonomy = n.taxonomy "
         " AND k.parent_id = n.id) AS children, "
@@ -183,6 +216,7 @@ def browse(
         f"FROM taxonomy_nodes n WHERE {where} ORDER BY n.path LIMIT ?",
         [*params, limit],
     )
+    return [TaxonomyEntry(**row) for row in rows]
 
 
 def known_references(store: Store) -> set[str]:

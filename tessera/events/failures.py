@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from tessera.events.timestamps import iso_utc
+from tessera.results import Result
 from tessera.store import Store
 
 #: an exception's message is kept to this length (it is for the person fixing the cause)
@@ -71,7 +72,24 @@ def count(store: Store) -> int:
     return int(row[0]) if row else 0
 
 
-def listing(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
+class FailedEvent(Result):
+    """An event in the pipeline's dead letters: when and why it failed, and which event
+    (source, type, name, messageId; not its content)."""
+
+    seq: int
+    failed_at: str | None
+    attempts: int
+    error_type: str
+    error: str
+    location: str | None
+    source: str | None
+    type: str
+    event: str | None
+    message_id: str | None
+    received_at: str | None
+
+
+def listing(store: Store, *, limit: int = 50) -> list[FailedEvent]:
     """The dead-lettered events, newest failure first, with the event's source, type,
     name and messageId (not its content: `tessera events tail` shows that)."""
     rows = store.fetch_dicts(
@@ -84,7 +102,7 @@ def listing(store: Store, *, limit: int = 50) -> list[dict[str, Any]]:
     for row in rows:
         for column in ("failed_at", "received_at"):
             row[column] = iso_utc(row[column])
-    return rows
+    return [FailedEvent(**row) for row in rows]
 
 
 def release(store: Store) -> list[int]:

@@ -20,9 +20,11 @@ from typing import Any, BinaryIO
 
 import orjson
 import yaml
+from pydantic import Field
 
 from tessera import spreadsheet
 from tessera.errors import (
+    InvalidCursor,
     InvalidField,
     InvalidImportFile,
     InvalidMapping,
@@ -39,6 +41,8 @@ from tessera.events.mapping import row_to_message as build_message
 from tessera.events.sources import Source
 from tessera.events.timestamps import iso_utc, now_micros, utc_now
 from tessera.events.writer import EventWriter
+from tessera.paging import Page, check_limit, decode_cursor, encode_cursor
+from tessera.results import Result
 from tessera.store import Store
 
 CHUNK_ROWS = 5_000
@@ -61,6 +65,29 @@ Progress = Callable[[int, int | None], None]
 RUNNING, DONE, FAILED, INTERRUPTED = "running", "done", "failed", "interrupted"
 
 
+class Imported(Result):
+    """What an import did: rows read, accepted, already there, refused (with the file
+    that lists them), and its status; `seconds` when this process ran it."""
+
+    import_id: str
+    file: str
+    source: str
+    rows: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    reject_file: str | None
+    seconds: float | None = Field(default=None, exclude_if=lambda seconds: seconds is None)
+    status: str
+
+
+class ImportStarted(Result):
+    """An import started on a thread (`wait` false): follow it in `GET /api/imports`."""
+
+    import_id: str
+    status: str
+
+
 @dataclass
 class ImportSummary:
     import_id: str
@@ -74,8 +101,8 @@ class ImportSummary:
     seconds: float = 0.0
     status: str = RUNNING
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def result(self) -> Imported:
+        return Imported(**asdict(self))
 
 
 def load_mapping(text: str) -> Mapping:
@@ -231,7 +258,7 @@ def upload(
     data_dir: Path,
     rejects_dir: Path,
     wait: bool = True,
-) -> dict[str, Any]:
+) -> Imported | ImportStarted:
     """An uploaded file (the API and the console): saved under DATA_DIR/uploads, imported,
     then removed. With `wait` the summary is returned (errors raise); otherwise the import
     runs on a thread and its progress and outcome are in `list_imports`."""
@@ -261,9 +288,9 @@ def upload(
             saved.unlink(missing_ok=True)
 
     if wait:
-        return run().to_dict()
+        return run().result()
     threading.Thread(target=run, name=f"import-{import_id}", daemon=True).start()
-    return {"import_id": import_id, "status": "running"}
+    return ImportStarted(import_id=import_id, status="running")
 
 
 def save_upload(data: BinaryIO, file_name: str, data_dir: Path) -> Path:
@@ -284,6 +311,56 @@ def reject_file(store: Store, import_id: str) -> Path:
     if row is None or not row[0] or not Path(row[0]).exists():
         raise NotFound(f"no reject file for import {import_id!r}")
     return Path(row[0])
+
+
+IMPORTS_PAGE_MAX = 1000
+_IMPORTS_PAGE = (
+    "SELECT i.id, s.name AS source, i.file_name, i.started_at, i.finished_at, i.status, "
+    "i.reason, i.rows, i.accepted, i.duplicates, i.rejected, i.reject_file, "
+    "epoch_us(i.started_at) AS started_us FROM imports i "
+    "LEFT JOIN sources s ON s.id = i.source_id {after} "
+    "ORDER BY i.started_at DESC, i.id DESC LIMIT $fetch"
+)
+
+
+def imports_page(store: Store, *, limit: int = 20, cursor: str | None = None) -> Page:
+    """A page of the imports, newest first, with the total: the same rows as
+    `list_imports`, in an order that stays put while imports start (keyset paging on
+    the start time and the id).
+
+    Raises InvalidField for a limit outside 1 to IMPORTS_PAGE_MAX and InvalidCursor for
+    a cursor this list did not hand out."""
+    check_limit(limit, IMPORTS_PAGE_MAX)
+    after = decode_cursor("imports", cursor, str)
+    parameters: dict[str, Any] = {"fetch": limit + 1}
+    condition = ""
+    if after is not None:
+        started, _, import_id = after.partition("|")
+        if not started.lstrip("-").isdigit():
+            raise InvalidCursor(
+                f"cursor {cursor!r} is not a cursor of the imports; send back the "
+                "next_cursor of the previous page unchanged",
+                field="cursor",
+                value=cursor,
+            )
+        condition = (
+            "WHERE epoch_us(i.started_at) < $started OR "
+            "(epoch_us(i.started_at) = $started AND i.id < $id)"
+        )
+        parameters |= {"started": int(started), "id": import_id}
+    rows = store.fetch_dicts(_IMPORTS_PAGE.format(after=condition), parameters)
+    more, kept = len(rows) > limit, rows[:limit]
+    next_cursor = (
+        encode_cursor("imports", f"{kept[-1]['started_us']}|{kept[-1]['id']}")
+        if more and kept
+        else None
+    )
+    for row in kept:
+        del row["started_us"]
+        for column in ("started_at", "finished_at"):
+            row[column] = iso_utc(row[column])
+    total = store.fetch_one("SELECT count(*) FROM imports")
+    return Page(items=kept, total=total[0] if total else 0, limit=limit, next_cursor=next_cursor)
 
 
 def list_imports(store: Store, limit: int = 50) -> list[dict[str, Any]]:

@@ -11,10 +11,31 @@ from datetime import datetime
 from tessera.errors import Conflict, InvalidField, InvalidWriteKey, NotFound, SourceDisabled
 from tessera.events.timestamps import utc_now
 from tessera.privacy.keys import hash_secret, new_write_key
+from tessera.results import Result
 from tessera.store import Store
 
 CHANNELS = ("web", "mobile", "server", "email", "chat", "phone", "pos", "crm", "ads")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class SourceView(Result):
+    """A source as the edges show it: never its write key, only the key's prefix."""
+
+    id: str
+    name: str
+    channel: str
+    enabled: bool
+    write_key_prefix: str
+    created_at: str
+
+
+class SourceKey(Result):
+    """A source with its write key: answered only at creation and rotation."""
+
+    id: str
+    name: str
+    channel: str
+    write_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +47,15 @@ class Source:
     key_prefix: str
     created_at: datetime
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "channel": self.channel,
-            "enabled": self.enabled,
-            "write_key_prefix": self.key_prefix,
-            "created_at": self.created_at.isoformat(),
-        }
+    def view(self) -> SourceView:
+        return SourceView(
+            id=self.id,
+            name=self.name,
+            channel=self.channel,
+            enabled=self.enabled,
+            write_key_prefix=self.key_prefix,
+            created_at=self.created_at.isoformat(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +65,13 @@ class SourceWithKey:
     source: Source
     write_key: str
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.source.id,
-            "name": self.source.name,
-            "channel": self.source.channel,
-            "write_key": self.write_key,
-        }
+    def view(self) -> SourceKey:
+        return SourceKey(
+            id=self.source.id,
+            name=self.source.name,
+            channel=self.source.channel,
+            write_key=self.write_key,
+        )
 
 
 _COLUMNS = "id, name, channel, enabled, write_key_prefix, created_at"
@@ -171,4 +192,3 @@ class SourceDirectory:
     def _invalidate(self) -> None:
         with self._lock:
             self._by_hash = None
-

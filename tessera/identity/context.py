@@ -9,8 +9,9 @@ the pipeline or the runtime.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from tessera.results import Result
 from tessera.settings import Settings
 from tessera.store import Store
 
@@ -18,7 +19,7 @@ from tessera.store import Store
 class RebuildRun(Protocol):
     """What a rebuild reports (the pipeline's run: events, batches, seconds, ...)."""
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def report(self) -> Result: ...
 
 
 class Rebuilder(Protocol):

@@ -7,47 +7,63 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from pydantic import Field
+
 from tessera.events.timestamps import iso_utc
 from tessera.identity.context import IdentityContext
 from tessera.identity.identifiers import Identifier
 from tessera.identity.lookup import find_profile, identifier_from_text, member_ids
+from tessera.results import Result
 from tessera.store import Store
 
 
-def why(context: IdentityContext, first: str, second: str) -> dict[str, Any]:
-    """Why two identifiers, as typed (`TYPE:VALUE`), are one person, or why not: see
-    `explain`. The one use case behind the API and the CLI.
+class Explanation(Result):
+    """Why two identifiers are one person (the chain of links, each with the event that
+    made it), or why not; with the values either profile sent as identifiers that could
+    not be one (`dropped_identifiers`: `first` and `second`)."""
+
+    first: str
+    second: str
+    first_profile: str
+    second_profile: str
+    same_profile: bool
+    chain: list[dict[str, Any]] = Field(
+        description="from, to, kind, seq, because, message_id, timestamp: first to second"
+    )
+    dropped_identifiers: dict[str, list[dict[str, Any]]]
+
+
+def why(context: IdentityContext, first: str, second: str) -> Explanation:
+    """Why two identifiers, as typed (`TYPE:VALUE`), are one person, or why not: the
+    shortest chain of links from `first` to `second` (each with the event and rule that
+    made it), or none when they are in different profiles. The one use case behind the
+    API, the console and the CLI.
 
     Raises:
         InvalidField: an identifier is malformed.
         NotFound: no profile holds one of them.
     """
     region = context.settings.default_region
-    return explain(
-        context.store, identifier_from_text(first, region), identifier_from_text(second, region)
-    )
-
-
-def explain(store: Store, first: Identifier, second: Identifier) -> dict[str, Any]:
-    """The shortest chain of links (each with the event and rule that made it) from
-    `first` to `second`, or why there is none; with the values either profile sent as
-    identifiers that could not be one (a malformed e-mail that would have joined them)."""
-    profile_a, profile_b = find_profile(store, first), find_profile(store, second)
-    answer: dict[str, Any] = {
-        "first": str(first),
-        "second": str(second),
-        "first_profile": profile_a,
-        "second_profile": profile_b,
-        "same_profile": profile_a == profile_b,
-        "chain": [],
-        "dropped_identifiers": {
-            "first": dropped_identifiers(merges(store, member_ids(store, profile_a))),
-            "second": dropped_identifiers(merges(store, member_ids(store, profile_b))),
-        },
+    store = context.store
+    first_id, second_id = identifier_from_text(first, region), identifier_from_text(second, region)
+    profile_a, profile_b = find_profile(store, first_id), find_profile(store, second_id)
+    dropped = {
+        "first": dropped_identifiers(merges(store, member_ids(store, profile_a))),
+        "second": dropped_identifiers(merges(store, member_ids(store, profile_b))),
     }
-    if profile_a != profile_b:
-        return answer
-    members = member_ids(store, profile_a)
+    chain = _chain(store, profile_a, first_id, second_id) if profile_a == profile_b else []
+    return Explanation(
+        first=str(first_id), second=str(second_id), first_profile=profile_a,
+        second_profile=profile_b, same_profile=profile_a == profile_b, chain=chain,
+        dropped_identifiers=dropped,
+    )  # fmt: skip
+
+
+def _chain(
+    store: Store, profile_id: str, first: Identifier, second: Identifier
+) -> list[dict[str, Any]]:
+    """The fewest ledger links joining two identifiers of one profile."""
+    members = member_ids(store, profile_id)
     edges = store.fetch_dicts(
         "SELECT l.seq, l.kind, l.identifier, l.other_identifier, l.rule, s.name AS source, "
         "e.type, e.event, e.message_id, e.timestamp FROM identity_ledger l "
@@ -56,8 +72,7 @@ def explain(store: Store, first: Identifier, second: Identifier) -> dict[str, An
         "ORDER BY l.seq",
         [members],
     )
-    answer["chain"] = _path(edges, str(first), str(second))
-    return answer
+    return _path(edges, str(first), str(second))
 
 
 def _path(edges: list[dict[str, Any]], start: str, goal: str) -> list[dict[str, Any]]:

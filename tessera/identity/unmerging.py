@@ -8,7 +8,7 @@ through `identity.context.Rebuilder`, so this package never imports the layers a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from tessera.errors import Conflict, InvalidField
@@ -16,12 +16,13 @@ from tessera.events.timestamps import utc_now
 from tessera.identity.context import IdentityContext
 from tessera.identity.identifiers import Identifier
 from tessera.identity.lookup import find_profile, identifier_from_text
+from tessera.results import Result
 from tessera.store import Store
 
 
-@dataclass(frozen=True)
-class Unmerged:
-    """Where each identifier lives after an unmerge, and what the rebuild did."""
+class Unmerged(Result):
+    """Where each identifier lives after an unmerge, and what the rebuild did (the
+    pipeline's report: events, batches, seconds, ...)."""
 
     first: str
     second: str
@@ -29,8 +30,14 @@ class Unmerged:
     second_profile: str
     rebuild: dict[str, Any]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+class Block(Result):
+    """An unmerge in force: the two identifiers, when, and the reason."""
+
+    first: str
+    second: str
+    created_at: datetime
+    reason: str | None
 
 
 def block(store: Store, first: Identifier, second: Identifier, reason: str | None) -> None:
@@ -51,11 +58,12 @@ def block(store: Store, first: Identifier, second: Identifier, reason: str | Non
     )
 
 
-def blocks(store: Store) -> list[dict[str, Any]]:
+def blocks(store: Store) -> list[Block]:
     """The unmerges in force, oldest first: both identifiers, when, and the reason."""
-    return store.fetch_dicts(
+    rows = store.fetch_dicts(
         "SELECT first, second, created_at, reason FROM identity_blocks ORDER BY created_at"
     )
+    return [Block(**row) for row in rows]
 
 
 def unmerge(context: IdentityContext, first: str, second: str, reason: str | None) -> Unmerged:
@@ -83,5 +91,5 @@ def unmerge(context: IdentityContext, first: str, second: str, reason: str | Non
         second=str(b),
         first_profile=find_profile(store, a),
         second_profile=find_profile(store, b),
-        rebuild=run.to_dict(),
+        rebuild=run.report().model_dump(),
     )

@@ -232,7 +232,7 @@ class Pipeline:
 
     def purge_expired(
         self, now: datetime | None = None, *, dry_run: bool = False
-    ) -> dict[str, Any]:
+    ) -> lifetime.Purged:
         """Purge anonymous profiles past their lifetime (audiences/lifetime.py), holding
         the pipeline still, then reload its memory from the store."""
         moment = now or utc_now()
@@ -245,7 +245,7 @@ class Pipeline:
                 settings.shortest_lifetime_days,
                 dry_run=dry_run,
             )
-            if result["profiles"] and not dry_run:
+            if result.profiles and not dry_run:
                 self._unifier = None
             self.purged_at = time.monotonic()
             return result

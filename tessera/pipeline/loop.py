@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tessera.events import failures
 from tessera.events.timestamps import iso_utc, utc_now
@@ -87,7 +87,7 @@ class Followed(Protocol):
     def segments_due(self) -> bool: ...
     def flush_segments(self) -> None: ...
     def refresh_computed_traits(self) -> int: ...
-    def purge_expired(self) -> dict[str, Any]: ...
+    def purge_expired(self) -> object: ...
 
 
 class Loop:

@@ -4,17 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from tessera.context import Context
 from tessera.profiles import catalogue
+from tessera.profiles.computed import ComputedTrait
+from tessera.results import Deleted, Result
 
 
-def listing(context: Context) -> list[dict[str, Any]]:
+def _left_out(value: object) -> bool:
+    """A part of a definition left out (None, no filter) is not shown."""
+    return value is None or value == {}
+
+
+class Trait(Result):
+    """A computed trait's definition, as written (parts left out are not shown)."""
+
+    name: str
+    function: str
+    event: str | None = Field(default=None, exclude_if=_left_out)
+    property: str | None = Field(default=None, exclude_if=_left_out)
+    where: dict[str, Any] = Field(default_factory=dict, exclude_if=_left_out)
+    window_days: int | None = Field(default=None, exclude_if=_left_out)
+
+    @classmethod
+    def of(cls, trait: ComputedTrait) -> Trait:
+        return cls(
+            name=trait.name, function=trait.function, event=trait.event,
+            property=trait.property, where=trait.where, window_days=trait.window_days,
+        )  # fmt: skip
+
+
+def listing(context: Context) -> list[Trait]:
     """Every definition: those in the settings' file and those defined here."""
     traits = catalogue.definitions(context.store, context.settings.computed_traits_file)
-    return [t.to_dict() for t in traits]
+    return [Trait.of(t) for t in traits]
 
 
-def define(context: Context, definition: object) -> dict[str, Any]:
+def define(context: Context, definition: object) -> Trait:
     """Save a definition (refused with the field at fault) and materialise it for every
     profile at once, so a segment may use it straight away.
 
@@ -22,9 +49,9 @@ def define(context: Context, definition: object) -> dict[str, Any]:
         InvalidField: the definition is malformed; nothing is saved."""
     trait = catalogue.save_definition(context.store, definition)
     context.pipeline.refresh_computed_traits()
-    return trait.to_dict()
+    return Trait.of(trait)
 
 
-def delete(context: Context, name: str) -> dict[str, str]:
+def delete(context: Context, name: str) -> Deleted:
     catalogue.delete_definition(context.store, name)
-    return {"deleted": name}
+    return Deleted(deleted=name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -252,7 +251,9 @@ def search(
     found = page_of(
         rows, limit=limit, total=total[0] if total else 0, kind="profiles", key="profile_id"
     )
-    return replace(found, items=cards(store, [row["profile_id"] for row in found.items]))
+    return found.model_copy(
+        update={"items": cards(store, [row["profile_id"] for row in found.items])}
+    )
 
 
 def trait_pointer(key: str) -> str:

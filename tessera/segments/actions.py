@@ -2,18 +2,104 @@
 
 Each finds what it needs itself, in particular the computed-trait names the checker
 accepts, so no edge can pass the wrong set (the console once saved with none and
-refused `computed.order_count` on Save after previewing it fine).
+refused `computed.order_count` on Save after previewing it fine). Each returns a typed
+result (tessera/results.py): the API serialises it, the console and the CLI read it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from pydantic import Field
 
 from tessera.context import Context
 from tessera.identity.lookup import lookup
 from tessera.paging import Page
 from tessera.profiles import catalogue
+from tessera.results import Deleted, Result
 from tessera.segments import service
+
+
+class Segment(Result):
+    """One segment: its definition, its size now and its status (ok, or failed with the
+    reason and when)."""
+
+    id: str
+    name: str
+    query: str
+    description: str
+    created_at: str | None
+    updated_at: str | None
+    evaluated_at: str | None
+    tree: Any = Field(description="The parsed query, as JSON")
+    size: int
+    status: str = Field(description="ok, or failed (its last evaluation failed)")
+    failure: str | None
+    failed_at: str | None
+
+
+class SegmentSummary(Result):
+    """A segment in the list: name, query, size and status."""
+
+    name: str
+    description: str
+    query: str
+    evaluated_at: datetime | None
+    size: int
+    status: str
+    failure: str | None
+    failed_at: str | None
+
+
+class Preview(Result):
+    """What a query would select now, without saving it."""
+
+    size: int
+    sample: list[str] = Field(description="Some of the profile ids it selects")
+    description: str
+    tree: Any
+    sql: str
+
+
+class HistoryDay(Result):
+    day: str
+    change: int
+    size: int
+
+
+class History(Result):
+    """A segment's size per day, from its entries and exits."""
+
+    segment: str
+    days: list[HistoryDay]
+
+
+class Condition(Result):
+    """One condition of a query and whether it holds; and/or/not list their parts."""
+
+    condition: str
+    holds: bool
+    parts: list[Condition] | None = Field(default=None, exclude_if=lambda parts: parts is None)
+
+
+class Why(Result):
+    """Which conditions of a segment hold for one profile: the whole query first, and/or/not
+    with their parts."""
+
+    segment: str
+    profile_id: str
+    condition: str
+    holds: bool
+    parts: list[Condition] | None = Field(default=None, exclude_if=lambda parts: parts is None)
+
+
+class Overlap(Result):
+    """How many current members two segments share (a segment with itself: its size)."""
+
+    first: str
+    second: str
+    both_count: int
 
 
 def computed_names(context: Context) -> set[str]:
@@ -21,48 +107,49 @@ def computed_names(context: Context) -> set[str]:
     return catalogue.names(context.store, context.settings.computed_traits_file)
 
 
-def create(context: Context, name: str, query: str) -> dict[str, Any]:
+def create(context: Context, name: str, query: str) -> Segment:
     """Check, backfill and save a new segment; its definition with its size."""
-    return service.create(context.store, name, query, computed_names(context))
+    return Segment(**service.create(context.store, name, query, computed_names(context)))
 
 
-def update(context: Context, name: str, query: str) -> dict[str, Any]:
+def update(context: Context, name: str, query: str) -> Segment:
     """Change a segment's query; its members follow at once."""
-    return service.update(context.store, name, query, computed_names(context))
+    return Segment(**service.update(context.store, name, query, computed_names(context)))
 
 
-def preview(context: Context, query: str, sample: int = 10) -> dict[str, Any]:
+def preview(context: Context, query: str, sample: int = 10) -> Preview:
     """Size, sample, description and SQL of a query, without saving."""
-    return service.preview(context.store, query, computed_names(context), sample=sample)
+    found = service.preview(context.store, query, computed_names(context), sample=sample)
+    return Preview(**found)
 
 
-def listing(context: Context) -> list[dict[str, Any]]:
-    return service.list_segments(context.store)
+def listing(context: Context) -> list[SegmentSummary]:
+    return [SegmentSummary(**row) for row in service.list_segments(context.store)]
 
 
-def show(context: Context, name: str) -> dict[str, Any]:
-    return service.get(context.store, name)
+def show(context: Context, name: str) -> Segment:
+    return Segment(**service.get(context.store, name))
 
 
-def delete(context: Context, name: str) -> dict[str, str]:
+def delete(context: Context, name: str) -> Deleted:
     service.delete(context.store, name)
-    return {"deleted": name}
+    return Deleted(deleted=name)
 
 
 def members(context: Context, name: str, limit: int, cursor: str | None = None) -> Page:
     return service.members(context.store, name, limit=limit, cursor=cursor)
 
 
-def history(context: Context, name: str) -> dict[str, Any]:
-    return service.history(context.store, name)
+def history(context: Context, name: str) -> History:
+    return History.model_validate(service.history(context.store, name))
 
 
-def overlap(context: Context) -> list[dict[str, Any]]:
-    return service.overlap(context.store)
+def overlap(context: Context) -> list[Overlap]:
+    return [Overlap(**row) for row in service.overlap(context.store)]
 
 
-def why(context: Context, name: str, reference: str) -> dict[str, Any]:
+def why(context: Context, name: str, reference: str) -> Why:
     """Which conditions of the segment hold for the profile `reference` names
     (`TYPE:VALUE` or a profile id)."""
     profile_id = lookup(context.store, reference, context.settings.default_region)
-    return service.why(context.store, name, profile_id)
+    return Why.model_validate(service.why(context.store, name, profile_id))

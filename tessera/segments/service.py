@@ -17,7 +17,7 @@ from typing import Any, assert_never
 
 import orjson
 
-from tessera.errors import Conflict, InvalidField, NotFound, TesseraError
+from tessera.errors import Conflict, InvalidField, NotFound, SegmentNameReserved, TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.paging import Page, check_limit, decode_cursor, page_of
 from tessera.segments import failures
@@ -49,6 +49,9 @@ from tessera.segments.tree import (
 from tessera.store import QueryFailed, Store
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# Path words under /api/segments/ and /segments/: a segment of that name would be hidden
+# by the route (GET /api/segments/overlap is the overlap, not the segment "overlap").
+RESERVED_NAMES = frozenset({"overlap", "preview", "new", "check"})
 
 
 def understand(store: Store, query: str, computed_names: set[str]) -> Node:
@@ -83,9 +86,12 @@ def preview(
     }
 
 
-def create(
-    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
-) -> dict[str, Any]:
+def check_name(name: str) -> str:
+    """A name a new segment may take (lookalikes, which make a segment, check it first).
+
+    Raises:
+        InvalidField: not lower-case letters, digits, '_', '-' or '.'.
+        SegmentNameReserved: a word of the API's or the console's paths."""
     if not _NAME.match(name):
         raise InvalidField(
             f"segment name {name!r} must be lower-case letters, digits, '_', "
@@ -93,6 +99,20 @@ def create(
             field="name",
             value=name,
         )
+    if name in RESERVED_NAMES:
+        raise SegmentNameReserved(
+            f"segment name {name!r} is a word of the API's and the console's paths; pick "
+            f"another name (reserved: {', '.join(sorted(RESERVED_NAMES))})",
+            field="name",
+            value=name,
+        )
+    return name
+
+
+def create(
+    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
+) -> dict[str, Any]:
+    check_name(name)
     if store.fetch_one("SELECT 1 FROM segments WHERE name = ?", [name]):
         raise Conflict(f"a segment named {name!r} exists already; delete it or pick another name")
     tree = understand(store, query, computed_names)
@@ -148,9 +168,7 @@ def update(
 
 def delete(store: Store, name: str) -> None:
     segment = _row(store, name)
-    users = [
-        n for n, (_, tree) in sorted(_trees(store, None).items()) if name in referenced(tree)
-    ]
+    users = [n for n, (_, tree) in sorted(_trees(store, None).items()) if name in referenced(tree)]
     if users:
         raise Conflict(f"segment {name!r} is used by {', '.join(users)}; delete those first")
     with store.transaction():
@@ -420,9 +438,7 @@ ORDER BY page.profile_id
 """
 
 
-def members(
-    store: Store, name: str, *, limit: int = 100, cursor: str | None = None
-) -> Page:
+def members(store: Store, name: str, *, limit: int = 100, cursor: str | None = None) -> Page:
     """A page of the segment's current members, by profile id, with the total.
 
     Each member carries its main identifiers, so a list can be mapped back to one's own
@@ -437,7 +453,9 @@ def members(
     after = decode_cursor("members", cursor, str)
     segment = _row(store, name)
     parameters: dict[str, Any] = {
-        "segment": segment["id"], "fetch": limit + 1, "types": list(MAIN_IDENTIFIERS)
+        "segment": segment["id"],
+        "fetch": limit + 1,
+        "types": list(MAIN_IDENTIFIERS),
     }
     condition = ""
     if after is not None:
@@ -646,9 +664,7 @@ def _trees(store: Store, moment: str | None) -> dict[str, tuple[str, Node]]:
 
 def _reaching(store: Store, start: set[str], target: str) -> list[str]:
     """A path of `in segment` references from one of `start` to `target`, or []."""
-    references = {
-        name: referenced(tree) for name, (_, tree) in _trees(store, None).items()
-    }
+    references = {name: referenced(tree) for name, (_, tree) in _trees(store, None).items()}
     paths = [[name] for name in sorted(start)]
     seen: set[str] = set()
     while paths:

@@ -12,7 +12,7 @@ from tessera.audiences import campaigns, feeds, lookalike, taxonomy
 from tessera.dependencies import RuntimeDep
 from tessera.errors import InvalidField, TesseraError
 from tessera.events.timestamps import utc_now
-from tessera.segments import actions, service
+from tessera.segments import actions
 from tessera.web import session
 from tessera.web.people import check_query
 from tessera.web.rendering import render
@@ -98,7 +98,7 @@ def builder_save(
 
 @router.get("/audiences/lookalikes/new")
 def lookalike_form(request: Request, runtime: RuntimeDep, seed: str = "") -> Response:
-    segments = service.list_segments(runtime.store)
+    segments = actions.listing(runtime)
     return render(request, "lookalike_new.html", {"segments": segments, "form": {"seed": seed}})
 
 
@@ -127,7 +127,7 @@ def lookalike_create(
             population=population,
         )
     except TesseraError as e:
-        segments = service.list_segments(runtime.store)
+        segments = actions.listing(runtime)
         context = {"segments": segments, "form": form, "error": e}
         return render(request, "lookalike_new.html", context, status=400)
     return RedirectResponse(f"/audiences/lookalikes/{name.strip()}", status_code=303)
@@ -145,7 +145,7 @@ def _number(text: str, kind: type, field: str) -> Any:
 @router.get("/audiences/lookalikes/{name}")
 def lookalike_page(request: Request, runtime: RuntimeDep, name: str) -> Response:
     report = lookalike.get(runtime.store, name)
-    curve = report["evaluation"]["curve"]
+    curve = report.evaluation["curve"]
     chart = {
         "labels": [f"{p['reach']:,} ({p['reach_share']:.1%})" for p in curve],
         "datasets": [
@@ -159,11 +159,11 @@ def lookalike_page(request: Request, runtime: RuntimeDep, name: str) -> Response
 def campaign_page(request: Request, runtime: RuntimeDep, campaign: str) -> Response:
     rows = campaigns.report(runtime.store, campaign=campaign)
     days = campaigns.daily(runtime.store, campaign)
-    labels = sorted({d["day"] for d in days})
-    audiences = sorted({d["audience"] or "(none)" for d in days})
+    labels = sorted({d.day for d in days})
+    audiences = sorted({d.audience or "(none)" for d in days})
 
     def series(metric: str) -> dict[str, Any]:
-        values = {((d["audience"] or "(none)"), d["day"]): d[metric] for d in days}
+        values = {((d.audience or "(none)"), d.day): getattr(d, metric) for d in days}
         return {"labels": labels, "datasets": [
             {"label": a, "data": [values.get((a, day), 0) for day in labels]} for a in audiences
         ]}  # fmt: skip

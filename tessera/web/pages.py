@@ -20,7 +20,7 @@ from tessera.events.sources import CHANNELS
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import secrets_match
 from tessera.profiles import view
-from tessera.segments import service
+from tessera.segments import actions
 from tessera.web import session
 from tessera.web.rendering import render
 
@@ -90,7 +90,7 @@ def overview(request: Request, runtime: RuntimeDep, message: str = "") -> Respon
         "stats": log.stats(store),
         "lag": runtime.pipeline.lag(),
         "totals": view.totals(store),
-        "segments": service.list_segments(store),
+        "segments": actions.listing(runtime),
         "by_source": chart_series(daily, "source"),
         "by_channel": chart_series(daily, "channel"),
     }

@@ -60,10 +60,10 @@ def profile_page(
 ) -> Response:
     store = runtime.store
     profile = reader.show(runtime, reference, TIMELINE_PAGE, before_seq)
-    profile_id = profile["profile_id"]
+    profile_id = profile.profile_id
     context = {
         "profile": profile,
-        "name": view.display_name(profile["traits"]),
+        "name": view.display_name(profile.traits),
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
         "third_party": feeds.of_profile(store, profile_id, utc_now()),
@@ -90,23 +90,23 @@ def unmerge(
 
 @router.get("/segments")
 def segments_page(request: Request, runtime: RuntimeDep) -> Response:
-    segments = service.list_segments(runtime.store)
-    trend = size_series([service.history(runtime.store, s["name"]) for s in segments])
+    segments = actions.listing(runtime)
+    trend = size_series([actions.history(runtime, s.name) for s in segments])
     return render(request, "segments.html", {"segments": segments, "trend": trend})
 
 
-def size_series(histories: list[dict[str, Any]]) -> dict[str, Any]:
+def size_series(histories: list[actions.History]) -> dict[str, Any]:
     """Segment histories → Chart.js data: each segment's size at the end of every day
     on which any segment changed (carried forward between its own changes)."""
-    days = sorted({day["day"] for h in histories for day in h["days"]})
+    days = sorted({day.day for h in histories for day in h.days})
     datasets = []
     for history in histories:
-        sizes = {day["day"]: day["size"] for day in history["days"]}
+        sizes = {day.day: day.size for day in history.days}
         current, data = 0, []
         for day in days:
             current = sizes.get(day, current)
             data.append(current)
-        datasets.append({"label": history["segment"], "data": data})
+        datasets.append({"label": history.segment, "data": data})
     return {"labels": days, "datasets": datasets}
 
 
@@ -141,8 +141,8 @@ def create_segment(
 
 @router.get("/segments/{name}/edit")
 def edit_segment(request: Request, runtime: RuntimeDep, name: str) -> Response:
-    segment = service.get(runtime.store, name)
-    context = {"query": segment["query"], "name": name, "editing": True}
+    segment = actions.show(runtime, name)
+    context = {"query": segment.query, "name": name, "editing": True}
     return render(request, "segment_new.html", context)
 
 
@@ -164,13 +164,13 @@ def update_segment(
 
 @router.get("/segments/overlap")
 def overlap_page(request: Request, runtime: RuntimeDep) -> Response:
-    return render(request, "overlap.html", overlap_matrix(service.overlap(runtime.store)))
+    return render(request, "overlap.html", overlap_matrix(actions.overlap(runtime)))
 
 
-def overlap_matrix(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+def overlap_matrix(pairs: list[actions.Overlap]) -> dict[str, Any]:
     """Pairs (first <= second, with first == second giving the size) → a full matrix."""
-    names = sorted({p["first"] for p in pairs} | {p["second"] for p in pairs})
-    shared = {(p["first"], p["second"]): p["both_count"] for p in pairs}
+    names = sorted({p.first for p in pairs} | {p.second for p in pairs})
+    shared = {(p.first, p.second): p.both_count for p in pairs}
     shared |= {(b, a): n for (a, b), n in shared.items()}
     rows = []
     for row in names:
@@ -190,9 +190,9 @@ def segment_page(
 ) -> Response:
     """`members` is the cursor of a later page of the members."""
     store = runtime.store
-    segment = service.get(store, name)
-    history = service.history(store, name)
-    page = service.members(store, name, limit=MEMBERS_PAGE, cursor=members)
+    segment = actions.show(runtime, name)
+    history = actions.history(runtime, name)
+    page = actions.members(runtime, name, MEMBERS_PAGE, members)
     explanation, why_error = None, None
     if why.strip():
         try:
@@ -202,7 +202,7 @@ def segment_page(
     context = {
         "segment": segment,
         "trend": size_series([history]),
-        "days": history["days"][-14:],
+        "days": history.days[-14:],
         "members": [
             card | member
             for card, member in zip(
@@ -221,7 +221,7 @@ def segment_page(
 @router.post("/segments/{name}/delete")
 def delete_segment(request: Request, runtime: RuntimeDep, name: str) -> Response:
     try:
-        service.delete(runtime.store, name)
+        actions.delete(runtime, name)
     except NotFound:
         pass  # already gone: the list is where the user wanted to go
     except TesseraError as e:
@@ -238,7 +238,7 @@ def check_query(runtime: Runtime, query: str) -> dict[str, Any]:
         return {"problem": e, "spot": error_spot(query, e)}
     return {
         "preview": preview,
-        "sample": view.cards(runtime.store, preview["sample"]),
+        "sample": view.cards(runtime.store, preview.sample),
     }
 
 

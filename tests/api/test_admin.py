@@ -63,7 +63,7 @@ def test_import_upload(server: LiveServer) -> None:
     assert response.status_code == 200, response.text
     summary = response.json()
     assert (summary["accepted"], summary["rejected"]) == (1, 1)
-    listed = httpx.get(f"{server.url}/api/imports", headers=server.admin).json()
+    listed = httpx.get(f"{server.url}/api/imports", headers=server.admin).json()["items"]
     assert listed[0]["file_name"] == "calls.csv" and listed[0]["status"] == "done"
     bad = httpx.post(
         f"{server.url}/api/imports",

@@ -89,7 +89,7 @@ def test_import_left_running_is_interrupted_on_start_and_the_console_stops_polli
     runtime.close()
     live = start_server(data_dir)
     try:
-        (found,) = httpx.get(f"{live.url}/api/imports", headers=live.admin).json()
+        (found,) = httpx.get(f"{live.url}/api/imports", headers=live.admin).json()["items"]
         assert (found["id"], found["status"]) == ("imp_killed", "interrupted")
         assert "stopped before it finished" in found["reason"]
         with httpx.Client(base_url=live.url) as console:

@@ -38,9 +38,9 @@ def shop(runtime: Runtime) -> Runtime:
 
 
 def test_a_holdout_is_stable_and_kept_out_of_exports(shop: Runtime) -> None:
-    result = campaigns.holdout(shop.store, "fr", 0.2, NOW)
+    result = campaigns.holdout(shop.store, "fr", 0.2, NOW).model_dump()
     assert result["members"] == 200 and 20 <= result["held_out"] <= 60
-    summary = exports.export(shop.store, "fr", "google", io.StringIO(), "required")
+    summary = exports.export(shop.store, "fr", "google", io.StringIO(), "required").model_dump()
     assert summary["held_out"] == result["held_out"]
     assert summary["exported_profiles"] == 200 - result["held_out"]
     salt, share = campaigns.holdout_of(shop.store, "fr") or ("", 0)
@@ -60,13 +60,13 @@ def test_results_import_checks_rows_and_replaces_days(shop: Runtime, tmp_path: P
         ",2026-05-04,fr,10,2,0,1,\n"
         "spring,2026-05-05,fr,ten,2,0,1,\n"
     )
-    summary = campaigns.import_results(shop.store, results, tmp_path, NOW)
+    summary = campaigns.import_results(shop.store, results, tmp_path, NOW).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (2, 4)
     reasons = Path(summary["reject_file"]).read_text()
     assert "is not a date" in reasons and "clicks exceed impressions" in reasons
     assert "no campaign" in reasons and "'ten' is not a whole number" in reasons
     campaigns.import_results(shop.store, results, tmp_path, NOW)  # again: replaced, not doubled
-    [row] = campaigns.report(shop.store, campaign="spring")
+    [row] = [r.model_dump() for r in campaigns.report(shop.store, campaign="spring")]
     assert (row["impressions"], row["clicks"], row["conversions"]) == (18000, 320, 30)
     assert row["reach"] == 4500 and row["frequency"] == 4.0
     assert row["ctr"] == round(320 / 18000, 4) and row["cpa"] == round(260 / 30, 4)
@@ -86,9 +86,9 @@ def test_conversions_join_profiles_and_lift_compares_with_the_holdout(
         "campaign,email,value\nspring,P0@Example.com,10\n"
         "spring,p3@example.com,\nspring,,5\nspring,nobody@example.com,1\n"
     )
-    summary = campaigns.import_conversions(shop.store, conversions, tmp_path)
+    summary = campaigns.import_conversions(shop.store, conversions, tmp_path).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (3, 1)
-    [row] = campaigns.report(shop.store, campaign="spring")
+    [row] = [r.model_dump() for r in campaigns.report(shop.store, campaign="spring")]
     assert row["converted_profiles"] == 2
     lift = row["lift"]
     assert lift["exposed"] + lift["holdout"] == 200

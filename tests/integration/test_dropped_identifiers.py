@@ -71,12 +71,10 @@ def test_values_that_cannot_be_identifiers_are_recorded_once_with_their_reason(
     assert from_store["merges"] == []  # they are not merges
     assert log.stats(runtime.store)["dropped_identifiers"] == 2
 
-    answer = identity.explain(
-        runtime.store, Identifier("user_id", "u2"), Identifier("user_id", "u1")
-    )
-    assert not answer["same_profile"]
-    assert [d["type"] for d in answer["dropped_identifiers"]["first"]] == ["email", "phone"]
-    assert answer["dropped_identifiers"]["second"] == []
+    answer = identity.why(runtime, "user_id:u2", "user_id:u1")
+    assert not answer.same_profile
+    assert [d["type"] for d in answer.dropped_identifiers["first"]] == ["email", "phone"]
+    assert answer.dropped_identifiers["second"] == []
 
 
 def test_an_event_with_no_usable_identifier_is_still_counted(runtime: Runtime) -> None:

@@ -46,7 +46,7 @@ def shop(runtime: Runtime) -> Runtime:
 
 def run(shop: Runtime, file_format: str, policy: str = "required") -> tuple[str, dict[str, object]]:
     buffer = io.StringIO()
-    summary = exports.export(shop.store, "everyone", file_format, buffer, policy)
+    summary = exports.export(shop.store, "everyone", file_format, buffer, policy).model_dump()
     return buffer.getvalue(), summary
 
 

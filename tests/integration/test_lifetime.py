@@ -71,13 +71,13 @@ def known(runtime: Runtime, reference: str) -> bool:
 
 
 def test_a_dry_run_counts_and_deletes_nothing(shop: Runtime) -> None:
-    result = shop.pipeline.purge_expired(NOW, dry_run=True)
+    result = shop.pipeline.purge_expired(NOW, dry_run=True).model_dump()
     assert result == {"profiles": 2, "events": 2, "third_party": 0, "dry_run": True}
     assert known(shop, "anonymous_id:old-visitor")
 
 
 def test_expired_anonymous_profiles_leave_the_log_and_stay_gone(shop: Runtime) -> None:
-    result = shop.pipeline.purge_expired(NOW)
+    result = shop.pipeline.purge_expired(NOW).model_dump()
     assert result == {"profiles": 2, "events": 2, "third_party": 0, "dry_run": False}
     assert not known(shop, "anonymous_id:old-visitor")
     # The longest lifetime of its types (40 days) has passed for the phone seen on 15 Feb.
@@ -95,4 +95,4 @@ def test_expired_anonymous_profiles_leave_the_log_and_stay_gone(shop: Runtime) -
 
 
 def test_nothing_expires_inside_its_lifetime(shop: Runtime) -> None:
-    assert shop.pipeline.purge_expired(datetime(2026, 1, 10))["profiles"] == 0
+    assert shop.pipeline.purge_expired(datetime(2026, 1, 10)).model_dump()["profiles"] == 0

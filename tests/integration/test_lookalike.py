@@ -70,8 +70,8 @@ def test_the_audience_finds_the_lookalikes_and_excludes_the_seed(
         )
     }
     assert len(members & hidden) >= 25
-    assert report["weights"][0]["feature"].startswith(("event:Signal", "property:Signal"))
-    curve = report["evaluation"]["curve"]
+    assert report.weights[0]["feature"].startswith(("event:Signal", "property:Signal"))
+    curve = report.evaluation["curve"]
     assert [p["reach_share"] for p in curve] == list(lookalike.REACH_SHARES)
     assert curve[-1]["recall"] == 1.0
     preview = service.preview(shop.store, f'in lookalike "like-{method}" and anonymous', set())
@@ -80,8 +80,8 @@ def test_the_audience_finds_the_lookalikes_and_excludes_the_seed(
 
 def test_accuracy_picks_the_reach(shop: Runtime) -> None:
     report = lookalike.create(shop.store, "like-acc", "vips", now=NOW, accuracy=0.8)
-    chosen = next(p for p in report["evaluation"]["curve"] if p["recall"] >= 0.8)
-    assert report["reach"] == min(chosen["reach"], 170)
+    chosen = next(p for p in report.evaluation["curve"] if p["recall"] >= 0.8)
+    assert report.reach == min(chosen["reach"], 170)
 
 
 def test_mistakes_are_explained(shop: Runtime) -> None:
@@ -100,10 +100,36 @@ def test_every_candidate_is_ranked_and_the_reach_can_change(shop: Runtime) -> No
     lookalike.create(shop.store, "like-later", "vips", now=NOW, reach=5)
     scores = lookalike.scores_of(shop.store, "like-later", limit=1000)
     assert len(scores) == 170  # every profile outside the 30-strong seed
-    assert [s["rank"] for s in scores[:3]] == [1, 2, 3]
-    assert [s["in_audience"] for s in scores[4:6]] == [True, False]
-    assert scores[0]["score"] >= scores[-1]["score"]
-    assert lookalike.set_reach(shop.store, "like-later", 40, NOW)["reach"] == 40
+    assert [s.rank for s in scores[:3]] == [1, 2, 3]
+    assert [s.in_audience for s in scores[4:6]] == [True, False]
+    assert scores[0].score >= scores[-1].score
+    assert lookalike.set_reach(shop.store, "like-later", 40, NOW).reach == 40
     assert service.get(shop.store, "like-later")["size"] == 40
     with pytest.raises(InvalidField, match="at least 1"):
         lookalike.set_reach(shop.store, "like-later", 0, NOW)
+
+
+@pytest.mark.parametrize("name", ["overlap", "Bad Name"])
+def test_a_name_its_segment_cannot_take_is_refused_before_anything_is_saved(
+    shop: Runtime, name: str
+) -> None:
+    with pytest.raises(InvalidField) as refused:
+        lookalike.create(shop.store, name, "vips", now=NOW, reach=5)
+    assert refused.value.code in {"segment_name_reserved", "invalid_field"}
+    assert lookalike.list_lookalikes(shop.store) == []
+
+
+def test_the_scores_command_says_when_it_cut_the_list(shop: Runtime) -> None:
+    """`tessera audiences lookalike scores --limit 3` of 170 ranked profiles prints 3 and
+    says there are more; with a limit past the list it says nothing."""
+    from tests.api.test_cli import tessera  # the real command, in a subprocess
+
+    lookalike.create(shop.store, "like-cut", "vips", now=NOW, reach=5)
+    data_dir = shop.settings.data_dir
+    shop.close()
+    cut = tessera(data_dir, "audiences", "lookalike", "scores", "like-cut", "--limit", "3")
+    assert "showing 3 of more than 3 ranked profiles" in cut.stderr
+    assert cut.stdout.count("prf_") == 3
+    whole = tessera(data_dir, "audiences", "lookalike", "scores", "like-cut", "--limit", "500")
+    assert "showing" not in whole.stderr
+    assert whole.stdout.count("prf_") == 170

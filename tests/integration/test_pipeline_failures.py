@@ -82,7 +82,7 @@ def test_an_event_that_makes_the_pipeline_fail_is_set_aside_and_the_others_are_p
     assert profile_of(runtime, "user_id:u2")
     with pytest.raises(Exception, match="no profile"):
         profile_of(runtime, "user_id:deep")
-    [failed] = failures.listing(runtime.store)
+    [failed] = [f.model_dump() for f in failures.listing(runtime.store)]
     assert failed["seq"] == seq and failed["attempts"] == 2
     assert "Recursion limit" in failed["error"]
     assert failed["location"].startswith("tessera/")
@@ -99,7 +99,7 @@ def test_set_aside_events_are_stepped_over_by_a_rebuild_and_after_a_restart(
     rebuilt = runtime.pipeline.rebuild()
     assert rebuilt.failed == 0  # known poison: not tried (and failed) again
     assert snapshot(runtime) == incremental
-    assert [f["seq"] for f in failures.listing(runtime.store)] == [seq]
+    assert [f.seq for f in failures.listing(runtime.store)] == [seq]
     runtime.close()
     reopened = Runtime.open(runtime.settings)
     try:
@@ -117,10 +117,10 @@ def test_replaying_an_event_that_still_fails_sets_it_aside_again_and_changes_not
     runtime.pipeline.process()
     before = snapshot(runtime)
     for _ in range(2):  # idempotent
-        replay = runtime.pipeline.replay_failed().to_dict()
+        replay = runtime.pipeline.replay_failed().report().model_dump()
         assert replay["replayed"] == 1 and replay["still_failing"] == [seq]
         assert snapshot(runtime) == before
-        assert [f["seq"] for f in failures.listing(runtime.store)] == [seq]
+        assert [f.seq for f in failures.listing(runtime.store)] == [seq]
 
 
 def test_replay_failed_processes_set_aside_events_in_their_place_after_a_fix(
@@ -139,13 +139,13 @@ def test_replay_failed_processes_set_aside_events_in_their_place_after_a_fix(
     monkeypatch.setattr(Summary, "add_event", buggy)
     send(runtime, [identify("u1", "m1"), identify("u9", "m2", plan="gold"), identify("u2", "m3")])
     assert runtime.pipeline.process().failed == 1
-    [failed] = failures.listing(runtime.store)
+    [failed] = [f.model_dump() for f in failures.listing(runtime.store)]
     assert (failed["error_type"], failed["error"]) == ("ValueError", "cannot handle gold")
     monkeypatch.setattr(Summary, "add_event", add_event)  # the fix
 
-    replay = runtime.pipeline.replay_failed().to_dict()
+    replay = runtime.pipeline.replay_failed().report().model_dump()
     assert (replay["replayed"], replay["processed"], replay["still_failing"]) == (1, 1, [])
-    assert failures.listing(runtime.store) == []
+    assert [f.model_dump() for f in failures.listing(runtime.store)] == []
     # In its place: the profile it starts has the id a first run without the bug gives.
     assert profile_of(runtime, "user_id:u9") == profile_id_for(
         failed["seq"], Identifier("user_id", "u9")
@@ -153,7 +153,7 @@ def test_replay_failed_processes_set_aside_events_in_their_place_after_a_fix(
     incremental = snapshot(runtime)
     runtime.pipeline.rebuild()
     assert snapshot(runtime) == incremental
-    assert runtime.pipeline.replay_failed().to_dict()["rebuild"] is None
+    assert runtime.pipeline.replay_failed().report().model_dump()["rebuild"] is None
 
 
 def test_a_batch_with_several_bad_events_sets_aside_only_them(settings: Settings) -> None:
@@ -167,7 +167,7 @@ def test_a_batch_with_several_bad_events_sets_aside_only_them(settings: Settings
                 send(runtime, [identify(f"u{index}", f"m{index}")])
         run = runtime.pipeline.process()
         assert run.failed == 3
-        assert sorted(f["seq"] for f in failures.listing(runtime.store)) == bad
+        assert sorted(f.seq for f in failures.listing(runtime.store)) == bad
         good = runtime.store.fetch_one("SELECT count(*) FROM identities WHERE type = 'user_id'")
         assert good == (37,)
     finally:
@@ -195,7 +195,7 @@ def test_when_memory_cannot_be_loaded_no_event_is_blamed(
     with pytest.raises(OSError):
         runtime.pipeline.process()
     monkeypatch.undo()
-    assert failures.listing(runtime.store) == []
+    assert [f.model_dump() for f in failures.listing(runtime.store)] == []
     assert runtime.pipeline.process().failed == 0
     assert profile_of(runtime, "user_id:u2")
 
@@ -251,7 +251,7 @@ def test_an_event_the_log_query_cannot_read_is_set_aside_too(settings: Settings)
         runtime.store.execute("UPDATE events SET traits = '{not json' WHERE seq = ?", [seq])
         send(runtime, [identify("u2", "m3")])
         assert runtime.pipeline.process().failed == 1
-        [failed] = failures.listing(runtime.store)
+        [failed] = [f.model_dump() for f in failures.listing(runtime.store)]
         assert failed["seq"] == seq and "JSON" in failed["error"]
         assert profile_of(runtime, "user_id:u1") and profile_of(runtime, "user_id:u2")
     finally:

@@ -32,7 +32,7 @@ def test_campaign_results_reject_ragged_rows_odd_digits_and_infinite_costs(
         "spring,2026-05-04,fr,10,1,0,inf\n"
         "spring,2026-05-05,fr,10,1,0,nan\n"
     )
-    summary = campaigns.import_results(runtime.store, results, tmp_path, NOW)
+    summary = campaigns.import_results(runtime.store, results, tmp_path, NOW).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (1, 4)
     reasons = rejected(summary)
     ragged = "spring,2026-05-02,fr,10,1,0,1.5,extra,cells"
@@ -50,7 +50,7 @@ def test_campaign_conversions_reject_ragged_rows_and_infinite_values(
         "campaign,email,value\nspring,a@example.com,12\nspring,b@example.com,nan\n"
         "spring,c@example.com,1,2\n"
     )
-    summary = campaigns.import_conversions(runtime.store, conversions, tmp_path)
+    summary = campaigns.import_conversions(runtime.store, conversions, tmp_path).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (1, 2)
     reasons = rejected(summary)
     assert "is malformed" in reasons["spring,b@example.com,nan"]
@@ -63,7 +63,8 @@ def test_a_feed_rejects_ragged_rows_and_a_cpm_that_is_not_finite(
     taxonomy.load(runtime.store, IAB / "audience-taxonomy-1.1.tsv", "iab-audience", tmp_path)
     feed = tmp_path / "provider.csv"
     feed.write_text("cookie_id,segments,cpm\nck-1,720,1.5\nck-2,720,nan\nck-3,720,1,extra\n")
-    summary = feeds.import_feed(runtime.store, feed, feeds.FeedOptions("travelco"), tmp_path, NOW)
+    options = feeds.FeedOptions("travelco")
+    summary = feeds.import_feed(runtime.store, feed, options, tmp_path, NOW).model_dump()
     assert (summary["accepted"], summary["rejected"]) == (1, 2)
     reasons = rejected(summary)
     assert "cpm a number, not negative" in reasons["ck-2,720,nan"]

@@ -20,7 +20,7 @@ def test_feed_reject_file_quotes_a_hostile_row(runtime: Runtime, tmp_path: Path)
     now = datetime.now(UTC).replace(tzinfo=None)
     summary = feeds.import_feed(
         runtime.store, feed, feeds.FeedOptions("travelco"), tmp_path / "rejects", now
-    )
+    ).model_dump()
     assert summary["rejected"] == 1
     with Path(summary["reject_file"]).open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))

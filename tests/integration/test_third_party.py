@@ -79,7 +79,7 @@ def shop(runtime: Runtime, tmp_path: Path) -> Runtime:
         feeds.FeedOptions("travelco", lifetime_days=30, restrictions="no health targeting"),
         tmp_path,
         NOW,
-    )
+    ).model_dump()
     assert (summary["accepted"], summary["rejected"], summary["memberships"]) == (2, 3, 3)
     reasons = Path(summary["reject_file"]).read_text()
     assert "no identifier" in reasons and "999999 not in taxonomy" in reasons
@@ -126,13 +126,13 @@ def test_an_anonymous_visitor_brings_their_third_party_data_when_they_identify(
     assert ann == profile(shop, "cookie_id:ck-1")
     assert ann in members(shop, 'known and has third_party "Interest > Travel"')
     listed = feeds.of_profile(shop.store, ann, NOW)
-    assert {row["segment_id"] for row in listed} == {"720", "754"}
-    assert "Interest > Travel > Adventure Travel" in {row["path"] for row in listed}
-    assert {row["restrictions"] for row in listed} == {"no health targeting"}
+    assert {row.segment_id for row in listed} == {"720", "754"}
+    assert "Interest > Travel > Adventure Travel" in {row.path for row in listed}
+    assert {row.restrictions for row in listed} == {"no health targeting"}
 
 
 def test_the_provider_catalogue_and_refreshing_a_feed(shop: Runtime, tmp_path: Path) -> None:
-    rows = {r["segment_id"]: r for r in feeds.segments(shop.store, NOW)}
+    rows = {r.segment_id: r.model_dump() for r in feeds.segments(shop.store, NOW)}
     assert rows["720"]["cpm"] == 1.5 and rows["720"]["lifetime_days"] == 30
     assert rows["724"]["members"] == 1
     again = tmp_path / "again.jsonl"

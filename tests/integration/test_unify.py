@@ -64,12 +64,8 @@ def test_why_reads_both_identifiers_as_typed_and_explains_like_the_parsed_pair(
     send(runtime, JANE)
     runtime.pipeline.process()
     answer = identity.why(runtime, "anonymous_id:cookie-1", " EMAIL:Jane@X.com ")
-    assert answer == identity.explain(
-        runtime.store,
-        identifier_from_text("anonymous_id:cookie-1", None),
-        identifier_from_text("email:jane@x.com", None),
-    )
-    assert answer["same_profile"] and answer["second"] == "email:jane@x.com"
+    assert answer == identity.why(runtime, "anonymous_id:cookie-1", "email:jane@x.com")
+    assert answer.same_profile and answer.second == "email:jane@x.com"
     with pytest.raises(InvalidField):
         identity.why(runtime, "anonymous_id:cookie-1", "no-colon")
 
@@ -77,18 +73,14 @@ def test_why_reads_both_identifiers_as_typed_and_explains_like_the_parsed_pair(
 def test_explain_gives_the_chain_with_events(runtime: Runtime) -> None:
     send(runtime, JANE)
     runtime.pipeline.process()
-    answer = identity.explain(
-        runtime.store,
-        identifier_from_text("anonymous_id:cookie-1", None),
-        identifier_from_text("anonymous_id:cookie-2", None),
-    )
-    assert answer["same_profile"]
-    steps = [(s["from"], s["to"], s["seq"]) for s in answer["chain"]]
+    answer = identity.why(runtime, "anonymous_id:cookie-1", "anonymous_id:cookie-2")
+    assert answer.same_profile
+    steps = [(s["from"], s["to"], s["seq"]) for s in answer.chain]
     assert steps == [
         ("anonymous_id:cookie-1", "email:jane@x.com", 2),
         ("email:jane@x.com", "anonymous_id:cookie-2", 4),
     ]
-    assert "identify" in answer["chain"][0]["because"]
+    assert "identify" in answer.chain[0]["because"]
 
 
 def test_unmerge_splits_and_moves_events_and_traits_back(runtime: Runtime) -> None:
@@ -119,7 +111,7 @@ def test_unmerge_splits_and_moves_events_and_traits_back(runtime: Runtime) -> No
     assert other["computed_traits"]["total_revenue"] == 99.0
     assert jane["traits"]["name"] == "Jane" and other["traits"]["name"] == "Bob"
     assert jane["profile_id"] == profile_of(runtime, "anonymous_id:cookie-1")  # id kept
-    assert unmerging.blocks(runtime.store)[0]["reason"] == "a shared computer"
+    assert unmerging.blocks(runtime.store)[0].reason == "a shared computer"
     with pytest.raises(Conflict, match="already in different profiles"):
         unmerging.block(
             runtime.store,

@@ -7,6 +7,7 @@ import pytest
 
 from tessera.errors import InvalidMapping
 from tessera.events.mapping import document_from_form, parse_mapping
+from tessera.segments.actions import History, HistoryDay, Overlap
 from tessera.segments.parser import SegmentSyntaxError
 from tessera.web import session
 from tessera.web.pages import chart_series
@@ -49,9 +50,10 @@ def test_chart_series_fills_missing_days_with_zero() -> None:
 
 def test_size_series_carries_each_size_forward() -> None:
     histories = [
-        {"segment": "a", "days": [{"day": "d1", "size": 2}, {"day": "d3", "size": 1}]},
-        {"segment": "b", "days": [{"day": "d2", "size": 5}]},
-    ]
+        History(segment="a", days=[HistoryDay(day="d1", change=2, size=2),
+                                   HistoryDay(day="d3", change=-1, size=1)]),
+        History(segment="b", days=[HistoryDay(day="d2", change=5, size=5)]),
+    ]  # fmt: skip
     series = size_series(histories)
     assert series["labels"] == ["d1", "d2", "d3"]
     assert series["datasets"] == [{"label": "a", "data": [2, 2, 1]},
@@ -60,9 +62,9 @@ def test_size_series_carries_each_size_forward() -> None:
 
 def test_overlap_matrix_is_symmetric_with_shares_of_the_row() -> None:
     pairs = [
-        {"first": "a", "second": "a", "both_count": 10},
-        {"first": "a", "second": "b", "both_count": 5},
-        {"first": "b", "second": "b", "both_count": 20},
+        Overlap(first="a", second="a", both_count=10),
+        Overlap(first="a", second="b", both_count=5),
+        Overlap(first="b", second="b", both_count=20),
     ]
     matrix = overlap_matrix(pairs)
     assert matrix["names"] == ["a", "b"]

@@ -58,4 +58,4 @@ def test_a_page_says_whether_another_follows() -> None:
     assert decode_cursor("rejected", more.next_cursor, int) == 2
     last = page_of(rows[:3], limit=3, total=3, kind="rejected", key="id")
     assert last.next_cursor is None
-    assert last.to_dict() == {"items": rows[:3], "total": 3, "limit": 3, "next_cursor": None}
+    assert last.model_dump() == {"items": rows[:3], "total": 3, "limit": 3, "next_cursor": None}

@@ -17,6 +17,26 @@ LOOKALIKE = {"name": "like-vip", "seed": "vip", "reach": 10, "accuracy": None,
              "method": "weights", "population": "all"}  # fmt: skip
 
 
+SEGMENT = {"id": "seg_1", "name": "vip", "query": "known", "description": "known people",
+           "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z",
+           "evaluated_at": None, "tree": {"kind": "known"}, "size": 3, "status": "ok",
+           "failure": None, "failed_at": None}  # fmt: skip
+LIKE = {"name": "like-vip", "seed": "vip", "seed_size": 3, "method": "weights",
+        "population": "all", "profiles_scored": 9, "features": 2, "reach": 10,
+        "weights": [], "evaluation": {"held_out": 1, "curve": []}}  # fmt: skip
+ANSWERS: dict[str, object] = {
+    "/api/segments": SEGMENT,
+    "/api/segments/vip": SEGMENT,
+    "/api/segments/vip/why/email:jane@example.com": {
+        "segment": "vip", "profile_id": "p1", "condition": "known", "holds": True},
+    "/api/audiences/vip/holdout": {"audience": "vip", "share": 0.1, "members": 3, "held_out": 0},
+    "/api/audiences/lookalikes": LIKE, "/api/audiences/lookalikes/like-vip": LIKE,
+    "/api/audiences/signals": {"signals": 0, "categories": 0},
+}  # fmt: skip
+FEED = {"provider": "travelco", "rows": 1, "accepted": 1, "rejected": 0, "memberships": 1,
+        "segments": 1, "reject_file": None}  # fmt: skip
+
+
 def backend(handler: httpx.MockTransport) -> RemoteBackend:
     return RemoteBackend("http://tessera.test", "token", transport=handler)
 
@@ -58,7 +78,7 @@ def test_each_use_case_calls_its_route() -> None:
             "content-type", "").startswith("multipart") else None  # fmt: skip
         seen.append((request.method, request.url.path, body))
         assert request.headers["authorization"] == "Bearer token"
-        return httpx.Response(200, json={})
+        return httpx.Response(200, json=ANSWERS.get(request.url.path, {}))
 
     remote = backend(httpx.MockTransport(record))
     remote.create_segment("vip", "computed.order_count >= 2")
@@ -86,10 +106,10 @@ def test_a_feed_upload_sends_the_options_as_form_fields(tmp_path: Path) -> None:
 
     def record(request: httpx.Request) -> httpx.Response:
         forms.append(request.read())
-        return httpx.Response(200, json={"rows": 1})
+        return httpx.Response(200, json=FEED)
 
     result = backend(httpx.MockTransport(record)).import_feed(feed, FeedOptions("travelco"))
-    assert result == {"rows": 1}
+    assert result.model_dump() == FEED
     (form,) = forms
     assert b'name="provider"\r\n\r\ntravelco' in form
     assert b'name="lifetime_days"\r\n\r\n90' in form
