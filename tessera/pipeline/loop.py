@@ -9,9 +9,13 @@ Under load the batches are small too: a batch holds the GIL for its whole Python
 count (`watch_ingest`): they share its GIL; collector processes appending to the log do not,
 so their load never slows the pipeline.
 
-Computed traits read the whole history, so they are refreshed once the pipeline has caught
-up rather than after every batch (at most every _BUSY_REFRESH_SECONDS under continuous
-ingest), and every _WINDOW_REFRESH_SECONDS anyway so that windows (last 30 days...) slide.
+Each batch keeps the computed traits of the profiles it touched (profiles/aggregates.py), so
+the whole-population refresh (windows sliding with the day, RFM over the population, signal
+traits, and a sweep of every segment) is not needed for freshness: after catching up it runs
+only once the time since the last one is REFRESH_SHARE_FACTOR times what the last one took
+(it used to run on every catch-up, which under continuous ingest is every few tens of
+milliseconds, and a refresh over a million events took seconds), at most every
+BUSY_REFRESH_SECONDS while ingest never pauses, and every WINDOW_REFRESH_SECONDS anyway.
 A refresh, or a streaming segment flush, that fails is tried again a few times with a
 growing pause (`Backoff`); after pipeline_max_attempts failures in a row it is recorded
 (`RefreshFailure`, shown by stats and the console) and tried again only at the sweep's
@@ -40,6 +44,9 @@ PURGE_SECONDS = 3600
 BUSY_BATCH = 2_000
 #: under continuous ingest, computed traits are refreshed at most this often
 BUSY_REFRESH_SECONDS = 30
+#: after catching up, the whole-population refresh waits this many times its own last
+#: duration since the previous one (so it takes at most ~1/10 of the pipeline's time)
+REFRESH_SHARE_FACTOR = 10
 #: the pause before a failed refresh is tried again, times the number of failures
 REFRESH_PAUSE_SECONDS = 0.5
 #: the pause after an unexpected failure of the loop itself (the store, loading memory)
@@ -110,6 +117,8 @@ class Loop:
         self.failure: RefreshFailure | None = None
         #: whether ingest was committing during the last batch (the next one is small)
         self._busy = False
+        #: seconds the last whole-population refresh took (it spaces the next one)
+        self._refresh_cost = 0.0
 
     def run(self) -> None:
         pipeline = self._pipeline
@@ -130,10 +139,10 @@ class Loop:
                 if time.monotonic() - pipeline.purged_at > PURGE_SECONDS:
                     pipeline.purge_expired()  # anonymous data past its lifetime
                 since = time.monotonic() - pipeline.refreshed_at
-                if stale or since > WINDOW_REFRESH_SECONDS:
-                    # Caught up: computed traits read the whole history, so they are
-                    # refreshed once here rather than after every batch.
-                    stale = not self._refresh(pipeline.refresh_computed_traits)
+                if since > WINDOW_REFRESH_SECONDS or (
+                    stale and since >= REFRESH_SHARE_FACTOR * self._refresh_cost
+                ):
+                    stale = not self._refresh(self._timed_refresh)
             except Exception as error:
                 # Type and place only: an exception's message may quote personal data.
                 failure = failures.describe(error)
@@ -161,8 +170,14 @@ class Loop:
             if self._busy:
                 self._stopping.wait(9 * (time.monotonic() - started))
             if time.monotonic() - pipeline.refreshed_at > BUSY_REFRESH_SECONDS:
-                stale = not self._refresh(pipeline.refresh_computed_traits)
+                stale = not self._refresh(self._timed_refresh)
         return stale
+
+    def _timed_refresh(self) -> None:
+        """The whole-population refresh, timed: its cost spaces the next one."""
+        started = time.monotonic()
+        self._pipeline.refresh_computed_traits()
+        self._refresh_cost = time.monotonic() - started
 
     def _refresh(self, step: Callable[[], object]) -> bool:
         """Run a refresh step unless a failing one waits for its next try; True when it
