@@ -6,10 +6,11 @@ a use case finds the same store, writer and directories whichever edge called it
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
-from tessera.events import importer
+from tessera.events import importer, source_keys
 from tessera.events.collect import Collector
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
@@ -50,7 +51,9 @@ class Runtime:
             dedupe_since_micros=since,
         )
         pipeline.watch_ingest(lambda: writer.commits)
-        sources = SourceDirectory(store)
+        # Every change to sources is published for the collector processes (source_keys.py).
+        publish = functools.partial(source_keys.publish, settings.source_keys_path)
+        sources = SourceDirectory(store, on_change=None if in_memory else publish)
         collector = Collector(
             sources,
             writer,

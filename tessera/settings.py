@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `tessera serve` listens on.")
     port: int = Field(default=8000, description="Port `tessera serve` listens on.")
+    collectors: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Collector processes `tessera serve` starts: they own the port, take "
+        "/v1/* and the pixel into the event log, and pass every other path to the core "
+        "process. 0 serves everything from one process.",
+    )
     admin_token: str | None = Field(
         default=None,
         description="Bearer token for /api/* and the console's sign-in, at least "
@@ -152,8 +160,8 @@ class Settings(BaseSettings):
         if token and len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
             raise InvalidField(
                 f"TESSERA_ADMIN_TOKEN is {len(token.strip())} characters; it must be at least "
-                f"{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c \"import secrets; "
-                "print(secrets.token_urlsafe(32))\"`), or unset it and Tessera generates one "
+                f'{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`), or unset it and Tessera generates one '
                 "in DATA_DIR/admin-token",
                 field="admin_token",
             )
@@ -166,6 +174,16 @@ class Settings(BaseSettings):
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def source_keys_path(self) -> Path:
+        """The write keys (hashed) the core publishes for the collector processes."""
+        return self.data_dir / "source-keys.json"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the core process listens for its collectors (mode 0700)."""
+        return self.data_dir / "run"
 
     @property
     def server_file_path(self) -> Path:

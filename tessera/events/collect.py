@@ -10,18 +10,35 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tessera.errors import InvalidField, InvalidMessage, InvalidTimestamp, MissingWriteKey
 from tessera.events.body import decode_body
 from tessera.events.contract import Envelope, EventRow, check_message, reject
-from tessera.events.sources import Source, SourceDirectory
+from tessera.events.sources import Source
 from tessera.events.timestamps import parse_timestamp
-from tessera.events.writer import DeadLetter, EventWriter, WriteResult
+from tessera.events.writer import DeadLetter, WriteResult
 
 log = logging.getLogger(__name__)
+
+
+class Keys(Protocol):
+    """Resolves a write key to its enabled source: the store's `SourceDirectory` in the
+    core process, the published file (`source_keys.PublishedKeys`) in a collector."""
+
+    def authenticate(self, write_key: str) -> Source: ...
+
+
+class Sink(Protocol):
+    """Where accepted rows and dead letters go; the future resolves once they are durable:
+    the `EventWriter` (one process) or a collector's log in files."""
+
+    def submit(
+        self, rows: Sequence[EventRow], dead_letters: Sequence[DeadLetter] = ...
+    ) -> Future[WriteResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +53,8 @@ class Submission:
 class Collector:
     def __init__(
         self,
-        directory: SourceDirectory,
-        writer: EventWriter,
+        directory: Keys,
+        writer: Sink,
         *,
         max_body_bytes: int,
         max_message_bytes: int,
