@@ -88,7 +88,13 @@ def _serve_with_collectors(
         threading.Thread(target=in_order, name="tessera-stop", daemon=True).start()
 
     # The core trusts X-Forwarded-For/-Proto from its socket: only the collectors reach it.
-    config = _config(create_app(settings, runtime), forwarded_allow_ips="*")
+    # Date and Server come from the collector that answers the client, once.
+    config = _config(
+        create_app(settings, runtime),
+        forwarded_allow_ips="*",
+        server_header=False,
+        date_header=False,
+    )
     server = StoppableServer(config, on_signal=stop)
     supervisor.start()
     try:
