@@ -59,8 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         running = runtime or open_runtime(settings)
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         app.state.admin_token_hash = hash_secret(token)
-        running.writer.start()
-        running.pipeline.start()
+        running.start()
         app.state.runtime = running
         app.state.settings = settings
         app.state.collector = running.collector

@@ -181,6 +181,14 @@ class StoreLocked(StoreUnavailable):
     code = "store_locked"
 
 
+class LogFull(StoreUnavailable):
+    """The event log could not be appended to for want of disk space: nothing of the
+    request was acknowledged; the client retries once space is freed."""
+
+    code = "insufficient_storage"
+    status = 507
+
+
 class ServerFailure(TesseraError):
     """The server could not do what was asked, through no fault of the request."""
 

@@ -2,6 +2,9 @@
 
 Both the server (create_app) and the CLI (when no server runs) build a Runtime, so
 a use case finds the same store, writer and directories whichever edge called it.
+The collect path appends to this process's files in the event log (`sink`); the
+`loader` thread loads every writer's files into DuckDB through the `writer`, which
+imports also use, and wakes the pipeline.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ from dataclasses import dataclass
 
 from tessera.events import importer, source_keys
 from tessera.events.collect import Collector
+from tessera.events.loader import LogLoader
+from tessera.events.sink import LogSink
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
 from tessera.events.writer import EventWriter
 from tessera.pipeline import Pipeline
-from tessera.settings import Settings
+from tessera.settings import MIB, Settings
 from tessera.store import Store, open_store
 
 _DAY_MICROS = 86_400 * 1_000_000
+#: the writer id of `tessera serve`'s own collect path in the event log
+SERVE_WRITER_ID = "serve"
 
 
 @dataclass
@@ -28,12 +35,16 @@ class Runtime:
     store: Store
     sources: SourceDirectory
     writer: EventWriter
+    sink: LogSink
+    loader: LogLoader
     collector: Collector
     pipeline: Pipeline
     started_at: float
 
     @classmethod
     def open(cls, settings: Settings, *, in_memory: bool = False) -> Runtime:
+        """Open the store and the log. What the log holds that the store lacks (acked
+        before a crash) is loaded here before anything reads the store."""
         store = open_store(
             None if in_memory else settings.database_path,
             checkpoint_threshold_mb=settings.checkpoint_threshold_mb,
@@ -43,26 +54,39 @@ class Runtime:
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS
         pipeline = Pipeline(store, settings)
-        writer = EventWriter(
-            store,
-            on_commit=pipeline.notify,
+        writer = EventWriter(store, dedupe_since_micros=since)
+        sink = LogSink(
+            settings.log_dir,
+            SERVE_WRITER_ID,
             max_queued_events=settings.max_queued_events,
             retry_after_seconds=settings.retry_after_seconds,
-            dedupe_since_micros=since,
+            segment_bytes=settings.log_segment_mb * MIB,
         )
-        pipeline.watch_ingest(lambda: writer.commits)
+        loader = LogLoader(writer, settings.log_dir, on_load=pipeline.notify)
+        sink.on_durable = loader.wake
+        loader.catch_up()
+        pipeline.watch_ingest(lambda: loader.loads, loader.backlog)
         # Every change to sources is published for the collector processes (source_keys.py).
         publish = functools.partial(source_keys.publish, settings.source_keys_path)
         sources = SourceDirectory(store, on_change=None if in_memory else publish)
         collector = Collector(
             sources,
-            writer,
+            sink,
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
         )
-        return cls(settings, store, sources, writer, collector, pipeline, time.time())
+        return cls(settings, store, sources, writer, sink, loader, collector, pipeline, time.time())
+
+    def start(self) -> None:
+        """Start the threads of a server: the log's group commit, the loader, the
+        pipeline."""
+        self.sink.start()
+        self.loader.start()
+        self.pipeline.start()
 
     def close(self) -> None:
         self.pipeline.stop()
-        self.writer.stop()
+        self.sink.stop()
+        self.loader.stop()
+        self.loader.catch_up()  # what this process acknowledged, into the store
         self.store.close()

@@ -61,7 +61,13 @@ class Settings(BaseSettings):
     )
     max_queued_events: int = Field(
         default=200_000,
-        description="Events waiting for the writer before the collect API answers 429.",
+        description="Events waiting for the event log's fsync before the collect API answers 429.",
+    )
+    log_segment_mb: int = Field(
+        default=64,
+        ge=1,
+        description="Size at which a segment file of the event log (DATA_DIR/log) is "
+        "closed and the next begun; the loader deletes a segment once all of it is loaded.",
     )
     dedupe_window_days: int | None = Field(
         default=None,
@@ -189,6 +195,11 @@ class Settings(BaseSettings):
     def server_file_path(self) -> Path:
         """Written by a running `tessera serve` so the CLI knows to talk to it."""
         return self.data_dir / "server.json"
+
+    @property
+    def log_dir(self) -> Path:
+        """The event log in files: one folder of segment files per writer process."""
+        return self.data_dir / "log"
 
     @property
     def rejects_dir(self) -> Path:

@@ -23,7 +23,7 @@ class SourceCreate(BaseModel):
 def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
     figures = log.stats(runtime.store)
     figures.update(runtime.pipeline.lag())
-    figures["writer_queue"] = runtime.writer.queued_events
+    figures["writer_queue"] = runtime.sink.queued_events
     return figures
 
 

@@ -22,10 +22,10 @@ import uvicorn
 
 from tessera.collector.app import create_collector_app
 from tessera.collector.proxy import CoreProxy
-from tessera.collector.sink import open_sink
 from tessera.events.collect import Collector
+from tessera.events.sink import LogSink
 from tessera.events.source_keys import PublishedKeys
-from tessera.settings import Settings
+from tessera.settings import MIB, Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,14 @@ def run(plan: CollectorPlan, sockets: list[socket.socket]) -> None:
     # its collectors in order, instead of each one racing the supervisor that restarts it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _tune_garbage_collector()
-    sink = open_sink(settings, plan.writer_id)
+    sink = LogSink(
+        settings.log_dir,
+        plan.writer_id,
+        max_queued_events=settings.max_queued_events,
+        retry_after_seconds=settings.retry_after_seconds,
+        segment_bytes=settings.log_segment_mb * MIB,
+    )
+    sink.start()
     try:
         collector = Collector(
             PublishedKeys(settings.source_keys_path),
@@ -110,7 +117,7 @@ def run(plan: CollectorPlan, sockets: list[socket.socket]) -> None:
         _exit_with_parent(plan.parent_pid, server)
         server.run(sockets=sockets)
     finally:
-        sink.close()
+        sink.stop()  # what was accepted is fsync'd and answered before the files close
 
 
 def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:

@@ -1,4 +1,4 @@
-"""The collect use case: one HTTP request of the Segment wire format into the writer.
+"""The collect use case: one HTTP request of the Segment wire format into the sink.
 
 The API layer hands over bytes and headers; this module authenticates, decodes,
 validates and submits, and says what to answer. It holds no HTTP types, so the
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,9 +17,9 @@ from typing import Any, Protocol
 from tessera.errors import InvalidField, InvalidMessage, InvalidTimestamp, MissingWriteKey
 from tessera.events.body import decode_body
 from tessera.events.contract import Envelope, EventRow, check_message, reject
+from tessera.events.sink import DeadLetter, Sink, WriteResult
 from tessera.events.sources import Source
 from tessera.events.timestamps import parse_timestamp
-from tessera.events.writer import DeadLetter, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +31,9 @@ class Keys(Protocol):
     def authenticate(self, write_key: str) -> Source: ...
 
 
-class Sink(Protocol):
-    """Where accepted rows and dead letters go; the future resolves once they are durable:
-    the `EventWriter` (one process) or a collector's log in files."""
-
-    def submit(
-        self, rows: Sequence[EventRow], dead_letters: Sequence[DeadLetter] = ...
-    ) -> Future[WriteResult]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """What was handed to the writer; `error` is set for a refused single message,
+    """What was handed to the sink; `error` is set for a refused single message,
     which is dead-lettered and then answered with its 400."""
 
     future: Future[WriteResult]
@@ -54,13 +44,13 @@ class Collector:
     def __init__(
         self,
         directory: Keys,
-        writer: Sink,
+        sink: Sink,
         *,
         max_body_bytes: int,
         max_message_bytes: int,
     ) -> None:
         self._directory = directory
-        self._writer = writer
+        self._sink = sink
         self._max_body = max_body_bytes
         self._max_message = max_message_bytes
 
@@ -81,7 +71,7 @@ class Collector:
 
         Raises:
             TesseraError for request-level problems (auth, body, JSON shape) and
-            Overloaded when the writer's queue is full.
+            Overloaded when the sink's queue is full.
         """
         document = decode_body(body, content_encoding, self._max_body)
         if not isinstance(document, dict):
@@ -113,7 +103,7 @@ class Collector:
         error = None
         if message_type is not None and dead:
             error = _error_of(dead[0])
-        return Submission(self._writer.submit(rows, dead), error)
+        return Submission(self._sink.submit(rows, dead), error)
 
     def submit_messages(
         self, write_key: str, messages: list[dict[str, Any]], *, received_at: int
@@ -124,7 +114,7 @@ class Collector:
         source = self._directory.authenticate(write_key)
         envelope = Envelope(source.id, source.channel, received_at, require_segment_ids=False)
         rows, dead = self._check_all(messages, envelope, None)
-        return Submission(self._writer.submit(rows, dead), _error_of(dead[0]) if dead else None)
+        return Submission(self._sink.submit(rows, dead), _error_of(dead[0]) if dead else None)
 
     def _check_all(
         self, messages: list[Any], envelope: Envelope, message_type: str | None

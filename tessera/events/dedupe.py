@@ -1,11 +1,12 @@
 """Which (source, messageId) pairs the log already holds, in 8 bytes per event.
 
-Clients retry with the same messageIds (after a 5xx, a 429 or a lost connection),
-so every accepted message is checked here. The index is a sorted numpy array of
-64-bit keys plus a small set of recent additions, folded into the array when it
-grows; membership for a whole group costs one vectorised binary search. That is
-cheap enough to keep every key for ever (10 million events: 80 MB), which is the
-default; `dedupe_window_days` bounds it for very large logs.
+Clients retry with the same messageIds (after a 5xx, a 429 or a lost connection), and
+the log in files may then hold a message twice, so every event is checked here when it
+is loaded. The index is a large sorted numpy array of 64-bit keys plus a small sorted
+array of recent additions, folded into the large one when it passes 1/8 of it;
+membership for a whole load costs two vectorised binary searches. That is cheap enough
+to keep every key for ever (10 million events: 80 MB), which is the default;
+`dedupe_window_days` bounds it for very large logs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-_Keys = npt.NDArray[np.uint64]
+Keys = npt.NDArray[np.uint64]
+Found = npt.NDArray[np.bool_]
 
 
 class DedupeIndex:
@@ -23,12 +25,11 @@ class DedupeIndex:
 
     def __init__(self, keys: npt.ArrayLike | None = None) -> None:
         initial = np.asarray(keys if keys is not None else [], dtype=np.uint64)
-        self._sorted: _Keys = np.unique(initial)
-        self._recent: set[int] = set()
+        self._sorted: Keys = np.unique(initial)
+        self._recent: Keys = np.empty(0, dtype=np.uint64)
 
     def __len__(self) -> int:
-        if self._recent:
-            self._fold()
+        self._fold()
         return len(self._sorted)
 
     def __contains__(self, key: int) -> bool:
@@ -38,25 +39,49 @@ class DedupeIndex:
         """For each key, whether it is already in the index."""
         if not keys:
             return []
-        probe = np.fromiter(keys, dtype=np.uint64, count=len(keys))
-        found = np.zeros(len(probe), dtype=bool)
-        if len(self._sorted):
-            positions = np.searchsorted(self._sorted, probe)
-            inside = positions < len(self._sorted)
-            found[inside] = self._sorted[positions[inside]] == probe[inside]
-        result: list[bool] = found.tolist()
-        if self._recent:
-            recent = self._recent
-            result = [hit or key in recent for hit, key in zip(result, keys, strict=True)]
-        return result
+        found: list[bool] = self.contains_array(
+            np.fromiter(keys, dtype=np.uint64, count=len(keys))
+        ).tolist()
+        return found
+
+    def contains_array(self, probe: Keys) -> Found:
+        """For each key of `probe`, whether it is already in the index."""
+        found = _members(self._sorted, probe)
+        if len(self._recent):
+            found |= _members(self._recent, probe)
+        return found
 
     def add(self, keys: Iterable[int]) -> None:
-        self._recent.update(keys)
+        self.add_array(np.fromiter(keys, dtype=np.uint64))
+
+    def add_array(self, keys: Keys) -> None:
+        self._recent = np.union1d(self._recent, keys)
+        # Amortised: the large array is rebuilt only when the recent one has grown to
+        # 1/8 of it.
         if len(self._recent) > max(50_000, len(self._sorted) // 8):
             self._fold()
 
     def _fold(self) -> None:
-        # Amortised: the array is rebuilt only when the set has grown by 1/8 of it.
-        extra = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-        self._sorted = np.union1d(self._sorted, extra)
-        self._recent = set()
+        if len(self._recent):
+            self._sorted = np.union1d(self._sorted, self._recent)
+            self._recent = np.empty(0, dtype=np.uint64)
+
+
+def _members(sorted_keys: Keys, probe: Keys) -> Found:
+    found = np.zeros(len(probe), dtype=bool)
+    if len(sorted_keys) and len(probe):
+        positions = np.searchsorted(sorted_keys, probe)
+        inside = positions < len(sorted_keys)
+        found[inside] = sorted_keys[positions[inside]] == probe[inside]
+    return found
+
+
+def first_unseen(index: DedupeIndex, keys: Keys) -> Found:
+    """Which keys to keep: not in the index, and the first of their value in `keys`
+    (a retry can reach the log twice before either copy is loaded)."""
+    keep = np.zeros(len(keys), dtype=bool)
+    if len(keys):
+        _, first = np.unique(keys, return_index=True)
+        keep[first] = True
+        keep &= ~index.contains_array(keys)
+    return keep

@@ -1,10 +1,12 @@
-"""The one writer: group commit of accepted events into the log.
+"""The one writer of `events` and `rejected`: loads the log in files, and imports.
 
-HTTP handlers (and imports) validate messages and `submit` them; a single thread
-takes whatever is queued, drops duplicates, appends the rest and the rejections in
-one transaction, commits, and only then resolves each submitter's future. So a 200
-always means "on disk", and throughput comes from grouping: a commit costs the same
-for one request as for a hundred (ARCHITECTURE §3).
+Two doors, one lock: `load` takes what the loader read from the event log in files
+(eventlog/reader.py) and `write` takes an import's rows. Each, in one transaction,
+drops events whose (source, messageId) is already stored (or earlier in the same
+load), numbers the rest with dense sequence numbers, appends them and the rejections
+as Arrow tables, and (for `load`) records how far each writer's files are loaded. A
+crash before COMMIT leaves the positions where they were, so the same records are
+loaded again, once. Only after COMMIT do the counters and the dedupe index move.
 """
 
 from __future__ import annotations
@@ -12,209 +14,131 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
-from tessera.errors import Overloaded, StoreUnavailable
-from tessera.events.contract import EventRow, Rejection
-from tessera.events.dedupe import DedupeIndex
+from tessera.errors import StoreUnavailable
+from tessera.eventlog import LOG_EVENT_SCHEMA, LOG_REJECTED_SCHEMA, Position, ReadBatch
+from tessera.eventlog.records import batch_of
+from tessera.events.contract import EventRow
+from tessera.events.dedupe import DedupeIndex, first_unseen
+from tessera.events.sink import DeadLetter, WriteResult
 from tessera.store import Store
+
+__all__ = ["EVENT_SCHEMA", "REJECTED_SCHEMA", "DeadLetter", "EventWriter", "WriteResult"]
 
 log = logging.getLogger(__name__)
 
-_STRING = pa.string()
-_MICROS = pa.timestamp("us")
-EVENT_SCHEMA = pa.schema(
-    [("seq", pa.int64())]
-    + [
-        (name, kind)
-        for name, kind in (
-            ("source_id", _STRING), ("channel", _STRING), ("message_id", _STRING),
-            ("dedupe_key", pa.uint64()), ("type", _STRING), ("event", _STRING),
-            ("name", _STRING), ("user_id", _STRING), ("anonymous_id", _STRING),
-            ("previous_id", _STRING), ("group_id", _STRING), ("email", _STRING),
-            ("phone", _STRING), ("device_id", _STRING), ("advertising_id", _STRING),
-            ("external_ids", _STRING), ("timestamp", _MICROS),
-            ("original_timestamp", _MICROS), ("sent_at", _MICROS), ("received_at", _MICROS),
-            ("properties", _STRING), ("traits", _STRING), ("payload", _STRING),
-        )
-    ]
-)  # fmt: skip
-REJECTED_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()), ("source_id", _STRING), ("received_at", _MICROS),
-        ("code", _STRING), ("field", _STRING), ("reason", _STRING),
-        ("message_id", _STRING), ("payload", _STRING),
-    ]
-)  # fmt: skip
+EVENT_SCHEMA = pa.schema([("seq", pa.int64()), *LOG_EVENT_SCHEMA])
+REJECTED_SCHEMA = pa.schema([("id", pa.int64()), *LOG_REJECTED_SCHEMA])
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A rejection with where and when it arrived."""
+class Loaded:
+    """What one load committed."""
 
-    source_id: str | None
-    received_at: int
-    rejection: Rejection
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    accepted: int
+    events: int
     duplicates: int
     rejected: int
-
-
-@dataclass(slots=True)
-class _Pending:
-    rows: Sequence[EventRow]
-    dead_letters: Sequence[DeadLetter]
-    future: Future[WriteResult] = field(default_factory=Future)
+    last_seq: int
 
 
 class EventWriter:
-    """Owns all appends to `events` and `rejected` while it runs."""
+    """Owns all appends to `events` and `rejected`, and the log's read positions."""
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        max_queued_events: int,
-        retry_after_seconds: int,
-        dedupe_since_micros: int | None = None,
-        on_commit: Callable[[int], None] | None = None,
-    ) -> None:
+    def __init__(self, store: Store, *, dedupe_since_micros: int | None = None) -> None:
         self._store = store
-        self._max_queued = max_queued_events
-        self._retry_after = retry_after_seconds
-        self._on_commit = on_commit
-        self._queue: deque[_Pending] = deque()
-        self._queued_events = 0
-        self._condition = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
         self.commits = 0
         self._next_seq, self._next_rejection_id = self._load_counters()
         self._index = self._load_index(dedupe_since_micros)
-
-    # -- public -------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tessera-writer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Write what is queued, then stop the thread."""
-        with self._condition:
-            self._stopping = True
-            self._condition.notify()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def submit(
-        self, rows: Sequence[EventRow], dead_letters: Sequence[DeadLetter] = ()
-    ) -> Future[WriteResult]:
-        """Queue rows for the next group commit; the future resolves after COMMIT.
-
-        Raises Overloaded (HTTP 429) when the queue is full, rather than letting memory
-        grow without bound; one request is always admitted into an empty queue.
-        """
-        pending = _Pending(rows, dead_letters)
-        with self._condition:
-            if self._stopping:
-                raise StoreUnavailable("the server is shutting down; retry shortly")
-            if self._queued_events and self._queued_events + len(rows) > self._max_queued:
-                raise Overloaded(
-                    f"{self._queued_events} events are waiting to be written; "
-                    f"retry after {self._retry_after} s",
-                    retry_after=self._retry_after,
-                )
-            self._queue.append(pending)
-            self._queued_events += len(rows)
-            self._condition.notify()
-        return pending.future
-
-    def write(
-        self, rows: Sequence[EventRow], dead_letters: Sequence[DeadLetter] = ()
-    ) -> WriteResult:
-        """Submit and wait: for imports and the CLI. Works with or without the thread."""
-        if self._thread is None:
-            pending = _Pending(rows, dead_letters)
-            self._write_group([pending])
-            return pending.future.result()
-        return self.submit(rows, dead_letters).result()
-
-    @property
-    def queued_events(self) -> int:
-        return self._queued_events
+        self.positions = self._load_positions()
 
     @property
     def last_seq(self) -> int:
         return self._next_seq - 1
 
-    # -- the thread ---------------------------------------------------------------
+    def write(
+        self, rows: Sequence[EventRow], dead_letters: Sequence[DeadLetter] = ()
+    ) -> WriteResult:
+        """Append an import's rows (and rejections) now, without the log; returns how many
+        were kept and how many were already stored.
 
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._queue and not self._stopping:
-                    self._condition.wait()
-                if not self._queue and self._stopping:
-                    return
-                group = list(self._queue)
-                self._queue.clear()
-                self._queued_events = 0
-            self._write_group(group)
-
-    def _write_group(self, group: list[_Pending]) -> None:
-        keys = [row.dedupe_key for pending in group for row in pending.rows]
-        already = self._index.contains(keys)
-        seen_here: set[int] = set()
-        kept: list[EventRow] = []
-        results: list[WriteResult] = []
-        position = 0
-        for pending in group:
-            accepted = duplicates = 0
-            for row in pending.rows:
-                key = row.dedupe_key
-                if already[position] or key in seen_here:
-                    duplicates += 1
-                else:
-                    seen_here.add(key)
-                    kept.append(row)
-                    accepted += 1
-                position += 1
-            results.append(WriteResult(accepted, duplicates, len(pending.dead_letters)))
-        dead = [letter for pending in group for letter in pending.dead_letters]
+        Raises StoreUnavailable when the rows could not be written (nothing was)."""
         try:
+            return self._write(rows, dead_letters)
+        except Exception as e:  # rolled back: nothing of it is stored
+            log.exception("writing imported events failed")
+            raise StoreUnavailable(
+                f"events could not be written ({type(e).__name__}); retry"
+            ) from e
+
+    def _write(self, rows: Sequence[EventRow], dead_letters: Sequence[DeadLetter]) -> WriteResult:
+        events = pa.Table.from_batches([batch_of(rows, LOG_EVENT_SCHEMA)]) if rows else None
+        rejected = None
+        if dead_letters:
+            letters = [letter.log_row() for letter in dead_letters]
+            rejected = pa.Table.from_batches([batch_of(letters, LOG_REJECTED_SCHEMA)])
+        loaded = self._commit(events, rejected, {})
+        return WriteResult(loaded.events, loaded.duplicates, loaded.rejected)
+
+    def load(self, batch: ReadBatch) -> Loaded:
+        """Append what was read from the log, and move the read positions, in one
+        transaction."""
+        events = pa.concat_tables(batch.events) if batch.events else None
+        rejected = pa.concat_tables(batch.rejected) if batch.rejected else None
+        return self._commit(events, rejected, batch.positions)
+
+    # -- the transaction ----------------------------------------------------------
+
+    def _commit(
+        self, events: pa.Table | None, rejected: pa.Table | None, positions: dict[str, Position]
+    ) -> Loaded:
+        with self._lock:
+            kept, keys = events, np.empty(0, dtype=np.uint64)
+            if events is not None:
+                keys = events.column("dedupe_key").to_numpy()
+                keep = first_unseen(self._index, keys)
+                keys = keys[keep]
+                if not keep.all():
+                    kept = events.filter(pa.array(keep))
+            count = 0 if kept is None else kept.num_rows
+            dead = 0 if rejected is None else rejected.num_rows
             started = time.perf_counter()
             with self._store.transaction(serialised=False) as store:
-                if kept:
-                    store.insert_arrow("events", _event_table(kept, self._next_seq))
-                if dead:
-                    store.insert_arrow("rejected", _rejected_table(dead, self._next_rejection_id))
+                if kept is not None and count:
+                    store.insert_arrow("events", _numbered(kept, "seq", self._next_seq))
+                if rejected is not None and dead:
+                    numbered = _numbered(rejected, "id", self._next_rejection_id)
+                    store.insert_arrow("rejected", numbered)
+                for writer_id, position in positions.items():
+                    self._save_position(store, writer_id, position)
             self.commits += 1
             log.debug(
-                "committed %d events in %.1f ms", len(kept), 1000 * (time.perf_counter() - started)
+                "committed %d events in %.1f ms", count, 1000 * (time.perf_counter() - started)
             )
-        except Exception as e:  # the transaction rolled back: nothing of it is in the log
-            log.exception("group commit failed")
-            error = StoreUnavailable(f"events could not be written ({type(e).__name__}); retry")
-            for pending in group:
-                pending.future.set_exception(error)
-            return
-        self._next_seq += len(kept)
-        self._next_rejection_id += len(dead)
-        self._index.add(seen_here)
-        if self._on_commit is not None and kept:
-            self._on_commit(self.last_seq)
-        for pending, result in zip(group, results, strict=True):
-            pending.future.set_result(result)
+            self._next_seq += count
+            self._next_rejection_id += dead
+            self._index.add_array(keys)
+            self.positions.update(positions)
+            duplicates = 0 if events is None else events.num_rows - count
+            return Loaded(count, duplicates, dead, self.last_seq)
+
+    def _save_position(self, store: Store, writer_id: str, position: Position) -> None:
+        parameters = [position.segment, position.offset, writer_id]
+        if writer_id in self.positions:
+            store.execute(
+                "UPDATE log_positions SET segment = ?, byte_offset = ? WHERE writer_id = ?",
+                parameters,
+            )
+        else:
+            store.execute(
+                "INSERT INTO log_positions (segment, byte_offset, writer_id) VALUES (?, ?, ?)",
+                parameters,
+            )
 
     # -- start-up -----------------------------------------------------------------
 
@@ -234,28 +158,11 @@ class EventWriter:
             )
         return DedupeIndex(arrays["dedupe_key"])
 
-
-_EVENT_FIELDS = list(EVENT_SCHEMA)[1:]
-
-
-def _event_table(rows: list[EventRow], first_seq: int) -> pa.Table:
-    """Rows to an Arrow table, column by column (pyarrow converts each list in C)."""
-    columns = list(zip(*rows, strict=True))
-    arrays = [pa.array(range(first_seq, first_seq + len(rows)), type=pa.int64())]
-    for schema_field, values in zip(_EVENT_FIELDS, columns, strict=True):
-        arrays.append(pa.array(values, type=schema_field.type))
-    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    def _load_positions(self) -> dict[str, Position]:
+        rows = self._store.fetch_all("SELECT writer_id, segment, byte_offset FROM log_positions")
+        return {writer_id: Position(segment, offset) for writer_id, segment, offset in rows}
 
 
-def _rejected_table(letters: list[DeadLetter], first_id: int) -> pa.Table:
-    data = {
-        "id": list(range(first_id, first_id + len(letters))),
-        "source_id": [d.source_id for d in letters],
-        "received_at": [d.received_at for d in letters],
-        "code": [d.rejection.code for d in letters],
-        "field": [d.rejection.field for d in letters],
-        "reason": [d.rejection.reason for d in letters],
-        "message_id": [d.rejection.message_id for d in letters],
-        "payload": [d.rejection.payload for d in letters],
-    }
-    return pa.Table.from_pydict(data, schema=REJECTED_SCHEMA)
+def _numbered(table: pa.Table, column: str, first: int) -> pa.Table:
+    numbers = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
+    return table.add_column(0, column, numbers)

@@ -60,6 +60,7 @@ class Pipeline:
         self.refreshed_at = 0.0
         self.purged_at = 0.0
         self._ingest_commits: Callable[[], int] = lambda: 0
+        self._log_backlog: Callable[[], int] = lambda: 0
         self._segment_touched: set[str] = set()
         self._segment_changes = segments.Changes()
         self._segments_due = 0.0  # monotonic time of the next streaming refresh
@@ -236,6 +237,9 @@ class Pipeline:
     def lag(self) -> dict[str, Any]:
         """How far behind the log the pipeline is, and the background refresh's failure
         when it keeps failing (`refresh_failure`, else None)."""
+        # The log's files first: an event counted there at this moment is in `events`
+        # by the time the query below runs, or still counted here; never in neither.
+        unloaded = self._log_backlog()
         processed = self.processed_seq()
         row = self._store.fetch_one(
             "SELECT (SELECT coalesce(max(seq), 0) FROM events), "
@@ -246,7 +250,8 @@ class Pipeline:
         failure = self.refresh_failure
         return {
             "processed_seq": processed,
-            "lag_events": max(int(row[0]) - processed, 0),
+            "lag_events": max(int(row[0]) - processed, 0) + unloaded,
+            "log_backlog_events": unloaded,
             "lag_seconds": round(float(row[1] or 0.0), 3),
             "refresh_failure": failure.to_dict() if failure else None,
         }
@@ -263,7 +268,7 @@ class Pipeline:
     # -- the background loop ------------------------------------------------------
 
     def notify(self, _last_seq: int = 0) -> None:
-        """Called after the writer commits: wake the background loop."""
+        """Called after the loader commits: wake the background loop."""
         self._wake.set()
 
     def start(self) -> None:
@@ -282,9 +287,11 @@ class Pipeline:
             self._thread.join()
             self._thread = None
 
-    def watch_ingest(self, commits: Callable[[], int]) -> None:
-        """Give the background loop a way to see ingest activity (the writer's commits)."""
+    def watch_ingest(self, commits: Callable[[], int], backlog: Callable[[], int]) -> None:
+        """Give the background loop a way to see ingest activity (the loader's commits),
+        and `lag` the events still in the log's files (not loaded yet)."""
         self._ingest_commits = commits
+        self._log_backlog = backlog
 
     # -- memory -------------------------------------------------------------------
 

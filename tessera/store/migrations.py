@@ -308,4 +308,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        11,
+        """
+        -- How far the loader has read each writer's files in the event log (log/<writer>/):
+        -- the segment and the byte offset just past the last record loaded. Written in the
+        -- same transaction as the events it loaded, so a crash between reading the files
+        -- and committing loads those records again exactly once.
+        CREATE TABLE log_positions (
+            writer_id VARCHAR NOT NULL,
+            segment BIGINT NOT NULL,
+            byte_offset BIGINT NOT NULL
+        );
+        """,
+    ),
 ]

@@ -60,6 +60,6 @@ def test_a_collector_keeps_the_last_keys_when_the_file_is_unreadable(tmp_path: P
 
 def test_no_published_keys_is_a_retryable_refusal_naming_the_file(tmp_path: Path) -> None:
     keys = source_keys.PublishedKeys(tmp_path / "source-keys.json", check_every_s=0)
-    with pytest.raises(StoreUnavailable, match="source-keys.json") as refused:
+    with pytest.raises(StoreUnavailable, match=r"source-keys\.json") as refused:
         keys.authenticate(KEY)
     assert refused.value.status == 503
