@@ -27,18 +27,6 @@ def collected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         live.stop()
 
 
-def collector_pids(server: LiveServer) -> list[int]:
-    """The serving process's collectors (its spawned children, not multiprocessing's
-    resource tracker)."""
-    found = []
-    for task in Path(f"/proc/{server.process.pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            command = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"spawn_main" in command:
-                found.append(int(child))
-    return found
-
-
 def wait_until(condition: object, what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
@@ -47,7 +35,7 @@ def wait_until(condition: object, what: str, timeout: float = 20) -> None:
 
 
 def test_serve_starts_the_collectors_it_is_told_to(collected: LiveServer) -> None:
-    assert len(collector_pids(collected)) == COLLECTORS
+    assert len(collected.collector_pids()) == COLLECTORS
 
 
 def test_the_admin_api_answers_through_the_collectors(collected: LiveServer) -> None:
@@ -120,10 +108,10 @@ def test_a_write_key_created_or_disabled_through_the_api_reaches_the_collectors(
 
 
 def test_a_collector_killed_is_started_again(collected: LiveServer) -> None:
-    before = collector_pids(collected)
+    before = collected.collector_pids()
     os.kill(before[0], signal.SIGKILL)
     wait_until(
-        lambda: len(pids := collector_pids(collected)) == COLLECTORS and before[0] not in pids,
+        lambda: len(pids := collected.collector_pids()) == COLLECTORS and before[0] not in pids,
         "the killed collector was not replaced",
     )
     assert "exited with -9; starting it again" in collected.log()
@@ -132,7 +120,7 @@ def test_a_collector_killed_is_started_again(collected: LiveServer) -> None:
 
 def test_stopping_serve_stops_its_collectors(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", TESSERA_COLLECTORS="1")
-    children = collector_pids(server)
+    children = server.collector_pids()
     server.stop()
     assert server.process.returncode == 0
     for pid in children:
@@ -142,7 +130,7 @@ def test_stopping_serve_stops_its_collectors(tmp_path: Path) -> None:
 
 def test_collectors_stop_when_the_serving_process_is_killed(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", TESSERA_COLLECTORS="1")
-    children = collector_pids(server)
+    children = server.collector_pids()
     server.stop(kill=True)
     wait_until(
         lambda: all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in children),
