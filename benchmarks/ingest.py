@@ -148,8 +148,12 @@ def bench_bare(bodies: list[bytes], warmup: list[bytes], size: int, connections:
 
 def bench_duckdb(bodies: list[bytes], per_commit: int = 1000) -> dict:
     """Append the same rows, already flattened, straight into DuckDB."""
+    import pyarrow as pa
+
+    from tessera.eventlog import LOG_EVENT_SCHEMA
+    from tessera.eventlog.records import batch_of
     from tessera.events.contract import Envelope, check_message
-    from tessera.events.writer import _event_table
+    from tessera.events.writer import _numbered
     from tessera.store import open_store
 
     received = int(time.time() * 1_000_000)
@@ -165,7 +169,8 @@ def bench_duckdb(bodies: list[bytes], per_commit: int = 1000) -> dict:
         for first in range(0, len(rows), per_commit):
             chunk = rows[first : first + per_commit]
             with store.transaction():
-                store.insert_arrow("events", _event_table(chunk, first + 1))
+                table = pa.Table.from_batches([batch_of(chunk, LOG_EVENT_SCHEMA)])
+                store.insert_arrow("events", _numbered(table, "seq", first + 1))
         seconds = time.perf_counter() - started
         store.close()
     return {
@@ -190,12 +195,11 @@ def main() -> None:
 
     bodies = make_batches(args.batches, args.batch_size)
     warmup = make_batches(100, args.batch_size, seed=99)
-    by_topology = {
-        collectors or "default": bench_tessera(
-            bodies, warmup, args.batch_size, args.connections, collectors
-        )
-        for collectors in topologies
-    }
+    by_topology = {}
+    for collectors in topologies:
+        run = bench_tessera(bodies, warmup, args.batch_size, args.connections, collectors)
+        by_topology[collectors or "default"] = run
+        print(f"collectors {collectors or 'default'}: {run}", file=sys.stderr, flush=True)
     tessera = next(iter(by_topology.values()))
     bare = bench_bare(bodies, warmup, args.batch_size, args.connections)
     raw = bench_duckdb(bodies)
