@@ -65,7 +65,9 @@ class Runtime:
         loader = LogLoader(writer, settings.log_dir, on_load=pipeline.notify)
         sink.on_durable = loader.wake
         loader.catch_up()
-        pipeline.watch_ingest(lambda: loader.loads, loader.backlog)
+        # Requests answered by this process compete with the pipeline for its GIL; a
+        # collector process's do not (pipeline/loop.py): only the former slow it down.
+        pipeline.watch_ingest(lambda: sink.log.syncs, loader.backlog)
         # Every change to sources is published for the collector processes (source_keys.py).
         publish = functools.partial(source_keys.publish, settings.source_keys_path)
         sources = SourceDirectory(store, on_change=None if in_memory else publish)

@@ -24,6 +24,8 @@ def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
     figures = log.stats(runtime.store)
     figures.update(runtime.pipeline.lag())
     figures["writer_queue"] = runtime.sink.queued_events
+    # Crashes in the middle of a write to the log in files: cut at start, or skipped.
+    figures["log_torn_tails"] = runtime.sink.log.torn_tails_cut + runtime.loader.torn_tails
     return figures
 
 

@@ -9,8 +9,8 @@ import pytest
 from tessera.errors import InvalidCursor, InvalidField
 from tessera.events import log
 from tessera.events.contract import Rejection
+from tessera.events.sink import DeadLetter
 from tessera.events.timestamps import now_micros
-from tessera.events.writer import DeadLetter
 from tessera.paging import Page, encode_cursor
 from tessera.profiles import view
 from tessera.runtime import Runtime

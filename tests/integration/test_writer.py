@@ -1,4 +1,5 @@
-"""The writer on a real DuckDB file: group commit, dedupe, dead letters, restarts."""
+"""The writer on a real DuckDB file (and the log in files before it): group commit,
+dedupe, dead letters, restarts."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 
 from tessera.errors import InvalidMessage, Overloaded
 from tessera.events.contract import Envelope, EventRow, check_message, reject
+from tessera.events.sink import DeadLetter, LogSink
 from tessera.events.timestamps import now_micros
-from tessera.events.writer import DeadLetter, EventWriter
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 
@@ -95,31 +96,30 @@ def test_dead_letters_are_stored_with_reason_and_payload(runtime: Runtime) -> No
     ]
 
 
-def test_group_commit_writes_everything_queued_in_one_transaction(runtime: Runtime) -> None:
-    # Fifty requests wait in the queue before the writer thread starts: it must take them
-    # all as one group (one COMMIT), not commit request by request.
-    futures = [
-        runtime.writer.submit(rows("s1", [f"m{i}-{j}" for j in range(10)])) for i in range(50)
-    ]
-    before = runtime.writer.commits
-    runtime.writer.start()
+def test_group_commit_syncs_everything_queued_once_and_loads_it_densely(
+    runtime: Runtime,
+) -> None:
+    # Fifty requests wait in the queue before the log's thread starts: it must write them
+    # all as one record with one fsync, not request by request.
+    futures = [runtime.sink.submit(rows("s1", [f"m{i}-{j}" for j in range(10)])) for i in range(50)]
+    before = runtime.sink.log.syncs
+    runtime.sink.start()
     assert sum(f.result(10).accepted for f in futures) == 500
-    assert runtime.writer.commits - before == 1
+    assert runtime.sink.log.syncs - before == 1
+    assert runtime.loader.catch_up() == 500
     assert runtime.store.fetch_one("SELECT count(*), max(seq) - min(seq) + 1 FROM events") == (
         500,
         500,
     )
-    assert count(runtime) == 500
 
 
 def test_a_full_queue_answers_overloaded(settings: Settings) -> None:
-    opened = Runtime.open(settings)
-    writer = EventWriter(opened.store, max_queued_events=5, retry_after_seconds=3)
-    writer.submit(rows("s1", ["a", "b", "c", "d"]))  # not started: stays queued
+    sink = LogSink(settings.log_dir, "collector-1", max_queued_events=5, retry_after_seconds=3)
+    sink.submit(rows("s1", ["a", "b", "c", "d"]))  # not started: stays queued
     with pytest.raises(Overloaded) as caught:
-        writer.submit(rows("s1", ["e", "f"]))
+        sink.submit(rows("s1", ["e", "f"]))
     assert caught.value.retry_after == 3
-    opened.close()
+    sink.stop()
 
 
 def test_a_failed_commit_fails_its_futures_and_keeps_the_log_whole(runtime: Runtime) -> None:
