@@ -4,7 +4,8 @@
                                 [--collectors 0,1,2,3]
 
 1. tessera: a real `tessera serve` on 127.0.0.1 takes 100-event batches as the SDKs
-   send them (full validation, dedupe, group commit; 200 only after COMMIT), with its
+   send them (full validation, group commit into the event log's files; 200 only after
+   the fsync; the loader dedupes and loads them into DuckDB beside it), with its
    pipeline (identity and profiles) running beside it; how far the pipeline fell behind
    and how long it took to catch up are reported too.
 2. bare-parse: an endpoint on the same uvicorn that only parses the JSON.
