@@ -145,3 +145,21 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_serve_without_collectors_serves_everything_itself(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", TESSERA_COLLECTORS="0")
+    try:
+        assert server.collector_pids() == []
+        key = server.create_source("alone", "server")
+        identify = {"type": "identify", "userId": "u-alone", "traits": {"email": "a@alone.test"}}
+        sent = httpx.post(
+            f"{server.url}/v1/identify", json=identify, headers={"Authorization": basic_auth(key)}
+        )
+        assert sent.status_code == 200
+        server.caught_up()
+        profile = httpx.get(f"{server.url}/api/profiles/email:a@alone.test", headers=server.admin)
+        assert profile.status_code == 200
+        assert not (tmp_path / "data" / "run" / "core.sock").exists()
+    finally:
+        server.stop()
