@@ -98,10 +98,15 @@ class SourceDirectory:
         self._lock = threading.Lock()
         self._by_hash: dict[str, Source] | None = None
         self._on_change = on_change
+        # One publication at a time, each reading the store afresh: the last one written
+        # is then the newest state, whatever order concurrent changes finish in.
+        self._publishing = threading.Lock()
 
     def publish(self) -> None:
-        """Hand the current keys to `on_change` (at start, before anything changes)."""
-        if self._on_change is not None:
+        """Hand the current keys to `on_change` (at start, and after each change)."""
+        if self._on_change is None:
+            return
+        with self._publishing:
             self._on_change(self._load())
 
     def create(self, name: str, channel: str) -> SourceWithKey:
