@@ -28,6 +28,7 @@ import uvicorn
 
 from tessera.app import create_app, open_runtime
 from tessera.collector import process as collector_process
+from tessera.collector import proxy
 from tessera.collector.process import CollectorPlan, StoppableServer
 from tessera.errors import StoreLocked, StoreUnavailable
 from tessera.runtime import Runtime
@@ -94,6 +95,7 @@ def _serve_with_collectors(
         forwarded_allow_ips="*",
         server_header=False,
         date_header=False,
+        timeout_keep_alive=proxy.CORE_KEEP_ALIVE_S,
     )
     server = StoppableServer(config, on_signal=stop)
     supervisor.start()

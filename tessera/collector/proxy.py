@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from starlette.background import BackgroundTask
@@ -38,6 +39,9 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
+#: how long the proxy keeps an idle connection to the core, and how long the core does
+KEEP_ALIVE_S = 15.0
+CORE_KEEP_ALIVE_S = 75
 
 
 class CoreProxy:
@@ -50,10 +54,19 @@ class CoreProxy:
         self._client = httpx.AsyncClient(
             base_url=core_url,
             transport=transport,
+            # A client's cookies are its own: httpx keeps the cookies of every answer and
+            # sends them with the next request, which here would sign in every visitor
+            # with the session of the last person who signed in. This jar takes none.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             follow_redirects=False,
             # An export or a rebuild may take minutes; connecting must not.
             timeout=httpx.Timeout(600.0, connect=5.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=32),
+            # An idle connection is dropped here well before the core would close it
+            # (CORE_KEEP_ALIVE_S): a request sent just as the core closed its end would
+            # fail with "server disconnected" (seen as 503s in the console's tests).
+            limits=httpx.Limits(
+                max_connections=256, max_keepalive_connections=32, keepalive_expiry=KEEP_ALIVE_S
+            ),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -86,6 +86,9 @@ def test_the_console_signs_in_through_the_collectors(collected: LiveServer) -> N
         page = browser.get("/sources")
         assert page.status_code == 200
         assert "text/html" in page.headers["content-type"]
+    with httpx.Client(base_url=collected.url, follow_redirects=False) as stranger:
+        for _ in range(4 * COLLECTORS):  # every collector: none may lend a session
+            assert stranger.get("/sources").status_code == 303
 
 
 def test_a_write_key_created_or_disabled_through_the_api_reaches_the_collectors(
