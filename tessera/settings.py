@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `tessera serve` listens on.")
     port: int = Field(default=8000, description="Port `tessera serve` listens on.")
     collectors: int = Field(
-        default=0,
+        default=2,
         ge=0,
         le=64,
         description="Collector processes `tessera serve` starts: they own the port, take "
