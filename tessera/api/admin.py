@@ -21,6 +21,7 @@ class SourceCreate(BaseModel):
 
 @router.get("/stats", summary="Totals of the event log")
 def get_stats(runtime: RuntimeDep) -> dict[str, Any]:
+    runtime.loader.sync()  # what was acknowledged is counted (docs/ingest.md)
     figures = log.stats(runtime.store)
     figures.update(runtime.pipeline.lag())
     figures["writer_queue"] = runtime.sink.queued_events
@@ -70,6 +71,7 @@ def tail_events(
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     source_id = runtime.sources.get(source).id if source else None
+    runtime.loader.sync()  # an event acknowledged before this read is in it
     return log.tail(
         runtime.store, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor
     ).to_dict()
@@ -83,6 +85,7 @@ def rejected_events(
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     source_id = runtime.sources.get(source).id if source else None
+    runtime.loader.sync()
     return log.rejected(runtime.store, limit=limit, source_id=source_id, cursor=cursor).to_dict()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: how often the loader looks for records appended by other processes
 POLL_SECONDS = 0.02
+#: the longest a reader of `events` waits for the loader to catch up (`sync`)
+SYNC_SECONDS = 2.0
 #: the pause after a failed load (the store, a file that cannot be read)
 FAILURE_PAUSE_SECONDS = 1.0
 
@@ -95,6 +98,16 @@ class LogLoader:
         while (loaded := self.load_once()) is not None:
             total += loaded.events
         return total
+
+    def sync(self, timeout_seconds: float = SYNC_SECONDS) -> bool:
+        """Load what the log holds now (read-your-writes for a reader of `events` right
+        after a 200); gives up after `timeout_seconds` when far behind. True when caught
+        up."""
+        deadline = time.monotonic() + timeout_seconds
+        while self.load_once() is not None:
+            if time.monotonic() > deadline:
+                return False
+        return True
 
     def backlog(self) -> int:
         """Events in the log's files not loaded yet."""
