@@ -166,3 +166,9 @@ def test_serve_without_collectors_serves_everything_itself(tmp_path: Path) -> No
         assert not (tmp_path / "data" / "run" / "core.sock").exists()
     finally:
         server.stop()
+
+
+def test_a_path_with_an_encoded_newline_is_the_cores_to_answer(collected: LiveServer) -> None:
+    answer = httpx.get(f"{collected.url}/api/segments/x/why/a%0Ab", headers=collected.admin)
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "not_found"
