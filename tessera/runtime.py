@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tessera.events import importer, source_keys
 from tessera.events.collect import Collector
@@ -40,6 +40,7 @@ class Runtime:
     collector: Collector
     pipeline: Pipeline
     started_at: float
+    closed: bool = field(default=False, init=False)
 
     @classmethod
     def open(cls, settings: Settings, *, in_memory: bool = False) -> Runtime:
@@ -87,6 +88,9 @@ class Runtime:
         self.pipeline.start()
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.pipeline.stop()
         self.sink.stop()
         self.loader.stop()

@@ -98,7 +98,9 @@ class LogWriter:
         if self._descriptor is not None:
             os.close(self._descriptor)
             self._descriptor = None
-        os.close(self._lock)
+        if self._lock >= 0:  # a second stop is a no-op
+            os.close(self._lock)
+            self._lock = -1
 
     def append(self, events: Sequence[Row], rejected: Sequence[Row] = ()) -> Future[None]:
         """Queue rows for the next group commit; the future resolves after the fsync.

@@ -289,8 +289,8 @@ class Pipeline:
 
     def watch_ingest(self, commits: Callable[[], int], backlog: Callable[[], int]) -> None:
         """Give the background loop a way to see ingest activity in this process (the
-        syncs of its own collect path),
-        and `lag` the events still in the log's files (not loaded yet)."""
+        syncs of its own collect path), and `lag` the events still in the log's files
+        (not loaded yet)."""
         self._ingest_commits = commits
         self._log_backlog = backlog
 

@@ -111,3 +111,4 @@ def load(store: Store) -> dict[str, dict[str, object]]:
     ):
         found.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
     return found
+

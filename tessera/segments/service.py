@@ -148,7 +148,9 @@ def update(
 
 def delete(store: Store, name: str) -> None:
     segment = _row(store, name)
-    users = [n for n, (_, tree) in sorted(_trees(store, None).items()) if name in referenced(tree)]
+    users = [
+        n for n, (_, tree) in sorted(_trees(store, None).items()) if name in referenced(tree)
+    ]
     if users:
         raise Conflict(f"segment {name!r} is used by {', '.join(users)}; delete those first")
     with store.transaction():
@@ -413,7 +415,9 @@ ORDER BY page.profile_id
 """
 
 
-def members(store: Store, name: str, *, limit: int = 100, cursor: str | None = None) -> Page:
+def members(
+    store: Store, name: str, *, limit: int = 100, cursor: str | None = None
+) -> Page:
     """A page of the segment's current members, by profile id, with the total.
 
     Each member carries its main identifiers, so a list can be mapped back to one's own
@@ -428,9 +432,7 @@ def members(store: Store, name: str, *, limit: int = 100, cursor: str | None = N
     after = decode_cursor("members", cursor, str)
     segment = _row(store, name)
     parameters: dict[str, Any] = {
-        "segment": segment["id"],
-        "fetch": limit + 1,
-        "types": list(MAIN_IDENTIFIERS),
+        "segment": segment["id"], "fetch": limit + 1, "types": list(MAIN_IDENTIFIERS)
     }
     condition = ""
     if after is not None:
@@ -639,7 +641,9 @@ def _trees(store: Store, moment: str | None) -> dict[str, tuple[str, Node]]:
 
 def _reaching(store: Store, start: set[str], target: str) -> list[str]:
     """A path of `in segment` references from one of `start` to `target`, or []."""
-    references = {name: referenced(tree) for name, (_, tree) in _trees(store, None).items()}
+    references = {
+        name: referenced(tree) for name, (_, tree) in _trees(store, None).items()
+    }
     paths = [[name] for name in sorted(start)]
     seen: set[str] = set()
     while paths:
