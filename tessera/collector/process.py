@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -130,7 +131,7 @@ def _exit_with_parent(parent_pid: int, server: uvicorn.Server) -> None:
                 log.warning("the serving process %d is gone; this collector stops", parent_pid)
                 server.should_exit = True
                 return
-            threading.Event().wait(_PARENT_CHECK_S)
+            time.sleep(_PARENT_CHECK_S)
 
     threading.Thread(target=watch, name="tessera-parent-watch", daemon=True).start()
 

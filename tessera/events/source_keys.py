@@ -4,8 +4,9 @@ The core process, the only one with the store, writes every source's key digest,
 name, channel and enabled flag to `DATA_DIR/source-keys.json` whenever a source changes
 (write, fsync, rename: a reader sees the old file or the new one, never half of one;
 mode 0600). A collector's `PublishedKeys` re-reads it when its modification time, size
-or inode changes, looking at most every `check_every_s`, so a key created, rotated or
-disabled through the API works (or stops) at the collectors within a second.
+or inode changes, looking at most every `check_every_s` and at once for a key it does not
+know: a key created through the API works on its first request, and one rotated or
+disabled stops within `check_every_s`.
 """
 
 from __future__ import annotations
@@ -95,8 +96,13 @@ class PublishedKeys:
 
     def authenticate(self, write_key: str) -> Source:
         """The enabled source this write key belongs to, or InvalidWriteKey/SourceDisabled."""
-        by_hash = self._current()
-        source = by_hash.get(hash_secret(write_key))
+        digest = hash_secret(write_key)
+        source = self._current().get(digest)
+        if source is None:
+            # A key unknown here may have been created a moment ago: the core publishes
+            # before its API answers, so looking at the file now (not at the next check)
+            # makes a new key work on its first request.
+            source = self._current(force=True).get(digest)
         if source is None:
             raise InvalidWriteKey(
                 "the write key is not known (it may have been rotated); copy the current key "
@@ -104,12 +110,12 @@ class PublishedKeys:
             )
         return check_known(source)
 
-    def _current(self) -> dict[str, Source]:
+    def _current(self, *, force: bool = False) -> dict[str, Source]:
         now = time.monotonic()
-        if now - self._checked_at < self._check_every:
+        if not force and now - self._checked_at < self._check_every:
             return self._by_hash
         with self._lock:
-            if now - self._checked_at >= self._check_every:
+            if force or now - self._checked_at >= self._check_every:
                 self._refresh()
                 self._checked_at = now
         return self._by_hash

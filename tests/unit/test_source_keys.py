@@ -63,3 +63,13 @@ def test_no_published_keys_is_a_retryable_refusal_naming_the_file(tmp_path: Path
     with pytest.raises(StoreUnavailable, match=r"source-keys\.json") as refused:
         keys.authenticate(KEY)
     assert refused.value.status == 503
+
+
+def test_a_key_published_a_moment_ago_works_on_its_first_request(tmp_path: Path) -> None:
+    path = tmp_path / "source-keys.json"
+    source_keys.publish(path, {})
+    keys = source_keys.PublishedKeys(path, check_every_s=3600)
+    with pytest.raises(InvalidWriteKey):
+        keys.authenticate(KEY)
+    source_keys.publish(path, {hash_secret(KEY): _source()})
+    assert keys.authenticate(KEY).id == "src_1"
