@@ -1,7 +1,7 @@
 """Freshness under load: how soon a new person is visible while events keep arriving.
 
     python benchmarks/freshness.py [--rates 100,1000,5000,20000] [--seconds 60]
-                                   [--senders 2] [--no-trait] [--json]
+                                   [--senders 2] [--collectors 2] [--no-trait] [--json]
     python benchmarks/freshness.py --generator-only [--rates ...] [--seconds ...]
 
 For each offered rate, on one real `tessera serve` (a fresh data directory, one source):
@@ -26,7 +26,9 @@ among those run: every batch acked and freshness p99 <= 1 s. The CPU the generat
 (senders + probes) and the server used is reported, so a saturated generator shows;
 --generator-only offers the same schedules to benchmarks/bare_parse_server.py instead.
 Rates run in the order given on the same server: the log grows from one rate to the next,
-as it would in production.
+as it would in production. `--collectors 0,2` runs every rate once per topology (a fresh
+server with TESSERA_COLLECTORS set to each value, in the order given): the server's CPU is
+the core's and its collectors'.
 """
 
 from __future__ import annotations
@@ -240,9 +242,25 @@ def with_timeouts(seconds: list[float], timed_out: int, q: float) -> float | Non
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and of every process below it (the core and
+    its collectors; children that exited and were waited for count too), Linux /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # it exited between listing and reading
+    ticks = sum(int(value) for value in fields[11:15])
+    seconds = ticks / os.sysconf("SC_CLK_TCK")
+    return seconds + sum(process_cpu_s(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def run_rate(
@@ -338,7 +356,7 @@ def print_table(rows: list[dict[str, Any]], seconds: float, to_stderr: bool) -> 
     table = Table(
         title=f"freshness under open-loop load: {seconds:g} s per rate, 100-event batches"
     )
-    columns = ["offered ev/s", "acked ev/s", "429s", "failed", "batch p50/p99 s"]
+    columns = ["collectors", "offered ev/s", "acked ev/s", "429s", "failed", "batch p50/p99 s"]
     columns += ["fresh p50/p99 s", "> 30 s"]
     columns += ["trait p50/p99 s", "> 30 s"] if trait else []
     columns += ["max lag ev", "drain s", "gen CPU", "server CPU"]
@@ -347,6 +365,7 @@ def print_table(rows: list[dict[str, Any]], seconds: float, to_stderr: bool) -> 
     for row in rows:
         generator = row["generator"]
         cells = [
+            str(row.get("collectors", "default")),
             f"{row['offered_events_per_s']:,}",
             f"{row['acked_events_per_s']:,}",
             str(row["throttled_429"]),
@@ -420,8 +439,18 @@ def print_generator_table(rows: list[dict[str, Any]], seconds: float, to_stderr:
 
 
 def _best(rows: list[dict[str, Any]], key: str) -> str:
-    rates = [row["offered_events_per_s"] for row in rows if row[key]]
-    return f"{max(rates):,} events/s" if rates else "none of the rates run"
+    """The highest sustained rate, per topology when several ran."""
+    answers = []
+    topologies = list(dict.fromkeys(row.get("collectors", "default") for row in rows))
+    for topology in topologies:
+        rates = [
+            row["offered_events_per_s"]
+            for row in rows
+            if row[key] and row.get("collectors", "default") == topology
+        ]
+        found = f"{max(rates):,} events/s" if rates else "none of the rates run"
+        answers.append(found if len(topologies) == 1 else f"{found} (collectors {topology})")
+    return "; ".join(answers)
 
 
 def create_probe_trait(port: int) -> None:
@@ -441,6 +470,11 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration per rate")
     parser.add_argument("--senders", type=int, default=2, help="sender processes")
+    parser.add_argument(
+        "--collectors",
+        default="",
+        help="TESSERA_COLLECTORS values to compare, comma-separated (default: the server's own)",
+    )
     parser.add_argument(
         "--no-trait",
         dest="trait",
@@ -465,9 +499,21 @@ def main() -> None:
         print_generator_table(alone, args.seconds, to_stderr=args.json)
         return
     rows = []
+    topologies = [c.strip() for c in args.collectors.split(",") if c.strip()] or [None]
+    for collectors in topologies:
+        rows += run_topology(collectors, rates, args)
+    print_table(rows, args.seconds, to_stderr=args.json)
+
+
+def run_topology(
+    collectors: str | None, rates: list[int], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Every rate on one fresh server with TESSERA_COLLECTORS=`collectors`."""
+    rows = []
+    env = {} if collectors is None else {"TESSERA_COLLECTORS": collectors}
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        server = start_server(Path(tmp) / "data", port)
+        server = start_server(Path(tmp) / "data", port, env)
         try:
             created = httpx.post(
                 f"http://127.0.0.1:{port}/api/sources",
@@ -479,11 +525,12 @@ def main() -> None:
                 create_probe_trait(port)
             for rate in rates:
                 row = run_rate(port, auth, server.pid, rate, args.seconds, args)
+                row = {"collectors": collectors or "default"} | row
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         finally:
             stop(server)
-    print_table(rows, args.seconds, to_stderr=args.json)
+    return rows
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.admin_token_hash = hash_secret(token)
         running.start()
         app.state.runtime = running
+        app.state.settings = settings
+        app.state.collector = running.collector
         app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
         _announce(settings)
         try:

@@ -9,11 +9,12 @@ imports also use, and wakes the pipeline.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
 from tessera.activation.engine import Activation
-from tessera.events import importer
+from tessera.events import importer, source_keys
 from tessera.events.collect import Collector
 from tessera.events.loader import LogLoader
 from tessera.events.sink import LogSink
@@ -71,7 +72,9 @@ class Runtime:
         # Requests answered by this process compete with the pipeline for its GIL; a
         # collector process's do not (pipeline/loop.py): only the former slow it down.
         pipeline.watch_ingest(lambda: sink.log.syncs, loader.backlog)
-        sources = SourceDirectory(store)
+        # Every change to sources is published for the collector processes (source_keys.py).
+        publish = functools.partial(source_keys.publish, settings.source_keys_path)
+        sources = SourceDirectory(store, on_change=None if in_memory else publish)
         collector = Collector(
             sources,
             sink,

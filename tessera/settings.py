@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `tessera serve` listens on.")
     port: int = Field(default=8000, description="Port `tessera serve` listens on.")
+    collectors: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Collector processes `tessera serve` starts: they own the port, take "
+        "/v1/* and the pixel into the event log, and pass every other path to the core "
+        "process. 0 serves everything from one process.",
+    )
     admin_token: str | None = Field(
         default=None,
         description="Bearer token for /api/* and the console's sign-in, at least "
@@ -172,6 +180,16 @@ class Settings(BaseSettings):
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def source_keys_path(self) -> Path:
+        """The write keys (hashed) the core publishes for the collector processes."""
+        return self.data_dir / "source-keys.json"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the core process listens for its collectors (mode 0700)."""
+        return self.data_dir / "run"
 
     @property
     def server_file_path(self) -> Path:

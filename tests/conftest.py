@@ -79,6 +79,16 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def collector_pids(self) -> list[int]:
+        """The server's collector processes (its spawned children; not multiprocessing's
+        resource tracker)."""
+        found = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+        return found
+
     def stop(self, kill: bool = False) -> None:
         if kill:
             self.process.kill()

@@ -1,7 +1,9 @@
 """The Segment-compatible collect API: /v1/batch, /v1/track, ... and the browser's /v1/t.
 
 Plain Starlette endpoints, not FastAPI routes: this is the hot path, and FastAPI's
-dependency machinery would cost more per request than validating the messages.
+dependency machinery would cost more per request than validating the messages. They find
+`app.state.collector` and `app.state.settings`, and no Runtime: a collector process, which
+has no store, mounts them too.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from starlette.routing import Route
 
 from tessera.api.responses import SUCCESS_BODY, error_response
 from tessera.errors import BodyTooLarge, StoreUnavailable, TesseraError
+from tessera.events.collect import Collector
 from tessera.events.contract import MESSAGE_TYPES, SHORT_TYPES
 from tessera.events.timestamps import now_micros
-from tessera.runtime import Runtime
+from tessera.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +69,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _endpoint(message_type: str | None):  # type: ignore[no-untyped-def]
     async def collect(request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        headers = cors_headers(request, runtime.settings.cors_origins)
+        settings: Settings = request.app.state.settings
+        collector: Collector = request.app.state.collector
+        headers = cors_headers(request, settings.cors_origins)
         if request.method == "OPTIONS":
             return Response(status_code=204, headers=headers)
         received_at = now_micros()
         try:
-            body = await _read_body(request, runtime.settings.max_body_bytes)
-            submission = runtime.collector.submit(
+            body = await _read_body(request, settings.max_body_bytes)
+            submission = collector.submit(
                 body,
                 message_type=message_type,
                 authorization=request.headers.get("authorization"),

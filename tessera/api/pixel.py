@@ -1,6 +1,8 @@
 """The pixel, the opt-out switch and cookie syncs: GET endpoints a browser hits from an
-<img> tag or a redirect. Raw Starlette routes like the collect API; they always answer
-something a browser can show (the 1x1 GIF, or a redirect to an allow-listed partner)."""
+<img> tag or a redirect. Raw Starlette routes like the collect API (and like it, they find
+`app.state.collector` and `app.state.settings`, so a collector process mounts them too);
+they always answer something a browser can show (the 1x1 GIF, or a redirect to an
+allow-listed partner)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from starlette.routing import Route
 
 from tessera.audiences import pixel
 from tessera.errors import TesseraError
+from tessera.events.collect import Collector
 from tessera.events.timestamps import now_micros
-from tessera.runtime import Runtime
+from tessera.settings import Settings
 
 log = logging.getLogger(__name__)
 _NO_CACHE = {
@@ -33,12 +36,12 @@ def _gif(headers: dict[str, str], cookies: Sequence[str] = ()) -> Response:
     return response
 
 
-async def _record(runtime: Runtime, key: str | None, message: dict[str, object]) -> str | None:
+async def _record(collector: Collector, key: str | None, message: dict[str, object]) -> str | None:
     """Store one message for the write key's source; the problem, if any, as text."""
     if not key:
         return "missing wk: the pixel needs a source's write key (wk=...)"
     try:
-        submission = runtime.collector.submit_messages(key, [message], received_at=now_micros())
+        submission = collector.submit_messages(key, [message], received_at=now_micros())
         await asyncio.wrap_future(submission.future)
     except TesseraError as error:
         return error.message
@@ -49,17 +52,19 @@ async def _record(runtime: Runtime, key: str | None, message: dict[str, object])
 
 
 async def pixel_gif(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    settings: Settings = request.app.state.settings
     who = pixel.visitor(dict(request.cookies), dict(request.headers), request.url.scheme)
     if who.opted_out:
         return _gif({"X-Tessera-Recorded": "no (opted out)"})
     cookie_id = who.cookie_id or pixel.new_cookie_id()
     params = dict(request.query_params)
     message = pixel.page_message(params, cookie_id, request.headers.get("user-agent"))
-    problem = await _record(runtime, params.get("wk") or params.get("writeKey"), message)
+    problem = await _record(
+        request.app.state.collector, params.get("wk") or params.get("writeKey"), message
+    )
     if problem:
         return _gif({"X-Tessera-Recorded": "no", "X-Tessera-Error": _header_safe(problem)})
-    lifetime = runtime.settings.lifetime_days("cookie_id") * 86_400
+    lifetime = settings.lifetime_days("cookie_id") * 86_400
     # Set on every hit: the lifetime runs from the last visit, as the purge counts it.
     cookie = pixel.cookie_header(pixel.COOKIE, cookie_id, lifetime, https=who.https)
     return _gif({"X-Tessera-Recorded": "yes"}, [cookie])
@@ -83,12 +88,12 @@ async def cookie_sync(request: Request) -> Response:
     """Redirect-based ID sync with an allow-listed partner (TESSERA_SYNC_PARTNERS).
     Without `puid`, the browser is sent to the partner with our cookie id; with it (the
     partner sending the browser back, or starting the sync), the two ids are recorded."""
-    runtime: Runtime = request.app.state.runtime
+    settings: Settings = request.app.state.settings
     params = dict(request.query_params)
     partner = params.get("partner", "")
-    template = runtime.settings.sync_partners.get(partner)
+    template = settings.sync_partners.get(partner)
     if template is None:
-        known = ", ".join(sorted(runtime.settings.sync_partners)) or "none configured"
+        known = ", ".join(sorted(settings.sync_partners)) or "none configured"
         return _gif(
             {"X-Tessera-Error": _header_safe(f"partner {partner!r} is not allowed ({known})")}
         )
@@ -96,7 +101,7 @@ async def cookie_sync(request: Request) -> Response:
     if who.opted_out:
         return _gif({"X-Tessera-Recorded": "no (opted out)"})
     cookie_id = who.cookie_id or pixel.new_cookie_id()
-    lifetime = runtime.settings.lifetime_days("cookie_id") * 86_400
+    lifetime = settings.lifetime_days("cookie_id") * 86_400
     cookie = pixel.cookie_header(
         pixel.COOKIE, cookie_id, lifetime, https=who.https, cross_site=True
     )
@@ -107,7 +112,9 @@ async def cookie_sync(request: Request) -> Response:
         response.headers.append("Set-Cookie", cookie)
         return response
     message = pixel.sync_message(partner, partner_user_id, cookie_id)
-    problem = await _record(runtime, params.get("wk") or params.get("writeKey"), message)
+    problem = await _record(
+        request.app.state.collector, params.get("wk") or params.get("writeKey"), message
+    )
     if problem:
         return _gif({"X-Tessera-Recorded": "no", "X-Tessera-Error": _header_safe(problem)})
     return _gif({"X-Tessera-Recorded": "yes"}, [cookie])

@@ -12,16 +12,23 @@ import binascii
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tessera.errors import InvalidField, InvalidMessage, InvalidTimestamp, MissingWriteKey
 from tessera.events.body import decode_body
 from tessera.events.contract import Envelope, EventRow, check_message, reject
 from tessera.events.sink import DeadLetter, Sink, WriteResult
-from tessera.events.sources import Source, SourceDirectory
+from tessera.events.sources import Source
 from tessera.events.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
+
+
+class Keys(Protocol):
+    """Resolves a write key to its enabled source: the store's `SourceDirectory` in the
+    core process, the published file (`source_keys.PublishedKeys`) in a collector."""
+
+    def authenticate(self, write_key: str) -> Source: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,7 @@ class Submission:
 class Collector:
     def __init__(
         self,
-        directory: SourceDirectory,
+        directory: Keys,
         sink: Sink,
         *,
         max_body_bytes: int,

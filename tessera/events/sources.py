@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -109,10 +110,25 @@ class SourceDirectory:
     cache exact (the server is the only process writing while it runs).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, on_change: Callable[[Mapping[str, Source]], None] | None = None
+    ) -> None:
+        """`on_change` gets every key digest with its source after each change (and from
+        `publish`): the server writes them for its collector processes."""
         self._store = store
         self._lock = threading.Lock()
         self._by_hash: dict[str, Source] | None = None
+        self._on_change = on_change
+        # One publication at a time, each reading the store afresh: the last one written
+        # is then the newest state, whatever order concurrent changes finish in.
+        self._publishing = threading.Lock()
+
+    def publish(self) -> None:
+        """Hand the current keys to `on_change` (at start, and after each change)."""
+        if self._on_change is None:
+            return
+        with self._publishing:
+            self._on_change(self._load())
 
     def create(self, name: str, channel: str) -> SourceWithKey:
         check_name(name)
@@ -172,9 +188,7 @@ class SourceDirectory:
                 "the write key is not known (it may have been rotated); copy the current key "
                 "from `tessera sources list` or the console"
             )
-        if not source.enabled:
-            raise SourceDisabled(f"source {source.name!r} is disabled; enable it to send events")
-        return source
+        return check_known(source)
 
     def _find(self, name_or_id: str) -> Source | None:
         row = self._store.fetch_one(
@@ -192,3 +206,11 @@ class SourceDirectory:
     def _invalidate(self) -> None:
         with self._lock:
             self._by_hash = None
+        self.publish()
+
+
+def check_known(source: Source) -> Source:
+    """The source a write key named, if it may send events (else SourceDisabled)."""
+    if not source.enabled:
+        raise SourceDisabled(f"source {source.name!r} is disabled; enable it to send events")
+    return source

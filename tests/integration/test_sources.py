@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tessera.errors import Conflict, InvalidField, InvalidWriteKey, NotFound, SourceDisabled
+from tessera.events.source_keys import PublishedKeys
 from tessera.runtime import Runtime
 
 
@@ -37,3 +38,17 @@ def test_source_rules(runtime: Runtime) -> None:
         runtime.sources.create("Web Shop", "web")
     with pytest.raises(NotFound, match="known: crm"):
         runtime.sources.get("nope")
+
+
+def test_every_change_to_sources_is_published_for_the_collectors(runtime: Runtime) -> None:
+    published = PublishedKeys(runtime.settings.source_keys_path, check_every_s=0)
+    created = runtime.sources.create("collected", "server")
+    assert published.authenticate(created.write_key).id == created.source.id
+    rotated = runtime.sources.rotate_key("collected")
+    with pytest.raises(InvalidWriteKey):
+        published.authenticate(created.write_key)
+    runtime.sources.set_enabled("collected", False)
+    with pytest.raises(SourceDisabled):
+        published.authenticate(rotated.write_key)
+    runtime.sources.set_enabled("collected", True)
+    assert published.authenticate(rotated.write_key).name == "collected"
