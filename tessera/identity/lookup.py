@@ -35,11 +35,16 @@ def find_profile(store: Store, identifier: Identifier) -> str:
         [identifier.type, identifier.value],
     )
     if row is None:
-        raise NotFound(
-            f"no profile has {identifier} (values are compared normalised; "
-            "has the pipeline processed the events? see `tessera stats`)"
-        )
+        raise not_found(identifier)
     return str(row[0])
+
+
+def not_found(identifier: Identifier) -> NotFound:
+    """What a look-up of an identifier no profile holds answers."""
+    return NotFound(
+        f"no profile has {identifier} (values are compared normalised; "
+        "has the pipeline processed the events? see `tessera stats`)"
+    )
 
 
 def resolve_profile_id(store: Store, profile_id: str) -> str:
@@ -71,7 +76,8 @@ def lookup(
     memory: Callable[[Identifier], str | None] | None = None,
 ) -> str:
     """A profile from `TYPE:VALUE` or a profile id (merged ids redirect to the survivor).
-    `memory` answers from the pipeline's graph when it is loaded in this process."""
+    `memory` answers from the pipeline's graph when it is loaded in this process (None:
+    not loaded; it raises NotFound itself when the loaded graph lacks the identifier)."""
     if reference.startswith("prf_"):
         return resolve_profile_id(store, reference.strip())
     identifier = identifier_from_text(reference, default_region)

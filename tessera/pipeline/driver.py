@@ -19,7 +19,7 @@ from tessera.audiences import lifetime, signals
 from tessera.errors import TesseraError
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
-from tessera.identity import stored
+from tessera.identity import lookup, stored
 from tessera.identity.identifiers import Identifier
 from tessera.pipeline import persist
 from tessera.pipeline.isolation import Isolation, processed_seq
@@ -269,8 +269,18 @@ class Pipeline:
             return self._aggregates
 
     def find_in_memory(self, identifier: Identifier) -> str | None:
+        """The live profile holding `identifier` from the loaded graph; None when the graph
+        is not loaded. The loaded graph holds every identity the store holds (a batch
+        changes memory first, and a failed write drops memory), so a miss is final:
+        NotFound, without asking the store. Under load a look-up that polls for a person
+        not processed yet used to cost a query over `identities` each time."""
         unifier = self._unifier
-        return None if unifier is None else unifier.graph.profile(identifier)
+        if unifier is None:
+            return None
+        found = unifier.graph.profile(identifier)
+        if found is None:
+            raise lookup.not_found(identifier)
+        return found
 
     def lag(self) -> dict[str, Any]:
         """How far behind the log the pipeline is, and the background refresh's failure

@@ -64,7 +64,8 @@ Profile = ProfileView | ProfileAsOf
 
 def from_memory(context: Context, reference: str) -> ProfileView | None:
     """The profile's core (no events) from the pipeline's memory without SQL, or None
-    when the memory cannot answer (not loaded, a profile id, an unknown identifier)."""
+    when the memory cannot answer (not loaded, a profile id). An identifier the loaded
+    memory lacks is NotFound at once."""
     if reference.startswith("prf_"):
         return None
     identifier = identifier_from_text(reference, context.settings.default_region)
