@@ -143,7 +143,7 @@ class LocalBackend:
         self.runtime = Runtime.open(settings)
 
     def stats(self) -> Stats:
-        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag())
+        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag().model_dump())
 
     def list_sources(self) -> list[SourceView]:
         return [s.view() for s in self.runtime.sources.list()]
