@@ -122,17 +122,17 @@ class Backend(Protocol):
     ) -> list[campaigns.CampaignResult]: ...
     def load_signals(self, document: object) -> signal_config.SignalsLoaded: ...
     def show_signals(self) -> signal_config.SignalConfig: ...
-    def list_destinations(self) -> list[dict[str, Any]]: ...
-    def create_destination(self, request: DestinationRequest) -> dict[str, Any]: ...
-    def show_destination(self, name: str) -> dict[str, Any]: ...
-    def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
-    def delete_destination(self, name: str) -> dict[str, Any]: ...
-    def rotate_destination_secret(self, name: str) -> dict[str, Any]: ...
-    def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]: ...
-    def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]: ...
+    def list_destinations(self) -> list[destinations.Destination]: ...
+    def create_destination(self, request: DestinationRequest) -> destinations.Created: ...
+    def show_destination(self, name: str) -> destinations.Destination: ...
+    def set_destination_enabled(self, name: str, enabled: bool) -> destinations.Destination: ...
+    def delete_destination(self, name: str) -> destinations.DestinationDeleted: ...
+    def rotate_destination_secret(self, name: str) -> destinations.Created: ...
+    def destination_deliveries(self, name: str, minutes: int) -> deliveries.Report: ...
+    def destination_dead_letters(self, name: str, limit: int) -> list[dead_letters.DeadLetter]: ...
     def replay_destination(
         self, name: str, dead_letters_too: bool, since: datetime | None
-    ) -> dict[str, Any]: ...
+    ) -> dead_letters.Replayed: ...
     def close(self) -> None: ...
 
 
@@ -143,7 +143,7 @@ class LocalBackend:
         self.runtime = Runtime.open(settings)
 
     def stats(self) -> Stats:
-        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag())
+        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag().model_dump())
 
     def list_sources(self) -> list[SourceView]:
         return [s.view() for s in self.runtime.sources.list()]
@@ -327,38 +327,38 @@ class LocalBackend:
 
     # -- destinations (issue 13) ----------------------------------------------------------
 
-    def list_destinations(self) -> list[dict[str, Any]]:
-        return [d.to_dict() for d in destinations.list_all(self.runtime.store)]
+    def list_destinations(self) -> list[destinations.Destination]:
+        return destinations.list_all(self.runtime.store)
 
-    def create_destination(self, request: DestinationRequest) -> dict[str, Any]:
+    def create_destination(self, request: DestinationRequest) -> destinations.Created:
         return destinations.create(
             self.runtime.store, request.name, request.kind, request.purpose, request.options
-        ).to_dict()
+        )
 
-    def show_destination(self, name: str) -> dict[str, Any]:
-        return destinations.get(self.runtime.store, name).to_dict()
+    def show_destination(self, name: str) -> destinations.Destination:
+        return destinations.get(self.runtime.store, name)
 
-    def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        return destinations.set_enabled(self.runtime.store, name, enabled).to_dict()
+    def set_destination_enabled(self, name: str, enabled: bool) -> destinations.Destination:
+        return destinations.set_enabled(self.runtime.store, name, enabled)
 
-    def delete_destination(self, name: str) -> dict[str, Any]:
-        return destinations.delete(self.runtime.store, name).to_dict()
+    def delete_destination(self, name: str) -> destinations.DestinationDeleted:
+        return destinations.delete(self.runtime.store, name)
 
-    def rotate_destination_secret(self, name: str) -> dict[str, Any]:
-        return destinations.rotate_secret(self.runtime.store, name).to_dict()
+    def rotate_destination_secret(self, name: str) -> destinations.Created:
+        return destinations.rotate_secret(self.runtime.store, name)
 
-    def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]:
-        return deliveries.report(self.runtime.store, name, minutes).to_dict()
+    def destination_deliveries(self, name: str, minutes: int) -> deliveries.Report:
+        return deliveries.report(self.runtime.store, name, minutes)
 
-    def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]:
-        return [d.to_dict() for d in dead_letters.list_for(self.runtime.store, name, limit)]
+    def destination_dead_letters(self, name: str, limit: int) -> list[dead_letters.DeadLetter]:
+        return dead_letters.list_for(self.runtime.store, name, limit)
 
     def replay_destination(
         self, name: str, dead_letters_too: bool, since: datetime | None
-    ) -> dict[str, Any]:
+    ) -> dead_letters.Replayed:
         return dead_letters.replay(
             self.runtime.store, name, dead_letters=dead_letters_too, since=since
-        ).to_dict()
+        )
 
 
 class RemoteBackend:
@@ -634,47 +634,38 @@ class RemoteBackend:
 
     # -- destinations (issue 13) ----------------------------------------------------------
 
-    def list_destinations(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", _DESTINATIONS)
-        return result
+    def list_destinations(self) -> list[destinations.Destination]:
+        return self._as(list[destinations.Destination], "GET", _DESTINATIONS)
 
-    def create_destination(self, request: DestinationRequest) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", _DESTINATIONS, json=asdict(request))
-        return result
+    def create_destination(self, request: DestinationRequest) -> destinations.Created:
+        return self._as(destinations.Created, "POST", _DESTINATIONS, json=asdict(request))
 
-    def show_destination(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", _destination(name))
-        return result
+    def show_destination(self, name: str) -> destinations.Destination:
+        return self._as(destinations.Destination, "GET", _destination(name))
 
-    def set_destination_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+    def set_destination_enabled(self, name: str, enabled: bool) -> destinations.Destination:
         path = _destination(name) + ("/enable" if enabled else "/disable")
-        result: dict[str, Any] = self._call("POST", path)
-        return result
+        return self._as(destinations.Destination, "POST", path)
 
-    def delete_destination(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("DELETE", _destination(name))
-        return result
+    def delete_destination(self, name: str) -> destinations.DestinationDeleted:
+        return self._as(destinations.DestinationDeleted, "DELETE", _destination(name))
 
-    def rotate_destination_secret(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", _destination(name) + "/rotate-secret")
-        return result
+    def rotate_destination_secret(self, name: str) -> destinations.Created:
+        return self._as(destinations.Created, "POST", _destination(name) + "/rotate-secret")
 
-    def destination_deliveries(self, name: str, minutes: int) -> dict[str, Any]:
+    def destination_deliveries(self, name: str, minutes: int) -> deliveries.Report:
         path = _destination(name) + "/deliveries"
-        result: dict[str, Any] = self._call("GET", path, params={"minutes": minutes})
-        return result
+        return self._as(deliveries.Report, "GET", path, params={"minutes": minutes})
 
-    def destination_dead_letters(self, name: str, limit: int) -> list[dict[str, Any]]:
+    def destination_dead_letters(self, name: str, limit: int) -> list[dead_letters.DeadLetter]:
         path = _destination(name) + "/dead-letters"
-        result: list[dict[str, Any]] = self._call("GET", path, params={"limit": limit})
-        return result
+        return self._as(list[dead_letters.DeadLetter], "GET", path, params={"limit": limit})
 
     def replay_destination(
         self, name: str, dead_letters_too: bool, since: datetime | None
-    ) -> dict[str, Any]:
+    ) -> dead_letters.Replayed:
         body = {"dead_letters": dead_letters_too, "since": since.isoformat() if since else None}
-        result: dict[str, Any] = self._call("POST", _destination(name) + "/replay", json=body)
-        return result
+        return self._as(dead_letters.Replayed, "POST", _destination(name) + "/replay", json=body)
 
 
 def running_server(settings: Settings) -> str | None:

@@ -1135,10 +1135,10 @@ def destinations_create(
     if json:
         _print_json(created)
         return
-    out.print(f"Created destination [bold]{created['name']}[/] ({created['kind']}, "
-              f"purpose {created['purpose']}); it receives what arrives from now on.")  # fmt: skip
-    if created.get("secret"):
-        out.print(f"Signing secret: [bold green]{created['secret']}[/]")
+    out.print(f"Created destination [bold]{created.name}[/] ({created.kind}, "
+              f"purpose {created.purpose}); it receives what arrives from now on.")  # fmt: skip
+    if created.secret:
+        out.print(f"Signing secret: [bold green]{created.secret}[/]")
         out.print("Keep it: it is shown only now (rotate-secret makes a new one).")
 
 
@@ -1172,8 +1172,9 @@ def destinations_show(name: str, json: JsonOption = False) -> None:
     if json:
         _print_json(shown)
         return
-    _table([{"option": k, "value": v} for k, v in shown.items() if k != "options"]
-           + [{"option": k, "value": v} for k, v in shown["options"].items()],
+    fields = shown.model_dump()
+    options = fields.pop("options")
+    _table([{"option": k, "value": v} for k, v in (fields | options).items()],
            ["option", "value"], title=name)  # fmt: skip
 
 
@@ -1182,7 +1183,7 @@ def destinations_disable(name: str, json: JsonOption = False) -> None:
     """Stop delivering to a destination (its position is kept)."""
     with _backend() as backend:
         shown = backend.set_destination_enabled(name, False)
-    _print_json(shown) if json else out.print(f"Disabled {shown['name']}.")
+    _print_json(shown) if json else out.print(f"Disabled {shown.name}.")
 
 
 @destinations_app.command("enable")
@@ -1190,7 +1191,7 @@ def destinations_enable(name: str, json: JsonOption = False) -> None:
     """Deliver to a disabled destination again, from where it stopped."""
     with _backend() as backend:
         shown = backend.set_destination_enabled(name, True)
-    _print_json(shown) if json else out.print(f"Enabled {shown['name']}.")
+    _print_json(shown) if json else out.print(f"Enabled {shown.name}.")
 
 
 @destinations_app.command("delete")
@@ -1198,7 +1199,7 @@ def destinations_delete(name: str, json: JsonOption = False) -> None:
     """Delete a destination with its position, dead letters and delivery log."""
     with _backend() as backend:
         deleted = backend.delete_destination(name)
-    _print_json(deleted) if json else out.print(f"Deleted {deleted['name']}.")
+    _print_json(deleted) if json else out.print(f"Deleted {deleted.name}.")
 
 
 @destinations_app.command("rotate-secret")
@@ -1209,7 +1210,7 @@ def destinations_rotate_secret(name: str, json: JsonOption = False) -> None:
     if json:
         _print_json(rotated)
     else:
-        out.print(f"New signing secret for {rotated['name']}: [bold green]{rotated['secret']}[/]")
+        out.print(f"New signing secret for {rotated.name}: [bold green]{rotated.secret}[/]")
 
 
 @destinations_app.command("deliveries")
@@ -1225,12 +1226,12 @@ def destinations_deliveries(
     if json:
         _print_json(report)
         return
-    out.print(f"{name}: position {report['position']} of {report['log_end']}, "
-              f"{report['dead_letters']} dead letters; totals {report['totals']}")  # fmt: skip
-    _table(report["minutes"], ["minute", "delivered", "retried", "failed", "suppressed",
-                               "dead_lettered", "p50_ms", "p95_ms", "p99_ms"])  # fmt: skip
-    if report["last_errors"]:
-        _table(report["last_errors"], ["at", "status", "error", "body"], title="last errors")
+    out.print(f"{name}: position {report.position} of {report.log_end}, "
+              f"{report.dead_letters} dead letters; totals {report.totals}")  # fmt: skip
+    _table(report.minutes, ["minute", "delivered", "retried", "failed", "suppressed",
+                            "dead_lettered", "p50_ms", "p95_ms", "p99_ms"])  # fmt: skip
+    if report.last_errors:
+        _table(report.last_errors, ["at", "status", "error", "body"], title="last errors")
 
 
 @destinations_app.command("dead-letters")
@@ -1259,9 +1260,9 @@ def destinations_replay(
     if json:
         _print_json(result)
     else:
-        out.print(f"{name}: {result['dead_letters_queued']} dead letters queued"
-                  + (f", position moved back to {result['position']}"
-                     if result["position"] is not None else ""))  # fmt: skip
+        out.print(f"{name}: {result.dead_letters_queued} dead letters queued"
+                  + (f", position moved back to {result.position}"
+                     if result.position is not None else ""))  # fmt: skip
 
 
 def _moment(text: str) -> datetime:

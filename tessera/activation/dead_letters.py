@@ -11,7 +11,6 @@ before TIME, so everything after it is sent again (with the same messageIds).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,36 +19,31 @@ import orjson
 from tessera.activation import destinations, feed
 from tessera.errors import InvalidField
 from tessera.events.timestamps import iso_utc, utc_now
+from tessera.results import Result
 from tessera.store import Store
 
 Message = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(Result):
+    """A message the destination refused, or that was not delivered in time, and why."""
+
     id: int
-    failed_at: datetime
+    failed_at: str | None
     message_id: str
     status: int | None
     reason: str
     replay_requested: bool
     message: Message
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "failed_at": iso_utc(self.failed_at),
-                "message_id": self.message_id, "status": self.status, "reason": self.reason,
-                "replay_requested": self.replay_requested, "message": self.message}  # fmt: skip
 
+class Replayed(Result):
+    """What a replay queued: the dead letters marked, and where the position moved back to
+    (None when it did not move)."""
 
-@dataclass(frozen=True)
-class Replayed:
     destination: str
-    dead_letters: int
+    dead_letters_queued: int
     position: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"destination": self.destination, "dead_letters_queued": self.dead_letters,
-                "position": self.position}  # fmt: skip
 
 
 def add(
@@ -74,7 +68,15 @@ def list_for(store: Store, name: str, limit: int = 100) -> list[DeadLetter]:
         [destination.id, limit],
     )
     return [
-        DeadLetter(int(i), at, message_id, status, reason, bool(queued), orjson.loads(text))
+        DeadLetter(
+            id=int(i),
+            failed_at=iso_utc(at),
+            message_id=message_id,
+            status=status,
+            reason=reason,
+            replay_requested=bool(queued),
+            message=orjson.loads(text),
+        )
         for i, at, message_id, status, reason, queued, text in rows
     ]
 
@@ -144,4 +146,4 @@ def replay(
                 "updated_at = ? WHERE destination_id = ?",
                 [moved, utc_now(), destination.id],
             )
-    return Replayed(name, queued, moved)
+    return Replayed(destination=name, dead_letters_queued=queued, position=moved)

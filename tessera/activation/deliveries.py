@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+
+from pydantic import Field
 
 from tessera.activation import destinations
 from tessera.events.timestamps import iso_utc, utc_now
+from tessera.results import Result
 from tessera.store import Store
 
 KEPT_ERRORS = 20
@@ -35,7 +37,7 @@ class Failure:
     at: datetime
     status: int | None
     error: str
-    body: str
+    body: str | None
 
 
 class Tally:
@@ -106,28 +108,43 @@ def percentiles(values: list[float]) -> tuple[float | None, float | None, float 
     return rank(0.50), rank(0.95), rank(0.99)
 
 
-@dataclass(frozen=True)
-class Report:
+class DeliveryMinute(Result):
+    """What happened to a destination's messages in one minute, and how fast it answered."""
+
+    minute: str | None
+    delivered: int
+    retried: int
+    failed: int
+    suppressed: int
+    dead_lettered: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class DeliveryError(Result):
+    """One of the last errors: when, the status (None without an answer), why, and an
+    excerpt of the answer."""
+
+    at: str | None
+    status: int | None
+    error: str
+    body: str | None
+
+
+class Report(Result):
     """A destination's delivery log over the last `minutes` minutes."""
 
     destination: str
     kind: str
     enabled: bool
-    position: int | None
+    position: int | None = Field(description="The last event of the log it was given")
     log_end: int
-    totals: dict[str, int]
-    minutes: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
+    behind: int = Field(description="Events of the log not given to it yet")
+    totals: dict[str, int] = Field(description="Per count (delivered, retried...), the sum")
+    minutes: list[DeliveryMinute]
+    last_errors: list[DeliveryError]
     dead_letters: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "destination": self.destination, "kind": self.kind, "enabled": self.enabled,
-            "position": self.position, "log_end": self.log_end,
-            "behind": max(0, self.log_end - (self.position or 0)), "totals": self.totals,
-            "minutes": self.minutes, "last_errors": self.errors,
-            "dead_letters": self.dead_letters,
-        }  # fmt: skip
 
 
 def report(store: Store, name: str, minutes: int = 60) -> Report:
@@ -139,15 +156,18 @@ def report(store: Store, name: str, minutes: int = 60) -> Report:
         "ORDER BY minute",
         [destination.id, _minute(since)],
     )
-    names = ("minute", *COUNTS, "p50_ms", "p95_ms", "p99_ms")
-    per_minute = [dict(zip(names, (iso_utc(r[0]), *r[1:]), strict=True)) for r in rows]
-    totals = {k: sum(int(m[k]) for m in per_minute) for k in COUNTS}
+    per_minute = [
+        DeliveryMinute(minute=iso_utc(r[0]), **dict(zip(COUNTS, r[1:6], strict=True)),
+                       p50_ms=r[6], p95_ms=r[7], p99_ms=r[8])
+        for r in rows
+    ]  # fmt: skip
+    totals = {k: sum(int(getattr(m, k)) for m in per_minute) for k in COUNTS}
     errors = store.fetch_all(
         "SELECT failed_at, status, error, body FROM destination_errors "
         "WHERE destination_id = ? ORDER BY failed_at DESC LIMIT ?",
         [destination.id, KEPT_ERRORS],
     )
-    position = store.fetch_one(
+    position_row = store.fetch_one(
         "SELECT event_seq FROM destination_positions WHERE destination_id = ?", [destination.id]
     )
     end = store.fetch_one("SELECT coalesce(max(seq), 0) FROM events")
@@ -155,11 +175,15 @@ def report(store: Store, name: str, minutes: int = 60) -> Report:
         "SELECT count(*) FROM destination_dead_letters WHERE destination_id = ?",
         [destination.id],
     )
+    position = position_row[0] if position_row else None
+    log_end = int(end[0]) if end else 0
     return Report(
-        name, destination.kind, destination.enabled, position[0] if position else None,
-        int(end[0]) if end else 0, totals, per_minute,
-        [{"at": iso_utc(a), "status": s, "error": e, "body": b} for a, s, e, b in errors],
-        int(dead[0]) if dead else 0,
+        destination=name, kind=destination.kind, enabled=destination.enabled,
+        position=position, log_end=log_end, behind=max(0, log_end - (position or 0)),
+        totals=totals, minutes=per_minute,
+        last_errors=[DeliveryError(at=iso_utc(a), status=s, error=e, body=b)
+                     for a, s, e, b in errors],
+        dead_letters=int(dead[0]) if dead else 0,
     )  # fmt: skip
 
 

@@ -1,8 +1,10 @@
 """Destinations: create, list, show, disable, enable, delete, rotate the signing secret.
 
 Each use case takes the store (and the values the user gave), raises a TesseraError for
-every mistake a user can make, and returns a frozen `Destination` (or `Created`, which
-alone carries the webhook secret: it is shown once, like a source's write key).
+every mistake a user can make, and returns a `Destination` result (or `Created`, which
+alone carries the webhook secret: it is shown once, like a source's write key), whose
+credentials are masked. The workers read `Configured` instead (`configurations`,
+`configuration`): the real options, never handed to an edge.
 A new destination starts at the end of the log: it receives what arrives from now on
 (`replay --since` sends the past); its audiences start with a first sync of the members.
 """
@@ -16,11 +18,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import Field, field_serializer
 
 from tessera.activation.options import DestinationOptions, check
 from tessera.errors import InvalidField, NotFound
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.profiles.consent import PURPOSES
+from tessera.results import Result
 from tessera.store import Store
 
 #: Options whose values are credentials: never shown back after they are set.
@@ -28,8 +32,46 @@ CREDENTIALS = ("write_key", "access_token")
 _COLUMNS = "id, name, kind, purpose, enabled, config, created_at, updated_at, secret_rotated_at"
 
 
+class Destination(Result):
+    """One destination as the edges show it: its options with the credentials masked."""
+
+    id: str
+    name: str
+    kind: str
+    purpose: str
+    enabled: bool
+    options: DestinationOptions = Field(
+        description="The options given (defaults left out); credentials shown as ********"
+    )
+    created_at: str | None
+    updated_at: str | None
+    secret_rotated_at: str | None
+
+    @field_serializer("options")
+    def _given(self, options: DestinationOptions) -> dict[str, Any]:
+        # The options as stored (defaults left out), the shape the user gave them in.
+        return options.to_json()
+
+
+class Created(Destination):
+    """A destination just created (or its secret just rotated), with its signing secret:
+    the only time the secret is shown."""
+
+    secret: str | None
+
+
+class DestinationDeleted(Result):
+    """A deleted destination and how many dead letters went with it."""
+
+    name: str
+    deleted: bool
+    dead_letters_deleted: int
+
+
 @dataclass(frozen=True)
-class Destination:
+class Configured:
+    """A destination as its worker needs it: the real options, credentials included."""
+
     id: str
     name: str
     kind: str
@@ -38,40 +80,6 @@ class Destination:
     options: DestinationOptions
     created_at: datetime
     updated_at: datetime
-    secret_rotated_at: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        shown = self.options.to_json()
-        for credential in CREDENTIALS:
-            if credential in shown:
-                shown[credential] = "********"
-        return {
-            "id": self.id, "name": self.name, "kind": self.kind, "purpose": self.purpose,
-            "enabled": self.enabled, "options": shown, "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-            "secret_rotated_at": iso_utc(self.secret_rotated_at),
-        }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Created:
-    """A destination just created (or its secret just rotated), with its signing secret:
-    the only time the secret is shown."""
-
-    destination: Destination
-    secret: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.destination.to_dict(), "secret": self.secret}
-
-
-@dataclass(frozen=True)
-class Deleted:
-    name: str
-    dead_letters: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "deleted": True, "dead_letters_deleted": self.dead_letters}
 
 
 def create(store: Store, name: str, kind: str, purpose: str, document: dict[str, Any]) -> Created:
@@ -101,15 +109,32 @@ def create(store: Store, name: str, kind: str, purpose: str, document: dict[str,
             "(SELECT coalesce(max(seq), 0) FROM events), ?)",
             [destination_id, now],
         )
-    return Created(get(store, name), secret)
+    return _created(get(store, name), secret)
 
 
 def list_all(store: Store) -> list[Destination]:
-    rows = store.fetch_all(f"SELECT {_COLUMNS} FROM destinations ORDER BY name")
-    return [_destination(row) for row in rows]
+    return [_shown(row) for row in _rows(store)]
 
 
 def get(store: Store, name: str) -> Destination:
+    return _shown(_row(store, name))
+
+
+def configurations(store: Store) -> list[Configured]:
+    """Every destination with its real options, for the workers."""
+    return [_configured(row) for row in _rows(store)]
+
+
+def configuration(store: Store, name: str) -> Configured:
+    """One destination with its real options, for a worker."""
+    return _configured(_row(store, name))
+
+
+def _rows(store: Store) -> list[tuple[Any, ...]]:
+    return store.fetch_all(f"SELECT {_COLUMNS} FROM destinations ORDER BY name")
+
+
+def _row(store: Store, name: str) -> tuple[Any, ...]:
     row = store.fetch_one(f"SELECT {_COLUMNS} FROM destinations WHERE name = ?", [name])
     if row is None:
         known = [d.name for d in list_all(store)]
@@ -120,7 +145,7 @@ def get(store: Store, name: str) -> Destination:
             field="name",
             value=name,
         )  # fmt: skip
-    return _destination(row)
+    return row
 
 
 def set_enabled(store: Store, name: str, enabled: bool) -> Destination:
@@ -148,10 +173,10 @@ def rotate_secret(store: Store, name: str) -> Created:
         "UPDATE destinations SET secret = ?, secret_rotated_at = ?, updated_at = ? WHERE id = ?",
         [secret, now, now, destination.id],
     )
-    return Created(get(store, name), secret)
+    return _created(get(store, name), secret)
 
 
-def delete(store: Store, name: str) -> Deleted:
+def delete(store: Store, name: str) -> DestinationDeleted:
     """The destination, its position, its dead letters and its delivery log."""
     destination = get(store, name)
     row = store.fetch_one(
@@ -164,7 +189,9 @@ def delete(store: Store, name: str) -> Deleted:
                       "destination_errors"):  # fmt: skip
             store.execute(f"DELETE FROM {table} WHERE destination_id = ?", [destination.id])
         store.execute("DELETE FROM destinations WHERE id = ?", [destination.id])
-    return Deleted(name, int(row[0]) if row else 0)
+    return DestinationDeleted(
+        name=name, deleted=True, dead_letters_deleted=int(row[0]) if row else 0
+    )
 
 
 def secret_of(store: Store, destination_id: str) -> str | None:
@@ -177,10 +204,23 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def _destination(row: tuple[Any, ...]) -> Destination:
+def _configured(row: tuple[Any, ...]) -> Configured:
     options = DestinationOptions.model_validate(orjson.loads(row[5]))
-    return Destination(row[0], row[1], row[2], row[3], bool(row[4]), options,
-                       row[6], row[7], row[8])  # fmt: skip
+    return Configured(row[0], row[1], row[2], row[3], bool(row[4]), options, row[6], row[7])
+
+
+def _shown(row: tuple[Any, ...]) -> Destination:
+    options = DestinationOptions.model_validate(orjson.loads(row[5]))
+    masked = {c: "********" for c in CREDENTIALS if getattr(options, c) is not None}
+    return Destination(
+        id=row[0], name=row[1], kind=row[2], purpose=row[3], enabled=bool(row[4]),
+        options=options.model_copy(update=masked), created_at=iso_utc(row[6]),
+        updated_at=iso_utc(row[7]), secret_rotated_at=iso_utc(row[8]),
+    )  # fmt: skip
+
+
+def _created(destination: Destination, secret: str | None) -> Created:
+    return Created(**dict(destination), secret=secret)
 
 
 def _check_name(name: str) -> None:

@@ -20,7 +20,7 @@ import httpx
 
 from tessera.activation import deliveries, destinations
 from tessera.activation.connectors import Connector, HttpConnector
-from tessera.activation.destinations import Destination
+from tessera.activation.destinations import Configured
 from tessera.activation.files import FilesConnector
 from tessera.activation.platforms import GoogleCustomerMatch, MetaCustomAudiences
 from tessera.activation.worker import Worker
@@ -28,11 +28,11 @@ from tessera.store import Store
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 1.0
-TransportFor = Callable[[Destination], httpx.BaseTransport | None]
+TransportFor = Callable[[Configured], httpx.BaseTransport | None]
 
 
 def connector_for(
-    destination: Destination,
+    destination: Configured,
     secret: str | None,
     spool_dir: Path,
     transport: httpx.BaseTransport | None = None,
@@ -87,7 +87,7 @@ class Activation:
 
     def reconcile(self) -> None:
         """Start, stop and restart workers to match the destinations table."""
-        wanted = {d.id: d for d in destinations.list_all(self.store) if d.enabled}
+        wanted = {d.id: d for d in destinations.configurations(self.store) if d.enabled}
         for destination_id in list(self.workers):
             changed_at, worker = self.workers[destination_id]
             current = wanted.get(destination_id)
@@ -107,7 +107,7 @@ class Activation:
             worker.start()
             self.workers[destination_id] = (destination.updated_at, worker)
 
-    def _worker(self, destination: Destination) -> Worker:
+    def _worker(self, destination: Configured) -> Worker:
         transport = self.transport_for(destination) if self.transport_for else None
         secret = destinations.secret_of(self.store, destination.id)
         connector = connector_for(destination, secret, self.spool_dir, transport)
@@ -119,7 +119,7 @@ class Activation:
         ]  # fmt: skip
         return Worker(self.store, destination, connector, source_ids, self.advertising_policy)
 
-    def _cannot_start(self, destination: Destination, error: Exception) -> None:
+    def _cannot_start(self, destination: Configured, error: Exception) -> None:
         """Say why in the destination's delivery log (and the server's log)."""
         what = f"cannot start: {type(error).__name__}: {error}"[:500]
         log.error("destination %s: %s", destination.name, what)

@@ -33,7 +33,7 @@ from typing import Any
 from tessera.activation import dead_letters, deliveries, feed
 from tessera.activation.backoff import AdaptiveRate, Verdict, delay, verdict
 from tessera.activation.connectors import Connector
-from tessera.activation.destinations import Destination
+from tessera.activation.destinations import Configured
 from tessera.activation.messages import AudienceChange, EventRow, Selector, audience_messages
 from tessera.events.timestamps import utc_now
 from tessera.profiles import consent
@@ -64,7 +64,7 @@ class Worker:
     def __init__(
         self,
         store: Store,
-        destination: Destination,
+        destination: Configured,
         connector: Connector,
         source_ids: Sequence[str],
         advertising_policy: str,

@@ -27,7 +27,7 @@ class SourceCreate(StrictBody):
 @router.get("/stats", response_model=Stats, summary="Totals of the event log")
 def get_stats(runtime: RuntimeDep) -> Response:
     runtime.loader.sync()  # what was acknowledged is counted (docs/ingest.md)
-    figures = log.stats(runtime.store) | runtime.pipeline.lag()
+    figures = log.stats(runtime.store) | runtime.pipeline.lag().model_dump()
     # Crashes in the middle of a write to the log in files: cut at start, or skipped.
     torn = runtime.sink.log.torn_tails_cut + runtime.loader.torn_tails
     return json_response(

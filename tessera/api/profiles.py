@@ -36,7 +36,7 @@ class Unmerge(StrictBody):
 
 @router.get("/pipeline", response_model=Lag, summary="Pipeline position and lag")
 def pipeline_state(runtime: RuntimeDep) -> Response:
-    return json_response(Lag(**runtime.pipeline.lag()))
+    return json_response(runtime.pipeline.lag())
 
 
 @router.get(

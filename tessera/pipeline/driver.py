@@ -24,7 +24,7 @@ from tessera.identity.identifiers import Identifier
 from tessera.pipeline import persist
 from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
-from tessera.pipeline.runs import PipelineRun, RefreshFailure, ReplayRun
+from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
 from tessera.profiles import aggregate_store, catalogue
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
@@ -282,7 +282,7 @@ class Pipeline:
             raise lookup.not_found(identifier)
         return found
 
-    def lag(self) -> dict[str, Any]:
+    def lag(self) -> Lag:
         """How far behind the log the pipeline is, and the background refresh's failure
         when it keeps failing (`refresh_failure`, else None)."""
         # The log's files first: an event counted there at this moment is in `events`
@@ -296,13 +296,13 @@ class Pipeline:
         )
         assert row is not None
         failure = self.refresh_failure
-        return {
-            "processed_seq": processed,
-            "lag_events": max(int(row[0]) - processed, 0) + unloaded,
-            "log_backlog_events": unloaded,
-            "lag_seconds": round(float(row[1] or 0.0), 3),
-            "refresh_failure": failure.to_dict() if failure else None,
-        }
+        return Lag(
+            processed_seq=processed,
+            lag_events=max(int(row[0]) - processed, 0) + unloaded,
+            log_backlog_events=unloaded,
+            lag_seconds=round(float(row[1] or 0.0), 3),
+            refresh_failure=failure.to_dict() if failure else None,
+        )
 
     def processed_seq(self) -> int:
         return processed_seq(self._store)

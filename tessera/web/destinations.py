@@ -23,11 +23,11 @@ def destinations_page(request: Request, runtime: RuntimeDep) -> Response:
     for destination in destinations.list_all(runtime.store):
         report = deliveries.report(runtime.store, destination.name)
         shown.append({
-            "destination": destination.to_dict(),
-            "report": report.to_dict(),
+            "destination": destination,
+            "report": report,
             "chart": _chart(report.minutes),
-            "dead_letters": [d.to_dict() for d in dead_letters.list_for(
-                runtime.store, destination.name, _SHOWN_DEAD_LETTERS)],
+            "dead_letters": dead_letters.list_for(
+                runtime.store, destination.name, _SHOWN_DEAD_LETTERS),
         })  # fmt: skip
     return render(request, "destinations.html", {"destinations": shown})
 
@@ -38,12 +38,12 @@ def replay_dead_letters(name: str, runtime: RuntimeDep) -> Response:
     return RedirectResponse(f"/destinations#{name}", status_code=303)
 
 
-def _chart(minutes: list[dict[str, Any]]) -> dict[str, Any]:
+def _chart(minutes: list[deliveries.DeliveryMinute]) -> dict[str, Any]:
     """Per minute, stacked: what was delivered, retried, failed, suppressed, dead-lettered."""
     return {
-        "labels": [m["minute"][11:16] for m in minutes],
+        "labels": [(m.minute or "")[11:16] for m in minutes],
         "datasets": [
-            {"label": label.replace("_", "-"), "data": [m[label] for m in minutes]}
+            {"label": label.replace("_", "-"), "data": [getattr(m, label) for m in minutes]}
             for label in deliveries.COUNTS
         ],
     }

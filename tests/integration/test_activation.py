@@ -16,6 +16,7 @@ import pytest
 from tessera.activation import dead_letters, deliveries, destinations
 from tessera.activation.engine import Activation, connector_for
 from tessera.activation.worker import Worker
+from tessera.results import wire
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
 from tests.integration.helpers import send
@@ -40,7 +41,7 @@ def track(n: int, user: str = "u1", event: str = "Order Completed", **extra: Any
 
 
 def worker_for(runtime: Runtime, name: str) -> Worker:
-    destination = destinations.get(runtime.store, name)
+    destination = destinations.configuration(runtime.store, name)
     secret = destinations.secret_of(runtime.store, destination.id)
     spool = runtime.settings.data_dir / "destinations"
     connector = connector_for(destination, secret, spool)
@@ -95,7 +96,7 @@ def test_a_new_destination_starts_at_the_end_of_the_log_and_replay_since_sends_t
     dead_letters.replay(
         runtime.store,
         "late",
-        since=destinations.get(runtime.store, "late").created_at.replace(year=2000),
+        since=destinations.configuration(runtime.store, "late").created_at.replace(year=2000),
     )
     drain(worker_for(runtime, "late"))
     assert sorted(healthy.message_ids()) == sorted(f"m-u1-{n}" for n in range(10))
@@ -136,12 +137,12 @@ def test_a_refused_message_goes_to_the_dead_letters_and_the_others_arrive(
         assert "nope" in dead.reason
         report = deliveries.report(runtime.store, "crm")
         assert report.totals["dead_lettered"] == 1
-        assert report.errors[0]["status"] == 400
+        assert report.last_errors[0].status == 400
 
         receiver.mode = "healthy"  # the receiver was fixed: replay the dead letters
         queued = dead_letters.replay(runtime.store, "crm", dead_letters=True)
         drain(worker_for(runtime, "crm"))
-        assert queued.dead_letters == 1
+        assert queued.dead_letters_queued == 1
         assert "m-u1-3" in receiver.message_ids()
         assert dead_letters.list_for(runtime.store, "crm") == []
 
@@ -391,7 +392,8 @@ def test_audience_syncs_reach_google_and_meta_fake_servers_in_their_formats(
         drain(worker_for(runtime, "meta"))
         assert platform.google == platform.meta == {hashed["b"]}
         assert platform.problems == []
-        assert "t0ken" not in str(destinations.get(runtime.store, "meta").to_dict())
+        assert "t0ken" not in wire(destinations.get(runtime.store, "meta")).decode()
+        assert "t0ken" not in repr(destinations.get(runtime.store, "meta"))
     finally:
         platform.stop()
 
@@ -412,4 +414,6 @@ def test_segment_destination_forwards_batches_with_the_write_key(
     path, authorization = healthy.requests_seen[0]
     assert path == "/v1/batch"
     assert authorization == "Basic " + base64.b64encode(b"wk_123:").decode()
-    assert destinations.get(runtime.store, "mirror").to_dict()["options"]["write_key"] == "********"
+    shown = orjson.loads(wire(destinations.get(runtime.store, "mirror")))
+    assert shown["options"]["write_key"] == "********"
+    assert destinations.get(runtime.store, "mirror").options.write_key == "********"

@@ -4,7 +4,9 @@ httpx transport: every model parses the server's JSON and dumps it back unchange
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from tessera.app import create_app
-from tessera.backend import RemoteBackend
+from tessera.backend import DestinationRequest, RemoteBackend
 from tessera.results import wire
 from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN, basic_auth
+from tests.receivers import Receiver
 
 
 class Through(httpx.BaseTransport):
@@ -106,3 +109,64 @@ def test_every_model_round_trips_the_server_json(
     same("delete_segment", lambda: backend.delete_segment("pro"))
     same("delete_trait", lambda: backend.delete_trait("orders_90d"))
     assert len(checked) == 37
+
+
+def test_every_destination_model_round_trips_the_server_json(
+    remote: tuple[RemoteBackend, Through, TestClient],
+) -> None:
+    """With something in each part: a delivery log with minutes and an error, a dead
+    letter, masked credentials, a secret shown once."""
+    backend, through, client = remote
+    checked: list[str] = []
+
+    def same(name: str, call: Callable[[], object]) -> None:
+        result = call()
+        assert orjson.loads(wire(result)) == through.last, name
+        checked.append(name)
+
+    backend.create_source("web-shop", "web")
+    key = through.last["write_key"]
+    with Receiver("refuse") as receiver:
+        webhook = DestinationRequest(
+            "crm", "webhook", "email",
+            {"url": receiver.url, "linger_seconds": 0, "headers": {"X-Team": "crm"},
+             "mapping": [{"hash": "userId"}]},
+        )  # fmt: skip
+        same("create_destination", lambda: backend.create_destination(webhook))
+        assert through.last["secret"].startswith("whsec_")
+        mirror = DestinationRequest(
+            "mirror", "segment", "analytics", {"url": receiver.url, "write_key": "wk_secret"}
+        )
+        same("create_destination segment", lambda: backend.create_destination(mirror))
+        assert through.last["options"]["write_key"] == "********"
+        events = [{"type": "track", "userId": f"u{n}", "event": "Bad" if n == 2 else "Good",
+                   "messageId": f"m{n}"} for n in range(4)]  # fmt: skip
+        sent = client.post("/v1/batch", content=orjson.dumps({"batch": events}),
+                           headers={"Authorization": basic_auth(key)})  # fmt: skip
+        assert sent.status_code == 200
+        backend.process()
+        receiver.wait_for(3)
+        _until(lambda: backend.destination_deliveries("crm", 60).dead_letters == 1)
+
+        same("destination_deliveries", lambda: backend.destination_deliveries("crm", 60))
+        assert through.last["minutes"] and through.last["last_errors"]
+        same("destination_dead_letters", lambda: backend.destination_dead_letters("crm", 10))
+        assert through.last[0]["status"] == 400
+        same("list_destinations", backend.list_destinations)
+        same("show_destination", lambda: backend.show_destination("mirror"))
+        same("set_destination_enabled", lambda: backend.set_destination_enabled("mirror", False))
+        same("rotate_destination_secret", lambda: backend.rotate_destination_secret("crm"))
+        same("replay_destination", lambda: backend.replay_destination("crm", True, None))
+        since = datetime(2000, 1, 1, tzinfo=UTC)
+        same("replay_destination since", lambda: backend.replay_destination("crm", False, since))
+        assert through.last["position"] is not None
+        same("delete_destination", lambda: backend.delete_destination("crm"))
+    assert len(checked) == 11
+
+
+def _until(check: Callable[[], bool], timeout: float = 60) -> None:
+    """Until `check()` holds (the destinations deliver in their own threads)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the destination did not deliver in time"
+        time.sleep(0.05)

@@ -136,7 +136,7 @@ def test_restart_catches_up_from_the_log(settings: Settings) -> None:
     runtime = Runtime.open(settings)
     try:
         assert runtime.writer.last_seq == 100
-        assert runtime.pipeline.lag()["log_backlog_events"] == 0
+        assert runtime.pipeline.lag().log_backlog_events == 0
         assert runtime.pipeline.process().events == 100
     finally:
         runtime.close()
@@ -162,7 +162,7 @@ def test_loaded_segments_are_removed_and_the_lag_counts_what_is_not_loaded(
         assert runtime.writer.last_seq == 200
         assert segments.segment_numbers(writer_dir) == [sink.log.segment]  # the open one
         sink.submit(rows(["late-1", "late-2"])).result(10)
-        assert runtime.pipeline.lag()["log_backlog_events"] == 2
+        assert runtime.pipeline.lag().log_backlog_events == 2
         assert runtime.loader.catch_up() == 2
     finally:
         sink.stop()

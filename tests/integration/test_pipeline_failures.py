@@ -75,7 +75,7 @@ def test_an_event_that_makes_the_pipeline_fail_is_set_aside_and_the_others_are_p
     runtime, seq = poisoned
     run = runtime.pipeline.process()
     assert run.failed == 1 and run.events == 4
-    assert runtime.pipeline.lag()["lag_events"] == 0
+    assert runtime.pipeline.lag().lag_events == 0
     # The events before and after it, in the same batch, all went through.
     first = runtime.pipeline.read_profile(profile_of(runtime, "user_id:u1"))
     assert first is not None and first["traits"] == {"email": "u1@x.co", "city": "Nice"}

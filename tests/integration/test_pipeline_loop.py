@@ -48,7 +48,7 @@ def running(tmp_path: Path, broken_traits_file: Path) -> Iterator[Runtime]:
 
 
 def caught_up(runtime: Runtime) -> bool:
-    return bool(runtime.pipeline.lag()["lag_events"] == 0)
+    return bool(runtime.pipeline.lag().lag_events == 0)
 
 
 def test_a_refresh_that_keeps_failing_is_recorded_after_the_tries_and_batches_go_on(
@@ -57,7 +57,8 @@ def test_a_refresh_that_keeps_failing_is_recorded_after_the_tries_and_batches_go
     pipeline = running.pipeline
     send(running, [{"type": "identify", "userId": "u1", "messageId": "m1"}])
     wait_for(lambda: pipeline.refresh_failure is not None)
-    failure = pipeline.lag()["refresh_failure"]
+    failure = pipeline.lag().refresh_failure
+    assert failure is not None
     assert failure["attempts"] == 2 and failure["error_type"] == "UnreadableFile"
     assert "traits.yml" in failure["error"]
     memory = pipeline.unifier
@@ -67,7 +68,8 @@ def test_a_refresh_that_keeps_failing_is_recorded_after_the_tries_and_batches_go
     wait_for(lambda: caught_up(running))
     assert pipeline.find_in_memory(Identifier("user_id", "u2"))
     assert pipeline.unifier is memory
-    assert pipeline.lag()["refresh_failure"]["attempts"] == 2
+    refresh_failure = pipeline.lag().refresh_failure
+    assert refresh_failure is not None and refresh_failure["attempts"] == 2
     recorded = [r for r in caplog.records if "refresh failed 2 times" in r.getMessage()]
     assert len(recorded) == 1
     assert "unclosed" not in caplog.text  # type and place in the log, never the message
@@ -91,6 +93,6 @@ def test_a_refresh_that_works_again_clears_the_failure(
         wait_for(lambda: runtime.pipeline.refresh_failure is not None)
         broken_traits_file.write_text("computed_traits: []\n")  # the fix
         wait_for(lambda: runtime.pipeline.refresh_failure is None)
-        assert runtime.pipeline.lag()["refresh_failure"] is None
+        assert runtime.pipeline.lag().refresh_failure is None
     finally:
         runtime.close()

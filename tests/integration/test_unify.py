@@ -280,7 +280,7 @@ def test_a_gap_in_the_log_is_not_its_end(runtime: Runtime) -> None:
     from tessera.pipeline import Pipeline
 
     run = Pipeline(runtime.store, limited).process()
-    assert run.events == 9 and runtime.pipeline.lag()["lag_events"] == 0
+    assert run.events == 9 and runtime.pipeline.lag().lag_events == 0
 
 
 def test_an_unreadable_computed_traits_file_is_named_as_such(tmp_path: Path) -> None:
