@@ -24,7 +24,7 @@ from tessera.activation import dead_letters, deliveries, destinations
 from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config, taxonomy
 from tessera.audiences import lookalike_report as looks
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
-from tessera.events import failures, importer, log
+from tessera.events import failures, importer, reading
 from tessera.events.failures import FailedEvent
 from tessera.events.importer import Imported
 from tessera.events.sources import SourceKey, SourceView
@@ -143,7 +143,7 @@ class LocalBackend:
         self.runtime = Runtime.open(settings)
 
     def stats(self) -> Stats:
-        return Stats(**log.stats(self.runtime.store), **self.runtime.pipeline.lag().model_dump())
+        return Stats(**reading.stats(self.runtime), **self.runtime.pipeline.lag().model_dump())
 
     def list_sources(self) -> list[SourceView]:
         return [s.view() for s in self.runtime.sources.list()]
@@ -159,11 +159,11 @@ class LocalBackend:
 
     def tail(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
-        return log.tail(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
+        return reading.tail(self.runtime, limit=limit, source_id=source_id, cursor=cursor)
 
     def rejected(self, limit: int, source: str | None, cursor: str | None = None) -> Page:
         source_id = self.runtime.sources.get(source).id if source else None
-        return log.rejected(self.runtime.store, limit=limit, source_id=source_id, cursor=cursor)
+        return reading.rejected(self.runtime, limit=limit, source_id=source_id, cursor=cursor)
 
     def import_file(
         self, path: Path, source: str, mapping_text: str, progress: Progress | None

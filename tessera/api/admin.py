@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tessera.api.responses import StrictBody, json_response
 from tessera.dependencies import CursorQuery, RuntimeDep, require_admin
-from tessera.events import importer, log
+from tessera.events import importer, log, reading
 from tessera.events.importer import Imported, ImportStarted
 from tessera.events.sources import CHANNELS, SourceKey, SourceView
 from tessera.paging import Page
@@ -26,8 +26,7 @@ class SourceCreate(StrictBody):
 
 @router.get("/stats", response_model=Stats, summary="Totals of the event log")
 def get_stats(runtime: RuntimeDep) -> Response:
-    runtime.loader.sync()  # what was acknowledged is counted (docs/ingest.md)
-    figures = log.stats(runtime.store) | runtime.pipeline.lag().model_dump()
+    figures = reading.stats(runtime) | runtime.pipeline.lag().model_dump()
     # Crashes in the middle of a write to the log in files: cut at start, or skipped.
     torn = runtime.sink.log.torn_tails_cut + runtime.loader.torn_tails
     return json_response(
@@ -91,11 +90,8 @@ def tail_events(
     cursor: CursorQuery = None,
 ) -> Response:
     source_id = runtime.sources.get(source).id if source else None
-    runtime.loader.sync()  # an event acknowledged before this read is in it
     return json_response(
-        log.tail(
-            runtime.store, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor
-        )
+        reading.tail(runtime, limit=limit, source_id=source_id, after_seq=after_seq, cursor=cursor)
     )
 
 
@@ -111,8 +107,7 @@ def rejected_events(
     cursor: CursorQuery = None,
 ) -> Response:
     source_id = runtime.sources.get(source).id if source else None
-    runtime.loader.sync()
-    found = log.rejected(runtime.store, limit=limit, source_id=source_id, cursor=cursor)
+    found = reading.rejected(runtime, limit=limit, source_id=source_id, cursor=cursor)
     return json_response(found)
 
 

@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from tessera.dependencies import RuntimeDep
 from tessera.errors import InvalidMapping, TesseraError
-from tessera.events import failures, importer, log
+from tessera.events import failures, importer, log, reading
 from tessera.events.mapping import document_from_form, parse_mapping
 from tessera.events.sources import CHANNELS
 from tessera.privacy.attempts import FailedAttempts
@@ -87,7 +87,7 @@ def overview(request: Request, runtime: RuntimeDep, message: str = "") -> Respon
     context = {
         "message": message,
         "failed": failures.listing(store, limit=20),
-        "stats": log.stats(store),
+        "stats": reading.stats(runtime),
         "lag": runtime.pipeline.lag(),
         "totals": view.totals(store),
         "segments": actions.listing(runtime),
@@ -172,7 +172,7 @@ def enable_source(runtime: RuntimeDep, name: str, action: str) -> Response:
 def source_events(request: Request, runtime: RuntimeDep, name: str) -> Response:
     """The debugger's rows: the newest events of the source (htmx polls this)."""
     source = runtime.sources.get(name)
-    events = log.tail(runtime.store, limit=25, source_id=source.id).items
+    events = reading.tail(runtime, limit=25, source_id=source.id).items
     return render(request, "_events.html", {"events": events, "source": source})
 
 
@@ -187,9 +187,9 @@ def _sources(
     sources = runtime.sources.list()
     context = {
         "sources": sources,
-        "counts": {row["source"]: row["events"] for row in log.stats(runtime.store)["by_source"]},
+        "counts": {row["source"]: row["events"] for row in reading.stats(runtime)["by_source"]},
         "channels": CHANNELS,
-        "rejected": log.rejected(runtime.store, limit=REJECTED_PAGE, cursor=rejected_cursor),
+        "rejected": reading.rejected(runtime, limit=REJECTED_PAGE, cursor=rejected_cursor),
         "rejected_first": rejected_cursor is None,
         "names": {s.id: s.name for s in sources},
         "error": error,
@@ -206,15 +206,15 @@ def _source(
     rejected_cursor: str | None = None,
 ) -> Response:
     source = runtime.sources.get(name)
-    rejected = log.rejected(
-        runtime.store, limit=REJECTED_PAGE, source_id=source.id, cursor=rejected_cursor
+    rejected = reading.rejected(
+        runtime, limit=REJECTED_PAGE, source_id=source.id, cursor=rejected_cursor
     )
     context = {
         "source": source,
         "new_key": new_key,
         "write_key": new_key or "YOUR_WRITE_KEY",
         "host": str(request.base_url).rstrip("/"),
-        "events": log.tail(runtime.store, limit=25, source_id=source.id).items,
+        "events": reading.tail(runtime, limit=25, source_id=source.id).items,
         "rejected": rejected,
         "rejected_first": rejected_cursor is None,
     }
