@@ -62,7 +62,7 @@ def test_destinations_page_shows_deliveries_dead_letters_and_replays(
         watched.screenshot("destinations")
 
         receiver.mode = "healthy"  # the receiver is fixed: send the dead letter again
-        section.get_by_role("button", name="Replay 1 dead letters").click()
+        section.get_by_role("button", name="Replay 1 dead letter").click()
         page.wait_for_load_state()
         wait_until(lambda: "e2" in receiver.message_ids(), "the replay did not arrive")
         wait_until(lambda: report(live, "crm-hook")["dead_letters"] == 0, "still dead")
