@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -49,27 +50,37 @@ class FilesConnector:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.spool = self.folder / SPOOL
         self.opened_at = time.monotonic()
+        # The worker's senders call `send` from several threads: one at a time here, or
+        # a roll could read the spool, another sender append and be acknowledged, and the
+        # roll unlink the spool with that batch in it (and two rolls wrote one spool twice).
+        self._lock = threading.RLock()
 
     def send(self, batch: Sequence[Message]) -> Outcome:
         started = time.monotonic()
         try:
-            with self.spool.open("ab") as handle:
-                handle.write(b"".join(orjson.dumps(m) + b"\n" for m in batch))
-                handle.flush()
-                os.fsync(handle.fileno())
-            self._roll_if_due()
+            with self._lock:
+                with self.spool.open("ab") as handle:
+                    handle.write(b"".join(orjson.dumps(m) + b"\n" for m in batch))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                self._roll_if_due()
         except OSError as e:
             return Outcome(None, f"{type(e).__name__}: {e}", None, time.monotonic() - started)
         return Outcome(200, "", None, time.monotonic() - started)
 
     def idle(self) -> None:
-        self._roll_if_due()
+        with self._lock:
+            self._roll_if_due()
 
     def close(self) -> None:
         return None
 
     def roll(self) -> Path | None:
         """Finish the spool as a file now (None when it is empty)."""
+        with self._lock:
+            return self._roll()
+
+    def _roll(self) -> Path | None:
         if not self.spool.exists() or self.spool.stat().st_size == 0:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")

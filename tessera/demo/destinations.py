@@ -22,8 +22,9 @@ SECRET_FILE = "webhook-secret"
 def create(admin: httpx.Client, folder: Path) -> dict[str, Any]:
     """Create both (a second run keeps those already there)."""
     folder.mkdir(parents=True, exist_ok=True)
+    lake_dir = str((folder / "lake").resolve())  # the server may run from another folder
     lake: dict[str, Any] = {"name": "demo-lake", "kind": "files", "purpose": "analytics",
-            "options": {"directory": str(folder / "lake"), "roll_seconds": 60}}  # fmt: skip
+            "options": {"directory": lake_dir, "roll_seconds": 60}}  # fmt: skip
     hook: dict[str, Any] = {"name": "demo-webhook", "kind": "webhook", "purpose": "email",
             "options": {"url": f"http://127.0.0.1:{WEBHOOK_PORT}/hook",
                         "event_names": ["Order Completed", "Product Added"]}}  # fmt: skip
