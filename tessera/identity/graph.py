@@ -123,10 +123,21 @@ class IdentityGraph:
         """Attach one event's identifiers; return the profile the event belongs to."""
         if not identifiers:
             return None
-        known = [self.profile(i) for i in identifiers]
-        first = known[0]
-        if first is not None and all(p == first for p in known):
-            return first  # the common case: nothing new
+        # The common case, inlined (it runs for every event): every identifier already
+        # belongs to one live profile, so nothing changes.
+        profile_of, redirect = self.profile_of, self.redirect
+        first: str | None = None
+        for identifier in identifiers:
+            found = profile_of.get(identifier)
+            if found is None:
+                break
+            found = redirect.get(found, found)
+            if first is None:
+                first = found
+            elif found != first:
+                break
+        else:
+            return first
         kept: list[Identifier] = []
         profiles: list[str] = []
         fresh: list[Identifier] = []

@@ -13,7 +13,13 @@ import orjson
 from tessera.events import failures
 from tessera.identity import stored
 from tessera.identity.graph import IdentityGraph, LedgerEntry
-from tessera.identity.identifiers import Dropped, Identifier, JunkRules, read_identifiers
+from tessera.identity.identifiers import (
+    Dropped,
+    EventIdentifiers,
+    Identifier,
+    JunkRules,
+    read_identifiers,
+)
 from tessera.identity.rules import MergeRules
 from tessera.profiles.summary import Summary
 from tessera.settings import Settings
@@ -37,6 +43,16 @@ FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
 COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "previous_id",
             "email", "phone", "device_id", "advertising_id", "external_ids", "timestamp",
             "traits", "country", "consent", "event")  # fmt: skip
+# What decides an event's identifiers: the identifier columns and the region hint (the
+# alias target is added to the key where it applies).
+_IDENTIFYING = slice(COLUMNS.index("user_id"), COLUMNS.index("external_ids") + 1)
+(_SEQ, _TYPE, _SOURCE_ID, _CHANNEL, _PREVIOUS_ID, _TIMESTAMP, _TRAITS, _COUNTRY, _CONSENT) = (
+    COLUMNS.index(name)
+    for name in ("seq", "type", "source_id", "channel", "previous_id", "timestamp", "traits",
+                 "country", "consent")
+)  # fmt: skip
+#: distinct identifier combinations remembered (`Unifier._identifiers_of`)
+_REMEMBERED = 200_000
 
 
 def merge_rules(store: Store, settings: Settings) -> MergeRules:
@@ -61,6 +77,7 @@ class Unifier:
         #: per live profile, the merges, conflicts and breaker trips that concern it
         self.notable: dict[str, list[LedgerEntry]] = {}
         self._sources: dict[str, tuple[str, int]] = {}
+        self._read: dict[tuple[Any, ...], EventIdentifiers] = {}
 
     @classmethod
     def restore(cls, store: Store, settings: Settings) -> Unifier:
@@ -86,43 +103,67 @@ class Unifier:
         attributed: list[tuple[int, str]] = []
         touched: set[str] = set()
         for row in rows:
-            event = dict(zip(COLUMNS, row, strict=True))
-            seq = event["seq"]
+            seq = row[_SEQ]
             target = None
-            if event["type"] == "alias" and event["previous_id"]:
-                known = graph.profile(Identifier("user_id", event["previous_id"].strip()))
+            if row[_TYPE] == "alias" and row[_PREVIOUS_ID]:
+                known = graph.profile(Identifier("user_id", row[_PREVIOUS_ID].strip()))
                 target = "user_id" if known else "anonymous_id"
-            read = read_identifiers(
-                event, self._junk, self._settings.default_region, alias_target=target
-            )
+            read = self._identifiers_of(row, target)
             before = len(graph.ledger)
             profile = graph.stitch(seq, read.identifiers)
             if read.dropped:
                 self._record_dropped(seq, profile, read.dropped)
             if profile is None:
                 continue
-            for entry in graph.ledger[before:]:
-                if entry.kind == "merge" and entry.other_profile is not None:
-                    absorbed = self.summaries.pop(entry.other_profile, None)
-                    if absorbed is not None:
-                        self.summary(entry.profile).absorb(absorbed)
-                    history = self.notable.pop(entry.other_profile, [])
-                    self.notable.setdefault(entry.profile, []).extend(history)
-                if entry.kind in NOTABLE and entry.profile:
-                    self.notable.setdefault(entry.profile, []).append(entry)
-            source_name, priority = self._source(event["source_id"])
+            if len(graph.ledger) > before:
+                self._follow_ledger(graph.ledger[before:])
+            source_name, priority = self._source(row[_SOURCE_ID])
+            traits, consent = row[_TRAITS], row[_CONSENT]
             self.summary(profile).add_event(
                 seq=seq,
-                timestamp=event["timestamp"],
-                channel=event["channel"],
+                timestamp=row[_TIMESTAMP],
+                channel=row[_CHANNEL],
                 source=source_name,
                 priority=priority,
-                traits=orjson.loads(event["traits"]) if event["traits"] else None,
-                consent=_object(event["consent"]),
+                traits=orjson.loads(traits) if traits else None,
+                consent=_object(consent) if consent else None,
             )
             attributed.append((seq, profile))
             touched.add(profile)
         return attributed, touched
+
+    def _follow_ledger(self, entries: list[LedgerEntry]) -> None:
+        """Summaries and notable history follow the merges an event caused."""
+        for entry in entries:
+            if entry.kind == "merge" and entry.other_profile is not None:
+                absorbed = self.summaries.pop(entry.other_profile, None)
+                if absorbed is not None:
+                    self.summary(entry.profile).absorb(absorbed)
+                history = self.notable.pop(entry.other_profile, [])
+                self.notable.setdefault(entry.profile, []).extend(history)
+            if entry.kind in NOTABLE and entry.profile:
+                self.notable.setdefault(entry.profile, []).append(entry)
+
+    def _identifiers_of(self, row: tuple[Any, ...], alias_target: str | None) -> EventIdentifiers:
+        """`read_identifiers`, remembered per combination of identifier columns. Reading
+        is pure (columns, junk rules and region decide it) and a session's events repeat
+        one combination: normalising each again cost a third of the pipeline's time. The
+        memory is forgotten whole when full; the result is never mutated by its users."""
+        key = (alias_target, row[_COUNTRY], *row[_IDENTIFYING])
+        try:
+            found = self._read.get(key)
+        except TypeError:  # a column that is not a plain value (never from the log)
+            key, found = (), None
+        if found is None:
+            event = dict(zip(COLUMNS, row, strict=True))
+            found = read_identifiers(
+                event, self._junk, self._settings.default_region, alias_target=alias_target
+            )
+            if key:
+                if len(self._read) >= _REMEMBERED:
+                    self._read.clear()
+                self._read[key] = found
+        return found
 
     def _record_dropped(self, seq: int, profile: str | None, dropped: list[Dropped]) -> None:
         """Ledger the values that could not be identifiers: once per profile and value
