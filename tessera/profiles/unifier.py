@@ -52,7 +52,7 @@ _IDENTIFYING = slice(COLUMNS.index("user_id"), COLUMNS.index("external_ids") + 1
                  "country", "consent")
 )  # fmt: skip
 #: distinct identifier combinations remembered (`Unifier._identifiers_of`)
-_REMEMBERED = 200_000
+_REMEMBERED = 50_000  # about 1 KB each: ~50 MB at most
 
 
 def merge_rules(store: Store, settings: Settings) -> MergeRules:
