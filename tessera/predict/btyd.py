@@ -42,8 +42,10 @@ class BgNbd:
     def p_alive(self, x: Array, t_x: Array, big_t: Array) -> Array:
         """P(still active at T | x, t_x, T): eq. (12) of the paper."""
         x, t_x, big_t = _arrays(x, t_x, big_t)
-        ratio = self.a / (self.b + np.maximum(x, 1) - 1) * np.exp(
-            (self.r + x) * (np.log(self.alpha + big_t) - np.log(self.alpha + t_x))
+        ratio = (
+            self.a
+            / (self.b + np.maximum(x, 1) - 1)
+            * np.exp((self.r + x) * (np.log(self.alpha + big_t) - np.log(self.alpha + t_x)))
         )
         return np.asarray(np.where(x > 0, 1.0 / (1.0 + ratio), 1.0), dtype=np.float64)
 
@@ -58,7 +60,8 @@ class BgNbd:
         body = 1.0 - shrink * hyp2f1(r + x, b + x, a + b + x - 1, z)
         alive_odds = np.where(
             x > 0,
-            a / (b + np.maximum(x, 1) - 1)
+            a
+            / (b + np.maximum(x, 1) - 1)
             * np.exp((r + x) * (np.log(alpha + big_t) - np.log(alpha + t_x))),
             0.0,
         )
@@ -69,8 +72,8 @@ class BgNbd:
         t = np.asarray(t, dtype=np.float64)
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         z = t / (alpha + t)
-        value = (a + b - 1) / (a - 1) * (
-            1.0 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z)
+        value = (
+            (a + b - 1) / (a - 1) * (1.0 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
         )
         return np.asarray(value, dtype=np.float64)
 

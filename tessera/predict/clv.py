@@ -110,9 +110,7 @@ def score(
     spend model is None when too few customers repeat (CLV is then not scored: NaN)."""
     whole = history.summarise(rows, end, None, PERIOD_DAYS)
     model = btyd.fit_bgnbd(whole.x, whole.t_x, whole.big_t)
-    expected = model.expected_purchases(
-        horizon_days / PERIOD_DAYS, whole.x, whole.t_x, whole.big_t
-    )
+    expected = model.expected_purchases(horizon_days / PERIOD_DAYS, whole.x, whole.t_x, whole.big_t)
     alive = model.p_alive(whole.x, whole.t_x, whole.big_t)
     try:
         spend_model: btyd.GammaGamma | None = btyd.fit_gamma_gamma(whole.x, whole.m_x)
@@ -123,8 +121,10 @@ def score(
         value = expected * spend
     else:
         value = np.full(expected.shape, np.nan)
-    return model, spend_model, ClvScores(
-        whole.customers, expected, alive, value, whole.x, whole.t_x, whole.big_t
+    return (
+        model,
+        spend_model,
+        ClvScores(whole.customers, expected, alive, value, whole.x, whole.t_x, whole.big_t),
     )
 
 

@@ -7,8 +7,9 @@ several orders an hour apart are one shopping trip, not evidence of a faster buy
 
 The calibration/holdout split: everything the model sees is before `calibration_end`;
 the holdout counts what the same customers did from `calibration_end` to
-`observation_end`. Ages and recencies are measured to the last day of calibration. A customer whose first purchase is after `calibration_end` is not in
-the calibration set at all (nothing of them could have been known).
+`observation_end`. Ages and recencies are measured to the last day of calibration. A
+customer whose first purchase is after `calibration_end` is not in the calibration set at
+all (nothing of them could have been known).
 """
 
 from __future__ import annotations

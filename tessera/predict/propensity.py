@@ -97,7 +97,10 @@ def fit(matrix: Array, outcome: NDArray[np.bool_], names: list[str]) -> LinearMo
 
 
 def evaluate(
-    model: LinearModel, matrix: Array, outcome: NDArray[np.bool_], recency: Array,
+    model: LinearModel,
+    matrix: Array,
+    outcome: NDArray[np.bool_],
+    recency: Array,
     recency_raises: bool,
 ) -> Evaluation:
     """The model's held-out figures beside the baseline's. `recency` is days since the
@@ -137,22 +140,27 @@ def calibration(predicted: Array, target: Array) -> list[CalibrationBin]:
     return bins
 
 
-def reasons(model: LinearModel, row: Array, labels: list[str], raw: Array, top: int = 3
-            ) -> list[str]:  # fmt: skip
-    """The features that raise this row's score the most above the average row's, in
+def reasons(
+    model: LinearModel, matrix: Array, raw: Array, labels: list[str], top: int = 3
+) -> list[list[str]]:
+    """Per row, the features that raise its score the most above the average row's, in
     words with the person's own value: "orders in the last 30 days = 0 (+1.20)"."""
-    contribution = model.contributions(row.reshape(1, -1))[0]
-    order = np.argsort(-contribution)
-    found = []
-    for j in order[:top]:
-        if contribution[j] <= 0:
-            break
-        found.append(f"{labels[j]} = {_shown(float(raw[j]))} (+{contribution[j]:.2f})")
+    if matrix.shape[0] == 0:
+        return []
+    contribution = model.contributions(matrix)
+    order = np.argsort(-contribution, axis=1)[:, :top]
+    found: list[list[str]] = []
+    for i, columns in enumerate(order):
+        found.append([
+            f"{labels[j]} = {_shown(float(raw[i, j]), labels[j])} (+{contribution[i, j]:.2f})"
+            for j in columns
+            if contribution[i, j] > 0
+        ])  # fmt: skip
     return found
 
 
-def _shown(value: float) -> str:
-    if 0 < abs(value) < 1:
+def _shown(value: float, label: str) -> str:
+    if label.startswith("share"):
         return f"{value:.0%}"
     return f"{value:,.0f}"
 
