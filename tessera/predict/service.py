@@ -189,7 +189,8 @@ def log_end(store: Store, now: datetime) -> datetime:
     moment = now.replace(tzinfo=None)
     if row is None or row[0] is None:
         return moment
-    return min(moment, row[0] + timedelta(seconds=1))
+    last: datetime = row[0] + timedelta(seconds=1)
+    return min(moment, last)
 
 
 Rows = list[tuple[str, str, float | None, list[str]]]
