@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
 
 Array = NDArray[np.float64]
 
@@ -51,6 +49,8 @@ class BgNbd:
 
     def expected_purchases(self, t: float, x: Array, t_x: Array, big_t: Array) -> Array:
         """E[Y(t) | x, t_x, T]: purchases expected in the next `t` periods, eq. (10)."""
+        from scipy.special import hyp2f1  # imported when used: scipy is slow to import
+
         x, t_x, big_t = _arrays(x, t_x, big_t)
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         z = t / (alpha + big_t + t)
@@ -69,6 +69,8 @@ class BgNbd:
 
     def unconditional_purchases(self, t: Array) -> Array:
         """E[X(t)]: purchases expected of a new customer in `t` periods, eq. (9)."""
+        from scipy.special import hyp2f1
+
         t = np.asarray(t, dtype=np.float64)
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         z = t / (alpha + t)
@@ -100,6 +102,8 @@ def bgnbd_log_likelihood(
     params: Array, x: Array, t_x: Array, big_t: Array, weights: Array
 ) -> float:
     """Σ weight · ln L(r, α, a, b | x, t_x, T), eq. (6) of the paper."""
+    from scipy.special import gammaln
+
     r, alpha, a, b = params
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
@@ -131,6 +135,8 @@ def fit_bgnbd(x: Array, t_x: Array, big_t: Array) -> BgNbd:
         value = bgnbd_log_likelihood(np.exp(log_params), cx, ct * scale, cT * scale, weights)
         return -value if np.isfinite(value) else 1e300
 
+    from scipy.optimize import minimize  # seconds to import: only when fitting
+
     found = minimize(loss, np.zeros(4), method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
     r, alpha, a, b = np.exp(found.x)
     alpha /= scale
@@ -140,6 +146,8 @@ def fit_bgnbd(x: Array, t_x: Array, big_t: Array) -> BgNbd:
 
 def gamma_gamma_log_likelihood(params: Array, x: Array, m_x: Array, weights: Array) -> float:
     """Σ weight · ln L(p, q, γ | x, m_x) over customers with x > 0, eq. (3) of the note."""
+    from scipy.special import gammaln
+
     p, q, gamma = params
     value = (
         gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(gamma)
@@ -168,6 +176,8 @@ def fit_gamma_gamma(x: Array, m_x: Array) -> GammaGamma:
     def loss(log_params: Array) -> float:
         value = gamma_gamma_log_likelihood(np.exp(log_params), cx, cm * scale, weights)
         return -value if np.isfinite(value) else 1e300
+
+    from scipy.optimize import minimize
 
     found = minimize(loss, np.zeros(3), method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 3)
     p, q, gamma = np.exp(found.x)

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 Array = NDArray[np.float64]
 #: fewer examples of either outcome than this and a model is not fitted (nor trusted)
@@ -77,6 +74,11 @@ def fit(matrix: Array, outcome: NDArray[np.bool_], names: list[str]) -> LinearMo
     Raises:
         ValueError: with fewer than MIN_CLASS examples of either outcome.
     """
+    # Imported here: scikit-learn takes seconds to import, and every CLI command and
+    # server start imports this module (scoring needs none of it).
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     positives = int(outcome.sum())
     if min(positives, outcome.size - positives) < MIN_CLASS:
         raise ValueError(
@@ -108,6 +110,8 @@ def evaluate(
     outcome (churn) or a lower one (a purchase). The baseline's probabilities (for its
     Brier score) are the outcome's rate per recency decile of the held-out set itself,
     which flatters the baseline, never the model."""
+    from sklearn.metrics import brier_score_loss
+
     predicted = model.score(matrix)
     target = outcome.astype(np.float64)
     baseline = recency if recency_raises else -recency
@@ -166,6 +170,8 @@ def _shown(value: float, label: str) -> str:
 
 
 def _auc(target: Array, score: Array) -> float:
+    from sklearn.metrics import roc_auc_score
+
     if target.size == 0 or target.min() == target.max():
         return float("nan")
     return float(roc_auc_score(target, score))
