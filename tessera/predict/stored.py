@@ -4,6 +4,7 @@ with its reasons), which the computed-trait refresh copies beside the computed t
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +43,9 @@ def replace_scores(
     table = pa.table({
         "profile_id": [r[0] for r in rows],
         "name": [r[1] for r in rows],
-        "value": pa.array([r[2] for r in rows], pa.float64()),
+        # NaN and infinities (a model at the edge of its range) are stored as no value:
+        # JSON cannot hold them and a segment should not match them.
+        "value": pa.array([_finite(r[2]) for r in rows], pa.float64()),
         "reasons": [orjson.dumps(r[3]).decode() for r in rows],
         "fitted_at": pa.array([fitted_at[r[1]].replace(tzinfo=None) for r in rows],
                               pa.timestamp("us")),
@@ -75,3 +78,7 @@ def of_profile(
             [profile_id],
         )
     ]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
