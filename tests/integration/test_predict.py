@@ -6,8 +6,10 @@ after their cutoff."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +135,26 @@ def test_too_little_history_is_reported_not_raised(runtime: Runtime) -> None:
     report = service.fit(runtime)
     assert {m.status for m in report.models} == {"not_fitted"}
     assert all(m.reason for m in report.models)
+
+
+def test_serve_refits_on_its_schedule(tmp_path: Path) -> None:
+    from tessera.settings import Settings
+    from tests.conftest import ADMIN_TOKEN
+
+    every = 0.5 / 3600  # half a second
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN,
+                        predict_refresh_hours=every, pipeline_interval_seconds=0.1)  # fmt: skip
+    runtime = Runtime.open(settings)
+    try:
+        messages, _ = _shop()
+        send(runtime, messages[:400])
+        runtime.pipeline.start()
+        deadline = time.monotonic() + 120
+        while len(stored.models(runtime.store)) < 3:
+            assert time.monotonic() < deadline, "the schedule never refitted"
+            time.sleep(0.2)
+        assert {name for name, *_ in stored.models(runtime.store)} == {
+            "clv", "churn_risk", "purchase_propensity"
+        }  # fmt: skip
+    finally:
+        runtime.close()
