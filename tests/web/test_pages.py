@@ -238,5 +238,9 @@ def test_predict_page_fits_the_models_and_a_profile_shows_its_scores(
     if fitted:  # the holdout chart and the calibration plots were drawn by Chart.js
         assert page.locator("canvas[data-drawn]").count() >= 1
     watched.screenshot("predict")
+    propensity = page.locator("section#purchase_propensity [data-status]").inner_text()
     page.goto(f"{console.url}/profiles/email:{known_person(console)}")
     assert page.get_by_role("heading", name="Predicted traits").is_visible()
+    if propensity == "fitted":  # everyone seen is scored, with reasons
+        assert page.locator("tr[data-prediction=purchase_propensity]").count() == 1
+    watched.screenshot("profile-predicted")
