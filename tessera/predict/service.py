@@ -15,6 +15,8 @@ earlier), so a log that stopped flowing is not read as everyone having churned.
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -23,12 +25,15 @@ from pydantic import Field
 
 from tessera.context import Context
 from tessera.errors import NotFound
+from tessera.events import failures
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.predict import btyd, clv, features, history, propensity, stored
 from tessera.results import Result
 from tessera.settings import Settings
 from tessera.store import Store
 
+log = logging.getLogger(__name__)
+_FITTING = threading.Lock()
 CLV_TRAITS = ("expected_purchases", "p_alive", "predicted_clv")
 CLASSIFIERS = ("churn_risk", "purchase_propensity")
 _TITLES = {
@@ -153,7 +158,13 @@ def person(context: Context, profile_id: str) -> PersonPredictions:
 
 
 def refit(store: Store, settings: Settings, now: datetime) -> None:
-    """Fit every model and store its report, its numbers and its scores."""
+    """Fit every model and store its report, its numbers and its scores. One fit at a
+    time in a process (the schedule and a user's request may meet)."""
+    with _FITTING:
+        _refit(store, settings, now)
+
+
+def _refit(store: Store, settings: Settings, now: datetime) -> None:
     end = log_end(store, now)
     for name, step in (("clv", _fit_clv), ("churn_risk", _fit_churn),
                        ("purchase_propensity", _fit_propensity)):  # fmt: skip
@@ -161,6 +172,12 @@ def refit(store: Store, settings: Settings, now: datetime) -> None:
             report, numbers, rows = step(store, settings, end)
         except ValueError as e:  # too little history: recorded, the others go on
             report, numbers, rows = _not_fitted(name, str(e), end), None, None
+        except Exception as e:  # a numerical failure: recorded too, never a 500
+            # Type and place only: an exception's message may quote personal data.
+            failure = failures.describe(e)
+            log.error("fitting %s failed (%s at %s)", name, failure.error_type, failure.location)
+            reason = f"the fit failed ({failure.error_type} at {failure.location})"
+            report, numbers, rows = _not_fitted(name, reason, end), None, None
         # A fit that failed records why and forgets the older numbers: scores from a
         # model the data no longer supports would mislead.
         stored.save_model(store, name, now, report, numbers)
@@ -170,6 +187,11 @@ def refit(store: Store, settings: Settings, now: datetime) -> None:
 
 def rescore(store: Store, settings: Settings, now: datetime) -> int:
     """Score everyone with the stored numbers of each fitted model; returns the count."""
+    with _FITTING:
+        return _rescore(store, settings, now)
+
+
+def _rescore(store: Store, settings: Settings, now: datetime) -> int:
     end = log_end(store, now)
     count = 0
     for name, fitted_at, _, numbers in stored.models(store):
