@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.test_cli import as_json, tessera
+from tests.api.test_cli import tessera
 from tests.conftest import LiveServer, basic_auth, start_server
 from tests.integration.test_predict import _shop
 
@@ -66,7 +66,7 @@ def test_the_cli_reads_the_models_through_the_server(shop: LiveServer) -> None:
     data = shop.data_dir
     if not httpx.get(f"{shop.url}/api/predict", headers=shop.admin).json()["models"]:
         httpx.post(f"{shop.url}/api/predict/fit", headers=shop.admin, timeout=120)
-    shown = as_json(tessera(data, "predict", "show", "--json"))
-    assert {m["name"] for m in shown["models"]} == {"clv", "churn_risk", "purchase_propensity"}
     table = tessera(data, "predict", "show").stdout
+    for title in ("Lifetime value", "Churn risk", "Purchase propensity"):
+        assert f"{title}" in table
     assert "Holdout purchases per repeat purchases" in table and "Calibration" in table
