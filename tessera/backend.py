@@ -33,6 +33,7 @@ from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.paging import Page
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
+from tessera.predict import service as predictions
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
 from tessera.results import Deleted
@@ -128,6 +129,10 @@ class Backend(Protocol):
     def set_destination_enabled(self, name: str, enabled: bool) -> destinations.Destination: ...
     def delete_destination(self, name: str) -> destinations.DestinationDeleted: ...
     def rotate_destination_secret(self, name: str) -> destinations.Created: ...
+    def show_predictions(self) -> predictions.Predictions: ...
+    def fit_predictions(self) -> predictions.Predictions: ...
+    def score_predictions(self) -> predictions.Predictions: ...
+    def profile_predictions(self, profile_id: str) -> predictions.PersonPredictions: ...
     def destination_deliveries(self, name: str, minutes: int) -> deliveries.Report: ...
     def destination_dead_letters(self, name: str, limit: int) -> list[dead_letters.DeadLetter]: ...
     def replay_destination(
@@ -346,6 +351,18 @@ class LocalBackend:
 
     def rotate_destination_secret(self, name: str) -> destinations.Created:
         return destinations.rotate_secret(self.runtime.store, name)
+
+    def show_predictions(self) -> predictions.Predictions:
+        return predictions.show(self.runtime)
+
+    def fit_predictions(self) -> predictions.Predictions:
+        return predictions.fit(self.runtime)
+
+    def score_predictions(self) -> predictions.Predictions:
+        return predictions.score(self.runtime)
+
+    def profile_predictions(self, profile_id: str) -> predictions.PersonPredictions:
+        return predictions.person(self.runtime, profile_id)
 
     def destination_deliveries(self, name: str, minutes: int) -> deliveries.Report:
         return deliveries.report(self.runtime.store, name, minutes)
@@ -653,6 +670,19 @@ class RemoteBackend:
     def rotate_destination_secret(self, name: str) -> destinations.Created:
         return self._as(destinations.Created, "POST", _destination(name) + "/rotate-secret")
 
+    def show_predictions(self) -> predictions.Predictions:
+        return self._as(predictions.Predictions, "GET", _PREDICT)
+
+    def fit_predictions(self) -> predictions.Predictions:
+        return self._as(predictions.Predictions, "POST", f"{_PREDICT}/fit")
+
+    def score_predictions(self) -> predictions.Predictions:
+        return self._as(predictions.Predictions, "POST", f"{_PREDICT}/score")
+
+    def profile_predictions(self, profile_id: str) -> predictions.PersonPredictions:
+        path = f"{_PREDICT}/profiles/{quote(profile_id, safe='')}"
+        return self._as(predictions.PersonPredictions, "GET", path)
+
     def destination_deliveries(self, name: str, minutes: int) -> deliveries.Report:
         path = _destination(name) + "/deliveries"
         return self._as(deliveries.Report, "GET", path, params={"minutes": minutes})
@@ -693,6 +723,7 @@ def open_backend(settings: Settings) -> Backend:
 
 _AUDIENCES = "/api/audiences"
 _DESTINATIONS = "/api/destinations"
+_PREDICT = "/api/predict"
 
 
 def _destination(name: str) -> str:

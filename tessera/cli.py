@@ -1294,6 +1294,73 @@ def main() -> None:
     _leave(code)
 
 
+predict_app = typer.Typer(
+    help="Predictive traits: lifetime value, churn risk, purchase propensity.",
+    no_args_is_help=True,
+)
+app.add_typer(predict_app, name="predict")
+
+
+@predict_app.command("fit")
+def predict_fit(json: JsonOption = False) -> None:
+    """Fit the models on the history so far, score everyone, and show the figures."""
+    with _backend() as backend:
+        report = backend.fit_predictions()
+    _print_json(report) if json else _print_predictions(report)
+
+
+@predict_app.command("show")
+def predict_show(
+    profile: Annotated[
+        str | None, typer.Option(help="One profile's scores and reasons instead.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The models' last fit: held-out figures beside the baseline (or one profile's scores)."""
+    with _backend() as backend:
+        if profile is not None:
+            person = backend.profile_predictions(profile)
+            if json:
+                _print_json(person)
+                return
+            rows = [{"trait": s.name, "score": s.value, "reasons": "; ".join(s.reasons),
+                     "model of": s.model_fitted_at} for s in person.scores]  # fmt: skip
+            _table(rows, ["trait", "score", "reasons", "model of"], title=person.profile_id)
+            return
+        report = backend.show_predictions()
+    _print_json(report) if json else _print_predictions(report)
+
+
+@predict_app.command("score")
+def predict_score(json: JsonOption = False) -> None:
+    """Score everyone again with the models as last fitted."""
+    with _backend() as backend:
+        report = backend.score_predictions()
+    _print_json(report) if json else _print_predictions(report)
+
+
+def _print_predictions(report: Any) -> None:
+    if not report.models:
+        out.print("No model fitted yet: run `tessera predict fit`.")
+        return
+    for model in report.models:
+        title = f"{model.title}: {model.status.replace('_', ' ')}"
+        if model.reason:
+            out.print(f"{title} ({model.reason})")
+            continue
+        figures = [{"figure": k, "value": v} for k, v in model.figures.items()]
+        figures += [{"figure": k, "value": v} for k, v in model.parameters.items()]
+        _table(figures, ["figure", "value"], title=title)
+        if model.holdout:
+            _table([g.model_dump() for g in model.holdout],
+                   ["label", "customers", "predicted", "actual"],
+                   title="Holdout purchases per repeat purchases in calibration")  # fmt: skip
+        if model.calibration:
+            _table([c.model_dump() for c in model.calibration],
+                   ["predicted", "observed", "count"], title="Calibration")  # fmt: skip
+    out.print(f"{report.scores:,} scores stored ({', '.join(report.traits)}).")
+
+
 def _leave(code: int) -> None:
     """Exit without the interpreter's teardown. Everything is written and closed by now
     (the store checkpoints on close); but tearing down DuckDB's and pyarrow's native

@@ -158,6 +158,26 @@ class Settings(BaseSettings):
     computed_traits_file: Path | None = Field(
         default=None, description="A YAML file of computed trait definitions, loaded at start."
     )
+    predict_window_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Churn and purchase propensity: the days ahead a score is about (no "
+        "order in them: churned; an order: purchased).",
+    )
+    predict_horizon_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Lifetime value: the days ahead expected purchases and CLV are counted "
+        "over (also the BG/NBD holdout, at most a third of the history).",
+    )
+    predict_refresh_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="`tessera serve` refits the predictive models and rescores everyone this "
+        "often (0: only on demand, `tessera predict fit`).",
+    )
 
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls

@@ -21,7 +21,7 @@ from tessera.store import Store
 #: Derived tables keyed by profile_id, cleared for purged profiles.
 _BY_PROFILE = ("identities", "profile_summaries", "computed_traits", "segment_members",
                "identity_ledger", "event_profiles", "profiles",
-               "trait_aggregates")  # fmt: skip
+               "trait_aggregates", "predicted_traits")  # fmt: skip
 
 
 class Purged(Result):

@@ -25,6 +25,8 @@ from tessera.pipeline import persist
 from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
+from tessera.predict import service as predictions
+from tessera.predict import stored as predicted
 from tessera.profiles import aggregate_store, catalogue
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
@@ -66,6 +68,9 @@ class Pipeline:
         #: monotonic times of the last refresh of computed traits and the last purge
         self.refreshed_at = 0.0
         self.purged_at = 0.0
+        #: monotonic time of the last scheduled refit of the predictive models: the first
+        #: one comes a full interval after the start (a restart does not refit at once)
+        self.predicted_at = time.monotonic()
         self._ingest_commits: Callable[[], int] = lambda: 0
         #: the clock computed traits are valued at (windows, recency); tests move it
         self.clock: Callable[[], datetime] = utc_now
@@ -148,14 +153,24 @@ class Pipeline:
             else:
                 aggregates.prune(day_number(now))
                 rows = catalogue.current(aggregates, now)
-            # Signal traits live beside computed ones (audiences/signals.py).
-            count = catalogue.refresh(self._store, rows, now, signals.evaluate(self._store, now))
+            # Signal traits and predicted traits live beside computed ones
+            # (audiences/signals.py, predict/stored.py).
+            beside = [*signals.evaluate(self._store, now), *predicted.as_computed(self._store)]
+            count = catalogue.refresh(self._store, rows, now, beside)
             self.refreshed_at = time.monotonic()
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.
             # The periodic call from the loop is the sweep that lets time windows slide.
             segments.evaluate_all(self._store)
             return count
+
+    def refresh_predictions(self) -> None:
+        """Refit the predictive models and rescore everyone (the schedule's step), then
+        refresh the computed traits, which carry the scores to segments."""
+        with self._lock:
+            self.predicted_at = time.monotonic()
+            predictions.refit(self._store, self.settings, utc_now())
+            self.refresh_computed_traits()
 
     def _current_aggregates(self, traits: list[ComputedTrait]) -> Aggregates:
         """The aggregates for these definitions: when a trait was added, changed or

@@ -87,6 +87,7 @@ class Followed(Protocol):
     settings: Settings
     refreshed_at: float
     purged_at: float
+    predicted_at: float
 
     def load_memory(self) -> None: ...
     def forget_memory(self) -> None: ...
@@ -95,6 +96,7 @@ class Followed(Protocol):
     def flush_segments(self) -> None: ...
     def refresh_computed_traits(self) -> int: ...
     def purge_expired(self) -> object: ...
+    def refresh_predictions(self) -> None: ...
 
 
 class Loop:
@@ -138,6 +140,9 @@ class Loop:
                 stale = self._follow(stale)
                 if time.monotonic() - pipeline.purged_at > PURGE_SECONDS:
                     pipeline.purge_expired()  # anonymous data past its lifetime
+                every = self._settings.predict_refresh_hours * 3600
+                if every and time.monotonic() - pipeline.predicted_at > every:
+                    self._refresh(pipeline.refresh_predictions)  # refit and rescore
                 since = time.monotonic() - pipeline.refreshed_at
                 if since > WINDOW_REFRESH_SECONDS or (
                     stale and since >= REFRESH_SHARE_FACTOR * self._refresh_cost

@@ -16,6 +16,7 @@ from tessera.profiles.aggregate_store import as_json, insert_values
 from tessera.profiles.aggregates import Aggregates, day_number, rfm
 from tessera.profiles.computed import (
     BUILT_IN,
+    PREDICTED_NAMES,
     RFM_NAMES,
     RFM_SQL,
     ComputedTrait,
@@ -52,10 +53,12 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
 
 
 def names(store: Store, file: Path | None = None) -> set[str]:
-    """Every computed trait a segment may name: definitions, the RFM scores, and the
-    signal traits (audiences/signals.py), which are stored beside them."""
+    """Every computed trait a segment may name: definitions, the RFM scores, the predicted
+    traits (tessera/predict) and the signal traits (audiences/signals.py), which are
+    stored beside them."""
     signal_names = {r[0] for r in store.fetch_all("SELECT name FROM signal_traits")}
-    return {t.name for t in definitions(store, file)} | set(RFM_NAMES) | signal_names
+    fixed = set(RFM_NAMES) | set(PREDICTED_NAMES)
+    return {t.name for t in definitions(store, file)} | fixed | signal_names
 
 
 def save_definition(store: Store, raw: TraitDefinition | object) -> ComputedTrait:

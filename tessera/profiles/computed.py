@@ -70,6 +70,9 @@ BUILT_IN = (
     ComputedTrait("days_since_last_order", "recency_days", "Order Completed"),
 )
 RFM_NAMES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
+#: the predictive traits (tessera/predict scores them; stored beside these, read alike)
+PREDICTED_NAMES = ("churn_risk", "purchase_propensity", "expected_purchases", "p_alive",
+                   "predicted_clv")  # fmt: skip
 
 
 _MESSAGES: dict[str, Callable[[Any], str]] = {
@@ -128,7 +131,7 @@ class TraitDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _meaningful(self) -> TraitDefinition:
-        if self.name in {t.name for t in BUILT_IN} | set(RFM_NAMES):
+        if self.name in {t.name for t in BUILT_IN} | set(RFM_NAMES) | set(PREDICTED_NAMES):
             raise InvalidField(
                 f"{self.name!r} is a built-in computed trait; pick another name",
                 field="name",

@@ -406,4 +406,28 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        20,
+        """
+        -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the
+        -- console and the API show, and the fitted numbers that score without refitting.
+        CREATE TABLE prediction_models (
+            name VARCHAR PRIMARY KEY,
+            fitted_at TIMESTAMP NOT NULL,
+            report VARCHAR NOT NULL,
+            model VARCHAR
+        );
+        -- The scores: written beside the computed traits at each refresh (computed.NAME
+        -- in segments), with the reasons a person's 360-degree view shows.
+        CREATE TABLE predicted_traits (
+            profile_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            value DOUBLE,
+            reasons VARCHAR NOT NULL,
+            fitted_at TIMESTAMP NOT NULL,
+            scored_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (profile_id, name)
+        );
+        """,
+    ),
 ]

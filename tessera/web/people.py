@@ -15,6 +15,7 @@ from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.paging import Page
+from tessera.predict import service as predictions
 from tessera.profiles import reader, view
 from tessera.runtime import Runtime
 from tessera.segments import actions, service
@@ -67,6 +68,7 @@ def profile_page(
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
         "third_party": feeds.of_profile(store, profile_id, utc_now()),
+        "predictions": predictions.person(runtime, profile_id).scores,
         "message": message,
     }
     return render(request, "profile.html", context)

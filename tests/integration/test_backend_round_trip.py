@@ -106,9 +106,14 @@ def test_every_model_round_trips_the_server_json(
     same("purge_anonymous", lambda: backend.purge_anonymous(True))
     same("unmerge", lambda: backend.unmerge("user_id:u2", "anonymous_id:a2", "test"))
     same("rebuild", backend.rebuild)
+    same("fit_predictions", backend.fit_predictions)
+    same("show_predictions", backend.show_predictions)
+    same("score_predictions", backend.score_predictions)
+    person = backend.profile("user_id:u1", 1, None).profile_id
+    same("profile_predictions", lambda: backend.profile_predictions(person))
     same("delete_segment", lambda: backend.delete_segment("pro"))
     same("delete_trait", lambda: backend.delete_trait("orders_90d"))
-    assert len(checked) == 37
+    assert len(checked) == 41
 
 
 def test_every_destination_model_round_trips_the_server_json(

@@ -222,3 +222,25 @@ def test_editing_a_segment_checks_as_you_type_and_saves(
     page.get_by_role("button", name="Save segment").click()
     page.wait_for_url(re.compile(r"/segments/to-edit$"))
     assert page.locator("pre.query").inner_text() == "has email or has user_id"
+
+
+def test_predict_page_fits_the_models_and_a_profile_shows_its_scores(
+    console: LiveServer, watched: Watched
+) -> None:
+    page = watched.page
+    sign_in(page, console.url, "/predict")
+    page.get_by_role("button", name="Fit the models now").click()
+    page.wait_for_url(f"{console.url}/predict")
+    page.wait_for_load_state("networkidle")
+    for name in ("clv", "churn_risk", "purchase_propensity"):
+        assert page.locator(f"section#{name} [data-status]").is_visible()
+    fitted = page.locator("section#clv [data-status]").inner_text() == "fitted"
+    if fitted:  # the holdout chart and the calibration plots were drawn by Chart.js
+        assert page.locator("canvas[data-drawn]").count() >= 1
+    watched.screenshot("predict")
+    propensity = page.locator("section#purchase_propensity [data-status]").inner_text()
+    page.goto(f"{console.url}/profiles/email:{known_person(console)}")
+    assert page.get_by_role("heading", name="Predicted traits").is_visible()
+    if propensity == "fitted":  # everyone seen is scored, with reasons
+        assert page.locator("tr[data-prediction=purchase_propensity]").count() == 1
+    watched.screenshot("profile-predicted")
