@@ -66,6 +66,9 @@ class Pipeline:
         #: monotonic times of the last refresh of computed traits and the last purge
         self.refreshed_at = 0.0
         self.purged_at = 0.0
+        #: called with (step, seconds, succeeded) after each batch ("batch"), streaming
+        #: segment flush ("segments") and whole-population refresh ("refresh"): metrics
+        self.timing_observers: list[Callable[[str, float, bool], None]] = []
         self._ingest_commits: Callable[[], int] = lambda: 0
         #: the clock computed traits are valued at (windows, recency); tests move it
         self.clock: Callable[[], datetime] = utc_now
@@ -314,6 +317,11 @@ class Pipeline:
         return self._loop.failure if self._loop is not None else None
 
     # -- the background loop ------------------------------------------------------
+
+    def observe_timing(self, step: str, seconds: float, succeeded: bool) -> None:
+        """Tell the timing observers how a step of the loop went."""
+        for observe in self.timing_observers:
+            observe(step, seconds, succeeded)
 
     def notify(self, _last_seq: int = 0) -> None:
         """Called after the loader commits: wake the background loop."""
