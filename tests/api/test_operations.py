@@ -87,7 +87,8 @@ def test_the_probes_answer_as_orchestrators_expect(live: LiveServer) -> None:
 
 def test_metrics_need_a_token_and_move_when_events_arrive(live: LiveServer) -> None:
     assert httpx.get(f"{live.url}/metrics").status_code == 401
-    assert httpx.get(f"{live.url}/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-metrics-token"}
+    assert httpx.get(f"{live.url}/metrics", headers=wrong).status_code == 401
     assert httpx.get(f"{live.url}/metrics", headers=live.admin).status_code == 200
     key = live.create_source("metered", "web")
     before = _samples(live)
