@@ -439,10 +439,12 @@ def demo(
 
         url = running_server(settings)
         if url is not None:
-            summary = loader.load(company, url, token, settings.data_dir / "demo", report)
+            summary = loader.load(company, url, token, settings.data_dir / "demo", report, seed=seed)
         else:
             with background_server(settings) as url:
-                summary = loader.load(company, url, token, settings.data_dir / "demo", report)
+                summary = loader.load(
+                    company, url, token, settings.data_dir / "demo", report, seed=seed
+                )
     if json:
         _print_json(summary)
         return
