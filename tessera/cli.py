@@ -439,7 +439,8 @@ def demo(
 
         url = running_server(settings)
         if url is not None:
-            summary = loader.load(company, url, token, settings.data_dir / "demo", report, seed=seed)
+            folder = settings.data_dir / "demo"
+            summary = loader.load(company, url, token, folder, report, seed=seed)
         else:
             with background_server(settings) as url:
                 summary = loader.load(

@@ -9,8 +9,8 @@ import csv
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

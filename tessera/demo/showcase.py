@@ -6,8 +6,9 @@ something to show on first start, created through the admin API as a user would:
 - a computed trait (`product_views_30d`) beside the built-in ones, and segments: one on a
   trait, two on computed traits, the buyers that seed...
 - ...a lookalike of the buyers (its own segment, `demo-buyers-lookalike`);
-- a campaign (`demo-spring-sale`) with two weeks of delivery results per audience, and
-  conversions matched to people by e-mail, so the report has lift.
+- a campaign (`demo-spring-sale`) with two weeks of delivery results per audience, a 20%
+  holdout of two of them, and conversions matched to people by e-mail, so the report has
+  lift.
 
 Deterministic for a seed. A second run keeps what exists (409s are skipped).
 """
@@ -49,11 +50,12 @@ TRAIT = {
 SEGMENTS = {
     "demo-buyers": 'did "Order Completed"',
     "demo-repeat-buyers": "computed.order_count >= 2",
-    "demo-window-shoppers": "computed.product_views_30d >= 3 and computed.order_count = 0",
+    "demo-window-shoppers": 'computed.product_views_30d >= 3 and not did "Order Completed"',
     "demo-france": 'traits.country = "FR"',
 }
 LOOKALIKE = {"name": "demo-buyers-lookalike", "seed": "demo-buyers", "reach": 0}
 CAMPAIGN = "demo-spring-sale"
+HOLDOUTS = ("demo-repeat-buyers", "demo-buyers-lookalike")
 CAMPAIGN_DAYS = 14
 
 
@@ -62,7 +64,8 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
     rng = random.Random(seed)
     made: dict[str, Any] = {"taxonomies": [], "segments": []}
     for name, file_name in TAXONOMIES.items():
-        _post(admin, "/api/audiences/taxonomies", files={"file": (file_name, (DATA / file_name).read_bytes())},
+        taxonomy_file = (file_name, (DATA / file_name).read_bytes())
+        _post(admin, "/api/audiences/taxonomies", files={"file": taxonomy_file},
               data={"name": name})  # fmt: skip
         made["taxonomies"].append(name)
     feed = _feed(company, rng)
@@ -77,6 +80,8 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
     reach = max(5, len(company.people) // 10)
     _post(admin, "/api/audiences/lookalikes", json={**LOOKALIKE, "reach": reach})
     made["lookalike"] = LOOKALIKE["name"]
+    for audience in HOLDOUTS:  # so the campaign report has a lift to show
+        _post(admin, f"/api/audiences/{audience}/holdout", json={"share": 0.2})
     _post(admin, "/api/audiences/campaigns/results",
           files={"file": ("demo-spring-sale.csv", _results(rng, today))})  # fmt: skip
     conversions = _conversions(company, rng, today)
@@ -141,6 +146,7 @@ def _conversions(company: Company, rng: random.Random, today: date) -> bytes:
     for person in company.people:
         if person.email and rng.random() < 0.08:
             day = today - timedelta(days=rng.randint(1, CAMPAIGN_DAYS))
-            writer.writerow([CAMPAIGN, day.isoformat(), person.email, round(rng.uniform(20, 180), 2)])
+            value = round(rng.uniform(20, 180), 2)
+            writer.writerow([CAMPAIGN, day.isoformat(), person.email, value])
             rows += 1
     return out.getvalue().encode() if rows else b""

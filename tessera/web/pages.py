@@ -113,10 +113,9 @@ def replay_failed(runtime: RuntimeDep) -> Response:
 SOURCE_PALETTE = ("#3355cc", "#22a06b", "#e8a33d", "#c0392b", "#8e44ad", "#16a2b8",
                   "#d35400", "#2c3e50", "#7f8c8d", "#27ae60")  # fmt: skip
 #: Channels have their own, lighter set, fixed by the channel (never a source's colour).
-CHANNEL_COLOURS = dict(
-    zip(CHANNELS, ("#7aa2ff", "#6fd3a8", "#ffc870", "#ff8a80", "#c39bd3", "#76d7ea",
-                   "#f5b041", "#aab7b8", "#f1948a"), strict=True)  # fmt: skip
-)
+_CHANNEL_PALETTE = ("#7aa2ff", "#6fd3a8", "#ffc870", "#ff8a80", "#c39bd3", "#76d7ea",
+                    "#f5b041", "#aab7b8", "#f1948a")  # fmt: skip
+CHANNEL_COLOURS = dict(zip(CHANNELS, _CHANNEL_PALETTE, strict=True))
 
 
 def source_colours(runtime: RuntimeDep) -> dict[str, str]:

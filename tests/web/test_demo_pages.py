@@ -39,7 +39,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         timeout=300,
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    live = start_server(data)
+    live = start_server(data, TESSERA_COLLECTORS="0")  # pages only: one process starts sooner
     try:
         yield live
     finally:
@@ -91,17 +91,23 @@ def test_every_console_page_has_something_to_show_on_the_demo(
     shots = tmp_path / "screenshots"
     shots.mkdir()
     for path in _pages(demo):
-        response = page.goto(f"{demo.url}{path}")
+        response = page.goto(f"{demo.url}{path}", wait_until="load")
         assert response is not None
         if path.endswith("/rejects") and response.status == 404:
             continue
         assert response.status == 200, f"{path}: {response.status}"
-        page.wait_for_load_state("networkidle")
         text = page.locator("body").inner_text()
         assert not EMPTY.search(text), f"{path} shows an empty state: {EMPTY.search(text)}"
         name = path.strip("/").replace("/", "_").replace("%", "") or "overview"
         page.screenshot(path=str(shots / f"{name[:80]}.png"), full_page=True)
     assert len(list(shots.glob("*.png"))) >= 19
+
+
+def test_every_demo_segment_has_members(demo: LiveServer) -> None:
+    listed = httpx.get(f"{demo.url}/api/segments", headers=demo.admin).json()
+    sizes = {segment["name"]: segment["size"] for segment in listed}
+    demo_segments = {name: size for name, size in sizes.items() if name.startswith("demo-")}
+    assert len(demo_segments) == 5 and all(demo_segments.values()), demo_segments
 
 
 def test_the_audiences_page_shows_taxonomies_a_feed_a_lookalike_and_a_campaign(
