@@ -148,7 +148,10 @@ class EventWriter:
                 _seconds_since_receipt(kept),
             )
         for observe in self.observers:
-            observe(loaded)
+            try:
+                observe(loaded)
+            except Exception:  # a metric must never fail a load that is committed
+                log.exception("an observer of the event writer failed")
         return loaded
 
     def _save_position(self, store: Store, writer_id: str, position: Position) -> None:
@@ -203,7 +206,8 @@ def _by_source(
     events: pa.Table | None, kept: pa.Table | None, rejected: pa.Table | None
 ) -> tuple[tuple[str, int, int, int], ...]:
     """Per source: events appended, duplicates dropped and rejections, in one load."""
-    read, appended, refused = _source_counts(events), _source_counts(kept), _source_counts(rejected)
+    read, refused = _source_counts(events), _source_counts(rejected)
+    appended = read if kept is events else _source_counts(kept)  # no duplicate: no second count
     return tuple(
         (source, appended.get(source, 0), read.get(source, 0) - appended.get(source, 0),
          refused.get(source, 0))

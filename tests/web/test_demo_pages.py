@@ -32,7 +32,7 @@ EMPTY = re.compile(
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("demo-pages") / "data"
     loaded = subprocess.run(
-        [sys.executable, "-m", "tessera.cli", "demo", "--people", "80", "--seed", "7"],
+        [sys.executable, "-m", "tessera.cli", "demo", "--people", "50", "--seed", "7"],
         env={**os.environ, "TESSERA_DATA_DIR": str(data), "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN},
         capture_output=True,
         text=True,
