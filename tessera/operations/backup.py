@@ -29,6 +29,7 @@ import orjson
 
 from tessera import __version__
 from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.eventlog import records, segments
 from tessera.results import Result
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -87,7 +88,11 @@ class FolderSink:
 
     def add_bytes(self, data: bytes, name: str) -> None:
         target = self.folder / name
-        target.write_bytes(data)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with target.open("wb") as writing:
+            writing.write(data)
+            writing.flush()
+            os.fsync(writing.fileno())
 
 
 class TarSink:
@@ -139,7 +144,16 @@ def take(runtime: Runtime, sink: Sink) -> Backup:
         for path in _files(settings.log_dir):
             if path.name == "writer.lock":
                 continue
-            log_bytes += sink.add(path, str(path.relative_to(settings.data_dir)))
+            # Whole records only: a collector may be half-way through appending one (not
+            # acknowledged yet); a segment with none (just begun) holds nothing to keep.
+            data = path.read_bytes()
+            whole = len(data)
+            if path.suffix == segments.SUFFIX:
+                whole = records.complete_length(data)
+                if whole <= len(records.SEGMENT_MAGIC):
+                    continue
+            sink.add_bytes(data[:whole], str(path.relative_to(settings.data_dir)))
+            log_bytes += whole
             log_files += 1
     for path in _files(settings.data_dir):
         relative = path.relative_to(settings.data_dir)
