@@ -6,7 +6,7 @@ something to show on first start, created through the admin API as a user would:
 - a computed trait (`product_views_30d`) beside the built-in ones, and segments: one on a
   trait, two on computed traits, the buyers that seed...
 - ...a lookalike of the buyers (its own segment, `demo-buyers-lookalike`);
-- a campaign (`demo-spring-sale`) with two weeks of delivery results per audience, a 20%
+- a campaign (`demo-autumn-sale`) with two weeks of delivery results per audience, a 20%
   holdout of two of them, and conversions matched to people by e-mail, so the report has
   lift.
 
@@ -54,7 +54,7 @@ SEGMENTS = {
     "demo-france": 'traits.country = "FR"',
 }
 LOOKALIKE = {"name": "demo-buyers-lookalike", "seed": "demo-buyers", "reach": 0}
-CAMPAIGN = "demo-spring-sale"
+CAMPAIGN = "demo-autumn-sale"
 HOLDOUTS = ("demo-repeat-buyers", "demo-buyers-lookalike")
 CAMPAIGN_DAYS = 14
 
@@ -83,11 +83,11 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
     for audience in HOLDOUTS:  # so the campaign report has a lift to show
         _post(admin, f"/api/audiences/{audience}/holdout", json={"share": 0.2})
     _post(admin, "/api/audiences/campaigns/results",
-          files={"file": ("demo-spring-sale.csv", _results(rng, today))})  # fmt: skip
+          files={"file": ("demo-autumn-sale.csv", _results(rng, today))})  # fmt: skip
     conversions = _conversions(company, rng, today)
     if conversions:
         _post(admin, "/api/audiences/campaigns/conversions",
-              files={"file": ("demo-spring-sale-conversions.csv", conversions)})  # fmt: skip
+              files={"file": ("demo-autumn-sale-conversions.csv", conversions)})  # fmt: skip
     made["campaign"] = CAMPAIGN
     return made
 

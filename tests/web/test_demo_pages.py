@@ -76,7 +76,7 @@ def _pages(live: LiveServer) -> list[str]:
         "/audiences/new",
         "/audiences/lookalikes/new",
         "/audiences/lookalikes/demo-buyers-lookalike",
-        "/audiences/campaigns/demo-spring-sale",
+        "/audiences/campaigns/demo-autumn-sale",
         "/destinations",
         "/docs",
     ]
@@ -117,7 +117,7 @@ def test_the_audiences_page_shows_taxonomies_a_feed_a_lookalike_and_a_campaign(
     sign_in(page, demo.url, "/audiences")
     text = page.locator("main").inner_text()
     for expected in ("iab-audience", "iab-content", "acme-data", "demo-buyers-lookalike",
-                     "demo-spring-sale"):  # fmt: skip
+                     "demo-autumn-sale"):  # fmt: skip
         assert expected in text, expected
 
 
