@@ -11,7 +11,7 @@ VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js \
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install lint typecheck pytest bench clean browser
+.PHONY: run test install lint typecheck pytest bench clean browser wheel
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ typecheck: $(STAMP)
 
 pytest: install browser
 	$(BIN)/pytest
+
+## make wheel: the package, console files inside (docs/deploy.md): dist/tessera-*.whl
+wheel: install
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py

@@ -21,11 +21,22 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, destinations, openapi, predict, profiles, segments
+from tessera.api import (
+    admin,
+    audiences,
+    destinations,
+    openapi,
+    operations,
+    predict,
+    profiles,
+    segments,
+)
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
 from tessera.errors import InvalidRequest, ServerFailure, TesseraError
+from tessera.logs import RequestIds
+from tessera.operations.metrics import Metrics
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
@@ -63,6 +74,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         running = runtime or open_runtime(settings)
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         app.state.admin_token_hash = hash_secret(token)
+        app.state.metrics = Metrics(running)
         running.start()
         app.state.runtime = running
         app.state.settings = settings
@@ -97,6 +109,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(audiences.router)
     app.include_router(destinations.router)
     app.include_router(predict.router)
+    app.include_router(operations.probes)
+    app.include_router(operations.admin)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -157,14 +171,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
 
 class _Tessera(FastAPI):
-    """FastAPI whose collect endpoints are reached by `CollectLane`, in front of the rest."""
+    """FastAPI whose collect endpoints are reached by `CollectLane`, in front of the rest,
+    and every request by `RequestIds` (tessera/logs.py) first."""
 
     def __init__(self, collect: list[Route], **options: Any) -> None:
         super().__init__(**options)
         self._collect = collect
 
     def build_middleware_stack(self) -> ASGIApp:
-        return CollectLane(super().build_middleware_stack(), self._collect)
+        return RequestIds(CollectLane(super().build_middleware_stack(), self._collect))
 
 
 class CollectLane:

@@ -8,6 +8,7 @@ feature functions in the end (the remote one through the API that calls them).
 from __future__ import annotations
 
 import os
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from tessera.events.sources import SourceKey, SourceView
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
+from tessera.operations import backup as backups
 from tessera.paging import Page
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.predict import service as predictions
@@ -138,6 +140,7 @@ class Backend(Protocol):
     def replay_destination(
         self, name: str, dead_letters_too: bool, since: datetime | None
     ) -> dead_letters.Replayed: ...
+    def backup(self, folder: Path) -> backups.Backup: ...
     def close(self) -> None: ...
 
 
@@ -326,6 +329,9 @@ class LocalBackend:
 
     def show_signals(self) -> signal_config.SignalConfig:
         return signal_config.show(self.runtime)
+
+    def backup(self, folder: Path) -> backups.Backup:
+        return backups.to_folder(self.runtime, folder)
 
     def close(self) -> None:
         self.runtime.close()
@@ -645,6 +651,27 @@ class RemoteBackend:
             "/api/audiences/purge",
             params={"dry_run": str(dry_run).lower()},
         )
+
+    def backup(self, folder: Path) -> backups.Backup:
+        """GET /api/backup's archive, unpacked into `folder` (new or empty)."""
+        backups.check_empty(folder)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        archive = folder / ".download.tar"
+        try:
+            with self._http.stream("GET", "/api/backup") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _remote_error(response)
+                with archive.open("wb") as handle:
+                    for chunk in response.iter_bytes(1 << 20):
+                        handle.write(chunk)
+            with tarfile.open(archive) as unpacking:
+                unpacking.extractall(folder, filter="data")
+        except httpx.HTTPError as e:
+            raise StoreUnavailable(f"cannot reach the server at {self.url}: {e}") from e
+        finally:
+            archive.unlink(missing_ok=True)
+        return backups.read_manifest(folder)
 
     def close(self) -> None:
         self._http.close()

@@ -439,10 +439,13 @@ def demo(
 
         url = running_server(settings)
         if url is not None:
-            summary = loader.load(company, url, token, settings.data_dir / "demo", report)
+            folder = settings.data_dir / "demo"
+            summary = loader.load(company, url, token, folder, report, seed=seed)
         else:
             with background_server(settings) as url:
-                summary = loader.load(company, url, token, settings.data_dir / "demo", report)
+                summary = loader.load(
+                    company, url, token, settings.data_dir / "demo", report, seed=seed
+                )
     if json:
         _print_json(summary)
         return
@@ -464,6 +467,49 @@ def rebuild(json: JsonOption = False) -> None:
     """Recompute identity, profiles and computed traits from the whole event log."""
     with _backend() as backend:
         _print_run(backend.rebuild(), "Rebuilt from", json)
+
+
+@app.command()
+def backup(
+    to: Annotated[Path, typer.Option("--to", help="A new (or empty) folder for the backup.")],
+    json: JsonOption = False,
+) -> None:
+    """Take a consistent backup of the data directory, while the server runs or not."""
+    from tessera.operations.backup import prepare
+
+    settings = _settings()
+    prepare(to, settings)  # checked here: a server does not know where the CLI stands
+    with _backend() as backend:
+        taken = backend.backup(to)
+    if json:
+        _print_json(taken)
+        return
+    out.print(
+        f"Backed up to {to} in {taken.seconds} s: the store ({taken.database_bytes:,} bytes, "
+        f"schema {taken.schema_version}, {taken.last_seq:,} events), {taken.log_files} log "
+        f"files ({taken.log_bytes:,} bytes), {taken.other_files} other files."
+    )
+
+
+@app.command()
+def restore(
+    folder: Annotated[Path, typer.Argument(help="A folder `tessera backup --to` wrote.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite a data directory that has a store.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Rebuild TESSERA_DATA_DIR from a backup (with the server stopped)."""
+    from tessera.operations.backup import restore as restore_backup
+
+    restored = restore_backup(folder, _settings(), replace=replace)
+    if json:
+        _print_json(restored)
+        return
+    out.print(
+        f"Restored {restored.files} files into {restored.data_dir} (backup of "
+        f"{restored.taken_at}, schema {restored.schema_version}); start it with `tessera serve`."
+    )
 
 
 def _print_run(run: RunReport, verb: str, json: bool) -> None:

@@ -188,6 +188,12 @@ class StoreLocked(StoreUnavailable):
     code = "store_locked"
 
 
+class SchemaTooNew(StoreUnavailable):
+    """The data directory was written by a newer Tessera: this one refuses to open it."""
+
+    code = "schema_too_new"
+
+
 class LogFull(StoreUnavailable):
     """The event log could not be appended to for want of disk space: nothing of the
     request was acknowledged; the client retries once space is freed."""

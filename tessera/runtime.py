@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tessera.activation.engine import Activation
@@ -44,6 +45,9 @@ class Runtime:
     #: The destinations' delivery workers; started by the server only (`app.py` lifespan).
     activation: Activation | None = None
     closed: bool = field(default=False, init=False)
+    #: whether each collector process is alive; `tessera serve` sets it when it starts
+    #: them (server.py), so readiness and the metrics can tell
+    collector_processes: Callable[[], list[bool]] = field(default=list, init=False)
 
     @classmethod
     def open(cls, settings: Settings, *, in_memory: bool = False) -> Runtime:

@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 import uvicorn
 
+from tessera import logs
 from tessera.app import create_app, open_runtime
 from tessera.collector import process as collector_process
 from tessera.collector import proxy
@@ -46,6 +47,7 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
     """Serve until stopped. The store is opened first, so a refusal (a short admin token,
     another server on this data directory) raises a TesseraError before anything listens;
     `ready` is called once it is open and the port is bound."""
+    logs.configure(settings, "core")
     runtime = _open_for_serving(settings)
     try:
         public = _bind_public(settings)
@@ -76,6 +78,7 @@ def _serve_with_collectors(
         for index in range(settings.collectors)
     ]
     supervisor = Supervisor(plans, public)
+    runtime.collector_processes = supervisor.alive
     server: StoppableServer
 
     def stop() -> None:
@@ -113,6 +116,7 @@ def _config(app: object, **extra: object) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         log_level="warning",
+        log_config=None,  # our handler (tessera/logs.py), in the chosen format
         access_log=False,
         timeout_graceful_shutdown=10,
         **extra,  # type: ignore[arg-type]
@@ -175,6 +179,11 @@ class Supervisor:
             self._processes = [self._spawn(plan) for plan in self._plans]
         self._thread = threading.Thread(target=self._watch, name="tessera-supervisor", daemon=True)
         self._thread.start()
+
+    def alive(self) -> list[bool]:
+        """Whether each collector process runs now (readiness and the metrics ask); no
+        lock: a restart in progress reads as the old process, dead."""
+        return [process.is_alive() for process in list(self._processes)]
 
     def pids(self) -> list[int | None]:
         return [process.pid for process in self._processes]

@@ -155,6 +155,26 @@ class Settings(BaseSettings):
         description='Source priority for traits (JSON), e.g. {"crm": 10}: a higher number wins '
         "over a more recent value from a lower one.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token that may read /metrics (besides the admin token), for a "
+        "Prometheus scraper that should not hold the admin token. Unset: only the admin "
+        "token reads it.",
+    )
+    ready_lag_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Freshness budget of /readyz: the server is not ready while its pipeline "
+        "is more than this many seconds behind the log.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="How the server writes its log on stderr: 'text' for people, 'json' "
+        "(one object a line, with the request id) for a log collector.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="The least important log lines written."
+    )
     computed_traits_file: Path | None = Field(
         default=None, description="A YAML file of computed trait definitions, loaded at start."
     )

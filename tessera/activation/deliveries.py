@@ -189,3 +189,15 @@ def report(store: Store, name: str, minutes: int = 60) -> Report:
 
 def _minute(at: datetime) -> datetime:
     return at.replace(second=0, microsecond=0)
+
+
+def totals(store: Store) -> list[tuple[str, int, int, int]]:
+    """Per destination (by name): messages delivered, retried and dead-lettered since it
+    was created, from the delivery log (the metrics' counters)."""
+    rows = store.fetch_all(
+        "SELECT d.name, coalesce(sum(l.delivered), 0), coalesce(sum(l.retried), 0), "
+        "coalesce(sum(l.dead_lettered), 0) FROM destinations d "
+        "LEFT JOIN destination_deliveries l ON l.destination_id = d.id "
+        "GROUP BY d.name ORDER BY d.name"
+    )
+    return [(str(name), int(a), int(b), int(c)) for name, a, b, c in rows]

@@ -15,6 +15,7 @@ from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.collector.proxy import CoreProxy
 from tessera.events.collect import Collector
+from tessera.logs import RequestIds
 from tessera.settings import Settings
 from tessera.web.headers import SecurityHeaders
 
@@ -54,7 +55,10 @@ def create_collector_app(settings: Settings, collector: Collector, proxy: CorePr
             await proxy.aclose()
 
     routes = [*collect_routes(), *pixel_routes()]
-    app = Starlette(middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    app = Starlette(
+        middleware=[Middleware(RequestIds, log_requests=False), Middleware(SecurityHeaders)],
+        lifespan=lifespan,
+    )
     # Before the first request, when Starlette builds its middleware stack around it.
     app.router = _CollectRouter(routes, proxy, lifespan=lifespan)
     app.state.settings = settings

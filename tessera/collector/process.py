@@ -21,6 +21,7 @@ from types import FrameType
 
 import uvicorn
 
+from tessera import logs
 from tessera.collector.app import create_collector_app
 from tessera.collector.proxy import CoreProxy
 from tessera.events.collect import Collector
@@ -91,6 +92,7 @@ def run(plan: CollectorPlan, sockets: list[socket.socket]) -> None:
     # SIGINT (Ctrl-C reaches the whole process group) is the parent's to handle: it stops
     # its collectors in order, instead of each one racing the supervisor that restarts it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.configure(settings, plan.writer_id)
     _tune_garbage_collector()
     sink = LogSink(
         settings.log_dir,
@@ -111,6 +113,7 @@ def run(plan: CollectorPlan, sockets: list[socket.socket]) -> None:
         config = uvicorn.Config(
             create_collector_app(settings, collector, proxy),
             log_level="warning",
+            log_config=None,  # logs.configure's handler
             access_log=False,
             timeout_graceful_shutdown=10,
         )

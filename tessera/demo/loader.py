@@ -10,13 +10,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from tessera.demo import destinations, mappings
+from tessera.demo import destinations, mappings, showcase
 from tessera.demo.generator import SOURCES, Company
 
 BATCH = 100
@@ -58,9 +59,16 @@ def write_files(company: Company, folder: Path) -> dict[str, Path]:
 
 
 def load(
-    company: Company, url: str, admin_token: str, folder: Path, report: Report | None = None
+    company: Company,
+    url: str,
+    admin_token: str,
+    folder: Path,
+    report: Report | None = None,
+    *,
+    seed: int = 42,
 ) -> dict[str, Any]:
-    """Create the sources, post the online channels, import the offline files."""
+    """Create the sources, post the online channels, import the offline files; once the
+    pipeline has processed them, the audiences side (showcase.py)."""
     admin = httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=600
     )
@@ -89,6 +97,12 @@ def load(
         imports[source] = response.json()
         if report:
             report(f"import {path.name}", 1, 1)
+    _wait_for_pipeline(admin, report)
+    if report:
+        report("audiences, segments, lookalike, campaign", 0, 1)
+    audiences = showcase.create(admin, company, seed, datetime.now(UTC).date())
+    if report:
+        report("audiences, segments, lookalike, campaign", 1, 1)
     admin.close()
     return {
         "people": len(company.people),
@@ -96,7 +110,23 @@ def load(
         "imports": imports,
         "folder": str(folder),
         "destinations": created,
+        "showcase": audiences,
     }
+
+
+def _wait_for_pipeline(admin: httpx.Client, report: Report | None, timeout_s: float = 600) -> None:
+    """Until the pipeline has processed every event (segments and lookalikes read
+    profiles)."""
+    deadline = time.monotonic() + timeout_s
+    first: int | None = None
+    while True:
+        lag = int(admin.get("/api/pipeline").raise_for_status().json()["lag_events"])
+        first = lag if first is None else max(first, lag)
+        if report:
+            report("pipeline", first - lag, max(first, 1))
+        if lag == 0 or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 def _write_key(admin: httpx.Client, name: str, channel: str) -> str:

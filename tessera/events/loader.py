@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tessera.eventlog import backlog, read_new, remove_loaded
@@ -108,6 +109,13 @@ class LogLoader:
             if time.monotonic() > deadline:
                 return False
         return True
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Nothing is loaded (and no loaded segment deleted) while this is held: what a
+        backup needs between copying the store and copying the log's files."""
+        with self._loading:
+            yield
 
     def backlog(self) -> int:
         """Events in the log's files not loaded yet."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tessera.errors import StoreUnavailable
 from tessera.eventlog import LOG_EVENT_SCHEMA, LOG_REJECTED_SCHEMA, Position, ReadBatch
@@ -44,6 +46,10 @@ class Loaded:
     duplicates: int
     rejected: int
     last_seq: int
+    #: per source: (source_id, events appended, duplicates dropped, rejected), for metrics
+    by_source: tuple[tuple[str, int, int, int], ...] = ()
+    #: per event appended, seconds from its receipt to this commit (metrics' ingest latency)
+    ingest_seconds: np.ndarray | None = None
 
 
 class EventWriter:
@@ -53,9 +59,17 @@ class EventWriter:
         self._store = store
         self._lock = threading.Lock()
         self.commits = 0
+        #: called with what each commit (a load of the log, an import) appended: metrics
+        self.observers: list[Callable[[Loaded], None]] = []
         self._next_seq, self._next_rejection_id = self._load_counters()
         self._index = self._load_index(dedupe_since_micros)
         self.positions = self._load_positions()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No load and no import commits while this is held (a backup's copy)."""
+        with self._lock:
+            yield
 
     @property
     def last_seq(self) -> int:
@@ -125,7 +139,20 @@ class EventWriter:
             self._index.add_array(keys)
             self.positions.update(positions)
             duplicates = 0 if events is None else events.num_rows - count
-            return Loaded(count, duplicates, dead, self.last_seq)
+            loaded = Loaded(
+                count,
+                duplicates,
+                dead,
+                self.last_seq,
+                _by_source(events, kept, rejected),
+                _seconds_since_receipt(kept),
+            )
+        for observe in self.observers:
+            try:
+                observe(loaded)
+            except Exception:  # a metric must never fail a load that is committed
+                log.exception("an observer of the event writer failed")
+        return loaded
 
     def _save_position(self, store: Store, writer_id: str, position: Position) -> None:
         parameters = [position.segment, position.offset, writer_id]
@@ -166,3 +193,33 @@ class EventWriter:
 def _numbered(table: pa.Table, column: str, first: int) -> pa.Table:
     numbers = pa.array(np.arange(first, first + table.num_rows, dtype=np.int64))
     return table.add_column(0, column, numbers)
+
+
+def _source_counts(table: pa.Table | None) -> dict[str, int]:
+    if table is None or not table.num_rows:
+        return {}
+    counted = pc.value_counts(table.column("source_id")).to_pylist()
+    return {str(item["values"]): int(item["counts"]) for item in counted}
+
+
+def _by_source(
+    events: pa.Table | None, kept: pa.Table | None, rejected: pa.Table | None
+) -> tuple[tuple[str, int, int, int], ...]:
+    """Per source: events appended, duplicates dropped and rejections, in one load."""
+    read, refused = _source_counts(events), _source_counts(rejected)
+    appended = read if kept is events else _source_counts(kept)  # no duplicate: no second count
+    return tuple(
+        (source, appended.get(source, 0), read.get(source, 0) - appended.get(source, 0),
+         refused.get(source, 0))
+        for source in sorted(read.keys() | refused.keys())
+    )  # fmt: skip
+
+
+def _seconds_since_receipt(kept: pa.Table | None) -> np.ndarray | None:
+    """Seconds from each appended event's receipt (received_at, UTC micros) to now."""
+    if kept is None or not kept.num_rows:
+        return None
+    received = kept.column("received_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    now_micros = time.time() * 1_000_000
+    seconds: np.ndarray = np.maximum(now_micros - received.astype(np.float64), 0.0) / 1_000_000
+    return seconds

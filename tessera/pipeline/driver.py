@@ -71,6 +71,9 @@ class Pipeline:
         #: monotonic time of the last scheduled refit of the predictive models: the first
         #: one comes a full interval after the start (a restart does not refit at once)
         self.predicted_at = time.monotonic()
+        #: called with (step, seconds, succeeded) after each batch ("batch"), streaming
+        #: segment flush ("segments") and whole-population refresh ("refresh"): metrics
+        self.timing_observers: list[Callable[[str, float, bool], None]] = []
         self._ingest_commits: Callable[[], int] = lambda: 0
         #: the clock computed traits are valued at (windows, recency); tests move it
         self.clock: Callable[[], datetime] = utc_now
@@ -329,6 +332,11 @@ class Pipeline:
         return self._loop.failure if self._loop is not None else None
 
     # -- the background loop ------------------------------------------------------
+
+    def observe_timing(self, step: str, seconds: float, succeeded: bool) -> None:
+        """Tell the timing observers how a step of the loop went."""
+        for observe in self.timing_observers:
+            observe(step, seconds, succeeded)
 
     def notify(self, _last_seq: int = 0) -> None:
         """Called after the loader commits: wake the background loop."""

@@ -97,6 +97,7 @@ class Followed(Protocol):
     def refresh_computed_traits(self) -> int: ...
     def purge_expired(self) -> object: ...
     def refresh_predictions(self) -> None: ...
+    def observe_timing(self, step: str, seconds: float, succeeded: bool) -> None: ...
 
 
 class Loop:
@@ -142,12 +143,12 @@ class Loop:
                     pipeline.purge_expired()  # anonymous data past its lifetime
                 every = self._settings.predict_refresh_hours * 3600
                 if every and time.monotonic() - pipeline.predicted_at > every:
-                    self._refresh(pipeline.refresh_predictions)  # refit and rescore
+                    self._refresh(pipeline.refresh_predictions, "predict")  # refit, rescore
                 since = time.monotonic() - pipeline.refreshed_at
                 if since > WINDOW_REFRESH_SECONDS or (
                     stale and since >= REFRESH_SHARE_FACTOR * self._refresh_cost
                 ):
-                    stale = not self._refresh(self._timed_refresh)
+                    stale = not self._refresh(self._timed_refresh, "refresh")
             except Exception as error:
                 # Type and place only: an exception's message may quote personal data.
                 failure = failures.describe(error)
@@ -168,14 +169,15 @@ class Loop:
             commits, started = self._ingest_commits(), time.monotonic()
             if not pipeline.run_batch(min(size, BUSY_BATCH) if self._busy else size):
                 break
+            pipeline.observe_timing("batch", time.monotonic() - started, True)
             stale = True
             if pipeline.segments_due():
-                self._refresh(pipeline.flush_segments)
+                self._refresh(pipeline.flush_segments, "segments")
             self._busy = self._ingest_commits() != commits
             if self._busy:
                 self._stopping.wait(9 * (time.monotonic() - started))
             if time.monotonic() - pipeline.refreshed_at > BUSY_REFRESH_SECONDS:
-                stale = not self._refresh(self._timed_refresh)
+                stale = not self._refresh(self._timed_refresh, "refresh")
         return stale
 
     def _timed_refresh(self) -> None:
@@ -184,17 +186,19 @@ class Loop:
         self._pipeline.refresh_computed_traits()
         self._refresh_cost = time.monotonic() - started
 
-    def _refresh(self, step: Callable[[], object]) -> bool:
+    def _refresh(self, step: Callable[[], object], name: str) -> bool:
         """Run a refresh step unless a failing one waits for its next try; True when it
         ran and succeeded. Its failure does not stop batches, nor drop memory (a refresh
         writes no state the graph depends on)."""
         if not self._backoff.ready(time.monotonic()):
             return False
+        started = time.monotonic()
         try:
             step()
         except Exception as error:
             if self._stopping.is_set():
                 raise
+            self._pipeline.observe_timing(name, time.monotonic() - started, False)
             failure = failures.describe(error)
             attempts = self._backoff.failures + 1
             if self._backoff.failed(time.monotonic()):
@@ -216,6 +220,7 @@ class Loop:
                     self._backoff.limit,
                 )
             return False
+        self._pipeline.observe_timing(name, time.monotonic() - started, True)
         self._backoff.succeeded()
         self.failure = None
         return True

@@ -1,5 +1,21 @@
 """The only package that imports duckdb: opening the file, migrating, running SQL."""
 
-from tessera.store.connection import STORE_TROUBLE, QueryFailed, Store, open_store
+from tessera.store.connection import (
+    LATEST_SCHEMA,
+    STORE_TROUBLE,
+    QueryFailed,
+    Store,
+    make_private,
+    open_store,
+    schema_version,
+)
 
-__all__ = ["STORE_TROUBLE", "QueryFailed", "Store", "open_store"]
+__all__ = [
+    "LATEST_SCHEMA",
+    "STORE_TROUBLE",
+    "QueryFailed",
+    "Store",
+    "make_private",
+    "open_store",
+    "schema_version",
+]

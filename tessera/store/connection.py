@@ -25,7 +25,8 @@ from typing import Any
 
 import duckdb
 
-from tessera.errors import Conflict, StoreLocked, StoreUnavailable
+from tessera import __version__
+from tessera.errors import Conflict, SchemaTooNew, StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
 Params = Sequence[Any] | dict[str, Any] | None
@@ -137,6 +138,17 @@ class Store:
         finally:
             self._local.appending = False
 
+    @contextmanager
+    def exclusive(self) -> Iterator[Path | None]:
+        """Hold every serialised write back, fold the write-ahead log into the file, and
+        yield the file's path: while this is held the file (and its .wal, should a
+        reader's open transaction have kept the checkpoint from running) does not change.
+        For a backup; the caller also keeps the appending writer out (EventWriter)."""
+        with self._write_lock:
+            with suppress(duckdb.Error):  # a reader's open transaction: the .wal is copied
+                self._cursor().execute("CHECKPOINT")
+            yield self.path
+
     def close(self) -> None:
         """Checkpoint (so the next start replays no log) and close."""
         # If another transaction is open the checkpoint fails; the log is then
@@ -216,10 +228,32 @@ def make_private(folder: Path, files: Sequence[Path] = ()) -> None:
             log.warning("cannot make %s owner-only (mode %o): it is not ours", target, mode)
 
 
-def _migrate(store: Store) -> None:
-    store.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+#: the schema this code writes: the last migration's number
+LATEST_SCHEMA = max(version for version, _ in MIGRATIONS)
+
+
+def schema_version(store: Store) -> int:
+    """The schema the open database is at (0: a new, empty one)."""
     row = store.fetch_one("SELECT max(version) FROM schema_version")
-    current = row[0] if row and row[0] is not None else 0
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _migrate(store: Store) -> None:
+    """Bring the database to LATEST_SCHEMA, one migration per transaction. A database
+    from a newer Tessera (a schema this code does not know) is refused, untouched."""
+    store.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    current = schema_version(store)
+    if current > LATEST_SCHEMA:
+        raise SchemaTooNew(
+            f"the database {store.path} is at schema {current}, written by a newer Tessera; "
+            f"this one ({__version__}) knows schemas up to {LATEST_SCHEMA}: upgrade with "
+            "`pip install --upgrade tessera`, or `tessera restore` a backup taken before "
+            "the upgrade into a new TESSERA_DATA_DIR"
+        )
+    if current and current < LATEST_SCHEMA:
+        log.warning(
+            "upgrading the database %s from schema %d to %d", store.path, current, LATEST_SCHEMA
+        )
     for version, sql in MIGRATIONS:
         if version <= current:
             continue

@@ -91,8 +91,8 @@ def overview(request: Request, runtime: RuntimeDep, message: str = "") -> Respon
         "lag": runtime.pipeline.lag(),
         "totals": view.totals(store),
         "segments": actions.listing(runtime),
-        "by_source": chart_series(daily, "source"),
-        "by_channel": chart_series(daily, "channel"),
+        "by_source": chart_series(daily, "source", source_colours(runtime)),
+        "by_channel": chart_series(daily, "channel", CHANNEL_COLOURS),
     }
     return render(request, "overview.html", context)
 
@@ -108,9 +108,26 @@ def replay_failed(runtime: RuntimeDep) -> Response:
     return RedirectResponse(f"/?{urlencode({'message': note})}", status_code=303)
 
 
-def chart_series(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+#: Sources take these, in the order of their names among all sources: a source keeps its
+#: colour whichever days a chart shows, and on every page.
+SOURCE_PALETTE = ("#3355cc", "#22a06b", "#e8a33d", "#c0392b", "#8e44ad", "#16a2b8",
+                  "#d35400", "#2c3e50", "#7f8c8d", "#27ae60")  # fmt: skip
+#: Channels have their own, lighter set, fixed by the channel (never a source's colour).
+_CHANNEL_PALETTE = ("#7aa2ff", "#6fd3a8", "#ffc870", "#ff8a80", "#c39bd3", "#76d7ea",
+                    "#f5b041", "#aab7b8", "#f1948a")  # fmt: skip
+CHANNEL_COLOURS = dict(zip(CHANNELS, _CHANNEL_PALETTE, strict=True))
+
+
+def source_colours(runtime: RuntimeDep) -> dict[str, str]:
+    names = sorted(source.name for source in runtime.sources.list())
+    return {name: SOURCE_PALETTE[i % len(SOURCE_PALETTE)] for i, name in enumerate(names)}
+
+
+def chart_series(
+    rows: list[dict[str, Any]], key: str, colours: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Daily counts → Chart.js data: one dataset per value of `key`, zeros where a day
-    has none."""
+    has none, in the value's colour from `colours` when it has one."""
     days = sorted({row["day"] for row in rows})
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     for row in rows:
@@ -119,6 +136,7 @@ def chart_series(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
         "labels": days,
         "datasets": [
             {"label": name, "data": [per_day.get(day, 0) for day in days]}
+            | ({"backgroundColor": colours[name]} if colours and name in colours else {})
             for name, per_day in sorted(counts.items())
         ],
     }

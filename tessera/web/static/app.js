@@ -14,7 +14,8 @@
       const series = JSON.parse(canvas.dataset.series);
       const line = canvas.dataset.chart === "line";
       series.datasets.forEach(function (set, i) {
-        const colour = palette[i % palette.length];
+        // A colour the server chose (one per source, one per channel) stays that colour.
+        const colour = set.backgroundColor || palette[i % palette.length];
         set.backgroundColor = colour;
         set.borderColor = colour;
         if (line) { set.fill = false; set.tension = 0.2; set.pointRadius = 2; }
