@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, destinations, openapi, profiles, segments
+from tessera.api import admin, audiences, catalog, destinations, openapi, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
@@ -31,6 +31,7 @@ from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 from tessera.web import audiences as web_audiences
+from tessera.web import catalog as web_catalog
 from tessera.web import destinations as web_destinations
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
@@ -95,6 +96,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(segments.router)
     app.include_router(audiences.router)
     app.include_router(destinations.router)
+    app.include_router(catalog.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -104,6 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_people.router)
     app.include_router(web_audiences.router)
     app.include_router(web_destinations.router)
+    app.include_router(web_catalog.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))

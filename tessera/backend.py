@@ -23,6 +23,8 @@ from pydantic import TypeAdapter
 from tessera.activation import dead_letters, deliveries, destinations
 from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config, taxonomy
 from tessera.audiences import lookalike_report as looks
+from tessera.catalog import products
+from tessera.catalog.rows import load_mapping
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, reading
 from tessera.events.failures import FailedEvent
@@ -122,6 +124,17 @@ class Backend(Protocol):
     ) -> list[campaigns.CampaignResult]: ...
     def load_signals(self, document: object) -> signal_config.SignalsLoaded: ...
     def show_signals(self) -> signal_config.SignalConfig: ...
+    def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported: ...
+    def list_products(
+        self,
+        search: str | None,
+        category: str | None,
+        brand: str | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page: ...
+    def show_product(self, product_id: str) -> products.CatalogProduct: ...
+    def set_product_retired(self, product_id: str, retired: bool) -> products.CatalogProduct: ...
     def list_destinations(self) -> list[destinations.Destination]: ...
     def create_destination(self, request: DestinationRequest) -> destinations.Created: ...
     def show_destination(self, name: str) -> destinations.Destination: ...
@@ -324,6 +337,38 @@ class LocalBackend:
 
     def close(self) -> None:
         self.runtime.close()
+
+    # -- the product catalogue (issue 14) -------------------------------------------------
+
+    def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported:
+        return products.import_file(
+            self.runtime.store, path, load_mapping(mapping_text), self.runtime.settings.rejects_dir
+        )
+
+    def list_products(
+        self,
+        search: str | None,
+        category: str | None,
+        brand: str | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page:
+        return products.products_page(
+            self.runtime.store,
+            search=search,
+            category=category,
+            brand=brand,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def show_product(self, product_id: str) -> products.CatalogProduct:
+        return products.show(self.runtime.store, product_id)
+
+    def set_product_retired(self, product_id: str, retired: bool) -> products.CatalogProduct:
+        if retired:
+            return products.retire(self.runtime.store, product_id)
+        return products.restore(self.runtime.store, product_id)
 
     # -- destinations (issue 13) ----------------------------------------------------------
 
@@ -632,6 +677,31 @@ class RemoteBackend:
     def close(self) -> None:
         self._http.close()
 
+    # -- the product catalogue (issue 14) -------------------------------------------------
+
+    def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported:
+        data = {"mapping": mapping_text} if mapping_text else {}
+        return self._upload(products.CatalogImported, "/api/catalog/import", path, data)
+
+    def list_products(
+        self,
+        search: str | None,
+        category: str | None,
+        brand: str | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page:
+        given = {"search": search, "category": category, "brand": brand, "cursor": cursor}
+        params = {"limit": limit} | {k: v for k, v in given.items() if v}
+        return self._as(Page, "GET", "/api/catalog/products", params=params)
+
+    def show_product(self, product_id: str) -> products.CatalogProduct:
+        return self._as(products.CatalogProduct, "GET", _product(product_id))
+
+    def set_product_retired(self, product_id: str, retired: bool) -> products.CatalogProduct:
+        action = "retire" if retired else "restore"
+        return self._as(products.CatalogProduct, "POST", f"{_product(product_id)}/{action}")
+
     # -- destinations (issue 13) ----------------------------------------------------------
 
     def list_destinations(self) -> list[destinations.Destination]:
@@ -693,6 +763,10 @@ def open_backend(settings: Settings) -> Backend:
 
 _AUDIENCES = "/api/audiences"
 _DESTINATIONS = "/api/destinations"
+
+
+def _product(product_id: str) -> str:
+    return f"/api/catalog/products/{quote(product_id, safe='')}"
 
 
 def _destination(name: str) -> str:
