@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tessera.demo import destinations, mappings
+from tessera.demo import catalog, destinations, mappings
 from tessera.demo.generator import SOURCES, Company
 
 BATCH = 100
@@ -66,6 +66,7 @@ def load(
     )
     keys = {name: _write_key(admin, name, channel) for name, channel in SOURCES}
     created = destinations.create(admin, folder)  # before the events, so they receive them
+    products = catalog.load(admin, folder)  # before the events, so product traits join
     sent = 0
     for name, messages in company.messages.items():
         sent += _post_all(url, keys[name], messages, name, report)
@@ -96,6 +97,7 @@ def load(
         "imports": imports,
         "folder": str(folder),
         "destinations": created,
+        "catalogue": products,
     }
 
 
