@@ -1306,10 +1306,6 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # -- the product catalogue (issue 14) ----------------------------------------------------
 
 catalog_app = typer.Typer(
@@ -1391,3 +1387,7 @@ def catalog_retire(
         _print_json(product)
         return
     out.print(f"{'Put back' if undo else 'Retired'} {product.product_id}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,12 @@ from tessera.store import Store
 
 PAGE_MAX = 500
 _CHUNK = 5_000
+#: what a re-import updates: a field the row leaves empty keeps the value it had (a feed
+#: of prices alone does not erase categories)
+_UPDATED = (
+    "name", "category", "brand", "price", "currency", "available", "url", "image_url",
+    "attributes",
+)  # fmt: skip
 _COLUMNS = (
     "product_id, name, category, brand, price, currency, available, retired_at, url, "
     "image_url, attributes, updated_at"
@@ -198,7 +204,7 @@ def _upsert(store: Store, chunk: dict[str, Product], moment: datetime) -> tuple[
             "brand": [p.brand for p in products],
             "price": pa.array([p.price for p in products], pa.float64()),
             "currency": [p.currency for p in products],
-            "available": pa.array([p.available for p in products], pa.bool_()),
+            "available": pa.array([p.available for p in products], pa.bool_()),  # None: not said
             "url": [p.url for p in products],
             "image_url": [p.image_url for p in products],
             "attributes": [
@@ -219,13 +225,11 @@ def _upsert(store: Store, chunk: dict[str, Product], moment: datetime) -> tuple[
         batch.execute(
             "INSERT INTO products (product_id, name, category, brand, price, currency, "
             "available, url, image_url, attributes, updated_at) "
-            "SELECT product_id, name, category, brand, price, currency, available, url, "
-            "image_url, attributes, ? FROM catalog_incoming "
-            "ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, "
-            "category = excluded.category, brand = excluded.brand, price = excluded.price, "
-            "currency = excluded.currency, available = excluded.available, "
-            "url = excluded.url, image_url = excluded.image_url, "
-            "attributes = excluded.attributes, updated_at = excluded.updated_at",
+            "SELECT product_id, name, category, brand, price, currency, "
+            "coalesce(available, TRUE), url, image_url, attributes, ? FROM catalog_incoming "
+            "ON CONFLICT (product_id) DO UPDATE SET "
+            + ", ".join(f"{c} = coalesce(excluded.{c}, products.{c})" for c in _UPDATED)
+            + ", updated_at = excluded.updated_at",
             [moment],
         )
         batch.execute("DELETE FROM catalog_incoming")

@@ -83,7 +83,8 @@ class Product:
     brand: str | None = None
     price: float | None = None
     currency: str | None = None
-    available: bool = True
+    #: None when the row does not say (new products are then available)
+    available: bool | None = None
     url: str | None = None
     image_url: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -272,9 +273,9 @@ def _currency(raw: Any) -> str | None:
     return text
 
 
-def _available(raw: Any) -> bool:
+def _available(raw: Any) -> bool | None:
     if raw is None or raw == "":
-        return True
+        return None
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, int | float) and raw in (0, 1):
