@@ -301,14 +301,15 @@ def _url(raw: Any, name: str) -> str | None:
 def _attributes(raw: Any) -> dict[str, Any]:
     if raw is None or raw == "":
         return {}
+    found = raw
     if isinstance(raw, str):
         try:
-            raw = orjson.loads(raw)
+            found = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise RowProblem(f"attributes {raw!r:.60} must be a JSON object") from None
-    if not isinstance(raw, dict):
+    if not isinstance(found, dict):
         raise RowProblem(f"attributes {raw!r:.60} must be a JSON object")
-    return {str(k): _plain(v) for k, v in raw.items()}
+    return {str(k): _plain(v) for k, v in found.items()}
 
 
 def _plain(value: Any) -> Any:
