@@ -36,7 +36,7 @@ from tessera.identity import unmerging
 from tessera.paging import Page
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.privacy.keys import load_or_create_admin_token
-from tessera.profiles import reader, traits, view
+from tessera.profiles import loyalty, reader, traits, view
 from tessera.results import Deleted
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
@@ -124,6 +124,8 @@ class Backend(Protocol):
     ) -> list[campaigns.CampaignResult]: ...
     def load_signals(self, document: object) -> signal_config.SignalsLoaded: ...
     def show_signals(self) -> signal_config.SignalConfig: ...
+    def load_loyalty(self, text: str) -> loyalty.LoyaltyLoaded: ...
+    def show_loyalty(self) -> loyalty.LoyaltyLoaded: ...
     def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported: ...
     def list_products(
         self,
@@ -337,6 +339,12 @@ class LocalBackend:
 
     def close(self) -> None:
         self.runtime.close()
+
+    def load_loyalty(self, text: str) -> loyalty.LoyaltyLoaded:
+        return loyalty.define(self.runtime, text)
+
+    def show_loyalty(self) -> loyalty.LoyaltyLoaded:
+        return loyalty.shown(self.runtime.store)
 
     # -- the product catalogue (issue 14) -------------------------------------------------
 
@@ -676,6 +684,13 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._http.close()
+
+    def load_loyalty(self, text: str) -> loyalty.LoyaltyLoaded:
+        rules = loyalty.parse(text)  # checked here: the server takes the rules as JSON
+        return self._as(loyalty.LoyaltyLoaded, "PUT", "/api/loyalty", json=rules.model_dump())
+
+    def show_loyalty(self) -> loyalty.LoyaltyLoaded:
+        return self._as(loyalty.LoyaltyLoaded, "GET", "/api/loyalty")
 
     # -- the product catalogue (issue 14) -------------------------------------------------
 

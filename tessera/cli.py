@@ -1389,5 +1389,40 @@ def catalog_retire(
     out.print(f"{'Put back' if undo else 'Retired'} {product.product_id}.")
 
 
+# -- loyalty (issue 14) ------------------------------------------------------------------
+
+loyalty_app = typer.Typer(help="Loyalty points and tiers: the rules.", no_args_is_help=True)
+app.add_typer(loyalty_app, name="loyalty")
+
+
+@loyalty_app.command("load")
+def loyalty_load(
+    file: Annotated[Path, typer.Argument(help="YAML: points_per_euro by category, tiers.")],
+    json: JsonOption = False,
+) -> None:
+    """Load loyalty rules; every person's points and tier are computed at once."""
+    if not file.exists():
+        raise UnreadableFile(f"no loyalty rules at {file}", field="file", value=str(file))
+    with _backend() as backend:
+        loaded = backend.load_loyalty(file.read_text())
+    _print_json(loaded) if json else out.print(
+        f"Loaded {len(loaded.points_per_euro)} rate(s) and {len(loaded.tiers)} tier(s)."
+    )
+
+
+@loyalty_app.command("show")
+def loyalty_show(json: JsonOption = False) -> None:
+    """The loyalty rules in force."""
+    with _backend() as backend:
+        loaded = backend.show_loyalty()
+    if json:
+        _print_json(loaded)
+        return
+    rates = loaded.points_per_euro.items()
+    rows = [{"rule": f"points per euro: {k}", "value": v} for k, v in rates]
+    rows += [{"rule": f"tier: {k}", "value": f"from {v} points"} for k, v in loaded.tiers.items()]
+    _table(rows, ["rule", "value"], title=f"Loaded {loaded.loaded_at or 'never'}")
+
+
 if __name__ == "__main__":
     main()

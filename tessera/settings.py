@@ -164,11 +164,6 @@ class Settings(BaseSettings):
         description="The event property naming a product of the catalogue (also read in "
         "each item of `properties.products`, Segment's e-commerce spec).",
     )
-    loyalty_file: Path | None = Field(
-        default=None,
-        description="A YAML file of loyalty rules (points per euro per category, tier "
-        "thresholds), loaded at start; `tessera loyalty load FILE` stores rules instead.",
-    )
 
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls

@@ -25,7 +25,7 @@ from tessera.pipeline import persist
 from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
-from tessera.profiles import aggregate_store, catalogue
+from tessera.profiles import aggregate_store, catalogue, loyalty
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
 from tessera.profiles.unifier import COLUMNS, Unifier, read_batch
@@ -147,7 +147,7 @@ class Pipeline:
                 rows = catalogue.recompute(self._store, traits, now)
             else:
                 aggregates.prune(day_number(now))
-                rows = catalogue.current(aggregates, now)
+                rows = catalogue.current(aggregates, now, loyalty.rules(self._store))
             # Signal traits live beside computed ones (audiences/signals.py).
             count = catalogue.refresh(self._store, rows, now, signals.evaluate(self._store, now))
             self.refreshed_at = time.monotonic()

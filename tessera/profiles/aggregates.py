@@ -110,11 +110,19 @@ class Bucket:
             self.latest = at
 
     def add_items(
-        self, function: str, at: int, seq: int, items: list[dict[str, Any]] | None
+        self, function: str, at: int, seq: int, items: list[dict[str, Any]] | str | None
     ) -> None:
         """Count one matching event of an itemised trait (`by:`): its items, each a key
-        (a product's category, a channel...; None when unknown) and an amount."""
+        (a product's category...; None when unknown) and an amount, or its one key (a
+        channel, an hour of the week: amount 1)."""
         self.count += 1
+        if isinstance(items, str):
+            if function in ("count_by", "most_frequent", "distinct_count"):  # the hot path
+                if self.values is None:
+                    self.values = Counter()
+                self.values[items] += 1
+                return
+            items = [{"k": items, "amount": 1.0}]
         keyed = [item for item in items or () if item.get("k") is not None]
         if not keyed:
             return

@@ -95,6 +95,11 @@ CATALOGUE_EXAMPLES = (
     ComputedTrait("last_viewed_product", "last", "Product Viewed", by="product.product_id"),
 )  # fmt: skip
 RFM_NAMES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
+#: names of built-in traits defined elsewhere (profiles/engagement.py, profiles/loyalty.py)
+RESERVED = frozenset({
+    "engagement_by_channel", "engagement_by_hour", "best_channel", "best_hour_of_week",
+    "best_time", "loyalty_spend", "loyalty_points", "loyalty_tier",
+})  # fmt: skip
 
 
 _MESSAGES: dict[str, Callable[[Any], str]] = {
@@ -165,7 +170,7 @@ class TraitDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _meaningful(self) -> TraitDefinition:
-        if self.name in {t.name for t in BUILT_IN} | set(RFM_NAMES):
+        if self.name in {t.name for t in BUILT_IN} | set(RFM_NAMES) | RESERVED:
             raise InvalidField(
                 f"{self.name!r} is a built-in computed trait; pick another name",
                 field="name",
@@ -275,6 +280,20 @@ def trait_filter(trait: ComputedTrait, bind: Binder) -> exp.Expr:
     return exp.and_(*conditions) if conditions else exp.true()
 
 
+def _single_key(by: str) -> exp.Expr:
+    """The one key of an event for `by: channel` or `by: hour_of_week` (UTC, Monday
+    00:00 is 0), as text."""
+    if by == "channel":
+        return exp.column("channel", "ev")
+    timestamp = exp.column("timestamp", "ev")
+    day = exp.Sub(this=exp.func("isodow", timestamp), expression=exp.Literal.number(1))
+    hours = exp.Add(
+        this=exp.Mul(this=exp.Paren(this=day), expression=exp.Literal.number(24)),
+        expression=exp.func("hour", timestamp.copy()),
+    )
+    return exp.Cast(this=hours, to=exp.DataType.build("VARCHAR"))
+
+
 def item_values(trait: ComputedTrait) -> exp.Expr:
     """An itemised trait's items of one event, `STRUCT(k VARCHAR, amount DOUBLE)[]`: the
     products it names (their field from the catalogue, their amount), or its one channel
@@ -283,16 +302,7 @@ def item_values(trait: ComputedTrait) -> exp.Expr:
     if trait.by.startswith("product."):
         items = event_items(exp.column("properties", "ev"))
         return product_item_values(items, trait.by.partition(".")[2], trait.category_level)
-    if trait.by == "channel":
-        key: exp.Expr = exp.column("channel", "ev")
-    else:  # hour_of_week, UTC: Monday 00:00 is 0
-        timestamp = exp.column("timestamp", "ev")
-        day = exp.Sub(this=exp.func("isodow", timestamp), expression=exp.Literal.number(1))
-        hours = exp.Add(
-            this=exp.Mul(this=exp.Paren(this=day), expression=exp.Literal.number(24)),
-            expression=exp.func("hour", timestamp.copy()),
-        )
-        key = exp.Cast(this=hours, to=exp.DataType.build("VARCHAR"))
+    key = _single_key(trait.by)
     pair = exp.Struct(
         expressions=[
             exp.PropertyEQ(this=exp.to_identifier("k"), expression=key),
@@ -308,8 +318,11 @@ def item_values(trait: ComputedTrait) -> exp.Expr:
 def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
     """The value a trait aggregates from one event: the property as text, or as a DOUBLE
     (NULL when it is not a number) for sum, avg, min and max; NULL when it reads none."""
-    if trait.by is not None:
+    if trait.by is not None and trait.by.startswith("product."):
         return item_values(trait)
+    if trait.by is not None:
+        # one key per event (its channel or hour): the key itself, no list to build
+        return _single_key(trait.by)
     if trait.property is None:
         return exp.Null()
     value: exp.Expr = exp.func(

@@ -439,6 +439,13 @@ MIGRATIONS: list[tuple[int, str]] = [
             rejected BIGINT NOT NULL DEFAULT 0,
             reject_file VARCHAR
         );
+        -- Loyalty rules (points per euro per category, tier thresholds) as loaded by
+        -- `tessera loyalty load`: one document, the JSON of the checked YAML.
+        CREATE TABLE loyalty_rules (
+            name VARCHAR PRIMARY KEY,
+            document VARCHAR NOT NULL,
+            loaded_at TIMESTAMP NOT NULL
+        );
         """,
     ),
 ]

@@ -194,9 +194,11 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
                     st.lists(
                         st.fixed_dictionaries(
                             {"product_id": ids},
-                            optional={"price": st.sampled_from([3, 2.25, "x"]),
-                                      "quantity": st.sampled_from([1, 2, "3"])},
-                        ),  # fmt: skip
+                            optional={
+                                "price": st.sampled_from([3, 2.25, "x"]),
+                                "quantity": st.sampled_from([1, 2, "3"]),
+                            },
+                        ),
                         max_size=3,
                     ),
                     st.just("not a list"),
