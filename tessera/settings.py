@@ -158,12 +158,6 @@ class Settings(BaseSettings):
     computed_traits_file: Path | None = Field(
         default=None, description="A YAML file of computed trait definitions, loaded at start."
     )
-    product_id_property: str = Field(
-        default="product_id",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
-        description="The event property naming a product of the catalogue (also read in "
-        "each item of `properties.products`, Segment's e-commerce spec).",
-    )
 
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls

@@ -1,7 +1,7 @@
 """How an event names products, as SQL trees: the ids in `properties.<product_id>` and in
 each item of `properties.products` (Segment's e-commerce spec: Order Completed, Cart
-Viewed... carry a `products` array). The property is a setting
-(`TESSERA_PRODUCT_ID_PROPERTY`, `product_id` by default).
+Viewed... carry a `products` array). The builders take the property's name as an argument
+(`product_id` by default; no setting passes another yet).
 
 Segments and computed traits build on these expressions; the values a user wrote are bound
 parameters, the property name a checked identifier.

@@ -72,7 +72,7 @@ class _Builder:
     #: the computed-trait joins, in order
     joins: list[exp.Join] = field(default_factory=list)
     profiles: list[str] | None = None
-    #: the event property naming a product (the setting product_id_property)
+    #: the event property naming a product
     product_property: str = DEFAULT_PROPERTY
 
     def bind(self, value: Any) -> exp.Placeholder:
