@@ -21,14 +21,13 @@ import pyarrow as pa
 from pydantic import Field
 
 from tessera.catalog.rows import (
-    FIELDS,
     CatalogMapping,
     Product,
     RowProblem,
     check_columns,
     read_product,
 )
-from tessera.errors import InvalidField, InvalidImportFile, NotFound, TesseraError
+from tessera.errors import InvalidImportFile, NotFound, TesseraError
 from tessera.events import importer
 from tessera.events import rejects as reject_files
 from tessera.events.timestamps import iso_utc, utc_now
@@ -357,18 +356,6 @@ def summary(store: Store, top: int = 20) -> CatalogSummary:
         categories=[(str(c), int(n)) for c, n in categories],
         brands=[(str(b), int(n)) for b, n in brands],
     )
-
-
-def check_field(name: str) -> str:
-    """A product field a segment or a trait may read; InvalidField names the choices."""
-    readable = [f for f in FIELDS if f != "attributes"]
-    if name not in readable:
-        raise InvalidField(
-            f"unknown product field {name!r}; expected one of {', '.join(readable)}",
-            field="product",
-            value=name,
-        )
-    return name
 
 
 def upload(
