@@ -49,8 +49,8 @@ DEFINITIONS: list[dict[str, Any]] = [
      "by": "product.product_id"},
     {"name": "first_brand", "function": "first", "by": "product.brand"},
     {"name": "brands", "function": "distinct_count", "by": "product.brand"},
-    {"name": "engagement_by_channel", "function": "count_by", "by": "channel"},
-    {"name": "engagement_by_hour_5", "function": "count_by", "by": "hour_of_week",
+    {"name": "favourite_channel", "function": "most_frequent", "by": "channel"},
+    {"name": "hours_5", "function": "count_by", "by": "hour_of_week",
      "window_days": 5},
 ]  # fmt: skip
 
