@@ -217,7 +217,7 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
 )
 # Few examples: each full recompute plans a query per trait (~50 ms each on a quiet
 # machine); the functions themselves are shared with test_computed_incremental.py.
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_itemised_traits_kept_incrementally_equal_the_full_recompute(
     tmp_path_factory: Any, log: list[dict[str, Any]], cuts: list[int], steps: list[int]
 ) -> None:
