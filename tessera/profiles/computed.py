@@ -442,8 +442,11 @@ def _compile_itemised(trait: ComputedTrait, conditions: list[exp.Expr]) -> exp.S
                 exp.PropertyEQ(this=exp.to_identifier("v"), expression=exp.column("total")),
             ]
         )
+        # ordered by key: the JSON text is then the one the incremental values write
         entries = exp.Filter(
-            this=exp.ArrayAgg(this=entry),
+            this=exp.ArrayAgg(
+                this=exp.Order(this=entry, expressions=[exp.Ordered(this=exp.column("k"))])
+            ),
             expression=exp.Where(
                 this=exp.Not(this=exp.Is(this=exp.column("k"), expression=exp.Null()))
             ),
