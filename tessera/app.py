@@ -24,6 +24,7 @@ from tessera import __version__
 from tessera.api import (
     admin,
     audiences,
+    catalog,
     destinations,
     openapi,
     operations,
@@ -42,6 +43,7 @@ from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 from tessera.web import audiences as web_audiences
+from tessera.web import catalog as web_catalog
 from tessera.web import destinations as web_destinations
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
@@ -111,6 +113,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(operations.probes)
     app.include_router(operations.admin)
+    app.include_router(catalog.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -121,6 +124,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_audiences.router)
     app.include_router(web_destinations.router)
     app.include_router(web_predict.router)
+    app.include_router(web_catalog.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))

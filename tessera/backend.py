@@ -24,6 +24,8 @@ from pydantic import TypeAdapter
 from tessera.activation import dead_letters, deliveries, destinations
 from tessera.audiences import campaigns, exports, feeds, lifetime, signal_config, taxonomy
 from tessera.audiences import lookalike_report as looks
+from tessera.catalog import products
+from tessera.catalog.rows import load_mapping
 from tessera.errors import ImportFailed, NotFound, StoreUnavailable, TesseraError
 from tessera.events import failures, importer, reading
 from tessera.events.failures import FailedEvent
@@ -37,7 +39,7 @@ from tessera.paging import Page
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.predict import service as predictions
 from tessera.privacy.keys import load_or_create_admin_token
-from tessera.profiles import reader, traits, view
+from tessera.profiles import loyalty, reader, traits, view
 from tessera.results import Deleted
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
@@ -125,6 +127,19 @@ class Backend(Protocol):
     ) -> list[campaigns.CampaignResult]: ...
     def load_signals(self, document: object) -> signal_config.SignalsLoaded: ...
     def show_signals(self) -> signal_config.SignalConfig: ...
+    def load_loyalty(self, text: str) -> loyalty.LoyaltyLoaded: ...
+    def show_loyalty(self) -> loyalty.LoyaltyLoaded: ...
+    def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported: ...
+    def list_products(
+        self,
+        search: str | None,
+        category: str | None,
+        brand: str | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page: ...
+    def show_product(self, product_id: str) -> products.CatalogProduct: ...
+    def set_product_retired(self, product_id: str, retired: bool) -> products.CatalogProduct: ...
     def list_destinations(self) -> list[destinations.Destination]: ...
     def create_destination(self, request: DestinationRequest) -> destinations.Created: ...
     def show_destination(self, name: str) -> destinations.Destination: ...
@@ -335,6 +350,44 @@ class LocalBackend:
 
     def close(self) -> None:
         self.runtime.close()
+
+    def load_loyalty(self, text: str) -> loyalty.LoyaltyLoaded:
+        return loyalty.define(self.runtime, text)
+
+    def show_loyalty(self) -> loyalty.LoyaltyLoaded:
+        return loyalty.shown(self.runtime.store)
+
+    # -- the product catalogue (issue 14) -------------------------------------------------
+
+    def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported:
+        return products.import_file(
+            self.runtime.store, path, load_mapping(mapping_text), self.runtime.settings.rejects_dir
+        )
+
+    def list_products(
+        self,
+        search: str | None,
+        category: str | None,
+        brand: str | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page:
+        return products.products_page(
+            self.runtime.store,
+            search=search,
+            category=category,
+            brand=brand,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def show_product(self, product_id: str) -> products.CatalogProduct:
+        return products.show(self.runtime.store, product_id)
+
+    def set_product_retired(self, product_id: str, retired: bool) -> products.CatalogProduct:
+        if retired:
+            return products.retire(self.runtime.store, product_id)
+        return products.restore(self.runtime.store, product_id)
 
     # -- destinations (issue 13) ----------------------------------------------------------
 
@@ -676,6 +729,38 @@ class RemoteBackend:
     def close(self) -> None:
         self._http.close()
 
+    def load_loyalty(self, text: str) -> loyalty.LoyaltyLoaded:
+        rules = loyalty.parse(text)  # checked here: the server takes the rules as JSON
+        return self._as(loyalty.LoyaltyLoaded, "PUT", "/api/loyalty", json=rules.model_dump())
+
+    def show_loyalty(self) -> loyalty.LoyaltyLoaded:
+        return self._as(loyalty.LoyaltyLoaded, "GET", "/api/loyalty")
+
+    # -- the product catalogue (issue 14) -------------------------------------------------
+
+    def import_catalog(self, path: Path, mapping_text: str | None) -> products.CatalogImported:
+        data = {"mapping": mapping_text} if mapping_text else {}
+        return self._upload(products.CatalogImported, "/api/catalog/import", path, data)
+
+    def list_products(
+        self,
+        search: str | None,
+        category: str | None,
+        brand: str | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page:
+        given = {"search": search, "category": category, "brand": brand, "cursor": cursor}
+        params = {"limit": limit} | {k: v for k, v in given.items() if v}
+        return self._as(Page, "GET", "/api/catalog/products", params=params)
+
+    def show_product(self, product_id: str) -> products.CatalogProduct:
+        return self._as(products.CatalogProduct, "GET", _product(product_id))
+
+    def set_product_retired(self, product_id: str, retired: bool) -> products.CatalogProduct:
+        action = "retire" if retired else "restore"
+        return self._as(products.CatalogProduct, "POST", f"{_product(product_id)}/{action}")
+
     # -- destinations (issue 13) ----------------------------------------------------------
 
     def list_destinations(self) -> list[destinations.Destination]:
@@ -751,6 +836,10 @@ def open_backend(settings: Settings) -> Backend:
 _AUDIENCES = "/api/audiences"
 _DESTINATIONS = "/api/destinations"
 _PREDICT = "/api/predict"
+
+
+def _product(product_id: str) -> str:
+    return f"/api/catalog/products/{quote(product_id, safe='')}"
 
 
 def _destination(name: str) -> str:

@@ -1419,5 +1419,123 @@ def _leave(code: int) -> None:
     os._exit(code)
 
 
+# -- the product catalogue (issue 14) ----------------------------------------------------
+
+catalog_app = typer.Typer(
+    help="The product catalogue: import, list, show, retire.", no_args_is_help=True
+)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Annotated[Path, typer.Argument(help="CSV, JSON lines or Parquet file.")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="Mapping YAML: which columns are which fields.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create or update products from a file; refused rows go to a reject file."""
+    if mapping is not None and not mapping.exists():
+        raise UnreadableFile(f"no mapping file at {mapping}", field="mapping", value=str(mapping))
+    with _backend() as backend:
+        summary = backend.import_catalog(file, mapping.read_text() if mapping else None)
+    if json:
+        _print_json(summary)
+        return
+    out.print(
+        f"{summary.rows} rows: {summary.created} products created, {summary.updated} "
+        f"updated, {summary.rejected} rejected"
+    )
+    if summary.reject_file:
+        out.print(f"Rejected rows and reasons: {summary.reject_file}")
+
+
+@catalog_app.command("list")
+def catalog_list(
+    search: Annotated[str | None, typer.Option(help="Words of the id, name, category or brand.")]
+    = None,
+    category: Annotated[str | None, typer.Option(help="A category and what is under it.")]
+    = None,
+    brand: Annotated[str | None, typer.Option(help="One brand.")] = None,
+    limit: LimitOption = 50,
+    every: AllOption = False,
+    cursor: CursorOption = None,
+    json: JsonOption = False,
+) -> None:
+    """List products (by product id), searched or filtered."""
+    with _backend() as backend:
+        _listing(
+            lambda size, after: backend.list_products(search, category, brand, size, after),
+            limit=limit, every=every, cursor=cursor, json=json, noun="product", page_size=500,
+            columns=["product_id", "name", "category", "brand", "price", "available", "retired"],
+        )  # fmt: skip
+
+
+@catalog_app.command("show")
+def catalog_show(product_id: str, json: JsonOption = False) -> None:
+    """One product with its attributes."""
+    with _backend() as backend:
+        product = backend.show_product(product_id)
+    if json:
+        _print_json(product)
+        return
+    fields = product.model_dump()
+    attributes = fields.pop("attributes")
+    rows = [{"field": k, "value": v} for k, v in fields.items()]
+    rows += [{"field": f"attributes.{k}", "value": v} for k, v in attributes.items()]
+    _table(rows, ["field", "value"], title=product_id)
+
+
+@catalog_app.command("retire")
+def catalog_retire(
+    product_id: str,
+    undo: Annotated[bool, typer.Option("--undo", help="Put a retired product back.")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Retire a product (kept for past events; never recommended or offered)."""
+    with _backend() as backend:
+        product = backend.set_product_retired(product_id, not undo)
+    if json:
+        _print_json(product)
+        return
+    out.print(f"{'Put back' if undo else 'Retired'} {product.product_id}.")
+
+
+# -- loyalty (issue 14) ------------------------------------------------------------------
+
+loyalty_app = typer.Typer(help="Loyalty points and tiers: the rules.", no_args_is_help=True)
+app.add_typer(loyalty_app, name="loyalty")
+
+
+@loyalty_app.command("load")
+def loyalty_load(
+    file: Annotated[Path, typer.Argument(help="YAML: points_per_euro by category, tiers.")],
+    json: JsonOption = False,
+) -> None:
+    """Load loyalty rules; every person's points and tier are computed at once."""
+    if not file.exists():
+        raise UnreadableFile(f"no loyalty rules at {file}", field="file", value=str(file))
+    with _backend() as backend:
+        loaded = backend.load_loyalty(file.read_text())
+    _print_json(loaded) if json else out.print(
+        f"Loaded {len(loaded.points_per_euro)} rate(s) and {len(loaded.tiers)} tier(s)."
+    )
+
+
+@loyalty_app.command("show")
+def loyalty_show(json: JsonOption = False) -> None:
+    """The loyalty rules in force."""
+    with _backend() as backend:
+        loaded = backend.show_loyalty()
+    if json:
+        _print_json(loaded)
+        return
+    rates = loaded.points_per_euro.items()
+    rows = [{"rule": f"points per euro: {k}", "value": v} for k, v in rates]
+    rows += [{"rule": f"tier: {k}", "value": f"from {v} points"} for k, v in loaded.tiers.items()]
+    _table(rows, ["rule", "value"], title=f"Loaded {loaded.loaded_at or 'never'}")
+
+
 if __name__ == "__main__":
     main()

@@ -140,6 +140,10 @@ def _matching(facts: ProfileFacts, event: EventRef, window: Window | None, now: 
 
 
 def _filter(fact: EventFact, item: Filter, now: datetime) -> bool:
+    if item.source == "product":
+        # Product conditions read the catalogue, which these facts do not carry; they are
+        # checked against SQL by tests/integration/test_catalog.py instead.
+        raise NotImplementedError("the interpreter has no catalogue for product conditions")
     raw = fact.properties.get(item.property)
     return raw is not None and _test(_as_text(raw), item.op, item.value, now) is True
 

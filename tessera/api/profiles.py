@@ -21,7 +21,7 @@ from tessera.identity import unmerging
 from tessera.identity.lookup import lookup, member_ids
 from tessera.paging import Page
 from tessera.pipeline.runs import Lag, ReplayReport, RunReport
-from tessera.profiles import reader, traits, view
+from tessera.profiles import loyalty, reader, traits, view
 from tessera.profiles.computed import TraitDefinition
 from tessera.results import Deleted
 
@@ -193,3 +193,17 @@ def create_trait(body: TraitDefinition, runtime: RuntimeDep) -> Response:
 )
 def delete_trait(name: str, runtime: RuntimeDep) -> Response:
     return json_response(traits.delete(runtime, name))
+
+
+@router.get("/loyalty", summary="The loyalty rules in force", response_model=loyalty.LoyaltyLoaded)
+def show_loyalty(runtime: RuntimeDep) -> Response:
+    return json_response(loyalty.shown(runtime.store))
+
+
+@router.put(
+    "/loyalty",
+    summary="Load loyalty rules: points per euro per category, tier thresholds",
+    response_model=loyalty.LoyaltyLoaded,
+)
+def load_loyalty(body: loyalty.LoyaltyRules, runtime: RuntimeDep) -> Response:
+    return json_response(loyalty.define(runtime, body.model_dump()))

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tessera.demo import destinations, mappings, showcase
+from tessera.demo import catalog, destinations, mappings, showcase
 from tessera.demo.generator import SOURCES, Company
 
 BATCH = 100
@@ -74,6 +74,7 @@ def load(
     )
     keys = {name: _write_key(admin, name, channel) for name, channel in SOURCES}
     created = destinations.create(admin, folder)  # before the events, so they receive them
+    products = catalog.load(admin, folder)  # before the events, so product traits join
     sent = 0
     for name, messages in company.messages.items():
         sent += _post_all(url, keys[name], messages, name, report)
@@ -111,6 +112,7 @@ def load(
         "folder": str(folder),
         "destinations": created,
         "showcase": audiences,
+        "catalogue": products,
     }
 
 

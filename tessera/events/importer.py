@@ -414,10 +414,19 @@ def _reason(error: Exception) -> str:
 
 
 def _read(path: Path, file_format: str, mapping: Mapping, name: str) -> Iterator[Any]:
+    return read_rows(path, file_format, name, mapping.delimiter)
+
+
+def read_rows(
+    path: Path, file_format: str, name: str, delimiter: str | None = None
+) -> Iterator[Any]:
+    """A CSV, JSON lines or Parquet file's header (None for JSON lines) first, then (line,
+    row) pairs; a row the reader cannot make out comes as an InvalidImportFile in its
+    place. The catalogue's import reads its files with it too."""
     if not path.exists():
         raise InvalidImportFile(f"no file at {path}")
     if file_format == "csv":
-        return _read_csv(path, mapping.delimiter, name)
+        return _read_csv(path, delimiter, name)
     if file_format == "jsonl":
         return _read_jsonl(path)
     return _read_parquet(path, name)

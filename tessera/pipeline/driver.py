@@ -27,7 +27,7 @@ from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
 from tessera.predict import service as predictions
 from tessera.predict import stored as predicted
-from tessera.profiles import aggregate_store, catalogue
+from tessera.profiles import aggregate_store, catalogue, loyalty
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
 from tessera.profiles.unifier import COLUMNS, Unifier, read_batch
@@ -155,7 +155,7 @@ class Pipeline:
                 rows = catalogue.recompute(self._store, traits, now)
             else:
                 aggregates.prune(day_number(now))
-                rows = catalogue.current(aggregates, now)
+                rows = catalogue.current(aggregates, now, loyalty.rules(self._store))
             # Signal traits and predicted traits live beside computed ones
             # (audiences/signals.py, predict/stored.py).
             beside = [*signals.evaluate(self._store, now), *predicted.as_computed(self._store)]

@@ -109,6 +109,40 @@ class Bucket:
         elif function == "recency_days" and (self.latest is None or at > self.latest):
             self.latest = at
 
+    def add_items(
+        self, function: str, at: int, seq: int, items: list[dict[str, Any]] | str | None
+    ) -> None:
+        """Count one matching event of an itemised trait (`by:`): its items, each a key
+        (a product's category...; None when unknown) and an amount, or its one key (a
+        channel, an hour of the week: amount 1)."""
+        self.count += 1
+        if isinstance(items, str):
+            if function in ("count_by", "most_frequent", "distinct_count"):  # the hot path
+                if self.values is None:
+                    self.values = Counter()
+                self.values[items] += 1
+                return
+            items = [{"k": items, "amount": 1.0}]
+        keyed = [item for item in items or () if item.get("k") is not None]
+        if not keyed:
+            return
+        if function == "first" or function == "last":
+            first = (at, seq, keyed[0]["k"])
+            last = (at, seq, keyed[-1]["k"])
+            if self.first is None or first[:2] < self.first[:2]:
+                self.first = first
+            if self.last is None or last[:2] > self.last[:2]:
+                self.last = last
+            return
+        if self.values is None:
+            self.values = Counter()
+        for item in keyed:
+            if function == "sum_by":
+                # Counter holds amounts here: it adds floats as it adds counts
+                self.values[item["k"]] += item.get("amount") or 0.0  # type: ignore[assignment]
+            else:
+                self.values[item["k"]] += 1
+
     def _number(self, number: float) -> None:
         self.numbers += 1
         self.total += number
@@ -157,6 +191,12 @@ class Bucket:
             return self.last[2] if self.last else None
         if function == "distinct_count":
             return len(self.values) if self.values else 0
+        if function == "count_by":
+            return dict(sorted(self.values.items())) if self.values else {}
+        if function == "sum_by":
+            if not self.values:
+                return {}
+            return {key: round(total, 2) for key, total in sorted(self.values.items())}
         if function == "most_frequent":
             if not self.values:
                 return None
@@ -212,7 +252,10 @@ class Aggregates:
         bucket = buckets.get(day)
         if bucket is None:
             bucket = buckets[day] = Bucket()
-        bucket.add(trait.function, at, seq, value)
+        if trait.by is not None:
+            bucket.add_items(trait.function, at, seq, value)
+        else:
+            bucket.add(trait.function, at, seq, value)
 
     def merge(self, into: str, absorbed: str) -> None:
         """`absorbed` was merged into `into`: its aggregates join theirs."""

@@ -12,6 +12,7 @@ import yaml
 
 from tessera.errors import InvalidField, NotFound, UnreadableFile
 from tessera.events.timestamps import utc_now
+from tessera.profiles import engagement, loyalty
 from tessera.profiles.aggregate_store import as_json, insert_values
 from tessera.profiles.aggregates import Aggregates, day_number, rfm
 from tessera.profiles.computed import (
@@ -49,7 +50,12 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
         )
     ]
     from_file = load_file(file) if file is not None and file.exists() else []
-    return [*BUILT_IN, *from_file, *stored]
+    # Engagement by channel and hour feeds best channel and time; the spend per category
+    # feeds loyalty, kept only once rules are loaded (it joins the catalogue per event).
+    kept = [engagement.BY_CHANNEL, engagement.BY_HOUR]
+    if loyalty.rules(store) is not None:
+        kept.append(loyalty.SPEND)
+    return [*BUILT_IN, *kept, *from_file, *stored]
 
 
 def names(store: Store, file: Path | None = None) -> set[str]:
@@ -57,8 +63,8 @@ def names(store: Store, file: Path | None = None) -> set[str]:
     traits (tessera/predict) and the signal traits (audiences/signals.py), which are
     stored beside them."""
     signal_names = {r[0] for r in store.fetch_all("SELECT name FROM signal_traits")}
-    fixed = set(RFM_NAMES) | set(PREDICTED_NAMES)
-    return {t.name for t in definitions(store, file)} | fixed | signal_names
+    derived = set(RFM_NAMES) | set(PREDICTED_NAMES) | set(engagement.NAMES) | set(loyalty.NAMES)
+    return {t.name for t in definitions(store, file)} | derived | signal_names
 
 
 def save_definition(store: Store, raw: TraitDefinition | object) -> ComputedTrait:
@@ -88,12 +94,33 @@ def recompute(
     rows: list[tuple[str, str, str | None]] = [
         (r[0], r[1], r[2]) for r in store.fetch_all(sql, parameters)
     ]
-    return rows + rfm_rows(store.fetch_all(RFM_SQL, {"now": moment}))
+    values: dict[str, dict[str, Any]] = {}
+    for profile, name, value in rows:
+        values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
+    derived = _derived(values, loyalty.rules(store))
+    return rows + rfm_rows(store.fetch_all(RFM_SQL, {"now": moment})) + derived
 
 
-def current(aggregates: Aggregates, now: datetime) -> list[tuple[str, str, str | None]]:
+def _derived(
+    values: dict[str, dict[str, Any]], rules: loyalty.LoyaltyRules | None
+) -> list[tuple[str, str, str | None]]:
+    """The traits derived from others over everyone: best channel and time, loyalty."""
+    rows = [
+        (profile, name, as_json(value))
+        for profile, found in engagement.derive(values).items()
+        for name, value in found.items()
+    ]
+    for profile, traits in values.items():
+        rows += [(profile, n, as_json(v)) for n, v in loyalty.derive(rules, traits).items()]
+    return rows
+
+
+def current(
+    aggregates: Aggregates, now: datetime, rules: loyalty.LoyaltyRules | None = None
+) -> list[tuple[str, str, str | None]]:
     """Every profile's computed traits and RFM scores from the aggregates, without
-    reading the log: values for `now` (windows and recency follow the day)."""
+    reading the log: values for `now` (windows and recency follow the day); with the
+    loyalty `rules`, points and tiers."""
     today = day_number(now)
     values = {profile: aggregates.values(profile, today) for profile in aggregates.profiles}
     rows = [
@@ -103,7 +130,7 @@ def current(aggregates: Aggregates, now: datetime) -> list[tuple[str, str, str |
     ]
     for profile, scores in rfm(values).items():
         rows += [(profile, name, as_json(value)) for name, value in scores.items()]
-    return rows
+    return rows + _derived(values, rules)
 
 
 def refresh(

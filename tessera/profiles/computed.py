@@ -38,12 +38,23 @@ from pydantic import (
 )
 from sqlglot import exp
 
+from tessera.catalog.joins import event_items, product_item_values
 from tessera.errors import InvalidField, field_problem
 
 Function = Literal["count", "sum", "avg", "min", "max", "first", "last", "distinct_count",
-                   "most_frequent", "recency_days"]  # fmt: skip
+                   "most_frequent", "recency_days", "count_by", "sum_by"]  # fmt: skip
 FUNCTIONS: tuple[str, ...] = get_args(Function)
 _NEEDS_PROPERTY = {"sum", "avg", "min", "max", "first", "last", "distinct_count", "most_frequent"}
+#: what an itemised trait (`by:`) groups the items of an event by: a field of the products
+#: the event names (from the catalogue), the event's channel, or its UTC hour of the week
+#: (0 = Monday 00:00-00:59 ... 167 = Sunday 23:00-23:59)
+ByKey = Literal[
+    "product.product_id", "product.name", "product.category", "product.brand",
+    "product.currency", "channel", "hour_of_week",
+]  # fmt: skip
+BY_KEYS: tuple[str, ...] = get_args(ByKey)
+#: the functions an itemised trait may use: over the keys of its items
+_BY_FUNCTIONS = {"most_frequent", "first", "last", "distinct_count", "count_by", "sum_by"}
 _NUMERIC = {"sum", "avg"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # A century: longer windows overflow DuckDB's INTERVAL and break every refresh.
@@ -58,6 +69,10 @@ class ComputedTrait:
     property: str | None = None
     where: dict[str, Any] = field(default_factory=dict)
     window_days: int | None = None
+    #: an itemised trait: over the items of each event grouped by this key (BY_KEYS)
+    by: str | None = None
+    #: with by: product.category, the levels of the path kept ('Sport > Running' at 1: 'Sport')
+    category_level: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
@@ -69,10 +84,25 @@ BUILT_IN = (
     ComputedTrait("average_order_value", "avg", "Order Completed", "revenue"),
     ComputedTrait("days_since_last_order", "recency_days", "Order Completed"),
 )
+#: From the product catalogue (docs/computed-traits.md): offered as definitions to add in
+#: the YAML file or the API, since they read events a shop names its own way.
+CATALOGUE_EXAMPLES = (
+    ComputedTrait("favourite_category", "most_frequent", None, by="product.category",
+                  category_level=1),
+    ComputedTrait("favourite_brand", "most_frequent", None, by="product.brand"),
+    ComputedTrait("spend_per_category", "sum_by", "Order Completed", by="product.category",
+                  category_level=1),
+    ComputedTrait("last_viewed_product", "last", "Product Viewed", by="product.product_id"),
+)  # fmt: skip
 RFM_NAMES = ("rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment")
 #: the predictive traits (tessera/predict scores them; stored beside these, read alike)
 PREDICTED_NAMES = ("churn_risk", "purchase_propensity", "expected_purchases", "p_alive",
                    "predicted_clv")  # fmt: skip
+#: names of built-in traits defined elsewhere (profiles/engagement.py, profiles/loyalty.py)
+RESERVED = frozenset({
+    "engagement_by_channel", "engagement_by_hour", "best_channel", "best_hour_of_week",
+    "best_time", "loyalty_spend", "loyalty_points", "loyalty_tier",
+})  # fmt: skip
 
 
 _MESSAGES: dict[str, Callable[[Any], str]] = {
@@ -83,6 +113,10 @@ _MESSAGES: dict[str, Callable[[Any], str]] = {
     "where": lambda _where: "where must map property names to plain values",
     "window_days": lambda window: (
         f"window_days {window!r} must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"
+    ),
+    "by": lambda by: f"by {by!r} must be one of {', '.join(BY_KEYS)}",
+    "category_level": lambda level: (
+        f"category_level {level!r} must be a whole number of levels from 1 to 10"
     ),
 }
 
@@ -106,6 +140,14 @@ class TraitDefinition(BaseModel):
     )
     window_days: int | None = Field(
         default=None, gt=0, le=MAX_WINDOW_DAYS, description="all time when absent"
+    )
+    by: ByKey | None = Field(
+        default=None,
+        description="itemised: group each event's items by a product field (from the "
+        "catalogue), the channel or the hour of the week",
+    )
+    category_level: int | None = Field(
+        default=None, ge=1, le=10, description="with by: product.category, the levels kept"
     )
 
     @model_validator(mode="wrap")
@@ -131,11 +173,23 @@ class TraitDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _meaningful(self) -> TraitDefinition:
-        if self.name in {t.name for t in BUILT_IN} | set(RFM_NAMES) | set(PREDICTED_NAMES):
+        taken = {t.name for t in BUILT_IN} | set(RFM_NAMES) | set(PREDICTED_NAMES) | RESERVED
+        if self.name in taken:
             raise InvalidField(
                 f"{self.name!r} is a built-in computed trait; pick another name",
                 field="name",
                 value=self.name,
+            )
+        if self.by is not None:
+            return self._itemised()
+        if self.function in ("count_by", "sum_by"):
+            raise InvalidField(
+                f"function {self.function!r} needs `by:` (one of {', '.join(BY_KEYS)})",
+                field="by",
+            )
+        if self.category_level is not None:
+            raise InvalidField(
+                "category_level needs `by: product.category`", field="category_level"
             )
         if self.function in _NEEDS_PROPERTY and self.property is None:
             raise InvalidField(
@@ -144,10 +198,30 @@ class TraitDefinition(BaseModel):
             )
         return self
 
+    def _itemised(self) -> TraitDefinition:
+        if self.function not in _BY_FUNCTIONS:
+            raise InvalidField(
+                f"function {self.function!r} cannot group by {self.by!r}; with `by:` use one "
+                f"of {', '.join(sorted(_BY_FUNCTIONS))}",
+                field="function",
+                value=self.function,
+            )
+        if self.property is not None:
+            raise InvalidField(
+                "a trait with `by:` reads its items, not a property; remove `property:`",
+                field="property",
+            )
+        if self.category_level is not None and self.by != "product.category":
+            raise InvalidField(
+                "category_level needs `by: product.category`", field="category_level"
+            )
+        return self
+
     def trait(self) -> ComputedTrait:
         return ComputedTrait(
-            self.name, self.function, self.event, self.property, dict(self.where), self.window_days
-        )
+            self.name, self.function, self.event, self.property, dict(self.where),
+            self.window_days, self.by, self.category_level,
+        )  # fmt: skip
 
 
 def parse_definition(raw: Any) -> ComputedTrait:
@@ -204,12 +278,55 @@ def trait_filter(trait: ComputedTrait, bind: Binder) -> exp.Expr:
         conditions.append(
             extracted.eq(bind(str(wanted).lower() if isinstance(wanted, bool) else str(wanted)))
         )
+    if trait.by is not None and trait.by.startswith("product."):
+        items = event_items(exp.column("properties", "ev"))
+        conditions.append(exp.GT(this=exp.func("len", items), expression=exp.Literal.number(0)))
     return exp.and_(*conditions) if conditions else exp.true()
+
+
+def _single_key(by: str) -> exp.Expr:
+    """The one key of an event for `by: channel` or `by: hour_of_week` (UTC, Monday
+    00:00 is 0), as text."""
+    if by == "channel":
+        return exp.column("channel", "ev")
+    timestamp = exp.column("timestamp", "ev")
+    day = exp.Sub(this=exp.func("isodow", timestamp), expression=exp.Literal.number(1))
+    hours = exp.Add(
+        this=exp.Mul(this=exp.Paren(this=day), expression=exp.Literal.number(24)),
+        expression=exp.func("hour", timestamp.copy()),
+    )
+    return exp.Cast(this=hours, to=exp.DataType.build("VARCHAR"))
+
+
+def item_values(trait: ComputedTrait) -> exp.Expr:
+    """An itemised trait's items of one event, `STRUCT(k VARCHAR, amount DOUBLE)[]`: the
+    products it names (their field from the catalogue, their amount), or its one channel
+    or hour of the week (amount 1)."""
+    assert trait.by is not None
+    if trait.by.startswith("product."):
+        items = event_items(exp.column("properties", "ev"))
+        return product_item_values(items, trait.by.partition(".")[2], trait.category_level)
+    key = _single_key(trait.by)
+    pair = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("k"), expression=key),
+            exp.PropertyEQ(
+                this=exp.to_identifier("amount"),
+                expression=exp.Cast(this=exp.Literal.number(1), to=exp.DataType.build("DOUBLE")),
+            ),
+        ]
+    )
+    return exp.Array(expressions=[pair])
 
 
 def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
     """The value a trait aggregates from one event: the property as text, or as a DOUBLE
     (NULL when it is not a number) for sum, avg, min and max; NULL when it reads none."""
+    if trait.by is not None and trait.by.startswith("product."):
+        return item_values(trait)
+    if trait.by is not None:
+        # one key per event (its channel or hour): the key itself, no list to build
+        return _single_key(trait.by)
     if trait.property is None:
         return exp.Null()
     value: exp.Expr = exp.func(
@@ -248,6 +365,8 @@ def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Selec
         )
         conditions.append(_today(exp.column("timestamp", "ev")) >= since)
 
+    if trait.by is not None:
+        return _compile_itemised(trait, conditions)
     value = trait_value(trait, bind)
     order = exp.Array(
         expressions=[exp.func("epoch_us", exp.column("timestamp", "ev")), exp.column("seq", "ev")]
@@ -282,6 +401,85 @@ def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Selec
     for condition in conditions:
         query = query.where(condition)
     return query
+
+
+def _compile_itemised(trait: ComputedTrait, conditions: list[exp.Expr]) -> exp.Select:
+    """An itemised trait over the whole history: each matching event's items (one row
+    each, with the event's time, seq and the item's position), aggregated per profile as
+    `aggregates.Bucket.add_items` does incrementally."""
+    events = sqlglot.select(
+        exp.column("profile_id", "ev"),
+        exp.column("seq", "ev"),
+        exp.column("timestamp", "ev"),
+        item_values(trait).as_("its"),
+    ).from_(events_of_profiles().subquery("ev"))
+    for condition in conditions:
+        events = events.where(condition)
+    spread = sqlglot.select(
+        "profile_id",
+        "seq",
+        "timestamp",
+        exp.Unnest(expressions=[exp.column("its")]).as_("it"),
+        exp.func("generate_subscripts", exp.column("its"), exp.Literal.number(1)).as_("n"),
+    ).from_(events.subquery("matched"))
+    key = exp.Dot(this=exp.column("it"), expression=exp.to_identifier("k"))
+    amount = exp.Dot(this=exp.column("it"), expression=exp.to_identifier("amount"))
+    has_key = exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null()))
+    order = exp.Array(
+        expressions=[exp.func("epoch_us", exp.column("timestamp")), exp.column("seq"),
+                     exp.column("n")]
+    )  # fmt: skip
+    if trait.function in ("count_by", "sum_by"):
+        total: exp.Expr = (
+            exp.Count(this=exp.Star())
+            if trait.function == "count_by"
+            else exp.func("round", exp.Sum(this=amount), exp.Literal.number(2))
+        )
+        grouped = (
+            sqlglot.select("profile_id", key.as_("k"), total.as_("total"))
+            .from_(spread.subquery("items"))
+            .group_by("profile_id", key.copy())
+        )
+        entry = exp.Struct(
+            expressions=[
+                exp.PropertyEQ(this=exp.to_identifier("k"), expression=exp.column("k")),
+                exp.PropertyEQ(this=exp.to_identifier("v"), expression=exp.column("total")),
+            ]
+        )
+        # ordered by key: the JSON text is then the one the incremental values write
+        entries = exp.Filter(
+            this=exp.ArrayAgg(
+                this=exp.Order(this=entry, expressions=[exp.Ordered(this=exp.column("k"))])
+            ),
+            expression=exp.Where(
+                this=exp.Not(this=exp.Is(this=exp.column("k"), expression=exp.Null()))
+            ),
+        )
+        folded = exp.func("to_json", exp.func("map_from_entries", entries))
+        empty = exp.Cast(this=exp.Literal.string("{}"), to=exp.DataType.build("JSON"))
+        value = exp.func("coalesce", folded, empty)
+        return (
+            sqlglot.select("profile_id", value.as_("value"))
+            .from_(grouped.subquery("per_key"))
+            .group_by("profile_id")
+        )
+    builders: dict[str, Callable[[], exp.Expr]] = {
+        "most_frequent": lambda: exp.Mode(
+            this=exp.Order(this=key, expressions=[exp.Ordered(this=key.copy(), nulls_first=False)])
+        ),
+        "first": lambda: exp.Filter(
+            this=exp.func("arg_min", key, order), expression=exp.Where(this=has_key)
+        ),
+        "last": lambda: exp.Filter(
+            this=exp.func("arg_max", key, order), expression=exp.Where(this=has_key)
+        ),
+        "distinct_count": lambda: exp.Count(this=exp.Distinct(expressions=[key])),
+    }
+    return (
+        sqlglot.select("profile_id", builders[trait.function]().as_("value"))
+        .from_(spread.subquery("items"))
+        .group_by("profile_id")
+    )
 
 
 def compile_all(traits: list[ComputedTrait], now: str) -> tuple[str, dict[str, Any]]:

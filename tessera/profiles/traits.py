@@ -26,12 +26,15 @@ class Trait(Result):
     property: str | None = Field(default=None, exclude_if=_left_out)
     where: dict[str, Any] = Field(default_factory=dict, exclude_if=_left_out)
     window_days: int | None = Field(default=None, exclude_if=_left_out)
+    by: str | None = Field(default=None, exclude_if=_left_out)
+    category_level: int | None = Field(default=None, exclude_if=_left_out)
 
     @classmethod
     def of(cls, trait: ComputedTrait) -> Trait:
         return cls(
             name=trait.name, function=trait.function, event=trait.event,
             property=trait.property, where=trait.where, window_days=trait.window_days,
+            by=trait.by, category_level=trait.category_level,
         )  # fmt: skip
 
 

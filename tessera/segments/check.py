@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import assert_never
 
+from tessera.catalog.joins import READABLE as PRODUCT_FIELDS
 from tessera.errors import InvalidRequest
 from tessera.identity.identifiers import STANDARD_TYPES
 from tessera.segments.errors import pointer
@@ -172,4 +173,7 @@ def _event_names(event: EventRef, known: Catalogue) -> Iterator[_Name]:
     yield _Name("event", event.name, event.at, set(known.events))
     properties = known.events.get(event.name, set())
     for item in event.filters:
-        yield _Name("property", item.property, item.at, properties)
+        if item.source == "product":
+            yield _Name("product field", item.property, item.at, set(PRODUCT_FIELDS))
+        else:
+            yield _Name("property", item.property, item.at, properties)

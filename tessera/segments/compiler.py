@@ -20,6 +20,8 @@ import orjson
 import sqlglot
 from sqlglot import exp
 
+from tessera.catalog.joins import DEFAULT_PROPERTY, product_ids
+from tessera.catalog.joins import READABLE as PRODUCT_FIELDS
 from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
 from tessera.segments.errors import SegmentTooComplex
 from tessera.segments.literals import MAX_DEPTH
@@ -70,6 +72,8 @@ class _Builder:
     #: the computed-trait joins, in order
     joins: list[exp.Join] = field(default_factory=list)
     profiles: list[str] | None = None
+    #: the event property naming a product
+    product_property: str = DEFAULT_PROPERTY
 
     def bind(self, value: Any) -> exp.Placeholder:
         key = f"p{len(self.parameters)}"
@@ -423,7 +427,27 @@ def _event_column(
 
 
 def _filter(item: Filter, b: _Builder) -> exp.Expr:
+    if item.source == "product":
+        return _product_filter(item, b)
     return _coalesce(_value_test(_property(item.property), item.op, item.value, b), exp.false())
+
+
+def _product_filter(item: Filter, b: _Builder) -> exp.Expr:
+    """The event names a product (`properties.product_id` or in `properties.products`)
+    whose catalogue field passes the test: the matching ids are one uncorrelated subquery,
+    read once per query, and each event's ids are checked against that list."""
+    assert item.property in PRODUCT_FIELDS, item.property
+    field = exp.Cast(this=exp.column(item.property, "pr"), to=exp.DataType.build("VARCHAR"))
+    test = _coalesce(_value_test(field, item.op, item.value, b), exp.false())
+    matching = (
+        sqlglot.select(
+            _call("coalesce", _call("list", _sql("pr.product_id")), _sql("[]::VARCHAR[]"))
+        )
+        .from_("products AS pr")
+        .where(test)
+    )
+    ids = product_ids(_sql("properties"), b.product_property)
+    return _coalesce(_call("list_has_any", ids, matching.subquery()), exp.false())
 
 
 def _property(name: str) -> exp.Expr:

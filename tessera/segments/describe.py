@@ -10,6 +10,7 @@ from tessera.segments.tree import (
     Compare,
     Did,
     EventRef,
+    Filter,
     HasIdentifier,
     HasThirdParty,
     InLookalike,
@@ -98,10 +99,17 @@ def _compare(node: Compare) -> str:
 def _event(event: EventRef) -> str:
     text = f'"{event.name}"'
     if event.filters:
-        text += " where " + " and ".join(
-            f"{f.property} {_OPS[f.op]} {_value(f.value)}" for f in event.filters
-        )
+        text += " where " + " and ".join(_filter(f) for f in event.filters)
     return text
+
+
+def _filter(item: Filter) -> str:
+    subject = f"a product's {item.property}" if item.source == "product" else item.property
+    if item.op == "starts_with":
+        return f"{subject} starts with {_value(item.value)}"
+    if item.op == "contains":
+        return f"{subject} contains {_value(item.value)}"
+    return f"{subject} {_OPS[item.op]} {_value(item.value)}"
 
 
 def _window(window: Window | None) -> str:

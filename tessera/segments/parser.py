@@ -229,6 +229,18 @@ class _ToTree(Transformer[Any, Any]):
     def filter(self, items: list[Any]) -> Filter:
         return Filter(items[0].value.partition(".")[2], items[1].value, items[2], _span(items[0]))
 
+    def product_filter(self, items: list[Any]) -> Filter:
+        name = items[0].value.partition(".")[2]
+        return Filter(name, items[1].value, items[2], _span(items[0]), source="product")
+
+    def product_starts_with(self, items: list[Token]) -> Filter:
+        name, text = items[0].value.partition(".")[2], self._string(items[1])
+        return Filter(name, "starts_with", text, _span(items[0]), source="product")
+
+    def product_contains(self, items: list[Token]) -> Filter:
+        name, text = items[0].value.partition(".")[2], self._string(items[1])
+        return Filter(name, "contains", text, _span(items[0]), source="product")
+
     def filters(self, items: list[Filter]) -> tuple[Filter, ...]:
         return tuple(items)
 

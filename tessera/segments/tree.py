@@ -65,12 +65,17 @@ class Window:
 
 @dataclass(frozen=True)
 class Filter:
+    """`properties.NAME op value`, or with `source` "product" a condition on the products
+    the event names, read from the catalogue: `product.category starts with "Sport"` (op
+    is then also contains or starts_with)."""
+
     property: str
     op: str
     value: Value
     at: Span | None = field(
         default=None, compare=False, repr=False, metadata=_POSITION
     )  # the property
+    source: str = "properties"  # "properties" | "product"
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,15 @@ def _fields_json(value: Any) -> dict[str, Any]:
     }
 
 
+def _filter_json(item: Filter) -> dict[str, Any]:
+    """A filter's JSON: `source` only for product conditions, so the JSON of every segment
+    written before they existed is unchanged."""
+    found = _fields_json(item)
+    if item.source == "properties":
+        found.pop("source")
+    return found
+
+
 def from_json(data: Any) -> Node:
     """The inverse of `to_json`; raises ValueError naming what is wrong."""
     if not isinstance(data, dict) or data.get("kind") not in _KINDS:
@@ -296,7 +310,10 @@ def _event_from(data: Any) -> EventRef:
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise ValueError("an event needs a name")
     filters = tuple(
-        Filter(f["property"], f["op"], _value_from(f["value"])) for f in data.get("filters") or []
+        Filter(
+            f["property"], f["op"], _value_from(f["value"]), source=f.get("source", "properties")
+        )
+        for f in data.get("filters") or []
     )
     return EventRef(data["name"], filters)
 
@@ -305,7 +322,7 @@ def _value_json(value: Any) -> Any:
     if isinstance(value, RelativeTime):
         return {"now_minus_seconds": value.seconds}
     if isinstance(value, EventRef):
-        return {"name": value.name, "filters": [_fields_json(f) for f in value.filters]}
+        return {"name": value.name, "filters": [_filter_json(f) for f in value.filters]}
     if isinstance(value, Window):
         return {k: v for k, v in value.__dict__.items() if v is not None}
     if isinstance(value, tuple):

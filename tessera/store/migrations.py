@@ -407,6 +407,48 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        14,
+        """
+        -- The product catalogue (issue 14): what an event's product_id means. Upserted by
+        -- `tessera catalog import`; a retired product stays (orders still name it) with
+        -- retired_at set. `category` is a path written 'Sport > Running > Shoes';
+        -- `attributes` is a JSON object of the file's other columns.
+        CREATE TABLE products (
+            product_id VARCHAR PRIMARY KEY,
+            name VARCHAR,
+            category VARCHAR,
+            brand VARCHAR,
+            price DOUBLE,
+            currency VARCHAR,
+            available BOOLEAN NOT NULL DEFAULT TRUE,
+            retired_at TIMESTAMP,
+            url VARCHAR,
+            image_url VARCHAR,
+            attributes VARCHAR,
+            updated_at TIMESTAMP NOT NULL
+        );
+        -- One row per catalogue import: what it read, kept and refused (and where).
+        CREATE TABLE catalog_imports (
+            id VARCHAR PRIMARY KEY,
+            file_name VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            rows BIGINT NOT NULL DEFAULT 0,
+            created BIGINT NOT NULL DEFAULT 0,
+            updated BIGINT NOT NULL DEFAULT 0,
+            rejected BIGINT NOT NULL DEFAULT 0,
+            reject_file VARCHAR
+        );
+        -- Loyalty rules (points per euro per category, tier thresholds) as loaded by
+        -- `tessera loyalty load`: one document, the JSON of the checked YAML.
+        CREATE TABLE loyalty_rules (
+            name VARCHAR PRIMARY KEY,
+            document VARCHAR NOT NULL,
+            loaded_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
         20,
         """
         -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the

@@ -50,6 +50,18 @@ PAGES: dict[str, st.SearchStrategy[tuple[str, str, dict[str, Any]]]] = {
         numbers,
         st.one_of(st.none(), values()),
     ),
+    "GET /catalogue": st.builds(
+        lambda q, category, brand, cursor: (
+            "GET", "/catalogue", {"q": q, "category": category, "brand": brand, "cursor": cursor}
+        ),
+        values(),
+        values("Sport", "Travel"),
+        values(),
+        st.one_of(st.none(), values()),
+    ),
+    "GET /catalogue/{product_id}": st.builds(
+        lambda product: ("GET", f"/catalogue/{segment(product)}", {}), values("run-0", "tra-4")
+    ),
     "GET /segments/new": st.builds(
         lambda query, name: ("GET", "/segments/new", {"query": query, "name": name}),
         values(),

@@ -64,6 +64,7 @@ def existing_names(known: Known, method: str, path: str) -> dict[str, str]:
         "reference": known.profile,
         "segment": known.segment,
         "campaign": known.campaign,
+        "product_id": "run-0",  # in the demo's catalogue
     }
 
 

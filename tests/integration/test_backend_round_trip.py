@@ -175,3 +175,30 @@ def _until(check: Callable[[], bool], timeout: float = 60) -> None:
     while not check():
         assert time.monotonic() < deadline, "the destination did not deliver in time"
         time.sleep(0.05)
+
+
+def test_every_catalogue_and_loyalty_model_round_trips_the_server_json(
+    remote: tuple[RemoteBackend, Through, TestClient], tmp_path: Path
+) -> None:
+    backend, through, _client = remote
+    checked: list[str] = []
+
+    def same(name: str, call: Callable[[], object]) -> None:
+        result = call()
+        assert orjson.loads(wire(result)) == through.last, name
+        checked.append(name)
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        '{"product_id": "a1", "name": "Shoe", "category": "Sport > Running", "price": 10,'
+        ' "colour": "red"}\n{"name": "no id"}\n'
+    )
+    same("import_catalog", lambda: backend.import_catalog(feed, None))
+    same("list_products", lambda: backend.list_products("shoe", "Sport", None, 5))
+    same("show_product", lambda: backend.show_product("a1"))
+    same("set_product_retired", lambda: backend.set_product_retired("a1", True))
+    same("set_product_retired back", lambda: backend.set_product_retired("a1", False))
+    same("show_loyalty before", backend.show_loyalty)
+    same("load_loyalty", lambda: backend.load_loyalty("tiers: {Member: 0, Gold: 100}\n"))
+    same("show_loyalty", backend.show_loyalty)
+    assert len(checked) == 8

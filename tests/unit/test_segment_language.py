@@ -45,6 +45,10 @@ SOURCES = [
     'anonymous and has third_party "IAB:Interest | Travel"',
     "known and not has third_party 720",
     'in lookalike "travel-like" or in segment "vip"',
+    'did "Order Completed" where product.category starts with "Sport" in last 30 days',
+    'count(event "Product Viewed" where (product.brand = "Acme" and product.name contains '
+    '"shoe" and properties.source = "app")) >= 3 and not did "Order Completed" where '
+    "product.price > 100",
 ]
 
 

@@ -1,0 +1,1 @@
+"""The product catalogue (issue 14): products, their import, and how events name them."""
