@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, destinations, openapi, profiles, segments
+from tessera.api import admin, audiences, destinations, openapi, personalize, profiles, segments
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
@@ -88,13 +88,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         # answered with every source; a trailing slash is now a 404 like any unknown path.
         redirect_slashes=False,
     )
-    for route in [*collect, *pixel_routes()]:
+    for route in [*collect, *pixel_routes(), *personalize.personalize_routes()]:
         app.router.routes.append(route)
     app.include_router(admin.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(audiences.router)
     app.include_router(destinations.router)
+    app.include_router(personalize.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 

@@ -159,6 +159,53 @@ class Settings(BaseSettings):
         default=None, description="A YAML file of computed trait definitions, loaded at start."
     )
 
+    recommendations_interval_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often `tessera serve` retrains the recommendation model from the "
+        "event log (0: only on demand, `tessera recommendations train`).",
+    )
+    recommendations_neighbours: int = Field(
+        default=50, ge=1, le=1000, description="Similar products kept per product."
+    )
+    recommendations_exclude_bought_days: int = Field(
+        default=30,
+        ge=0,
+        description="A product a person bought in the last N days is never recommended to "
+        "them (0: bought products may be recommended again).",
+    )
+    personalize_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the decision API's memory (offers' eligibility, segment "
+        "memberships, new interactions, publishable keys) follows the store.",
+    )
+    personalize_exposed_traits: list[str] = Field(
+        default_factory=list,
+        description="Traits the decision API may answer to a browser (`traits.NAME` or "
+        "`computed.NAME`); none by default, so no personal data leaves unless listed.",
+    )
+    personalize_exposed_segments: list[str] = Field(
+        default_factory=list,
+        description="Segments whose names the decision API may answer to a browser.",
+    )
+    personalize_recommendations: int = Field(
+        default=5, ge=0, le=50, description="Recommendations a decision answers by default."
+    )
+    offer_strategy: Literal["priority", "weighted", "experiment"] = Field(
+        default="priority",
+        description="How a decision picks among the offers a person is eligible for: the "
+        "highest priority, at random by weight, or an experiment (variants by weight, "
+        "deterministic per person, with a holdout).",
+    )
+    offer_holdout_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=0.5,
+        description="Share of people the experiment strategy holds out (no offer), to "
+        "measure each offer's lift.",
+    )
+
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls
         this before it starts; tools that never listen do not need to)."""
