@@ -146,20 +146,7 @@ def revoke_key(key_id: str, runtime: RuntimeDep) -> Response:
 def call_centre(
     runtime: RuntimeDep, q: Annotated[str, Query(min_length=1, max_length=320)]
 ) -> Response:
-    return json_response(caller_card(runtime, q))
-
-
-def caller_card(runtime: Runtime, text: str) -> callcentre.CallerCard:
-    """The call-centre card with the live decision on the phone channel (not recorded)."""
-
-    def decide(profile_id: str) -> Decision:
-        personalizer = runtime.personalizer
-        if not personalizer.loaded:
-            personalizer.load()
-        request = DecisionRequest(channel="phone")
-        return personalizer.decide_for(profile_id, request, profile_id, record=False)
-
-    return callcentre.caller(runtime, text, decide)
+    return json_response(serving.caller_card(runtime, runtime.personalizer, q))
 
 
 # -- the public decision API ----------------------------------------------------------------

@@ -164,8 +164,10 @@ def lift(store: Store, offer: str | None = None, event: str = "Order Completed")
           SELECT offer, profile_id, min(decided_at) AS first_at, 'shown' AS arm FROM d
           WHERE offer IS NOT NULL GROUP BY ALL
           UNION ALL
-          SELECT unnest(eligible) AS offer, profile_id, min(decided_at), 'holdout' FROM d
-          WHERE variant = $holdout GROUP BY ALL
+          SELECT offer, profile_id, min(decided_at), 'holdout' FROM (
+            SELECT unnest(eligible) AS offer, profile_id, decided_at FROM d
+            WHERE variant = $holdout
+          ) GROUP BY ALL
         ), timed AS (
           SELECT x.offer, x.profile_id, x.arm, bool_or(c.at >= x.first_at) AS did
           FROM exposures x LEFT JOIN (

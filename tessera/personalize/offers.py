@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tessera.context import Context
 from tessera.errors import Conflict, InvalidField, NotFound
+from tessera.events.sources import CHANNELS as SOURCE_CHANNELS
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.results import Deleted, Result
 from tessera.segments import actions as segment_actions
@@ -27,7 +28,8 @@ from tessera.segments.describe import describe
 from tessera.segments.tree import Node, from_json, to_json
 from tessera.store import Store
 
-CHANNELS = ("any", "web", "app", "email", "sms", "push", "call-centre", "shop", "ads")
+#: `any`, or the channel a decision is asked for: a source channel, or sms and push.
+CHANNELS = ("any", *SOURCE_CHANNELS, "sms", "push")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _COLUMNS = ("name, title, content, condition, priority, weight, channel, starts_at, ends_at, "
             "cap_per_day, created_at, updated_at, tree")  # fmt: skip

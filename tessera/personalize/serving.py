@@ -36,8 +36,9 @@ from tessera.errors import InvalidField, InvalidPublishableKey, NotFound, Tesser
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.identity import lookup
 from tessera.identity.identifiers import Identifier, normalise
-from tessera.personalize import decisions, interactions, itemsim, keys, offers, products
+from tessera.personalize import callcentre, decisions, interactions, itemsim, keys, offers, products
 from tessera.personalize import recommendations as recs
+from tessera.personalize.callcentre import CallerCard
 from tessera.personalize.decisions import DecidedOffer, Decision, DecisionRequest, Record
 from tessera.personalize.itemsim import ItemModel
 from tessera.personalize.offers import Offer
@@ -83,10 +84,11 @@ class Personalizer:
         self._histories: dict[str, recs.History] = {}
         self._last_seq = 0
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._refreshed_at = 0.0
-        self._trained_at = 0.0
+        self._trained_at: float | None = None  # monotonic; None: no model yet
         self._rng = random.Random()
         self._last_failure = ""
         self.loaded = False
@@ -97,6 +99,11 @@ class Personalizer:
         """Everything from the store (the thread does this first; tests and the CLI call it)."""
         store = self._context.store
         self.model = recs.load(store)
+        row = store.fetch_one(
+            "SELECT epoch(now()::TIMESTAMP - max(trained_at)) FROM recommendation_models"
+        )
+        if row and row[0] is not None:  # the stored model's age counts toward the schedule
+            self._trained_at = time.monotonic() - float(row[0])
         read = interactions.read(store)
         self._histories = recs.histories(read.interactions)
         self._last_seq = read.last_seq
@@ -108,6 +115,10 @@ class Personalizer:
 
     def refresh(self) -> None:
         """Offers, their eligible people, memberships, keys and unavailable products."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         store = self._context.store
         found = offers.trees(store)
         conditional = [(offer, tree) for offer, tree in found if tree is not None]
@@ -209,7 +220,7 @@ class Personalizer:
                     first = False
                 interval = self.settings.recommendations_interval_minutes * 60
                 now = time.monotonic()
-                if interval and (now - self._trained_at >= interval):
+                if interval and (self._trained_at is None or now - self._trained_at >= interval):
                     self.retrain()
                 if now - self._refreshed_at >= self.settings.personalize_refresh_seconds:
                     self.refresh()
@@ -464,9 +475,9 @@ def _exposed_traits(profile: dict[str, Any], allowed: list[str]) -> dict[str, An
     for name in allowed:
         where, _, key = name.partition(".")
         if where == "traits" and key in traits:
-            exposed[name] = traits[key]
+            exposed[key] = traits[key]
         elif where == "computed" and key in computed:
-            exposed[name] = computed[key]
+            exposed[key] = computed[key]
     return exposed
 
 
@@ -540,3 +551,16 @@ def preview(
         personalizer.load()
     request = DecisionRequest(channel=channel, strategy=strategy, n=n)
     return personalizer.decide_for(profile_id, request, reference, record=False)
+
+
+def caller_card(context: Context, personalizer: Personalizer, text: str) -> CallerCard:
+    """The call-centre card (`callcentre.caller`) with the live decision for the phone
+    channel: the offer or next best action to propose, not recorded."""
+
+    def decide(profile_id: str) -> Decision:
+        if not personalizer.loaded:
+            personalizer.load()
+        request = DecisionRequest(channel="phone")
+        return personalizer.decide_for(profile_id, request, profile_id, record=False)
+
+    return callcentre.caller(context, text, decide)
