@@ -35,6 +35,7 @@ from tessera.web import destinations as web_destinations
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
+from tessera.web import personalize as web_personalize
 from tessera.web import rendering as web_rendering
 from tessera.web.session import SignInRequired
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_people.router)
     app.include_router(web_audiences.router)
     app.include_router(web_destinations.router)
+    app.include_router(web_personalize.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))
