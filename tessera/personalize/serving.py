@@ -316,7 +316,7 @@ class Personalizer:
         computed = profile.get("computed_traits") or {}
         exposed = set(self.settings.personalize_exposed_segments)
         decision = _decision(
-            True, "personal: " + (choice.reason if choice.offer or candidates else "no offer"),
+            True, choice.reason,
             _exposed_traits(profile, self.settings.personalize_exposed_traits),
             [name for name in memberships if name in exposed], live, choice, found, self.model,
             _text(computed.get("best_channel")), _hour(computed.get("best_hour")), now,
