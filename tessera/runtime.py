@@ -86,7 +86,15 @@ class Runtime:
         )
         activation = Activation(store, settings.data_dir, settings.advertising_consent)
         runtime = cls(
-            settings, store, sources, writer, sink, loader, collector, pipeline, time.time(),
+            settings,
+            store,
+            sources,
+            writer,
+            sink,
+            loader,
+            collector,
+            pipeline,
+            time.time(),
             activation,
         )
         runtime.personalizer = Personalizer(runtime)

@@ -59,6 +59,14 @@ class ItemModel:
     neighbours: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     popular: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
+    _similar: dict[str, dict[str, float]] | None = field(default=None, repr=False)
+
+    def similarity(self, product: str, other: str) -> float:
+        """The stored similarity of two products (0 when not neighbours). Built on first
+        use, once the model is complete (a model is not changed after training or loading)."""
+        if self._similar is None:
+            self._similar = {p: dict(found) for p, found in self.neighbours.items()}
+        return self._similar.get(product, {}).get(other, 0.0)
 
 
 def interests(interactions: Iterable[Interaction]) -> dict[str, dict[str, float]]:
@@ -156,25 +164,24 @@ def recommend(
     """The `n` best products for a person with this `history` (product → weight), none
     of them in `exclude`: the neighbours of what they did first, then the popular products
     of `scopes` in order (e.g. their segments, a category), then popular overall."""
-    scores: dict[str, float] = defaultdict(float)
-    best_reason: dict[str, tuple[float, str]] = {}
-    for product, weight in history.items():
-        strength = math.log1p(weight)
+    # Scores first, reasons only for the products chosen: the inner loop is the hot path
+    # of every decision (history x neighbours), so it does one dict update and nothing else.
+    strengths = {product: math.log1p(weight) for product, weight in history.items()}
+    scores: dict[str, float] = {}
+    for product, strength in strengths.items():
         for neighbour, similarity in model.neighbours.get(product, ()):
-            contribution = strength * similarity
-            scores[neighbour] += contribution
-            if contribution > best_reason.get(neighbour, (0.0, ""))[0]:
-                best_reason[neighbour] = (contribution, product)
+            scores[neighbour] = scores.get(neighbour, 0.0) + strength * similarity
     chosen: list[Recommended] = []
     taken: set[str] = set(exclude)
-    for product, score in sorted(scores.items(), key=lambda pair: (-pair[1], pair[0])):
+    for product, total in sorted(scores.items(), key=lambda pair: (-pair[1], pair[0])):
         if len(chosen) >= n:
             return chosen
         if product in taken:
             continue
         taken.add(product)
-        like = best_reason[product][1]
-        chosen.append(Recommended(product, round(score, 6), f"similar to {_named(model, like)}"))
+        like = max(strengths, key=lambda item: (strengths[item] * model.similarity(item, product),
+                                                item))  # fmt: skip
+        chosen.append(Recommended(product, round(total, 6), f"similar to {_named(model, like)}"))
     for scope in [*scopes, ALL]:
         for product, _score in model.popular.get(scope, ()):
             if len(chosen) >= n:

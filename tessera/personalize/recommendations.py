@@ -269,7 +269,7 @@ def as_product(
         return str(value) if value is not None else fallback
 
     price = details.get("price")
-    return RecommendedProduct(
+    return RecommendedProduct.model_construct(  # typed values: no validation on the hot path
         product_id=item.product_id,
         name=text("name", seen.name),
         category=text("category", seen.category),
