@@ -77,8 +77,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 running.close()
 
     collect = collect_routes()
+    decide = personalize.personalize_routes()
     app = _Tessera(
-        collect,
+        [*collect, *decide],
         title="Tessera",
         version=__version__,
         description="Customer data platform: Segment-compatible collect API and admin API.",
@@ -89,7 +90,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         # answered with every source; a trailing slash is now a 404 like any unknown path.
         redirect_slashes=False,
     )
-    for route in [*collect, *pixel_routes(), *personalize.personalize_routes()]:
+    for route in [*collect, *pixel_routes(), *decide]:
         app.router.routes.append(route)
     app.include_router(admin.router)
     app.include_router(profiles.router)
@@ -168,9 +169,10 @@ class _Tessera(FastAPI):
 
 
 class CollectLane:
-    """Sends a collect request (POST or OPTIONS on /v1/batch, /v1/track, ...) straight to
-    its endpoint, with the security headers and the last-resort 500 that every answer
-    gets; everything else goes through the full stack.
+    """Sends a collect request (POST or OPTIONS on /v1/batch, /v1/track, ...), or a decision
+    (GET, POST or OPTIONS on /v1/personalize), straight to its endpoint, with the security
+    headers and the last-resort 500 that every answer gets; everything else goes through
+    the full stack.
 
     Between uvicorn and the collect endpoint FastAPI and Starlette put nine layers
     (server errors, telemetry, a body limit, exception handlers, an exit stack, the
@@ -183,25 +185,26 @@ class CollectLane:
 
     def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
         self.app = app
-        self.lanes: dict[str, ASGIApp] = {
-            route.path: web_headers.SecurityHeaders(CatchAll(_endpoint_app(route)))
+        self.lanes: dict[str, tuple[frozenset[str], ASGIApp]] = {
+            route.path: (
+                frozenset(route.methods or ()) & _LANE_METHODS,
+                web_headers.SecurityHeaders(CatchAll(_endpoint_app(route))),
+            )
             for route in routes
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in _COLLECT_METHODS
-            and not scope.get("root_path")
-        ):
+        if scope["type"] == "http" and not scope.get("root_path"):
             lane = self.lanes.get(scope["path"])
-            if lane is not None:
-                await lane(scope, receive, send)
+            if lane is not None and scope["method"] in lane[0]:
+                await lane[1](scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-_COLLECT_METHODS = frozenset(("POST", "OPTIONS"))
+#: The methods a lane takes: the collect endpoints' POST and OPTIONS, and the decision
+#: API's GET too (`api/personalize.py`); any other method takes the full stack (its 405).
+_LANE_METHODS = frozenset(("GET", "POST", "OPTIONS"))
 
 
 def _endpoint_app(route: Route) -> ASGIApp:
