@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from tessera.demo import destinations, mappings
+from tessera.demo import offers as demo_offers
 from tessera.demo.generator import SOURCES, Company
 
 BATCH = 100
@@ -89,6 +90,7 @@ def load(
         imports[source] = response.json()
         if report:
             report(f"import {path.name}", 1, 1)
+    personalisation = demo_offers.create(admin, folder)  # after the events: conditions name them
     admin.close()
     return {
         "people": len(company.people),
@@ -96,6 +98,7 @@ def load(
         "imports": imports,
         "folder": str(folder),
         "destinations": created,
+        "personalisation": personalisation,
     }
 
 
