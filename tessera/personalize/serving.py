@@ -112,6 +112,9 @@ class Personalizer:
     def load(self) -> None:
         """Everything from the store (the thread does this first; tests and the CLI call it)."""
         store = self._context.store
+        # The keys first: a decision asked while the rest loads is answered (by default),
+        # not refused with a 401 a client could take for a bad key.
+        self._state = _State(keys=keys.active(store))
         self.model = recs.load(store)
         row = store.fetch_one(
             "SELECT epoch(now()::TIMESTAMP - max(trained_at)) FROM recommendation_models"
@@ -124,6 +127,14 @@ class Personalizer:
         today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
         self._shows = defaultdict(int, decisions.today_counts(store, today))
         self._shows_day = today.date()
+        # Each profile decided before is its own experiment key, so a visitor decided before
+        # a restart keeps their variant when they sign in after it.
+        self._experiment_keys = {
+            row[0]: row[0]
+            for row in store.fetch_all(
+                "SELECT DISTINCT profile_id FROM decisions WHERE profile_id IS NOT NULL"
+            )
+        }
         self.refresh()
         self.loaded = True
 
