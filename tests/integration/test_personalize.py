@@ -4,18 +4,28 @@ across sign-in), decisions recorded and their lift."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from starlette.testclient import TestClient
 
+from tessera.app import create_app
+from tessera.backend import RemoteBackend
 from tessera.errors import InvalidRequest, NotFound
 from tessera.personalize import decisions, offers, products
 from tessera.personalize import recommendations as recs
 from tessera.personalize.decisions import DecisionRequest
 from tessera.personalize.offers import OfferSpec
 from tessera.personalize.serving import Personalizer, preview
+from tessera.results import wire
 from tessera.runtime import Runtime
+from tessera.settings import Settings
+from tests.conftest import ADMIN_TOKEN, basic_auth
 from tests.integration.helpers import send
+from tests.integration.test_backend_round_trip import Through
 
 RUNNERS = [f"u{n}" for n in range(1, 7)]
 READERS = [f"u{n}" for n in range(7, 13)]
@@ -192,3 +202,52 @@ def test_lift_compares_the_people_shown_an_offer_with_those_held_out(runtime: Ru
     assert (row.offer, row.shown, row.holdout) == ("deal", len(shown), len(held))
     assert row.shown_converted == len(set(shown) & set(buyers))
     assert row.holdout_converted == len(set(held) & set(buyers))
+
+
+def test_every_personalisation_model_round_trips_the_server_json(tmp_path: Path) -> None:
+    """The CLI's RemoteBackend parses each answer into the model the LocalBackend returns,
+    and the model dumps back to the same JSON (models built without validation included)."""
+    app = create_app(Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN))
+    with TestClient(app) as client:
+        through = Through(client)
+        backend = RemoteBackend("http://testserver", ADMIN_TOKEN, transport=through)
+        checked: list[str] = []
+
+        def same(name: str, call: Callable[[], object]) -> None:
+            result = call()
+            assert orjson.loads(wire(result)) == through.last, name
+            checked.append(name)
+
+        key = backend.create_source("web-shop", "web").write_key
+        pairs = (("u1", "shoes"), ("u2", "shoes"), ("u2", "socks"))
+        batch = [
+            _track(user, "Product Viewed", 0, product_id=product, name=product.title())
+            for user, product in pairs
+        ]
+        auth = {"Authorization": basic_auth(key)}
+        sent = client.post("/v1/batch", content=orjson.dumps({"batch": batch}), headers=auth)
+        assert sent.status_code == 200
+        backend.process()
+        same("train_recommendations", backend.train_recommendations)
+        same("recommendations_status", backend.recommendations_status)
+        same("recommend", lambda: backend.recommend("user_id:u1", 3))
+        spec = OfferSpec(name="shoes", title="Shoes", content={"coupon": "X"}, priority=2,
+                         condition='did "Product Viewed"', cap_per_day=2)  # fmt: skip
+        same("create_offer", lambda: backend.create_offer(spec))
+        same("list_offers", backend.list_offers)
+        same("show_offer", lambda: backend.show_offer("shoes"))
+        same("preview_decision", lambda: backend.preview_decision("user_id:u1", "web", None))
+        same("create_publishable_key", lambda: backend.create_publishable_key("web-shop"))
+        public = through.last["key"]
+        key_id = through.last["id"]
+        assert (
+            client.get("/v1/personalize", params={"userId": "u1", "key": public}).status_code == 200
+        )
+        same("list_publishable_keys", backend.list_publishable_keys)
+        same("recent_decisions", lambda: backend.recent_decisions(5))
+        same("offer_lift", lambda: backend.offer_lift(None, "Order Completed"))
+        same("caller", lambda: backend.caller("user_id:u1"))
+        same("revoke_publishable_key", lambda: backend.revoke_publishable_key(key_id))
+        same("delete_offer", lambda: backend.delete_offer("shoes"))
+        backend.close()
+    assert len(checked) == 14
