@@ -5,6 +5,7 @@ across sign-in), decisions recorded and their lift."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tessera.app import create_app
+from tessera.audiences import signals
 from tessera.backend import RemoteBackend
 from tessera.errors import InvalidRequest, NotFound
 from tessera.personalize import decisions, offers, products
@@ -251,3 +253,32 @@ def test_every_personalisation_model_round_trips_the_server_json(tmp_path: Path)
         same("delete_offer", lambda: backend.delete_offer("shoes"))
         backend.close()
     assert len(checked) == 14
+
+
+def test_a_first_time_visitor_from_a_travel_campaign_gets_the_travel_offer_and_keeps_it(
+    runtime: Runtime,
+) -> None:
+    """The DMP side decides for cookies: a signal trait from the campaign (UTM) selects the
+    visitor; once they sign in, the trait and so the offer are their profile's."""
+    landing = {"type": "page", "anonymousId": "cookie-1", "messageId": "p1",
+               "properties": {"path": "/", "url": "https://shop.example/"},
+               "context": {"campaign": {"name": "travel-spring", "source": "google"}}}  # fmt: skip
+    send(runtime, [landing, _track("u0", "Product Viewed", 0, product_id="x")])
+    runtime.pipeline.process()
+    document = {"signals": [{"name": "travel_campaign", "when": {"utm_campaign": "travel-spring"},
+                             "lifetime_days": 30}]}  # fmt: skip
+    signals.load_config(runtime.store, document, datetime.now(UTC).replace(tzinfo=None))
+    runtime.pipeline.refresh_computed_traits()
+    _offer(runtime, "travel", "computed.travel_campaign = true", priority=10)
+    _offer(runtime, "welcome", priority=1)
+    personalizer = Personalizer(runtime)
+    personalizer.load()
+    first = _ask(personalizer, anonymousId="cookie-1")
+    assert first.personal and [o.name for o in first.offers] == ["travel"]
+    assert [o.name for o in _ask(personalizer, anonymousId="cookie-2").offers] == ["welcome"]
+    send(runtime, [{"type": "identify", "anonymousId": "cookie-1", "userId": "jane",
+                    "messageId": "i1", "traits": {"email": "jane@example.com"}}])  # fmt: skip
+    runtime.pipeline.process()
+    runtime.pipeline.refresh_computed_traits()
+    personalizer.refresh()
+    assert [o.name for o in _ask(personalizer, userId="jane").offers] == ["travel"]
