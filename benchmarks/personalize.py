@@ -22,7 +22,10 @@ Goal: p99 < 10 ms at 500 requests/s. Prints the table on stderr, one JSON line o
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +35,7 @@ from urllib.parse import urlencode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Table, emit, free_port, run_open_loop, start_server, stop
+from _harness import Table, emit, free_port, run_open_loop, stop, wait_for
 from pipeline import load_demo, scale_up
 
 from tessera.personalize import keys, offers
@@ -52,16 +55,21 @@ OFFERS = [
 ]  # fmt: skip
 
 
-def prepare(data_dir: Path) -> tuple[str, list[str], dict[str, int]]:
-    """Process the log, train, create the offers and a key; the visitors to ask about."""
+def prepare(data_dir: Path, reuse: bool) -> tuple[str, list[str], dict[str, int]]:
+    """Process the log, train, create the offers and a key (with `reuse`, a directory
+    prepared by an earlier run: only a new key); the visitors to ask about."""
     runtime = Runtime.open(Settings(data_dir=data_dir, admin_token="bench" * 6))
     try:
         started = time.perf_counter()
         runtime.pipeline.process()
         processed = time.perf_counter() - started
-        trained = recs.train(runtime)
-        for spec in OFFERS:
-            offers.create(runtime, spec)
+        if reuse:
+            trained = recs.status(runtime).model
+            assert trained is not None, f"{data_dir} has no model: prepare it again"
+        else:
+            trained = recs.train(runtime)
+            for spec in OFFERS:
+                offers.create(runtime, spec)
         key = keys.create(runtime.store, runtime.sources, "web-shop").key
         store = runtime.store
         users = [
@@ -93,6 +101,28 @@ def prepare(data_dir: Path) -> tuple[str, list[str], dict[str, int]]:
     return key, paths, facts
 
 
+def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`tessera serve` on the data, waited for up to 10 minutes (on a busy machine a server
+    opening a large store takes longer than the harness's 30 s)."""
+    env = {
+        **os.environ,
+        "TESSERA_DATA_DIR": str(data_dir),
+        "TESSERA_PORT": str(port),
+        "TESSERA_ADMIN_TOKEN": "bench-admin-token-0123456789",
+        "TESSERA_COLLECTORS": "0",
+    }
+    log_path = data_dir.parent / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tessera.cli", "serve"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/health", process, log_path, timeout=600)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
 def wait_until_personal(port: int, path: str, timeout: float = 300) -> float:
     """Seconds until the server answers a known visitor from its loaded memory."""
     started = time.monotonic()
@@ -114,17 +144,24 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--data-dir", type=Path, default=None,
+        help="keep the prepared data here; a later run with the same directory reuses it",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        demo = Path(scratch) / "demo"
-        load_demo(demo, args.people)
-        data_dir = demo
-        if args.scale > 1:
-            data_dir = Path(scratch) / "big"
-            scale_up(demo, data_dir, args.scale)
-        _key, paths, facts = prepare(data_dir)
+        data_dir = args.data_dir or Path(scratch) / "big"
+        reuse = (data_dir / "tessera.duckdb").exists()
+        if not reuse:
+            demo = Path(scratch) / "demo"
+            load_demo(demo, args.people)
+            if args.scale > 1:
+                scale_up(demo, data_dir, args.scale)
+            else:
+                shutil.copytree(demo, data_dir)
+        _key, paths, facts = prepare(data_dir, reuse)
         port = free_port()
-        server = start_server(data_dir, port, {"TESSERA_COLLECTORS": "0"})
+        server = serve(data_dir, port)
         try:
             known = next(p for p in paths if "userId" in p)
             facts["memory_ready_seconds"] = round(wait_until_personal(port, known), 1)
