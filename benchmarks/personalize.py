@@ -129,7 +129,10 @@ def wait_until_personal(port: int, path: str, timeout: float = 300) -> float:
     while time.monotonic() - started < timeout:
         try:
             answer = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
-            if answer.status_code == 200 and answer.json()["personal"]:
+            decision = answer.json() if answer.status_code == 200 else {}
+            # Personal (the pipeline's memory) and with an offer (the decision memory
+            # loaded: "welcome" is for everyone).
+            if decision.get("personal") and decision.get("offers"):
                 return time.monotonic() - started
         except httpx.HTTPError:
             pass

@@ -27,6 +27,7 @@ WITH ev AS (
   FROM events e JOIN event_profiles ep ON ep.seq = e.seq
   LEFT JOIN profiles p ON p.profile_id = ep.profile_id
   WHERE e.type = 'track' AND list_contains($events, e.event) AND ep.seq > $since
+    AND e.seq > $since
     AND e.properties IS NOT NULL AND json_valid(e.properties) {restrict}
 ), items AS (
   SELECT profile_id, seq, moment, kind, json_extract(properties, '$') AS item FROM ev
@@ -67,22 +68,41 @@ def read(store: Store, *, since_seq: int = 0, profiles: list[str] | None = None)
     if profiles is not None:
         restrict = "AND coalesce(p.merged_into, ep.profile_id) IN (SELECT unnest($profiles))"
         parameters["profiles"] = profiles
-    rows = store.fetch_all(_SQL.format(restrict=restrict), parameters)
+    # Columns as arrays, not a list of tuples: a million rows converted to tuples is one C
+    # call holding the GIL for seconds, and the server answers nothing meanwhile.
+    columns = store.fetch_numpy(_SQL.format(restrict=restrict), parameters)
     interactions: list[Interaction] = []
     products: dict[str, Product] = {}
     last_seq = since_seq
-    for profile_id, seq, at, kind, product_id, name, category, price in rows:
+    rows = zip(
+        columns["profile_id"].tolist(), columns["moment"].tolist(), columns["kind"].tolist(),
+        columns["product_id"].tolist(), columns["name"].tolist(), columns["category"].tolist(),
+        columns["price"].tolist(), strict=True,
+    )  # fmt: skip
+    for profile_id, at, kind, product_id, name, category, price in rows:
         interactions.append(Interaction(profile_id, product_id, kind, float(at)))
         # The latest event's description of a product wins (rows come in log order).
         known = products.get(product_id)
         products[product_id] = Product(
             product_id,
-            name or (known.name if known else None),
-            category or (known.category if known else None),
-            price if price is not None else (known.price if known else None),
+            _text(name) or (known.name if known else None),
+            _text(category) or (known.category if known else None),
+            _number(price) if _number(price) is not None else (known.price if known else None),
         )
-        last_seq = max(last_seq, int(seq))
+    if len(columns["seq"]):
+        last_seq = max(last_seq, int(columns["seq"].max()))
     if profiles is None:
         row = store.fetch_one("SELECT coalesce(max(seq), 0) FROM event_profiles")
         last_seq = max(last_seq, int(row[0]) if row else 0)
     return Read(interactions, products, last_seq)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _number(value: object) -> float | None:
+    # A missing price arrives as NaN (a masked array's fill) or None.
+    if isinstance(value, int | float) and value == value:
+        return float(value)
+    return None

@@ -102,6 +102,7 @@ class Personalizer:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._refreshed_at = 0.0
+        self._refresh_cost = 0.0
         self._trained_at: float | None = None  # monotonic; None: no model yet
         self._rng = random.Random()
         self._last_failure = ""
@@ -141,7 +142,9 @@ class Personalizer:
     def refresh(self) -> None:
         """Offers, their eligible people, memberships, keys and unavailable products."""
         with self._refreshing:
+            started = time.monotonic()
             self._refresh()
+            self._refresh_cost = time.monotonic() - started
 
     def _refresh(self) -> None:
         store = self._context.store
@@ -247,7 +250,11 @@ class Personalizer:
                 now = time.monotonic()
                 if interval and (self._trained_at is None or now - self._trained_at >= interval):
                     self.retrain()
-                if now - self._refreshed_at >= self.settings.personalize_refresh_seconds:
+                # A refresh runs the offers' conditions over everyone: on a large store it
+                # costs seconds of CPU, so the next waits at least 9 times as long (at most a
+                # tenth of the time), whatever the setting asks.
+                wait = max(self.settings.personalize_refresh_seconds, 9 * self._refresh_cost)
+                if now - self._refreshed_at >= wait:
                     self.refresh()
                 self.tick()
             except Exception as error:  # keep serving the memory we have; try again
