@@ -30,7 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -40,7 +41,9 @@ from pipeline import load_demo, scale_up
 
 from tessera.personalize import keys, offers
 from tessera.personalize import recommendations as recs
+from tessera.personalize.decisions import DecisionRequest
 from tessera.personalize.offers import OfferSpec
+from tessera.results import wire
 from tessera.runtime import Runtime
 from tessera.settings import Settings
 
@@ -55,7 +58,7 @@ OFFERS = [
 ]  # fmt: skip
 
 
-def prepare(data_dir: Path, reuse: bool) -> tuple[str, list[str], dict[str, int]]:
+def prepare(data_dir: Path, reuse: bool) -> tuple[str, list[str], dict[str, Any]]:
     """Process the log, train, create the offers and a key (with `reuse`, a directory
     prepared by an earlier run: only a new key); the visitors to ask about."""
     runtime = Runtime.open(Settings(data_dir=data_dir, admin_token="bench" * 6))
@@ -140,6 +143,39 @@ def wait_until_personal(port: int, path: str, timeout: float = 300) -> float:
     raise RuntimeError("the server never answered a personal decision")
 
 
+def in_process(data_dir: Path, paths: list[str]) -> dict[str, dict[str, float]]:
+    """The decision alone, without HTTP: CPU time per call (thread time, so other processes
+    on a busy machine count less), first for each visitor (recommendations computed) and
+    again (from the cache)."""
+    runtime = Runtime.open(Settings(data_dir=data_dir, admin_token="bench" * 6))
+    try:
+        runtime.pipeline.load_memory()
+        personalizer = runtime.personalizer
+        personalizer.load()
+        asked = []
+        for path in paths:
+            query = dict(parse_qsl(path.split("?", 1)[1]))
+            query.pop("key", None)
+            asked.append(DecisionRequest.model_validate(query))
+        out = {}
+        for label in ("first", "again"):
+            costs = []
+            for request in asked:
+                started = time.thread_time_ns()
+                wire(personalizer.decide(request, record=False))
+                costs.append((time.thread_time_ns() - started) / 1000)
+            costs.sort()
+            out[label] = {
+                "decisions": len(costs),
+                "cpu_p50_us": round(costs[len(costs) // 2], 1),
+                "cpu_p99_us": round(costs[int(len(costs) * 0.99)], 1),
+                "cpu_mean_us": round(sum(costs) / len(costs), 1),
+            }
+        return out
+    finally:
+        runtime.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=10_000)
@@ -184,6 +220,7 @@ def main() -> None:
                 ).summary()  # fmt: skip
         finally:
             stop(server)
+        facts["in_process"] = in_process(data_dir, sorted(set(paths)))  # type: ignore[assignment]
     report = {"benchmark": "personalize", **facts, **results, "rate": args.rate,
               "seconds": args.seconds, "connections": args.connections}  # fmt: skip
     table = Table(
@@ -197,7 +234,15 @@ def main() -> None:
         table.add(label, row["offered_per_s"], row["achieved_per_s"], row["p50_ms"],
                   row["p99_ms"], row["max_ms"], row["service_p50_ms"], row["service_p99_ms"],
                   row["unanswered"], row["non_200"])  # fmt: skip
-    emit(report, table)
+    alone = Table(
+        "the decision alone, in process (no HTTP): CPU time per call",
+        ["pass", "decisions", "p50 µs", "p99 µs", "mean µs"],
+    )
+    for label, row in facts["in_process"].items():  # type: ignore[attr-defined]
+        what = "recommendations computed" if label == "first" else "cached"
+        alone.add(f"{label} ({what})", row["decisions"], row["cpu_p50_us"], row["cpu_p99_us"],
+                  row["cpu_mean_us"])  # fmt: skip
+    emit(report, table, alone)
 
 
 if __name__ == "__main__":
