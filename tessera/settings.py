@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tessera.errors import InvalidField
@@ -205,6 +205,20 @@ class Settings(BaseSettings):
         description="Share of people the experiment strategy holds out (no offer), to "
         "measure each offer's lift.",
     )
+
+    @field_validator("personalize_exposed_traits")
+    @classmethod
+    def _exposed_names(cls, names: list[str]) -> list[str]:
+        """`traits.NAME` or `computed.NAME`: a name the decision API could never find is a
+        mistake to say at start, not a trait silently left out of every answer."""
+        for name in names:
+            where, _, key = name.partition(".")
+            if where not in ("traits", "computed") or not key:
+                raise ValueError(
+                    f"TESSERA_PERSONALIZE_EXPOSED_TRAITS: {name!r} must be traits.NAME or "
+                    "computed.NAME (e.g. traits.country)"
+                )
+        return names
 
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls
