@@ -28,6 +28,7 @@ from tessera.api import (
     destinations,
     openapi,
     operations,
+    personalize,
     predict,
     profiles,
     segments,
@@ -49,6 +50,7 @@ from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
 from tessera.web import predict as web_predict
+from tessera.web import personalize as web_personalize
 from tessera.web import rendering as web_rendering
 from tessera.web.session import SignInRequired
 
@@ -91,8 +93,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 running.close()
 
     collect = collect_routes()
+    decide = personalize.personalize_routes()
     app = _Tessera(
-        collect,
+        [*collect, *decide],
         title="Tessera",
         version=__version__,
         description="Customer data platform: Segment-compatible collect API and admin API.",
@@ -103,7 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         # answered with every source; a trailing slash is now a 404 like any unknown path.
         redirect_slashes=False,
     )
-    for route in [*collect, *pixel_routes()]:
+    for route in [*collect, *pixel_routes(), *decide]:
         app.router.routes.append(route)
     app.include_router(admin.router)
     app.include_router(profiles.router)
@@ -114,6 +117,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(operations.probes)
     app.include_router(operations.admin)
     app.include_router(catalog.router)
+    app.include_router(personalize.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -125,6 +129,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_destinations.router)
     app.include_router(web_predict.router)
     app.include_router(web_catalog.router)
+    app.include_router(web_personalize.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))
@@ -187,9 +192,10 @@ class _Tessera(FastAPI):
 
 
 class CollectLane:
-    """Sends a collect request (POST or OPTIONS on /v1/batch, /v1/track, ...) straight to
-    its endpoint, with the security headers and the last-resort 500 that every answer
-    gets; everything else goes through the full stack.
+    """Sends a collect request (POST or OPTIONS on /v1/batch, /v1/track, ...), or a decision
+    (GET, POST or OPTIONS on /v1/personalize), straight to its endpoint, with the security
+    headers and the last-resort 500 that every answer gets; everything else goes through
+    the full stack.
 
     Between uvicorn and the collect endpoint FastAPI and Starlette put nine layers
     (server errors, telemetry, a body limit, exception handlers, an exit stack, the
@@ -202,25 +208,26 @@ class CollectLane:
 
     def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
         self.app = app
-        self.lanes: dict[str, ASGIApp] = {
-            route.path: web_headers.SecurityHeaders(CatchAll(_endpoint_app(route)))
+        self.lanes: dict[str, tuple[frozenset[str], ASGIApp]] = {
+            route.path: (
+                frozenset(route.methods or ()) & _LANE_METHODS,
+                web_headers.SecurityHeaders(CatchAll(_endpoint_app(route))),
+            )
             for route in routes
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in _COLLECT_METHODS
-            and not scope.get("root_path")
-        ):
+        if scope["type"] == "http" and not scope.get("root_path"):
             lane = self.lanes.get(scope["path"])
-            if lane is not None:
-                await lane(scope, receive, send)
+            if lane is not None and scope["method"] in lane[0]:
+                await lane[1](scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
-_COLLECT_METHODS = frozenset(("POST", "OPTIONS"))
+#: The methods a lane takes: the collect endpoints' POST and OPTIONS, and the decision
+#: API's GET too (`api/personalize.py`); any other method takes the full stack (its 405).
+_LANE_METHODS = frozenset(("GET", "POST", "OPTIONS"))
 
 
 def _endpoint_app(route: Route) -> ASGIApp:

@@ -36,6 +36,9 @@ from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.operations import backup as backups
 from tessera.paging import Page
+from tessera.personalize import callcentre, decisions, keys, offers, serving
+from tessera.personalize import recommendations as recs
+from tessera.personalize.strategies import Strategy
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.predict import service as predictions
 from tessera.privacy.keys import load_or_create_admin_token
@@ -157,6 +160,24 @@ class Backend(Protocol):
     ) -> dead_letters.Replayed: ...
     def backup(self, folder: Path) -> backups.Backup: ...
     def close(self) -> None: ...
+
+    # -- personalisation (issue 14) ---------------------------------------------------------
+    def train_recommendations(self) -> recs.Trained: ...
+    def recommendations_status(self) -> recs.ModelStatus: ...
+    def recommend(self, reference: str, n: int) -> recs.Recommendations: ...
+    def list_offers(self) -> list[offers.Offer]: ...
+    def create_offer(self, spec: offers.OfferSpec) -> offers.Offer: ...
+    def show_offer(self, name: str) -> offers.Offer: ...
+    def delete_offer(self, name: str) -> Deleted: ...
+    def preview_decision(
+        self, reference: str, channel: str, strategy: Strategy | None
+    ) -> decisions.Decision: ...
+    def recent_decisions(self, limit: int) -> list[decisions.RecordedDecision]: ...
+    def offer_lift(self, offer: str | None, event: str) -> list[decisions.OfferLift]: ...
+    def list_publishable_keys(self) -> list[keys.PublishableKey]: ...
+    def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated: ...
+    def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey: ...
+    def caller(self, text: str) -> callcentre.CallerCard: ...
 
 
 class LocalBackend:
@@ -435,6 +456,54 @@ class LocalBackend:
         return dead_letters.replay(
             self.runtime.store, name, dead_letters=dead_letters_too, since=since
         )
+
+    # -- personalisation (issue 14) ---------------------------------------------------------
+
+    def train_recommendations(self) -> recs.Trained:
+        return self.runtime.personalizer.retrain()
+
+    def recommendations_status(self) -> recs.ModelStatus:
+        return recs.status(self.runtime)
+
+    def recommend(self, reference: str, n: int) -> recs.Recommendations:
+        return recs.recommend(self.runtime, reference, n)
+
+    def list_offers(self) -> list[offers.Offer]:
+        return offers.list_all(self.runtime.store)
+
+    def create_offer(self, spec: offers.OfferSpec) -> offers.Offer:
+        return offers.create(self.runtime, spec)
+
+    def show_offer(self, name: str) -> offers.Offer:
+        return offers.get(self.runtime.store, name)
+
+    def delete_offer(self, name: str) -> Deleted:
+        return offers.delete(self.runtime.store, name)
+
+    def preview_decision(
+        self, reference: str, channel: str, strategy: Strategy | None
+    ) -> decisions.Decision:
+        return serving.preview(
+            self.runtime, self.runtime.personalizer, reference, channel=channel, strategy=strategy
+        )
+
+    def recent_decisions(self, limit: int) -> list[decisions.RecordedDecision]:
+        return decisions.recent(self.runtime.store, limit)
+
+    def offer_lift(self, offer: str | None, event: str) -> list[decisions.OfferLift]:
+        return decisions.lift(self.runtime.store, offer, event)
+
+    def list_publishable_keys(self) -> list[keys.PublishableKey]:
+        return keys.list_all(self.runtime.store)
+
+    def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated:
+        return keys.create(self.runtime.store, self.runtime.sources, source)
+
+    def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey:
+        return keys.revoke(self.runtime.store, key_id)
+
+    def caller(self, text: str) -> callcentre.CallerCard:
+        return serving.caller_card(self.runtime, self.runtime.personalizer, text)
 
 
 class RemoteBackend:
@@ -809,6 +878,59 @@ class RemoteBackend:
         body = {"dead_letters": dead_letters_too, "since": since.isoformat() if since else None}
         return self._as(dead_letters.Replayed, "POST", _destination(name) + "/replay", json=body)
 
+    # -- personalisation (issue 14) ---------------------------------------------------------
+
+    def train_recommendations(self) -> recs.Trained:
+        return self._as(recs.Trained, "POST", "/api/recommendations/train")
+
+    def recommendations_status(self) -> recs.ModelStatus:
+        return self._as(recs.ModelStatus, "GET", "/api/recommendations")
+
+    def recommend(self, reference: str, n: int) -> recs.Recommendations:
+        path = f"/api/recommendations/{quote(reference, safe='')}"
+        return self._as(recs.Recommendations, "GET", path, params={"n": n})
+
+    def list_offers(self) -> list[offers.Offer]:
+        return self._as(list[offers.Offer], "GET", _OFFERS)
+
+    def create_offer(self, spec: offers.OfferSpec) -> offers.Offer:
+        return self._as(offers.Offer, "POST", _OFFERS, json=spec.model_dump(mode="json"))
+
+    def show_offer(self, name: str) -> offers.Offer:
+        return self._as(offers.Offer, "GET", f"{_OFFERS}/{quote(name, safe='')}")
+
+    def delete_offer(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", f"{_OFFERS}/{quote(name, safe='')}")
+
+    def preview_decision(
+        self, reference: str, channel: str, strategy: Strategy | None
+    ) -> decisions.Decision:
+        path = f"/api/decisions/preview/{quote(reference, safe='')}"
+        params = {"channel": channel} | ({"strategy": strategy} if strategy else {})
+        return self._as(decisions.Decision, "GET", path, params=params)
+
+    def recent_decisions(self, limit: int) -> list[decisions.RecordedDecision]:
+        return self._as(
+            list[decisions.RecordedDecision], "GET", "/api/decisions", params={"limit": limit}
+        )
+
+    def offer_lift(self, offer: str | None, event: str) -> list[decisions.OfferLift]:
+        params = {"event": event} | ({"offer": offer} if offer else {})
+        return self._as(list[decisions.OfferLift], "GET", "/api/decisions/lift", params=params)
+
+    def list_publishable_keys(self) -> list[keys.PublishableKey]:
+        return self._as(list[keys.PublishableKey], "GET", _KEYS)
+
+    def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated:
+        return self._as(keys.PublishableKeyCreated, "POST", _KEYS, json={"source": source})
+
+    def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey:
+        path = f"{_KEYS}/{quote(key_id, safe='')}/revoke"
+        return self._as(keys.PublishableKey, "POST", path)
+
+    def caller(self, text: str) -> callcentre.CallerCard:
+        return self._as(callcentre.CallerCard, "GET", "/api/callcentre", params={"q": text})
+
 
 def running_server(settings: Settings) -> str | None:
     """The URL of a live `tessera serve` on this data directory, if there is one."""
@@ -836,6 +958,8 @@ def open_backend(settings: Settings) -> Backend:
 _AUDIENCES = "/api/audiences"
 _DESTINATIONS = "/api/destinations"
 _PREDICT = "/api/predict"
+_OFFERS = "/api/offers"
+_KEYS = "/api/personalize/keys"
 
 
 def _product(product_id: str) -> str:

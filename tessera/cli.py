@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,6 +27,8 @@ from tessera.backend import Backend, DestinationRequest, LookalikeRequest, open_
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.paging import Page
+from tessera.personalize.offers import OfferSpec
+from tessera.personalize.strategies import STRATEGIES
 from tessera.pipeline.runs import RunReport
 from tessera.profiles.reader import ProfileAsOf, ProfileView
 from tessera.results import Result, wire
@@ -1320,6 +1323,255 @@ def _moment(text: str) -> datetime:
             field="since", value=text,
         ) from e  # fmt: skip
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- personalisation (issue 14) ------------------------------------------------------------
+
+recommendations_app = typer.Typer(
+    help="Recommendations: the item-to-item model from views, basket adds and purchases.",
+    no_args_is_help=True,
+)
+app.add_typer(recommendations_app, name="recommendations")
+offers_app = typer.Typer(
+    help="Offers: content or promotions for the people a condition selects.",
+    no_args_is_help=True,
+)
+app.add_typer(offers_app, name="offers")
+personalize_app = typer.Typer(
+    help="The decision API: publishable keys, decisions, lift, the call-centre look-up.",
+    no_args_is_help=True,
+)
+app.add_typer(personalize_app, name="personalize")
+_PRODUCT_COLUMNS = ["product_id", "name", "category", "price", "reason"]
+
+
+@recommendations_app.command("train")
+def recommendations_train(json: JsonOption = False) -> None:
+    """Train the model on the whole event log now (`serve` also retrains on a schedule)."""
+    with _backend() as backend:
+        trained = backend.train_recommendations()
+    if json:
+        _print_json(trained)
+        return
+    out.print(
+        f"Trained on {trained.interactions:,} interactions of {trained.people:,} people: "
+        f"{trained.products:,} products, {trained.neighbour_pairs:,} neighbour pairs "
+        f"({trained.seconds} s)."
+    )
+
+
+@recommendations_app.command("show")
+def recommendations_show(json: JsonOption = False) -> None:
+    """The model in use and the most popular products."""
+    with _backend() as backend:
+        status = backend.recommendations_status()
+    if json:
+        _print_json(status)
+        return
+    if status.model is None:
+        out.print("No model yet: run `tessera recommendations train`.")
+    else:
+        model = status.model
+        out.print(
+            f"Model trained {model.trained_at} on {model.interactions:,} interactions of "
+            f"{model.people:,} people ({model.products:,} products)."
+        )
+    _table(status.popular, _PRODUCT_COLUMNS, title="Most popular")
+
+
+@recommendations_app.command("for")
+def recommendations_for(
+    reference: Annotated[str, typer.Argument(help="TYPE:VALUE or a profile id")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, max=50, help="How many")] = 10,
+    json: JsonOption = False,
+) -> None:
+    """The products to recommend to one person, each with the reason."""
+    with _backend() as backend:
+        found = backend.recommend(reference, n)
+    if json:
+        _print_json(found)
+        return
+    _table(found.items, _PRODUCT_COLUMNS, title=found.profile_id)
+
+
+_OFFER_COLUMNS = ["name", "title", "priority", "weight", "channel", "cap_per_day", "description"]
+
+
+@offers_app.command("create")
+def offers_create(
+    name: Annotated[str, typer.Argument(help="e.g. travel-spring")],
+    title: Annotated[str, typer.Option(help="What the visitor reads")],
+    condition: Annotated[
+        str, typer.Option(help="Who is eligible, in the segment language (empty: everyone)")
+    ] = "",
+    priority: Annotated[int, typer.Option(help="Higher first (strategy 'priority')")] = 0,
+    weight: Annotated[
+        float, typer.Option(help="Share (strategies 'weighted', 'experiment')")
+    ] = 1.0,
+    channel: Annotated[str, typer.Option(help="any, web, mobile, email, phone...")] = "any",
+    starts_at: Annotated[datetime | None, typer.Option(help="Valid from (UTC)")] = None,
+    ends_at: Annotated[datetime | None, typer.Option(help="Valid until (UTC)")] = None,
+    cap_per_day: Annotated[
+        int | None, typer.Option(min=1, help="At most N shows per person per day")
+    ] = None,
+    content: Annotated[str | None, typer.Option(help="JSON the page renders")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create an offer; its condition is checked like a segment's."""
+    try:
+        document = orjson.loads(content) if content else {}
+    except orjson.JSONDecodeError as e:
+        raise InvalidField(f"--content is not JSON: {e}", field="content") from None
+    spec = _offer_spec(
+        name=name, title=title, condition=condition, priority=priority, weight=weight,
+        channel=channel, starts_at=starts_at, ends_at=ends_at, cap_per_day=cap_per_day,
+        content=document,
+    )  # fmt: skip
+    with _backend() as backend:
+        created = backend.create_offer(spec)
+    _print_json(created) if json else out.print(f"Created offer {created.name}: "
+                                                f"{created.description}.")  # fmt: skip
+
+
+def _offer_spec(**given: Any) -> OfferSpec:
+    try:
+        return OfferSpec.model_validate(given)
+    except ValidationError as e:
+        item = e.errors()[0]
+        where = ".".join(str(p) for p in item["loc"])
+        raise InvalidField(f"--{where.replace('_', '-')}: {item['msg']}", field=where) from None
+
+
+@offers_app.command("list")
+def offers_list(json: JsonOption = False) -> None:
+    """List offers."""
+    with _backend() as backend:
+        rows = backend.list_offers()
+    _rows(rows, json, _OFFER_COLUMNS)
+
+
+@offers_app.command("show")
+def offers_show(name: str, json: JsonOption = False) -> None:
+    """One offer."""
+    with _backend() as backend:
+        shown = backend.show_offer(name)
+    if json:
+        _print_json(shown)
+        return
+    fields = shown.model_dump()
+    _table([{"field": k, "value": v} for k, v in fields.items()], ["field", "value"], title=name)
+
+
+@offers_app.command("delete")
+def offers_delete(name: str, json: JsonOption = False) -> None:
+    """Delete an offer (its recorded decisions stay, for attribution)."""
+    with _backend() as backend:
+        deleted = backend.delete_offer(name)
+    _print_json(deleted) if json else out.print(f"Deleted offer {deleted.deleted}.")
+
+
+@offers_app.command("decide")
+def offers_decide(
+    reference: Annotated[str, typer.Argument(help="TYPE:VALUE or a profile id")],
+    channel: Annotated[str, typer.Option(help="The channel asking")] = "web",
+    strategy: Annotated[
+        str | None, typer.Option(help="priority, weighted or experiment (default: the server's)")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """The live decision for one person, as the decision API answers it (not recorded)."""
+    if strategy is not None and strategy not in STRATEGIES:
+        raise InvalidField(
+            f"--strategy {strategy!r} must be one of {', '.join(STRATEGIES)}", field="strategy"
+        )
+    with _backend() as backend:
+        decision = backend.preview_decision(reference, channel, strategy)  # type: ignore[arg-type]
+    if json:
+        _print_json(decision)
+        return
+    out.print(Text(decision.reason))
+    _table(decision.offers, ["name", "title", "variant", "reason"], title="Offer")
+    _table(decision.recommendations, _PRODUCT_COLUMNS, title="Recommendations")
+    out.print(f"Best channel: {decision.best_channel or '-'}; best hour: "
+              f"{decision.best_hour if decision.best_hour is not None else '-'}")  # fmt: skip
+
+
+@offers_app.command("lift")
+def offers_lift(
+    offer: Annotated[str | None, typer.Option(help="One offer (default: all)")] = None,
+    event: Annotated[str, typer.Option(help="The conversion event")] = "Order Completed",
+    json: JsonOption = False,
+) -> None:
+    """Per offer: conversion of the people shown it against those held out."""
+    with _backend() as backend:
+        rows = backend.offer_lift(offer, event)
+    _rows(rows, json, ["offer", "shown", "shown_rate", "holdout", "holdout_rate", "lift"])
+
+
+@personalize_app.command("keys")
+def personalize_keys(json: JsonOption = False) -> None:
+    """List the publishable keys (their prefixes; the keys are shown once)."""
+    with _backend() as backend:
+        rows = backend.list_publishable_keys()
+    _rows(rows, json, ["id", "source", "key_prefix", "created_at", "revoked_at"])
+
+
+@personalize_app.command("create-key")
+def personalize_create_key(
+    source: Annotated[str, typer.Argument(help="The source the web page or app belongs to")],
+    json: JsonOption = False,
+) -> None:
+    """A publishable key (tpk_...) for the decision API; printed once."""
+    with _backend() as backend:
+        created = backend.create_publishable_key(source)
+    if json:
+        _print_json(created)
+        return
+    out.print(f"Publishable key {created.id} for {created.source}: {created.key}")
+    out.print("It reads decisions only; put it in the page. It is not shown again.")
+
+
+@personalize_app.command("revoke-key")
+def personalize_revoke_key(key_id: str, json: JsonOption = False) -> None:
+    """Revoke a publishable key."""
+    with _backend() as backend:
+        revoked = backend.revoke_publishable_key(key_id)
+    _print_json(revoked) if json else out.print(f"Revoked {revoked.id}.")
+
+
+@personalize_app.command("decisions")
+def personalize_decisions(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many")] = 20,
+    json: JsonOption = False,
+) -> None:
+    """The latest decisions recorded: offer, variant and why."""
+    with _backend() as backend:
+        rows = backend.recent_decisions(limit)
+    _rows(rows, json, ["decided_at", "visitor", "channel", "offer", "variant", "reason"])
+
+
+@personalize_app.command("caller")
+def personalize_caller(
+    text: Annotated[str, typer.Argument(help="A phone number or e-mail, in any format")],
+    json: JsonOption = False,
+) -> None:
+    """Who is calling: identity, last orders, contacts, open issues, consent, next offer."""
+    with _backend() as backend:
+        card = backend.caller(text)
+    if json:
+        _print_json(card)
+        return
+    out.print(Text(f"{card.name or '(no name)'} · {card.email or '-'} · {card.phone or '-'} · "
+                   f"{card.city or '-'}, {card.country or '-'} ({card.profile_id})"))  # fmt: skip
+    _table(card.orders, ["at", "source", "order_id", "revenue", "products"], title="Last orders")
+    _table(card.contacts, ["channel", "at", "source", "what"], title="Contacts")
+    _table(card.issues, ["at", "source", "subject", "status"], title="Open issues")
+    consent = ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in card.consent.items())
+    out.print(Text(f"Consent: {consent}"))
+    if card.decision is not None:
+        offer = card.decision.offers[0] if card.decision.offers else None
+        out.print(Text(f"Propose: {offer.title} ({offer.reason})" if offer
+                       else f"Propose: nothing ({card.decision.reason})"))  # fmt: skip
 
 
 def main() -> None:

@@ -27,6 +27,11 @@ class PipelineControl(Rebuilder, Protocol):
 
     def read_profile(self, profile_id: str) -> dict[str, Any] | None: ...
 
+    def read_facts(self, profile_id: str) -> dict[str, Any] | None:
+        """Traits, consent, computed traits and merged ids from memory; None when memory
+        is not loaded in this process."""
+        ...
+
 
 class Context(IdentityContext, Protocol):
     """The running parts a use case reads: the store, the settings and the pipeline.

@@ -143,6 +143,13 @@ class InvalidWriteKey(Unauthorized):
     code = "invalid_write_key"
 
 
+class InvalidPublishableKey(Unauthorized):
+    """The decision API takes a publishable key (`tpk_`), never a write key or the admin
+    token."""
+
+    code = "invalid_publishable_key"
+
+
 class Forbidden(TesseraError):
     code = "forbidden"
     status = 403

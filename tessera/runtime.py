@@ -22,6 +22,7 @@ from tessera.events.sink import LogSink
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
 from tessera.events.writer import EventWriter
+from tessera.personalize.serving import Personalizer
 from tessera.pipeline import Pipeline
 from tessera.settings import MIB, Settings
 from tessera.store import Store, open_store
@@ -44,6 +45,8 @@ class Runtime:
     started_at: float
     #: The destinations' delivery workers; started by the server only (`app.py` lifespan).
     activation: Activation | None = None
+    #: The decision API's memory (`personalize/serving.py`); its thread starts with a server.
+    personalizer: Personalizer = field(init=False)
     closed: bool = field(default=False, init=False)
     #: whether each collector process is alive; `tessera serve` sets it when it starts
     #: them (server.py), so readiness and the metrics can tell
@@ -86,10 +89,20 @@ class Runtime:
             max_message_bytes=settings.max_message_bytes,
         )
         activation = Activation(store, settings.data_dir, settings.advertising_consent)
-        return cls(
-            settings, store, sources, writer, sink, loader, collector, pipeline, time.time(),
+        runtime = cls(
+            settings,
+            store,
+            sources,
+            writer,
+            sink,
+            loader,
+            collector,
+            pipeline,
+            time.time(),
             activation,
         )
+        runtime.personalizer = Personalizer(runtime)
+        return runtime
 
     def start(self) -> None:
         """Start the threads of a server: the log's group commit, the loader, the
@@ -99,6 +112,7 @@ class Runtime:
         self.pipeline.start()
         if self.activation is not None:
             self.activation.start()
+        self.personalizer.start()
 
     def close(self) -> None:
         if self.closed:
@@ -106,6 +120,7 @@ class Runtime:
         self.closed = True
         if self.activation is not None:
             self.activation.stop()
+        self.personalizer.stop()
         self.pipeline.stop()
         self.sink.stop()
         self.loader.stop()

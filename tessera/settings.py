@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tessera.errors import InvalidField
@@ -199,6 +199,67 @@ class Settings(BaseSettings):
         "often (0: only on demand, `tessera predict fit`).",
     )
 
+    recommendations_interval_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often `tessera serve` retrains the recommendation model from the "
+        "event log (0: only on demand, `tessera recommendations train`).",
+    )
+    recommendations_neighbours: int = Field(
+        default=50, ge=1, le=1000, description="Similar products kept per product."
+    )
+    recommendations_exclude_bought_days: int = Field(
+        default=30,
+        ge=0,
+        description="A product a person bought in the last N days is never recommended to "
+        "them (0: bought products may be recommended again).",
+    )
+    personalize_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the decision API's memory (offers' eligibility, segment "
+        "memberships, new interactions, publishable keys) follows the store.",
+    )
+    personalize_exposed_traits: list[str] = Field(
+        default_factory=list,
+        description="Traits the decision API may answer to a browser (`traits.NAME` or "
+        "`computed.NAME`); none by default, so no personal data leaves unless listed.",
+    )
+    personalize_exposed_segments: list[str] = Field(
+        default_factory=list,
+        description="Segments whose names the decision API may answer to a browser.",
+    )
+    personalize_recommendations: int = Field(
+        default=5, ge=0, le=50, description="Recommendations a decision answers by default."
+    )
+    offer_strategy: Literal["priority", "weighted", "experiment"] = Field(
+        default="priority",
+        description="How a decision picks among the offers a person is eligible for: the "
+        "highest priority, at random by weight, or an experiment (variants by weight, "
+        "deterministic per person, with a holdout).",
+    )
+    offer_holdout_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=0.5,
+        description="Share of people the experiment strategy holds out (no offer), to "
+        "measure each offer's lift.",
+    )
+
+    @field_validator("personalize_exposed_traits")
+    @classmethod
+    def _exposed_names(cls, names: list[str]) -> list[str]:
+        """`traits.NAME` or `computed.NAME`: a name the decision API could never find is a
+        mistake to say at start, not a trait silently left out of every answer."""
+        for name in names:
+            where, _, key = name.partition(".")
+            if where not in ("traits", "computed") or not key:
+                raise ValueError(
+                    f"TESSERA_PERSONALIZE_EXPOSED_TRAITS: {name!r} must be traits.NAME or "
+                    "computed.NAME (e.g. traits.country)"
+                )
+        return names
+
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls
         this before it starts; tools that never listen do not need to)."""
@@ -206,8 +267,8 @@ class Settings(BaseSettings):
         if token and len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
             raise InvalidField(
                 f"TESSERA_ADMIN_TOKEN is {len(token.strip())} characters; it must be at least "
-                f"{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c \"import secrets; "
-                "print(secrets.token_urlsafe(32))\"`), or unset it and Tessera generates one "
+                f'{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`), or unset it and Tessera generates one '
                 "in DATA_DIR/admin-token",
                 field="admin_token",
             )

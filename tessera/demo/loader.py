@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from tessera.demo import catalog, destinations, mappings, showcase
+from tessera.demo import offers as demo_offers
 from tessera.demo.generator import SOURCES, Company
 
 BATCH = 100
@@ -104,6 +105,7 @@ def load(
     audiences = showcase.create(admin, company, seed, datetime.now(UTC).date())
     if report:
         report("audiences, segments, lookalike, campaign", 1, 1)
+    personalisation = demo_offers.create(admin, folder)  # after the events: conditions name them
     admin.close()
     return {
         "people": len(company.people),
@@ -113,6 +115,7 @@ def load(
         "destinations": created,
         "showcase": audiences,
         "catalogue": products,
+        "personalisation": personalisation,
     }
 
 

@@ -31,7 +31,7 @@ from tessera.profiles import aggregate_store, catalogue, loyalty
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
 from tessera.profiles.unifier import COLUMNS, Unifier, read_batch
-from tessera.profiles.view import profile_from_memory
+from tessera.profiles.view import facts_from_memory, profile_from_memory
 from tessera.segments import service as segments
 from tessera.settings import Settings
 from tessera.store import Store
@@ -277,6 +277,14 @@ class Pipeline:
         if unifier is None:
             return None
         return profile_from_memory(unifier, self.computed, profile_id)
+
+    def read_facts(self, profile_id: str) -> dict[str, Any] | None:
+        """Traits, consent, computed traits and merged ids from memory (no SQL, a few
+        microseconds: the decision API's read), or None when memory is not loaded."""
+        unifier = self._unifier
+        if unifier is None:
+            return None
+        return facts_from_memory(unifier, self.computed, profile_id)
 
     @property
     def aggregates(self) -> Aggregates:

@@ -9,11 +9,18 @@ import secrets
 from pathlib import Path
 
 WRITE_KEY_PREFIX = "tsk_"
+#: The decision API's key: safe to put in a web page (it reads decisions, nothing else).
+PUBLISHABLE_KEY_PREFIX = "tpk_"
 
 
 def new_write_key() -> str:
     """A fresh write key: 192 random bits, URL-safe, recognisable by its prefix."""
     return WRITE_KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def new_publishable_key() -> str:
+    """A fresh publishable key for the decision API (192 random bits)."""
+    return PUBLISHABLE_KEY_PREFIX + secrets.token_urlsafe(24)
 
 
 def hash_secret(secret: str) -> str:

@@ -254,8 +254,11 @@ def _migrate(store: Store) -> None:
         log.warning(
             "upgrading the database %s from schema %d to %d", store.path, current, LATEST_SCHEMA
         )
-    for version, sql in MIGRATIONS:
-        if version <= current:
+    # Every migration not recorded yet, in order: not only those above the highest one, so
+    # a database made while migrations were numbered apart (two branches) misses none.
+    applied = {int(row[0]) for row in store.fetch_all("SELECT version FROM schema_version")}
+    for version, sql in sorted(MIGRATIONS, key=lambda migration: migration[0]):
+        if version in applied:
             continue
         with store.transaction():
             for statement in _statements(sql):

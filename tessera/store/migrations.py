@@ -449,6 +449,84 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        15,
+        """
+        -- Personalisation (tessera/personalize): the item-to-item model, offers, the
+        -- publishable keys of the decision API, and every decision made.
+        CREATE TABLE recommendation_models (
+            id VARCHAR PRIMARY KEY,
+            trained_at TIMESTAMP NOT NULL,
+            people BIGINT NOT NULL,
+            products BIGINT NOT NULL,
+            interactions BIGINT NOT NULL,
+            seconds DOUBLE NOT NULL
+        );
+        -- The products the events name, with what the events say of them (name, category,
+        -- price): the catalogue, when there is one, says more (personalize/products.py).
+        CREATE TABLE recommendation_products (
+            product_id VARCHAR PRIMARY KEY,
+            name VARCHAR,
+            category VARCHAR,
+            price DOUBLE,
+            interactions BIGINT NOT NULL
+        );
+        -- Each product's nearest neighbours (cosine over who viewed, added and bought).
+        CREATE TABLE recommendation_neighbours (
+            product_id VARCHAR NOT NULL,
+            neighbour_id VARCHAR NOT NULL,
+            score DOUBLE NOT NULL
+        );
+        -- Popularity per scope: 'all', 'category:<name>' or 'segment:<name>'.
+        CREATE TABLE recommendation_popular (
+            scope VARCHAR NOT NULL,
+            product_id VARCHAR NOT NULL,
+            score DOUBLE NOT NULL
+        );
+        CREATE TABLE offers (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            title VARCHAR NOT NULL,
+            content VARCHAR NOT NULL,
+            condition VARCHAR NOT NULL,
+            tree VARCHAR NOT NULL,
+            priority INTEGER NOT NULL,
+            weight DOUBLE NOT NULL,
+            channel VARCHAR NOT NULL,
+            starts_at TIMESTAMP,
+            ends_at TIMESTAMP,
+            cap_per_day INTEGER,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE publishable_keys (
+            id VARCHAR PRIMARY KEY,
+            source_id VARCHAR NOT NULL,
+            key_hash VARCHAR NOT NULL,
+            key_prefix VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            revoked_at TIMESTAMP
+        );
+        CREATE SEQUENCE decision_ids;
+        -- Every decision the decision API made, for attribution: which offer, why, which
+        -- variant (an experiment's holdout is recorded too, with no offer).
+        CREATE TABLE decisions (
+            id BIGINT NOT NULL,
+            decided_at TIMESTAMP NOT NULL,
+            profile_id VARCHAR,
+            visitor VARCHAR NOT NULL,
+            source_id VARCHAR,
+            channel VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL,
+            offer VARCHAR,
+            variant VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            eligible VARCHAR NOT NULL,
+            recommendations VARCHAR NOT NULL,
+            personal BOOLEAN NOT NULL
+        );
+        """,
+    ),
+    (
         20,
         """
         -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the

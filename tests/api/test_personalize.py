@@ -1,0 +1,146 @@
+"""The decision API over HTTP on one real server: what a publishable key may do (a decision
+for the visitor it names, nothing else), what it may not (the admin API, sending events),
+which credentials the decision API refuses (write keys, the admin token), CORS, no personal
+data beyond the allow-list, the decision recorded; and the CLI through the server."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.test_cli import as_json, tessera
+from tests.conftest import LiveServer, basic_auth, start_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("personalize") / "data",
+        TESSERA_PERSONALIZE_EXPOSED_TRAITS='["traits.country"]',
+        TESSERA_COLLECTORS="0",
+    )
+    write_key = server.create_source("web")
+    batch = [
+        {"type": "identify", "userId": "u1", "messageId": "i1",
+         "traits": {"email": "jane@example.com", "firstName": "Jane", "country": "FR"}},
+        {"type": "track", "userId": "u1", "event": "Product Viewed", "messageId": "t1",
+         "properties": {"product_id": "shoes", "name": "Trail shoes", "category": "running"}},
+        {"type": "track", "userId": "u2", "event": "Product Viewed", "messageId": "t2",
+         "properties": {"product_id": "shoes"}},
+        {"type": "track", "userId": "u2", "event": "Order Completed", "messageId": "t3",
+         "properties": {"products": [{"product_id": "socks"}]}},
+    ]  # fmt: skip
+    httpx.post(f"{server.url}/v1/batch", json={"batch": batch},
+               headers={"Authorization": basic_auth(write_key)}).raise_for_status()  # fmt: skip
+    server.caught_up()
+    server.env["WRITE_KEY"] = write_key
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def key(live: LiveServer) -> str:
+    created = httpx.post(f"{live.url}/api/personalize/keys", headers=live.admin,
+                         json={"source": "web"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    value = str(created.json()["key"])
+    assert value.startswith("tpk_")
+    listed = httpx.get(f"{live.url}/api/personalize/keys", headers=live.admin).json()
+    assert value not in str(listed) and listed[0]["key_prefix"] == value[:10]
+    return value
+
+
+def _decide(live: LiveServer, headers: dict[str, str], **params: str) -> httpx.Response:
+    return httpx.get(f"{live.url}/v1/personalize", params=params, headers=headers)
+
+
+def test_a_publishable_key_reads_the_decision_for_the_visitor_it_names(
+    live: LiveServer, key: str
+) -> None:
+    httpx.post(f"{live.url}/api/recommendations/train", headers=live.admin).raise_for_status()
+    by_query = _decide(live, {}, userId="u1", key=key)
+    assert by_query.status_code == 200, by_query.text
+    decision = by_query.json()
+    assert decision["personal"] is True
+    assert decision["traits"] == {"country": "FR"}  # the allow-list, nothing else
+    assert "jane" not in by_query.text.lower()
+    by_basic = httpx.post(f"{live.url}/v1/personalize", json={"userId": "u1", "n": 1},
+                          headers={"Authorization": basic_auth(key)})  # fmt: skip
+    assert by_basic.status_code == 200 and len(by_basic.json()["recommendations"]) == 1
+    deadline = time.monotonic() + 10
+    while not any(d["visitor"] == "user_id:u1" for d in
+                  httpx.get(f"{live.url}/api/decisions", headers=live.admin).json()):  # fmt: skip
+        assert time.monotonic() < deadline, "the decision was not recorded"
+        time.sleep(0.1)
+
+
+def test_the_decision_api_refuses_write_keys_the_admin_token_and_no_key(
+    live: LiveServer, key: str
+) -> None:
+    write_key = live.env["WRITE_KEY"]
+    for headers in ({"Authorization": basic_auth(write_key)}, live.admin, {}):
+        refused = _decide(live, headers, userId="u1")
+        assert refused.status_code == 401, (headers, refused.text)
+        assert refused.json()["code"] == "invalid_publishable_key"
+    assert _decide(live, {}, userId="u1", key=write_key).status_code == 401
+    assert _decide(live, {}, userId="u1", key="tpk_made-up").status_code == 401
+
+
+def test_a_publishable_key_opens_nothing_else(live: LiveServer, key: str) -> None:
+    for headers in ({"Authorization": f"Bearer {key}"}, {"Authorization": basic_auth(key)}):
+        for path in ("/api/offers", "/api/profiles/user_id:u1", "/api/decisions"):
+            assert httpx.get(f"{live.url}{path}", headers=headers).status_code == 401
+    sent = httpx.post(f"{live.url}/v1/track", headers={"Authorization": basic_auth(key)},
+                      json={"userId": "u1", "event": "Forged", "messageId": "f1"})  # fmt: skip
+    assert sent.status_code == 401
+
+
+def test_a_revoked_key_stops_working(live: LiveServer) -> None:
+    created = httpx.post(f"{live.url}/api/personalize/keys", headers=live.admin,
+                         json={"source": "web"}).json()  # fmt: skip
+    assert _decide(live, {}, anonymousId="a1", key=created["key"]).status_code == 200
+    revoked = httpx.post(f"{live.url}/api/personalize/keys/{created['id']}/revoke",
+                         headers=live.admin)  # fmt: skip
+    assert revoked.json()["revoked_at"] is not None
+    assert _decide(live, {}, anonymousId="a1", key=created["key"]).status_code == 401
+
+
+def test_browsers_get_cors_and_bad_requests_get_clear_errors(live: LiveServer, key: str) -> None:
+    origin = {"Origin": "https://shop.example"}
+    preflight = httpx.options(f"{live.url}/v1/personalize", headers={
+        **origin, "Access-Control-Request-Method": "POST"})  # fmt: skip
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "GET" in preflight.headers["access-control-allow-methods"]
+    answer = _decide(live, origin, anonymousId="new-visitor", key=key)
+    assert answer.headers["access-control-allow-origin"] == "https://shop.example"
+    assert answer.json()["personal"] is False
+    missing = _decide(live, {}, key=key)
+    assert missing.status_code == 400 and "anonymousId or userId" in missing.json()["message"]
+    auth = {"Authorization": basic_auth(key), "Content-Type": "application/json"}
+    for body in (b"[1]", b"{bad", b'{"userId": "u1", "n": 99}'):
+        bad = httpx.post(f"{live.url}/v1/personalize", content=body, headers=auth)
+        assert bad.status_code == 400, body
+    wrong = base64.b64encode(b"\xff\xfe").decode()
+    assert _decide(live, {"Authorization": f"Basic {wrong}"}, userId="u1").status_code == 401
+
+
+def test_the_cli_creates_offers_and_looks_up_callers_through_the_server(
+    live: LiveServer,
+) -> None:
+    condition = 'did "Product Viewed" where properties.product_id = "shoes"'
+    created = as_json(tessera(live.data_dir, "offers", "create", "runners", "--title",
+                              "10% off socks", "--condition", condition, "--json"))  # fmt: skip
+    assert created["description"].startswith('did "Product Viewed"')
+    card = as_json(tessera(live.data_dir, "personalize", "caller", " JANE@Example.com ", "--json"))
+    assert card["name"] == "Jane" and card["decision"]["offers"][0]["name"] == "runners"
+    assert card["consent"]["personalisation"] is True
+    listed = httpx.get(f"{live.url}/api/offers", headers=live.admin).json()
+    assert [o["name"] for o in listed] == ["runners"]
