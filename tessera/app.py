@@ -49,8 +49,8 @@ from tessera.web import destinations as web_destinations
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
-from tessera.web import predict as web_predict
 from tessera.web import personalize as web_personalize
+from tessera.web import predict as web_predict
 from tessera.web import rendering as web_rendering
 from tessera.web.session import SignInRequired
 
