@@ -247,7 +247,7 @@ class LocalBackend:
         return segments.overlap(self.runtime)
 
     def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported:
-        policy = self.runtime.settings.advertising_consent
+        policy = self.runtime.settings.consent_policy("advertising")
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
@@ -280,6 +280,7 @@ class LocalBackend:
         return lookalike.create(
             self.runtime.store, request.name, request.seed, now=utc_now(), reach=request.reach,
             accuracy=request.accuracy, method=request.method, population=request.population,
+            policy=self.runtime.settings.consent_policy("advertising"),
         )  # fmt: skip
 
     def show_lookalike(self, name: str) -> looks.Lookalike:

@@ -81,7 +81,7 @@ class Runtime:
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
         )
-        activation = Activation(store, settings.data_dir, settings.advertising_consent)
+        activation = Activation(store, settings.data_dir, settings.consent_policies())
         return cls(
             settings, store, sources, writer, sink, loader, collector, pipeline, time.time(),
             activation,

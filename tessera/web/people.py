@@ -66,7 +66,9 @@ def profile_page(
         "name": view.display_name(profile.traits),
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
-        "third_party": feeds.of_profile(store, profile_id, utc_now()),
+        "third_party": feeds.of_profile(
+            store, profile_id, utc_now(), runtime.settings.consent_policy("advertising")
+        ),
         "message": message,
     }
     return render(request, "profile.html", context)
