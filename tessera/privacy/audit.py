@@ -14,17 +14,27 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import Field
 
 from tessera.errors import InvalidField
-from tessera.events.timestamps import iso_utc, utc_now
 from tessera.paging import Page, check_limit, decode_cursor, page_of
 from tessera.results import Result
 from tessera.store import Store
+
+
+def utc_now() -> datetime:
+    """Now in UTC, naive, as the store keeps times (privacy stays below `events`, which
+    uses its keys, so it keeps its own two time helpers)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
 
 #: The previous hash of the first row.
 GENESIS = "0" * 64

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 import orjson
 
 from tessera.errors import InvalidField, NotFound
-from tessera.events.timestamps import iso_utc, utc_now
 from tessera.privacy import users
+from tessera.privacy.audit import iso_utc, utc_now
 from tessera.privacy.keys import hash_secret
 from tessera.privacy.roles import check_scopes
 from tessera.results import Result

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from tessera.errors import Conflict, InvalidField, NotFound
-from tessera.events.timestamps import iso_utc, utc_now
+from tessera.privacy.audit import iso_utc, utc_now
 from tessera.privacy.roles import ROLES
 from tessera.results import Result
 from tessera.store import Store
