@@ -14,12 +14,13 @@ from tessera.errors import NotFound, TesseraError
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
+from tessera.identity.lookup import member_ids
 from tessera.paging import Page
-from tessera.profiles import reader, view
+from tessera.profiles import consent_changes, reader, view
 from tessera.runtime import Runtime
 from tessera.segments import actions, service
 from tessera.web import session
-from tessera.web.rendering import render
+from tessera.web.rendering import may_see, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
 
@@ -70,6 +71,12 @@ def profile_page(
             store, profile_id, utc_now(), runtime.settings.consent_policy("advertising")
         ),
         "message": message,
+        "reference": reference,
+        "purposes": runtime.settings.consent_purposes,
+        "consent_history": consent_changes.history(
+            store, member_ids(store, profile_id), runtime.settings.consent_purposes
+        ),
+        "may_change_consent": may_see(request, f"/profiles/{reference}/consent", "POST"),
     }
     return render(request, "profile.html", context)
 
