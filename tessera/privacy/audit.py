@@ -128,7 +128,7 @@ def record(
 
 
 _COLUMNS = (
-    "seq, at, actor, role, action, target, detail, address, outcome, target_digest, "
+    "seq, recorded_at, actor, role, action, target, detail, address, outcome, target_digest, "
     "detail_digest, redacted, previous_hash, hash"
 )
 
@@ -211,8 +211,8 @@ def listing(
             ("actor = ?", actor),
             ("starts_with(action, ?)", action),
             ("contains(coalesce(target, ''), ?)", target),
-            ("at >= ?", since),
-            ("at < ?", until),
+            ("recorded_at >= ?", since),
+            ("recorded_at < ?", until),
         )
         if value not in (None, "")
     ]

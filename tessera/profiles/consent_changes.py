@@ -139,7 +139,7 @@ def _source(sources: SourceDirectory) -> Any:
     try:
         return sources.get(SOURCE)
     except NotFound:
-        return sources.create(SOURCE, "other").source
+        return sources.create(SOURCE, "phone").source  # the call centre, mostly
 
 
 def state(store: Store, settings: Settings, reference: str) -> ConsentState:

@@ -438,7 +438,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- erasure can blank a value (redacted) and the chain still verifies.
         CREATE TABLE audit_log (
             seq BIGINT PRIMARY KEY,
-            at TIMESTAMP NOT NULL,
+            recorded_at TIMESTAMP NOT NULL,
             actor VARCHAR NOT NULL,
             role VARCHAR,
             action VARCHAR NOT NULL,
