@@ -168,7 +168,7 @@ def _all_rows(store: Store, batch: int = 10_000) -> Iterator[tuple[Any, ...]]:
 
 
 _MENTIONS = (
-    "NOT redacted AND len(list_filter(?, v -> "
+    "NOT redacted AND len(list_filter(?, lambda v: "
     "contains(coalesce(target, '') || coalesce(detail, ''), v))) > 0"
 )
 
