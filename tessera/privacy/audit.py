@@ -68,6 +68,13 @@ class Verified(Result):
     reason: str | None
 
 
+class Exported(Result):
+    """An export of the audit log: how many entries, written where."""
+
+    rows: int
+    path: str
+
+
 def _digest(value: str | None) -> str:
     return hashlib.sha256((value or "").encode()).hexdigest()
 
