@@ -20,6 +20,7 @@ from tessera.dependencies import authorize_api
 from tessera.privacy import roles
 from tessera.settings import Settings
 from tessera.web.session import require_session
+from tests.api.test_cli import as_json, tessera
 from tests.conftest import LiveServer, basic_auth, start_server
 
 pytestmark = pytest.mark.slow
@@ -203,3 +204,31 @@ def _export(live: LiveServer) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = json.loads(answer.headers["x-tessera-export"])
     return result
+
+
+def test_the_cli_manages_users_tokens_consent_and_the_audit_log(live: LiveServer) -> None:
+    data = live.data_dir
+    made = as_json(tessera(data, "users", "create", "cli-agent", "--role", "agent",
+                           "--password", PASSWORD, "--json"))  # fmt: skip
+    assert made["role"] == "agent" and made["enabled"] is True
+    assert as_json(tessera(data, "users", "set-role", "cli-agent", "analyst", "--json"))[
+        "role"] == "analyst"  # fmt: skip
+    token = as_json(tessera(data, "tokens", "create", "--user", "cli-agent", "--scope",
+                            "segments:read", "--expires", "2h", "--json"))  # fmt: skip
+    assert token["token"].startswith("tpt_") and token["details"]["scopes"] == ["segments:read"]
+    listed = as_json(tessera(data, "tokens", "list", "--user", "cli-agent", "--json"))
+    assert [t["id"] for t in listed] == [token["details"]["id"]]
+    assert as_json(tessera(data, "tokens", "revoke", token["details"]["id"], "--json"))["revoked"]
+    changed = as_json(tessera(data, "consent", "set", "user_id:u-bob", "--refuse", "email",
+                              "--reason", "unsubscribed by letter", "--json"))  # fmt: skip
+    assert changed["purposes"] == {"email": False}
+    live.caught_up()
+    shown = as_json(tessera(data, "consent", "show", "user_id:u-bob", "--json"))
+    assert shown["purposes"]["email"] is False and shown["purposes"]["advertising"] is True
+    page = as_json(tessera(data, "audit", "--action", "POST /api/users", "--json"))
+    assert page["total"] >= 1
+    assert as_json(tessera(data, "audit", "--verify", "--json"))["intact"] is True
+    exported = tessera(data, "audit", "--export", str(data.parent / "audit.jsonl"))
+    assert "entries" in exported.stdout
+    lines = (data.parent / "audit.jsonl").read_text().splitlines()
+    assert len(lines) >= page["total"] and all(json.loads(line)["hash"] for line in lines)
