@@ -28,7 +28,7 @@ from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
 from tessera.dependencies import Principal, Redirect
 from tessera.errors import InvalidRequest, ServerFailure, TesseraError
-from tessera.privacy import audit, masking
+from tessera.privacy import audit, masking, roles
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
@@ -209,19 +209,35 @@ class Accountable:
         exporting = route.endswith("/export") and path.startswith("/api/audiences/")
         if principal is None or path in ("/sign-in", "/sign-out"):
             return
-        if method in ("GET", "HEAD", "OPTIONS") and not exporting:
-            return
+        if roles.needs(method, route) == "read" and not exporting:
+            return  # reads (and POSTs that only check, like the segment editor's) are not actions
         params = scope.get("path_params") or {}
         runtime = scope["app"].state.runtime
-        client = scope.get("client")
-        await run_in_threadpool(
-            audit.record, runtime.store, principal.actor,
-            "export" if exporting else f"{method} {route}",
-            "/".join(str(v) for v in params.values()) or None,
-            {"query": scope.get("query_string", b"").decode()[:500]} if exporting else None,
-            role=principal.role, address=client[0] if client else None,
-            outcome="ok" if status < 400 else str(status),
-        )  # fmt: skip
+        try:
+            await _audit(runtime, principal, method, route, params, exporting, scope, status)
+        except Exception:  # the answer is out; a lost entry is logged, never a second answer
+            log.exception("could not write the audit entry for %s %s", method, route)
+
+
+async def _audit(
+    runtime: Any,
+    principal: Principal,
+    method: str,
+    route: str,
+    params: dict[str, Any],
+    exporting: bool,
+    scope: Scope,
+    status: int,
+) -> None:
+    client = scope.get("client")
+    await run_in_threadpool(
+        audit.record, runtime.store, principal.actor,
+        "export" if exporting else f"{method} {route}",
+        "/".join(str(v) for v in params.values()) or None,
+        {"query": scope.get("query_string", b"").decode()[:500]} if exporting else None,
+        role=principal.role, address=client[0] if client else None,
+        outcome="ok" if status < 400 else str(status),
+    )  # fmt: skip
 
 
 def _principal(scope: Scope) -> Principal | None:
