@@ -114,6 +114,7 @@ def audit_verify(runtime: RuntimeDep) -> Response:
 @router.get(
     "/audit/export", summary="The whole audit log as JSON lines, oldest first",
     response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "JSON lines"}},
 )  # fmt: skip
 def audit_export(runtime: RuntimeDep) -> Response:
     return StreamingResponse(

@@ -269,8 +269,9 @@ def parse_time(text: str | None, field: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
-    except ValueError as e:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+    except (ValueError, OverflowError) as e:
         raise InvalidField(
             f"{field} must be an ISO date or time like 2026-03-01 or 2026-03-01T09:00, got "
             f"{text!r}",

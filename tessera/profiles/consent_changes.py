@@ -91,6 +91,7 @@ def change(
 
     Raises:
         InvalidField: an unknown purpose, no purpose, no reason, or a bad identifier.
+        NotFound: nobody has this identifier.
     """
     settings = running.settings
     if not purposes:
@@ -110,6 +111,8 @@ def change(
             field="reason",
         )
     identifier = identifier_from_text(reference, settings.default_region)
+    # Only a person Tessera knows: a change for an unknown identifier would create one.
+    lookup(running.store, reference, settings.default_region)
     message: dict[str, Any] = {
         "type": "track",
         "event": EVENT,
