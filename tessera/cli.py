@@ -1276,40 +1276,6 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def main() -> None:
-    code = 0
-    # Whatever the CLI writes (the data directory, demo files, exports with --out) holds
-    # customer data: owner-only from the start, as open_store makes it for the server too.
-    os.umask(PRIVATE_UMASK)
-    try:
-        app()
-    except TesseraError as error:
-        # The message may quote user text ("[/b]" in a segment query): never markup.
-        err.print(f"[red]error[/] ({error.code}): {escape(error.message)}")
-        code = 1
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if isinstance(done.code, str):
-            err.print(done.code)
-    _leave(code)
-
-
-def _leave(code: int) -> None:
-    """Exit without the interpreter's teardown. Everything is written and closed by now
-    (the store checkpoints on close); but tearing down DuckDB's and pyarrow's native
-    objects during interpreter finalization aborted `tessera demo` now and then under load
-    ("terminate called ... exception not rethrown", seen in 2 of ~12 full test runs and
-    never on its own), after its work and output were complete. Skipping the teardown
-    removes that failure; the root cause is still open (see the stop-8 note)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    main()
-
-
 # -- access: users, tokens, the audit log, consent ---------------------------------------
 
 users_app = typer.Typer(help="People who sign in, and their roles.", no_args_is_help=True)
@@ -1499,3 +1465,37 @@ def consent_set(
         changed = backend.change_consent(reference, purposes, reason)
     note = f"Recorded for {changed.reference}: {changed.purposes}."
     _print_json(changed) if json else out.print(note)
+
+
+def main() -> None:
+    code = 0
+    # Whatever the CLI writes (the data directory, demo files, exports with --out) holds
+    # customer data: owner-only from the start, as open_store makes it for the server too.
+    os.umask(PRIVATE_UMASK)
+    try:
+        app()
+    except TesseraError as error:
+        # The message may quote user text ("[/b]" in a segment query): never markup.
+        err.print(f"[red]error[/] ({error.code}): {escape(error.message)}")
+        code = 1
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            err.print(done.code)
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown. Everything is written and closed by now
+    (the store checkpoints on close); but tearing down DuckDB's and pyarrow's native
+    objects during interpreter finalization aborted `tessera demo` now and then under load
+    ("terminate called ... exception not rethrown", seen in 2 of ~12 full test runs and
+    never on its own), after its work and output were complete. Skipping the teardown
+    removes that failure; the root cause is still open (see the stop-8 note)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,7 +32,8 @@ ROLES = ("admin", "marketer", "analyst", "agent")
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("access") / "data")
+    # One process: collectors change nothing of access, and start slowly on a busy machine.
+    server = start_server(tmp_path_factory.mktemp("access") / "data", TESSERA_COLLECTORS="0")
     key = server.create_source("shop", "web")
     people = [{"type": "identify", "userId": "u-jane", "messageId": "m-jane",
                "traits": {"email": JANE, "phone": "+447700900123", "city": "Leeds"}},
@@ -187,12 +188,16 @@ def test_agent_refusal_stops_an_export_and_everything_is_audited(
     agent_rows = [r for r in state["history"] if r["via"] == "agent"]
     assert [r["reason"] for r in agent_rows] == ["asked on the phone", "changed her mind"]
     assert {r["actor"] for r in agent_rows} == {"agent-1"}
+    assert httpx.get(f"{live.url}/api/profiles/email:{JANE}", headers=bearers["agent"]).is_success
+    assert httpx.get(f"{live.url}/api/profiles", headers=bearers["agent"]).status_code == 403
+    httpx.post(f"{live.url}/sign-in", data={"name": "agent-1", "token": "wrong password!"})
     log = httpx.get(f"{live.url}/api/audit", headers=live.admin, params={"limit": 1000}).json()
     actions = {(e["actor"], e["action"]) for e in log["items"]}
     assert ("agent-1", "profile.view") in actions
     assert ("agent-1", "POST /api/profiles/{reference:path}/consent") in actions
     assert ("admin-token", "export") in actions
-    assert any(a == "sign-in" for _, a in actions)
+    assert ("agent-1", "sign-in") in actions
+    assert any(e["action"] == "sign-in" and e["outcome"] == "failed" for e in log["items"])
     assert any(e["outcome"] == "denied" for e in log["items"])
     verified = httpx.get(f"{live.url}/api/audit/verify", headers=live.admin).json()
     assert verified["intact"] is True
