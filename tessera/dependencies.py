@@ -92,7 +92,8 @@ async def authorize(request: Request, principal: Principal) -> None:
             f"{area} ({roles.AREAS.get(area, area)}): {request.method} {request.url.path}"
             + (" with this token's scopes" if principal.scopes is not None else "")
         )
-    if area == "profile" and principal.role == "agent" and request.method == "GET":
+    viewed = (request.scope.get("path_params") or {}).get("reference")
+    if viewed and area == "profile" and principal.role == "agent" and request.method == "GET":
         await _record(request, principal, "ok", action="profile.view")
 
 
