@@ -16,7 +16,7 @@ from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.identity.lookup import member_ids
 from tessera.paging import Page
-from tessera.profiles import consent_changes, reader, view
+from tessera.profiles import consent, consent_changes, reader, view
 from tessera.runtime import Runtime
 from tessera.segments import actions, service
 from tessera.web import session
@@ -62,6 +62,7 @@ def profile_page(
     store = runtime.store
     profile = reader.show(runtime, reference, TIMELINE_PAGE, before_seq)
     profile_id = profile.profile_id
+    policies = runtime.settings.consent_policies()
     context = {
         "profile": profile,
         "name": view.display_name(profile.traits),
@@ -76,7 +77,12 @@ def profile_page(
         "consent_history": consent_changes.history(
             store, member_ids(store, profile_id), runtime.settings.consent_purposes
         ),
-        "may_change_consent": may_see(request, f"/profiles/{reference}/consent", "POST"),
+        "may_change_consent": may_see(request, "/profiles/{reference:path}/consent", "POST"),
+        "consent_said": consent.answers(profile.consent, runtime.settings.consent_purposes),
+        "consent_allowed": {
+            purpose: consent.allows(profile.consent, purpose, policies) for purpose in policies
+        },
+        "consent_policies": policies,
     }
     return render(request, "profile.html", context)
 

@@ -48,15 +48,15 @@ templates.env.globals["channel_marks"] = CHANNEL_MARKS
 
 
 def may_see(request: Request, path: str, method: str = "GET") -> bool:
-    """Does the signed-in principal's role reach this page? (The nav shows only those; the
+    """Does the signed-in principal's role reach this page (a path, or a route's template
+    such as "/profiles/{reference:path}/unmerge")? (The nav shows only those; the
     check that counts is `dependencies.authorize`.) The look-up is the agent's alone."""
     principal = getattr(request.state, "principal", None)
     if principal is None:
         return path != "/lookup"
     if path == "/lookup":
         return bool(principal.role == "agent")
-    template = "/profiles/{reference:path}/consent" if path.endswith("/consent") else path
-    return roles.allowed(principal.role, method, template, principal.scopes)
+    return roles.allowed(principal.role, method, path, principal.scopes)
 
 
 templates.env.globals["may_see"] = may_see
