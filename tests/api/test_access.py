@@ -216,14 +216,11 @@ def test_the_cli_manages_users_tokens_consent_and_the_audit_log(live: LiveServer
     made = as_json(tessera(data, "users", "create", "cli-agent", "--role", "agent",
                            "--password", PASSWORD, "--json"))  # fmt: skip
     assert made["role"] == "agent" and made["enabled"] is True
-    assert as_json(tessera(data, "users", "set-role", "cli-agent", "analyst", "--json"))[
-        "role"] == "analyst"  # fmt: skip
+    # Each call starts a Python process: the other commands' models are checked in
+    # tests/integration/test_backend_round_trip.py without one.
     token = as_json(tessera(data, "tokens", "create", "--user", "cli-agent", "--scope",
                             "segments:read", "--expires", "2h", "--json"))  # fmt: skip
     assert token["token"].startswith("tpt_") and token["details"]["scopes"] == ["segments:read"]
-    listed = as_json(tessera(data, "tokens", "list", "--user", "cli-agent", "--json"))
-    assert [t["id"] for t in listed] == [token["details"]["id"]]
-    assert as_json(tessera(data, "tokens", "revoke", token["details"]["id"], "--json"))["revoked"]
     changed = as_json(tessera(data, "consent", "set", "user_id:u-bob", "--refuse", "email",
                               "--reason", "unsubscribed by letter", "--json"))  # fmt: skip
     assert changed["purposes"] == {"email": False}
