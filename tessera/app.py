@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
 from tessera.api import (
+    access,
     admin,
     audiences,
     catalog,
@@ -36,13 +38,16 @@ from tessera.api import (
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
+from tessera.dependencies import Principal, Redirect
 from tessera.errors import InvalidRequest, ServerFailure, TesseraError
 from tessera.logs import RequestIds
 from tessera.operations.metrics import Metrics
+from tessera.privacy import audit, masking, roles
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
 from tessera.settings import Settings
+from tessera.web import access as web_access
 from tessera.web import audiences as web_audiences
 from tessera.web import catalog as web_catalog
 from tessera.web import destinations as web_destinations
@@ -109,6 +114,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for route in [*collect, *pixel_routes(), *decide]:
         app.router.routes.append(route)
     app.include_router(admin.router)
+    app.include_router(access.router)  # before profiles: /profiles/{reference:path} takes all
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(audiences.router)
@@ -124,6 +130,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # The console: pages at the root, static files (ours and the npm vendor files).
     app.include_router(web_pages.public)
     app.include_router(web_pages.router)
+    app.include_router(web_access.router)  # before people: /profiles/{reference:path}
     app.include_router(web_people.router)
     app.include_router(web_audiences.router)
     app.include_router(web_destinations.router)
@@ -140,6 +147,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if request.headers.get("hx-request"):  # htmx: a full-page redirect, not a swap
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
+
+    @app.exception_handler(Redirect)
+    async def redirect(request: Request, error: Redirect) -> Response:
+        return RedirectResponse(error.location, status_code=303)
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> Response:
@@ -174,9 +185,108 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             problems.append(f"{where}: {item.get('msg')} (got {item.get('input')!r})")
         return error_response(InvalidRequest("; ".join(problems) or "invalid request"))
 
+    app.add_middleware(Accountable)
     app.add_middleware(CatchAll)
     app.add_middleware(web_headers.SecurityHeaders)
     return app
+
+
+class Accountable:
+    """What every authorised request owes once it is answered: an audit entry for each
+    admin action (any method but GET on the admin API or the console, and every audience
+    export), and masked identifiers in the JSON or HTML a role without PII access receives
+    (`privacy/masking.py`). The principal is the one `dependencies.authorize` set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(("/v1/", "/static/")):
+            await self.app(scope, receive, send)
+            return
+        status = 0
+        held: list[Message] = []
+        masked: bool | None = None
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status, masked
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                principal = _principal(scope)
+                kind = dict(message.get("headers", [])).get(b"content-type", b"")
+                masked = (
+                    principal is not None
+                    and not principal.sees_identifiers
+                    and (b"json" in kind or b"html" in kind)
+                )
+                if masked:
+                    held.append(message)
+                    return
+            elif masked:
+                held.append(message)
+                if not message.get("more_body"):
+                    await _send_masked(held, send)
+                return
+            await send(message)
+
+        await self.app(scope, receive, watched_send)
+        principal = _principal(scope)
+        method, path = scope["method"], scope["path"]
+        route = str(getattr(scope.get("route"), "path", None) or path)
+        exporting = route.endswith("/export") and path.startswith("/api/audiences/")
+        if principal is None or path in ("/sign-in", "/sign-out"):
+            return
+        if roles.needs(method, route) == "read" and not exporting:
+            return  # reads (and POSTs that only check, like the segment editor's) are not actions
+        params = scope.get("path_params") or {}
+        runtime = scope["app"].state.runtime
+        try:
+            await _audit(runtime, principal, method, route, params, exporting, scope, status)
+        except Exception:  # the answer is out; a lost entry is logged, never a second answer
+            log.exception("could not write the audit entry for %s %s", method, route)
+
+
+async def _audit(
+    runtime: Any,
+    principal: Principal,
+    method: str,
+    route: str,
+    params: dict[str, Any],
+    exporting: bool,
+    scope: Scope,
+    status: int,
+) -> None:
+    client = scope.get("client")
+    await run_in_threadpool(
+        audit.record, runtime.store, principal.actor,
+        "export" if exporting else f"{method} {route}",
+        "/".join(str(v) for v in params.values()) or None,
+        {"query": scope.get("query_string", b"").decode()[:500]} if exporting else None,
+        role=principal.role, address=client[0] if client else None,
+        outcome="ok" if status < 400 else str(status),
+    )  # fmt: skip
+
+
+def _principal(scope: Scope) -> Principal | None:
+    principal = scope.get("state", {}).get("principal")
+    return principal if isinstance(principal, Principal) else None
+
+
+async def _send_masked(held: list[Message], send: Send) -> None:
+    start, parts = held[0], held[1:]
+    body = b"".join(part.get("body", b"") for part in parts)
+    kind = dict(start.get("headers", [])).get(b"content-type", b"")
+    if b"json" in kind:
+        try:
+            body = orjson.dumps(masking.mask_json(orjson.loads(body)))
+        except orjson.JSONDecodeError:
+            body = masking.mask_text(body.decode(errors="replace")).encode()
+    else:
+        body = masking.mask_html(body.decode(errors="replace")).encode()
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class _Tessera(FastAPI):

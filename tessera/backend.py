@@ -41,8 +41,9 @@ from tessera.personalize import recommendations as recs
 from tessera.personalize.strategies import Strategy
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
 from tessera.predict import service as predictions
+from tessera.privacy import audit, tokens, users
 from tessera.privacy.keys import load_or_create_admin_token
-from tessera.profiles import loyalty, reader, traits, view
+from tessera.profiles import consent_changes, loyalty, reader, traits, view
 from tessera.results import Deleted
 from tessera.runtime import Runtime
 from tessera.segments import actions as segments
@@ -159,6 +160,22 @@ class Backend(Protocol):
         self, name: str, dead_letters_too: bool, since: datetime | None
     ) -> dead_letters.Replayed: ...
     def backup(self, folder: Path) -> backups.Backup: ...
+    def list_users(self) -> list[users.User]: ...
+    def create_user(self, name: str, role: str, password: str) -> users.User: ...
+    def set_user_role(self, name: str, role: str) -> users.User: ...
+    def set_user_enabled(self, name: str, enabled: bool) -> users.User: ...
+    def list_tokens(self, user: str | None) -> list[tokens.Token]: ...
+    def create_token(
+        self, user: str, scopes: list[str], expires: str | None, description: str | None
+    ) -> tokens.CreatedToken: ...
+    def revoke_token(self, token_id: str) -> tokens.Token: ...
+    def audit_page(self, filters: dict[str, str], limit: int, cursor: str | None) -> Page: ...
+    def audit_verify(self) -> audit.Verified: ...
+    def audit_export(self, out: Path) -> audit.Exported: ...
+    def consent_state(self, reference: str) -> consent_changes.ConsentState: ...
+    def change_consent(
+        self, reference: str, purposes: dict[str, bool], reason: str
+    ) -> consent_changes.ConsentChanged: ...
     def close(self) -> None: ...
 
     # -- personalisation (issue 14) ---------------------------------------------------------
@@ -178,6 +195,11 @@ class Backend(Protocol):
     def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated: ...
     def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey: ...
     def caller(self, text: str) -> callcentre.CallerCard: ...
+
+
+#: The actor the audit log names for what the CLI does on the store itself (no server
+#: runs: whoever can open the data directory owns it).
+CLI_ACTOR = "cli"
 
 
 class LocalBackend:
@@ -291,7 +313,7 @@ class LocalBackend:
         return segments.overlap(self.runtime)
 
     def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported:
-        policy = self.runtime.settings.advertising_consent
+        policy = self.runtime.settings.consent_policy("advertising")
         with out.open("w", newline="", encoding="utf-8") as handle:
             return exports.export(self.runtime.store, segment, file_format, handle, policy)
 
@@ -324,6 +346,7 @@ class LocalBackend:
         return lookalike.create(
             self.runtime.store, request.name, request.seed, now=utc_now(), reach=request.reach,
             accuracy=request.accuracy, method=request.method, population=request.population,
+            policy=self.runtime.settings.consent_policy("advertising"),
         )  # fmt: skip
 
     def show_lookalike(self, name: str) -> looks.Lookalike:
@@ -505,6 +528,73 @@ class LocalBackend:
     def caller(self, text: str) -> callcentre.CallerCard:
         return serving.caller_card(self.runtime, self.runtime.personalizer, text)
 
+
+    def _audited(
+        self, action: str, target: str | None, detail: dict[str, Any] | None = None
+    ) -> None:
+        audit.record(self.runtime.store, CLI_ACTOR, action, target, detail, role="admin")
+
+    def list_users(self) -> list[users.User]:
+        return users.listing(self.runtime.store)
+
+    def create_user(self, name: str, role: str, password: str) -> users.User:
+        created = users.create(self.runtime.store, name, role, password)
+        self._audited("users.create", created.name, {"role": role})
+        return created
+
+    def set_user_role(self, name: str, role: str) -> users.User:
+        changed = users.set_role(self.runtime.store, name, role)
+        self._audited("users.set-role", changed.name, {"role": role})
+        return changed
+
+    def set_user_enabled(self, name: str, enabled: bool) -> users.User:
+        changed = users.set_enabled(self.runtime.store, name, enabled)
+        self._audited("users.enable" if enabled else "users.disable", changed.name)
+        return changed
+
+    def list_tokens(self, user: str | None) -> list[tokens.Token]:
+        return tokens.listing(self.runtime.store, user)
+
+    def create_token(
+        self, user: str, scopes: list[str], expires: str | None, description: str | None
+    ) -> tokens.CreatedToken:
+        created = tokens.create(self.runtime.store, user, scopes, expires, description)
+        self._audited("tokens.create", created.details.id, {"user": user, "scopes": scopes})
+        return created
+
+    def revoke_token(self, token_id: str) -> tokens.Token:
+        revoked = tokens.revoke(self.runtime.store, token_id)
+        self._audited("tokens.revoke", token_id)
+        return revoked
+
+    def audit_page(self, filters: dict[str, str], limit: int, cursor: str | None) -> Page:
+        return audit.listing(
+            self.runtime.store, actor=filters.get("actor"), action=filters.get("action"),
+            target=filters.get("target"), since=audit.parse_time(filters.get("since"), "since"),
+            until=audit.parse_time(filters.get("until"), "until"), limit=limit, cursor=cursor,
+        )  # fmt: skip
+
+    def audit_verify(self) -> audit.Verified:
+        return audit.verify(self.runtime.store)
+
+    def audit_export(self, out: Path) -> audit.Exported:
+        rows = 0
+        with out.open("wb") as handle:
+            for line in audit.export_lines(self.runtime.store):
+                handle.write(line)
+                rows += 1
+        return audit.Exported(rows=rows, path=str(out))
+
+    def consent_state(self, reference: str) -> consent_changes.ConsentState:
+        return consent_changes.state(self.runtime.store, self.runtime.settings, reference)
+
+    def change_consent(
+        self, reference: str, purposes: dict[str, bool], reason: str
+    ) -> consent_changes.ConsentChanged:
+        changed = consent_changes.change(self.runtime, reference, purposes, CLI_ACTOR, reason)
+        self.runtime.pipeline.process()
+        self._audited("consent.change", changed.reference, {"purposes": purposes})
+        return changed
 
 class RemoteBackend:
     """Talks to a running server's admin API with the admin token."""
@@ -753,6 +843,65 @@ class RemoteBackend:
 
     def show_signals(self) -> signal_config.SignalConfig:
         return self._as(signal_config.SignalConfig, "GET", f"{_AUDIENCES}/signals")
+
+    def list_users(self) -> list[users.User]:
+        return self._as(list[users.User], "GET", "/api/users")
+
+    def create_user(self, name: str, role: str, password: str) -> users.User:
+        body = {"name": name, "role": role, "password": password}
+        return self._as(users.User, "POST", "/api/users", json=body)
+
+    def set_user_role(self, name: str, role: str) -> users.User:
+        path = f"/api/users/{quote(name, safe='')}/role"
+        return self._as(users.User, "PUT", path, json={"role": role})
+
+    def set_user_enabled(self, name: str, enabled: bool) -> users.User:
+        path = f"/api/users/{quote(name, safe='')}/" + ("enable" if enabled else "disable")
+        return self._as(users.User, "POST", path)
+
+    def list_tokens(self, user: str | None) -> list[tokens.Token]:
+        params = {"user": user} if user else {}
+        return self._as(list[tokens.Token], "GET", "/api/tokens", params=params)
+
+    def create_token(
+        self, user: str, scopes: list[str], expires: str | None, description: str | None
+    ) -> tokens.CreatedToken:
+        body = {"user": user, "scopes": scopes, "expires": expires, "description": description}
+        return self._as(tokens.CreatedToken, "POST", "/api/tokens", json=body)
+
+    def revoke_token(self, token_id: str) -> tokens.Token:
+        return self._as(tokens.Token, "DELETE", f"/api/tokens/{quote(token_id, safe='')}")
+
+    def audit_page(self, filters: dict[str, str], limit: int, cursor: str | None) -> Page:
+        params: dict[str, Any] = {**filters, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return self._as(Page, "GET", "/api/audit", params=params)
+
+    def audit_verify(self) -> audit.Verified:
+        return self._as(audit.Verified, "GET", "/api/audit/verify")
+
+    def audit_export(self, out: Path) -> audit.Exported:
+        rows = 0
+        with self._http.stream("GET", "/api/audit/export") as answer, out.open("wb") as handle:
+            if answer.status_code >= 400:
+                answer.read()
+                raise _remote_error(answer)
+            for line in answer.iter_lines():
+                handle.write(line.encode() + b"\n")
+                rows += 1
+        return audit.Exported(rows=rows, path=str(out))
+
+    def consent_state(self, reference: str) -> consent_changes.ConsentState:
+        path = f"/api/profiles/{quote(reference, safe=':@+')}/consent"
+        return self._as(consent_changes.ConsentState, "GET", path)
+
+    def change_consent(
+        self, reference: str, purposes: dict[str, bool], reason: str
+    ) -> consent_changes.ConsentChanged:
+        path = f"/api/profiles/{quote(reference, safe=':@+')}/consent"
+        body = {"purposes": purposes, "reason": reason}
+        return self._as(consent_changes.ConsentChanged, "POST", path, json=body)
 
     def _as(self, shape: type[T], method: str, path: str, **kwargs: Any) -> T:
         """The server's answer parsed into the use case's result type: the same model

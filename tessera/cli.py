@@ -1572,6 +1572,195 @@ def personalize_caller(
         offer = card.decision.offers[0] if card.decision.offers else None
         out.print(Text(f"Propose: {offer.title} ({offer.reason})" if offer
                        else f"Propose: nothing ({card.decision.reason})"))  # fmt: skip
+# -- access: users, tokens, the audit log, consent ---------------------------------------
+
+users_app = typer.Typer(help="People who sign in, and their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+tokens_app = typer.Typer(help="Personal API tokens (scoped, expiring).", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+consent_app = typer.Typer(help="A person's consent by purpose.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+_USER_COLUMNS = ["name", "role", "enabled", "last_sign_in", "created_at"]
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, marketer, analyst or agent")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="12 characters or more (asked for when left out)",
+        ),
+    ],
+    json: JsonOption = False,
+) -> None:
+    """Create a user who signs in to the console with this name and password."""
+    with _backend() as backend:
+        created = backend.create_user(name, role, password)
+    _print_json(created) if json else out.print(f"Created {created.name} ({created.role}).")
+
+
+@users_app.command("list")
+def users_list(json: JsonOption = False) -> None:
+    """List users and their roles."""
+    with _backend() as backend:
+        rows = backend.list_users()
+    _rows(rows, json, _USER_COLUMNS)
+
+
+@users_app.command("set-role")
+def users_set_role(
+    name: str,
+    role: Annotated[str, typer.Argument(help="admin, marketer, analyst or agent")],
+    json: JsonOption = False,
+) -> None:
+    """Change a user's role (applies to their next request)."""
+    with _backend() as backend:
+        changed = backend.set_user_role(name, role)
+    _print_json(changed) if json else out.print(f"{changed.name} is now {changed.role}.")
+
+
+@users_app.command("disable")
+def users_disable(name: str, json: JsonOption = False) -> None:
+    """Stop a user: no sign-in, and their sessions and tokens stop at once."""
+    with _backend() as backend:
+        changed = backend.set_user_enabled(name, False)
+    _print_json(changed) if json else out.print(f"Disabled {changed.name}.")
+
+
+@users_app.command("enable")
+def users_enable(name: str, json: JsonOption = False) -> None:
+    """Let a disabled user sign in again."""
+    with _backend() as backend:
+        changed = backend.set_user_enabled(name, True)
+    _print_json(changed) if json else out.print(f"Enabled {changed.name}.")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Option(help="the user the token acts as")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="AREA:read, AREA:write or * (repeatable; default *)"),
+    ] = None,
+    expires: Annotated[str, typer.Option(help="90d, 12h, 2w, an ISO date, or never")] = "90d",
+    description: Annotated[str | None, typer.Option(help="what it is for")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create a personal API token; it is printed once (stored hashed)."""
+    with _backend() as backend:
+        created = backend.create_token(user, scope or ["*"], expires, description)
+    if json:
+        _print_json(created)
+        return
+    details = created.details
+    out.print(f"Token [bold]{details.id}[/] for {details.user}, scopes "
+              f"{', '.join(details.scopes)}, expires {details.expires_at or 'never'}:")  # fmt: skip
+    out.print(f"[bold green]{created.token}[/]")
+    out.print("Keep it: it is shown only now. Use it as 'Authorization: Bearer <token>'.")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    user: Annotated[str | None, typer.Option(help="only this user's")] = None,
+    json: JsonOption = False,
+) -> None:
+    """List tokens (by prefix, never the secret)."""
+    with _backend() as backend:
+        rows = backend.list_tokens(user)
+    _rows(rows, json, ["id", "user", "prefix", "scopes", "expires_at", "revoked", "last_used"])
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str, json: JsonOption = False) -> None:
+    """Revoke a token at once."""
+    with _backend() as backend:
+        revoked = backend.revoke_token(token_id)
+    _print_json(revoked) if json else out.print(f"Revoked {revoked.id}.")
+
+
+@app.command("audit")
+def audit_command(
+    verify: Annotated[bool, typer.Option("--verify", help="check the hash chain")] = False,
+    export: Annotated[Path | None, typer.Option(help="write every entry as JSON lines")] = None,
+    actor: Annotated[str | None, typer.Option(help="only this actor")] = None,
+    action: Annotated[str | None, typer.Option(help="actions starting with this")] = None,
+    target: Annotated[str | None, typer.Option(help="targets containing this")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date or time")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date or time")] = None,
+    limit: Annotated[int, typer.Option(help="entries per page")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
+    json: JsonOption = False,
+) -> None:
+    """The audit log: who did what, when, from where (newest first); --verify checks that
+    no entry was edited, --export writes it all."""
+    with _backend() as backend:
+        if verify:
+            checked = backend.audit_verify()
+            if json:
+                _print_json(checked)
+            elif checked.intact:
+                out.print(f"The chain of {checked.rows} entries verifies.")
+            else:
+                out.print(f"[red]Broken at entry {checked.first_broken_seq}[/]: {checked.reason}")
+            if not checked.intact:
+                raise typer.Exit(1)
+            return
+        if export is not None:
+            written = backend.audit_export(export)
+            note = f"Wrote {written.rows} entries to {written.path}."
+            _print_json(written) if json else out.print(note)
+            return
+        filters = {key: value for key, value in (("actor", actor), ("action", action),
+                   ("target", target), ("since", since), ("until", until)) if value}  # fmt: skip
+        page = backend.audit_page(filters, limit, cursor)
+    if json:
+        _print_json(page)
+        return
+    _table(page.items, ["seq", "at", "actor", "role", "action", "target", "address", "outcome"])
+    if page.next_cursor:
+        out.print(f"More: --cursor {page.next_cursor}")
+
+
+@consent_app.command("show")
+def consent_show(
+    reference: Annotated[str, typer.Argument(help="TYPE:VALUE")], json: JsonOption = False
+) -> None:
+    """A person's consent per purpose, whether each is allowed, and the history."""
+    with _backend() as backend:
+        state = backend.consent_state(reference)
+    if json:
+        _print_json(state)
+        return
+    rows = [
+        {"purpose": p, "given": g, "allowed": state.allowed[p], "policy": state.policies[p]}
+        for p, g in state.purposes.items()
+    ]
+    _table(rows, ["purpose", "given", "allowed", "policy"])
+    _table([r.model_dump() for r in state.history],
+           ["at", "via", "source", "purposes", "actor", "reason"], title="History")  # fmt: skip
+
+
+@consent_app.command("set")
+def consent_set(
+    reference: Annotated[str, typer.Argument(help="TYPE:VALUE")],
+    grant: Annotated[list[str] | None, typer.Option(help="a purpose to grant; repeatable")] = None,
+    refuse: Annotated[
+        list[str] | None, typer.Option(help="a purpose to refuse; repeatable")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why (kept with the change)")] = "",
+    json: JsonOption = False,
+) -> None:
+    """Grant or refuse purposes for a person, saying why (recorded with who)."""
+    purposes = {p: True for p in grant or []} | {p: False for p in refuse or []}
+    with _backend() as backend:
+        changed = backend.change_consent(reference, purposes, reason)
+    note = f"Recorded for {changed.reference}: {changed.purposes}."
+    _print_json(changed) if json else out.print(note)
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ class Runtime:
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
         )
-        activation = Activation(store, settings.data_dir, settings.advertising_consent)
+        activation = Activation(store, settings.data_dir, settings.consent_policies())
         runtime = cls(
             settings,
             store,

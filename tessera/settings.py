@@ -121,6 +121,17 @@ class Settings(BaseSettings):
         "(context.consent.categoryPreferences) grants Advertising; 'unless_refused' also "
         "sends people with no consent recorded.",
     )
+    consent_purposes: list[str] = Field(
+        default_factory=lambda: ["analytics", "personalisation", "email", "advertising"],
+        description="The purposes consent is asked and checked for (JSON list); destinations "
+        "name one, and each is answered from the person's consent (docs/privacy.md).",
+    )
+    consent_defaults: dict[str, Literal["required", "unless_refused"]] = Field(
+        default_factory=dict,
+        description='Per purpose (JSON), e.g. {"email": "required"}: \'required\' acts only '
+        "on a recorded yes, 'unless_refused' on anything but a recorded no. Unnamed purposes "
+        "are 'unless_refused', advertising follows TESSERA_ADVERTISING_CONSENT.",
+    )
     segment_interval_seconds: float = Field(
         default=2.0,
         description="Streaming segments: profiles touched by the pipeline are re-evaluated at "
@@ -259,6 +270,16 @@ class Settings(BaseSettings):
                     "computed.NAME (e.g. traits.country)"
                 )
         return names
+
+    def consent_policy(self, purpose: str) -> Literal["required", "unless_refused"]:
+        """The default for a person whose consent does not answer `purpose`."""
+        if purpose in self.consent_defaults:
+            return self.consent_defaults[purpose]
+        return self.advertising_consent if purpose == "advertising" else "unless_refused"
+
+    def consent_policies(self) -> dict[str, str]:
+        """Every purpose's policy, as the enforcement function takes them."""
+        return {purpose: self.consent_policy(purpose) for purpose in self.consent_purposes}
 
     def check_admin_token(self) -> None:
         """Refuse a configured admin token too short to resist guessing (a server calls

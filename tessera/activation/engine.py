@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -59,7 +59,7 @@ class Activation:
         self,
         store: Store,
         data_dir: Path,
-        advertising_policy: str,
+        advertising_policy: str | Mapping[str, str],
         transport_for: TransportFor | None = None,
     ) -> None:
         self.store = store

@@ -25,7 +25,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +67,7 @@ class Worker:
         destination: Configured,
         connector: Connector,
         source_ids: Sequence[str],
-        advertising_policy: str,
+        advertising_policy: str | Mapping[str, str],
         *,
         rng: random.Random | None = None,
     ) -> None:

@@ -138,6 +138,7 @@ def create_lookalike(body: LookalikeBody, runtime: RuntimeDep) -> Response:
             accuracy=body.accuracy,
             method=body.method,
             population=body.population,
+            policy=runtime.settings.consent_policy("advertising"),
         ),
         status=201,
     )
@@ -297,7 +298,7 @@ def export_segment(
     `X-Tessera-Export` header as JSON."""
     buffer = io.StringIO()
     summary = exports.export(
-        runtime.store, segment, file_format, buffer, runtime.settings.advertising_consent
+        runtime.store, segment, file_format, buffer, runtime.settings.consent_policy("advertising")
     )
     suffix = "jsonl" if file_format == "openrtb" else "csv"
     return Response(

@@ -58,7 +58,12 @@ async def pixel_gif(request: Request) -> Response:
         return _gif({"X-Tessera-Recorded": "no (opted out)"})
     cookie_id = who.cookie_id or pixel.new_cookie_id()
     params = dict(request.query_params)
-    message = pixel.page_message(params, cookie_id, request.headers.get("user-agent"))
+    message = pixel.page_message(
+        params,
+        cookie_id,
+        request.headers.get("user-agent"),
+        refuses_advertising=who.refuses_advertising,
+    )
     problem = await _record(
         request.app.state.collector, params.get("wk") or params.get("writeKey"), message
     )

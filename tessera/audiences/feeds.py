@@ -25,6 +25,7 @@ from tessera.audiences import csv_rows
 from tessera.errors import InvalidField, InvalidImportFile
 from tessera.events import rejects as reject_files
 from tessera.identity.identifiers import normalise
+from tessera.profiles import consent as consent_rule
 from tessera.results import Result
 from tessera.store import Store
 
@@ -253,8 +254,19 @@ class ThirdPartyMembership(Result):
     restrictions: str | None
 
 
-def of_profile(store: Store, profile_id: str, now: datetime) -> list[ThirdPartyMembership]:
-    """The live third-party segments of one profile, through any of its identifiers."""
+def of_profile(
+    store: Store, profile_id: str, now: datetime, policy: str = "unless_refused"
+) -> list[ThirdPartyMembership]:
+    """The live third-party segments of one profile, through any of its identifiers.
+
+    Third-party data enriches a profile for advertising: none is joined to a person whose
+    consent does not allow advertising under `policy` (`profiles/consent.py`)."""
+    recorded = store.fetch_one(
+        "SELECT consent FROM profile_summaries WHERE profile_id = ?", [profile_id]
+    )
+    consent = orjson.loads(recorded[0]) if recorded and recorded[0] else {}
+    if not consent_rule.allows(consent, "advertising", policy):
+        return []
     rows = store.fetch_dicts(
         "SELECT DISTINCT t.provider, t.segment_id, n.path, t.identifier_type, t.expires_at, "
         "g.restrictions FROM third_party_memberships t "

@@ -31,6 +31,7 @@ from scipy import sparse
 from tessera.audiences.lookalike_report import Lookalike, LookalikeSummary, Score
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.identity.identifiers import SYNC_PREFIX, anonymous_types_sql
+from tessera.profiles import consent as consent_rule
 from tessera.segments import service
 from tessera.store import Store
 
@@ -157,6 +158,22 @@ def in_population(store: Store, profile_ids: list[str], population: str) -> np.n
 # -- models (pure) ---------------------------------------------------------------------
 
 
+def advertising_allowed(store: Store, profile_ids: list[str], policy: str) -> np.ndarray:
+    """Per profile (in order), may its data be used for advertising?"""
+    recorded = {
+        profile_id: orjson.loads(raw)
+        for profile_id, raw in store.fetch_all(
+            "SELECT profile_id, consent FROM profile_summaries WHERE consent <> '{}' "
+            "AND list_contains(?, profile_id)",
+            [profile_ids],
+        )
+    }
+    return np.array(
+        [consent_rule.allows(recorded.get(p), "advertising", policy) for p in profile_ids],
+        dtype=bool,
+    )
+
+
 def fit_weights(
     binary: sparse.csr_matrix, seed: np.ndarray, alpha: float = 1.0, min_ratio: float = 3.0
 ) -> np.ndarray:
@@ -267,10 +284,14 @@ def create(
     method: str = "weights",
     population: str = "all",
     random_seed: int = 7,
+    policy: str = "unless_refused",
 ) -> Lookalike:
     """Train on the seed, evaluate on a held-out 20%, score everyone else, keep the top
     `reach` (or the smallest reach whose held-out recall reaches `accuracy`) as audience
-    NAME, and create a segment NAME (`in lookalike "NAME"`) for exports and overlap."""
+    NAME, and create a segment NAME (`in lookalike "NAME"`) for exports and overlap.
+
+    A lookalike finds people to advertise to: people whose consent does not allow
+    advertising (under `policy`, `profiles/consent.py`) are neither seeds nor scored."""
     if (reach is None) == (accuracy is None):
         raise InvalidField(
             "give a reach (profiles) or an accuracy (0-1), one of them", field="reach"
@@ -283,7 +304,8 @@ def create(
         raise Conflict(f"{name!r} exists already (a lookalike or a segment); pick another name")
     seed_members = set(service.member_ids(store, seed_segment))
     data = features(store, now)
-    pool = in_population(store, data.profile_ids, population)
+    consenting = advertising_allowed(store, data.profile_ids, policy)
+    pool = in_population(store, data.profile_ids, population) & consenting
     if population != "all":
         # Only what the population can have: otherwise the seed's known-customer features
         # (e-mail, CRM) would make the held-out seed outrank every anonymous visitor and the
@@ -292,7 +314,7 @@ def create(
         columns = np.flatnonzero(present)
         data = Features(data.profile_ids, [data.names[i] for i in columns],
                         data.counts[:, columns].tocsr())  # fmt: skip
-    seed = np.array([p in seed_members for p in data.profile_ids], dtype=bool)
+    seed = np.array([p in seed_members for p in data.profile_ids], dtype=bool) & consenting
     if seed.sum() < 10:
         raise InvalidField(
             f"seed segment {seed_segment!r} has {int(seed.sum())} members with data; a "

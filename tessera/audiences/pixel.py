@@ -31,7 +31,8 @@ class Visitor:
     """What the request says about the browser."""
 
     cookie_id: str | None  # a well-formed id from our cookie, or None
-    opted_out: bool  # opt-out cookie, DNT: 1 or Sec-GPC: 1
+    opted_out: bool  # the opt-out cookie: nothing is recorded
+    refuses_advertising: bool  # DNT: 1 or Sec-GPC: 1: recorded, advertising refused
     https: bool
 
 
@@ -40,9 +41,10 @@ def visitor(cookies: dict[str, str], headers: dict[str, str], scheme: str) -> Vi
     forwarded = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
     return Visitor(
         cookie_id=raw if _COOKIE_ID.match(raw) else None,
-        opted_out=cookies.get(OPT_OUT_COOKIE) == "1"
-        or headers.get("dnt") == "1"
-        or headers.get("sec-gpc") == "1",
+        opted_out=cookies.get(OPT_OUT_COOKIE) == "1",
+        # Global Privacy Control is a legal opt-out of sale and targeted advertising (CCPA
+        # regulations §7025); Do-Not-Track is read the same way. Neither refuses analytics.
+        refuses_advertising=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
         https=scheme == "https" or forwarded == "https",
     )
 
@@ -63,9 +65,17 @@ def cookie_header(
     return "; ".join(parts)
 
 
-def page_message(params: dict[str, str], cookie_id: str, user_agent: str | None) -> dict[str, Any]:
+def page_message(
+    params: dict[str, str],
+    cookie_id: str,
+    user_agent: str | None,
+    *,
+    refuses_advertising: bool = False,
+) -> dict[str, Any]:
     """The Segment message a pixel hit stands for: a page view, or a track event when the
-    tag names one (`event=`). UTM parameters of the page URL become context.campaign."""
+    tag names one (`event=`). UTM parameters of the page URL become context.campaign; a
+    TCF string (`gdpr=1&gdpr_consent=...`, as ad tags pass it) becomes context.tcf, and a
+    browser's GPC or DNT signal an advertising refusal in context.consent."""
     url = _text(params.get("url"))
     parts = _split(url)
     context: dict[str, Any] = {
@@ -93,6 +103,11 @@ def page_message(params: dict[str, str], cookie_id: str, user_agent: str | None)
     }
     if campaign:
         context["campaign"] = campaign
+    tc_string = _text(params.get("gdpr_consent"))
+    if tc_string and params.get("gdpr") != "0":
+        context["tcf"] = tc_string
+    if refuses_advertising:
+        context["consent"] = {"categoryPreferences": {"advertising": False}}
     properties = {key: value for key, value in context["page"].items()}
     properties.update(
         {key[2:]: _text(value) for key, value in params.items() if key.startswith("p.")}

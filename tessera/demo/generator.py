@@ -307,7 +307,7 @@ def _group_pages(
 
 
 def _consent(person: Person) -> dict[str, Any]:
-    """What the shop's consent banner recorded at sign-in (Segment's consent object).
+    """What the shop's consent banner recorded (Segment's consent object, on every web event).
     Seven people in ten accept advertising. Derived from the person id, not drawn from the
     generator's random stream, so the rest of the demo stays the same for a seed."""
     advertising = hashlib.blake2b(person.person_id.encode(), digest_size=2).digest()[0] % 10 < 7
@@ -349,6 +349,9 @@ def _web_life(
                 "locale": {"FR": "fr-FR", "DE": "de-DE", "ES": "es-ES", "GB": "en-GB"}[
                     person.country
                 ],
+                # The banner's answer rides on every event of the browser, as Segment's
+                # consent wrapper stamps it: anonymous visitors have consent too.
+                "consent": _consent(person),
             },
         }
         if logged_in:

@@ -22,6 +22,7 @@ from tessera.identity.identifiers import (
 )
 from tessera.identity.rules import MergeRules
 from tessera.profiles.summary import Summary
+from tessera.profiles.tcf import purposes_of
 from tessera.settings import Settings
 from tessera.store import Store
 
@@ -33,7 +34,9 @@ SELECT seq, type, source_id, channel, user_id, anonymous_id, previous_id, email,
        CASE WHEN type <> 'group' THEN traits END AS traits,
        json_extract_string(traits, '$.country') AS country,
        json_extract(payload, '$.context.consent.categoryPreferences')::VARCHAR AS consent,
-       event
+       event,
+       coalesce(json_extract_string(payload, '$.context.tcf'),
+                json_extract_string(traits, '$.tcf_consent')) AS tcf
 FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
 """
 # seq is dense (the writer numbers commits without gaps), so a range reads only the row
@@ -42,14 +45,15 @@ FROM events WHERE seq > $after AND seq <= $after + $size ORDER BY seq
 #: the columns of a batch row, in order
 COLUMNS = ("seq", "type", "source_id", "channel", "user_id", "anonymous_id", "previous_id",
             "email", "phone", "device_id", "advertising_id", "external_ids", "timestamp",
-            "traits", "country", "consent", "event")  # fmt: skip
+            "traits", "country", "consent", "event", "tcf")  # fmt: skip
 # What decides an event's identifiers: the identifier columns and the region hint (the
 # alias target is added to the key where it applies).
 _IDENTIFYING = slice(COLUMNS.index("user_id"), COLUMNS.index("external_ids") + 1)
-(_SEQ, _TYPE, _SOURCE_ID, _CHANNEL, _PREVIOUS_ID, _TIMESTAMP, _TRAITS, _COUNTRY, _CONSENT) = (
+(_SEQ, _TYPE, _SOURCE_ID, _CHANNEL, _PREVIOUS_ID, _TIMESTAMP, _TRAITS, _COUNTRY, _CONSENT,
+ _TCF) = (
     COLUMNS.index(name)
     for name in ("seq", "type", "source_id", "channel", "previous_id", "timestamp", "traits",
-                 "country", "consent")
+                 "country", "consent", "tcf")
 )  # fmt: skip
 #: distinct identifier combinations remembered (`Unifier._identifiers_of`)
 _REMEMBERED = 50_000  # about 1 KB each: ~50 MB at most
@@ -126,7 +130,7 @@ class Unifier:
                 source=source_name,
                 priority=priority,
                 traits=orjson.loads(traits) if traits else None,
-                consent=_object(consent) if consent else None,
+                consent=consent_of(consent, row[_TCF]) if consent or row[_TCF] else None,
             )
             attributed.append((seq, profile))
             touched.add(profile)
@@ -254,3 +258,14 @@ def _object(raw: str | None) -> dict[str, Any] | None:
         return None
     parsed = orjson.loads(raw)
     return parsed if isinstance(parsed, dict) else None
+
+
+def consent_of(preferences: str | None, tc_string: str | None) -> dict[str, Any] | None:
+    """An event's consent: Segment's categoryPreferences, and what a TCF v2 string
+    (`context.tcf`, the pixel's gdpr_consent, or a `tcf_consent` trait) says of our
+    purposes. The categories an event names itself win over the TC string's reading."""
+    consent = _object(preferences)
+    from_tcf = purposes_of(tc_string) if tc_string else None
+    if not from_tcf:
+        return consent
+    return {**from_tcf, **(consent or {})}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from tessera.context import Context
 from tessera.identity.lookup import lookup
@@ -50,6 +50,12 @@ class SegmentSummary(Result):
     status: str
     failure: str | None
     failed_at: str | None
+
+    @field_serializer("evaluated_at")
+    def _utc(self, value: datetime | None) -> str | None:
+        """The store's naive UTC time with its Z, as the document's date-time promises
+        (a bare local-looking time failed the fuzz layer's schema check)."""
+        return value.replace(tzinfo=None).isoformat() + "Z" if value else None
 
 
 class Preview(Result):

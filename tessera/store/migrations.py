@@ -527,6 +527,54 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        16,
+        """
+        -- Access (issue 15): people who sign in, their personal API tokens, and the audit
+        -- log. Passwords are argon2id hashes; tokens are SHA-256 digests (random and long,
+        -- like write keys), so neither can be read back from the file.
+        CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL,
+            password_hash VARCHAR NOT NULL,
+            enabled BOOLEAN NOT NULL DEFAULT TRUE,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            last_sign_in TIMESTAMP
+        );
+        CREATE TABLE api_tokens (
+            id VARCHAR PRIMARY KEY,
+            user_name VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL UNIQUE,
+            token_prefix VARCHAR NOT NULL,
+            scopes VARCHAR NOT NULL,
+            description VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP,
+            revoked_at TIMESTAMP,
+            last_used TIMESTAMP
+        );
+        -- Append-only, each row's hash covering the previous row's (privacy/audit.py). The
+        -- personal values (target, detail) enter the hash through their own digests, so an
+        -- erasure can blank a value (redacted) and the chain still verifies.
+        CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY,
+            recorded_at TIMESTAMP NOT NULL,
+            actor VARCHAR NOT NULL,
+            role VARCHAR,
+            action VARCHAR NOT NULL,
+            target VARCHAR,
+            detail VARCHAR,
+            address VARCHAR,
+            outcome VARCHAR NOT NULL,
+            target_digest VARCHAR NOT NULL,
+            detail_digest VARCHAR NOT NULL,
+            redacted BOOLEAN NOT NULL DEFAULT FALSE,
+            previous_hash VARCHAR NOT NULL,
+            hash VARCHAR NOT NULL
+        );
+        """,
+    ),
+    (
         20,
         """
         -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the

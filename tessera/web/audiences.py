@@ -125,6 +125,7 @@ def lookalike_create(
             accuracy=_number(accuracy, float, "accuracy"),
             method=method,
             population=population,
+            policy=runtime.settings.consent_policy("advertising"),
         )
     except TesseraError as e:
         segments = actions.listing(runtime)

@@ -12,11 +12,12 @@ import yaml
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from tessera.dependencies import RuntimeDep
+from tessera.dependencies import ADMIN_TOKEN_ACTOR, RuntimeDep
 from tessera.errors import InvalidMapping, TesseraError
 from tessera.events import failures, importer, log, reading
 from tessera.events.mapping import document_from_form, parse_mapping
 from tessera.events.sources import CHANNELS
+from tessera.privacy import audit, users
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import secrets_match
 from tessera.profiles import view
@@ -41,27 +42,42 @@ def sign_in_page(request: Request, next: str = "/") -> Response:
 @public.post("/sign-in")
 def sign_in(
     request: Request,
+    runtime: RuntimeDep,
     token: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    """A user signs in with their name and password; without a name, `token` is the admin
+    token (the bootstrap). Both count failures per address and go to the audit log."""
     key: str = request.app.state.admin_token_hash
     limit: FailedAttempts = request.app.state.failed_tokens
     client = request.client.host if request.client else "unknown"
     if (wait := limit.retry_after(client)) is not None:
         error = f"Too many failed sign-ins from your address; try again in {wait} seconds."
-        context = {"next": session.safe_next(next), "error": error}
+        context = {"next": session.safe_next(next), "error": error, "name": name}
         response = render(request, "sign_in.html", context, status=429)
         response.headers["Retry-After"] = str(wait)
         return response
-    if not token.strip() or not secrets_match(token.strip(), key):
+    user = name.strip().lower()
+    if user:
+        signed = users.sign_in(runtime.store, user, token)
+        ok, actor, role = signed is not None, user, signed.role if signed else None
+    else:
+        ok = bool(token.strip()) and secrets_match(token.strip(), key)
+        actor, role = ADMIN_TOKEN_ACTOR, "admin" if ok else None
+    audit.record(runtime.store, actor[:64], "sign-in", None, {"via": "console"}, role=role,
+                 address=client, outcome="ok" if ok else "failed")  # fmt: skip
+    if not ok:
         limit.failed(client)
-        context = {"next": session.safe_next(next), "error": "That is not the admin token."}
+        problem = "That name and password do not match an enabled user." if user else (
+            "That is not the admin token.")  # fmt: skip
+        context = {"next": session.safe_next(next), "error": problem, "name": name}
         return render(request, "sign_in.html", context, status=401)
     limit.succeeded(client)
     response = RedirectResponse(session.safe_next(next), status_code=303)
     response.set_cookie(
         session.COOKIE,
-        session.issue(key),
+        session.issue(key, user=user),
         max_age=session.LIFETIME_SECONDS,
         httponly=True,
         samesite="strict",

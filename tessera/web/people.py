@@ -14,13 +14,14 @@ from tessera.errors import NotFound, TesseraError
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
+from tessera.identity.lookup import member_ids
 from tessera.paging import Page
 from tessera.predict import service as predictions
-from tessera.profiles import reader, view
+from tessera.profiles import consent, consent_changes, reader, view
 from tessera.runtime import Runtime
 from tessera.segments import actions, service
 from tessera.web import session
-from tessera.web.rendering import render
+from tessera.web.rendering import may_see, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(session.require_session)])
 
@@ -62,14 +63,28 @@ def profile_page(
     store = runtime.store
     profile = reader.show(runtime, reference, TIMELINE_PAGE, before_seq)
     profile_id = profile.profile_id
+    policies = runtime.settings.consent_policies()
     context = {
         "profile": profile,
         "name": view.display_name(profile.traits),
         "links": identity.links(store, profile_id),
         "memberships": service.memberships(store, profile_id),
-        "third_party": feeds.of_profile(store, profile_id, utc_now()),
+        "third_party": feeds.of_profile(
+            store, profile_id, utc_now(), runtime.settings.consent_policy("advertising")
+        ),
         "predictions": predictions.person(runtime, profile_id).scores,
         "message": message,
+        "reference": reference,
+        "purposes": runtime.settings.consent_purposes,
+        "consent_history": consent_changes.history(
+            store, member_ids(store, profile_id), runtime.settings.consent_purposes
+        ),
+        "may_change_consent": may_see(request, "/profiles/{reference:path}/consent", "POST"),
+        "consent_said": consent.answers(profile.consent, runtime.settings.consent_purposes),
+        "consent_allowed": {
+            purpose: consent.allows(profile.consent, purpose, policies) for purpose in policies
+        },
+        "consent_policies": policies,
     }
     return render(request, "profile.html", context)
 

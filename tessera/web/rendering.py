@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from tessera import __version__
+from tessera.privacy import roles
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -44,6 +45,21 @@ templates.env.filters["when"] = _when
 templates.env.filters["pretty"] = _pretty
 templates.env.globals["version"] = __version__
 templates.env.globals["channel_marks"] = CHANNEL_MARKS
+
+
+def may_see(request: Request, path: str, method: str = "GET") -> bool:
+    """Does the signed-in principal's role reach this page (a path, or a route's template
+    such as "/profiles/{reference:path}/unmerge")? (The nav shows only those; the
+    check that counts is `dependencies.authorize`.) The look-up is the agent's alone."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        return path != "/lookup"
+    if path == "/lookup":
+        return bool(principal.role == "agent")
+    return roles.allowed(principal.role, method, path, principal.scopes)
+
+
+templates.env.globals["may_see"] = may_see
 
 
 def render(

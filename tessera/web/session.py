@@ -1,8 +1,10 @@
-"""Signing in to the console with the admin token.
+"""Signing in to the console: as a user (name and password), or with the admin token.
 
-The cookie holds an expiry and an HMAC of it keyed by the admin token's hash, so no
-session table is needed, a changed admin token signs everyone out, and the token itself
-never sits in the browser. HttpOnly (no script can read it) and SameSite=Strict (no other
+The cookie holds an expiry, the user's name (empty for the admin token) and an HMAC of
+both keyed by the admin token's hash, so no session table is needed, a changed admin
+token signs everyone out, and the token itself never sits in the browser. A user's role
+and whether they are still enabled are read on every request, so a change applies at
+once. HttpOnly (no script can read it) and SameSite=Strict (no other
 site can post a form with it, which is the console's CSRF protection).
 """
 
@@ -13,6 +15,9 @@ import hmac
 import time
 
 from fastapi import Request
+
+from tessera.dependencies import ADMIN, Principal, authorize
+from tessera.privacy import users
 
 COOKIE = "tessera_session"
 LIFETIME_SECONDS = 12 * 3600
@@ -26,20 +31,28 @@ class SignInRequired(Exception):
         self.next_path = next_path
 
 
-def issue(key: str, now: float | None = None) -> str:
+def issue(key: str, now: float | None = None, user: str = "") -> str:
     expires = int((now if now is not None else time.time()) + LIFETIME_SECONDS)
-    return f"{expires}.{_signature(key, expires)}"
+    return f"{expires}.{_signature(key, expires, user)}.{user}"
+
+
+def user_of(cookie: str | None, key: str, now: float | None = None) -> str | None:
+    """The user a valid cookie names ("" for the admin token), or None."""
+    if not cookie:
+        return None
+    expires, _, rest = cookie.partition(".")
+    signature, _, user = rest.partition(".")
+    if not expires.isdigit():
+        return None
+    if int(expires) < (now if now is not None else time.time()):
+        return None
+    if not hmac.compare_digest(signature, _signature(key, int(expires), user)):
+        return None
+    return user
 
 
 def is_valid(cookie: str | None, key: str, now: float | None = None) -> bool:
-    if not cookie:
-        return False
-    expires, _, signature = cookie.partition(".")
-    if not expires.isdigit():
-        return False
-    if int(expires) < (now if now is not None else time.time()):
-        return False
-    return hmac.compare_digest(signature, _signature(key, int(expires)))
+    return user_of(cookie, key, now) is not None
 
 
 def safe_next(path: str | None) -> str:
@@ -54,10 +67,18 @@ async def require_session(request: Request) -> None:
     and sends anyone without a session to the sign-in page."""
     request.state.console = True
     request.state.started = time.perf_counter()
-    if not is_valid(request.cookies.get(COOKIE), request.app.state.admin_token_hash):
+    user = user_of(request.cookies.get(COOKIE), request.app.state.admin_token_hash)
+    principal: Principal | None = ADMIN if user == "" else None
+    if user:
+        role = users.active_role(request.app.state.runtime.store, user)
+        principal = Principal(user, role) if role else None
+    if principal is None:
         query = f"?{request.url.query}" if request.url.query else ""
         raise SignInRequired(request.url.path + query)
+    await authorize(request, principal)
 
 
-def _signature(key: str, expires: int) -> str:
-    return hmac.new(key.encode(), f"console:{expires}".encode(), hashlib.sha256).hexdigest()
+def _signature(key: str, expires: int, user: str = "") -> str:
+    # The admin token's cookie signs what it always did, so sessions survive the upgrade.
+    message = f"console:{expires}" if not user else f"console:{expires}:{user}"
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()

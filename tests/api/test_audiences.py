@@ -64,6 +64,8 @@ def test_export_over_http_and_the_cli(server: LiveServer, tmp_path: Path) -> Non
 
 
 IAB = Path(__file__).resolve().parents[1] / "fixtures" / "iab"
+#: Consent that lets a person's data be used for advertising (profiles/consent.py).
+ADVERTISING_YES = {"categoryPreferences": {"advertising": True}}
 
 
 def test_taxonomy_and_feed_over_http_and_the_cli(server: LiveServer, tmp_path: Path) -> None:
@@ -80,8 +82,10 @@ def test_taxonomy_and_feed_over_http_and_the_cli(server: LiveServer, tmp_path: P
     key = server.create_source("tp-web", "web")
     httpx.post(
         f"{server.url}/v1/page",
+        # The visitor allows advertising: third-party data is joined to nobody else.
         content=orjson.dumps({"anonymousId": "tp-1", "messageId": "tp-1",
-                              "context": {"externalIds": [{"id": "ck-tp", "type": "cookie_id"}]}}),
+                              "context": {"externalIds": [{"id": "ck-tp", "type": "cookie_id"}],
+                                          "consent": ADVERTISING_YES}}),
         headers={"Authorization": basic_auth(key)},
     ).raise_for_status()  # fmt: skip
     feed = tmp_path / "feed.csv"
@@ -125,7 +129,8 @@ def test_lookalike_over_http_and_the_cli(server: LiveServer) -> None:
         if n < 40 or n % 30 == 0:
             batch.append({"type": "track", **who, "event": "Yacht Viewed",
                           "messageId": f"lky{n}"})  # fmt: skip
-        batch.append({"type": "track", **who, "event": "Home Viewed", "messageId": f"lkh{n}"})
+        batch.append({"type": "track", **who, "event": "Home Viewed", "messageId": f"lkh{n}",
+                      "context": {"consent": ADVERTISING_YES}})  # lookalikes need it
     httpx.post(
         f"{server.url}/v1/batch",
         content=orjson.dumps({"batch": batch}),

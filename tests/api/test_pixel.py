@@ -102,8 +102,14 @@ def test_pixel_endpoints_answer_a_gif_or_a_redirect_whatever_the_query(
 
 def test_do_not_track_and_the_opt_out_cookie_are_honoured(live: LiveServer) -> None:
     key = live.create_source("pixel-private", "web")
-    dnt = httpx.get(f"{live.url}/v1/pixel.gif", params={"wk": key}, headers={"DNT": "1"})
-    assert dnt.content == GIF and "set-cookie" not in dnt.headers
+    gpc = httpx.get(f"{live.url}/v1/pixel.gif", params={"wk": key}, headers={"Sec-GPC": "1"})
+    assert gpc.content == GIF and gpc.headers["x-tessera-recorded"] == "yes"
+    cookie_id = gpc.cookies["tessera_cid"]
+    live.caught_up()
+    consent = httpx.get(f"{live.url}/api/profiles/cookie_id:{cookie_id}/consent",
+                        headers=live.admin).json()  # fmt: skip
+    assert consent["purposes"]["advertising"] is False  # GPC: advertising refused
+    assert consent["allowed"]["analytics"] is True
     switch = httpx.get(f"{live.url}/v1/optout")
     assert any(c.startswith("tessera_optout=1;") for c in switch.headers.get_list("set-cookie"))
     opted = httpx.get(f"{live.url}/v1/pixel.gif", params={"wk": key},
@@ -111,7 +117,7 @@ def test_do_not_track_and_the_opt_out_cookie_are_honoured(live: LiveServer) -> N
     assert (
         opted.headers["x-tessera-recorded"].startswith("no") and "set-cookie" not in opted.headers
     )
-    assert events(live, "pixel-private") == []
+    assert len(events(live, "pixel-private")) == 1  # the GPC hit only
 
 
 def test_cookie_sync_with_an_allowed_partner_links_the_ids(live: LiveServer) -> None:

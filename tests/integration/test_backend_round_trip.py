@@ -202,3 +202,35 @@ def test_every_catalogue_and_loyalty_model_round_trips_the_server_json(
     same("load_loyalty", lambda: backend.load_loyalty("tiers: {Member: 0, Gold: 100}\n"))
     same("show_loyalty", backend.show_loyalty)
     assert len(checked) == 8
+
+
+def test_every_access_model_round_trips_the_server_json(
+    remote: tuple[RemoteBackend, Through, TestClient],
+) -> None:
+    """Users, tokens, the audit log and consent, parsed by the CLI as the API answers."""
+    backend, through, client = remote
+    checked: list[str] = []
+
+    def same(name: str, call: Callable[[], object]) -> None:
+        result = call()
+        assert orjson.loads(wire(result)) == through.last, name
+        checked.append(name)
+
+    backend.create_source("desk", "phone")
+    key = through.last["write_key"]
+    sent = client.post("/v1/identify", headers={"Authorization": basic_auth(key)},
+                       json={"userId": "u-9", "traits": {"email": "nine@example.com"}})
+    assert sent.status_code == 200
+    backend.process()
+    same("create_user", lambda: backend.create_user("desk-1", "agent", "twelve chars+"))
+    same("set_user_role", lambda: backend.set_user_role("desk-1", "analyst"))
+    same("set_user_enabled", lambda: backend.set_user_enabled("desk-1", False))
+    same("list_users", backend.list_users)
+    same("create_token", lambda: backend.create_token("desk-1", ["segments:read"], "1d", "x"))
+    same("list_tokens", lambda: backend.list_tokens("desk-1"))
+    same("revoke_token", lambda: backend.revoke_token(through.last[0]["id"]))
+    same("change_consent", lambda: backend.change_consent("user_id:u-9", {"email": False}, "asked"))
+    same("consent_state", lambda: backend.consent_state("user_id:u-9"))
+    same("audit_page", lambda: backend.audit_page({"action": "POST"}, 10, None))
+    same("audit_verify", backend.audit_verify)
+    assert len(checked) == 11

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 from tessera.audiences import pixel
 
 
-def test_a_malformed_cookie_is_not_an_id_and_privacy_signals_opt_out() -> None:
+def test_a_malformed_cookie_is_not_an_id_and_privacy_signals_are_read() -> None:
     assert pixel.visitor({"tessera_cid": "x' OR 1=1"}, {}, "http").cookie_id is None
     good = "0123456789abcdef0123456789abcdef"
     assert pixel.visitor({"tessera_cid": good}, {}, "http").cookie_id == good
-    assert pixel.visitor({}, {"dnt": "1"}, "http").opted_out
-    assert pixel.visitor({}, {"sec-gpc": "1"}, "http").opted_out
+    assert pixel.visitor({}, {"dnt": "1"}, "http").refuses_advertising
+    assert pixel.visitor({}, {"sec-gpc": "1"}, "http").refuses_advertising
+    assert not pixel.visitor({}, {"sec-gpc": "1"}, "http").opted_out
     assert pixel.visitor({"tessera_optout": "1"}, {}, "http").opted_out
     assert not pixel.visitor({}, {}, "http").opted_out
     assert pixel.visitor({}, {"x-forwarded-proto": "https"}, "http").https
@@ -71,3 +72,14 @@ def test_a_url_that_cannot_be_split_is_kept_without_path_or_campaign(url: str) -
 def test_any_query_makes_a_message(params: dict[str, str]) -> None:
     message = pixel.page_message(params, "c" * 32, "agent")
     assert message["type"] in ("page", "track")
+
+
+def test_gpc_is_an_advertising_refusal_and_a_tcf_string_is_kept_in_context() -> None:
+    message = pixel.page_message(
+        {"gdpr": "1", "gdpr_consent": "CP1jrQA"}, "c" * 32, None, refuses_advertising=True
+    )
+    assert message["context"]["consent"] == {"categoryPreferences": {"advertising": False}}
+    assert message["context"]["tcf"] == "CP1jrQA"
+    assert "tcf" not in pixel.page_message({"gdpr": "0", "gdpr_consent": "x"}, "c" * 32, None)[
+        "context"
+    ]
