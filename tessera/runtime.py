@@ -21,6 +21,7 @@ from tessera.events.sink import LogSink
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
 from tessera.events.writer import EventWriter
+from tessera.governance.suppression import PublishedSuppression
 from tessera.pipeline import Pipeline
 from tessera.settings import MIB, Settings
 from tessera.store import Store, open_store
@@ -80,6 +81,7 @@ class Runtime:
             sink,
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
+            suppression=PublishedSuppression(settings.suppression_path),
         )
         activation = Activation(store, settings.data_dir, settings.advertising_consent)
         return cls(

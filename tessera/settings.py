@@ -187,6 +187,11 @@ class Settings(BaseSettings):
         return self.data_dir / "source-keys.json"
 
     @property
+    def suppression_path(self) -> Path:
+        """The suppressed identifiers' salted hashes, published for every collect path."""
+        return self.data_dir / "suppressed.json"
+
+    @property
     def run_dir(self) -> Path:
         """Where the core process listens for its collectors (mode 0700)."""
         return self.data_dir / "run"
