@@ -149,7 +149,7 @@ def _blank_rows(payload: bytes, buffer: bytearray, needles: list[bytes]) -> int:
         offset_in_table = 0
         for chunk in table[name].chunks:
             _, offsets_buffer, data_buffer = chunk.buffers()
-            if data_buffer is None or offsets_buffer is None:
+            if data_buffer is None or offsets_buffer is None or data_buffer.size == 0:
                 offset_in_table += len(chunk)
                 continue
             start = data_buffer.address - base
