@@ -29,6 +29,8 @@ from tessera.events.failures import FailedEvent
 from tessera.events.importer import Imported
 from tessera.events.sources import SourceKey, SourceView
 from tessera.events.timestamps import utc_now
+from tessera.governance import access, erasure
+from tessera.governance import requests as dsr
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.paging import Page
@@ -102,6 +104,11 @@ class Backend(Protocol):
     def segment_overlap(self) -> list[segments.Overlap]: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported: ...
     def purge_anonymous(self, dry_run: bool) -> lifetime.Purged: ...
+    def privacy_access(self, identifier: str) -> access.AccessReport: ...
+    def privacy_erase(self, identifier: str) -> dsr.PrivacyRequest: ...
+    def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest: ...
+    def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]: ...
+    def privacy_request(self, request_id: str) -> dsr.PrivacyRequest: ...
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
     def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]: ...
     def browse_taxonomy(
@@ -253,6 +260,23 @@ class LocalBackend:
 
     def purge_anonymous(self, dry_run: bool) -> lifetime.Purged:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
+
+    # -- data-subject requests (issue 15) ------------------------------------------------
+
+    def privacy_access(self, identifier: str) -> access.AccessReport:
+        return access.access(self.runtime, identifier)
+
+    def privacy_erase(self, identifier: str) -> dsr.PrivacyRequest:
+        return erasure.erase(self.runtime, identifier)
+
+    def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest:
+        return access.suppress(self.runtime, identifier)
+
+    def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]:
+        return dsr.list_all(self.runtime.store, limit)
+
+    def privacy_request(self, request_id: str) -> dsr.PrivacyRequest:
+        return dsr.get(self.runtime.store, request_id)
 
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         name = name or taxonomy.default_name(path)
@@ -628,6 +652,29 @@ class RemoteBackend:
             "/api/audiences/purge",
             params={"dry_run": str(dry_run).lower()},
         )
+
+    # -- data-subject requests (issue 15) ------------------------------------------------
+
+    def privacy_access(self, identifier: str) -> access.AccessReport:
+        body = {"identifier": identifier}
+        return self._as(access.AccessReport, "POST", "/api/privacy/access", json=body)
+
+    def privacy_erase(self, identifier: str) -> dsr.PrivacyRequest:
+        body = {"identifier": identifier}
+        return self._as(dsr.PrivacyRequest, "POST", "/api/privacy/erase", json=body)
+
+    def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest:
+        body = {"identifier": identifier}
+        path = "/api/privacy/suppress"
+        return self._as(dsr.PrivacyRequest, "POST", path, json=body)
+
+    def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]:
+        shape = list[dsr.PrivacyRequest]
+        return self._as(shape, "GET", "/api/privacy/requests", params={"limit": limit})
+
+    def privacy_request(self, request_id: str) -> dsr.PrivacyRequest:
+        path = "/api/privacy/requests/" + quote(request_id, safe="")
+        return self._as(dsr.PrivacyRequest, "GET", path)
 
     def close(self) -> None:
         self._http.close()

@@ -25,6 +25,8 @@ from tessera.audiences.lookalike_report import Lookalike
 from tessera.backend import Backend, DestinationRequest, LookalikeRequest, open_backend
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
+from tessera.governance import report
+from tessera.governance.requests import PrivacyRequest
 from tessera.paging import Page
 from tessera.pipeline.runs import RunReport
 from tessera.profiles.reader import ProfileAsOf, ProfileView
@@ -1274,6 +1276,94 @@ def _moment(text: str) -> datetime:
             field="since", value=text,
         ) from e  # fmt: skip
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- privacy: data-subject requests (issue 15) --------------------------------------------
+
+privacy_app = typer.Typer(
+    help="Data-subject requests: access, erasure, suppression, with receipts.",
+    no_args_is_help=True,
+)
+app.add_typer(privacy_app, name="privacy")
+IdentifierArgument = Annotated[
+    str, typer.Argument(help="TYPE:VALUE, e.g. email:jane@example.com or user_id:42")
+]
+
+
+@privacy_app.command("access")
+def privacy_access(
+    identifier: IdentifierArgument,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a readable HTML page here.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Everything held about a person: identifiers, traits, consent, events, segments..."""
+    with _backend() as backend:
+        found = backend.privacy_access(identifier)
+    if html is not None:
+        html.write_text(report.render_html(found), encoding="utf-8")
+    if json:
+        _print_json(found)
+        return
+    _table(
+        [
+            {"part": "profiles", "count": len(found.profile_ids)},
+            {"part": "identifiers", "count": len(found.identifiers)},
+            {"part": "events", "count": len(found.events)},
+            {"part": "consent changes", "count": len(found.consent_history)},
+            {"part": "segment stays", "count": len(found.segments)},
+            {"part": "third-party memberships", "count": len(found.third_party_memberships)},
+            {"part": "lookalike scores", "count": len(found.lookalike_scores)},
+            {"part": "destinations", "count": len(found.destinations)},
+            {"part": "dead letters", "count": found.dead_letters},
+        ],
+        ["part", "count"],
+        title=f"{found.request.id} ({found.request.subject}): use --json for the content",
+    )
+
+
+@privacy_app.command("erase")
+def privacy_erase(identifier: IdentifierArgument, json: JsonOption = False) -> None:
+    """Erase a person from the log, every table, the files and the destinations, compact
+    the database and prove it; a receipt per system. Run it again to retry."""
+    with _backend() as backend:
+        request = backend.privacy_erase(identifier)
+    _print_request(request, json)
+
+
+@privacy_app.command("suppress")
+def privacy_suppress(identifier: IdentifierArgument, json: JsonOption = False) -> None:
+    """Drop every new event naming a person at ingest (what is held stays)."""
+    with _backend() as backend:
+        request = backend.privacy_suppress(identifier)
+    _print_request(request, json)
+
+
+@privacy_app.command("requests")
+def privacy_requests(limit: LimitOption = 100, json: JsonOption = False) -> None:
+    """Data-subject requests, latest first, with their state."""
+    with _backend() as backend:
+        rows = backend.privacy_requests(limit)
+    _rows(rows, json, ["id", "kind", "subject", "state", "attempts", "updated_at"])
+
+
+@privacy_app.command("show")
+def privacy_show(request_id: str, json: JsonOption = False) -> None:
+    """One request and the receipts of its last attempt."""
+    with _backend() as backend:
+        request = backend.privacy_request(request_id)
+    _print_request(request, json)
+
+
+def _print_request(request: PrivacyRequest, json: bool) -> None:
+    if json:
+        _print_json(request)
+        return
+    title = f"{request.id} {request.kind} {request.subject}: {request.state}"
+    _table(request.receipts, ["system", "removed", "status", "detail", "done_at"], title=title)
+    for reason in request.reasons:
+        err.print(f"[yellow]{escape(reason)}[/]")
 
 
 def main() -> None:

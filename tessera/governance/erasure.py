@@ -210,8 +210,7 @@ def _delete_rows(store: Store, subject: Subject) -> list[Receipt]:
         ("destination_audience_members", "profile_id IN (SELECT unnest($profiles))"),
         (
             "destination_dead_letters",
-            naming.format("message")
-            + " OR EXISTS (SELECT 1 FROM (SELECT unnest($profiles) AS p) "
+            naming.format("message") + " OR EXISTS (SELECT 1 FROM (SELECT unnest($profiles) AS p) "
             "WHERE contains(message, p))",
         ),
         ("destination_errors", naming.format("coalesce(body, '')")),
