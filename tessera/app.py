@@ -32,6 +32,7 @@ from tessera.runtime import Runtime
 from tessera.settings import Settings
 from tessera.web import audiences as web_audiences
 from tessera.web import destinations as web_destinations
+from tessera.web import governance as web_governance
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
@@ -105,6 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_people.router)
     app.include_router(web_audiences.router)
     app.include_router(web_destinations.router)
+    app.include_router(web_governance.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))
