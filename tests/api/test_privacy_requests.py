@@ -91,9 +91,10 @@ def test_erasure_of_a_person_in_every_channel_leaves_no_byte_of_them(
     ):
         created = httpx.post(f"{url}/api/destinations", headers=admin, json=body)
         assert created.status_code == 201, created.text
-    with (IAB / "audience-taxonomy-1.1.tsv").open("rb") as handle:
+    taxonomy = IAB / "audience-taxonomy-1.1.tsv"
+    with taxonomy.open("rb") as handle:
         httpx.post(f"{url}/api/audiences/taxonomies", headers=admin,
-                   files={"file": ("audience-taxonomy-1.1.tsv", handle)}).raise_for_status()  # fmt: skip
+                   files={"file": (taxonomy.name, handle)}).raise_for_status()  # fmt: skip
 
     # The collect API, through the collector processes.
     post_batch(live, key, [

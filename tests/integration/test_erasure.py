@@ -47,7 +47,7 @@ def people(runtime: Runtime) -> None:
 
 
 def needles() -> list[bytes]:
-    user, email, phone, anonymous = JANE
+    user, email, _phone, anonymous = JANE
     found = [user, email, email.lower(), "+33639987654", anonymous]
     found.append(hashlib.sha256(email.lower().encode()).hexdigest())
     return [n.lower().encode() for n in found]
