@@ -21,6 +21,7 @@ from tessera.events.sink import LogSink
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
 from tessera.events.writer import EventWriter
+from tessera.governance.retention import RetentionSchedule
 from tessera.governance.suppression import PublishedSuppression
 from tessera.pipeline import Pipeline
 from tessera.settings import MIB, Settings
@@ -44,6 +45,8 @@ class Runtime:
     started_at: float
     #: The destinations' delivery workers; started by the server only (`app.py` lifespan).
     activation: Activation | None = None
+    #: Retention every TESSERA_RETENTION_INTERVAL_SECONDS; started by the server only.
+    retention: RetentionSchedule | None = field(default=None, init=False)
     closed: bool = field(default=False, init=False)
 
     @classmethod
@@ -97,11 +100,15 @@ class Runtime:
         self.pipeline.start()
         if self.activation is not None:
             self.activation.start()
+        self.retention = RetentionSchedule(self, self.settings.retention_interval_seconds)
+        self.retention.start()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.retention is not None:
+            self.retention.stop()
         if self.activation is not None:
             self.activation.stop()
         self.pipeline.stop()

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         description="Streaming segments: profiles touched by the pipeline are re-evaluated at "
         "most this often (also the longest a segment lags behind its events).",
     )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        description="How often `tessera serve` enforces the retention policies "
+        "(`tessera privacy retention`); 0 turns the schedule off.",
+    )
     default_region: str | None = Field(
         default=None,
         description="ISO country (e.g. FR) for phone numbers written without +country code, when "
