@@ -29,7 +29,7 @@ from tessera.events.failures import FailedEvent
 from tessera.events.importer import Imported
 from tessera.events.sources import SourceKey, SourceView
 from tessera.events.timestamps import utc_now
-from tessera.governance import access, erasure
+from tessera.governance import access, erasure, retention
 from tessera.governance import requests as dsr
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
@@ -56,6 +56,17 @@ class LookalikeRequest:
     accuracy: float | None = None
     method: str = "weights"
     population: str = "all"
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """What `tessera privacy retention set` asks for (the API's PolicyBody)."""
+
+    scope: str
+    days: int
+    source: str | None = None
+    event: str | None = None
+    identifier_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,11 @@ class Backend(Protocol):
     def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest: ...
     def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]: ...
     def privacy_request(self, request_id: str) -> dsr.PrivacyRequest: ...
+    def retention_policies(self) -> list[retention.Policy]: ...
+    def set_retention_policy(self, name: str, request: PolicyRequest) -> retention.Policy: ...
+    def delete_retention_policy(self, name: str) -> Deleted: ...
+    def run_retention(self, dry_run: bool) -> retention.RetentionRun: ...
+    def retention_runs(self, limit: int) -> list[retention.RetentionRun]: ...
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
     def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]: ...
     def browse_taxonomy(
@@ -277,6 +293,24 @@ class LocalBackend:
 
     def privacy_request(self, request_id: str) -> dsr.PrivacyRequest:
         return dsr.get(self.runtime.store, request_id)
+
+    def retention_policies(self) -> list[retention.Policy]:
+        return retention.policies(self.runtime.store)
+
+    def set_retention_policy(self, name: str, request: PolicyRequest) -> retention.Policy:
+        return retention.set_policy(
+            self.runtime.store, name, request.scope, request.days, source=request.source,
+            event=request.event, identifier_type=request.identifier_type,
+        )  # fmt: skip
+
+    def delete_retention_policy(self, name: str) -> Deleted:
+        return retention.delete_policy(self.runtime.store, name)
+
+    def run_retention(self, dry_run: bool) -> retention.RetentionRun:
+        return retention.run(self.runtime, dry_run=dry_run)
+
+    def retention_runs(self, limit: int) -> list[retention.RetentionRun]:
+        return retention.runs(self.runtime.store, limit)
 
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         name = name or taxonomy.default_name(path)
@@ -676,6 +710,24 @@ class RemoteBackend:
         path = "/api/privacy/requests/" + quote(request_id, safe="")
         return self._as(dsr.PrivacyRequest, "GET", path)
 
+    def retention_policies(self) -> list[retention.Policy]:
+        return self._as(list[retention.Policy], "GET", _RETENTION + "/policies")
+
+    def set_retention_policy(self, name: str, request: PolicyRequest) -> retention.Policy:
+        path = f"{_RETENTION}/policies/{quote(name, safe='')}"
+        return self._as(retention.Policy, "PUT", path, json=asdict(request))
+
+    def delete_retention_policy(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", f"{_RETENTION}/policies/{quote(name, safe='')}")
+
+    def run_retention(self, dry_run: bool) -> retention.RetentionRun:
+        params = {"dry_run": str(dry_run).lower()}
+        return self._as(retention.RetentionRun, "POST", _RETENTION + "/run", params=params)
+
+    def retention_runs(self, limit: int) -> list[retention.RetentionRun]:
+        shape = list[retention.RetentionRun]
+        return self._as(shape, "GET", _RETENTION + "/runs", params={"limit": limit})
+
     def close(self) -> None:
         self._http.close()
 
@@ -740,6 +792,7 @@ def open_backend(settings: Settings) -> Backend:
 
 _AUDIENCES = "/api/audiences"
 _DESTINATIONS = "/api/destinations"
+_RETENTION = "/api/privacy/retention"
 
 
 def _destination(name: str) -> str:

@@ -22,7 +22,13 @@ from rich.text import Text
 from tessera.audiences.campaigns import CampaignImport
 from tessera.audiences.feeds import FeedOptions
 from tessera.audiences.lookalike_report import Lookalike
-from tessera.backend import Backend, DestinationRequest, LookalikeRequest, open_backend
+from tessera.backend import (
+    Backend,
+    DestinationRequest,
+    LookalikeRequest,
+    PolicyRequest,
+    open_backend,
+)
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.governance import report
@@ -1364,6 +1370,79 @@ def _print_request(request: PrivacyRequest, json: bool) -> None:
     _table(request.receipts, ["system", "removed", "status", "detail", "done_at"], title=title)
     for reason in request.reasons:
         err.print(f"[yellow]{escape(reason)}[/]")
+
+
+retention_app = typer.Typer(
+    help="Retention policies: how long events and inactive people are kept. Alone: run "
+    "them now (--dry-run: only count).",
+)
+privacy_app.add_typer(retention_app, name="retention")
+
+
+@retention_app.callback(invoke_without_command=True)
+def retention_default(
+    context: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what the policies would remove.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Run the retention policies now (`serve` runs them every hour); --dry-run counts."""
+    if context.invoked_subcommand is not None:
+        return
+    with _backend() as backend:
+        done = backend.run_retention(dry_run)
+    if json:
+        _print_json(done)
+        return
+    verb = "would remove" if dry_run else "removed"
+    title = f"{done.id}: {verb} {done.events:,} events of {done.profiles:,} profiles"
+    _table(done.counts, ["policy", "events", "profiles"], title=title)
+
+
+@retention_app.command("set")
+def retention_set(
+    name: str,
+    scope: Annotated[str, typer.Option(help="events, identifiers or profiles")],
+    days: Annotated[int, typer.Option(min=1, help="How long to keep, in days")],
+    source: Annotated[str | None, typer.Option(help="events: only this source")] = None,
+    event: Annotated[
+        str | None, typer.Option(help="events: only this track event or message type")
+    ] = None,
+    identifier_type: Annotated[
+        str | None, typer.Option(help="identifiers: profiles with only this type")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create or replace a retention policy (e.g. --scope events --event page --days 395)."""
+    request = PolicyRequest(scope, days, source, event, identifier_type)
+    with _backend() as backend:
+        policy = backend.set_retention_policy(name, request)
+    _rows([policy], json, ["name", "scope", "source", "event", "identifier_type", "days"])
+
+
+@retention_app.command("list")
+def retention_list(json: JsonOption = False) -> None:
+    """Retention policies."""
+    with _backend() as backend:
+        rows = backend.retention_policies()
+    _rows(rows, json, ["name", "scope", "source", "event", "identifier_type", "days"])
+
+
+@retention_app.command("delete")
+def retention_delete(name: str, json: JsonOption = False) -> None:
+    """Delete a retention policy."""
+    with _backend() as backend:
+        deleted = backend.delete_retention_policy(name)
+    _rows([deleted], json, ["deleted"])
+
+
+@retention_app.command("runs")
+def retention_runs(limit: LimitOption = 20, json: JsonOption = False) -> None:
+    """Retention runs, latest first, with what each removed."""
+    with _backend() as backend:
+        rows = backend.retention_runs(limit)
+    _rows(rows, json, ["id", "started_at", "dry_run", "events", "profiles", "seconds"])
 
 
 def main() -> None:

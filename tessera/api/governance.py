@@ -9,11 +9,24 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse, Response
 
-from tessera.api.responses import json_response
+from tessera.api.responses import StrictBody, json_response
 from tessera.dependencies import RuntimeDep, require_admin
-from tessera.governance import access, erasure, report, requests
+from tessera.governance import access, erasure, report, requests, retention
+from tessera.results import Deleted
 
 router = APIRouter(prefix="/api/privacy", dependencies=[Depends(require_admin)])
+
+
+class PolicyBody(StrictBody):
+    scope: str = Field(description="events, identifiers or profiles", examples=["events"])
+    days: int = Field(ge=1, le=365_000, description="how long to keep, in days")
+    source: str | None = Field(default=None, description="events: only this source")
+    event: str | None = Field(
+        default=None, description="events: only this track event or message type (page...)"
+    )
+    identifier_type: str | None = Field(
+        default=None, description="identifiers: profiles with only this identifier type"
+    )
 
 
 class SubjectBody(BaseModel):
@@ -80,3 +93,52 @@ def list_requests(
 )
 def show_request(request_id: str, runtime: RuntimeDep) -> Response:
     return json_response(requests.get(runtime.store, request_id))
+
+
+@router.get(
+    "/retention/policies",
+    response_model=list[retention.Policy],
+    summary="Retention policies",
+)
+def list_policies(runtime: RuntimeDep) -> Response:
+    return json_response(retention.policies(runtime.store))
+
+
+@router.put(
+    "/retention/policies/{name}",
+    response_model=retention.Policy,
+    summary="Create or replace a retention policy",
+)
+def set_policy(name: str, body: PolicyBody, runtime: RuntimeDep) -> Response:
+    policy = retention.set_policy(
+        runtime.store, name, body.scope, body.days, source=body.source, event=body.event,
+        identifier_type=body.identifier_type,
+    )  # fmt: skip
+    return json_response(policy)
+
+
+@router.delete(
+    "/retention/policies/{name}", response_model=Deleted, summary="Delete a retention policy"
+)
+def delete_policy(name: str, runtime: RuntimeDep) -> Response:
+    return json_response(retention.delete_policy(runtime.store, name))
+
+
+@router.post(
+    "/retention/run",
+    response_model=retention.RetentionRun,
+    summary="Enforce the retention policies now (dry_run: only count what would go)",
+)
+def run_retention(runtime: RuntimeDep, dry_run: bool = False) -> Response:
+    return json_response(retention.run(runtime, dry_run=dry_run))
+
+
+@router.get(
+    "/retention/runs",
+    response_model=list[retention.RetentionRun],
+    summary="Retention runs, latest first, with their counts",
+)
+def retention_runs(
+    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> Response:
+    return json_response(retention.runs(runtime.store, limit))

@@ -4,14 +4,14 @@ receipts. An access request answers the readable report the person is sent."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tessera.dependencies import RuntimeDep
 from tessera.errors import TesseraError
-from tessera.governance import access, erasure, report, requests
+from tessera.governance import access, erasure, report, requests, retention
 from tessera.web import session
 from tessera.web.rendering import render
 
@@ -20,8 +20,23 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(session.requir
 
 @router.get("/privacy")
 def privacy_page(request: Request, runtime: RuntimeDep) -> Response:
-    shown = requests.list_all(runtime.store, 50)
-    return render(request, "privacy.html", {"requests": shown})
+    return render(request, "privacy.html", _context(runtime))
+
+
+@router.post("/privacy/retention")
+def run_retention(
+    request: Request, runtime: RuntimeDep, dry_run: Annotated[bool, Form()] = True
+) -> Response:
+    done = retention.run(runtime, dry_run=dry_run)
+    return render(request, "privacy.html", {**_context(runtime), "retention_run": done})
+
+
+def _context(runtime: RuntimeDep) -> dict[str, Any]:
+    return {
+        "requests": requests.list_all(runtime.store, 50),
+        "policies": retention.policies(runtime.store),
+        "runs": retention.runs(runtime.store, 10),
+    }
 
 
 @router.post("/privacy")
@@ -39,8 +54,7 @@ def file_request(
         else:
             return HTMLResponse(report.render_html(access.access(runtime, identifier)))
     except TesseraError as e:
-        context = {"requests": requests.list_all(runtime.store, 50), "error": e,
-                   "identifier": identifier, "kind": kind}  # fmt: skip
+        context = {**_context(runtime), "error": e, "identifier": identifier, "kind": kind}
         return render(request, "privacy.html", context, status=400)
     return RedirectResponse(f"/privacy/requests/{filed.id}", status_code=303)
 
