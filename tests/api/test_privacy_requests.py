@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.api.test_cli import tessera
-from tests.conftest import LiveServer, basic_auth, start_server
+from tests.conftest import ADMIN_TOKEN, LiveServer, basic_auth, start_server
 from tests.receivers import Receiver
 
 IAB = Path(__file__).resolve().parents[1] / "fixtures" / "iab"
@@ -193,3 +193,25 @@ def test_access_answers_everything_held_as_json_and_html(live: LiveServer) -> No
     bad = httpx.post(f"{url}/api/privacy/access", headers=admin, json={"identifier": "nope"})
     assert bad.status_code == 400 and bad.json()["code"]
     assert httpx.post(f"{url}/api/privacy/erase", json={"identifier": "x:y"}).status_code == 401
+
+
+def test_retention_and_the_console_page(live: LiveServer) -> None:
+    policy = ["old-pages", "--scope", "events", "--event", "page", "--days", "395", "--json"]
+    set_policy = tessera(live.data_dir, "privacy", "retention", "set", *policy)
+    assert orjson.loads(set_policy.stdout)[0]["days"] == 395
+    dry = orjson.loads(tessera(live.data_dir, "privacy", "retention", "--dry-run", "--json").stdout)
+    assert dry["dry_run"] is True and dry["events"] == 0
+    runs = httpx.get(f"{live.url}/api/privacy/retention/runs", headers=live.admin).json()
+    assert runs[0]["id"] == dry["id"]
+    with httpx.Client(base_url=live.url, follow_redirects=True) as console:
+        console.post("/sign-in", data={"token": ADMIN_TOKEN})
+        page = console.get("/privacy")
+        assert page.status_code == 200 and "old-pages" in page.text
+        filed = console.post(
+            "/privacy", data={"identifier": "user_id:u-nobody", "kind": "suppress"}
+        )
+        assert filed.status_code == 200 and "suppression list" in filed.text
+        refused = console.post("/privacy", data={"identifier": "nope", "kind": "erase"})
+        assert refused.status_code == 400 and "TYPE:VALUE" in refused.text
+        counted = console.post("/privacy/retention", data={"dry_run": "true"})
+        assert "would remove 0 events" in counted.text
