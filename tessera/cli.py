@@ -349,6 +349,10 @@ def stats(json: JsonOption = False) -> None:
         f"pipeline: set aside {figures.pipeline_failed} events (tessera events failed)   "
         f"dropped identifiers {figures.dropped_identifiers}"
     )
+    out.print(
+        f"privacy: {figures.suppressed_events} events of suppressed people dropped   "
+        f"tracking plans: {figures.plan_violations} violations"
+    )
     refresh = figures.refresh_failure
     if refresh:
         out.print(

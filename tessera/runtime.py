@@ -24,6 +24,7 @@ from tessera.events.writer import EventWriter
 from tessera.governance.retention import RetentionSchedule
 from tessera.governance.suppression import PublishedSuppression
 from tessera.pipeline import Pipeline
+from tessera.plans.screen import PlanScreen
 from tessera.settings import MIB, Settings
 from tessera.store import Store, open_store
 
@@ -62,7 +63,7 @@ class Runtime:
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS
         pipeline = Pipeline(store, settings)
-        writer = EventWriter(store, dedupe_since_micros=since)
+        writer = EventWriter(store, dedupe_since_micros=since, screen=PlanScreen(store))
         sink = LogSink(
             settings.log_dir,
             SERVE_WRITER_ID,

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -46,11 +47,36 @@ class Loaded:
     last_seq: int
 
 
+@dataclass(frozen=True)
+class Screened:
+    """What a screen made of a load's events: those kept, those refused (rows in
+    LOG_REJECTED_SCHEMA's order, with the reason) and violations to record as rows of
+    `plan_violations`."""
+
+    kept: pa.Table
+    rejected: pa.Table | None
+    violations: list[tuple[object, ...]]
+
+
+class Screen(Protocol):
+    """Checks loaded events before they are stored (tracking plans, tessera/plans);
+    None when it has nothing to say about them, which must be the cheap common case."""
+
+    def screen(self, events: pa.Table) -> Screened | None: ...
+
+
 class EventWriter:
     """Owns all appends to `events` and `rejected`, and the log's read positions."""
 
-    def __init__(self, store: Store, *, dedupe_since_micros: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        dedupe_since_micros: int | None = None,
+        screen: Screen | None = None,
+    ) -> None:
         self._store = store
+        self.screen = screen
         self._lock = threading.Lock()
         self.commits = 0
         self._next_seq, self._next_rejection_id = self._load_counters()
@@ -105,6 +131,17 @@ class EventWriter:
                 keys = keys[keep]
                 if not keep.all():
                     kept = events.filter(pa.array(keep))
+            violations: list[tuple[object, ...]] = []
+            if kept is not None and self.screen is not None and kept.num_rows:
+                screened = self.screen.screen(kept)
+                if screened is not None:
+                    kept, violations = screened.kept, screened.violations
+                    if screened.rejected is not None and screened.rejected.num_rows:
+                        rejected = (
+                            screened.rejected
+                            if rejected is None
+                            else pa.concat_tables([rejected, screened.rejected])
+                        )
             count = 0 if kept is None else kept.num_rows
             dead = 0 if rejected is None else rejected.num_rows
             started = time.perf_counter()
@@ -114,6 +151,13 @@ class EventWriter:
                 if rejected is not None and dead:
                     numbered = _numbered(rejected, "id", self._next_rejection_id)
                     store.insert_arrow("rejected", numbered)
+                if violations:
+                    columns = [list(column) for column in zip(*violations, strict=True)]
+                    store.execute(
+                        "INSERT INTO plan_violations SELECT unnest(?), unnest(?), unnest(?), "
+                        "unnest(?), unnest(?), unnest(?), unnest(?)",
+                        columns,
+                    )
                 for writer_id, position in positions.items():
                     self._save_position(store, writer_id, position)
             self.commits += 1

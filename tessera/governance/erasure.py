@@ -215,6 +215,7 @@ def _delete_rows(store: Store, subject: Subject) -> list[Receipt]:
         ),
         ("destination_errors", naming.format("coalesce(body, '')")),
         ("identity_blocks", naming.format("first || ' ' || second")),
+        ("plan_violations", naming.format("reason || ' ' || coalesce(message_id, '')")),
     ]
     handled = {name for name, _ in tables} | set(DERIVED)
     for table in _tables_with_profile_id(store):
