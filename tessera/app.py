@@ -21,7 +21,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tessera import __version__
-from tessera.api import admin, audiences, destinations, governance, openapi, profiles, segments
+from tessera.api import (
+    admin,
+    audiences,
+    destinations,
+    governance,
+    openapi,
+    plans,
+    profiles,
+    segments,
+)
 from tessera.api.collect import collect_routes
 from tessera.api.pixel import pixel_routes
 from tessera.api.responses import error_response, http_error, json_response
@@ -97,6 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(audiences.router)
     app.include_router(destinations.router)
     app.include_router(governance.router)
+    app.include_router(plans.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 

@@ -35,6 +35,7 @@ from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.paging import Page
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
+from tessera.plans import service as plans
 from tessera.privacy.keys import load_or_create_admin_token
 from tessera.profiles import reader, traits, view
 from tessera.results import Deleted
@@ -125,6 +126,12 @@ class Backend(Protocol):
     def delete_retention_policy(self, name: str) -> Deleted: ...
     def run_retention(self, dry_run: bool) -> retention.RetentionRun: ...
     def retention_runs(self, limit: int) -> list[retention.RetentionRun]: ...
+    def list_plans(self) -> list[plans.Plan]: ...
+    def show_plan(self, source: str) -> plans.Plan: ...
+    def set_plan(self, source: str, mode: str, plan: dict[str, Any]) -> plans.Plan: ...
+    def delete_plan(self, source: str) -> Deleted: ...
+    def plan_violations(self, source: str, limit: int) -> list[plans.PlanViolation]: ...
+    def infer_plan(self, source: str, days: int) -> plans.Plan: ...
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
     def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]: ...
     def browse_taxonomy(
@@ -311,6 +318,26 @@ class LocalBackend:
 
     def retention_runs(self, limit: int) -> list[retention.RetentionRun]:
         return retention.runs(self.runtime.store, limit)
+
+    # -- tracking plans (issue 15) -------------------------------------------------------
+
+    def list_plans(self) -> list[plans.Plan]:
+        return plans.list_plans(self.runtime.store)
+
+    def show_plan(self, source: str) -> plans.Plan:
+        return plans.get_plan(self.runtime.store, source)
+
+    def set_plan(self, source: str, mode: str, plan: dict[str, Any]) -> plans.Plan:
+        return plans.set_plan(self.runtime.store, source, mode, plan)
+
+    def delete_plan(self, source: str) -> Deleted:
+        return plans.delete_plan(self.runtime.store, source)
+
+    def plan_violations(self, source: str, limit: int) -> list[plans.PlanViolation]:
+        return plans.violations(self.runtime.store, source, limit)
+
+    def infer_plan(self, source: str, days: int) -> plans.Plan:
+        return plans.infer(self.runtime.store, source, days)
 
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         name = name or taxonomy.default_name(path)
@@ -728,6 +755,27 @@ class RemoteBackend:
         shape = list[retention.RetentionRun]
         return self._as(shape, "GET", _RETENTION + "/runs", params={"limit": limit})
 
+    # -- tracking plans (issue 15) -------------------------------------------------------
+
+    def list_plans(self) -> list[plans.Plan]:
+        return self._as(list[plans.Plan], "GET", "/api/plans")
+
+    def show_plan(self, source: str) -> plans.Plan:
+        return self._as(plans.Plan, "GET", _plan(source))
+
+    def set_plan(self, source: str, mode: str, plan: dict[str, Any]) -> plans.Plan:
+        return self._as(plans.Plan, "PUT", _plan(source), json={"mode": mode, "plan": plan})
+
+    def delete_plan(self, source: str) -> Deleted:
+        return self._as(Deleted, "DELETE", _plan(source))
+
+    def plan_violations(self, source: str, limit: int) -> list[plans.PlanViolation]:
+        shape = list[plans.PlanViolation]
+        return self._as(shape, "GET", _plan(source) + "/violations", params={"limit": limit})
+
+    def infer_plan(self, source: str, days: int) -> plans.Plan:
+        return self._as(plans.Plan, "POST", _plan(source) + "/infer", params={"days": days})
+
     def close(self) -> None:
         self._http.close()
 
@@ -793,6 +841,10 @@ def open_backend(settings: Settings) -> Backend:
 _AUDIENCES = "/api/audiences"
 _DESTINATIONS = "/api/destinations"
 _RETENTION = "/api/privacy/retention"
+
+
+def _plan(source: str) -> str:
+    return "/api/plans/" + quote(source, safe="")
 
 
 def _destination(name: str) -> str:

@@ -35,6 +35,7 @@ from tessera.governance import report
 from tessera.governance.requests import PrivacyRequest
 from tessera.paging import Page
 from tessera.pipeline.runs import RunReport
+from tessera.plans.service import Plan
 from tessera.profiles.reader import ProfileAsOf, ProfileView
 from tessera.results import Result, wire
 from tessera.segments.actions import Condition, Why
@@ -1447,6 +1448,91 @@ def retention_runs(limit: LimitOption = 20, json: JsonOption = False) -> None:
     with _backend() as backend:
         rows = backend.retention_runs(limit)
     _rows(rows, json, ["id", "started_at", "dry_run", "events", "profiles", "seconds"])
+
+
+# -- tracking plans (issue 15) --------------------------------------------------------------
+
+plans_app = typer.Typer(
+    help="Tracking plans: per source, the events allowed and JSON Schemas for their data.",
+    no_args_is_help=True,
+)
+app.add_typer(plans_app, name="plans")
+ModeOption = Annotated[str, typer.Option(help="allow (count), flag (record) or block")]
+
+
+@plans_app.command("set")
+def plans_set(
+    source: str,
+    file: Annotated[Path, typer.Argument(help="The plan as JSON or YAML (docs/plans.md)")],
+    mode: ModeOption = "flag",
+    json: JsonOption = False,
+) -> None:
+    """Set (or replace) a source's tracking plan from a file."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise UnreadableFile(f"cannot read the plan {file}: {e}") from e
+    with _backend() as backend:
+        plan = backend.set_plan(source, mode, document)
+    _print_plan(plan, json)
+
+
+@plans_app.command("show")
+def plans_show(source: str, json: JsonOption = False) -> None:
+    """A source's tracking plan."""
+    with _backend() as backend:
+        plan = backend.show_plan(source)
+    _print_plan(plan, json)
+
+
+@plans_app.command("list")
+def plans_list(json: JsonOption = False) -> None:
+    """Sources with a tracking plan, and its mode."""
+    with _backend() as backend:
+        rows = backend.list_plans()
+    _rows(rows, json, ["source", "mode", "updated_at"])
+
+
+@plans_app.command("delete")
+def plans_delete(source: str, json: JsonOption = False) -> None:
+    """Remove a source's tracking plan (its events are no longer checked)."""
+    with _backend() as backend:
+        deleted = backend.delete_plan(source)
+    _rows([deleted], json, ["deleted"])
+
+
+@plans_app.command("violations")
+def plans_violations(source: str, limit: LimitOption = 100, json: JsonOption = False) -> None:
+    """The latest violations of a source's plan: the event, the path and the reason."""
+    with _backend() as backend:
+        rows = backend.plan_violations(source, limit)
+    _rows(rows, json, ["received_at", "event", "path", "reason", "blocked"])
+
+
+@plans_app.command("infer")
+def plans_infer(
+    source: str,
+    days: Annotated[int, typer.Option(min=1, help="Read the events of this many days")] = 7,
+    save: Annotated[bool, typer.Option("--save", help="Save it as the source's plan")] = False,
+    mode: ModeOption = "flag",
+    json: JsonOption = False,
+) -> None:
+    """Propose a plan from the source's recent events (printed; --save keeps it)."""
+    with _backend() as backend:
+        plan = backend.infer_plan(source, days)
+        if save:
+            plan = backend.set_plan(source, mode, plan.plan)
+    _print_plan(plan, json)
+
+
+def _print_plan(plan: Plan, json: bool) -> None:
+    if json:
+        _print_json(plan)
+        return
+    out.print(f"{plan.source}: mode {plan.mode}")
+    sys.stdout.write(wire(plan.plan, orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def main() -> None:
