@@ -14,7 +14,6 @@ compiled once per plan, never per event.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +42,11 @@ class CompiledPlan:
     events: dict[str, Draft202012Validator | None]
     traits: Draft202012Validator | None
 
-    def check(self, kind: str, event: str | None, message: dict[str, Any]) -> list[Violation]:
-        """The violations of one message (`kind`: its type; `event`: a track's name)."""
+    def check(self, kind: str, event: str | None, properties: Any, traits: Any) -> list[Violation]:
+        """The violations of one message: `kind` its type, `event` a track's name, and its
+        properties and traits as the log holds them (None when absent)."""
         if kind == "identify":
-            return list(_errors(self.traits, _traits(message), "traits"))
+            return _errors(self.traits, traits if traits is not None else {}, "traits")
         key = event if kind == "track" else kind
         if key is None:
             return []
@@ -54,10 +54,8 @@ class CompiledPlan:
             if self.allow_unplanned:
                 return []
             return [Violation("event", f"{key!r} is not in the tracking plan")]
-        properties = message.get("properties")
-        return list(
-            _errors(self.events[key], properties if properties is not None else {}, "properties")
-        )
+        value = properties if properties is not None else {}
+        return _errors(self.events[key], value, "properties")
 
 
 def compile_plan(mode: str, document: Any) -> CompiledPlan:
@@ -114,23 +112,19 @@ def _validator(schema: Any, where: str) -> Draft202012Validator | None:
     return Draft202012Validator(schema)
 
 
-def _errors(validator: Draft202012Validator | None, value: Any, root: str) -> Iterator[Violation]:
-    if validator is None:
-        return
-    for error in validator.iter_errors(value):
-        path = ".".join([root, *(str(p) for p in error.absolute_path)])
-        yield Violation(path, _reason(error.validator, error.message))
+def _errors(validator: Draft202012Validator | None, value: Any, root: str) -> list[Violation]:
+    # is_valid first: it stops at the first failure, and most events are valid.
+    if validator is None or validator.is_valid(value):
+        return []
+    return [
+        Violation(
+            ".".join([root, *(str(p) for p in error.absolute_path)]),
+            _reason(error.validator, error.message),
+        )
+        for error in validator.iter_errors(value)
+    ]
 
 
 def _reason(keyword: object, message: str) -> str:
     """The library's message, cut: it quotes the offending value, which may be personal."""
     return f"{keyword}: {message}"[:300]
-
-
-def _traits(message: dict[str, Any]) -> dict[str, Any]:
-    traits = message.get("traits")
-    if isinstance(traits, dict):
-        return traits
-    context = message.get("context")
-    nested = context.get("traits") if isinstance(context, dict) else None
-    return nested if isinstance(nested, dict) else {}

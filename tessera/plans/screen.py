@@ -55,19 +55,32 @@ class PlanScreen:
             return None
         columns = {
             name: events.column(name).to_pylist()
-            for name in ("source_id", "type", "event", "message_id", "received_at", "payload")
+            for name in (
+                "source_id",
+                "type",
+                "event",
+                "message_id",
+                "received_at",
+                "properties",
+                "traits",
+            )
         }
         planned_rows = [i for i, hit in enumerate(planned.to_pylist()) if hit]
+        payloads = events.column("payload")
         blocked = [False] * events.num_rows
         violations: list[tuple[object, ...]] = []
         refused: list[tuple[object, ...]] = []
         for row in planned_rows:
             plan = plans[columns["source_id"][row]]
-            try:
-                message = orjson.loads(columns["payload"][row])
-            except orjson.JSONDecodeError:
-                continue  # the contract stored it: not ours to judge here
-            found = plan.check(columns["type"][row], columns["event"][row], message)
+            # The log's properties and traits columns (as the contract flattened them), not
+            # the whole payload: a smaller parse.
+            properties, traits = columns["properties"][row], columns["traits"][row]
+            found = plan.check(
+                columns["type"][row],
+                columns["event"][row],
+                orjson.loads(properties) if properties else None,
+                orjson.loads(traits) if traits else None,
+            )
             if not found:
                 continue
             if plan.mode == "allow":
@@ -98,7 +111,7 @@ class PlanScreen:
                         first.path,
                         f"tracking plan: {first.reason}",
                         columns["message_id"][row],
-                        columns["payload"][row],
+                        payloads[row].as_py(),
                     )
                 )
         kept = events.filter(pa.array([not b for b in blocked])) if any(blocked) else events

@@ -215,3 +215,37 @@ def test_retention_and_the_console_page(live: LiveServer) -> None:
         assert refused.status_code == 400 and "TYPE:VALUE" in refused.text
         counted = console.post("/privacy/retention", data={"dry_run": "true"})
         assert "would remove 0 events" in counted.text
+
+
+def test_tracking_plans_over_http_the_cli_and_the_source_page(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    key = live.create_source("app")
+    post_batch(live, key, [{"type": "track", "userId": "p1", "event": "Order Completed",
+                            "messageId": "t1", "properties": {"total": 10}}])  # fmt: skip
+    live.caught_up()
+    inferred = orjson.loads(
+        tessera(live.data_dir, "plans", "infer", "app", "--days", "1", "--json").stdout
+    )
+    assert inferred["plan"]["events"]["Order Completed"]["properties"]["required"] == ["total"]
+    plan = tmp_path / "plan.yml"
+    plan.write_text(orjson.dumps(inferred["plan"]).decode())
+    tessera(live.data_dir, "plans", "set", "app", str(plan), "--mode", "block")
+    time.sleep(0.6)  # the loader reads the plans again at most every 0.5 s
+    post_batch(live, key, [
+        {"type": "track", "userId": "p1", "event": "Order Completed", "messageId": "t2",
+         "properties": {"total": "ten"}},
+        {"type": "track", "userId": "p1", "event": "Unplanned", "messageId": "t3"},
+    ])  # fmt: skip
+    live.caught_up()
+    found = httpx.get(f"{live.url}/api/plans/app/violations", headers=live.admin).json()
+    assert {(v["path"], v["blocked"]) for v in found} == {("properties.total", True),
+                                                          ("event", True)}  # fmt: skip
+    assert stats(live)["plan_violations"] >= 2
+    with httpx.Client(base_url=live.url) as console:
+        console.post("/sign-in", data={"token": ADMIN_TOKEN})
+        page = console.get("/sources/app")
+    assert "properties.total" in page.text and "block" in page.text
+    wrong = {"mode": "flag", "plan": {"events": {"X": {"properties": 3}}}}
+    refused = httpx.put(f"{live.url}/api/plans/app", headers=live.admin, json=wrong)
+    assert refused.status_code == 400 and "events.X.properties" in refused.json()["message"]
