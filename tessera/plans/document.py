@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from tessera.errors import InvalidField
+from tessera.plans.fast import Check, compile_fast
 
 MODES = ("allow", "flag", "block")
 #: message types whose events are named by their type, not by an event name
@@ -36,11 +37,20 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class Schema:
+    """A compiled schema: jsonschema's validator, and a fast predicate when the schema
+    allows one (fast.py): True from it means valid; anything else asks the validator."""
+
+    validator: Draft202012Validator
+    fast: Check | None
+
+
+@dataclass(frozen=True)
 class CompiledPlan:
     mode: str
     allow_unplanned: bool
-    events: dict[str, Draft202012Validator | None]
-    traits: Draft202012Validator | None
+    events: dict[str, Schema | None]
+    traits: Schema | None
 
     def check(self, kind: str, event: str | None, properties: Any, traits: Any) -> list[Violation]:
         """The violations of one message: `kind` its type, `event` a track's name, and its
@@ -78,7 +88,7 @@ def compile_plan(mode: str, document: Any) -> CompiledPlan:
     events = document.get("events") or {}
     if not isinstance(events, dict):
         raise InvalidField("'events' maps event names to {\"properties\": schema}", field="events")
-    compiled: dict[str, Draft202012Validator | None] = {}
+    compiled: dict[str, Schema | None] = {}
     for name, spec in events.items():
         if not isinstance(spec, dict):
             raise InvalidField(
@@ -96,7 +106,7 @@ def compile_plan(mode: str, document: Any) -> CompiledPlan:
     )
 
 
-def _validator(schema: Any, where: str) -> Draft202012Validator | None:
+def _validator(schema: Any, where: str) -> Schema | None:
     if schema is None:
         return None
     if not isinstance(schema, dict):
@@ -109,12 +119,16 @@ def _validator(schema: Any, where: str) -> Draft202012Validator | None:
             f"{where}{'.' + path if path else ''} is not a valid JSON Schema: {e.message}",
             field=where,
         ) from None
-    return Draft202012Validator(schema)
+    return Schema(Draft202012Validator(schema), compile_fast(schema))
 
 
-def _errors(validator: Draft202012Validator | None, value: Any, root: str) -> list[Violation]:
-    # is_valid first: it stops at the first failure, and most events are valid.
-    if validator is None or validator.is_valid(value):
+def _errors(schema: Schema | None, value: Any, root: str) -> list[Violation]:
+    # The fast predicate, then is_valid (it stops at the first failure): most events are
+    # valid, and only an invalid one pays for the full list of errors.
+    if schema is None or (schema.fast is not None and schema.fast(value)):
+        return []
+    validator = schema.validator
+    if validator.is_valid(value):
         return []
     return [
         Violation(
