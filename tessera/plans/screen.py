@@ -74,13 +74,10 @@ class PlanScreen:
             plan = plans[columns["source_id"][row]]
             # The log's properties and traits columns (as the contract flattened them), not
             # the whole payload: a smaller parse.
-            properties, traits = columns["properties"][row], columns["traits"][row]
-            found = plan.check(
-                columns["type"][row],
-                columns["event"][row],
-                orjson.loads(properties) if properties else None,
-                orjson.loads(traits) if traits else None,
-            )
+            kind = columns["type"][row]
+            text = columns["traits" if kind == "identify" else "properties"][row]
+            value = orjson.loads(text) if text else None
+            found = plan.check(kind, columns["event"][row], value, value)
             if not found:
                 continue
             if plan.mode == "allow":
