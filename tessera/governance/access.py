@@ -74,8 +74,10 @@ def access(context: Context, text: str) -> AccessReport:
         ),
     ]
     requests.finish(store, request_id, attempt, receipts, utc_now())
+    filed = requests.get(store, request_id)
+    requests.audit_request(context, filed)
     return AccessReport(
-        request=requests.get(store, request_id),
+        request=filed,
         profile_ids=subject.profile_ids,
         identifiers=[{"type": i.type, "value": i.value} for i in subject.identifiers],
         profile=_plain(profile),
@@ -114,7 +116,9 @@ def suppress(context: Context, text: str) -> PrivacyRequest:
         )
     ]
     requests.finish(store, request_id, attempt, receipts, utc_now())
-    return requests.get(store, request_id)
+    filed = requests.get(store, request_id)
+    requests.audit_request(context, filed)
+    return filed
 
 
 def _plain(value: dict[str, Any] | None) -> dict[str, Any] | None:

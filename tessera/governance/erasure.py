@@ -40,7 +40,7 @@ from tessera.eventlog import Position
 from tessera.eventlog.scrub import scrub_log
 from tessera.events.timestamps import utc_now
 from tessera.governance import files, requests, suppressed
-from tessera.governance.requests import PrivacyRequest, Receipt, receipt
+from tessera.governance.requests import PrivacyRequest, Receipt, audit_request, receipt
 from tessera.governance.subject import IDENTIFIER_COLUMNS, Subject, find
 from tessera.governance.suppression import key
 from tessera.identity.lookup import identifier_from_text
@@ -128,14 +128,6 @@ def erase(
         result = requests.get(store, request_id)
     audit_request(context, result)
     return result
-
-
-def audit_request(context: Context, request: PrivacyRequest) -> None:
-    """THE call site for the audit log (issue 15, tessera/privacy/audit): every DSR is
-    recorded there once it lands. Until then, the request's own record and receipts are
-    the trail. Numbers and ids only: the subject is masked."""
-    del context
-    log.info("privacy request %s (%s): %s", request.id, request.kind, request.state)
 
 
 # -- the steps ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ kept masked (`je…t@`) and hashed, never in clear: the record outlives the pers
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Literal
 
@@ -21,6 +22,7 @@ from tessera.identity.identifiers import Identifier, mask
 from tessera.results import Result
 from tessera.store import Store
 
+log = logging.getLogger(__name__)
 Kind = Literal["access", "erase", "suppress"]
 KINDS: tuple[str, ...] = ("access", "erase", "suppress")
 #: receipt statuses that leave a request `done`; any other makes it `partly_failed`
@@ -173,3 +175,12 @@ def receipt(
         detail=detail,
         done_at=iso_utc(now),
     )
+
+
+def audit_request(context: object, request: PrivacyRequest) -> None:
+    """THE call site for the audit log (issue 15, part 1: tessera/privacy/audit): every
+    data-subject request passes here once it is settled, to be recorded there (who, when,
+    what) when it lands. Until then the request's own record and receipts are the trail.
+    Ids and states only: the subject is masked and personal values never reach a log."""
+    del context
+    log.info("privacy request %s (%s): %s", request.id, request.kind, request.state)
