@@ -160,8 +160,8 @@ def test_erasure_of_a_person_in_every_channel_leaves_no_byte_of_them(
     assert httpx.get(f"{url}/api/profiles/user_id:{USER}", headers=admin).status_code == 404
     assert holding(live.data_dir, lake) == []
 
-    # The request, listed and shown through the CLI (which talks to the server).
-    listed = orjson.loads(tessera(live.data_dir, "privacy", "requests", "--json").stdout)
+    # The request, listed over HTTP and shown through the CLI (which talks to the server).
+    listed = httpx.get(f"{url}/api/privacy/requests", headers=admin).json()
     assert [r["id"] for r in listed] == [request["id"]]
     shown = orjson.loads(tessera(live.data_dir, "privacy", "show", request["id"], "--json").stdout)
     assert shown["state"] == "done" and shown["receipts"] == request["receipts"]
@@ -196,9 +196,10 @@ def test_access_answers_everything_held_as_json_and_html(live: LiveServer) -> No
 
 
 def test_retention_and_the_console_page(live: LiveServer) -> None:
-    policy = ["old-pages", "--scope", "events", "--event", "page", "--days", "395", "--json"]
-    set_policy = tessera(live.data_dir, "privacy", "retention", "set", *policy)
-    assert orjson.loads(set_policy.stdout)[0]["days"] == 395
+    policy = {"scope": "events", "event": "page", "days": 395}
+    set_policy = httpx.put(f"{live.url}/api/privacy/retention/policies/old-pages",
+                           headers=live.admin, json=policy)  # fmt: skip
+    assert set_policy.status_code == 200 and set_policy.json()["days"] == 395
     dry = orjson.loads(tessera(live.data_dir, "privacy", "retention", "--dry-run", "--json").stdout)
     assert dry["dry_run"] is True and dry["events"] == 0
     runs = httpx.get(f"{live.url}/api/privacy/retention/runs", headers=live.admin).json()
@@ -217,9 +218,7 @@ def test_retention_and_the_console_page(live: LiveServer) -> None:
         assert "would remove 0 events" in counted.text
 
 
-def test_tracking_plans_over_http_the_cli_and_the_source_page(
-    live: LiveServer, tmp_path: Path
-) -> None:
+def test_tracking_plans_over_http_the_cli_and_the_source_page(live: LiveServer) -> None:
     key = live.create_source("app")
     post_batch(live, key, [{"type": "track", "userId": "p1", "event": "Order Completed",
                             "messageId": "t1", "properties": {"total": 10}}])  # fmt: skip
@@ -228,9 +227,9 @@ def test_tracking_plans_over_http_the_cli_and_the_source_page(
         tessera(live.data_dir, "plans", "infer", "app", "--days", "1", "--json").stdout
     )
     assert inferred["plan"]["events"]["Order Completed"]["properties"]["required"] == ["total"]
-    plan = tmp_path / "plan.yml"
-    plan.write_text(orjson.dumps(inferred["plan"]).decode())
-    tessera(live.data_dir, "plans", "set", "app", str(plan), "--mode", "block")
+    saved = httpx.put(f"{live.url}/api/plans/app", headers=live.admin,
+                      json={"mode": "block", "plan": inferred["plan"]})  # fmt: skip
+    assert saved.status_code == 200, saved.text
     time.sleep(0.6)  # the loader reads the plans again at most every 0.5 s
     post_batch(live, key, [
         {"type": "track", "userId": "p1", "event": "Order Completed", "messageId": "t2",
