@@ -17,6 +17,7 @@ from tessera.activation.engine import Activation
 from tessera.events import importer, source_keys
 from tessera.events.collect import Collector
 from tessera.events.loader import LogLoader
+from tessera.events.screens import Screens
 from tessera.events.sink import LogSink
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
@@ -63,7 +64,11 @@ class Runtime:
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS
         pipeline = Pipeline(store, settings)
-        writer = EventWriter(store, dedupe_since_micros=since, screen=PlanScreen(store))
+        # Suppression at the load too (imports, and the instant before a collector reads a
+        # new list), then tracking plans.
+        suppression = PublishedSuppression(settings.suppression_path)
+        screens = Screens(suppression, PlanScreen(store))
+        writer = EventWriter(store, dedupe_since_micros=since, screen=screens)
         sink = LogSink(
             settings.log_dir,
             SERVE_WRITER_ID,
@@ -85,7 +90,7 @@ class Runtime:
             sink,
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
-            suppression=PublishedSuppression(settings.suppression_path),
+            suppression=suppression,
         )
         activation = Activation(store, settings.data_dir, settings.advertising_consent)
         return cls(

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +25,7 @@ from tessera.eventlog import LOG_EVENT_SCHEMA, LOG_REJECTED_SCHEMA, Position, Re
 from tessera.eventlog.records import batch_of
 from tessera.events.contract import EventRow
 from tessera.events.dedupe import DedupeIndex, first_unseen
+from tessera.events.screens import Screen
 from tessera.events.sink import DeadLetter, WriteResult
 from tessera.store import Store
 
@@ -45,24 +45,6 @@ class Loaded:
     duplicates: int
     rejected: int
     last_seq: int
-
-
-@dataclass(frozen=True)
-class Screened:
-    """What a screen made of a load's events: those kept, those refused (rows in
-    LOG_REJECTED_SCHEMA's order, with the reason) and violations to record as rows of
-    `plan_violations`."""
-
-    kept: pa.Table
-    rejected: pa.Table | None
-    violations: list[tuple[object, ...]]
-
-
-class Screen(Protocol):
-    """Checks loaded events before they are stored (tracking plans, tessera/plans);
-    None when it has nothing to say about them, which must be the cheap common case."""
-
-    def screen(self, events: pa.Table) -> Screened | None: ...
 
 
 class EventWriter:

@@ -23,10 +23,16 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pyarrow as pa
 
+from tessera.eventlog import LOG_REJECTED_SCHEMA
+from tessera.eventlog.records import batch_of
+from tessera.events.collect import SUPPRESSED
 from tessera.events.contract import EventRow
+from tessera.events.screens import Screened
 from tessera.identity.identifiers import Identifier, normalise
 
 log = logging.getLogger(__name__)
@@ -58,19 +64,55 @@ class PublishedSuppression:
         self._hashes: frozenset[str] = frozenset()
         self._stamp: tuple[int, int, int] | None = None
         self._checked_at = float("-inf")
+        #: events dropped as they were stored (the log's loader, imports)
+        self.dropped_at_load = 0
 
     def drops(self, row: EventRow) -> bool:
         hashes = self._current()
         if not hashes:
             return False
-        found = [getattr(row, column) for column in _COLUMNS]
-        if row.phone:
-            found.append(row.phone)
-            found.append(normalise("phone", row.phone) or "")
-        if row.external_ids:
-            found.extend(_external_values(row.external_ids))
+        return self._names(hashes, [getattr(row, c) for c in _COLUMNS], row.phone, row.external_ids)
+
+    def _names(
+        self, hashes: frozenset[str], values: list[Any], phone: str | None, external: str | None
+    ) -> bool:
+        found = list(values)
+        if phone:
+            found.append(phone)
+            found.append(normalise("phone", phone) or "")
+        if external:
+            found.extend(_external_values(external))
         salt_value = self._salt
         return any(key(salt_value, value) in hashes for value in found if value)
+
+    def screen(self, events: pa.Table) -> Screened | None:
+        """The EventWriter's screen: the same check as the loaded log and every import are
+        stored, so an event accepted in the instant before a collector read a new list,
+        or a row of a file import, does not bring a suppressed person back either."""
+        hashes = self._current()
+        if not hashes:
+            return None
+        columns = [events.column(c).to_pylist() for c in _COLUMNS]
+        phones = events.column("phone").to_pylist()
+        external = events.column("external_ids").to_pylist()
+        dropped = [
+            self._names(hashes, [column[i] for column in columns], phones[i], external[i])
+            for i in range(events.num_rows)
+        ]
+        if not any(dropped):
+            return None
+        self.dropped_at_load += sum(dropped)
+        sources = events.column("source_id").to_pylist()
+        received = events.column("received_at").to_pylist()
+        reason = "the event names a suppressed person; it was not kept"
+        letters = [
+            (sources[i], received[i], SUPPRESSED, None, reason, None, "")
+            for i in range(events.num_rows)
+            if dropped[i]
+        ]
+        kept = events.filter(pa.array([not d for d in dropped]))
+        rejected = pa.Table.from_batches([batch_of(letters, LOG_REJECTED_SCHEMA)])
+        return Screened(kept, rejected, [])
 
     def _current(self) -> frozenset[str]:
         now = time.monotonic()

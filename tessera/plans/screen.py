@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from tessera.eventlog import LOG_REJECTED_SCHEMA
 from tessera.eventlog.records import batch_of
-from tessera.events.writer import Screened
+from tessera.events.screens import Screened
 from tessera.plans.document import CompiledPlan, compile_plan
 from tessera.store import Store
 

@@ -123,6 +123,16 @@ def test_a_suppressed_person_is_dropped_at_ingest_and_access_reports_everything(
         {"type": "track", "userId": BOB[0], "event": "Viewed", "messageId": "b9"},
     ])  # fmt: skip
     assert [matcher.drops(row) for row in again] == [True, True, False]
+    # As the log loads and as files are imported, too (the writer's screen).
+    runtime.writer.screen.screens[0]._checked_at = float("-inf")  # type: ignore[union-attr]
+    before = runtime.store.fetch_one("SELECT count(*) FROM events")
+    runtime.writer.write(again)
+    after = runtime.store.fetch_one("SELECT count(*) FROM events")
+    assert after[0] == before[0] + 1  # type: ignore[index]
+    dropped = runtime.store.fetch_one(
+        "SELECT count(*), max(length(payload)) FROM rejected WHERE code = 'suppressed'"
+    )
+    assert dropped == (2, 0)
     # The list holds no identifier in clear.
     published = runtime.settings.suppression_path.read_bytes().lower()
     assert not any(n in published for n in needles())

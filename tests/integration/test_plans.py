@@ -10,7 +10,9 @@ import pytest
 
 from tessera.errors import InvalidField
 from tessera.events import log
+from tessera.events.screens import Screens
 from tessera.plans import service
+from tessera.plans.screen import PlanScreen
 from tessera.runtime import Runtime
 from tests.integration.helpers import send
 
@@ -37,6 +39,14 @@ def messages() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def plan_screen(runtime: Runtime) -> PlanScreen:
+    screens = runtime.writer.screen
+    assert isinstance(screens, Screens)
+    found = screens.screens[1]
+    assert isinstance(found, PlanScreen)
+    return found
+
+
 def stored(runtime: Runtime) -> list[str]:
     rows = runtime.store.fetch_all("SELECT message_id FROM events ORDER BY message_id")
     return [r[0] for r in rows]
@@ -45,7 +55,7 @@ def stored(runtime: Runtime) -> list[str]:
 def with_plan(runtime: Runtime, mode: str) -> None:
     runtime.sources.create("web", "web")
     service.set_plan(runtime.store, "web", mode, PLAN)
-    runtime.writer.screen.invalidate()  # type: ignore[union-attr]
+    plan_screen(runtime).invalidate()
     send(runtime, messages())
 
 
@@ -73,7 +83,7 @@ def test_allow_keeps_and_counts_without_recording(runtime: Runtime) -> None:
     with_plan(runtime, "allow")
     assert len(stored(runtime)) == 5
     assert service.violations(runtime.store, "web") == []
-    assert runtime.writer.screen.allowed == 3  # type: ignore[union-attr]
+    assert plan_screen(runtime).allowed == 3
 
 
 def test_an_inferred_plan_accepts_the_events_it_came_from(runtime: Runtime) -> None:
@@ -84,7 +94,7 @@ def test_an_inferred_plan_accepts_the_events_it_came_from(runtime: Runtime) -> N
     total = proposed.plan["events"]["Order Completed"]["properties"]
     assert total["properties"]["total"] == {"type": "number"} and total["required"] == ["total"]
     service.set_plan(runtime.store, "web", "block", proposed.plan)
-    runtime.writer.screen.invalidate()  # type: ignore[union-attr]
+    plan_screen(runtime).invalidate()
     send(runtime, [{"type": "track", "userId": "u2", "event": "Order Completed",
                     "messageId": "again", "properties": {"total": 3.0}}])  # fmt: skip
     assert "again" in stored(runtime)
