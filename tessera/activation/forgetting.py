@@ -30,6 +30,8 @@ class Forwarded:
     kind: str
     outcome: Outcome | None
     folder: Path | None = None
+    #: a files destination's remote target (s3://...): its finished files are not ours to clean
+    remote: str | None = None
 
 
 def forward_deletion(
@@ -44,8 +46,11 @@ def forward_deletion(
         if destination.kind in LOCAL_KINDS:
             connector = connector_for(destination, None, data_dir / "destinations")
             folder = getattr(connector, "folder", None)
+            remote = (
+                getattr(connector, "target", None) if getattr(connector, "remote", False) else None
+            )
             connector.close()
-            answers.append(Forwarded(destination.name, destination.kind, None, folder))
+            answers.append(Forwarded(destination.name, destination.kind, None, folder, remote))
             continue
         if destination.kind not in DELETING_KINDS:
             answers.append(Forwarded(destination.name, destination.kind, None))

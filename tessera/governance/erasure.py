@@ -290,7 +290,20 @@ def _destinations(
     receipts = []
     for answer in forward_deletion(store, data_dir, request, transport_for):
         system = f"destination {answer.name}"
-        if answer.folder is not None:
+        if answer.remote is not None and answer.folder is not None:
+            folders.append(answer.folder)  # the local spool is cleaned with the files
+            receipts.append(
+                receipt(
+                    system,
+                    "destination",
+                    0,
+                    utc_now(),
+                    status="unsupported",
+                    detail=f"its finished files at {answer.remote} are outside Tessera: "
+                    "delete the person's rows there",
+                )
+            )
+        elif answer.folder is not None:
             folders.append(answer.folder)
             receipts.append(
                 receipt(
