@@ -123,7 +123,11 @@ def erase(
         )
         step("files", "files", lambda: _files(settings.data_dir, subject, folders))
         step("database file", "storage", lambda: [_compact(store)])
-        step("proof", "proof", lambda: [_prove(settings.data_dir, subject, folders)])
+        step(
+            "proof",
+            "proof",
+            lambda: [_prove(settings.data_dir, subject, folders), _prove_tables(store, subject)],
+        )
         requests.finish(store, request_id, attempt, receipts, utc_now())
         result = requests.get(store, request_id)
     audit_request(context, result)
@@ -441,6 +445,45 @@ def _prove(data_dir: Path, subject: Subject, folders: list[Path]) -> Receipt:
         utc_now(),
         detail=f"{scanned} files scanned byte by byte: none holds any of the "
         f"{len(needles)} identifier values (or their SHA-256)",
+    )
+
+
+def _prove_tables(store: Store, subject: Subject) -> Receipt:
+    """Every text column of every table searched for the needles through SQL. The byte scan
+    reads DuckDB's file as stored, and DuckDB compresses strings (dictionary, FSST): a
+    value it holds compressed is not found by bytes, so the tables are searched too."""
+    naming: list[str] = []
+    columns = store.fetch_all(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND data_type = 'VARCHAR' ORDER BY 1, 2"
+    )
+    for table, column in columns:
+        # Names from the catalogue, quoted as identifiers; the needles are parameters.
+        quoted = '"' + table.replace('"', '""') + '"."' + column.replace('"', '""') + '"'
+        row = store.fetch_one(
+            f'SELECT count(*) FROM "{table.replace(chr(34), chr(34) * 2)}" WHERE EXISTS '
+            f"(SELECT 1 FROM (SELECT unnest(?) AS n) WHERE contains(lower({quoted}), n))",
+            [subject.needles],
+        )
+        if row is not None and row[0]:
+            naming.append(f"{table}.{column}")
+    if naming:
+        return receipt(
+            "proof: tables",
+            "proof",
+            0,
+            utc_now(),
+            status="failed",
+            detail=f"{len(naming)} columns still name them: {', '.join(naming[:10])}; "
+            "retry the request",
+        )
+    return receipt(
+        "proof: tables",
+        "proof",
+        0,
+        utc_now(),
+        detail=f"{len(columns)} text columns searched: none holds any of the "
+        f"{len(subject.needles)} identifier values",
     )
 
 

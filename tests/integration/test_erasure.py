@@ -91,6 +91,7 @@ def test_erasure_leaves_no_byte_of_the_person_in_the_data_directory(runtime: Run
     assert by_system["files rejects/"].removed == 1
     assert by_system["files uploads/"].removed == 1
     assert by_system["proof"].status == "done"
+    assert by_system["proof: tables"].status == "done"
     assert files_holding(data_dir, needles()) == []
     # Bob stays, everywhere.
     assert files_holding(data_dir, [BOB[1].encode()])
