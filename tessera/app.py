@@ -28,9 +28,11 @@ from tessera.api import (
     audiences,
     catalog,
     destinations,
+    governance,
     openapi,
     operations,
     personalize,
+    plans,
     predict,
     profiles,
     segments,
@@ -51,6 +53,7 @@ from tessera.web import access as web_access
 from tessera.web import audiences as web_audiences
 from tessera.web import catalog as web_catalog
 from tessera.web import destinations as web_destinations
+from tessera.web import governance as web_governance
 from tessera.web import headers as web_headers
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
@@ -124,6 +127,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(operations.admin)
     app.include_router(catalog.router)
     app.include_router(personalize.router)
+    app.include_router(governance.router)
+    app.include_router(plans.router)
     openapi.install(app)
     app.add_exception_handler(StarletteHTTPException, http_error)
 
@@ -137,6 +142,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(web_predict.router)
     app.include_router(web_catalog.router)
     app.include_router(web_personalize.router)
+    app.include_router(web_governance.router)
     app.mount("/static", StaticFiles(directory=web_rendering.STATIC), name="static")
     if missing := web_rendering.missing_vendor_files():
         log.warning("console files missing (%s): run `make install`", ", ".join(missing))

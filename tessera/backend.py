@@ -32,6 +32,8 @@ from tessera.events.failures import FailedEvent
 from tessera.events.importer import Imported
 from tessera.events.sources import SourceKey, SourceView
 from tessera.events.timestamps import utc_now
+from tessera.governance import access, erasure, retention
+from tessera.governance import requests as dsr
 from tessera.identity import explain as identity
 from tessera.identity import unmerging
 from tessera.operations import backup as backups
@@ -40,6 +42,7 @@ from tessera.personalize import callcentre, decisions, keys, offers, serving
 from tessera.personalize import recommendations as recs
 from tessera.personalize.strategies import Strategy
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
+from tessera.plans import service as plans
 from tessera.predict import service as predictions
 from tessera.privacy import audit, tokens, users
 from tessera.privacy.keys import load_or_create_admin_token
@@ -63,6 +66,17 @@ class LookalikeRequest:
     accuracy: float | None = None
     method: str = "weights"
     population: str = "all"
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """What `tessera privacy retention set` asks for (the API's PolicyBody)."""
+
+    scope: str
+    days: int
+    source: str | None = None
+    event: str | None = None
+    identifier_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,22 @@ class Backend(Protocol):
     def segment_overlap(self) -> list[segments.Overlap]: ...
     def export_audience(self, segment: str, file_format: str, out: Path) -> exports.Exported: ...
     def purge_anonymous(self, dry_run: bool) -> lifetime.Purged: ...
+    def privacy_access(self, identifier: str) -> access.AccessReport: ...
+    def privacy_erase(self, identifier: str) -> dsr.PrivacyRequest: ...
+    def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest: ...
+    def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]: ...
+    def privacy_request(self, request_id: str) -> dsr.PrivacyRequest: ...
+    def retention_policies(self) -> list[retention.Policy]: ...
+    def set_retention_policy(self, name: str, request: PolicyRequest) -> retention.Policy: ...
+    def delete_retention_policy(self, name: str) -> Deleted: ...
+    def run_retention(self, dry_run: bool) -> retention.RetentionRun: ...
+    def retention_runs(self, limit: int) -> list[retention.RetentionRun]: ...
+    def list_plans(self) -> list[plans.Plan]: ...
+    def show_plan(self, source: str) -> plans.Plan: ...
+    def set_plan(self, source: str, mode: str, plan: dict[str, Any]) -> plans.Plan: ...
+    def delete_plan(self, source: str) -> Deleted: ...
+    def plan_violations(self, source: str, limit: int) -> list[plans.PlanViolation]: ...
+    def infer_plan(self, source: str, days: int) -> plans.Plan: ...
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded: ...
     def list_taxonomies(self) -> list[taxonomy.TaxonomySummary]: ...
     def browse_taxonomy(
@@ -319,6 +349,61 @@ class LocalBackend:
 
     def purge_anonymous(self, dry_run: bool) -> lifetime.Purged:
         return self.runtime.pipeline.purge_expired(dry_run=dry_run)
+
+    # -- data-subject requests (issue 15) ------------------------------------------------
+
+    def privacy_access(self, identifier: str) -> access.AccessReport:
+        return access.access(self.runtime, identifier)
+
+    def privacy_erase(self, identifier: str) -> dsr.PrivacyRequest:
+        return erasure.erase(self.runtime, identifier)
+
+    def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest:
+        return access.suppress(self.runtime, identifier)
+
+    def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]:
+        return dsr.list_all(self.runtime.store, limit)
+
+    def privacy_request(self, request_id: str) -> dsr.PrivacyRequest:
+        return dsr.get(self.runtime.store, request_id)
+
+    def retention_policies(self) -> list[retention.Policy]:
+        return retention.policies(self.runtime.store)
+
+    def set_retention_policy(self, name: str, request: PolicyRequest) -> retention.Policy:
+        return retention.set_policy(
+            self.runtime.store, name, request.scope, request.days, source=request.source,
+            event=request.event, identifier_type=request.identifier_type,
+        )  # fmt: skip
+
+    def delete_retention_policy(self, name: str) -> Deleted:
+        return retention.delete_policy(self.runtime.store, name)
+
+    def run_retention(self, dry_run: bool) -> retention.RetentionRun:
+        return retention.run(self.runtime, dry_run=dry_run)
+
+    def retention_runs(self, limit: int) -> list[retention.RetentionRun]:
+        return retention.runs(self.runtime.store, limit)
+
+    # -- tracking plans (issue 15) -------------------------------------------------------
+
+    def list_plans(self) -> list[plans.Plan]:
+        return plans.list_plans(self.runtime.store)
+
+    def show_plan(self, source: str) -> plans.Plan:
+        return plans.get_plan(self.runtime.store, source)
+
+    def set_plan(self, source: str, mode: str, plan: dict[str, Any]) -> plans.Plan:
+        return plans.set_plan(self.runtime.store, source, mode, plan)
+
+    def delete_plan(self, source: str) -> Deleted:
+        return plans.delete_plan(self.runtime.store, source)
+
+    def plan_violations(self, source: str, limit: int) -> list[plans.PlanViolation]:
+        return plans.violations(self.runtime.store, source, limit)
+
+    def infer_plan(self, source: str, days: int) -> plans.Plan:
+        return plans.infer(self.runtime.store, source, days)
 
     def load_taxonomy(self, path: Path, name: str | None) -> taxonomy.TaxonomyLoaded:
         name = name or taxonomy.default_name(path)
@@ -944,6 +1029,68 @@ class RemoteBackend:
             archive.unlink(missing_ok=True)
         return backups.read_manifest(folder)
 
+    # -- data-subject requests (issue 15) ------------------------------------------------
+
+    def privacy_access(self, identifier: str) -> access.AccessReport:
+        body = {"identifier": identifier}
+        return self._as(access.AccessReport, "POST", "/api/privacy/access", json=body)
+
+    def privacy_erase(self, identifier: str) -> dsr.PrivacyRequest:
+        body = {"identifier": identifier}
+        return self._as(dsr.PrivacyRequest, "POST", "/api/privacy/erase", json=body)
+
+    def privacy_suppress(self, identifier: str) -> dsr.PrivacyRequest:
+        body = {"identifier": identifier}
+        path = "/api/privacy/suppress"
+        return self._as(dsr.PrivacyRequest, "POST", path, json=body)
+
+    def privacy_requests(self, limit: int) -> list[dsr.PrivacyRequest]:
+        shape = list[dsr.PrivacyRequest]
+        return self._as(shape, "GET", "/api/privacy/requests", params={"limit": limit})
+
+    def privacy_request(self, request_id: str) -> dsr.PrivacyRequest:
+        path = "/api/privacy/requests/" + quote(request_id, safe="")
+        return self._as(dsr.PrivacyRequest, "GET", path)
+
+    def retention_policies(self) -> list[retention.Policy]:
+        return self._as(list[retention.Policy], "GET", _RETENTION + "/policies")
+
+    def set_retention_policy(self, name: str, request: PolicyRequest) -> retention.Policy:
+        path = f"{_RETENTION}/policies/{quote(name, safe='')}"
+        return self._as(retention.Policy, "PUT", path, json=asdict(request))
+
+    def delete_retention_policy(self, name: str) -> Deleted:
+        return self._as(Deleted, "DELETE", f"{_RETENTION}/policies/{quote(name, safe='')}")
+
+    def run_retention(self, dry_run: bool) -> retention.RetentionRun:
+        params = {"dry_run": str(dry_run).lower()}
+        return self._as(retention.RetentionRun, "POST", _RETENTION + "/run", params=params)
+
+    def retention_runs(self, limit: int) -> list[retention.RetentionRun]:
+        shape = list[retention.RetentionRun]
+        return self._as(shape, "GET", _RETENTION + "/runs", params={"limit": limit})
+
+    # -- tracking plans (issue 15) -------------------------------------------------------
+
+    def list_plans(self) -> list[plans.Plan]:
+        return self._as(list[plans.Plan], "GET", "/api/plans")
+
+    def show_plan(self, source: str) -> plans.Plan:
+        return self._as(plans.Plan, "GET", _plan(source))
+
+    def set_plan(self, source: str, mode: str, plan: dict[str, Any]) -> plans.Plan:
+        return self._as(plans.Plan, "PUT", _plan(source), json={"mode": mode, "plan": plan})
+
+    def delete_plan(self, source: str) -> Deleted:
+        return self._as(Deleted, "DELETE", _plan(source))
+
+    def plan_violations(self, source: str, limit: int) -> list[plans.PlanViolation]:
+        shape = list[plans.PlanViolation]
+        return self._as(shape, "GET", _plan(source) + "/violations", params={"limit": limit})
+
+    def infer_plan(self, source: str, days: int) -> plans.Plan:
+        return self._as(plans.Plan, "POST", _plan(source) + "/infer", params={"days": days})
+
     def close(self) -> None:
         self._http.close()
 
@@ -1109,10 +1256,15 @@ _DESTINATIONS = "/api/destinations"
 _PREDICT = "/api/predict"
 _OFFERS = "/api/offers"
 _KEYS = "/api/personalize/keys"
+_RETENTION = "/api/privacy/retention"
 
 
 def _product(product_id: str) -> str:
     return f"/api/catalog/products/{quote(product_id, safe='')}"
+
+
+def _plan(source: str) -> str:
+    return "/api/plans/" + quote(source, safe="")
 
 
 def _destination(name: str) -> str:

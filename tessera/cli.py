@@ -23,13 +23,22 @@ from rich.text import Text
 from tessera.audiences.campaigns import CampaignImport
 from tessera.audiences.feeds import FeedOptions
 from tessera.audiences.lookalike_report import Lookalike
-from tessera.backend import Backend, DestinationRequest, LookalikeRequest, open_backend
+from tessera.backend import (
+    Backend,
+    DestinationRequest,
+    LookalikeRequest,
+    PolicyRequest,
+    open_backend,
+)
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
+from tessera.governance import report
+from tessera.governance.requests import PrivacyRequest
 from tessera.paging import Page
 from tessera.personalize.offers import OfferSpec
 from tessera.personalize.strategies import STRATEGIES
 from tessera.pipeline.runs import RunReport
+from tessera.plans.service import Plan
 from tessera.profiles.reader import ProfileAsOf, ProfileView
 from tessera.results import Result, wire
 from tessera.segments.actions import Condition, Why
@@ -343,6 +352,10 @@ def stats(json: JsonOption = False) -> None:
     out.print(
         f"pipeline: set aside {figures.pipeline_failed} events (tessera events failed)   "
         f"dropped identifiers {figures.dropped_identifiers}"
+    )
+    out.print(
+        f"privacy: {figures.suppressed_events} events of suppressed people dropped   "
+        f"tracking plans: {figures.plan_violations} violations"
     )
     refresh = figures.refresh_failure
     if refresh:
@@ -1761,6 +1774,250 @@ def consent_set(
         changed = backend.change_consent(reference, purposes, reason)
     note = f"Recorded for {changed.reference}: {changed.purposes}."
     _print_json(changed) if json else out.print(note)
+# -- privacy: data-subject requests (issue 15) --------------------------------------------
+
+privacy_app = typer.Typer(
+    help="Data-subject requests: access, erasure, suppression, with receipts.",
+    no_args_is_help=True,
+)
+app.add_typer(privacy_app, name="privacy")
+IdentifierArgument = Annotated[
+    str, typer.Argument(help="TYPE:VALUE, e.g. email:jane@example.com or user_id:42")
+]
+
+
+@privacy_app.command("access")
+def privacy_access(
+    identifier: IdentifierArgument,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a readable HTML page here.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Everything held about a person: identifiers, traits, consent, events, segments..."""
+    with _backend() as backend:
+        found = backend.privacy_access(identifier)
+    if html is not None:
+        html.write_text(report.render_html(found), encoding="utf-8")
+    if json:
+        _print_json(found)
+        return
+    _table(
+        [
+            {"part": "profiles", "count": len(found.profile_ids)},
+            {"part": "identifiers", "count": len(found.identifiers)},
+            {"part": "events", "count": len(found.events)},
+            {"part": "consent changes", "count": len(found.consent_history)},
+            {"part": "segment stays", "count": len(found.segments)},
+            {"part": "third-party memberships", "count": len(found.third_party_memberships)},
+            {"part": "lookalike scores", "count": len(found.lookalike_scores)},
+            {"part": "destinations", "count": len(found.destinations)},
+            {"part": "dead letters", "count": found.dead_letters},
+        ],
+        ["part", "count"],
+        title=f"{found.request.id} ({found.request.subject}): use --json for the content",
+    )
+
+
+@privacy_app.command("erase")
+def privacy_erase(identifier: IdentifierArgument, json: JsonOption = False) -> None:
+    """Erase a person from the log, every table, the files and the destinations, compact
+    the database and prove it; a receipt per system. Run it again to retry."""
+    with _backend() as backend:
+        request = backend.privacy_erase(identifier)
+    _print_request(request, json)
+
+
+@privacy_app.command("suppress")
+def privacy_suppress(identifier: IdentifierArgument, json: JsonOption = False) -> None:
+    """Drop every new event naming a person at ingest (what is held stays)."""
+    with _backend() as backend:
+        request = backend.privacy_suppress(identifier)
+    _print_request(request, json)
+
+
+@privacy_app.command("requests")
+def privacy_requests(limit: LimitOption = 100, json: JsonOption = False) -> None:
+    """Data-subject requests, latest first, with their state."""
+    with _backend() as backend:
+        rows = backend.privacy_requests(limit)
+    _rows(rows, json, ["id", "kind", "subject", "state", "attempts", "updated_at"])
+
+
+@privacy_app.command("show")
+def privacy_show(request_id: str, json: JsonOption = False) -> None:
+    """One request and the receipts of its last attempt."""
+    with _backend() as backend:
+        request = backend.privacy_request(request_id)
+    _print_request(request, json)
+
+
+def _print_request(request: PrivacyRequest, json: bool) -> None:
+    if json:
+        _print_json(request)
+        return
+    title = f"{request.id} {request.kind} {request.subject}: {request.state}"
+    _table(request.receipts, ["system", "removed", "status", "detail", "done_at"], title=title)
+    for reason in request.reasons:
+        err.print(f"[yellow]{escape(reason)}[/]")
+
+
+retention_app = typer.Typer(
+    help="Retention policies: how long events and inactive people are kept. Alone: run "
+    "them now (--dry-run: only count).",
+)
+privacy_app.add_typer(retention_app, name="retention")
+
+
+@retention_app.callback(invoke_without_command=True)
+def retention_default(
+    context: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what the policies would remove.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Run the retention policies now (`serve` runs them every hour); --dry-run counts."""
+    if context.invoked_subcommand is not None:
+        return
+    with _backend() as backend:
+        done = backend.run_retention(dry_run)
+    if json:
+        _print_json(done)
+        return
+    verb = "would remove" if dry_run else "removed"
+    title = f"{done.id}: {verb} {done.events:,} events of {done.profiles:,} profiles"
+    _table(done.counts, ["policy", "events", "profiles"], title=title)
+
+
+@retention_app.command("set")
+def retention_set(
+    name: str,
+    scope: Annotated[str, typer.Option(help="events, identifiers or profiles")],
+    days: Annotated[int, typer.Option(min=1, help="How long to keep, in days")],
+    source: Annotated[str | None, typer.Option(help="events: only this source")] = None,
+    event: Annotated[
+        str | None, typer.Option(help="events: only this track event or message type")
+    ] = None,
+    identifier_type: Annotated[
+        str | None, typer.Option(help="identifiers: profiles with only this type")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Create or replace a retention policy (e.g. --scope events --event page --days 395)."""
+    request = PolicyRequest(scope, days, source, event, identifier_type)
+    with _backend() as backend:
+        policy = backend.set_retention_policy(name, request)
+    _rows([policy], json, ["name", "scope", "source", "event", "identifier_type", "days"])
+
+
+@retention_app.command("list")
+def retention_list(json: JsonOption = False) -> None:
+    """Retention policies."""
+    with _backend() as backend:
+        rows = backend.retention_policies()
+    _rows(rows, json, ["name", "scope", "source", "event", "identifier_type", "days"])
+
+
+@retention_app.command("delete")
+def retention_delete(name: str, json: JsonOption = False) -> None:
+    """Delete a retention policy."""
+    with _backend() as backend:
+        deleted = backend.delete_retention_policy(name)
+    _rows([deleted], json, ["deleted"])
+
+
+@retention_app.command("runs")
+def retention_runs(limit: LimitOption = 20, json: JsonOption = False) -> None:
+    """Retention runs, latest first, with what each removed."""
+    with _backend() as backend:
+        rows = backend.retention_runs(limit)
+    _rows(rows, json, ["id", "started_at", "dry_run", "events", "profiles", "seconds"])
+
+
+# -- tracking plans (issue 15) --------------------------------------------------------------
+
+plans_app = typer.Typer(
+    help="Tracking plans: per source, the events allowed and JSON Schemas for their data.",
+    no_args_is_help=True,
+)
+app.add_typer(plans_app, name="plans")
+ModeOption = Annotated[str, typer.Option(help="allow (count), flag (record) or block")]
+
+
+@plans_app.command("set")
+def plans_set(
+    source: str,
+    file: Annotated[Path, typer.Argument(help="The plan as JSON or YAML (docs/plans.md)")],
+    mode: ModeOption = "flag",
+    json: JsonOption = False,
+) -> None:
+    """Set (or replace) a source's tracking plan from a file."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise UnreadableFile(f"cannot read the plan {file}: {e}") from e
+    with _backend() as backend:
+        plan = backend.set_plan(source, mode, document)
+    _print_plan(plan, json)
+
+
+@plans_app.command("show")
+def plans_show(source: str, json: JsonOption = False) -> None:
+    """A source's tracking plan."""
+    with _backend() as backend:
+        plan = backend.show_plan(source)
+    _print_plan(plan, json)
+
+
+@plans_app.command("list")
+def plans_list(json: JsonOption = False) -> None:
+    """Sources with a tracking plan, and its mode."""
+    with _backend() as backend:
+        rows = backend.list_plans()
+    _rows(rows, json, ["source", "mode", "updated_at"])
+
+
+@plans_app.command("delete")
+def plans_delete(source: str, json: JsonOption = False) -> None:
+    """Remove a source's tracking plan (its events are no longer checked)."""
+    with _backend() as backend:
+        deleted = backend.delete_plan(source)
+    _rows([deleted], json, ["deleted"])
+
+
+@plans_app.command("violations")
+def plans_violations(source: str, limit: LimitOption = 100, json: JsonOption = False) -> None:
+    """The latest violations of a source's plan: the event, the path and the reason."""
+    with _backend() as backend:
+        rows = backend.plan_violations(source, limit)
+    _rows(rows, json, ["received_at", "event", "path", "reason", "blocked"])
+
+
+@plans_app.command("infer")
+def plans_infer(
+    source: str,
+    days: Annotated[int, typer.Option(min=1, help="Read the events of this many days")] = 7,
+    save: Annotated[bool, typer.Option("--save", help="Save it as the source's plan")] = False,
+    mode: ModeOption = "flag",
+    json: JsonOption = False,
+) -> None:
+    """Propose a plan from the source's recent events (printed; --save keeps it)."""
+    with _backend() as backend:
+        plan = backend.infer_plan(source, days)
+        if save:
+            plan = backend.set_plan(source, mode, plan.plan)
+    _print_plan(plan, json)
+
+
+def _print_plan(plan: Plan, json: bool) -> None:
+    if json:
+        _print_json(plan)
+        return
+    out.print(f"{plan.source}: mode {plan.mode}")
+    sys.stdout.write(wire(plan.plan, orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def main() -> None:

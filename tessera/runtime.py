@@ -18,12 +18,16 @@ from tessera.activation.engine import Activation
 from tessera.events import importer, source_keys
 from tessera.events.collect import Collector
 from tessera.events.loader import LogLoader
+from tessera.events.screens import Screens
 from tessera.events.sink import LogSink
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import now_micros
 from tessera.events.writer import EventWriter
+from tessera.governance.retention import RetentionSchedule
+from tessera.governance.suppression import PublishedSuppression
 from tessera.personalize.serving import Personalizer
 from tessera.pipeline import Pipeline
+from tessera.plans.screen import PlanScreen
 from tessera.settings import MIB, Settings
 from tessera.store import Store, open_store
 
@@ -47,6 +51,8 @@ class Runtime:
     activation: Activation | None = None
     #: The decision API's memory (`personalize/serving.py`); its thread starts with a server.
     personalizer: Personalizer = field(init=False)
+    #: Retention every TESSERA_RETENTION_INTERVAL_SECONDS; started by the server only.
+    retention: RetentionSchedule | None = field(default=None, init=False)
     closed: bool = field(default=False, init=False)
     #: whether each collector process is alive; `tessera serve` sets it when it starts
     #: them (server.py), so readiness and the metrics can tell
@@ -65,7 +71,11 @@ class Runtime:
         if settings.dedupe_window_days is not None:
             since = now_micros() - settings.dedupe_window_days * _DAY_MICROS
         pipeline = Pipeline(store, settings)
-        writer = EventWriter(store, dedupe_since_micros=since)
+        # Suppression at the load too (imports, and the instant before a collector reads a
+        # new list), then tracking plans.
+        suppression = PublishedSuppression(settings.suppression_path)
+        screens = Screens(suppression, PlanScreen(store))
+        writer = EventWriter(store, dedupe_since_micros=since, screen=screens)
         sink = LogSink(
             settings.log_dir,
             SERVE_WRITER_ID,
@@ -87,6 +97,7 @@ class Runtime:
             sink,
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
+            suppression=suppression,
         )
         activation = Activation(store, settings.data_dir, settings.consent_policies())
         runtime = cls(
@@ -113,11 +124,15 @@ class Runtime:
         if self.activation is not None:
             self.activation.start()
         self.personalizer.start()
+        self.retention = RetentionSchedule(self, self.settings.retention_interval_seconds)
+        self.retention.start()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.retention is not None:
+            self.retention.stop()
         if self.activation is not None:
             self.activation.stop()
         self.personalizer.stop()

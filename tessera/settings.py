@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         description="Streaming segments: profiles touched by the pipeline are re-evaluated at "
         "most this often (also the longest a segment lags behind its events).",
     )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        description="How often `tessera serve` enforces the retention policies "
+        "(`tessera privacy retention`); 0 turns the schedule off.",
+    )
     default_region: str | None = Field(
         default=None,
         description="ISO country (e.g. FR) for phone numbers written without +country code, when "
@@ -307,6 +312,11 @@ class Settings(BaseSettings):
     def source_keys_path(self) -> Path:
         """The write keys (hashed) the core publishes for the collector processes."""
         return self.data_dir / "source-keys.json"
+
+    @property
+    def suppression_path(self) -> Path:
+        """The suppressed identifiers' salted hashes, published for every collect path."""
+        return self.data_dir / "suppressed.json"
 
     @property
     def run_dir(self) -> Path:

@@ -30,6 +30,8 @@ class Receiver:
         self.arrivals: list[float] = []
         self.signatures: list[tuple[str, bytes]] = []
         self.requests_seen: list[tuple[str, str]] = []  # (path, Authorization) of each
+        #: the bodies of DELETE requests (an erasure forwarded), answered 200
+        self.deletions: list[dict[str, Any]] = []
         self.requests = 0
         self.answers: dict[int, int] = {}
         self.hang_seconds = hang_seconds
@@ -59,6 +61,14 @@ class Receiver:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+
+            def do_DELETE(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver._lock:
+                    receiver.deletions.append(orjson.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

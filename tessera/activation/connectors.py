@@ -50,6 +50,13 @@ class Connector(Protocol):
     def close(self) -> None: ...
 
 
+class Deletes(Protocol):
+    """A connector that can ask its destination to forget a person (an erasure request,
+    tessera/governance/erasure.py): one attempt, answered as an Outcome."""
+
+    def delete(self, request: Message) -> Outcome: ...
+
+
 def sign(body: bytes, secret: str) -> str:
     """The X-Tessera-Signature value: `sha256=` and the hex HMAC-SHA256 of the body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -85,6 +92,13 @@ class HttpConnector:
         body = orjson.dumps({"batch": list(batch), "sentAt": sent_at})
         headers = {SIGNATURE_HEADER: sign(body, self.secret)} if self.secret else {}
         return post(self.client, self.url, body, headers)
+
+    def delete(self, request: Message) -> Outcome:
+        """`DELETE` the URL with `{"type": "delete", "requestId", "userId"?, "identifiers":
+        [{"type", "value"}...]}`, signed like a batch: the receiver forgets the person."""
+        body = orjson.dumps(request)
+        headers = {SIGNATURE_HEADER: sign(body, self.secret)} if self.secret else {}
+        return post(self.client, self.url, body, headers, method="DELETE")
 
     def idle(self) -> None:
         return None

@@ -27,6 +27,7 @@ from tessera.collector.proxy import CoreProxy
 from tessera.events.collect import Collector
 from tessera.events.sink import LogSink
 from tessera.events.source_keys import PublishedKeys
+from tessera.governance.suppression import PublishedSuppression
 from tessera.settings import MIB, Settings
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ def run(plan: CollectorPlan, sockets: list[socket.socket]) -> None:
             sink,
             max_body_bytes=settings.max_body_bytes,
             max_message_bytes=settings.max_message_bytes,
+            suppression=PublishedSuppression(settings.suppression_path),
         )
         proxy = CoreProxy(plan.core_url, plan.core_socket)
         config = uvicorn.Config(

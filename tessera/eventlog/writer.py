@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tessera.errors import InvalidField, LogFull, Overloaded, StoreLocked, StoreUnavailable
-from tessera.eventlog import records, segments
+from tessera.eventlog import records, scrub, segments
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,9 @@ class LogWriter:
     def _recover(self) -> None:
         """Cut a torn tail off the last segment (a crash in the middle of a write), so
         that readers find only whole records; the next append begins a new segment."""
+        # A scrub interrupted by a crash is finished first: its half-written frame is not
+        # a torn tail to cut (scrub.py).
+        scrub.replay_journal(self.directory)
         numbers = segments.segment_numbers(self.directory)
         if not numbers:
             return

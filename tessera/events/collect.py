@@ -16,12 +16,24 @@ from typing import Any, Protocol
 
 from tessera.errors import InvalidField, InvalidMessage, InvalidTimestamp, MissingWriteKey
 from tessera.events.body import decode_body
-from tessera.events.contract import Envelope, EventRow, check_message, reject
+from tessera.events.contract import Envelope, EventRow, Rejection, check_message, reject
 from tessera.events.sink import DeadLetter, Sink, WriteResult
 from tessera.events.sources import Source
 from tessera.events.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
+
+
+class Suppression(Protocol):
+    """Says whether an accepted event carries an identifier that an erasure or suppression
+    request forbids keeping (`tessera.governance.suppression.PublishedSuppression`)."""
+
+    def drops(self, row: EventRow) -> bool: ...
+
+
+#: the dead letters' code for an event dropped because it names a suppressed person: the
+#: row counts it and keeps nothing of the event (no payload, no message id)
+SUPPRESSED = "suppressed"
 
 
 class Keys(Protocol):
@@ -48,11 +60,15 @@ class Collector:
         *,
         max_body_bytes: int,
         max_message_bytes: int,
+        suppression: Suppression | None = None,
     ) -> None:
         self._directory = directory
         self._sink = sink
         self._max_body = max_body_bytes
         self._max_message = max_message_bytes
+        self._suppression = suppression
+        #: events dropped in this process because they named a suppressed person
+        self.suppressed = 0
 
     def submit(
         self,
@@ -100,9 +116,12 @@ class Collector:
         else:
             messages = [document]
         rows, dead = self._check_all(messages, envelope, message_type)
+        refused = [letter for letter in dead if letter.rejection.code != SUPPRESSED]
         error = None
-        if message_type is not None and dead:
-            error = _error_of(dead[0])
+        if message_type is not None and refused:
+            error = _error_of(refused[0])
+        # A dropped suppressed event is answered 200 like a kept one: a 4xx would tell the
+        # sender something about the person, and some SDKs retry what is refused.
         return Submission(self._sink.submit(rows, dead), error)
 
     def submit_messages(
@@ -114,7 +133,9 @@ class Collector:
         source = self._directory.authenticate(write_key)
         envelope = Envelope(source.id, source.channel, received_at, require_segment_ids=False)
         rows, dead = self._check_all(messages, envelope, None)
-        return Submission(self._sink.submit(rows, dead), _error_of(dead[0]) if dead else None)
+        refused = [letter for letter in dead if letter.rejection.code != SUPPRESSED]
+        error = _error_of(refused[0]) if refused else None
+        return Submission(self._sink.submit(rows, dead), error)
 
     def _check_all(
         self, messages: list[Any], envelope: Envelope, message_type: str | None
@@ -144,7 +165,27 @@ class Collector:
                 dead.append(
                     DeadLetter(envelope.source_id, envelope.received_at, reject(message, error))
                 )
+        if self._suppression is not None and rows:
+            rows = self._drop_suppressed(rows, envelope, dead)
         return rows, dead
+
+    def _drop_suppressed(
+        self, rows: list[EventRow], envelope: Envelope, dead: list[DeadLetter]
+    ) -> list[EventRow]:
+        """The rows that name no suppressed person; each other one is counted (a dead
+        letter holding nothing of it) and not stored, so an SDK that keeps sending does
+        not bring an erased person back."""
+        assert self._suppression is not None
+        kept = [row for row in rows if not self._suppression.drops(row)]
+        dropped = len(rows) - len(kept)
+        if dropped:
+            self.suppressed += dropped
+            rejection = Rejection(
+                SUPPRESSED, None, "the event names a suppressed person; it was not kept", None, ""
+            )
+            letter = DeadLetter(envelope.source_id, envelope.received_at, rejection)
+            dead.extend([letter] * dropped)
+        return kept
 
     def _authenticate(self, authorization: str | None, body_key: object) -> Source:
         key = _key_from_header(authorization)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tessera.eventlog import backlog, read_new, remove_loaded
+from tessera.eventlog import Position, backlog, read_new, remove_loaded
 from tessera.events import failures
 from tessera.events.writer import EventWriter, Loaded
 
@@ -92,6 +92,16 @@ class LogLoader:
         if self._on_load is not None and loaded.events:
             self._on_load(loaded.last_seq)
         return loaded
+
+    @contextmanager
+    def held(self) -> Iterator[dict[str, Position]]:
+        """Load everything the files hold, then keep the loader still until the block
+        ends; yields the positions (all before them is loaded). For changing the loaded
+        part of the files in place (an erasure's scrub, eventlog/scrub.py)."""
+        with self._loading:
+            while self._load() is not None:
+                pass
+            yield dict(self._writer.positions)
 
     def catch_up(self) -> int:
         """Load until the files hold nothing new; returns the events loaded."""

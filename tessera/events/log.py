@@ -20,7 +20,9 @@ def stats(store: Store) -> dict[str, Any]:
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM rejected), "
         "(SELECT count(*) FROM sources), (SELECT max(received_at) FROM events), "
         "(SELECT coalesce(max(seq), 0) FROM events), "
-        "(SELECT count(*) FROM identity_ledger WHERE kind = 'dropped')"
+        "(SELECT count(*) FROM identity_ledger WHERE kind = 'dropped'), "
+        "(SELECT count(*) FROM rejected WHERE code = 'suppressed'), "
+        "(SELECT count(*) FROM plan_violations)"
     )
     assert totals is not None
     per_source = store.fetch_all(
@@ -36,6 +38,8 @@ def stats(store: Store) -> dict[str, Any]:
         "last_seq": totals[4],
         "pipeline_failed": failures.count(store),
         "dropped_identifiers": totals[5],
+        "suppressed_events": totals[6],
+        "plan_violations": totals[7],
         "by_source": [
             {"source": name, "channel": channel, "events": count}
             for name, channel, count in per_source

@@ -27,6 +27,7 @@ from tessera.eventlog import LOG_EVENT_SCHEMA, LOG_REJECTED_SCHEMA, Position, Re
 from tessera.eventlog.records import batch_of
 from tessera.events.contract import EventRow
 from tessera.events.dedupe import DedupeIndex, first_unseen
+from tessera.events.screens import Screen
 from tessera.events.sink import DeadLetter, WriteResult
 from tessera.store import Store
 
@@ -55,8 +56,15 @@ class Loaded:
 class EventWriter:
     """Owns all appends to `events` and `rejected`, and the log's read positions."""
 
-    def __init__(self, store: Store, *, dedupe_since_micros: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        dedupe_since_micros: int | None = None,
+        screen: Screen | None = None,
+    ) -> None:
         self._store = store
+        self.screen = screen
         self._lock = threading.Lock()
         self.commits = 0
         #: called with what each commit (a load of the log, an import) appended: metrics
@@ -119,6 +127,17 @@ class EventWriter:
                 keys = keys[keep]
                 if not keep.all():
                     kept = events.filter(pa.array(keep))
+            violations: list[tuple[object, ...]] = []
+            if kept is not None and self.screen is not None and kept.num_rows:
+                screened = self.screen.screen(kept)
+                if screened is not None:
+                    kept, violations = screened.kept, screened.violations
+                    if screened.rejected is not None and screened.rejected.num_rows:
+                        rejected = (
+                            screened.rejected
+                            if rejected is None
+                            else pa.concat_tables([rejected, screened.rejected])
+                        )
             count = 0 if kept is None else kept.num_rows
             dead = 0 if rejected is None else rejected.num_rows
             started = time.perf_counter()
@@ -128,6 +147,13 @@ class EventWriter:
                 if rejected is not None and dead:
                     numbered = _numbered(rejected, "id", self._next_rejection_id)
                     store.insert_arrow("rejected", numbered)
+                if violations:
+                    columns = [list(column) for column in zip(*violations, strict=True)]
+                    store.execute(
+                        "INSERT INTO plan_violations SELECT unnest(?), unnest(?), unnest(?), "
+                        "unnest(?), unnest(?), unnest(?), unnest(?)",
+                        columns,
+                    )
                 for writer_id, position in positions.items():
                     self._save_position(store, writer_id, position)
             self.commits += 1

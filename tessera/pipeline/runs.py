@@ -54,6 +54,10 @@ class Stats(Result):
     last_seq: int
     pipeline_failed: int
     dropped_identifiers: int
+    #: events dropped at ingest because they named a suppressed person (issue 15)
+    suppressed_events: int = 0
+    #: tracking-plan violations recorded (issue 15)
+    plan_violations: int = 0
     by_source: list[dict[str, Any]]
     by_type: dict[str, int]
     processed_seq: int

@@ -18,8 +18,10 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from tessera import __version__
 from tessera.errors import Conflict, SchemaTooNew, StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
+#: the suffix of the new database file while `Store.rewrite` writes it
+REWRITE_SUFFIX = ".rewrite"
 Params = Sequence[Any] | dict[str, Any] | None
 log = logging.getLogger(__name__)
 #: Files and folders Tessera creates are its owner's alone: they hold customer data.
@@ -49,9 +53,16 @@ STORE_TROUBLE: tuple[type[Exception], ...] = (
 class Store:
     """One open DuckDB database. Feature packages pass it SQL and parameters."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        path: Path | None,
+        *,
+        checkpoint_threshold_mb: int = 256,
+    ) -> None:
         self._root = connection
         self.path = path
+        self._threshold_mb = checkpoint_threshold_mb
         self._local = threading.local()
         self._lock = threading.Lock()
         # Re-entrant: a transaction's own execute() calls take it again.
@@ -61,48 +72,125 @@ class Store:
         # shutting down then (checkpointing, re-taking the GIL) aborted the process at exit
         # ("terminate called ... exception not rethrown"), seen twice in `tessera demo`.
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        # Every use of the database passes this gate; `rewrite` closes it to swap the file.
+        self._gate = Gate()
+        self._generation = 0
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
+        if cursor is None or getattr(self._local, "generation", -1) != self._generation:
             with self._lock:
                 cursor = self._root.cursor()
                 self._cursors.append(cursor)
             self._local.cursor = cursor
+            self._local.generation = self._generation
         return cursor
 
     def execute(self, sql: str, params: Params = None) -> None:
         """Run a statement for its effect, after any other thread's write (see above)."""
-        with self._serialised(), _taken_is_conflict():
+        with self._gate.shared(), self._serialised(), _taken_is_conflict():
             self._cursor().execute(sql, params)
 
     def fetch_all(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
-        return self._cursor().execute(sql, params).fetchall()
+        with self._gate.shared():
+            return self._cursor().execute(sql, params).fetchall()
 
     def fetch_one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
-        return self._cursor().execute(sql, params).fetchone()
+        with self._gate.shared():
+            return self._cursor().execute(sql, params).fetchone()
 
     def fetch_dicts(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
-        cursor = self._cursor().execute(sql, params)
-        columns = [d[0] for d in cursor.description or []]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        with self._gate.shared():
+            cursor = self._cursor().execute(sql, params)
+            columns = [d[0] for d in cursor.description or []]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def fetch_numpy(self, sql: str, params: Params = None) -> dict[str, Any]:
         """Column arrays, for bulk loads such as the dedupe index."""
-        return self._cursor().execute(sql, params).fetchnumpy()
+        with self._gate.shared():
+            return self._cursor().execute(sql, params).fetchnumpy()
 
     def insert_arrow(self, table: str, data: Any) -> None:
         """Append an Arrow table whose columns match `table` in order.
 
         `table` is a name from our own schema, never user input.
         """
-        cursor = self._cursor()
-        cursor.register("_incoming", data)
-        try:
-            with _taken_is_conflict():
-                cursor.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
-        finally:
-            cursor.unregister("_incoming")
+        with self._gate.shared():
+            cursor = self._cursor()
+            cursor.register("_incoming", data)
+            try:
+                with _taken_is_conflict():
+                    cursor.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
+            finally:
+                cursor.unregister("_incoming")
+
+    def rewrite(self, *, wait_seconds: float = 30.0) -> Rewritten:
+        """Copy the whole database into a new file and swap it in for the old one.
+
+        DuckDB keeps deleted rows in its file until their blocks are rewritten, and a freed
+        block keeps its old bytes until it is reused: after an erasure the person's bytes are
+        still in `tessera.duckdb` (measured). `COPY FROM DATABASE` writes only the live rows
+        (tables, constraints, indexes and sequences) into a fresh file, which replaces the
+        old one by rename, so no file of the data directory holds the erased bytes.
+
+        Every other use of the store waits at the gate meanwhile (at most `wait_seconds`
+        for the ones inside to finish, else StoreUnavailable and nothing changed).
+        Crash-safe: until the rename the old file is whole and the new one is a temporary
+        that the next `open_store` deletes; the new file is fsync'd before the rename, and
+        the old file's write-ahead log is folded in (checked) before it is closed.
+        """
+        if self.path is None:
+            return Rewritten(0, 0)
+        path = self.path
+        temporary = path.with_name(path.name + REWRITE_SUFFIX)
+        with self._gate.exclusive(wait_seconds):
+            before = path.stat().st_size
+            _remove_rewrite_leftovers(path)
+            self._root.execute("CHECKPOINT")
+            name = self._root.execute("SELECT current_database()").fetchone()
+            assert name is not None
+            # Names of our own making (the file's stem, a fixed alias), quoted as identifiers;
+            # ATTACH takes no bound parameters.
+            quoted = '"' + str(name[0]).replace('"', '""') + '"'
+            target = "'" + str(temporary).replace("'", "''") + "'"
+            self._root.execute(f"ATTACH {target} AS tessera_rewrite")
+            try:
+                self._root.execute(f"COPY FROM DATABASE {quoted} TO tessera_rewrite")
+            finally:
+                self._root.execute("DETACH tessera_rewrite")
+            self._close_connections()
+            wal = path.with_name(path.name + ".wal")
+            if wal.exists() or temporary.with_name(temporary.name + ".wal").exists():
+                # The old log not folded in: swapping now could lose or replay it.
+                self._reopen(path)
+                temporary.unlink(missing_ok=True)
+                raise StoreUnavailable(
+                    "the database could not be compacted (its write-ahead log was not folded "
+                    "into the file on close); nothing changed: retry the request"
+                )
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+            descriptor = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            self._reopen(path)
+            return Rewritten(before, path.stat().st_size)
+
+    def _close_connections(self) -> None:
+        with self._lock:
+            for cursor in self._cursors:
+                with suppress(duckdb.Error):
+                    cursor.close()
+            self._cursors.clear()
+        self._root.close()
+
+    def _reopen(self, path: Path) -> None:
+        self._root = duckdb.connect(str(path))
+        self._root.execute(f"SET checkpoint_threshold = '{int(self._threshold_mb)}MB'")
+        self._generation += 1
 
     @contextmanager
     def transaction(self, *, serialised: bool = True) -> Iterator[Store]:
@@ -112,6 +200,11 @@ class Store:
         from its start, so waiting for the lock later would not avoid the conflict.
         `serialised=False` is for transactions that only append (the event writer's).
         """
+        with self._gate.shared(), self._transaction(serialised) as store:
+            yield store
+
+    @contextmanager
+    def _transaction(self, serialised: bool) -> Iterator[Store]:
         cursor = self._cursor()
         with self._serialised() if serialised else self._appending():
             cursor.execute("BEGIN TRANSACTION")
@@ -155,12 +248,76 @@ class Store:
         # replayed on the next start, which is slower but loses nothing.
         with suppress(duckdb.Error):
             self._root.execute("CHECKPOINT")
-        with self._lock:
-            for cursor in self._cursors:
-                with suppress(duckdb.Error):
-                    cursor.close()
-            self._cursors.clear()
-        self._root.close()
+        self._close_connections()
+
+
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """The database file's size before and after `Store.rewrite`, in bytes."""
+
+    bytes_before: int
+    bytes_after: int
+
+
+class Gate:
+    """Many threads in at once (`shared`), or one alone (`exclusive`), for swapping the
+    database file. A thread already inside may enter again while the gate closes (a
+    transaction's own statements), so it never waits for itself."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._inside = 0
+        self._closed = False
+        self._local = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._condition:
+                while self._closed:
+                    self._condition.wait()
+                self._inside += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._condition:
+                    self._inside -= 1
+                    self._condition.notify_all()
+
+    @contextmanager
+    def exclusive(self, wait_seconds: float) -> Iterator[None]:
+        with self._condition:
+            while self._closed:
+                self._condition.wait()
+            self._closed = True
+            deadline = time.monotonic() + wait_seconds
+            while self._inside > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._closed = False
+                    self._condition.notify_all()
+                    raise StoreUnavailable(
+                        f"the database stayed busy for {wait_seconds:g} s; nothing changed: "
+                        "retry the request"
+                    )
+                self._condition.wait(left)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._closed = False
+                self._condition.notify_all()
+
+
+def _remove_rewrite_leftovers(path: Path) -> None:
+    """A rewrite's temporary file left by a crash (the old file is whole: see `rewrite`)."""
+    temporary = path.with_name(path.name + REWRITE_SUFFIX)
+    for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
+        leftover.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -198,6 +355,7 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
     """
     if path is not None:
         make_private(path.parent, [path, path.with_name(path.name + ".wal")])
+        _remove_rewrite_leftovers(path)
     try:
         connection = duckdb.connect(str(path) if path is not None else ":memory:")
     except duckdb.IOException as e:
@@ -208,7 +366,7 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
             ) from e
         raise StoreUnavailable(f"cannot open the database {path}: {e}") from e
     connection.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold_mb)}MB'")
-    store = Store(connection, path)
+    store = Store(connection, path, checkpoint_threshold_mb=checkpoint_threshold_mb)
     _migrate(store)
     return store
 

@@ -575,6 +575,81 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        17,
+        """
+        -- Data-subject requests (issue 15): access, erasure and suppression. The subject is
+        -- kept masked and as a salted hash (privacy/suppression.py), never in clear: the
+        -- request outlives the person's data. `reasons` is a JSON list of what failed.
+        CREATE TABLE privacy_requests (
+            id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            subject_hash VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL,
+            attempts INTEGER NOT NULL,
+            reasons VARCHAR NOT NULL
+        );
+        -- One receipt per system an attempt reached: the log, each table, each file set,
+        -- each destination, the database file and the final scan of the data directory.
+        CREATE TABLE privacy_receipts (
+            request_id VARCHAR NOT NULL,
+            attempt INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            system VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            removed BIGINT NOT NULL,
+            status VARCHAR NOT NULL,
+            detail VARCHAR NOT NULL,
+            done_at TIMESTAMP NOT NULL
+        );
+        -- Erased or suppressed identifiers, as salted hashes only: new events carrying one
+        -- are dropped at ingest (published to the collectors in DATA_DIR/suppressed.json).
+        CREATE TABLE suppressed_identifiers (
+            hash VARCHAR PRIMARY KEY,
+            type VARCHAR NOT NULL,
+            request_id VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        );
+        -- Retention: how long events (per source and/or event type), identifiers (per type)
+        -- and inactive known profiles are kept; and each run with its counts.
+        CREATE TABLE retention_policies (
+            name VARCHAR PRIMARY KEY,
+            scope VARCHAR NOT NULL,
+            source VARCHAR,
+            event VARCHAR,
+            identifier_type VARCHAR,
+            days INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE retention_runs (
+            id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            dry_run BOOLEAN NOT NULL,
+            counts VARCHAR NOT NULL,
+            seconds DOUBLE NOT NULL
+        );
+        -- Tracking plans: per source, the allowed events and JSON Schemas, and a mode; and
+        -- the violations found at ingest, per event, with the path and the reason.
+        CREATE TABLE tracking_plans (
+            source_id VARCHAR PRIMARY KEY,
+            mode VARCHAR NOT NULL,
+            plan VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE plan_violations (
+            source_id VARCHAR NOT NULL,
+            received_at TIMESTAMP NOT NULL,
+            message_id VARCHAR,
+            event VARCHAR,
+            path VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            blocked BOOLEAN NOT NULL
+        );
+        """,
+    ),
+    (
         20,
         """
         -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the

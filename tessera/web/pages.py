@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from tessera.dependencies import ADMIN_TOKEN_ACTOR, RuntimeDep
-from tessera.errors import InvalidMapping, TesseraError
+from tessera.errors import InvalidMapping, NotFound, TesseraError
 from tessera.events import failures, importer, log, reading
 from tessera.events.mapping import document_from_form, parse_mapping
 from tessera.events.sources import CHANNELS
+from tessera.plans import service as plans
 from tessera.privacy import audit, users
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import secrets_match
@@ -251,8 +252,17 @@ def _source(
         "events": reading.tail(runtime, limit=25, source_id=source.id).items,
         "rejected": rejected,
         "rejected_first": rejected_cursor is None,
+        "plan": _plan_of(runtime, name),
+        "violations": plans.violations(runtime.store, name, 25),
     }
     return render(request, "source.html", context)
+
+
+def _plan_of(runtime: RuntimeDep, name: str) -> plans.Plan | None:
+    try:
+        return plans.get_plan(runtime.store, name)
+    except NotFound:
+        return None
 
 
 # -- imports ------------------------------------------------------------------------

@@ -123,6 +123,14 @@ PAGES: dict[str, st.SearchStrategy[tuple[str, str, dict[str, Any]]]] = {
         lambda name: ("GET", f"/audiences/campaigns/{segment(name)}", {}), values(KNOWN.campaign)
     ),
     "GET /sign-in": st.builds(lambda target: ("GET", "/sign-in", {"next": target}), values("/")),
+    "GET /privacy/requests/{id}": st.builds(
+        lambda name: ("GET", f"/privacy/requests/{segment(name)}", {}), values("dsr_0")
+    ),
+    "POST /privacy": st.builds(
+        lambda identifier, kind: ("POST", "/privacy", {"identifier": identifier, "kind": kind}),
+        values("email:fuzz-nobody@example.com", "user_id:fuzz-nobody"),
+        values("access", "suppress", "erase"),
+    ),
     # The console's forms that take typed input (each valid one creates something).
     "POST /sources": st.builds(
         lambda name, channel: ("POST", "/sources", {"name": name, "channel": channel}),

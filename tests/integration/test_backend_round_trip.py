@@ -16,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tessera.app import create_app
-from tessera.backend import DestinationRequest, RemoteBackend
+from tessera.backend import DestinationRequest, PolicyRequest, RemoteBackend
 from tessera.results import wire
 from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN, basic_auth
@@ -234,3 +234,59 @@ def test_every_access_model_round_trips_the_server_json(
     same("audit_page", lambda: backend.audit_page({"action": "POST"}, 10, None))
     same("audit_verify", backend.audit_verify)
     assert len(checked) == 11
+
+
+def test_every_privacy_and_plan_model_round_trips_the_server_json(
+    remote: tuple[RemoteBackend, Through, TestClient],
+) -> None:
+    """Data-subject requests, retention and tracking plans (issue 15), with content in
+    each: a person with events, a policy, a plan with a violation."""
+    backend, through, client = remote
+    checked: list[str] = []
+
+    def same(name: str, call: Callable[[], object]) -> None:
+        result = call()
+        assert orjson.loads(wire(result)) == through.last, name
+        checked.append(name)
+
+    key = backend.create_source("app", "web").write_key
+    batch = [
+        {"type": "identify", "userId": "u-ann", "messageId": "a1",
+         "traits": {"email": "ann@example.net"},
+         "context": {"consent": {"categoryPreferences": {"Advertising": True}}}},
+        {"type": "track", "userId": "u-ann", "event": "Order Completed", "messageId": "a2",
+         "properties": {"total": 12}},
+    ]  # fmt: skip
+    sent = client.post("/v1/batch", content=orjson.dumps({"batch": batch}),
+                       headers={"Authorization": basic_auth(key)})  # fmt: skip
+    assert sent.status_code == 200
+    backend.process()
+    same("infer_plan", lambda: backend.infer_plan("app", 1))
+    plan = {"events": {"Order Completed": {"properties": {"type": "object",
+            "properties": {"total": {"type": "string"}}}}}}  # fmt: skip
+    same("set_plan", lambda: backend.set_plan("app", "flag", plan))
+    same("show_plan", lambda: backend.show_plan("app"))
+    same("list_plans", backend.list_plans)
+    time.sleep(0.6)  # the loader reads the plans again at most every 0.5 s
+    batch = [{"type": "track", "userId": "u-bo", "event": "Order Completed", "messageId": "b1",
+              "properties": {"total": 3}}]  # fmt: skip
+    client.post("/v1/batch", content=orjson.dumps({"batch": batch}),
+                headers={"Authorization": basic_auth(key)})  # fmt: skip
+    backend.process()
+    same("plan_violations", lambda: backend.plan_violations("app", 10))
+    assert through.last[0]["path"] == "properties.total"
+    same("privacy_access", lambda: backend.privacy_access("email:ann@example.net"))
+    assert len(through.last["events"]) == 2
+    same("privacy_suppress", lambda: backend.privacy_suppress("user_id:u-bo"))
+    same("privacy_erase", lambda: backend.privacy_erase("user_id:u-ann"))
+    assert through.last["state"] == "done", through.last["reasons"]
+    same("privacy_requests", lambda: backend.privacy_requests(10))
+    same("privacy_request", lambda: backend.privacy_request(through.last[0]["id"]))
+    request = PolicyRequest("events", 30, event="Order Completed")
+    same("set_retention_policy", lambda: backend.set_retention_policy("orders", request))
+    same("retention_policies", backend.retention_policies)
+    same("run_retention", lambda: backend.run_retention(True))
+    same("retention_runs", lambda: backend.retention_runs(5))
+    same("delete_retention_policy", lambda: backend.delete_retention_policy("orders"))
+    same("delete_plan", lambda: backend.delete_plan("app"))
+    assert len(checked) == 16
