@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from tessera.identity.identifiers import Identifier
@@ -83,7 +83,7 @@ class ComparisonRecord:
     anchor: str = ""
 
     def as_row(self) -> dict[str, Any]:
-        row = asdict(self)
+        row = {name: getattr(self, name) for name in self.__slots__}
         row["unique_ids"] = list(self.unique_ids)
         row["first_name_forms"] = list(self.first_name_forms) if self.first_name_forms else None
         return row
@@ -92,6 +92,7 @@ class ComparisonRecord:
         return sum(getattr(self, f) is not None for f in FIELDS if f != "name_key")
 
 
+@lru_cache(maxsize=1 << 16)  # names, streets and dates repeat
 def fold(text: str) -> str:
     """Lower case, no accents, letters and digits only, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text.lower().translate(_FOLD))
@@ -106,6 +107,7 @@ def _namer() -> Any:
     return NickNamer()
 
 
+@lru_cache(maxsize=1 << 16)
 def first_name_forms(name: str) -> tuple[str, ...]:
     """The name and every name it may be a nickname of, or that may be a nickname of it
     (`bill` -> bill, william, robert, ...; `nico` -> nico, nicolas): two first names are a
@@ -124,10 +126,14 @@ def first_name_forms(name: str) -> tuple[str, ...]:
     return tuple(sorted(forms))
 
 
+@lru_cache(maxsize=1 << 16)
 def birth_date(text: str) -> str | None:
-    """A date of birth as ISO text: read as ISO (1980-12-31), or day first (31/12/1980,
-    31.12.1980), as Europeans write it; None when it is not a date."""
-    parts = [p for p in re.split(r"[-/. ]", text.strip()) if p]
+    """A date of birth as ISO text: read as ISO (1980-12-31, 19801231), or day first
+    (31/12/1980, 31.12.1980), as Europeans write it; None when it is not a date."""
+    text = text.strip()
+    if len(text) == 8 and text.isdigit():  # 19801231, as registries and FEBRL write it
+        text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    parts = [p for p in re.split(r"[-/. ]", text) if p]
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None
     if len(parts[0]) == 4:
@@ -142,11 +148,13 @@ def birth_date(text: str) -> str | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)
 def postcode(text: str) -> str | None:
     value = re.sub(r"\s+", "", text).upper()
     return value or None
 
 
+@lru_cache(maxsize=1 << 16)
 def street(text: str) -> str | None:
     words = [_STREET_WORDS.get(word, word) for word in fold(text).split()]
     return " ".join(words) or None

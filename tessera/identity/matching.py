@@ -108,10 +108,12 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
     scored: list[dict[str, Any]] = []
     model: dict[str, Any] = previous[1] if previous else {}
     if len(records) >= 2 and (new is None or new):
+        rows = [r.as_row() for r in records]
+        known = matching_model.known_fields(rows)
         linked = link(
-            _table(records),
-            matching_model.settings(),
-            training=None if previous else matching_model.training(),
+            pa.Table.from_pylist(rows),
+            matching_model.settings(known=known),
+            training=None if previous else matching_model.training(known=known),
             threshold=lower,
             model=previous[1] if previous else None,
         )
@@ -273,10 +275,6 @@ def _as_match(store: Store, row: dict[str, Any]) -> Match:
         evidence=evidence, found_at=row["found_at"], decided_at=row["decided_at"],
         reason=row["reason"],
     )  # fmt: skip
-
-
-def _table(records: list[ComparisonRecord]) -> pa.Table:
-    return pa.Table.from_pylist([r.as_row() for r in records])
 
 
 def _match_id(first: str, second: str) -> str:

@@ -10,6 +10,7 @@ plus the prior's. Splink estimates u from random pairs and m by expectation maxi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from tessera.store.linkage import Training
@@ -107,37 +108,60 @@ COMPARISONS = (NAME, BIRTH_DATE, POSTCODE, STREET, CITY, EMAIL, PHONE)
 #: Pairs compared at all: those that agree on one of these (Splink's blocking rules). Each
 #: is an equality, so DuckDB joins on a hash: the cost follows the pairs, not n².
 BLOCKING = (
-    "l.birth_date = r.birth_date",
-    "l.name_key = r.name_key",
-    "l.email_user = r.email_user",
-    "l.phone = r.phone",
-    "l.postcode = r.postcode AND left(l.last_name, 2) = left(r.last_name, 2)",
-)
+    ("l.birth_date = r.birth_date", ("birth_date",)),
+    ("l.name_key = r.name_key", ("name_key",)),
+    ("l.email_user = r.email_user", ("email_user",)),
+    ("l.phone = r.phone", ("phone",)),
+    ("l.postcode = r.postcode AND left(l.last_name, 2) = left(r.last_name, 2)",
+     ("postcode", "last_name")),
+)  # fmt: skip
 
 
-def settings(link_type: str = "dedupe_only") -> dict[str, Any]:
-    """Splink's settings for the profile matcher."""
+def settings(
+    link_type: str = "dedupe_only", known: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Splink's settings for the profile matcher. With `known` (the fields some record
+    carries), the comparisons of fields no record carries are left out: they would cost
+    every pair a comparison and weigh nothing."""
     return {
         "link_type": link_type,
         "unique_id_column_name": "unique_id",
-        "comparisons": [dict(c) for c in COMPARISONS],
-        "blocking_rules_to_generate_predictions": [{"blocking_rule": rule} for rule in BLOCKING],
+        "comparisons": [
+            dict(c)
+            for c in COMPARISONS
+            if known is None or any(column in known for column in _columns(c["output_column_name"]))
+        ],
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": rule}
+            for rule, columns in BLOCKING
+            if known is None or all(column in known for column in columns)
+        ],
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": ["unique_ids", "anchor", "first_name_forms"],
     }
 
 
-def training(seed: int = 1) -> Training:
+def training(seed: int = 1, known: Collection[str] | None = None) -> Training:
     """Prior from pairs that surely match (same name and date of birth, or same e-mail),
-    u from random pairs, m by EM over two blockings that each leave one field free."""
+    u from random pairs, m by EM over two blockings that each leave one field free (only
+    over fields some record carries, when `known` says which)."""
+
+    def usable(*columns: str) -> bool:
+        return known is None or all(column in known for column in columns)
+
+    sure = [rule for rule, columns in (
+        ("l.name_key = r.name_key AND l.birth_date = r.birth_date", ("name_key", "birth_date")),
+        ("l.email = r.email", ("email",)),
+    ) if usable(*columns)]  # fmt: skip
+    em = [rule for rule, columns in (
+        ("l.birth_date = r.birth_date", ("birth_date",)),
+        ("l.name_key = r.name_key", ("name_key",)),
+    ) if usable(*columns)]  # fmt: skip
     return Training(
-        deterministic_rules=(
-            "l.name_key = r.name_key AND l.birth_date = r.birth_date",
-            "l.email = r.email",
-        ),
+        deterministic_rules=tuple(sure or ["l.name_key = r.name_key"]),
         recall=0.7,
-        em_rules=("l.birth_date = r.birth_date", "l.name_key = r.name_key"),
+        em_rules=tuple(em),
         u_pairs=3e5,
         seed=seed,
     )
@@ -174,7 +198,10 @@ def level_labels(comparison: dict[str, Any]) -> dict[int, str]:
     then the others counted down from the most specific to 0 for the last (`ELSE`)."""
     levels = comparison["comparison_levels"]
     others = [lvl for lvl in levels if not lvl.get("is_null_level")]
-    labels = {-1: lvl["label_for_charts"] for lvl in levels if lvl.get("is_null_level")}
+    labels = {}
+    for level in levels:
+        if level.get("is_null_level"):
+            labels[-1] = level["label_for_charts"]
     for n, level in enumerate(others):
         labels[len(others) - 1 - n] = level["label_for_charts"]
     return labels
@@ -187,3 +214,8 @@ def _prior_odds(model: dict[str, Any]) -> float:
 
 def _columns(comparison: str) -> tuple[str, ...]:
     return ("first_name", "last_name") if comparison == "name" else (comparison,)
+
+
+def known_fields(rows: list[dict[str, Any]]) -> set[str]:
+    """The fields at least one record carries."""
+    return {field for row in rows for field, value in row.items() if value is not None}

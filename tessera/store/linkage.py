@@ -55,6 +55,7 @@ def link(
     SettingsCreator or settings dict.
     """
     from splink import DuckDBAPI, Linker
+    from splink.internals.exceptions import EMTrainingException
 
     logging.getLogger("splink").setLevel(logging.ERROR)
     connection = duckdb.connect(":memory:")
@@ -74,13 +75,24 @@ def link(
             linker.training.estimate_probability_two_random_records_match(
                 list(training.deterministic_rules), recall=training.recall
             )
+            settings_object = linker._settings_obj  # noqa: SLF001 (no public setter)
+            if not settings_object._probability_two_random_records_match:  # noqa: SLF001
+                # No pair is surely the same (few records left, or all linked already):
+                # a prior of zero would make every weight infinite; assume one in a
+                # thousand random pairs.
+                settings_object._probability_two_random_records_match = 1e-3  # noqa: SLF001
             linker.training.estimate_u_using_random_sampling(
                 max_pairs=training.u_pairs, seed=training.seed
             )
             for rule in training.em_rules:
-                linker.training.estimate_parameters_using_expectation_maximisation(
-                    rule, estimate_without_term_frequencies=True
-                )
+                try:
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        rule, estimate_without_term_frequencies=True
+                    )
+                except (EMTrainingException, ValueError):
+                    # No pairs agree on this rule (few records): the parameters it would
+                    # have estimated keep the others' estimates or Splink's defaults.
+                    continue
         predictions = linker.inference.predict(threshold_match_probability=threshold)
         pairs = predictions.as_record_list()
         return Linked(pairs, linker.misc.save_model_to_json())

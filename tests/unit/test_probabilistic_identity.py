@@ -43,7 +43,7 @@ def test_nicknames_meet_the_names_they_shorten() -> None:
 def test_dates_of_birth_are_read_iso_or_day_first() -> None:
     assert birth_date("1980-12-31") == "1980-12-31"
     assert birth_date("31/12/1980") == "1980-12-31"
-    assert birth_date("31.12.1980") == "1980-12-31"
+    assert birth_date("31.12.1980") == birth_date("19801231") == "1980-12-31"
     assert birth_date("31/13/1980") is None
     assert birth_date("yesterday") is None
 
