@@ -16,7 +16,8 @@ The company sells sport, fashion, electronics, home, beauty and travel goods in 
   international forms, and some from the shop's own switchboard number;
 - shop tills (CSV): receipts with a loyalty card number and sometimes an e-mail, and the
   card holder as the loyalty scheme enrolled them at the till (name in capitals without
-  accents, postcode, date of birth), with the slips of a busy shop assistant;
+  accents, street address, postcode, date of birth), with the slips of a busy shop
+  assistant;
 - CRM export (CSV): names (some as nicknames), e-mails, phones, postal addresses and dates
   of birth with typos, case and spacing noise.
 
@@ -754,7 +755,8 @@ def _card_holder(rng: random.Random, person: Person, card: str) -> dict[str, str
     """The loyalty card's holder as the till prints it: capitals without accents, the
     postcode and the date of birth given at enrolment, day first; slips now and then."""
     if not card:
-        return {"holder_name": "", "holder_postcode": "", "holder_birth_date": ""}
+        return {"holder_name": "", "holder_address": "", "holder_postcode": "",
+                "holder_birth_date": ""}  # fmt: skip
     first = _ascii(person.first_name).upper()
     last = _ascii(person.last_name).upper()
     if rng.random() < 0.1:
@@ -764,8 +766,10 @@ def _card_holder(rng: random.Random, person: Person, card: str) -> dict[str, str
     name = f"{first} {last}" if rng.random() < 0.7 else f"{last} {first}"
     born = person.birth_date if rng.random() > 0.05 else _noisy_birth_date(rng, person.birth_date)
     year, month, day = born.split("-")
+    address = _ascii(_noisy_street(rng, person.street)).upper() if rng.random() < 0.8 else ""
     return {
         "holder_name": name,
+        "holder_address": address,
         "holder_postcode": _noisy_postcode(rng, person.postcode) if rng.random() < 0.95 else "",
         "holder_birth_date": f"{day}/{month}/{year}" if rng.random() < 0.9 else "",
     }

@@ -32,6 +32,7 @@ identifiers:
   email: email
 traits:                     # the loyalty card's holder, as enrolled at the till
   name: holder_name
+  street: holder_address
   postcode: holder_postcode
   birthday: holder_birth_date   # day first (31/12/1980): the identity matcher reads both forms
 properties:

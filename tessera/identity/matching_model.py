@@ -95,7 +95,12 @@ EMAIL = {
         _null("email"),
         _level("same e-mail", "email_l = email_r"),
         _level("same mailbox name, other domain (a typo?)", "email_user_l = email_user_r"),
-        _level("e-mail two edits apart", "damerau_levenshtein(email_l, email_r) <= 2"),
+        # Digits must agree: jean.dupont12@ and jean.dupont17@ are two people, the
+        # numbers mailbox providers hand out tell namesakes apart.
+        _level("e-mail two edits apart, same digits",
+               "damerau_levenshtein(email_l, email_r) <= 2 AND "
+               "regexp_replace(email_l, '[^0-9]', '', 'g') = "
+               "regexp_replace(email_r, '[^0-9]', '', 'g')"),
         _ELSE,
     ],
 }  # fmt: skip
@@ -144,8 +149,8 @@ def settings(
 
 def training(seed: int = 1, known: Collection[str] | None = None) -> Training:
     """Prior from pairs that surely match (same name and date of birth, or same e-mail),
-    u from random pairs, m by EM over two blockings that each leave one field free (only
-    over fields some record carries, when `known` says which)."""
+    u from random pairs, m by EM over two blockings that each leave the other's fields
+    free (only over fields some record carries, when `known` says which)."""
 
     def usable(*columns: str) -> bool:
         return known is None or all(column in known for column in columns)
@@ -156,8 +161,11 @@ def training(seed: int = 1, known: Collection[str] | None = None) -> Training:
     ) if usable(*columns)]  # fmt: skip
     em = [rule for rule, columns in (
         ("l.birth_date = r.birth_date", ("birth_date",)),
+        # Same name alone is no good a block: where names are common, most such pairs
+        # are different people and EM settles on "same name" as its class of matches.
+        ("l.name_key = r.name_key AND l.postcode = r.postcode", ("name_key", "postcode")),
         ("l.name_key = r.name_key", ("name_key",)),
-    ) if usable(*columns)]  # fmt: skip
+    ) if usable(*columns)][:2]  # fmt: skip
     return Training(
         deterministic_rules=tuple(sure or ["l.name_key = r.name_key"]),
         recall=0.7,

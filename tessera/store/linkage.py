@@ -75,12 +75,12 @@ def link(
             linker.training.estimate_probability_two_random_records_match(
                 list(training.deterministic_rules), recall=training.recall
             )
-            settings_object = linker._settings_obj  # noqa: SLF001 (no public setter)
-            if not settings_object._probability_two_random_records_match:  # noqa: SLF001
+            settings_object = linker._settings_obj
+            if not settings_object._probability_two_random_records_match:
                 # No pair is surely the same (few records left, or all linked already):
                 # a prior of zero would make every weight infinite; assume one in a
                 # thousand random pairs.
-                settings_object._probability_two_random_records_match = 1e-3  # noqa: SLF001
+                settings_object._probability_two_random_records_match = 1e-3
             linker.training.estimate_u_using_random_sampling(
                 max_pairs=training.u_pairs, seed=training.seed
             )

@@ -10,8 +10,8 @@ import pytest
 
 from tessera.errors import Conflict
 from tessera.identity import explain, matching, unmerging
-from tessera.identity.lookup import find_profile
 from tessera.identity.identifiers import Identifier
+from tessera.identity.lookup import find_profile
 from tessera.runtime import Runtime
 from tests.integration.helpers import send
 
