@@ -108,7 +108,7 @@ def threshold_curve(
     for threshold in thresholds:
         parent: dict[str, str] = {}
 
-        def root(node: str) -> str:
+        def root(node: str, parent: dict[str, str] = parent) -> str:
             while parent.setdefault(node, node) != node:
                 parent[node] = parent[parent[node]]
                 node = parent[node]

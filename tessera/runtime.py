@@ -83,7 +83,15 @@ class Runtime:
         )
         activation = Activation(store, settings.data_dir, settings.advertising_consent)
         return cls(
-            settings, store, sources, writer, sink, loader, collector, pipeline, time.time(),
+            settings,
+            store,
+            sources,
+            writer,
+            sink,
+            loader,
+            collector,
+            pipeline,
+            time.time(),
             activation,
         )
 

@@ -180,8 +180,8 @@ class Settings(BaseSettings):
         if token and len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
             raise InvalidField(
                 f"TESSERA_ADMIN_TOKEN is {len(token.strip())} characters; it must be at least "
-                f"{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c \"import secrets; "
-                "print(secrets.token_urlsafe(32))\"`), or unset it and Tessera generates one "
+                f'{MIN_ADMIN_TOKEN_CHARS} (e.g. the output of `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`), or unset it and Tessera generates one '
                 "in DATA_DIR/admin-token",
                 field="admin_token",
             )

@@ -108,10 +108,10 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
     scored: list[dict[str, Any]] = []
     model: dict[str, Any] = previous[1] if previous else {}
     if len(records) >= 2 and (new is None or new):
-        rows = [r.as_row() for r in records]
-        known = matching_model.known_fields(rows)
+        table_rows = [r.as_row() for r in records]
+        known = matching_model.known_fields(table_rows)
         linked = link(
-            pa.Table.from_pylist(rows),
+            pa.Table.from_pylist(table_rows),
             matching_model.settings(known=known),
             training=None if previous else matching_model.training(known=known),
             threshold=lower,
@@ -121,7 +121,8 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
     if new is not None:
         scored = [p for p in scored if p["unique_id_l"] in new or p["unique_id_r"] in new]
     decided = _decided_profile_pairs(store, profile_of)
-    rows, refused = [], 0
+    rows: list[list[Any]] = []
+    refused = 0
     run_id = "run_" + hashlib.blake2b(str(time.time_ns()).encode(), digest_size=6).hexdigest()
     now = utc_now()
     for pair in sorted(scored, key=lambda p: -p["match_probability"]):

@@ -33,7 +33,7 @@ def _jw(column: str, threshold: float, left: str | None = None) -> str:
     return f"jaro_winkler_similarity({column}_l, {other}_r) >= {threshold}"
 
 
-NAME = {
+NAME: dict[str, Any] = {
     "output_column_name": "name",
     "comparison_levels": [
         _null("last_name"),
@@ -53,7 +53,7 @@ NAME = {
         _ELSE,
     ],
 }  # fmt: skip
-BIRTH_DATE = {
+BIRTH_DATE: dict[str, Any] = {
     "output_column_name": "birth_date",
     "comparison_levels": [
         _null("birth_date"),
@@ -66,7 +66,7 @@ BIRTH_DATE = {
         _ELSE,
     ],
 }  # fmt: skip
-POSTCODE = {
+POSTCODE: dict[str, Any] = {
     "output_column_name": "postcode",
     "comparison_levels": [
         _null("postcode"),
@@ -76,7 +76,7 @@ POSTCODE = {
         _ELSE,
     ],
 }  # fmt: skip
-STREET = {
+STREET: dict[str, Any] = {
     "output_column_name": "street",
     "comparison_levels": [
         _null("street"),
@@ -85,11 +85,11 @@ STREET = {
         _ELSE,
     ],
 }
-CITY = {
+CITY: dict[str, Any] = {
     "output_column_name": "city",
     "comparison_levels": [_null("city"), _level("same city", "city_l = city_r"), _ELSE],
 }
-EMAIL = {
+EMAIL: dict[str, Any] = {
     "output_column_name": "email",
     "comparison_levels": [
         _null("email"),
@@ -104,7 +104,7 @@ EMAIL = {
         _ELSE,
     ],
 }  # fmt: skip
-PHONE = {
+PHONE: dict[str, Any] = {
     "output_column_name": "phone",
     "comparison_levels": [_null("phone"), _level("same phone", "phone_l = phone_r"), _ELSE],
 }

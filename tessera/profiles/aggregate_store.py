@@ -218,9 +218,7 @@ def insert_values(store: Store, rows: list[tuple[Any, ...]], moment: datetime | 
     )
 
 
-def restore(
-    store: Store, traits: list[ComputedTrait], today: int | None = None
-) -> Aggregates:
+def restore(store: Store, traits: list[ComputedTrait], today: int | None = None) -> Aggregates:
     """The aggregates as persisted for these definitions; a definition the store does not
     cover yet is filled from the log (up to the pipeline's position) and persisted.
     `today` (a UTC day number) lets buckets too old for every window go."""

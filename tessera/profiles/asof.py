@@ -46,4 +46,3 @@ def profile_as_of(store: Store, settings: Settings, reference: str, moment: str)
         "first_seen": micros_iso(summary.first_seen),
         "last_seen": micros_iso(summary.last_seen),
     }
-

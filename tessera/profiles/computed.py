@@ -216,9 +216,7 @@ def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
         number = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
         # "nan" and "inf" cast to numbers JSON cannot hold (to_json wrote NaN, which no
         # reader parses, and every refresh failed): they count as no value.
-        value = exp.Case(
-            ifs=[exp.If(this=exp.func("isfinite", number), true=number.copy())]
-        )
+        value = exp.Case(ifs=[exp.If(this=exp.func("isfinite", number), true=number.copy())])
     return value
 
 

@@ -134,9 +134,7 @@ class Unifier:
         (its fingerprint), with the first event that carried it; for an event that has no
         profile (no usable identifier at all), every time."""
         known = {
-            entry.other
-            for entry in self.notable.get(profile or "", ())
-            if entry.kind == "dropped"
+            entry.other for entry in self.notable.get(profile or "", ()) if entry.kind == "dropped"
         }
         for value in dropped:
             fingerprint = Identifier("sha256", value.fingerprint)

@@ -134,9 +134,7 @@ def _guarded(build: Callable[[], CompiledSegment]) -> CompiledSegment:
         ) from None  # fmt: skip
 
 
-def _assemble(
-    builder: _Builder, select: list[exp.Expr], predicate: exp.Expr
-) -> CompiledSegment:
+def _assemble(builder: _Builder, select: list[exp.Expr], predicate: exp.Expr) -> CompiledSegment:
     query = sqlglot.select(*select).from_("profile_summaries AS s")
     if builder.aggregates:
         # Every event condition in one pass over the events, each with its own FILTER;

@@ -109,9 +109,7 @@ def identity_page(request: Request, runtime: RuntimeDep, message: str | None = N
 @router.post("/identity/match")
 def identity_match(runtime: RuntimeDep) -> Response:
     run = matching.match(runtime)
-    note = (
-        f"Compared {run.profiles:,} profiles: {run.linked:,} linked, {run.review:,} to review."
-    )
+    note = f"Compared {run.profiles:,} profiles: {run.linked:,} linked, {run.review:,} to review."
     return RedirectResponse(f"/identity?message={note}", status_code=303)
 
 
