@@ -134,11 +134,13 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
             continue
         decided.add(frozenset((left, right)))
         probability = float(pair["match_probability"])
+        if classify(probability, upper, lower) is None:
+            continue
         first, second = sorted((pair["anchor_l"], pair["anchor_r"]))
         rows.append([
             _match_id(first, second), first, second, probability, float(pair["match_weight"]),
             orjson.dumps(matching_model.evidence(pair, model)).decode(),
-            "linked" if probability >= upper else "review", now, run_id, None, None,
+            classify(probability, upper, lower), now, run_id, None, None,
         ])  # fmt: skip
     linked_count = sum(r[6] == "linked" for r in rows)
     with store.transaction() as batch:
@@ -161,6 +163,14 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
         threshold=upper, review_threshold=lower,
         seconds=round(time.perf_counter() - started, 3), rebuild=rebuild,
     )  # fmt: skip
+
+
+def classify(probability: float, threshold: float, review_threshold: float) -> str | None:
+    """What a pair's match probability makes it: `linked` at or above the threshold,
+    `review` from the review threshold, else nothing (None)."""
+    if probability >= threshold:
+        return "linked"
+    return "review" if probability >= review_threshold else None
 
 
 def profile_records(

@@ -20,6 +20,7 @@ from tessera.identity.comparison import (
 from tessera.identity.graph import IdentityGraph
 from tessera.identity.identifiers import Identifier
 from tessera.identity.matches import ledger_rule, match_id_of_rule
+from tessera.identity.matching import classify
 from tessera.identity.matching_model import evidence, settings
 from tessera.identity.rules import MergeRules
 
@@ -132,3 +133,18 @@ def test_the_waterfall_sums_to_the_match_weight() -> None:
     total = sum(s["weight"] for s in steps)
     expected = math.log2(0.001 / 0.999) + 6 + (len(steps) - 2) * 1
     assert abs(total - expected) < 0.01
+
+
+def test_thresholds_split_links_review_and_nothing() -> None:
+    assert classify(0.995, 0.99, 0.8) == "linked"
+    assert classify(0.99, 0.99, 0.8) == "linked"
+    assert classify(0.98, 0.99, 0.8) == "review"
+    assert classify(0.8, 0.99, 0.8) == "review"
+    assert classify(0.79, 0.99, 0.8) is None
+
+
+def test_comparisons_of_fields_no_record_carries_are_left_out() -> None:
+    model = settings(known={"first_name", "last_name", "name_key", "birth_date"})
+    assert [c["output_column_name"] for c in model["comparisons"]] == ["name", "birth_date"]
+    rules = [r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]]
+    assert rules == ["l.birth_date = r.birth_date", "l.name_key = r.name_key"]
