@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         description="Circuit breaker: a profile with this many identifiers absorbs no more.",
     )
     identity_match_threshold: float = Field(
-        default=0.99,
+        default=0.95,
         gt=0,
         le=1,
         description="Probabilistic identity: a pair of profiles at or above this match "
