@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 import pyarrow as pa
 
 from tessera.errors import Conflict, InvalidField, NotFound
-from tessera.events.timestamps import utc_now
+from tessera.events.timestamps import iso_utc, utc_now
 from tessera.identity import matches as stored_matches
 from tessera.identity import matching_model
 from tessera.identity.comparison import ComparisonRecord, comparison_record, conflicting_unique_ids
@@ -71,8 +70,9 @@ class Match(Result):
     match_weight: float
     status: Literal["linked", "review", "accepted", "rejected"]
     evidence: list[dict[str, Any]]
-    found_at: datetime
-    decided_at: datetime | None
+    #: ISO 8601 UTC with its Z, as the API answers times
+    found_at: str
+    decided_at: str | None
     reason: str | None
 
 
@@ -283,7 +283,8 @@ def _as_match(store: Store, row: dict[str, Any]) -> Match:
         match_id=row["match_id"], first=row["first"], second=row["second"],
         first_profile=profiles.get(row["first"]), second_profile=profiles.get(row["second"]),
         probability=row["probability"], match_weight=row["match_weight"], status=row["status"],
-        evidence=evidence, found_at=row["found_at"], decided_at=row["decided_at"],
+        evidence=evidence, found_at=iso_utc(row["found_at"]) or "",
+        decided_at=iso_utc(row["decided_at"]),
         reason=row["reason"],
     )  # fmt: skip
 
