@@ -105,10 +105,12 @@ def test_every_model_round_trips_the_server_json(
     same("load_signals", lambda: backend.load_signals({"signals": []}))
     same("purge_anonymous", lambda: backend.purge_anonymous(True))
     same("unmerge", lambda: backend.unmerge("user_id:u2", "anonymous_id:a2", "test"))
+    same("identity_match", lambda: backend.identity_match(False))
+    same("identity_matches", lambda: backend.identity_matches(None, 10))
     same("rebuild", backend.rebuild)
     same("delete_segment", lambda: backend.delete_segment("pro"))
     same("delete_trait", lambda: backend.delete_trait("orders_90d"))
-    assert len(checked) == 37
+    assert len(checked) == 39
 
 
 def test_every_destination_model_round_trips_the_server_json(
