@@ -115,6 +115,20 @@ def test_review_decisions_are_kept_and_a_linked_match_is_not_reviewed(
     assert rejected.status == "rejected" and rejected.first_profile != rejected.second_profile
     with pytest.raises(Conflict):
         matching.decide(matched, queue[0].match_id, False, None)
+
+    # Incremental: only the profiles created since the run, scored with its model.
+    newcomer = {"n": 999, "first": "Gaspard", "last": "Lefèvre", "born": "1977-03-30",
+                "postcode": "75011"}  # fmt: skip
+    send(matched, [_crm(newcomer)], source="crm")
+    send(matched, [_till(newcomer)], source="shops")
+    matched.pipeline.process()
+    later = matching.match(matched, incremental=True)
+    assert later.mode == "incremental" and later.new_profiles == 2
+    assert later.review == 1 and later.linked == 0
+    queued = matching.review_queue(matched, limit=1000)
+    assert any({m.first, m.second} == {"email:gaspard.999@example.fr", "loyalty_id:L999"}
+               for m in queued)  # fmt: skip
+
     matched.pipeline.rebuild()
     kept = matching.show(matched, accepted.match_id)
     assert kept.status == "accepted" and kept.first_profile == kept.second_profile
