@@ -83,6 +83,8 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
 
     With `incremental`, only profiles created since the last run are compared (with
     everyone), by the model the last batch run trained; with no run before, it is a batch.
+    When the pipeline has processed no event since the last run, nothing is done (an
+    empty run with no id): every pair it could find is already decided.
 
     Raises:
         InvalidField: the thresholds are not 0 < review <= match <= 1.
@@ -97,6 +99,17 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
             field="identity_review_threshold",
             value=str(lower),
         )
+    position = _processed_seq(store)
+    last = store.fetch_one("SELECT max(processed_seq) FROM identity_match_runs")
+    if last is not None and last[0] is not None and int(last[0]) >= position:
+        # Nothing processed since the last run: its pairs are all decided, and training
+        # again on the same profiles would find the same ones. Pressing twice is free.
+        return MatchRun(
+            run_id="", mode="incremental" if incremental else "batch", profiles=0,
+            new_profiles=0, candidates=0, linked=0, review=0, refused_unique_ids=0,
+            threshold=upper, review_threshold=lower,
+            seconds=round(time.perf_counter() - started, 3), rebuild=None,
+        )  # fmt: skip
     rules = MergeRules.build(settings.identity_rules, settings.identity_max_identifiers)
     records, profile_of = profile_records(store, rules)
     previous = _last_batch_run(store) if incremental else None
@@ -152,7 +165,7 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
         batch.execute(
             "INSERT INTO identity_match_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, mode, now, round(time.perf_counter() - started, 3),
-             _processed_seq(store), len(records), len(scored), linked_count,
+             position, len(records), len(scored), linked_count,
              len(rows) - linked_count, refused, orjson.dumps(model).decode()],
         )  # fmt: skip
     rebuild = context.pipeline.rebuild().report().model_dump() if linked_count else None

@@ -89,9 +89,14 @@ def test_match_links_records_that_share_no_identifier_and_explain_shows_why(
     total = sum(w["weight"] for w in waterfall)
     assert abs(total - step["match"]["match_weight"]) < 0.05
 
-    # A second run offers nothing already decided.
+    # A second run with nothing new does nothing; one after new events offers nothing
+    # already decided.
     again = matching.match(matched)
-    assert again.linked == 0 and again.review == 0
+    assert again.run_id == "" and again.linked == 0 and again.review == 0
+    send(matched, [{"type": "track", "userId": "someone", "event": "Ping", "messageId": "p1"}])
+    matched.pipeline.process()
+    again = matching.match(matched)
+    assert again.run_id and again.linked == 0 and again.review == 0
 
     # Unmerge undoes the link, and a rebuild keeps both decisions.
     unmerging.unmerge(matched, "crm_id:C3", "loyalty_id:L3", "not the same")
