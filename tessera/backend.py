@@ -35,7 +35,7 @@ from tessera.events.timestamps import utc_now
 from tessera.governance import access, erasure, retention
 from tessera.governance import requests as dsr
 from tessera.identity import explain as identity
-from tessera.identity import unmerging
+from tessera.identity import matching, unmerging
 from tessera.operations import backup as backups
 from tessera.paging import Page
 from tessera.personalize import callcentre, decisions, keys, offers, serving
@@ -110,6 +110,11 @@ class Backend(Protocol):
     ) -> Page: ...
     def explain(self, first: str, second: str) -> identity.Explanation: ...
     def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged: ...
+    def identity_match(self, incremental: bool) -> matching.MatchRun: ...
+    def identity_matches(self, status: str | None, limit: int) -> list[matching.Match]: ...
+    def identity_decide(
+        self, match_id: str, accept: bool, reason: str | None
+    ) -> matching.Match: ...
     def computed_traits(self) -> list[traits.Trait]: ...
     def define_trait(self, definition: dict[str, Any]) -> traits.Trait: ...
     def delete_trait(self, name: str) -> Deleted: ...
@@ -302,6 +307,15 @@ class LocalBackend:
 
     def unmerge(self, first: str, second: str, reason: str | None) -> unmerging.Unmerged:
         return unmerging.unmerge(self.runtime, first, second, reason)
+
+    def identity_match(self, incremental: bool) -> matching.MatchRun:
+        return matching.match(self.runtime, incremental=incremental)
+
+    def identity_matches(self, status: str | None, limit: int) -> list[matching.Match]:
+        return matching.list_matches(self.runtime, status, limit)
+
+    def identity_decide(self, match_id: str, accept: bool, reason: str | None) -> matching.Match:
+        return matching.decide(self.runtime, match_id, accept, reason)
 
     def computed_traits(self) -> list[traits.Trait]:
         return traits.listing(self.runtime)
@@ -805,6 +819,23 @@ class RemoteBackend:
             "POST",
             "/api/identity/unmerge",
             json={"first": first, "second": second, "reason": reason},
+        )
+
+    def identity_match(self, incremental: bool) -> matching.MatchRun:
+        return self._as(
+            matching.MatchRun, "POST", "/api/identity/match", json={"incremental": incremental}
+        )
+
+    def identity_matches(self, status: str | None, limit: int) -> list[matching.Match]:
+        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+        return self._as(list[matching.Match], "GET", "/api/identity/matches", params=params)
+
+    def identity_decide(self, match_id: str, accept: bool, reason: str | None) -> matching.Match:
+        return self._as(
+            matching.Match,
+            "POST",
+            f"/api/identity/matches/{quote(match_id)}/decision",
+            json={"accept": accept, "reason": reason},
         )
 
     def computed_traits(self) -> list[traits.Trait]:

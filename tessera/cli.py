@@ -63,6 +63,11 @@ traits_app = typer.Typer(
 app.add_typer(sources_app, name="sources")
 app.add_typer(events_app, name="events")
 app.add_typer(profiles_app, name="profiles")
+identity_app = typer.Typer(
+    help="Probabilistic identity: match profiles that share no identifier, review the doubtful.",
+    no_args_is_help=True,
+)
+app.add_typer(identity_app, name="identity")
 segments_app = typer.Typer(
     help="Segments: who matches a condition, kept up to date.", no_args_is_help=True
 )
@@ -631,6 +636,14 @@ def profiles_explain(
     else:
         out.print(f"{answer.first} and {answer.second} are one person ({answer.first_profile}):")
         _table(answer.chain, ["from", "to", "kind", "because", "timestamp", "message_id"])
+        for step in answer.chain:
+            if step.get("match"):
+                _table(
+                    step["match"]["waterfall"],
+                    ["field", "level", "weight", "first", "second"],
+                    f"why {step['from']} and {step['to']} match "
+                    f"(probability {step['match']['probability']:.4f}): the match weights",
+                )
     if not json:
         profile_of = {"first": answer.first_profile, "second": answer.second_profile}
         for side in ("first", "second"):
@@ -656,6 +669,96 @@ def profiles_unmerge(
     _print_json(result) if json else out.print(
         f"{result.first} is now in {result.first_profile}, {result.second} in "
         f"{result.second_profile} (rebuilt {result.rebuild['events']} events)."
+    )
+
+
+@identity_app.command("match")
+def identity_match(
+    incremental: Annotated[
+        bool, typer.Option(help="Only profiles created since the last run, with its model.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Find profiles of one person that share no identifier: link the sure pairs (a rebuild),
+    queue the doubtful ones for `tessera identity review`."""
+    with _backend() as backend:
+        run = backend.identity_match(incremental)
+    _print_json(run) if json else out.print(
+        f"{run.mode} run {run.run_id}: {run.profiles:,} profiles compared, "
+        f"{run.candidates:,} pairs above {run.review_threshold}; {run.linked:,} linked "
+        f"(p >= {run.threshold}), {run.review:,} waiting for review, "
+        f"{run.refused_unique_ids:,} refused (two values of a unique identifier), "
+        f"in {run.seconds:.1f} s."
+    )
+
+
+def _show_match(found: Any) -> None:
+    _table(
+        found.evidence,
+        ["field", "level", "weight", "first", "second"],
+        f"{found.match_id}: {found.first} ({found.first_profile}) and {found.second} "
+        f"({found.second_profile}), probability {found.probability:.4f}, {found.status}",
+    )
+
+
+@identity_app.command("review")
+def identity_review(
+    status: Annotated[
+        str, typer.Option(help="review (the queue), linked, accepted or rejected.")
+    ] = "review",
+    limit: Annotated[int, typer.Option(help="How many, most probable first.")] = 20,
+    decide: Annotated[
+        bool, typer.Option(help="Ask accept/reject/skip for each (on a terminal).")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """The matches waiting for a person, with the evidence side by side; with --decide,
+    accept or reject each in turn."""
+    with _backend() as backend:
+        found = backend.identity_matches(status, limit)
+        if json:
+            _print_json(found)
+            return
+        if not found:
+            out.print(f"No {status} matches.")
+        for item in found:
+            _show_match(item)
+            if not decide or item.status != "review":
+                continue
+            answer = typer.prompt("[a]ccept, [r]eject, [s]kip, [q]uit", default="s")
+            if answer.lower().startswith("q"):
+                break
+            if answer.lower()[:1] in ("a", "r"):
+                decided = backend.identity_decide(item.match_id, answer.lower()[0] == "a", None)
+                out.print(f"{decided.match_id} {decided.status}.")
+
+
+@identity_app.command("accept")
+def identity_accept(
+    match_id: Annotated[str, typer.Argument(help="The match id (from identity review).")],
+    reason: Annotated[str | None, typer.Option(help="Why, kept with the decision.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Accept a match waiting for review: its two profiles become one (a rebuild)."""
+    with _backend() as backend:
+        found = backend.identity_decide(match_id, True, reason)
+    _print_json(found) if json else out.print(
+        f"{found.match_id} accepted: {found.first} and {found.second} are now "
+        f"{found.first_profile}."
+    )
+
+
+@identity_app.command("reject")
+def identity_reject(
+    match_id: Annotated[str, typer.Argument(help="The match id (from identity review).")],
+    reason: Annotated[str | None, typer.Option(help="Why, kept with the decision.")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Reject a match waiting for review: the pair is never offered again."""
+    with _backend() as backend:
+        found = backend.identity_decide(match_id, False, reason)
+    _print_json(found) if json else out.print(
+        f"{found.match_id} rejected: {found.first} and {found.second} stay apart."
     )
 
 

@@ -166,6 +166,20 @@ class Settings(BaseSettings):
         default=100,
         description="Circuit breaker: a profile with this many identifiers absorbs no more.",
     )
+    identity_match_threshold: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Probabilistic identity: a pair of profiles at or above this match "
+        "probability is linked (`tessera identity match`).",
+    )
+    identity_review_threshold: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Probabilistic identity: pairs from this probability up to the match "
+        "threshold wait in the review queue (`tessera identity review`).",
+    )
     trait_source_priority: dict[str, int] = Field(
         default_factory=dict,
         description='Source priority for traits (JSON), e.g. {"crm": 10}: a higher number wins '

@@ -17,7 +17,7 @@ from tessera.events import failures
 from tessera.events.failures import FailedEvent
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
-from tessera.identity import unmerging
+from tessera.identity import matching, unmerging
 from tessera.identity.lookup import lookup, member_ids
 from tessera.paging import Page
 from tessera.pipeline.runs import Lag, ReplayReport, RunReport
@@ -164,6 +164,60 @@ def explain_link(first: str, second: str, runtime: RuntimeDep) -> Response:
 )
 def unmerge(body: Unmerge, runtime: RuntimeDep) -> Response:
     return json_response(unmerging.unmerge(runtime, body.first, body.second, body.reason))
+
+
+class MatchRequest(StrictBody):
+    incremental: bool = Field(
+        default=False,
+        description="Compare only the profiles created since the last run (with everyone), "
+        "with the model that run trained",
+    )
+
+
+class MatchDecision(StrictBody):
+    accept: bool = Field(description="true links the two profiles; false never offers them again")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post(
+    "/identity/match",
+    summary="Find probabilistic matches: link the sure ones, queue the doubtful for review",
+    response_model=matching.MatchRun,
+)
+def identity_match(runtime: RuntimeDep, body: MatchRequest | None = None) -> Response:
+    incremental = body.incremental if body is not None else False
+    return json_response(matching.match(runtime, incremental=incremental))
+
+
+@router.get(
+    "/identity/matches",
+    summary="Probabilistic matches (the review queue with status=review)",
+    response_model=list[matching.Match],
+)
+def identity_matches(
+    runtime: RuntimeDep,
+    status: Annotated[str | None, Query(description="linked, review, accepted or rejected")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Response:
+    return json_response(matching.list_matches(runtime, status, limit))
+
+
+@router.get(
+    "/identity/matches/{match_id}",
+    summary="One probabilistic match with its evidence",
+    response_model=matching.Match,
+)
+def identity_match_show(match_id: str, runtime: RuntimeDep) -> Response:
+    return json_response(matching.show(runtime, match_id))
+
+
+@router.post(
+    "/identity/matches/{match_id}/decision",
+    summary="Accept (link and rebuild) or reject a match waiting for review",
+    response_model=matching.Match,
+)
+def identity_match_decide(match_id: str, body: MatchDecision, runtime: RuntimeDep) -> Response:
+    return json_response(matching.decide(runtime, match_id, body.accept, body.reason))
 
 
 @router.get("/identity/blocks", summary="Unmerges in force", response_model=list[unmerging.Block])

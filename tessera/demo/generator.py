@@ -14,8 +14,16 @@ The company sells sport, fashion, electronics, home, beauty and travel goods in 
 - e-mail tool: deliveries, opens and clicks keyed by user id and e-mail address;
 - call centre (CSV): calls known only by phone number, written in national, spaced or
   international forms, and some from the shop's own switchboard number;
-- shop tills (CSV): receipts with a loyalty card number and sometimes an e-mail;
-- CRM export (CSV): names, e-mails and phones with typos, case and spacing noise.
+- shop tills (CSV): receipts with a loyalty card number and sometimes an e-mail, and the
+  card holder as the loyalty scheme enrolled them at the till (name in capitals without
+  accents, street address, postcode, date of birth), with the slips of a busy shop
+  assistant;
+- CRM export (CSV): names (some as nicknames), e-mails, phones, postal addresses and dates
+  of birth with typos, case and spacing noise.
+
+The civil details (date of birth, street, postcode) and the noise on them are drawn from
+streams of their own, keyed by the person and the record, so the rest of the demo is the
+same for a seed as before they were added.
 
 Each person also has hidden interests (e.g. running, travel) that drive what they view
 and buy. They are in the ground truth, never in the events, so a lookalike model can be
@@ -85,6 +93,34 @@ CITIES = {
     "ES": ["Madrid", "Barcelona", "Valencia", "Sevilla"],
     "GB": ["London", "Manchester", "Bristol", "Leeds"],
 }
+#: Postcode prefixes of each city (districts for the big ones) and common street names.
+POSTCODES = {
+    "Paris": [f"750{n:02d}" for n in range(1, 21)], "Lyon": [f"6900{n}" for n in range(1, 10)],
+    "Marseille": [f"130{n:02d}" for n in range(1, 17)], "Toulouse": ["31000", "31100", "31200",
+    "31300", "31400", "31500"], "Lille": ["59000", "59160", "59260", "59777", "59800"],
+    "Nantes": ["44000", "44100", "44200", "44300"], "Bordeaux": ["33000", "33100", "33200",
+    "33300", "33800"], "Berlin": ["10115", "10245", "10437", "10961", "12043", "13347"],
+    "München": ["80331", "80469", "80634", "81369", "81675"], "Hamburg": ["20095", "20357",
+    "22041", "22765"], "Köln": ["50667", "50733", "50937", "51063"], "Madrid": ["28001",
+    "28004", "28012", "28015", "28045"], "Barcelona": ["08001", "08012", "08015", "08025"],
+    "Valencia": ["46001", "46004", "46010", "46022"], "Sevilla": ["41001", "41003", "41011"],
+    "London": ["SW1A 1AA", "E1 6AN", "N1 9GU", "SE1 7PB", "W2 1HB", "NW1 8NH"],
+    "Manchester": ["M1 1AE", "M4 5JD", "M14 5RB", "M20 2RN"], "Bristol": ["BS1 4DJ",
+    "BS6 5BZ", "BS8 1TH"], "Leeds": ["LS1 4DY", "LS6 3AA", "LS11 5QN"],
+}  # fmt: skip
+STREETS = {
+    "FR": ["rue de la Paix", "avenue Jean Jaurès", "rue Victor Hugo", "boulevard Voltaire",
+           "rue de la République", "place de la Mairie", "rue des Écoles", "rue du Moulin"],
+    "DE": ["Hauptstraße", "Schulstraße", "Gartenstraße", "Bahnhofstraße", "Dorfstraße"],
+    "ES": ["Calle Mayor", "Calle Real", "Avenida de la Constitución", "Calle de Alcalá"],
+    "GB": ["High Street", "Station Road", "Church Lane", "Victoria Road", "Green Lane"],
+}  # fmt: skip
+#: How people shorten their first names on forms (the matcher knows these too).
+NICKNAMES = {
+    "Nicolas": "Nico", "Thomas": "Tom", "Mathieu": "Matt", "Javier": "Javi", "Oliver": "Olly",
+    "Emily": "Emmy", "Lucas": "Luc", "Sophie": "Sophy", "Álvaro": "Alvarito",
+    "Jürgen": "Jurgen", "Lukas": "Luke", "Camille": "Cami",
+}  # fmt: skip
 #: The call centre's own switchboard: logged when the caller's number is withheld.
 SWITCHBOARD = "+33 1 70 00 00 00"
 ZERO_IDFA = "00000000-0000-0000-0000-000000000000"
@@ -125,6 +161,9 @@ class Person:
     device: dict[str, Any] | None
     activity: float  # how busy this person is, relative
     groups: tuple[str, ...] = ()  # hidden, rarer than interests (GROUPS)
+    birth_date: str = ""  # ISO date; the civil details come from their own stream
+    street: str = ""
+    postcode: str = ""
 
 
 @dataclass
@@ -160,6 +199,7 @@ def generate(
         # From their own stream, so adding groups left the rest of the demo as it was.
         side = random.Random(f"{seed}:{person.person_id}:groups")
         person.groups = tuple(g for g, share in GROUPS.items() if side.random() < share)
+        _civil_details(random.Random(f"{seed}:{person.person_id}:civil"), person)
     web: list[dict[str, Any]] = []
     mobile: list[dict[str, Any]] = []
     email: list[dict[str, Any]] = []
@@ -641,6 +681,7 @@ def _shop_life(
         }
         if not row["loyalty_card"] and not row["email"]:
             continue  # an anonymous cash sale leaves no record we could use
+        row.update(_card_holder(random.Random(f"{receipt}:holder"), person, row["loyalty_card"]))
         company.pos_rows.append(row)
         company.truth.append(("shops", receipt, person.person_id))
 
@@ -681,8 +722,14 @@ def _crm_row(rng: random.Random, person: Person, start: datetime, end: datetime)
         email = email.replace("@gmail.com", "@gmial.com").replace("@orange.fr", "@orange.fe")
     first = person.first_name if rng.random() > 0.1 else _typo(rng, person.first_name)
     last = person.last_name.upper() if rng.random() < 0.3 else person.last_name
+    row_id = f"CRM-{rng.getrandbits(32):08x}"
+    # The civil details and their noise come from a stream of their own (see the docstring
+    # of the module), so adding them left every other value of the demo as it was.
+    side = random.Random(f"{row_id}:civil")
+    if person.first_name in NICKNAMES and side.random() < 0.3:
+        first = NICKNAMES[person.first_name]
     return {
-        "crm_id": f"CRM-{rng.getrandbits(32):08x}",
+        "crm_id": row_id,
         "first_name": first,
         "last_name": last,
         "email": email,
@@ -691,7 +738,76 @@ def _crm_row(rng: random.Random, person: Person, start: datetime, end: datetime)
         "country": person.country,
         "customer_since": _moment(rng, start - timedelta(days=900), start).date().isoformat(),
         "newsletter": rng.choice(("yes", "no", "Y", "N", "true")),
+        "address": _noisy_street(side, person.street) if side.random() < 0.9 else "",
+        "postcode": _noisy_postcode(side, person.postcode) if side.random() < 0.9 else "",
+        "birth_date": _noisy_birth_date(side, person.birth_date) if side.random() < 0.85 else "",
     }
+
+
+def _civil_details(rng: random.Random, person: Person) -> None:
+    """Date of birth, street address and postcode (the loyalty scheme and the CRM ask)."""
+    born = datetime(1945, 1, 1) + timedelta(days=rng.randrange(60 * 365))
+    person.birth_date = born.date().isoformat()
+    number = rng.randint(1, 140)
+    street = rng.choice(STREETS[person.country])
+    person.street = f"{number} {street}" if person.country in ("FR", "GB") else f"{street} {number}"
+    person.postcode = rng.choice(POSTCODES[person.city])
+
+
+def _card_holder(rng: random.Random, person: Person, card: str) -> dict[str, str]:
+    """The loyalty card's holder as the till prints it: capitals without accents, the
+    postcode and the date of birth given at enrolment, day first; slips now and then."""
+    if not card:
+        return {"holder_name": "", "holder_address": "", "holder_postcode": "",
+                "holder_birth_date": ""}  # fmt: skip
+    first = _ascii(person.first_name).upper()
+    last = _ascii(person.last_name).upper()
+    if rng.random() < 0.1:
+        last = _typo(rng, last)
+    elif rng.random() < 0.05:
+        first = first[0] + "."  # an initial only
+    name = f"{first} {last}" if rng.random() < 0.7 else f"{last} {first}"
+    born = person.birth_date if rng.random() > 0.05 else _noisy_birth_date(rng, person.birth_date)
+    year, month, day = born.split("-")
+    address = _ascii(_noisy_street(rng, person.street)).upper() if rng.random() < 0.8 else ""
+    return {
+        "holder_name": name,
+        "holder_address": address,
+        "holder_postcode": _noisy_postcode(rng, person.postcode) if rng.random() < 0.95 else "",
+        "holder_birth_date": f"{day}/{month}/{year}" if rng.random() < 0.9 else "",
+    }
+
+
+def _noisy_street(rng: random.Random, street: str) -> str:
+    roll = rng.random()
+    if roll < 0.2:
+        return street.lower()
+    if roll < 0.3:
+        return street.replace("rue ", "r. ").replace("avenue ", "av. ").replace("Road", "Rd")
+    if roll < 0.35:
+        return _typo(rng, street)
+    return street
+
+
+def _noisy_postcode(rng: random.Random, postcode: str) -> str:
+    roll = rng.random()
+    if roll < 0.03:  # two digits swapped
+        return _typo(rng, postcode)
+    if roll < 0.1:
+        return postcode.replace(" ", "").lower()
+    return postcode
+
+
+def _noisy_birth_date(rng: random.Random, born: str) -> str:
+    """Mostly right; sometimes day and month swapped (typed the American way) or the
+    year a digit off."""
+    year, month, day = born.split("-")
+    roll = rng.random()
+    if roll < 0.04 and int(day) <= 12:
+        return f"{year}-{day}-{month}"
+    if roll < 0.07:
+        return f"{int(year) + rng.choice((-1, 1))}-{month}-{day}"
+    return born
 
 
 def _typo(rng: random.Random, word: str) -> str:

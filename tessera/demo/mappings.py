@@ -15,6 +15,9 @@ traits:
   country: country
   customer_since: {column: customer_since, type: date}
   newsletter: {column: newsletter, type: boolean}
+  street: address
+  postcode: postcode
+  birthday: birth_date
 """
 
 POS = """\
@@ -27,6 +30,11 @@ timestamp_format: "%d/%m/%Y %H:%M"
 identifiers:
   loyalty_id: loyalty_card
   email: email
+traits:                     # the loyalty card's holder, as enrolled at the till
+  name: holder_name
+  street: holder_address
+  postcode: holder_postcode
+  birthday: holder_birth_date   # day first (31/12/1980): the identity matcher reads both forms
 properties:
   order_id: receipt_id
   store: store

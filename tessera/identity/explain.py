@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from tessera.events.timestamps import iso_utc
+from tessera.identity import matches
 from tessera.identity.context import IdentityContext
 from tessera.identity.identifiers import Identifier
 from tessera.identity.lookup import find_profile, identifier_from_text, member_ids
@@ -28,7 +29,9 @@ class Explanation(Result):
     second_profile: str
     same_profile: bool
     chain: list[dict[str, Any]] = Field(
-        description="from, to, kind, seq, because, message_id, timestamp: first to second"
+        description="from, to, kind, seq, because, message_id, timestamp: first to second; "
+        "a probabilistic link also has `match` (match_id, probability, match_weight, status "
+        "and the waterfall: per field the level, its weight and both values)"
     )
     dropped_identifiers: dict[str, list[dict[str, Any]]]
 
@@ -72,7 +75,24 @@ def _chain(
         "ORDER BY l.seq",
         [members],
     )
-    return _path(edges, str(first), str(second))
+    chain = _path(edges, str(first), str(second))
+    for step in chain:
+        match_id = matches.match_id_of_rule(step.get("rule"))
+        found = matches.load(store, match_id) if match_id else None
+        if found is not None:
+            step["because"] = (
+                f"probabilistic match {match_id}: probability {found['probability']:.4f}, "
+                f"match weight {found['match_weight']:.2f} ({found['status']})"
+            )
+            step["match"] = {
+                "match_id": match_id,
+                "probability": found["probability"],
+                "match_weight": found["match_weight"],
+                "status": found["status"],
+                "waterfall": found["evidence"],
+            }
+        step.pop("rule", None)
+    return chain
 
 
 def _path(edges: list[dict[str, Any]], start: str, goal: str) -> list[dict[str, Any]]:
@@ -104,6 +124,7 @@ def _path(edges: list[dict[str, Any]], start: str, goal: str) -> list[dict[str, 
                 "to": node,
                 "kind": edge["kind"],
                 "seq": edge["seq"],
+                "rule": edge["rule"],
                 "because": f"seen together on {edge['type']} "
                 f"{edge['event'] or ''} from {edge['source']}".replace("  ", " "),
                 "message_id": edge["message_id"],

@@ -12,6 +12,11 @@ The rule, per event (after Segment Unify):
    profile of its own, without the event).
 3. The kept identifiers' profiles merge into the oldest; new identifiers join it; with
    no known identifier a new profile starts.
+4. A probabilistic link in force (a match found by `matching.py`, above its threshold or
+   accepted in review) whose two identifiers are now both known merges their profiles,
+   under the same rules as step 2: a limit (two user ids), an unmerge or the circuit
+   breaker refuses it as a conflict. It is applied by the event that made the second of
+   the two known, so a rebuild applies it at the same place in the log.
 Every link and merge is recorded with the event that caused it.
 """
 
@@ -154,13 +159,35 @@ class IdentityGraph:
                 continue
             kept.append(identifier)
             profiles, fresh = trial_profiles, trial_fresh
+        linked_before = len(self.new_links)
         survivor = self._apply(seq, kept, profiles, fresh)
         for identifier in identifiers:
             if self.profile_of.get(identifier) is None:
                 # Dropped by a rule and seen nowhere else: it starts a profile of its own
                 # (without this event), so it is not lost and can still be found.
                 self._apply(seq, [identifier], [], [identifier])
+        if self.rules.matches:
+            self._link_matches(seq, [i for i, _, _ in self.new_links[linked_before:]])
+            survivor = self.resolve(survivor)
         return survivor
+
+    def _link_matches(self, seq: int, arrived: list[Identifier]) -> None:
+        """Step 4: merge along the probabilistic links of identifiers that just arrived,
+        when the partner is known and the rules allow it (else a conflict)."""
+        for identifier in arrived:
+            for partner, label in self.rules.matches.get(identifier, ()):
+                mine, theirs = self.profile(identifier), self.profile(partner)
+                if mine is None or theirs is None or mine == theirs:
+                    continue
+                broken = self._broken_rule([mine, theirs], [])
+                if broken is not None:
+                    self.ledger.append(
+                        LedgerEntry(seq, "conflict", mine, partner, rule=f"{label}: {broken}")
+                    )
+                    continue
+                survivor, other = sorted((mine, theirs), key=lambda p: (self.created[p], p))
+                anchor, pair = (identifier, partner) if survivor == mine else (partner, identifier)
+                self._merge(seq, survivor, other, anchor, pair, rule=label)
 
     def _apply(
         self, seq: int, kept: list[Identifier], profiles: list[str], fresh: list[Identifier]
@@ -233,9 +260,17 @@ class IdentityGraph:
         self.new_links.append((identifier, profile, seq))
 
     def _merge(
-        self, seq: int, survivor: str, other: str, anchor: Identifier, pair: Identifier
+        self,
+        seq: int,
+        survivor: str,
+        other: str,
+        anchor: Identifier,
+        pair: Identifier,
+        rule: str | None = None,
     ) -> None:
-        self.ledger.append(LedgerEntry(seq, "merge", survivor, anchor, pair, other_profile=other))
+        self.ledger.append(
+            LedgerEntry(seq, "merge", survivor, anchor, pair, other_profile=other, rule=rule)
+        )
         self.members[survivor].extend(self.members.pop(other))
         self.counts[survivor].update(self.counts.pop(other))
         moved = [other, *self.absorbed.pop(other, [])]

@@ -43,6 +43,9 @@ class MergeRules:
     max_identifiers: int = 100
     #: pairs a person said are not the same (from unmerge): never in one profile
     blocked: Mapping[Identifier, frozenset[Identifier]] = field(default_factory=dict)
+    #: probabilistic links in force (identity/matching.py): identifier -> (partner, the
+    #: ledger's rule text naming the match); linked once both are known, if the rules allow
+    matches: Mapping[Identifier, tuple[tuple[Identifier, str], ...]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -50,6 +53,7 @@ class MergeRules:
         overrides: Mapping[str, Mapping[str, int | None]] | None = None,
         max_identifiers: int = 100,
         blocked_pairs: Iterable[tuple[Identifier, Identifier]] = (),
+        match_pairs: Iterable[tuple[Identifier, Identifier, str]] = (),
     ) -> MergeRules:
         types = dict(DEFAULT_RULES)
         for kind, rule in (overrides or {}).items():
@@ -60,7 +64,16 @@ class MergeRules:
         for first, second in blocked_pairs:
             blocked.setdefault(first, set()).add(second)
             blocked.setdefault(second, set()).add(first)
-        return cls(types, max_identifiers, {k: frozenset(v) for k, v in blocked.items()})
+        matches: dict[Identifier, list[tuple[Identifier, str]]] = {}
+        for first, second, label in match_pairs:
+            matches.setdefault(first, []).append((second, label))
+            matches.setdefault(second, []).append((first, label))
+        return cls(
+            types,
+            max_identifiers,
+            {k: frozenset(v) for k, v in blocked.items()},
+            {k: tuple(v) for k, v in matches.items()},
+        )
 
     def rule(self, kind: str) -> TypeRule:
         return self.types.get(kind, CUSTOM_RULE)

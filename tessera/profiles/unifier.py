@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from tessera.events import failures
-from tessera.identity import stored
+from tessera.identity import matches, stored
 from tessera.identity.graph import IdentityGraph, LedgerEntry
 from tessera.identity.identifiers import (
     Dropped,
@@ -65,7 +65,12 @@ def merge_rules(store: Store, settings: Settings) -> MergeRules:
         (stored.identifier_from_stored(first), stored.identifier_from_stored(second))
         for first, second in blocks
     ]
-    return MergeRules.build(settings.identity_rules, settings.identity_max_identifiers, pairs)
+    return MergeRules.build(
+        settings.identity_rules,
+        settings.identity_max_identifiers,
+        pairs,
+        matches.links_in_force(store),
+    )
 
 
 class Unifier:

@@ -673,4 +673,43 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        21,
+        """
+        -- Probabilistic identity (identity/matching.py): pairs of profiles the matcher found
+        -- alike, named by one identifier of each (profile ids change with merges; the
+        -- identifiers do not). Decisions, not derived state: a rebuild keeps them and the
+        -- identity graph links the 'linked' and 'accepted' pairs as it replays the log.
+        CREATE TABLE identity_matches (
+            match_id VARCHAR PRIMARY KEY,
+            first VARCHAR NOT NULL,
+            second VARCHAR NOT NULL,
+            probability DOUBLE NOT NULL,
+            match_weight DOUBLE NOT NULL,
+            -- per field: the comparison level, its match weight and both values compared
+            evidence VARCHAR NOT NULL,
+            -- linked (above the upper threshold), review, accepted, rejected
+            status VARCHAR NOT NULL,
+            found_at TIMESTAMP NOT NULL,
+            run_id VARCHAR NOT NULL,
+            decided_at TIMESTAMP,
+            reason VARCHAR
+        );
+        CREATE TABLE identity_match_runs (
+            run_id VARCHAR PRIMARY KEY,
+            mode VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            seconds DOUBLE NOT NULL,
+            -- the last event the pipeline had processed: an incremental run compares the
+            -- profiles created after it with everyone
+            processed_seq BIGINT NOT NULL,
+            profiles BIGINT NOT NULL,
+            candidates BIGINT NOT NULL,
+            linked BIGINT NOT NULL,
+            review BIGINT NOT NULL,
+            refused BIGINT NOT NULL,
+            parameters VARCHAR NOT NULL
+        );
+        """,
+    ),
 ]

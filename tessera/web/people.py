@@ -13,7 +13,7 @@ from tessera.dependencies import RuntimeDep
 from tessera.errors import NotFound, TesseraError
 from tessera.events.timestamps import utc_now
 from tessera.identity import explain as identity
-from tessera.identity import unmerging
+from tessera.identity import matching, unmerging
 from tessera.identity.lookup import member_ids
 from tessera.paging import Page
 from tessera.predict import service as predictions
@@ -100,6 +100,48 @@ def unmerge(
     result = unmerging.unmerge(runtime, first, second, reason or None)
     note = f"Unmerged: {result.second} now lives in {result.second_profile}."
     return RedirectResponse(f"/profiles/{result.first_profile}?message={note}", status_code=303)
+
+
+# -- probabilistic identity -------------------------------------------------------------
+
+
+@router.get("/identity")
+def identity_page(request: Request, runtime: RuntimeDep, message: str | None = None) -> Response:
+    """The review queue (each match's evidence side by side, accept or reject), the
+    button that runs the matcher, and the links it made."""
+    context = {
+        "queue": matching.review_queue(runtime, limit=25),
+        "linked": matching.list_matches(runtime, "linked", limit=10),
+        "decided": [
+            *matching.list_matches(runtime, "accepted", limit=10),
+            *matching.list_matches(runtime, "rejected", limit=10),
+        ],
+        "message": message,
+        "threshold": runtime.settings.identity_match_threshold,
+        "review_threshold": runtime.settings.identity_review_threshold,
+    }
+    return render(request, "identity.html", context)
+
+
+@router.post("/identity/match")
+def identity_match(runtime: RuntimeDep) -> Response:
+    run = matching.match(runtime)
+    note = f"Compared {run.profiles:,} profiles: {run.linked:,} linked, {run.review:,} to review."
+    return RedirectResponse(f"/identity?message={note}", status_code=303)
+
+
+@router.post("/identity/matches/{match_id}/{decision}")
+def identity_decide(
+    runtime: RuntimeDep,
+    match_id: str,
+    decision: str,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    if decision not in ("accept", "reject"):
+        raise NotFound(f"no decision {decision!r}: accept or reject")
+    found = matching.decide(runtime, match_id, decision == "accept", reason or None)
+    note = f"{found.first} and {found.second}: {found.status}."
+    return RedirectResponse(f"/identity?message={note}", status_code=303)
 
 
 # -- segments -----------------------------------------------------------------------

@@ -105,6 +105,8 @@ def test_every_model_round_trips_the_server_json(
     same("load_signals", lambda: backend.load_signals({"signals": []}))
     same("purge_anonymous", lambda: backend.purge_anonymous(True))
     same("unmerge", lambda: backend.unmerge("user_id:u2", "anonymous_id:a2", "test"))
+    same("identity_match", lambda: backend.identity_match(False))
+    same("identity_matches", lambda: backend.identity_matches(None, 10))
     same("rebuild", backend.rebuild)
     same("fit_predictions", backend.fit_predictions)
     same("show_predictions", backend.show_predictions)
@@ -113,7 +115,7 @@ def test_every_model_round_trips_the_server_json(
     same("profile_predictions", lambda: backend.profile_predictions(person))
     same("delete_segment", lambda: backend.delete_segment("pro"))
     same("delete_trait", lambda: backend.delete_trait("orders_90d"))
-    assert len(checked) == 41
+    assert len(checked) == 43
 
 
 def test_every_destination_model_round_trips_the_server_json(
