@@ -22,7 +22,9 @@ AREAS: dict[str, str] = {
     "people": "lists and searches of profiles",
     "profile": "one profile looked up by an identifier: the 360° view, its events",
     "identity": "explaining and undoing merges",
-    "traits": "computed trait definitions",
+    "traits": "computed trait definitions and the predictive models",
+    "catalog": "the product catalogue and the loyalty rules",
+    "personalisation": "recommendations, offers and the decisions made",
     "segments": "segments, their members and history",
     "audiences": "taxonomies, third-party feeds, lookalikes, campaigns",
     "exports": "audience files for ad platforms",
@@ -38,12 +40,13 @@ GRANTS: dict[str, dict[str, Access]] = {
     "marketer": {
         "data": "read", "people": "read", "profile": "read", "identity": "read",
         "traits": "read", "segments": "write", "audiences": "write", "exports": "write",
-        "destinations": "write", "consent": "read",
+        "destinations": "write", "consent": "read", "catalog": "write",
+        "personalisation": "write",
     },
     "analyst": {
         "data": "read", "people": "read", "profile": "read", "identity": "read",
         "traits": "read", "segments": "read", "audiences": "read", "destinations": "read",
-        "consent": "read",
+        "consent": "read", "catalog": "read", "personalisation": "read",
     },
     "agent": {"profile": "read", "consent": "write", "requests": "write"},
 }  # fmt: skip
@@ -62,9 +65,15 @@ _ROUTES: list[tuple[str, str]] = [
     (r"^/profiles/\{reference:path\}/unmerge", "identity"),
     (r"^/profiles/\{reference:path\}", "profile"),
     (r"^/lookup", "profile"),
+    (r"^/(api/)?callcentre", "profile"),
     (r"^/(api/)?profiles$", "people"),
-    (r"^/api/identity", "identity"),
+    (r"^/(api/)?identity", "identity"),
     (r"^/api/traits", "traits"),
+    (r"^/(api/)?predict", "traits"),
+    (r"^/(api/)?(catalog|catalogue|loyalty)", "catalog"),
+    # Publishable keys are credentials: `access` (admins) like users and tokens.
+    (r"^/api/personalize/keys", "access"),
+    (r"^/(api/)?(offers|recommendations|decisions|personalize)", "personalisation"),
     (r"^/api/audiences/\{segment\}/export", "exports"),
     (r"^/(api/)?audiences", "audiences"),
     (r"^/(api/)?segments", "segments"),
@@ -73,6 +82,7 @@ _ROUTES: list[tuple[str, str]] = [
     (r"^/(api/)?privacy", "requests"),
     (r"^/api/(stats|sources|events|imports|pipeline)", "data"),
     (r"^/(sources|imports|pipeline)", "data"),
+    (r"^/(api/)?plans", "data"),
     (r"^/$", "data"),
 ]
 _COMPILED = [(re.compile(pattern), area) for pattern, area in _ROUTES]
