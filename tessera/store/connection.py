@@ -90,6 +90,11 @@ class Store:
         """Column arrays, for bulk loads such as the dedupe index."""
         return self._cursor().execute(sql, params).fetchnumpy()
 
+    def fetch_arrow(self, sql: str, params: Params = None, batch_rows: int = 100_000) -> Any:
+        """A `pyarrow.RecordBatchReader` over the result: exports stream the events in
+        batches of `batch_rows`, never the whole table in memory."""
+        return self._cursor().execute(sql, params).to_arrow_reader(batch_rows)
+
     def insert_arrow(self, table: str, data: Any) -> None:
         """Append an Arrow table whose columns match `table` in order.
 
