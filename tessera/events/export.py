@@ -142,7 +142,7 @@ def export(store: Store, to: str) -> LogExport:
     until = max(int(row[0]) if row else 0, after)
     files = _write_events(store, target, run, after, until) if until > after else []
     inputs = _write_inputs(store, target)
-    exported_at = iso_utc(utc_now())
+    exported_at = iso_utc(utc_now()) or ""
     if files:
         toc["runs"].append(
             {

@@ -7,14 +7,14 @@ differently), so `tree.sql(dialect="spark")` is valid Spark SQL with the same an
 
 | DuckDB | Spark | why |
 | --- | --- | --- |
-| `TRY_CAST(x AS DOUBLE)` | `TRY_CAST` | sqlglot writes CAST, which fails the query under ANSI mode (Spark 4's default) |
+| `TRY_CAST(x AS DOUBLE)` | `TRY_CAST` | sqlglot writes CAST: under ANSI mode it fails |
 | `to_seconds(n)` | `make_interval(0, 0, 0, 0, 0, 0, n)` | Spark has no to_seconds |
 | `from_json(c, '["VARCHAR"]')` | `from_json(c, 'array<string>')` | a DuckDB type Spark rejects |
 | `json_extract_string(c, p)` | `get_json_object(c, p)` | the path as Spark reads it (`json_path`) |
 | `isfinite(x)` | `NOT isnan(x) AND abs(x) <> 'Infinity'` | no isfinite |
 | `epoch_us(t)` | `unix_micros(t)` | |
 | `date_diff('day', a, b)` | `datediff(b, a)` | days between the dates, as DuckDB counts them |
-| `arg_min(v, o)` / `arg_max` | `min_by(v, o) FILTER (WHERE v IS NOT NULL)` | DuckDB skips rows whose value is NULL |
+| `arg_min(v, o)`, `arg_max` | `min_by(v, o) FILTER (v IS NOT NULL)` | DuckDB skips NULLs |
 | `mode(v ORDER BY v)` | `mode(v, true)` | ties to the smallest value, as DuckDB's ordered mode |
 
 Bound parameters stay parameters: `:name` for Spark's `spark.sql(text, args=...)`.
@@ -45,6 +45,12 @@ def for_dialect(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     return tree.transform(_spark)
 
 
+def _inner(node: exp.Expr) -> exp.Expr:
+    """An argument moved into a rewritten node: rewritten itself (the walk does not
+    visit the nodes a rewrite builds)."""
+    return node.copy().transform(_spark)
+
+
 def _name(node: exp.Expr) -> str:
     return str(node.this).lower() if isinstance(node, exp.Anonymous) else ""
 
@@ -58,17 +64,17 @@ def _spark(node: exp.Expr) -> exp.Expr:
         node.set("safe", True)
         return node
     if isinstance(node, exp.FromJson):
-        return _call("from_json", node.this, exp.Literal.string("array<string>"))
+        return _call("from_json", _inner(node.this), exp.Literal.string("array<string>"))
     if isinstance(node, exp.ArgMin | exp.ArgMax):
         function = "min_by" if isinstance(node, exp.ArgMin) else "max_by"
-        value = node.this
-        call = _call(function, value.copy(), node.expression)
+        value = _inner(node.this)
+        call = _call(function, value.copy(), _inner(node.expression))
         present = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
         return exp.Filter(this=call, expression=exp.Where(this=present))
     if isinstance(node, exp.Mode) and isinstance(node.this, exp.Order):
-        return _call("mode", node.this.this, exp.true())
+        return _call("mode", _inner(node.this.this), exp.true())
     name = _name(node)
-    arguments = node.expressions if isinstance(node, exp.Anonymous) else []
+    arguments = [_inner(a) for a in node.expressions] if isinstance(node, exp.Anonymous) else []
     if name == "to_seconds":
         zeros = [exp.Literal.number(0) for _ in range(6)]
         return _call("make_interval", *zeros, arguments[0])

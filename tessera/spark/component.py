@@ -100,10 +100,8 @@ def unify(config: IdentityConfig, events: list[Row]) -> list[Row]:
                 entry.other_profile, entry.rule, None, None,
             ))  # fmt: skip
     for ordinal, (identifier, profile, seq) in enumerate(graph.new_links):
-        out.append(
-            ("id", seq, ordinal, identifier.type, identifier.value, profile, None, None, None,
-             None, None)  # fmt: skip
-        )
+        link = (identifier.type, identifier.value, profile)
+        out.append(("id", seq, ordinal, *link, None, None, None, None, None))
     for profile, created in graph.created.items():
         out.append((
             "pr", created, 0, profile, graph.redirect.get(profile), graph.flagged.get(profile),

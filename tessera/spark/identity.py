@@ -166,11 +166,11 @@ def identity(events: DataFrame, failures: DataFrame, config: IdentityConfig) -> 
         identities=kind("id").select(
             F.col("a").alias("type"), F.col("b").alias("value"),
             F.col("c").alias("profile_id"), F.col("seq").alias("first_seq"),
-        ),  # fmt: skip
+        ),
         profiles=kind("pr").select(
             F.col("a").alias("profile_id"), F.col("seq").alias("created_seq"),
             F.col("b").alias("merged_into"), F.col("c").alias("flagged"),
-        ),  # fmt: skip
+        ),
         profile_summaries=kind("su").select(
             F.col("a").alias("profile_id"),
             F.coalesce(F.timestamp_micros("t1"), micros).alias("first_seen"),
@@ -178,11 +178,11 @@ def identity(events: DataFrame, failures: DataFrame, config: IdentityConfig) -> 
             F.col("seq").alias("event_count"),
             F.col("b").alias("channels"), F.col("c").alias("traits"),
             F.col("d").alias("trait_state"), F.col("e").alias("consent"),
-        ),  # fmt: skip
+        ),
         identity_ledger=kind("le").select(
             F.row_number().over(ledger_order).cast("bigint").alias("id"),
             "seq", F.col("a").alias("kind"), F.col("b").alias("profile_id"),
             F.col("c").alias("identifier"), F.col("d").alias("other_identifier"),
             F.col("e").alias("other_profile_id"), F.col("f").alias("rule"),
-        ),  # fmt: skip
+        ),
     )

@@ -21,7 +21,7 @@ import orjson
 import sqlglot
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.utils import AnalysisException
+from pyspark.errors import AnalysisException
 
 from tessera.errors import InvalidField
 from tessera.events.timestamps import utc_now
@@ -177,7 +177,7 @@ def _named_json(frame: DataFrame, name: str) -> DataFrame:
 
 def segment_members(
     spark: SparkSession, now: str, failed: list[Failed]
-) -> tuple[DataFrame | None, dict[str, int]]:
+) -> tuple[DataFrame | None, dict[str, str]]:
     """`segment_id, profile_id` for every exported segment, compiled for Spark SQL."""
     parts: list[DataFrame] = []
     names: dict[str, str] = {}
