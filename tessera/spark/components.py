@@ -33,20 +33,23 @@ def components(edges: DataFrame, nodes: DataFrame) -> DataFrame:
     )
     labels = nodes.select("node", F.col("node").alias("label")).distinct().localCheckpoint()
     for _ in range(MAX_ROUNDS):
-        offered = both.join(labels, both.src == labels.node).select(
-            F.col("dst").alias("node"), F.col("label")
+        # One round, one job: each node's smallest neighbouring label, kept when smaller
+        # than its own, with a flag saying so (counted from the checkpoint, no shuffle).
+        offered = (
+            both.join(labels, both.src == labels.node)
+            .groupBy(F.col("dst").alias("node"))
+            .agg(F.min("label").alias("offer"))
         )
         updated = (
-            labels.union(offered).groupBy("node").agg(F.min("label").alias("label"))
-        ).localCheckpoint()
-        changed = (
-            updated.alias("n")
-            .join(labels.alias("o"), "node")
-            .where(F.col("n.label") != F.col("o.label"))
-            .limit(1)
-            .count()
+            labels.join(offered, "node", "left")
+            .select(
+                "node",
+                F.least("label", F.coalesce("offer", "label")).alias("label"),
+                F.coalesce(F.col("offer") < F.col("label"), F.lit(False)).alias("changed"),
+            )
+            .localCheckpoint()
         )
-        labels = updated
-        if changed == 0:
-            return labels
+        if updated.where("changed").limit(1).count() == 0:
+            return updated.select("node", "label")
+        labels = updated.select("node", "label")
     raise RuntimeError(f"identifier graph did not settle in {MAX_ROUNDS} rounds")

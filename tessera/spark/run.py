@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 import sqlglot
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.errors import AnalysisException
 
 from tessera.errors import InvalidField
 from tessera.events.timestamps import utc_now
