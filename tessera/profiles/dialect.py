@@ -13,7 +13,7 @@ differently), so `tree.sql(dialect="spark")` is valid Spark SQL with the same an
 | `json_extract_string(c, p)` | `get_json_object(c, p)` | the path as Spark reads it (`json_path`) |
 | `isfinite(x)` | `NOT isnan(x) AND abs(x) <> 'Infinity'` | no isfinite |
 | `epoch_us(t)` | `unix_micros(t)` | |
-| `date_diff('day', a, b)` | `datediff(b, a)` | days between the dates, as DuckDB counts them |
+| `date_diff('day', a, b)` | `datediff(b, a)` | midnights crossed, as DuckDB counts |
 | `arg_min(v, o)`, `arg_max` | `min_by(v, o) FILTER (v IS NOT NULL)` | DuckDB skips NULLs |
 | `mode(v ORDER BY v)` | `mode(v, true)` | ties to the smallest value, as DuckDB's ordered mode |
 
@@ -71,6 +71,10 @@ def _spark(node: exp.Expr) -> exp.Expr:
         call = _call(function, value.copy(), _inner(node.expression))
         present = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
         return exp.Filter(this=call, expression=exp.Where(this=present))
+    if isinstance(node, exp.DateDiff) and node.text("unit").lower() in ("day", ""):
+        # Spark's DATEDIFF(DAY, a, b) counts whole 24-hour periods; DuckDB's counts the
+        # midnights crossed, as Spark's two-argument datediff(end, start) does.
+        return _call("datediff", _inner(node.this), _inner(node.expression))
     if isinstance(node, exp.Mode) and isinstance(node.this, exp.Order):
         return _call("mode", _inner(node.this.this), exp.true())
     name = _name(node)

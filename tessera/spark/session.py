@@ -22,7 +22,7 @@ def session(master: str | None = "local[2]", *, app_name: str = "tessera") -> Sp
         builder = builder.master(master)
     if master is not None and master.startswith("local"):
         builder = (
-            builder.config("spark.sql.shuffle.partitions", "8")
+            builder.config("spark.sql.shuffle.partitions", "4")
             .config("spark.ui.enabled", "false")
             .config("spark.driver.memory", "2g")
         )

@@ -52,3 +52,13 @@ def test_every_trait_function_compiles_to_spark() -> None:
 def test_json_paths_per_dialect() -> None:
     assert json_path('a"b') == '$."a\\"b"'
     assert json_path("a b", "spark") == "$['a b']"
+
+
+def test_day_differences_count_midnights_on_spark_as_on_duckdb() -> None:
+    import sqlglot
+
+    from tessera.profiles.computed import RFM_SQL
+    from tessera.profiles.dialect import for_dialect
+
+    sql = for_dialect(sqlglot.parse_one(RFM_SQL, read="duckdb"), "spark").sql(dialect="spark")
+    assert "DATEDIFF(CAST(:now AS TIMESTAMP_NTZ), MAX(e.timestamp))" in sql
