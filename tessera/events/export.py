@@ -103,9 +103,7 @@ def _target(to: str) -> _Target:
     except (pa.ArrowInvalid, ValueError):
         filesystem, root = pafs.LocalFileSystem(), os.path.abspath(to)
     except OSError as e:
-        raise InvalidField(
-            f"cannot open export target {to!r}: {e}", field="to", value=to
-        ) from e
+        raise InvalidField(f"cannot open export target {to!r}: {e}", field="to", value=to) from e
     return _Target(filesystem, root, isinstance(filesystem, pafs.LocalFileSystem))
 
 

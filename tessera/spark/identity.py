@@ -29,8 +29,9 @@ from tessera.spark.components import components
 
 _IDENTIFIER_COLUMNS = ("user_id", "anonymous_id", "email", "phone", "device_id",
                        "advertising_id", "external_ids")  # fmt: skip
-_IDS_SCHEMA = "seq bigint, ids array<string>, prev_key string, ids_user array<string>, " \
-    "ids_anon array<string>"
+_IDS_SCHEMA = (
+    "seq bigint, ids array<string>, prev_key string, ids_user array<string>, ids_anon array<string>"
+)
 _OUTPUT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in OUTPUT)
 
 
@@ -97,9 +98,9 @@ def _identifiers(config: IdentityConfig) -> Any:
 def event_identifiers(rows: DataFrame, config: IdentityConfig) -> DataFrame:
     """`seq, ids`: each event's identifiers as `type:value`, in the order the pipeline
     reads them, aliases resolved as the pipeline's graph resolves them."""
-    read = rows.select(
-        "seq", "type", "previous_id", "country", *_IDENTIFIER_COLUMNS
-    ).mapInPandas(_identifiers(config), _IDS_SCHEMA)
+    read = rows.select("seq", "type", "previous_id", "country", *_IDENTIFIER_COLUMNS).mapInPandas(
+        _identifiers(config), _IDS_SCHEMA
+    )
     read = read.localCheckpoint()
     first_user = (
         read.select("seq", F.explode("ids").alias("key"))
@@ -164,25 +165,35 @@ def identity(events: DataFrame, failures: DataFrame, config: IdentityConfig) -> 
     return IdentityTables(
         event_profiles=kind("ep").select("seq", F.col("a").alias("profile_id")),
         identities=kind("id").select(
-            F.col("a").alias("type"), F.col("b").alias("value"),
-            F.col("c").alias("profile_id"), F.col("seq").alias("first_seq"),
+            F.col("a").alias("type"),
+            F.col("b").alias("value"),
+            F.col("c").alias("profile_id"),
+            F.col("seq").alias("first_seq"),
         ),
         profiles=kind("pr").select(
-            F.col("a").alias("profile_id"), F.col("seq").alias("created_seq"),
-            F.col("b").alias("merged_into"), F.col("c").alias("flagged"),
+            F.col("a").alias("profile_id"),
+            F.col("seq").alias("created_seq"),
+            F.col("b").alias("merged_into"),
+            F.col("c").alias("flagged"),
         ),
         profile_summaries=kind("su").select(
             F.col("a").alias("profile_id"),
             F.coalesce(F.timestamp_micros("t1"), micros).alias("first_seen"),
             F.coalesce(F.timestamp_micros("t2"), micros).alias("last_seen"),
             F.col("seq").alias("event_count"),
-            F.col("b").alias("channels"), F.col("c").alias("traits"),
-            F.col("d").alias("trait_state"), F.col("e").alias("consent"),
+            F.col("b").alias("channels"),
+            F.col("c").alias("traits"),
+            F.col("d").alias("trait_state"),
+            F.col("e").alias("consent"),
         ),
         identity_ledger=kind("le").select(
             F.row_number().over(ledger_order).cast("bigint").alias("id"),
-            "seq", F.col("a").alias("kind"), F.col("b").alias("profile_id"),
-            F.col("c").alias("identifier"), F.col("d").alias("other_identifier"),
-            F.col("e").alias("other_profile_id"), F.col("f").alias("rule"),
+            "seq",
+            F.col("a").alias("kind"),
+            F.col("b").alias("profile_id"),
+            F.col("c").alias("identifier"),
+            F.col("d").alias("other_identifier"),
+            F.col("e").alias("other_profile_id"),
+            F.col("f").alias("rule"),
         ),
     )

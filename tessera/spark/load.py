@@ -121,4 +121,3 @@ def _read_manifest(directory: str) -> dict[str, Any]:
     with filesystem.open_input_stream(path) as stream:
         manifest: dict[str, Any] = orjson.loads(stream.read())
     return manifest
-

@@ -144,9 +144,7 @@ def computed_traits(
             failed.append(Failed(name=trait.name, reason=str(error).splitlines()[0][:300]))
     try:
         tree = for_dialect(sqlglot.parse_one(RFM_SQL, read="duckdb"), "spark")
-        rfm = spark.sql(tree.sql(dialect="spark"), args={"now": now}).toDF(
-            "profile_id", *RFM_NAMES
-        )
+        rfm = spark.sql(tree.sql(dialect="spark"), args={"now": now}).toDF("profile_id", *RFM_NAMES)
         for name in RFM_NAMES:
             parts.append(_named_json(rfm.select("profile_id", F.col(name).alias("value")), name))
     except Exception as error:
@@ -163,15 +161,12 @@ def _named_json(frame: DataFrame, name: str) -> DataFrame:
     value = frame.columns[1]
     wrapped = F.to_json(F.struct(F.col(value).alias("v")))
     text = F.expr("substring(_j, 6, length(_j) - 6)")
-    return (
-        frame.select(F.col(frame.columns[0]).alias("profile_id"), F.col(value), wrapped.alias("_j"))
-        .select(
-            "profile_id",
-            F.lit(name).alias("name"),
-            F.when(F.col(value).isNull(), F.lit(None).cast("string")).otherwise(text).alias(
-                "value"
-            ),
-        )
+    return frame.select(
+        F.col(frame.columns[0]).alias("profile_id"), F.col(value), wrapped.alias("_j")
+    ).select(
+        "profile_id",
+        F.lit(name).alias("name"),
+        F.when(F.col(value).isNull(), F.lit(None).cast("string")).otherwise(text).alias("value"),
     )
 
 
@@ -246,7 +241,9 @@ def run(
     members.write.mode("overwrite").parquet(f"{out}/segment_members")
     sizes = {
         r[0]: r[1]
-        for r in spark.read.parquet(f"{out}/segment_members").groupBy("segment_id").count()
+        for r in spark.read.parquet(f"{out}/segment_members")
+        .groupBy("segment_id")
+        .count()
         .collect()
     }
     result = SparkRun(

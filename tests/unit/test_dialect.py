@@ -27,9 +27,9 @@ def test_golden_segments_compile_to_spark_without_duckdb_spellings(case: dict) -
 
 def test_the_duckdb_dialect_is_unchanged_by_default() -> None:
     tree = from_json(GOLDEN[0]["tree"])
-    assert compile_segment(tree, now="x").sql == compile_segment(
-        tree, now="x", dialect="duckdb"
-    ).sql
+    assert (
+        compile_segment(tree, now="x").sql == compile_segment(tree, now="x", dialect="duckdb").sql
+    )
 
 
 def test_every_trait_function_compiles_to_spark() -> None:
