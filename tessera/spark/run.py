@@ -98,6 +98,8 @@ def _inputs(spark: SparkSession, root: str) -> None:
 
 
 def _read_events(spark: SparkSession, root: str) -> DataFrame:
+    # Partition values are text: a source id that looks like a number stays the same text.
+    spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
     events = spark.read.option("basePath", f"{root}/events").parquet(f"{root}/events")
     # The partition columns come back as columns: source_id is the event's own.
     return events.drop("day")

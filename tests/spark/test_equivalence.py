@@ -9,6 +9,7 @@ the store's. Marked `spark` and `slow`: the session alone takes seconds to start
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from tessera.settings import Settings
 from tests.integration.test_segment_agreement import trees
 
 pyspark = pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java 17+ (`java` is not on the PATH)", allow_module_level=True)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
