@@ -160,7 +160,7 @@ def test_golden_segments_have_the_same_members(world: World) -> None:
     assert nonempty >= 3  # the demo gives the cases members to disagree about
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tree=trees)
 def test_random_segments_have_the_same_members(world: World, tree: Node) -> None:
     assert world.spark_members(tree) == world.duck_members(tree)
