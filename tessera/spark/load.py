@@ -76,8 +76,13 @@ def load(store: Store, directory: str, now: datetime | None = None) -> SparkLoad
     moment = (now or utc_now()).replace(tzinfo=None)
     processed = int(manifest.get("processed_seq", 0))
     with store.transaction():
-        for name in (*TABLES, "computed_traits", *_REFILLED):
+        for name in (*TABLES, *_REFILLED):
             store.execute(f"DELETE FROM {name}")
+        # Signal traits live beside computed ones but are not Spark's (audiences/signals.py):
+        # kept until the pipeline's next refresh evaluates them again.
+        store.execute(
+            "DELETE FROM computed_traits WHERE name NOT IN (SELECT name FROM signal_traits)"
+        )
         for name, table in tables.items():
             if table.num_rows:
                 store.insert_arrow(name, table)
