@@ -140,6 +140,9 @@ def main() -> None:
                 table.add(count, engine, round(seconds, 1), round(peak / 2**20),
                           round(count / seconds))  # fmt: skip
                 figures[engine] = {"seconds": round(seconds, 2), "peak_bytes": peak}
+                # As it goes: a larger size may not finish on a busy machine.
+                print(f"{count} events, {engine}: {seconds:.1f} s, peak "
+                      f"{peak / 2**20:.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
             report["sizes"][str(count)] = figures  # type: ignore[index]
             shutil.rmtree(lake, ignore_errors=True)
             shutil.rmtree(out, ignore_errors=True)
