@@ -13,8 +13,8 @@ in run.json with the reason, and the others carry on.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -263,15 +263,19 @@ def run(
         seconds=round(time.perf_counter() - started, 3),
         processed_seq=int(toc.get("exported_seq", 0)),
     )
-    _write_manifest(spark, out, result)
+    _write_manifest(out, result)
     return result
 
 
-def _write_manifest(spark: SparkSession, out: str, result: SparkRun) -> None:
-    text = result.model_dump_json(indent=2)
-    if "://" not in out or out.startswith("file://"):
-        Path(out.removeprefix("file://"), "run.json").write_text(text)
-        return
-    spark.createDataFrame([(text,)], "value string").coalesce(1).write.mode("overwrite").text(
-        f"{out}/run.json"
-    )
+def _write_manifest(out: str, result: SparkRun) -> None:
+    """run.json, one file beside the tables, written by pyarrow (Hadoop's `s3a://` is
+    pyarrow's `s3://`)."""
+    import pyarrow.fs as pafs
+
+    target = "s3://" + out.removeprefix("s3a://") if out.startswith("s3a://") else out
+    try:
+        filesystem, root = pafs.FileSystem.from_uri(target)
+    except Exception:
+        filesystem, root = pafs.LocalFileSystem(), os.path.abspath(out.removeprefix("file://"))
+    with filesystem.open_output_stream(f"{root.rstrip('/')}/run.json") as stream:
+        stream.write(result.model_dump_json(indent=2).encode())
