@@ -60,6 +60,9 @@ INPUTS: dict[str, str] = {
     "campaign_results": "SELECT * FROM campaign_results",
     "campaign_conversions": "SELECT * FROM campaign_conversions",
     "lookalikes": "SELECT * FROM lookalikes",
+    # What `in segment` and `in lookalike` read: the open stays and the scored members.
+    "segment_members": "SELECT * FROM segment_members WHERE left_at IS NULL",
+    "lookalike_members": "SELECT * FROM lookalike_members",
     # Added by the catalogue work; exported when the store has it.
     "products": "SELECT * FROM products",
 }
