@@ -85,6 +85,13 @@ campaign_app = typer.Typer(help="Campaign results per audience.", no_args_is_hel
 audiences_app.add_typer(campaign_app, name="campaign")
 signals_app = typer.Typer(help="Signal traits from page views and events.", no_args_is_help=True)
 audiences_app.add_typer(signals_app, name="signals")
+log_app = typer.Typer(help="The event log as files other engines read.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+spark_app = typer.Typer(
+    help="Past one machine: identity, traits and segments on Apache Spark (docs/scale.md).",
+    no_args_is_help=True,
+)
+app.add_typer(spark_app, name="spark")
 
 # Into a pipe or a file, lines as long as their content: a table cut to 80 columns would
 # fold or cut the ids that whoever reads the file needs whole.
@@ -2121,6 +2128,91 @@ def _print_plan(plan: Plan, json: bool) -> None:
         return
     out.print(f"{plan.source}: mode {plan.mode}")
     sys.stdout.write(wire(plan.plan, orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@log_app.command("export")
+def log_export(
+    to: Annotated[str, typer.Option("--to", help="A directory, or an s3:// gs:// ... URL.")],
+    json: JsonOption = False,
+) -> None:
+    """Export the events table (and the inputs) as partitioned Parquet: incremental,
+    resumable, idempotent, with a table of contents (docs/scale.md). Reads the store
+    directly: stop `tessera serve` first."""
+    from tessera.events import export
+    from tessera.store import open_store
+
+    store = open_store(_settings().database_path)
+    try:
+        result = export.export(store, to)
+    finally:
+        store.close()
+    if json:
+        _print_json(result)
+        return
+    out.print(
+        f"Exported {result.events} events (seq {result.from_seq + 1}..{result.to_seq}) in "
+        f"{len(result.files)} files to {result.to}; inputs: "
+        + ", ".join(f"{k} {v}" for k, v in result.inputs.items())
+    )
+
+
+@spark_app.command("run")
+def spark_run(
+    input_dir: Annotated[str, typer.Option("--input", help="What `tessera log export` wrote.")],
+    output_dir: Annotated[str, typer.Option("--output", help="Where the tables go.")],
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master: local[N], spark://..., yarn.")
+    ] = "local[2]",
+    now: Annotated[
+        str | None, typer.Option("--now", help="The clock (ISO time); default: now.")
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Compute identity, profiles, computed traits and segments on Spark."""
+    from tessera.spark.run import run
+    from tessera.spark.session import session
+
+    moment = datetime.fromisoformat(now) if now else None
+    spark = session(master)
+    try:
+        result = run(spark, input_dir, output_dir, _settings(), now=moment)
+    finally:
+        spark.stop()
+    if json:
+        _print_json(result)
+        return
+    out.print(
+        f"{result.events} events, {result.profiles} profiles, {result.identities} "
+        f"identifiers, {result.computed_traits} computed trait values, "
+        f"{len(result.segments_evaluated)} segments in {result.seconds} s -> {output_dir}"
+    )
+    for failed in [*result.failed_traits, *result.failed_segments]:
+        err.print(f"[yellow]not computed[/] {escape(failed.name)}: {escape(failed.reason)}")
+
+
+@spark_app.command("load")
+def spark_load(
+    directory: Annotated[str, typer.Argument(help="What `tessera spark run` wrote.")],
+    json: JsonOption = False,
+) -> None:
+    """Load Spark's results into the serving store (stop `tessera serve` first)."""
+    from tessera.spark.load import load
+    from tessera.store import open_store
+
+    store = open_store(_settings().database_path)
+    try:
+        result = load(store, directory)
+    finally:
+        store.close()
+    if json:
+        _print_json(result)
+        return
+    out.print(
+        f"Loaded {result.rows.get('profile_summaries', 0)} profiles, "
+        f"{result.rows.get('computed_traits', 0)} computed trait values and "
+        f"{len(result.segments)} segments' members; the pipeline continues after seq "
+        f"{result.processed_seq}."
+    )
 
 
 def main() -> None:

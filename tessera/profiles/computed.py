@@ -40,6 +40,7 @@ from sqlglot import exp
 
 from tessera.catalog.joins import event_items, product_item_values
 from tessera.errors import InvalidField, field_problem
+from tessera.profiles.dialect import Dialect, for_dialect, json_path
 
 Function = Literal["count", "sum", "avg", "min", "max", "first", "last", "distinct_count",
                    "most_frequent", "recency_days", "count_by", "sum_by"]  # fmt: skip
@@ -232,8 +233,8 @@ def parse_definition(raw: Any) -> ComputedTrait:
 # -- compiling to SQL ---------------------------------------------------------------
 
 
-def _path(name: str) -> str:
-    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _path(name: str, dialect: Dialect = "duckdb") -> str:
+    return json_path(name, dialect)
 
 
 def events_of_profiles() -> exp.Select:
@@ -265,7 +266,7 @@ def binder(parameters: dict[str, Any]) -> Binder:
     return bind
 
 
-def trait_filter(trait: ComputedTrait, bind: Binder) -> exp.Expr:
+def trait_filter(trait: ComputedTrait, bind: Binder, dialect: Dialect = "duckdb") -> exp.Expr:
     """Which events a trait reads (its event name and `where`), the window aside."""
     conditions: list[exp.Expr] = []
     if trait.event is not None:
@@ -273,7 +274,7 @@ def trait_filter(trait: ComputedTrait, bind: Binder) -> exp.Expr:
         conditions.append(exp.column("type", "ev").eq(exp.Literal.string("track")))
     for key, wanted in trait.where.items():
         extracted = exp.func(
-            "json_extract_string", exp.column("properties", "ev"), bind(_path(key))
+            "json_extract_string", exp.column("properties", "ev"), bind(_path(key, dialect))
         )
         conditions.append(
             extracted.eq(bind(str(wanted).lower() if isinstance(wanted, bool) else str(wanted)))
@@ -319,7 +320,7 @@ def item_values(trait: ComputedTrait) -> exp.Expr:
     return exp.Array(expressions=[pair])
 
 
-def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
+def trait_value(trait: ComputedTrait, bind: Binder, dialect: Dialect = "duckdb") -> exp.Expr:
     """The value a trait aggregates from one event: the property as text, or as a DOUBLE
     (NULL when it is not a number) for sum, avg, min and max; NULL when it reads none."""
     if trait.by is not None and trait.by.startswith("product."):
@@ -330,7 +331,7 @@ def trait_value(trait: ComputedTrait, bind: Binder) -> exp.Expr:
     if trait.property is None:
         return exp.Null()
     value: exp.Expr = exp.func(
-        "json_extract_string", exp.column("properties", "ev"), bind(_path(trait.property))
+        "json_extract_string", exp.column("properties", "ev"), bind(_path(trait.property, dialect))
     )
     if trait.function in _NUMERIC or trait.function in ("min", "max"):
         number = exp.TryCast(this=value, to=exp.DataType.build("DOUBLE"))
@@ -344,18 +345,22 @@ def _today(now: exp.Expr) -> exp.Expr:
     return exp.Cast(this=now, to=exp.DataType.build("DATE"))
 
 
-def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Select:
+def compile_trait(
+    trait: ComputedTrait, parameters: dict[str, Any], dialect: Dialect = "duckdb"
+) -> exp.Select:
     """One trait as `SELECT profile_id, value ... GROUP BY profile_id`: the full recompute,
     over the whole history (`profiles/aggregates.py` keeps the same values incrementally).
 
-    Values are added to `parameters` under fresh names; `$now` is the clock. A window of
+    Values are added to `parameters` under fresh names; `$now` is the clock. With
+    `dialect="spark"` the tree is Spark SQL's (`dialect.py`; JSON paths bound as Spark
+    reads them). A window of
     N days holds the events from the start of the UTC day N days before `$now` (day
     buckets: it slides at midnight UTC). Ties are broken so that the answer is one:
     first/last by (time, seq), most_frequent by the smallest value.
     """
     bind = binder(parameters)
     now = exp.Cast(this=exp.Placeholder(this="now"), to=exp.DataType.build("TIMESTAMP"))
-    conditions: list[exp.Expr] = [trait_filter(trait, bind)]
+    conditions: list[exp.Expr] = [trait_filter(trait, bind, dialect)]
     if trait.window_days is not None:
         since = exp.Sub(
             this=_today(now.copy()),
@@ -365,7 +370,7 @@ def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Selec
 
     if trait.by is not None:
         return _compile_itemised(trait, conditions)
-    value = trait_value(trait, bind)
+    value = trait_value(trait, bind, dialect)
     order = exp.Array(
         expressions=[exp.func("epoch_us", exp.column("timestamp", "ev")), exp.column("seq", "ev")]
     )
@@ -398,7 +403,9 @@ def compile_trait(trait: ComputedTrait, parameters: dict[str, Any]) -> exp.Selec
     )
     for condition in conditions:
         query = query.where(condition)
-    return query
+    rewritten = for_dialect(query, dialect)
+    assert isinstance(rewritten, exp.Select)
+    return rewritten
 
 
 def _compile_itemised(trait: ComputedTrait, conditions: list[exp.Expr]) -> exp.Select:

@@ -23,6 +23,7 @@ from sqlglot import exp
 from tessera.catalog.joins import DEFAULT_PROPERTY, product_ids
 from tessera.catalog.joins import READABLE as PRODUCT_FIELDS
 from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
+from tessera.profiles.dialect import Dialect, for_dialect
 from tessera.segments.errors import SegmentTooComplex
 from tessera.segments.literals import MAX_DEPTH
 from tessera.segments.tree import (
@@ -81,13 +82,22 @@ class _Builder:
         return exp.Placeholder(this=key)
 
 
-def compile_segment(node: Node, *, now: str, profiles: list[str] | None = None) -> CompiledSegment:
+def compile_segment(
+    node: Node, *, now: str, profiles: list[str] | None = None, dialect: Dialect = "duckdb"
+) -> CompiledSegment:
     """SQL selecting the profile_ids in the segment at `now` (ISO time).
 
-    `profiles` restricts evaluation to those profiles (and the ids merged into them)."""
+    `profiles` restricts evaluation to those profiles (and the ids merged into them).
+    `dialect` is the engine the SQL is for: `duckdb` (the store's) or `spark` (Spark SQL
+    over the same tables, `profiles/dialect.py`; parameters are `:name` markers for
+    `spark.sql(text, args=parameters)`)."""
     builder = _Builder(profiles=profiles)
     builder.parameters["now"] = now
-    return _guarded(lambda: _assemble(builder, [_sql("s.profile_id")], _predicate(node, builder)))
+    return _guarded(
+        lambda: _assemble(
+            builder, [_sql("s.profile_id")], _predicate(node, builder), dialect=dialect
+        )
+    )
 
 
 def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None) -> CompiledSegment:
@@ -138,7 +148,12 @@ def _guarded(build: Callable[[], CompiledSegment]) -> CompiledSegment:
         ) from None  # fmt: skip
 
 
-def _assemble(builder: _Builder, select: list[exp.Expr], predicate: exp.Expr) -> CompiledSegment:
+def _assemble(
+    builder: _Builder,
+    select: list[exp.Expr],
+    predicate: exp.Expr,
+    dialect: Dialect = "duckdb",
+) -> CompiledSegment:
     query = sqlglot.select(*select).from_("profile_summaries AS s")
     if builder.aggregates:
         # Every event condition in one pass over the events, each with its own FILTER;
@@ -168,7 +183,11 @@ def _assemble(builder: _Builder, select: list[exp.Expr], predicate: exp.Expr) ->
         builder.parameters["profiles"] = builder.profiles
         where = exp.and_(_sql("s.profile_id IN (SELECT unnest($profiles))"), exp.Paren(this=where))
     query = query.where(where)
-    text = query.sql(dialect="duckdb")
+    if dialect != "duckdb":
+        rewritten = for_dialect(query, dialect)
+        assert isinstance(rewritten, exp.Select)
+        query = rewritten
+    text = query.sql(dialect=dialect)
     # DuckDB refuses parameters a query does not use ($now when nothing reads the clock).
     placeholders = {p.name for p in query.find_all(exp.Placeholder)}
     used = {k: v for k, v in builder.parameters.items() if k in placeholders}

@@ -258,6 +258,28 @@ def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[st
     return {name: done[name] for name in sorted(done)}
 
 
+def apply_members(
+    store: Store, members: dict[str, set[str]], now: datetime | None = None
+) -> dict[str, dict[str, int]]:
+    """Membership computed elsewhere (on Spark: `tessera spark load`) as the current one:
+    per segment id, who entered and who left, recorded as an evaluation records them.
+    Segment ids the store does not know are ignored (deleted since the export)."""
+    known = {row[0] for row in store.fetch_all("SELECT id FROM segments")}
+    wanted = {sid: profiles for sid, profiles in members.items() if sid in known}
+    moment = _now(now)
+    with store.transaction():
+        changes = _record_moves(store, wanted, moment, None) if wanted else {}
+        if wanted:
+            store.execute(
+                "UPDATE segments SET evaluated_at = ? WHERE id IN (SELECT unnest(?))",
+                [moment, list(wanted)],
+            )
+    return {
+        sid: {"size": len(wanted[sid]), "entered": entered, "left": left}
+        for sid, (entered, left) in changes.items()
+    }
+
+
 @dataclass
 class Changes:
     """What pipeline batches changed since segments were last refreshed."""

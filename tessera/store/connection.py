@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -109,6 +110,16 @@ class Store:
         """Column arrays, for bulk loads such as the dedupe index."""
         with self._gate.shared():
             return self._cursor().execute(sql, params).fetchnumpy()
+
+    def fetch_arrow(self, sql: str, params: Params = None, batch_rows: int = 100_000) -> Any:
+        """A `pyarrow.RecordBatchReader` over the result: exports stream the events in
+        batches of `batch_rows`, never the whole table in memory."""
+        # DuckDB warns that a DB-API result copies the rows into Arrow: one batch at a
+        # time here, which is the point. Its suggested `sql()` relation stays open on the
+        # cursor and refuses the next query, so the warning is silenced rather than heeded.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
+            return self._cursor().execute(sql, params).to_arrow_reader(batch_rows)
 
     def insert_arrow(self, table: str, data: Any) -> None:
         """Append an Arrow table whose columns match `table` in order.

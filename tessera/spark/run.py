@@ -1,0 +1,281 @@
+"""`tessera spark run`: the exported log in, the derived state out, on Spark.
+
+    INPUT/  (`tessera log export`)        OUTPUT/
+      toc.json, events/, inputs/    ->      identities/ profiles/ profile_summaries/
+                                            event_profiles/ identity_ledger/
+                                            computed_traits/ segment_members/ run.json
+
+Each output is a Parquet table in the store's columns; `tessera spark load OUTPUT` puts
+them in the serving store. A computed trait or segment that Spark cannot run is recorded
+in run.json with the reason, and the others carry on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlglot
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from tessera.errors import InvalidField
+from tessera.events.timestamps import utc_now
+from tessera.identity.rules import MergeRules
+from tessera.identity.stored import identifier_from_stored
+from tessera.profiles import catalogue
+from tessera.profiles.computed import RFM_NAMES, RFM_SQL, ComputedTrait, compile_trait
+from tessera.profiles.dialect import for_dialect
+from tessera.results import Result
+from tessera.segments.compiler import compile_segment
+from tessera.segments.tree import from_json
+from tessera.settings import Settings
+from tessera.spark.component import IdentityConfig
+from tessera.spark.identity import identity
+
+#: the identity tables, in the order they are written
+IDENTITY_TABLES = ("event_profiles", "identities", "profiles", "profile_summaries",
+                   "identity_ledger")  # fmt: skip
+#: inputs a segment may read; an absent one is an empty table of the store's columns
+_EMPTY_INPUTS = {
+    "segment_members": "segment_id string, profile_id string, entered_at timestamp, "
+    "left_at timestamp",
+    "segments": "id string, name string, query string, tree string",
+    "lookalike_members": "lookalike string, profile_id string, score double, rank bigint",
+    "lookalikes": "name string, reach bigint",
+    "third_party_memberships": "identifier_type string, identifier_value string, "
+    "taxonomy string, segment_id string, expires_at timestamp",
+    "taxonomy_closure": "taxonomy string, ancestor string, descendant string",
+    "taxonomy_nodes": "taxonomy string, id string, path string",
+    "computed_trait_definitions": "name string, definition string",
+    "identity_blocks": "first string, second string",
+    "pipeline_failures": "seq bigint",
+    "sources": "id string, name string, channel string",
+}
+
+
+class Failed(Result):
+    name: str
+    reason: str
+
+
+class SparkRun(Result):
+    """What `tessera spark run` computed."""
+
+    input: str
+    output: str
+    now: str
+    events: int
+    profiles: int
+    identities: int
+    computed_traits: int
+    segments: dict[str, int]
+    #: ids of the segments that ran (a segment with no member has no size above)
+    segments_evaluated: list[str]
+    failed_traits: list[Failed]
+    failed_segments: list[Failed]
+    seconds: float
+    processed_seq: int
+
+
+def _inputs(spark: SparkSession, root: str) -> None:
+    """Every exported input as a temp view (empty when the export has none)."""
+    for name, schema in _EMPTY_INPUTS.items():
+        try:
+            spark.read.parquet(f"{root}/inputs/{name}.parquet").createOrReplaceTempView(name)
+        except AnalysisException:
+            spark.createDataFrame([], schema).createOrReplaceTempView(name)
+    for extra in ("third_party_segments", "campaign_results", "campaign_conversions",
+                  "products"):  # fmt: skip
+        try:
+            spark.read.parquet(f"{root}/inputs/{extra}.parquet").createOrReplaceTempView(extra)
+        except AnalysisException:
+            continue
+
+
+def _read_events(spark: SparkSession, root: str) -> DataFrame:
+    # Partition values are text: a source id that looks like a number stays the same text.
+    spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+    events = spark.read.option("basePath", f"{root}/events").parquet(f"{root}/events")
+    # The partition columns come back as columns: source_id is the event's own.
+    return events.drop("day")
+
+
+def _config(spark: SparkSession, settings: Settings) -> IdentityConfig:
+    blocks = [
+        (identifier_from_stored(r[0]), identifier_from_stored(r[1]))
+        for r in spark.table("identity_blocks").collect()
+    ]
+    rules = MergeRules.build(settings.identity_rules, settings.identity_max_identifiers, blocks)
+    sources = [(r[0], r[1], r[2]) for r in spark.table("sources").collect()]
+    return IdentityConfig.build(settings, rules, sources)
+
+
+def _definitions(spark: SparkSession, settings: Settings) -> list[ComputedTrait]:
+    from tessera.profiles.computed import BUILT_IN, parse_definition
+
+    stored = [
+        parse_definition(orjson.loads(r[0]))
+        for r in spark.table("computed_trait_definitions").orderBy("name").collect()
+    ]
+    file = settings.computed_traits_file
+    from_file = catalogue.load_file(file) if file is not None and file.exists() else []
+    return [*BUILT_IN, *from_file, *stored]
+
+
+def computed_traits(
+    spark: SparkSession, traits: list[ComputedTrait], now: str, failed: list[Failed]
+) -> DataFrame | None:
+    """`profile_id, name, value` (JSON text) for every trait and the RFM scores."""
+    parts: list[DataFrame] = []
+    for trait in traits:
+        parameters: dict[str, Any] = {"now": now}
+        try:
+            query = compile_trait(trait, parameters, "spark")
+            used = {p.name for p in query.find_all(sqlglot.exp.Placeholder)}
+            frame = spark.sql(
+                query.sql(dialect="spark"),
+                args={k: v for k, v in parameters.items() if k in used},
+            )
+            parts.append(_named_json(frame, trait.name))
+        except Exception as error:  # one bad definition never stops the others
+            failed.append(Failed(name=trait.name, reason=str(error).splitlines()[0][:300]))
+    try:
+        tree = for_dialect(sqlglot.parse_one(RFM_SQL, read="duckdb"), "spark")
+        rfm = spark.sql(tree.sql(dialect="spark"), args={"now": now}).toDF("profile_id", *RFM_NAMES)
+        for name in RFM_NAMES:
+            parts.append(_named_json(rfm.select("profile_id", F.col(name).alias("value")), name))
+    except Exception as error:
+        failed.append(Failed(name="rfm", reason=str(error).splitlines()[0][:300]))
+    if not parts:
+        return None
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part)
+    return union
+
+
+def _named_json(frame: DataFrame, name: str) -> DataFrame:
+    value = frame.columns[1]
+    wrapped = F.to_json(F.struct(F.col(value).alias("v")))
+    text = F.expr("substring(_j, 6, length(_j) - 6)")
+    return frame.select(
+        F.col(frame.columns[0]).alias("profile_id"), F.col(value), wrapped.alias("_j")
+    ).select(
+        "profile_id",
+        F.lit(name).alias("name"),
+        F.when(F.col(value).isNull(), F.lit(None).cast("string")).otherwise(text).alias("value"),
+    )
+
+
+def segment_members(
+    spark: SparkSession, now: str, failed: list[Failed]
+) -> tuple[DataFrame | None, dict[str, str]]:
+    """`segment_id, profile_id` for every exported segment, compiled for Spark SQL."""
+    parts: list[DataFrame] = []
+    names: dict[str, str] = {}
+    for row in spark.table("segments").orderBy("name").collect():
+        try:
+            compiled = compile_segment(from_json(orjson.loads(row["tree"])), now=now,
+                                       dialect="spark")  # fmt: skip
+            frame = spark.sql(compiled.sql, args=compiled.parameters)
+            parts.append(frame.select(F.lit(row["id"]).alias("segment_id"), "profile_id"))
+            names[row["id"]] = row["name"]
+        except Exception as error:
+            failed.append(Failed(name=row["name"], reason=str(error).splitlines()[0][:300]))
+    if not parts:
+        return None, {}
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part)
+    return union, names
+
+
+def run(
+    spark: SparkSession,
+    input_dir: str,
+    output_dir: str,
+    settings: Settings,
+    now: datetime | None = None,
+) -> SparkRun:
+    """Identity, profiles, computed traits and segments from the export at `input_dir`,
+    written to `output_dir` as Parquet (each table replaced whole).
+
+    Raises:
+        InvalidField: `input_dir` holds no export (no toc.json).
+    """
+    import time
+
+    started = time.perf_counter()
+    root = input_dir.rstrip("/")
+    out = output_dir.rstrip("/")
+    try:
+        toc = json.loads(spark.sparkContext.wholeTextFiles(f"{root}/toc.json").first()[1])
+    except Exception as error:
+        raise InvalidField(
+            f"{input_dir!r} holds no export (toc.json): run `tessera log export --to "
+            f"{input_dir}` first",
+            field="input",
+            value=input_dir,
+        ) from error
+    moment = (now or utc_now()).replace(tzinfo=None).isoformat(sep=" ")
+    _inputs(spark, root)
+    events = _read_events(spark, root)
+    events.createOrReplaceTempView("events")
+    tables = identity(events, spark.table("pipeline_failures"), _config(spark, settings))
+    for name in IDENTITY_TABLES:
+        getattr(tables, name).write.mode("overwrite").parquet(f"{out}/{name}")
+        spark.read.parquet(f"{out}/{name}").createOrReplaceTempView(name)
+    failed_traits: list[Failed] = []
+    traits = computed_traits(spark, _definitions(spark, settings), moment, failed_traits)
+    if traits is None:
+        traits = spark.createDataFrame([], "profile_id string, name string, value string")
+    traits.write.mode("overwrite").parquet(f"{out}/computed_traits")
+    spark.read.parquet(f"{out}/computed_traits").createOrReplaceTempView("computed_traits")
+    failed_segments: list[Failed] = []
+    members, evaluated = segment_members(spark, moment, failed_segments)
+    if members is None:
+        members = spark.createDataFrame([], "segment_id string, profile_id string")
+    members.write.mode("overwrite").parquet(f"{out}/segment_members")
+    sizes = {
+        r[0]: r[1]
+        for r in spark.read.parquet(f"{out}/segment_members")
+        .groupBy("segment_id")
+        .count()
+        .collect()
+    }
+    result = SparkRun(
+        input=input_dir,
+        output=output_dir,
+        now=moment,
+        events=spark.table("event_profiles").count(),
+        profiles=spark.table("profile_summaries").count(),
+        identities=spark.table("identities").count(),
+        computed_traits=spark.table("computed_traits").count(),
+        segments=sizes,
+        segments_evaluated=sorted(evaluated),
+        failed_traits=failed_traits,
+        failed_segments=failed_segments,
+        seconds=round(time.perf_counter() - started, 3),
+        processed_seq=int(toc.get("exported_seq", 0)),
+    )
+    _write_manifest(out, result)
+    return result
+
+
+def _write_manifest(out: str, result: SparkRun) -> None:
+    """run.json, one file beside the tables, written by pyarrow (Hadoop's `s3a://` is
+    pyarrow's `s3://`)."""
+    import pyarrow.fs as pafs
+
+    target = "s3://" + out.removeprefix("s3a://") if out.startswith("s3a://") else out
+    try:
+        filesystem, root = pafs.FileSystem.from_uri(target)
+    except Exception:
+        filesystem, root = pafs.LocalFileSystem(), os.path.abspath(out.removeprefix("file://"))
+    with filesystem.open_output_stream(f"{root.rstrip('/')}/run.json") as stream:
+        stream.write(result.model_dump_json(indent=2).encode())
