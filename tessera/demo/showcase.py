@@ -78,9 +78,10 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
         _post(admin, "/api/segments", json={"name": name, "query": query})
         made["segments"].append(name)
     reach = max(5, len(company.people) // 10)
-    _post(admin, "/api/audiences/lookalikes", json={**LOOKALIKE, "reach": reach})
-    made["lookalike"] = LOOKALIKE["name"]
+    made["lookalike"] = _lookalike(admin, reach)
     for audience in HOLDOUTS:  # so the campaign report has a lift to show
+        if audience == LOOKALIKE["name"] and made["lookalike"] is None:
+            continue
         _post(admin, f"/api/audiences/{audience}/holdout", json={"share": 0.2})
     _post(admin, "/api/audiences/campaigns/results",
           files={"file": ("demo-autumn-sale.csv", _results(rng, today))})  # fmt: skip
@@ -90,6 +91,17 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
               files={"file": ("demo-autumn-sale-conversions.csv", conversions)})  # fmt: skip
     made["campaign"] = CAMPAIGN
     return made
+
+
+def _lookalike(admin: httpx.Client, reach: int) -> str | None:
+    """The demo's lookalike; None when a small demo has too few seed members who allow
+    advertising (a lookalike is built from those only): the rest of the demo goes on."""
+    response = admin.post("/api/audiences/lookalikes", json={**LOOKALIKE, "reach": reach})
+    if response.status_code == 400 and response.json().get("field") == "seed":
+        return None
+    if response.status_code != 409:
+        response.raise_for_status()
+    return str(LOOKALIKE["name"])
 
 
 def _post(admin: httpx.Client, path: str, **kwargs: Any) -> None:
