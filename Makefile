@@ -51,8 +51,10 @@ lint: install
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Three workers, a test file each at a time (files share their module's server): most tests
+# wait on a server, a browser or a subprocess, so two cores run three files well.
 pytest: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile -rfE
 
 ## make wheel: the package, console files inside (docs/deploy.md): dist/tessera-*.whl
 wheel: install
