@@ -8,10 +8,10 @@ result (tessera/results.py): the API serialises it, the console and the CLI read
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, field_serializer
+from pydantic import Field, field_serializer, field_validator
 
 from tessera.context import Context
 from tessera.identity.lookup import lookup
@@ -50,6 +50,15 @@ class SegmentSummary(Result):
     status: str
     failure: str | None
     failed_at: str | None
+
+    @field_validator("evaluated_at")
+    @classmethod
+    def _naive_utc(cls, value: datetime | None) -> datetime | None:
+        """Naive UTC as the store holds it, whether read from the store or parsed back
+        from the API's `...Z` (the CLI prints the same either way)."""
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
 
     @field_serializer("evaluated_at")
     def _utc(self, value: datetime | None) -> str | None:

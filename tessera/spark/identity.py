@@ -56,6 +56,10 @@ def batch_rows(events: DataFrame) -> DataFrame:
         F.get_json_object("traits", "$.country").alias("country"),
         F.get_json_object("payload", "$.context.consent.categoryPreferences").alias("consent"),
         "event",
+        F.coalesce(
+            F.get_json_object("payload", "$.context.tcf"),
+            F.get_json_object("traits", "$.tcf_consent"),
+        ).alias("tcf"),
     )  # fmt: skip
 
 

@@ -119,7 +119,7 @@ def _definitions(spark: SparkSession, settings: Settings) -> list[ComputedTrait]
     from tessera.profiles.computed import BUILT_IN, parse_definition
 
     stored = [
-        parse_definition(orjson.loads(r[0]))
+        parse_definition(orjson.loads(r["definition"]))
         for r in spark.table("computed_trait_definitions").orderBy("name").collect()
     ]
     file = settings.computed_traits_file

@@ -162,7 +162,7 @@ def test_definition_bodies_are_typed_in_openapi(server: LiveServer) -> None:
         return set(spec["components"]["schemas"][reference]["properties"])
 
     assert fields_of("/api/computed-traits", "post") == {
-        "name", "function", "event", "property", "where", "window_days",
+        "name", "function", "event", "property", "where", "window_days", "by", "category_level",
     }  # fmt: skip
     assert fields_of("/api/audiences/signals", "put") == {"taxonomy", "categories", "signals"}
     signal = spec["components"]["schemas"]["SignalDefinition"]["properties"]

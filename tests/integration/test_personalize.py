@@ -69,16 +69,11 @@ def test_train_then_recommend_what_resembles_their_taste_never_what_they_just_bo
 def test_unavailable_products_from_the_catalogue_are_never_recommended(runtime: Runtime) -> None:
     _shop(runtime)
     recs.train(runtime)
-    assert products.unavailable_products(runtime.store) == set()  # no catalogue: none
-    runtime.store.execute(
-        "CREATE TABLE products (product_id VARCHAR PRIMARY KEY, name VARCHAR, category VARCHAR, "
-        "brand VARCHAR, price DOUBLE, currency VARCHAR, available BOOLEAN NOT NULL DEFAULT TRUE, "
-        "retired_at TIMESTAMP, url VARCHAR, image_url VARCHAR, attributes VARCHAR, "
-        "updated_at TIMESTAMP)"
-    )
-    runtime.store.execute(
-        "INSERT INTO products (product_id, name, available, url) VALUES "
-        "('shoes', 'Trail Shoes X', FALSE, NULL), ('book', 'A Book', TRUE, 'https://x/book')"
+    assert products.unavailable_products(runtime.store) == set()  # an empty catalogue: none
+    runtime.store.execute(  # the catalogue's table (tessera/catalog), filled by hand here
+        "INSERT INTO products (product_id, name, available, url, updated_at) VALUES "
+        "('shoes', 'Trail Shoes X', FALSE, NULL, now()), "
+        "('book', 'A Book', TRUE, 'https://x/book', now())"
     )
     assert products.unavailable_products(runtime.store) == {"shoes"}
     found = recs.recommend(runtime, "user_id:u1", n=3)

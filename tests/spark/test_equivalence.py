@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tessera.events import export
-from tessera.profiles import catalogue
+from tessera.profiles import catalogue, engagement, loyalty
 from tessera.runtime import Runtime
 from tessera.segments import service
 from tessera.segments.compiler import compile_segment
@@ -127,8 +127,19 @@ def test_profile_summaries_equal_duckdb(world: World) -> None:
 def test_computed_traits_equal_duckdb(world: World) -> None:
     store = world.runtime.store
     definitions = catalogue.definitions(store, world.runtime.settings.computed_traits_file)
-    duck = {(p, n): v for p, n, v in catalogue.recompute(store, definitions, NOW)}
-    spark = {(r["profile_id"], r["name"]): r["value"] for r in world.table("computed_traits")}
+    # Not on Spark yet (docs/scale.md): itemised traits (`by:` a product field, channel or
+    # hour; issue 14 came after the Spark compiler) and what is derived from them (best
+    # channel and time, loyalty). Compared: every other kind.
+    derived = {*engagement.NAMES, *loyalty.NAMES}
+    on_spark = {t.name for t in definitions if t.by is None} - derived
+    duck = {
+        (p, n): v for p, n, v in catalogue.recompute(store, definitions, NOW) if n in on_spark
+    }
+    spark = {
+        (r["profile_id"], r["name"]): r["value"]
+        for r in world.table("computed_traits")
+        if r["name"] in on_spark
+    }
     assert duck.keys() == spark.keys()
     for key, text in duck.items():
         expected = orjson.loads(text) if text is not None else None
@@ -149,6 +160,10 @@ def test_golden_segments_have_the_same_members(world: World) -> None:
         members[row["segment_id"]].add(row["profile_id"])
     nonempty = 0
     for index, case in enumerate(GOLDEN):
+        if "product." in case["source"]:
+            # Product conditions (issue 14) came after the Spark compiler: not on Spark yet
+            # (docs/scale.md says so).
+            continue
         tree = from_json(case["tree"])
         name = f"golden_{index}"
         expected = world.duck_members(tree)

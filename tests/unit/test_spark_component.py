@@ -47,7 +47,7 @@ def _rows(drawn: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             "email": event["email"], "phone": None, "device_id": None, "advertising_id": None,
             "external_ids": None, "timestamp": 1_700_000_000_000_000 + index,
             "traits": event["traits"], "country": None, "consent": None,
-            "event": "Viewed" if event["type"] == "track" else None,
+            "event": "Viewed" if event["type"] == "track" else None, "tcf": None,
         }  # fmt: skip
         rows.append(tuple(values[c] for c in COLUMNS))
     return rows
