@@ -156,18 +156,19 @@ class Store:
         temporary = path.with_name(path.name + REWRITE_SUFFIX)
         with self._gate.exclusive(wait_seconds):
             before = path.stat().st_size
-            # A transaction a thread opened before the gate closed (or one that reads
-            # without it) can still be ending: DuckDB then refuses the checkpoint or the
-            # copy with a TransactionException. Seen under load; tried again for a while.
-            deadline = time.monotonic() + wait_seconds
-            while True:
-                try:
-                    self._copy_into(path, temporary)
-                    break
-                except duckdb.TransactionException:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            _remove_rewrite_leftovers(path)
+            self._root.execute("CHECKPOINT")
+            name = self._root.execute("SELECT current_database()").fetchone()
+            assert name is not None
+            # Names of our own making (the file's stem, a fixed alias), quoted as identifiers;
+            # ATTACH takes no bound parameters.
+            quoted = '"' + str(name[0]).replace('"', '""') + '"'
+            target = "'" + str(temporary).replace("'", "''") + "'"
+            self._root.execute(f"ATTACH {target} AS tessera_rewrite")
+            try:
+                self._root.execute(f"COPY FROM DATABASE {quoted} TO tessera_rewrite")
+            finally:
+                self._root.execute("DETACH tessera_rewrite")
             self._close_connections()
             wal = path.with_name(path.name + ".wal")
             if wal.exists() or temporary.with_name(temporary.name + ".wal").exists():
@@ -188,22 +189,6 @@ class Store:
                 os.close(descriptor)
             self._reopen(path)
             return Rewritten(before, path.stat().st_size)
-
-    def _copy_into(self, path: Path, temporary: Path) -> None:
-        """Checkpoint, then copy every table, index and sequence into `temporary`."""
-        _remove_rewrite_leftovers(path)
-        self._root.execute("CHECKPOINT")
-        name = self._root.execute("SELECT current_database()").fetchone()
-        assert name is not None
-        # Names of our own making (the file's stem, a fixed alias), quoted as identifiers;
-        # ATTACH takes no bound parameters.
-        quoted = '"' + str(name[0]).replace('"', '""') + '"'
-        target = "'" + str(temporary).replace("'", "''") + "'"
-        self._root.execute(f"ATTACH {target} AS tessera_rewrite")
-        try:
-            self._root.execute(f"COPY FROM DATABASE {quoted} TO tessera_rewrite")
-        finally:
-            self._root.execute("DETACH tessera_rewrite")
 
     def _close_connections(self) -> None:
         with self._lock:
