@@ -47,6 +47,12 @@ def publish(path: Path, by_hash: Mapping[str, Source]) -> None:
             for digest, source in by_hash.items()
         },
     }
+    write_document(path, document)
+
+
+def write_document(path: Path, document: object) -> None:
+    """`document` as JSON in `path`, atomically (a reader sees the old file or the new one),
+    fsync'd, owner-only: what the collect paths read while the core publishes."""
     # mkstemp: a name of its own (two publishers never share a temporary), mode 0600.
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-import orjson
-
+from tessera.events import source_keys
 from tessera.store import Store
 
 _FORMAT = 1
@@ -59,14 +56,4 @@ def publish(store: Store, path: Path) -> None:
     """Write the salt and every hash for the collect paths (atomically, mode 0600)."""
     hashes = [r[0] for r in store.fetch_all("SELECT hash FROM suppressed_identifiers ORDER BY 1")]
     document = {"format": _FORMAT, "salt": salt(store), "hashes": hashes}
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        try:
-            os.write(descriptor, orjson.dumps(document))
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    source_keys.write_document(path, document)
