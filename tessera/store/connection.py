@@ -97,8 +97,22 @@ class Store:
             return self._cursor().execute(sql, params).fetchall()
 
     def fetch_one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        """The first row, with the result read to its end.
+
+        A result left unread keeps its cursor's read transaction open, and while it is
+        open DuckDB counts every later committed update or schema change as a write still
+        active: CHECKPOINT then refuses ("other write transactions active"), so the
+        write-ahead log is never folded in and `rewrite` fails (measured: a background
+        thread's idle cursor, last used for `fetch_one`, made erasures end partly failed).
+        A second `fetchone()` reaching the end closes it; a query with more rows is
+        drained (ask for them with LIMIT 1 instead).
+        """
         with self._gate.shared():
-            return self._cursor().execute(sql, params).fetchone()
+            result = self._cursor().execute(sql, params)
+            row = result.fetchone()
+            if row is not None and result.fetchone() is not None:
+                result.fetchall()
+            return row
 
     def fetch_dicts(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         with self._gate.shared():

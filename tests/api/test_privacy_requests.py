@@ -78,12 +78,6 @@ def wait(condition: Any, what: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="since the issue-14/15/18 merges the database rewrite step can meet a "
-    "TransactionException from a background thread (decision memory, metrics, retention) "
-    "and the request ends partly_failed; retried by the user it completes. Open in issue 15.",
-)
 def test_erasure_of_a_person_in_every_channel_leaves_no_byte_of_them(
     live: LiveServer, receiver: Receiver, tmp_path: Path
 ) -> None:

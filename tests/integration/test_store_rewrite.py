@@ -60,3 +60,28 @@ def test_rewrite_drops_deleted_bytes_and_other_threads_carry_on(tmp_path: Path) 
     reopened = open_store(path)
     assert reopened.fetch_one("SELECT count(*) FROM people") == (60,)
     reopened.close()
+
+
+def test_an_idle_thread_whose_last_read_was_fetch_one_does_not_block_the_rewrite(
+    tmp_path: Path,
+) -> None:
+    """A result left unread kept its cursor's transaction open; DuckDB then counted a later
+    schema change as a write still active and refused the rewrite's CHECKPOINT (the
+    erasure over HTTP ended partly failed, its bytes left in the .wal)."""
+    path = tmp_path / "data" / "tessera.duckdb"
+    store = open_store(path)
+    store.execute("CREATE TABLE people AS SELECT range AS id FROM range(5000)")
+
+    def idle_reader() -> None:  # a background thread: one read, then it sleeps
+        assert store.fetch_one("SELECT count(*) FROM people") == (5000,)
+        assert store.fetch_one("SELECT id FROM people ORDER BY id") == (0,)
+
+    thread = threading.Thread(target=idle_reader)
+    thread.start()
+    thread.join()  # its cursor stays registered with the store, as a pool thread's does
+    store.execute("CREATE TABLE derived AS SELECT id FROM people")  # a rebuild's DDL
+    store.execute("UPDATE people SET id = id + 1 WHERE id < 3")
+    rewritten = store.rewrite()
+    assert rewritten.bytes_after > 0
+    assert not path.with_name(path.name + ".wal").exists()
+    store.close()
