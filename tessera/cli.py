@@ -2251,7 +2251,8 @@ def predict_fit(json: JsonOption = False) -> None:
 @predict_app.command("show")
 def predict_show(
     profile: Annotated[
-        str | None, typer.Option(help="One profile's scores and reasons instead.")
+        str | None,
+        typer.Option(help="One person's scores and reasons instead: a profile id or TYPE:VALUE."),
     ] = None,
     json: JsonOption = False,
 ) -> None:

@@ -27,6 +27,7 @@ from tessera.context import Context
 from tessera.errors import NotFound
 from tessera.events import failures
 from tessera.events.timestamps import iso_utc, utc_now
+from tessera.identity.lookup import lookup
 from tessera.predict import btyd, clv, features, history, propensity, stored
 from tessera.results import Result
 from tessera.settings import Settings
@@ -131,19 +132,20 @@ def show(context: Context) -> Predictions:
     return _report(context.store)
 
 
-def person(context: Context, profile_id: str) -> PersonPredictions:
-    """One profile's scores with their reasons (an empty list before any fit).
+def person(context: Context, reference: str) -> PersonPredictions:
+    """One person's scores with their reasons (an empty list before any fit); `reference`
+    is a profile id or any identifier (`email:ann@example.com`), as `profiles show` takes.
 
     Raises:
-        NotFound: when no profile has this id.
+        NotFound: when no profile has this id or identifier.
+        InvalidField: when the identifier cannot be read.
     """
-    found = context.store.fetch_one(
-        "SELECT coalesce(merged_into, profile_id) FROM profiles WHERE profile_id = ?",
-        [profile_id],
+    live = lookup(
+        context.store,
+        reference,
+        context.settings.default_region,
+        context.pipeline.find_in_memory,
     )
-    if found is None:
-        raise NotFound(f"no profile {profile_id!r}")
-    live = str(found[0])
     return PersonPredictions(
         profile_id=live,
         scores=[

@@ -113,6 +113,8 @@ def test_every_model_round_trips_the_server_json(
     same("score_predictions", backend.score_predictions)
     person = backend.profile("user_id:u1", 1, None).profile_id
     same("profile_predictions", lambda: backend.profile_predictions(person))
+    # Any identifier finds the person, as `profiles show` does (over HTTP too).
+    assert backend.profile_predictions("user_id:u1").profile_id == person
     same("delete_segment", lambda: backend.delete_segment("pro"))
     same("delete_trait", lambda: backend.delete_trait("orders_90d"))
     assert len(checked) == 43
