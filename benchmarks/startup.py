@@ -37,7 +37,7 @@ TOKEN = "bench-admin-token-0123456789"
 
 def _timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, env=env, cwd=env["PYTHONPATH"], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -51,7 +51,11 @@ def _server_ready(env: dict[str, str], timeout: float = 300) -> float:
         with (Path(folder) / "server.log").open("wb") as log:
             command = [sys.executable, "-m", "tessera.cli", "serve"]
             process = subprocess.Popen(
-                command, env=server_env, stdout=subprocess.DEVNULL, stderr=log
+                command,
+                env=server_env,
+                cwd=env["PYTHONPATH"],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
         try:
             while True:
@@ -80,9 +84,19 @@ def main() -> None:
         "tessera --help": lambda env: _timed([sys.executable, "-m", "tessera.cli", "--help"], env),
         "server ready": _server_ready,
     }
+    for tree, path in trees.items():  # each tree really runs its own package
+        where = subprocess.run(
+            [sys.executable, "-c", "import tessera; print(tessera.__file__)"],
+            env={**os.environ, "PYTHONPATH": str(path)}, cwd=path, check=True,
+            capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        if not Path(where).is_relative_to(path.resolve()):
+            raise SystemExit(f"{tree}: tessera comes from {where}, not from {path}")
     seconds: dict[tuple[str, str], list[float]] = {(t, m): [] for t in trees for m in measures}
     for _ in range(args.repeat):
         for tree, path in trees.items():  # interleaved: each tree sees the same load
+            # The tree first on the path; and its folder the working directory, which
+            # `-c` and `-m` put before PYTHONPATH.
             env = {**os.environ, "PYTHONPATH": str(path)}
             for measure, run in measures.items():
                 seconds[(tree, measure)].append(run(env))
