@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -20,30 +20,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tessera.audiences.campaigns import CampaignImport
-from tessera.audiences.feeds import FeedOptions
-from tessera.audiences.lookalike_report import Lookalike
-from tessera.backend import (
-    Backend,
-    DestinationRequest,
-    LookalikeRequest,
-    PolicyRequest,
-    open_backend,
-)
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
-from tessera.governance import report
-from tessera.governance.requests import PrivacyRequest
 from tessera.paging import Page
-from tessera.personalize.offers import OfferSpec
-from tessera.personalize.strategies import STRATEGIES
-from tessera.pipeline.runs import RunReport
-from tessera.plans.service import Plan
-from tessera.profiles.reader import ProfileAsOf, ProfileView
 from tessera.results import Result, wire
-from tessera.segments.actions import Condition, Why
 from tessera.settings import Settings
 from tessera.store.connection import PRIVATE_UMASK
+
+# Only what every command needs is imported here: a feature's code (and the libraries it
+# brings, scipy, pyarrow, jsonschema...) loads when a command that uses it runs, so
+# `tessera --help`, a quick command and each collector process `tessera serve` spawns (which
+# imports this module again) start in a fraction of the time. tests/unit/test_startup.py
+# holds the line.
+if TYPE_CHECKING:
+    from tessera.audiences.campaigns import CampaignImport
+    from tessera.audiences.lookalike_report import Lookalike
+    from tessera.backend import Backend
+    from tessera.governance.requests import PrivacyRequest
+    from tessera.personalize.offers import OfferSpec
+    from tessera.pipeline.runs import RunReport
+    from tessera.plans.service import Plan
+    from tessera.segments.actions import Condition, Why
 
 app = typer.Typer(
     help="Tessera: an open-source customer data platform.",
@@ -107,6 +104,8 @@ def _settings() -> Settings:
 
 @contextmanager
 def _backend() -> Iterator[Backend]:
+    from tessera.backend import open_backend
+
     backend = open_backend(_settings())
     try:
         yield backend
@@ -562,6 +561,8 @@ def profiles_show(
     json: JsonOption = False,
 ) -> None:
     """The 360° view of one person."""
+    from tessera.profiles.reader import ProfileAsOf, ProfileView
+
     with _backend() as backend:
         profile = backend.profile(reference, limit, as_of)
     if json:
@@ -1009,6 +1010,8 @@ def feed_import(
     json: JsonOption = False,
 ) -> None:
     """Import a third-party feed: who is in which provider segment, with price and lifetime."""
+    from tessera.audiences.feeds import FeedOptions
+
     with _backend() as backend:
         options = FeedOptions(provider, taxonomy, cpm, lifetime_days, restrictions)
         result = backend.import_feed(file, options)
@@ -1045,6 +1048,8 @@ def lookalike_create(
     json: JsonOption = False,
 ) -> None:
     """Build a lookalike audience (and a segment NAME) from a seed segment."""
+    from tessera.backend import LookalikeRequest
+
     with _backend() as backend:
         request = LookalikeRequest(name, seed, reach, accuracy, method, population)
         result = backend.create_lookalike(request)
@@ -1302,6 +1307,8 @@ def destinations_create(
         options["events"] = False
     if ordered:
         options["ordered"] = True
+    from tessera.backend import DestinationRequest
+
     with _backend() as backend:
         created = backend.create_destination(DestinationRequest(name, kind, purpose, options))
     if json:
@@ -1557,6 +1564,8 @@ def offers_create(
 
 
 def _offer_spec(**given: Any) -> OfferSpec:
+    from tessera.personalize.offers import OfferSpec
+
     try:
         return OfferSpec.model_validate(given)
     except ValidationError as e:
@@ -1603,6 +1612,8 @@ def offers_decide(
     json: JsonOption = False,
 ) -> None:
     """The live decision for one person, as the decision API answers it (not recorded)."""
+    from tessera.personalize.strategies import STRATEGIES
+
     if strategy is not None and strategy not in STRATEGIES:
         raise InvalidField(
             f"--strategy {strategy!r} must be one of {', '.join(STRATEGIES)}", field="strategy"
@@ -1905,6 +1916,8 @@ def privacy_access(
     json: JsonOption = False,
 ) -> None:
     """Everything held about a person: identifiers, traits, consent, events, segments..."""
+    from tessera.governance import report
+
     with _backend() as backend:
         found = backend.privacy_access(identifier)
     if html is not None:
@@ -2015,6 +2028,8 @@ def retention_set(
     json: JsonOption = False,
 ) -> None:
     """Create or replace a retention policy (e.g. --scope events --event page --days 395)."""
+    from tessera.backend import PolicyRequest
+
     request = PolicyRequest(scope, days, source, event, identifier_type)
     with _backend() as backend:
         policy = backend.set_retention_policy(name, request)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from hypothesis import settings as hypothesis_settings
 from tessera.runtime import Runtime
 from tessera.server import free_port
 from tessera.settings import Settings
+from tessera.store import open_store
 
 START_SECONDS = 120
 ADMIN_TOKEN = "test-admin-token-0123456789"  # 24+ characters, as a server requires
@@ -145,6 +148,47 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     yield live
     if live.process.poll() is None:
         live.stop()
+
+
+def demo_copy(tmp_path_factory: pytest.TempPathFactory, people: int, seed: int) -> Path:
+    """A data directory of its own holding `tessera demo --people PEOPLE --seed SEED`.
+
+    The demo is loaded once per test run (the xdist workers share it: the first loads it,
+    the others wait on a lock) and each caller gets a copy. Loading goes through the collect
+    API and the whole pipeline, ~10 s of CPU for 150 people; a copy is a fraction of a
+    second. The copy is what loading the demo there would have made: the demo's files
+    destination is pointed at the copy's own folder, so no two servers write one folder.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # every worker's base is a folder of the run's
+    template = shared / f"demo-{people}-{seed}" / "data"
+    with (shared / f"demo-{people}-{seed}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ready = template.parent / "loaded"
+        if not ready.exists():
+            shutil.rmtree(template, ignore_errors=True)
+            loaded = subprocess.run(
+                [sys.executable, "-m", "tessera.cli", "demo", "--people", str(people),
+                 "--seed", str(seed)],
+                env={**os.environ, "TESSERA_DATA_DIR": str(template),
+                     "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN},
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+            assert loaded.returncode == 0, loaded.stderr[-3000:]
+            ready.touch()
+    copy = tmp_path_factory.mktemp("demo") / "data"
+    shutil.copytree(template, copy, symlinks=True)
+    store = open_store(copy / "tessera.duckdb")
+    try:
+        store.execute(
+            "UPDATE destinations SET config = replace(config, ?, ?)",
+            [f'"{template}/', f'"{copy}/'],
+        )
+    finally:
+        store.close()
+    return copy
 
 
 def basic_auth(write_key: str) -> str:

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from scipy import sparse
 
 from tessera.audiences.lookalike_report import Lookalike, LookalikeSummary, Score
 from tessera.errors import Conflict, InvalidField, NotFound
@@ -34,6 +33,9 @@ from tessera.identity.identifiers import SYNC_PREFIX, anonymous_types_sql
 from tessera.profiles import consent as consent_rule
 from tessera.segments import service
 from tessera.store import Store
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 METHODS = ("weights", "classifier")
 POPULATIONS = ("all", "anonymous", "known")
@@ -108,6 +110,9 @@ class Features:
 def features(store: Store, now: datetime) -> Features:
     """The feature matrix of every profile with data (one query, indices computed by
     DuckDB so a million profiles never pass through Python one by one)."""
+    # Imported here, as scikit-learn below: only building a lookalike needs scipy.
+    from scipy import sparse
+
     store.execute(
         "CREATE OR REPLACE TEMP TABLE lookalike_features AS " + _FEATURES_SQL, {"now": now}
     )

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 
 #: How much each kind of interaction says about a person's interest in a product.
 WEIGHTS = {"view": 1.0, "add": 2.0, "purchase": 4.0}
@@ -87,6 +86,10 @@ def train(
 ) -> ItemModel:
     """The model from each person's interests (`interests`); `segments` (name → member
     person ids) gives popularity per segment, `products` popularity per category."""
+    # Imported here: scipy takes a few hundred ms to import, which every server start and
+    # CLI command would otherwise pay for a model only training builds.
+    from scipy import sparse
+
     catalogue = dict(products or {})
     index = sorted({p for items in people.values() for p in items})
     position = {product: i for i, product in enumerate(index)}

@@ -15,13 +15,13 @@ compiled once per plan, never per event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any
 
 from tessera.errors import InvalidField
 from tessera.plans.fast import Check, compile_fast
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 MODES = ("allow", "flag", "block")
 #: message types whose events are named by their type, not by an event name
@@ -111,6 +111,11 @@ def _validator(schema: Any, where: str) -> Schema | None:
         return None
     if not isinstance(schema, dict):
         raise InvalidField(f"{where} must be a JSON Schema object", field=where)
+    # Imported here: jsonschema (with its format checkers and referencing) costs ~0.1 s to
+    # import, paid only by a plan that has a schema.
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as e:

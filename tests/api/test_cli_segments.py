@@ -3,10 +3,12 @@ server and alone on the data directory, with the same answers both ways."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.api.test_cli import as_json, tessera
 from tests.conftest import basic_auth, start_server
@@ -91,11 +93,28 @@ def fill(data: Path, folder: Path) -> dict[tuple[str, ...], str]:
         server.stop()
 
 
-def test_segment_and_audience_commands_answer_the_same_with_or_without_a_server(
-    tmp_path: Path,
-) -> None:
+Filled = tuple[Path, dict[tuple[str, ...], str]]
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
+    """`fill` once for the module (a server and two dozen commands): each test works on a
+    copy of the data directory it left, as if it had filled its own."""
+    folder = tmp_path_factory.mktemp("filled")
+    return folder / "data", fill(folder / "data", folder)
+
+
+def copy_of(filled: Filled, tmp_path: Path) -> Path:
     data = tmp_path / "data"
-    through_server = fill(data, tmp_path)
+    shutil.copytree(filled[0], data, symlinks=True)
+    return data
+
+
+def test_segment_and_audience_commands_answer_the_same_with_or_without_a_server(
+    filled: Filled, tmp_path: Path
+) -> None:
+    data = copy_of(filled, tmp_path)
+    through_server = filled[1]
     for command in COMMANDS:
         assert tessera(data, *command).stdout == through_server[command], " ".join(command)
     why = orjson.loads(through_server[("segments", "why", "repeat", "user_id:u-01", "--json")])
@@ -103,9 +122,8 @@ def test_segment_and_audience_commands_answer_the_same_with_or_without_a_server(
     assert "yes" in through_server[("segments", "why", "repeat", "user_id:u-00")]
 
 
-def test_segment_commands_without_a_server(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    fill(data, tmp_path)
+def test_segment_commands_without_a_server(filled: Filled, tmp_path: Path) -> None:
+    data = copy_of(filled, tmp_path)
     created = as_json(tessera(data, "segments", "create", "big-spenders", "--query",
                               "known and (computed.total_revenue >= 21)", "--json"))  # fmt: skip
     assert created["size"] == PEOPLE // 2
@@ -125,9 +143,8 @@ def test_segment_commands_without_a_server(tmp_path: Path) -> None:
     assert "nope" in missing.stderr
 
 
-def test_audience_commands_without_a_server(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    fill(data, tmp_path)
+def test_audience_commands_without_a_server(filled: Filled, tmp_path: Path) -> None:
+    data = copy_of(filled, tmp_path)
     feed = tmp_path / "feed.csv"
     feed.write_text("id,id_type,segments\ncookie-1,cookie_id,720\nnobody,fax,720\n")
     imported = as_json(tessera(data, "audiences", "feed", "import", str(feed), "--provider",

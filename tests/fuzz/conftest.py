@@ -8,8 +8,6 @@ profiles and computed traits; `populate` adds segments, a lookalike and a taxono
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, LiveServer, basic_auth, start_server
+from tests.conftest import LiveServer, basic_auth, demo_copy, start_server
 
 # Failures the fuzzers find that are known defects being fixed elsewhere: the operation
 # (or console page) is expected to fail until its fix is merged, then its line goes.
@@ -106,17 +104,6 @@ class FuzzServer:
         return self.live.admin
 
 
-def load_demo(data_dir: Path, people: int) -> None:
-    loaded = subprocess.run(
-        [sys.executable, "-m", "tessera.cli", "demo", "--people", str(people), "--seed", "3"],
-        env={**os.environ, "TESSERA_DATA_DIR": str(data_dir), "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-
-
 KNOWN = Known(
     source="fuzz-web",
     segment="buyers",
@@ -177,8 +164,7 @@ def populate(live: LiveServer) -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzServer]:
-    data = tmp_path_factory.mktemp("fuzz") / "data"
-    load_demo(data, people=40)
+    data = demo_copy(tmp_path_factory, people=40, seed=3)  # loaded once for both files
     live = start_server(data)
     log = ServerLog(live.log_path)
     try:

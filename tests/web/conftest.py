@@ -7,9 +7,6 @@ test-output/screenshots/ for people to look at.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tessera.web.rendering import missing_vendor_files
-from tests.conftest import ADMIN_TOKEN, LiveServer, start_server
+from tests.conftest import ADMIN_TOKEN, LiveServer, demo_copy, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -43,14 +40,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server on a small demo company (150 people), processed so profiles exist."""
-    data = tmp_path_factory.mktemp("console") / "data"
-    loaded = subprocess.run(
-        [sys.executable, "-m", "tessera.cli", "demo", "--people", "150", "--seed", "3"],
-        env={**os.environ, "TESSERA_DATA_DIR": str(data), "TESSERA_ADMIN_TOKEN": ADMIN_TOKEN},
-        capture_output=True,
-        text=True,
-    )
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    data = demo_copy(tmp_path_factory, people=150, seed=3)
     live = start_server(data)
     yield live
     if live.process.poll() is None:
