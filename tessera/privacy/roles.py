@@ -32,6 +32,7 @@ AREAS: dict[str, str] = {
     "consent": "changing a person's consent",
     "requests": "access and erasure requests (data-subject requests)",
     "access": "users, API tokens and the audit log",
+    "operations": "backups of the whole data directory (admins only)",
 }
 
 #: Role -> area -> access. `admin` has write everywhere.
@@ -68,7 +69,7 @@ _ROUTES: list[tuple[str, str]] = [
     (r"^/(api/)?callcentre", "profile"),
     (r"^/(api/)?profiles$", "people"),
     (r"^/(api/)?identity", "identity"),
-    (r"^/api/traits", "traits"),
+    (r"^/api/(computed-)?traits", "traits"),
     (r"^/(api/)?predict", "traits"),
     (r"^/(api/)?(catalog|catalogue|loyalty)", "catalog"),
     # Publishable keys are credentials: `access` (admins) like users and tokens.
@@ -84,6 +85,8 @@ _ROUTES: list[tuple[str, str]] = [
     (r"^/(sources|imports|pipeline)", "data"),
     (r"^/(api/)?plans", "data"),
     (r"^/$", "data"),
+    # A backup is every byte Tessera holds: admins only, named so (not by falling through).
+    (r"^/api/backup", "operations"),
 ]
 _COMPILED = [(re.compile(pattern), area) for pattern, area in _ROUTES]
 UNCLASSIFIED = "access"
@@ -93,10 +96,16 @@ _READS = re.compile(r"/(check|preview)$")
 
 def area_of(path_template: str) -> str:
     """The area of a route, from its path template (`/api/segments/{name}`)."""
+    return named_area(path_template) or UNCLASSIFIED
+
+
+def named_area(path_template: str) -> str | None:
+    """The area the table names for a route, or None when no pattern names it (the route
+    then falls to `UNCLASSIFIED`, admin-only: safe but silent, so a test lists them)."""
     for pattern, area in _COMPILED:
         if pattern.search(path_template):
             return area
-    return UNCLASSIFIED
+    return None
 
 
 def needs(method: str, path_template: str) -> Access:
