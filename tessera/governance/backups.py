@@ -79,7 +79,7 @@ def examine(store: Store, subject: Subject, suppression_path: Path) -> Receipt:
             if path.name != ERASURES
         )  # fmt: skip
         if document is not None:
-            source_keys.write_document(root / ERASURES, document)
+            source_keys.write_document(root / ERASURES, _merged(_read(root / ERASURES), document))
         if held:
             holding.append(folder)
     parts = []
@@ -133,6 +133,15 @@ def matches(store: Store, lists: list[dict[str, Any]]) -> tuple[list[str], int]:
         if key(salt, str(value)) in hashes:
             chosen.setdefault(str(profile_id), f"{kind}:{value}")
     return sorted(chosen.values()), added
+
+
+def _merged(before: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """The note already in a folder and the current list, so that a list with fewer
+    entries (a restored directory erasing again) never shortens it."""
+    if before is None or before.get("salt") != now.get("salt"):
+        return now
+    hashes = sorted({*before.get("hashes", []), *now.get("hashes", [])})
+    return {**now, "hashes": hashes}
 
 
 def _read(path: Path) -> dict[str, Any] | None:
