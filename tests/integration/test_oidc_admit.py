@@ -34,3 +34,16 @@ def test_a_claim_that_is_no_user_name_is_refused_not_a_500(runtime: Runtime) -> 
     with pytest.raises(oidc.SignInRefused, match="no 'email' claim"):
         oidc.admit(runtime.store, settings, {"sub": "x"})
 
+
+
+def test_an_unreachable_or_plain_http_provider_is_a_clear_error(runtime: Runtime) -> None:
+    with pytest.raises(oidc.ProviderUnavailable, match="must be an https URL"):
+        oidc.check_issuer("http://id.example.com/realms/acme")
+    settings = runtime.settings.model_copy(update={
+        "oidc_issuer": "http://127.0.0.1:9", "oidc_client_id": "tessera"})  # fmt: skip
+    client = oidc.Client(settings)
+    try:
+        with pytest.raises(oidc.ProviderUnavailable, match="cannot be read"):
+            client.begin("http://127.0.0.1/sign-in/oidc/callback")
+    finally:
+        client.close()
