@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tessera.errors import InvalidField
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
         description="OIDC: a claim holding the person's groups or roles (e.g. groups), read "
         "through TESSERA_OIDC_ROLES.",
     )
-    oidc_roles: dict[str, str] = Field(
+    oidc_roles: dict[str, Literal["admin", "marketer", "analyst", "agent"]] = Field(
         default_factory=dict,
         description='OIDC: role claim value -> Tessera role (JSON), e.g. {"cdp-admins": '
         '"admin", "marketing": "marketer"}; the most powerful match wins and is given '
@@ -328,6 +329,31 @@ class Settings(BaseSettings):
         description="Share of people the experiment strategy holds out (no offer), to "
         "measure each offer's lift.",
     )
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _https_issuer(cls, issuer: str | None) -> str | None:
+        """An id_token fetched over plain HTTP could be swapped on the way: https only,
+        except on this machine (a provider in development or tests)."""
+        if not issuer:
+            return None
+        parts = urlsplit(issuer)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ValueError(
+                f"TESSERA_OIDC_ISSUER must be an https URL (http only for localhost), got "
+                f"{issuer!r}, e.g. https://id.example.com/realms/acme"
+            )
+        return issuer
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError(
+                "TESSERA_OIDC_ISSUER is set but TESSERA_OIDC_CLIENT_ID is not: give the client "
+                "id registered at the provider (or unset the issuer)"
+            )
+        return self
 
     @field_validator("personalize_exposed_traits")
     @classmethod
