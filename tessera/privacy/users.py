@@ -3,6 +3,8 @@
 Created, disabled and given a role by an admin (`tessera users ...`, the API, the
 console). A disabled user cannot sign in, and their sessions and tokens stop working at
 once: every request reads the user's row (`authenticate_session`, `tokens.authenticate`).
+A user may also sign in through an OIDC provider (`privacy/oidc.py`), which may provision
+them (`provision`: no password until an admin sets one).
 """
 
 from __future__ import annotations
