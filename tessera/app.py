@@ -44,7 +44,7 @@ from tessera.dependencies import Principal, Redirect
 from tessera.errors import InvalidRequest, ServerFailure, TesseraError
 from tessera.logs import RequestIds
 from tessera.operations.metrics import Metrics
-from tessera.privacy import audit, masking, roles
+from tessera.privacy import audit, masking, oidc, roles
 from tessera.privacy.attempts import FailedAttempts
 from tessera.privacy.keys import hash_secret, load_or_create_admin_token
 from tessera.runtime import Runtime
@@ -55,6 +55,7 @@ from tessera.web import catalog as web_catalog
 from tessera.web import destinations as web_destinations
 from tessera.web import governance as web_governance
 from tessera.web import headers as web_headers
+from tessera.web import oidc as web_oidc
 from tessera.web import pages as web_pages
 from tessera.web import people as web_people
 from tessera.web import personalize as web_personalize
@@ -92,11 +93,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.collector = running.collector
         app.state.failed_tokens = FailedAttempts(settings.sign_in_failures_per_minute)
+        app.state.oidc = oidc.Client(settings) if oidc.configured(settings) else None
         _announce(settings)
         try:
             yield
         finally:
             settings.server_file_path.unlink(missing_ok=True)
+            if app.state.oidc is not None:
+                app.state.oidc.close()
             if runtime is None:
                 running.close()
 
@@ -134,6 +138,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     # The console: pages at the root, static files (ours and the npm vendor files).
     app.include_router(web_pages.public)
+    app.include_router(web_oidc.public)
     app.include_router(web_pages.router)
     app.include_router(web_access.router)  # before people: /profiles/{reference:path}
     app.include_router(web_people.router)

@@ -1045,7 +1045,8 @@ class RemoteBackend:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         archive = folder / ".download.tar"
         try:
-            with self._http.stream("GET", "/api/backup") as response:
+            where = {"folder": str(folder.expanduser().resolve())}
+            with self._http.stream("GET", "/api/backup", params=where) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _remote_error(response)

@@ -524,12 +524,21 @@ def restore(
     replace: Annotated[
         bool, typer.Option("--replace", help="Overwrite a data directory that has a store.")
     ] = False,
+    suppressed: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--suppressed",
+            help="A suppressed.json of the live data directory: erasures recorded after the "
+            "backup are applied again (the backup's own erasures.json always is).",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Rebuild TESSERA_DATA_DIR from a backup (with the server stopped)."""
+    """Rebuild TESSERA_DATA_DIR from a backup (with the server stopped); people erased
+    since the backup was taken are erased again before it serves."""
     from tessera.operations.backup import restore as restore_backup
 
-    restored = restore_backup(folder, _settings(), replace=replace)
+    restored = restore_backup(folder, _settings(), replace=replace, suppressed=suppressed or [])
     if json:
         _print_json(restored)
         return
@@ -537,6 +546,11 @@ def restore(
         f"Restored {restored.files} files into {restored.data_dir} (backup of "
         f"{restored.taken_at}, schema {restored.schema_version}); start it with `tessera serve`."
     )
+    if restored.erased_again or restored.suppressed_added:
+        out.print(
+            f"Erased again {restored.erased_again} people erased after the backup was taken "
+            f"({restored.suppressed_added} suppressed identifiers added)."
+        )
 
 
 def _print_run(run: RunReport, verb: str, json: bool) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tessera.errors import InvalidField
@@ -50,6 +51,59 @@ class Settings(BaseSettings):
         ge=1,
         description="Failed console sign-ins allowed per client address in any minute; "
         "past them the sign-in answers 429 with Retry-After.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect sign-in: the provider's issuer URL (its "
+        "/.well-known/openid-configuration is read), e.g. https://id.example.com/realms/acme. "
+        "Unset: the console signs in with names and passwords only.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="OIDC: this application's client id at the provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="OIDC: the client secret (confidential clients); never logged. Unset: a "
+        "public client (PKCE alone).",
+    )
+    oidc_provider_name: str = Field(
+        default="single sign-on",
+        description='OIDC: the name on the console\'s button ("Sign in with Keycloak").',
+    )
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="OIDC: the scopes asked for (JSON list); openid is always added.",
+    )
+    oidc_user_claim: str = Field(
+        default="email",
+        description="OIDC: the id_token claim that names the Tessera user (email, "
+        "preferred_username, sub...). An email claim counts only when email_verified is "
+        "not false.",
+    )
+    oidc_role_claim: str | None = Field(
+        default=None,
+        description="OIDC: a claim holding the person's groups or roles (e.g. groups), read "
+        "through TESSERA_OIDC_ROLES.",
+    )
+    oidc_roles: dict[str, Literal["admin", "marketer", "analyst", "agent"]] = Field(
+        default_factory=dict,
+        description='OIDC: role claim value -> Tessera role (JSON), e.g. {"cdp-admins": '
+        '"admin", "marketing": "marketer"}; the most powerful match wins and is given '
+        "to the user at every sign-in.",
+    )
+    oidc_auto_provision: bool = Field(
+        default=False,
+        description="OIDC: create a user on first sign-in (role from TESSERA_OIDC_ROLES, else "
+        "TESSERA_OIDC_DEFAULT_ROLE). Off: only users an admin created may sign in.",
+    )
+    oidc_default_role: Literal["admin", "marketer", "analyst", "agent"] = Field(
+        default="analyst", description="OIDC: the role of a user provisioned without a match."
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="OIDC: the callback URL registered at the provider "
+        "(https://cdp.example.com/sign-in/oidc/callback). Unset: built from the request, "
+        "which is right unless a proxy rewrites the host.",
     )
     max_body_bytes: int = Field(
         default=4 * MIB,
@@ -275,6 +329,31 @@ class Settings(BaseSettings):
         description="Share of people the experiment strategy holds out (no offer), to "
         "measure each offer's lift.",
     )
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _https_issuer(cls, issuer: str | None) -> str | None:
+        """An id_token fetched over plain HTTP could be swapped on the way: https only,
+        except on this machine (a provider in development or tests)."""
+        if not issuer:
+            return None
+        parts = urlsplit(issuer)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ValueError(
+                f"TESSERA_OIDC_ISSUER must be an https URL (http only for localhost), got "
+                f"{issuer!r}, e.g. https://id.example.com/realms/acme"
+            )
+        return issuer
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError(
+                "TESSERA_OIDC_ISSUER is set but TESSERA_OIDC_CLIENT_ID is not: give the client "
+                "id registered at the provider (or unset the issuer)"
+            )
+        return self
 
     @field_validator("personalize_exposed_traits")
     @classmethod

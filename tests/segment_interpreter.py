@@ -21,6 +21,7 @@ from typing import Any, assert_never
 import orjson
 
 from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
+from tessera.profiles.consent import ENRICHMENT_PURPOSE, allows
 from tessera.segments.tree import (
     Aggregate,
     And,
@@ -61,6 +62,9 @@ class ProfileFacts:
     #: ids and lower-case paths of the live third-party segments (and their ancestors)
     third_party: set[str] = field(default_factory=set)
     lookalikes: set[str] = field(default_factory=set)
+    #: the merged consent record, and the policy of third-party enrichment's purpose
+    consent: dict[str, Any] = field(default_factory=dict)
+    enrichment_policy: str = "required"
 
 
 def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
@@ -81,8 +85,10 @@ def holds(node: Node, facts: ProfileFacts, now: datetime) -> bool:
         case HasIdentifier():
             return node.type in facts.identifier_types
         case HasThirdParty():
+            # Only where consent allows enrichment's purpose: the one rule, `allows`.
             reference = node.reference
-            return reference.lower() in facts.third_party or reference in facts.third_party
+            member = reference.lower() in facts.third_party or reference in facts.third_party
+            return member and allows(facts.consent, ENRICHMENT_PURPOSE, facts.enrichment_policy)
         case Population():
             anonymous = bool(facts.identifier_types) and all(
                 kind in ANONYMOUS_TYPES or kind.startswith(SYNC_PREFIX)

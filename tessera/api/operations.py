@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import tarfile
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
@@ -62,16 +63,24 @@ def metrics(request: Request) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/x-tar": {}}, "description": "the archive"}},
 )
-def get_backup(runtime: RuntimeDep) -> Response:
+def get_backup(
+    runtime: RuntimeDep,
+    folder: Annotated[
+        str | None,
+        Query(description="Where the client unpacks it (an absolute path on this machine), "
+              "registered so that an erasure reports the backups still holding the person"),
+    ] = None,
+) -> Response:  # fmt: skip
     """Taken while the server runs (ingest goes on; the loader waits while the store and
     the log are copied); `tessera backup --to DIR` unpacks it. Its backup.json says what
     it holds."""
+    target = backup.check_folder_note(folder)
     spool = runtime.settings.data_dir / "run"
     spool.mkdir(mode=0o700, exist_ok=True)
     path = spool / f"backup-{uuid.uuid4().hex}.tar"
     try:
         with tarfile.open(path, "w") as archive:
-            taken = backup.take(runtime, backup.TarSink(archive))
+            taken = backup.take(runtime, backup.TarSink(archive), target)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

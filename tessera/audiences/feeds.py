@@ -260,12 +260,13 @@ def of_profile(
     """The live third-party segments of one profile, through any of its identifiers.
 
     Third-party data enriches a profile for advertising: none is joined to a person whose
-    consent does not allow advertising under `policy` (`profiles/consent.py`)."""
+    consent does not allow it under `policy` (`consent.ENRICHMENT_PURPOSE`; the segment
+    condition `has third_party` applies the same rule in SQL)."""
     recorded = store.fetch_one(
         "SELECT consent FROM profile_summaries WHERE profile_id = ?", [profile_id]
     )
     consent = orjson.loads(recorded[0]) if recorded and recorded[0] else {}
-    if not consent_rule.allows(consent, "advertising", policy):
+    if not consent_rule.allows(consent, consent_rule.ENRICHMENT_PURPOSE, policy):
         return []
     rows = store.fetch_dicts(
         "SELECT DISTINCT t.provider, t.segment_id, n.path, t.identifier_type, t.expires_at, "

@@ -14,7 +14,9 @@ The steps, each leaving a receipt (docs/privacy.md has the list of stores):
 5. the destinations: a deletion forwarded to each kind that takes one (a webhook's
    signed DELETE), the others named in their receipt;
 6. the database file: rewritten (`Store.rewrite`), since DuckDB keeps deleted rows' bytes;
-7. the proof: every file of the data directory scanned for the person's identifiers.
+7. the proof: every file of the data directory scanned for the person's identifiers;
+8. the backups: which known backups still hold them, each left the suppression list so
+   that restoring it erases them again (backups.py).
 
 A step that fails is recorded with its reason and the others still run; the request is
 then `partly_failed`, and filing it again retries every step (all are idempotent).
@@ -39,7 +41,7 @@ from tessera.errors import TesseraError
 from tessera.eventlog import Position
 from tessera.eventlog.scrub import scrub_log
 from tessera.events.timestamps import utc_now
-from tessera.governance import files, requests, suppressed
+from tessera.governance import backups, files, requests, suppressed
 from tessera.governance.requests import PrivacyRequest, Receipt, audit_request, receipt
 from tessera.governance.subject import IDENTIFIER_COLUMNS, Subject, find
 from tessera.governance.suppression import key
@@ -127,6 +129,11 @@ def erase(
             "proof",
             "proof",
             lambda: [_prove(settings.data_dir, subject, folders), _prove_tables(store, subject)],
+        )
+        step(
+            "backups",
+            "backups",
+            lambda: [backups.examine(store, subject, settings.suppression_path)],
         )
         requests.finish(store, request_id, attempt, receipts, utc_now())
         result = requests.get(store, request_id)

@@ -31,6 +31,23 @@ def salt(store: Store) -> str:
     return str(row[0])
 
 
+def existing_salt(store: Store) -> str | None:
+    """The salt, when one was made (a store that never suppressed anyone has none)."""
+    row = store.fetch_one("SELECT value FROM meta WHERE key = ?", [_SALT_KEY])
+    return str(row[0]) if row is not None else None
+
+
+def adopt_salt(store: Store, value: str) -> str:
+    """Take `value` as this store's salt when it has none (a restored backup taken before
+    the first suppression, joining the list made since); the salt in force."""
+    store.execute(
+        "INSERT INTO meta (key, value) SELECT ?, ? WHERE NOT EXISTS "
+        "(SELECT 1 FROM meta WHERE key = ?)",
+        [_SALT_KEY, value, _SALT_KEY],
+    )
+    return salt(store)
+
+
 def add(
     store: Store, entries: Iterable[tuple[str, str]], request_id: str | None, now: datetime
 ) -> int:

@@ -20,16 +20,18 @@ import os
 import shutil
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from tessera import __version__
 from tessera.errors import Conflict, InvalidField, NotFound
 from tessera.eventlog import records, segments
+from tessera.governance import backups, erasure
+from tessera.governance import suppressed as suppressed_list
 from tessera.results import Result
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -62,6 +64,10 @@ class Restored(Result):
     schema_version: int
     taken_at: str
     files: int
+    #: people erased again because an erasure recorded after the backup names them
+    erased_again: int = 0
+    #: suppression entries (salted hashes) added from the lists recorded after the backup
+    suppressed_added: int = 0
 
 
 class Sink(Protocol):
@@ -125,11 +131,14 @@ def _copy(reading: object, writing: object, size: int) -> int:
     return size - left
 
 
-def take(runtime: Runtime, sink: Sink) -> Backup:
-    """Write a consistent snapshot of `runtime`'s data directory to `sink` (see above)."""
+def take(runtime: Runtime, sink: Sink, folder: Path | None = None) -> Backup:
+    """Write a consistent snapshot of `runtime`'s data directory to `sink` (see above),
+    and register it (`governance/backups.py`: an erasure reports the backups holding the
+    person); `folder` is where it lands, when known."""
     settings = runtime.settings
     started = time.monotonic()
-    taken_at = datetime.now(UTC).isoformat(timespec="seconds")
+    moment = datetime.now(UTC)
+    taken_at = moment.isoformat(timespec="seconds")
     database_bytes = log_bytes = log_files = others = 0
     with runtime.loader.paused(), runtime.writer.paused():
         last_seq = runtime.writer.last_seq
@@ -177,6 +186,7 @@ def take(runtime: Runtime, sink: Sink) -> Backup:
         last_seq=last_seq,
     )
     sink.add_bytes(orjson.dumps(backup.model_dump(), option=orjson.OPT_INDENT_2), MANIFEST)
+    backups.register(runtime.store, moment.replace(tzinfo=None), folder, last_seq)
     return backup
 
 
@@ -184,7 +194,7 @@ def to_folder(runtime: Runtime, folder: Path) -> Backup:
     """A snapshot into `folder`, which must be new or empty and outside the data
     directory."""
     prepare(folder, runtime.settings)
-    return take(runtime, FolderSink(folder))
+    return take(runtime, FolderSink(folder), folder)
 
 
 def prepare(folder: Path, settings: Settings) -> None:
@@ -199,6 +209,21 @@ def prepare(folder: Path, settings: Settings) -> None:
         )
     check_empty(folder)
     make_private(folder)
+
+
+def check_folder_note(folder: str | None) -> Path | None:
+    """The folder a client says it unpacks a streamed backup into: an absolute path, or
+    InvalidField. Only noted (`governance/backups.py` reads it only when it holds a
+    backup's manifest)."""
+    if folder is None or folder == "":
+        return None
+    if len(folder) > 4096 or "\x00" in folder or not folder.startswith("/"):
+        raise InvalidField(
+            f"folder must be an absolute path of at most 4096 characters, got {folder[:80]!r}",
+            field="folder",
+            value=folder[:80],
+        )
+    return Path(folder)
 
 
 def check_empty(folder: Path) -> None:
@@ -221,10 +246,17 @@ def read_manifest(folder: Path) -> Backup:
     return Backup.model_validate(orjson.loads(manifest.read_bytes()))
 
 
-def restore(folder: Path, settings: Settings, *, replace: bool = False) -> Restored:
+def restore(
+    folder: Path, settings: Settings, *, replace: bool = False, suppressed: Sequence[Path] = ()
+) -> Restored:
     """Rebuild `settings.data_dir` from the backup in `folder`. Refuses a data directory
     that already holds a store unless `replace` (its files are then removed first); the
-    server must not be running on it (its lock would refuse the start anyway)."""
+    server must not be running on it (its lock would refuse the start anyway).
+
+    Erasures recorded after the backup are applied again before anything reads it: the
+    suppression lists in the backup's `erasures.json`, in the replaced directory, and in
+    `suppressed` (a `suppressed.json` of the live directory) name the people to erase
+    (`governance/backups.py`)."""
     backup = read_manifest(folder)
     target = settings.data_dir
     if settings.database_path.exists() and not replace:
@@ -240,6 +272,8 @@ def restore(folder: Path, settings: Settings, *, replace: bool = False) -> Resto
             field="data_dir",
             value=str(target),
         )
+    # Read before the replaced directory's files go.
+    lists = backups.documents(folder, settings.suppression_path, suppressed)
     if replace and target.exists():
         for child in target.iterdir():
             if child.is_dir():
@@ -250,16 +284,34 @@ def restore(folder: Path, settings: Settings, *, replace: bool = False) -> Resto
     files = 0
     for path in _files(folder):
         relative = path.relative_to(folder)
-        if str(relative) == MANIFEST:
+        if str(relative) in (MANIFEST, backups.ERASURES):
             continue
         FolderSink(target).add(path, str(relative))
         files += 1
+    erased_again, added = _erase_again(settings, lists) if lists else (0, 0)
     return Restored(
         data_dir=str(target),
         schema_version=backup.schema_version,
         taken_at=backup.taken_at,
         files=files,
+        erased_again=erased_again,
+        suppressed_added=added,
     )
+
+
+def _erase_again(settings: Settings, lists: list[dict[str, Any]]) -> tuple[int, int]:
+    """Erase, in the restored directory, everyone the suppression lists name; publish the
+    merged list so collectors drop their events from the first request."""
+    runtime = Runtime.open(settings)
+    try:
+        runtime.pipeline.process()  # what the log held past the store's position
+        identifiers, added = backups.matches(runtime.store, lists)
+        for identifier in identifiers:
+            erasure.erase(runtime, identifier)
+        suppressed_list.publish(runtime.store, settings.suppression_path)
+    finally:
+        runtime.close()
+    return len(identifiers), added
 
 
 def _files(folder: Path) -> Iterator[Path]:

@@ -45,7 +45,7 @@ from tessera.personalize.offers import Offer
 from tessera.personalize.recommendations import RecommendedProduct
 from tessera.personalize.strategies import Candidate, Strategy, choose
 from tessera.privacy.keys import hash_secret
-from tessera.profiles.consent import allows
+from tessera.profiles.consent import ENRICHMENT_PURPOSE, allows
 from tessera.profiles.view import profile_from_store
 from tessera.segments.compiler import compile_segments
 from tessera.segments.tree import Node
@@ -146,6 +146,9 @@ class Personalizer:
             self._refresh()
             self._refresh_cost = time.monotonic() - started
 
+    def _enrichment_policy(self) -> str:
+        return self._context.settings.consent_policy(ENRICHMENT_PURPOSE)
+
     def _refresh(self) -> None:
         store = self._context.store
         found = offers.trees(store)
@@ -154,8 +157,9 @@ class Personalizer:
         evaluated: set[str] = set()
         if conditional:
             compiled = compile_segments(
-                [tree for _, tree in conditional], now=_now_text(), profiles=None
-            )
+                [tree for _, tree in conditional], now=_now_text(), profiles=None,
+                enrichment_policy=self._enrichment_policy(),
+            )  # fmt: skip
             for row in store.fetch_all(compiled.sql, compiled.parameters):
                 evaluated.add(row[0])
                 for i, (offer, _) in enumerate(conditional):
@@ -192,8 +196,9 @@ class Personalizer:
         conditional = [(offer, tree) for offer, tree in state.offers if tree is not None]
         if pending and conditional:
             compiled = compile_segments(
-                [tree for _, tree in conditional], now=_now_text(), profiles=sorted(pending)
-            )
+                [tree for _, tree in conditional], now=_now_text(), profiles=sorted(pending),
+                enrichment_policy=self._enrichment_policy(),
+            )  # fmt: skip
             late = dict(self._late)
             for profile_id in pending:
                 late[profile_id] = frozenset()

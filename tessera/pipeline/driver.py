@@ -30,6 +30,7 @@ from tessera.predict import stored as predicted
 from tessera.profiles import aggregate_store, catalogue, loyalty
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
+from tessera.profiles.consent import ENRICHMENT_PURPOSE
 from tessera.profiles.unifier import COLUMNS, Unifier, read_batch
 from tessera.profiles.view import facts_from_memory, profile_from_memory
 from tessera.segments import service as segments
@@ -44,6 +45,7 @@ DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles
                   "trait_aggregates", "trait_aggregate_keys")  # fmt: skip
 # positions in a batch row (profiles/unifier.py COLUMNS)
 _TYPE, _TRAITS, _EVENT = COLUMNS.index("type"), COLUMNS.index("traits"), COLUMNS.index("event")
+_CONSENT, _TCF = COLUMNS.index("consent"), COLUMNS.index("tcf")
 # Streaming segments take at most this share of the pipeline's time while it has a backlog:
 # after a refresh that took d seconds, the next waits at least d * (1 - share) / share.
 _SEGMENT_SHARE = 0.05
@@ -53,6 +55,8 @@ class Pipeline:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self.settings = settings
+        #: `has third_party` counts only people whose consent allows enrichment's purpose
+        self._enrichment_policy = settings.consent_policy(ENRICHMENT_PURPOSE)
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -164,7 +168,7 @@ class Pipeline:
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.
             # The periodic call from the loop is the sweep that lets time windows slide.
-            segments.evaluate_all(self._store)
+            segments.evaluate_all(self._store, enrichment_policy=self._enrichment_policy)
             return count
 
     def refresh_predictions(self) -> None:
@@ -196,8 +200,9 @@ class Pipeline:
             started = time.monotonic()
             if self._segment_touched:
                 segments.evaluate_touched(
-                    self._store, sorted(self._segment_touched), changes=self._segment_changes
-                )
+                    self._store, sorted(self._segment_touched), changes=self._segment_changes,
+                    enrichment_policy=self._enrichment_policy,
+                )  # fmt: skip
                 self._segment_touched = set()
                 self._segment_changes = segments.Changes()
             finished = time.monotonic()
@@ -424,6 +429,8 @@ class Pipeline:
             segments.Changes(
                 events={row[_EVENT] for row in rows if row[_TYPE] == "track" and row[_EVENT]},
                 traits=any(row[_TRAITS] for row in rows),
+                # a tcf_consent trait carries consent too
+                consent=any(row[_CONSENT] or row[_TCF] or row[_TRAITS] for row in rows),
                 any_event=True,
                 identity=bool(unifier.graph.new_links)
                 or bool(changed - touched)

@@ -3,6 +3,8 @@
 Created, disabled and given a role by an admin (`tessera users ...`, the API, the
 console). A disabled user cannot sign in, and their sessions and tokens stop working at
 once: every request reads the user's row (`authenticate_session`, `tokens.authenticate`).
+A user may also sign in through an OIDC provider (`privacy/oidc.py`), which may provision
+them (`provision`: no password until an admin sets one).
 """
 
 from __future__ import annotations
@@ -81,6 +83,34 @@ def create(store: Store, name: str, role: str, password: str) -> User:
             [name, role, password_hash, now, now],
         )
     return get(store, name)
+
+
+#: The password hash of a user who signs in only through OIDC: not an argon2 hash, so
+#: `sign_in` (the hasher raises InvalidHashError) never matches a password against it.
+NO_PASSWORD = "!oidc"
+
+
+def provision(store: Store, name: str, role: str) -> User:
+    """A user created at their first OIDC sign-in (`privacy/oidc.py`): no password until
+    an admin sets one. Raises InvalidField (name, role) or Conflict."""
+    name, role = _check_name(name), check_role(role)
+    now = utc_now()
+    with store.transaction():
+        if store.fetch_one("SELECT 1 FROM users WHERE name = ?", [name]):
+            raise Conflict(f"user {name!r} exists already")
+        store.execute(
+            "INSERT INTO users VALUES (?, ?, ?, TRUE, ?, ?, NULL)",
+            [name, role, NO_PASSWORD, now, now],
+        )
+    return get(store, name)
+
+
+def signed_in(store: Store, name: str, now: datetime | None = None) -> None:
+    """Note a sign-in (the users list shows when each person last came)."""
+    store.execute(
+        "UPDATE users SET last_sign_in = ? WHERE name = ?",
+        [now or utc_now(), name.strip().lower()],
+    )
 
 
 def get(store: Store, name: str) -> User:

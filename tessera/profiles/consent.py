@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import orjson
+from sqlglot import exp
+
 Purpose = Literal["analytics", "personalisation", "email", "advertising"]
 Policy = Literal["required", "unless_refused"]
 PURPOSES: tuple[Purpose, ...] = ("analytics", "personalisation", "email", "advertising")
@@ -32,7 +35,13 @@ CATEGORIES: dict[str, frozenset[str]] = {
     "personalisation": frozenset({"personalisation", "personalization", "functional"}),
     "email": frozenset({"email", "marketing", "email_marketing", "emailmarketing"}),
 }
-_YES = {True, "true", "yes", "granted", "1"}
+#: The answers that grant, as the text of a JSON value lower-cased (true -> 'true', 1 -> '1',
+#: "Granted" -> 'granted'): how `allows` and `allows_sql` both read a record.
+_YES_TEXT = ("true", "yes", "granted", "1")
+#: The purpose third-party enrichment serves: `audiences/feeds.of_profile` joins third-party
+#: segments, and the segment condition `has third_party` counts members, only where the
+#: person's consent allows it.
+ENRICHMENT_PURPOSE: Purpose = "advertising"
 
 
 def allows(
@@ -55,7 +64,15 @@ def allows(
     answers = [value for key, value in profile_consent.items() if key.lower() in categories]
     if not answers:
         return policy == "unless_refused"
-    return all((value.lower() if isinstance(value, str) else value) in _YES for value in answers)
+    return all(_granted(value) for value in answers)
+
+
+def _granted(value: Any) -> bool:
+    """A recorded answer read as SQL reads its JSON text (`allows_sql`)."""
+    if value is None:
+        return False
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text.lower() in _YES_TEXT
 
 
 def answers(
@@ -67,11 +84,7 @@ def answers(
     for purpose in purposes:
         categories = CATEGORIES.get(purpose, frozenset({purpose}))
         found = [v for k, v in (profile_consent or {}).items() if k.lower() in categories]
-        result[purpose] = (
-            None
-            if not found
-            else all((v.lower() if isinstance(v, str) else v) in _YES for v in found)
-        )
+        result[purpose] = None if not found else all(_granted(v) for v in found)
     return result
 
 
@@ -81,3 +94,53 @@ def policy_for(purpose: str, policies: str | Mapping[str, str]) -> str:
     if isinstance(policies, str):
         return policies if purpose == "advertising" else "unless_refused"
     return policies.get(purpose, "unless_refused")
+
+
+def allows_sql(
+    consent: exp.Expr, purpose: str, policy: exp.Expr, dialect: str = "duckdb"
+) -> exp.Expr:
+    """`allows()` as a SQL predicate over a JSON consent column (`profile_summaries.consent`),
+    compiled from the same `CATEGORIES` and answers, so the two cannot drift apart
+    (`tests/integration/test_segment_agreement.py` compares them on random records).
+
+    Args:
+        consent: the column holding the merged consent as a JSON object.
+        purpose: one of the configured purposes.
+        policy: an expression (a bound parameter) worth 'required' or 'unless_refused'.
+        dialect: `duckdb`, or `spark` (map_filter and forall instead of DuckDB's lists).
+
+    The record's entries whose key (lower-cased) stands for the purpose are the answers;
+    none: the policy decides; else every answer must be a yes. A JSON value is read as
+    text (`true`, `1`, `"Granted"`), lower-cased, as `allows` reads it.
+    """
+    categories = sorted(CATEGORIES.get(purpose, frozenset({purpose})))
+    silent = exp.EQ(this=policy, expression=exp.Literal.string("unless_refused"))
+
+    def among(value: exp.Expr, texts: list[str] | tuple[str, ...]) -> exp.Expr:
+        return exp.In(
+            this=exp.Lower(this=value), expressions=[exp.Literal.string(t) for t in texts]
+        )
+
+    def yes(value: exp.Expr) -> exp.Expr:
+        return exp.func("coalesce", among(value, _YES_TEXT), exp.false())
+
+    def call(name: str, *arguments: exp.Expr) -> exp.Expr:
+        return exp.Anonymous(this=name, expressions=list(arguments))
+
+    def lam(body: exp.Expr, *names: str) -> exp.Lambda:
+        return exp.Lambda(this=body, expressions=[exp.to_identifier(n) for n in names])
+
+    if dialect == "spark":
+        as_map = call("from_json", consent, exp.Literal.string("map<string,string>"))
+        answers = call("map_filter", as_map, lam(among(exp.column("k"), categories), "k", "v"))
+        every = call("forall", call("map_values", answers), lam(yes(exp.column("v")), "v"))
+        said = exp.GT(this=call("size", answers.copy()), expression=exp.Literal.number(0))
+        verdict: exp.Expr = exp.Case(ifs=[exp.If(this=said, true=every)])
+    else:
+        as_map = call("json_transform", consent, exp.Literal.string('"MAP(VARCHAR, VARCHAR)"'))
+        key = exp.Dot(this=exp.column("e"), expression=exp.to_identifier("key"))
+        value = exp.Dot(this=exp.column("e"), expression=exp.to_identifier("value"))
+        answers = call("list_filter", call("map_entries", as_map), lam(among(key, categories), "e"))
+        # list_bool_and of no answers is NULL: the policy decides.
+        verdict = call("list_bool_and", call("list_transform", answers, lam(yes(value), "e")))
+    return exp.func("coalesce", verdict, silent)

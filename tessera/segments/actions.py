@@ -17,6 +17,7 @@ from tessera.context import Context
 from tessera.identity.lookup import lookup
 from tessera.paging import Page
 from tessera.profiles import catalogue
+from tessera.profiles.consent import ENRICHMENT_PURPOSE
 from tessera.results import Deleted, Result
 from tessera.segments import service
 
@@ -122,19 +123,27 @@ def computed_names(context: Context) -> set[str]:
     return catalogue.names(context.store, context.settings.computed_traits_file)
 
 
+def enrichment_policy(context: Context) -> str:
+    """The consent policy `has third_party` applies (third-party enrichment's purpose)."""
+    return context.settings.consent_policy(ENRICHMENT_PURPOSE)
+
+
 def create(context: Context, name: str, query: str) -> Segment:
     """Check, backfill and save a new segment; its definition with its size."""
-    return Segment(**service.create(context.store, name, query, computed_names(context)))
+    return Segment(**service.create(context.store, name, query, computed_names(context),
+                                    enrichment_policy=enrichment_policy(context)))  # fmt: skip
 
 
 def update(context: Context, name: str, query: str) -> Segment:
     """Change a segment's query; its members follow at once."""
-    return Segment(**service.update(context.store, name, query, computed_names(context)))
+    return Segment(**service.update(context.store, name, query, computed_names(context),
+                                    enrichment_policy=enrichment_policy(context)))  # fmt: skip
 
 
 def preview(context: Context, query: str, sample: int = 10) -> Preview:
     """Size, sample, description and SQL of a query, without saving."""
-    found = service.preview(context.store, query, computed_names(context), sample=sample)
+    found = service.preview(context.store, query, computed_names(context), sample=sample,
+                            enrichment_policy=enrichment_policy(context))  # fmt: skip
     return Preview(**found)
 
 
@@ -167,4 +176,6 @@ def why(context: Context, name: str, reference: str) -> Why:
     """Which conditions of the segment hold for the profile `reference` names
     (`TYPE:VALUE` or a profile id)."""
     profile_id = lookup(context.store, reference, context.settings.default_region)
-    return Why.model_validate(service.why(context.store, name, profile_id))
+    return Why.model_validate(
+        service.why(context.store, name, profile_id, enrichment_policy=enrichment_policy(context))
+    )

@@ -23,6 +23,7 @@ from sqlglot import exp
 from tessera.catalog.joins import DEFAULT_PROPERTY, product_ids
 from tessera.catalog.joins import READABLE as PRODUCT_FIELDS
 from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
+from tessera.profiles import consent as consent_rule
 from tessera.profiles.dialect import Dialect, for_dialect
 from tessera.segments.errors import SegmentTooComplex
 from tessera.segments.literals import MAX_DEPTH
@@ -49,6 +50,8 @@ from tessera.segments.tree import (
     to_json,
 )
 
+#: The parameter holding the consent policy of third-party enrichment.
+ENRICHMENT_POLICY = "enrichment_consent"
 #: Parts joined flat by and/or before they are grouped in balanced parentheses.
 _FLAT = 16
 _COMPARISONS: dict[str, type[exp.Binary]] = {
@@ -75,6 +78,10 @@ class _Builder:
     profiles: list[str] | None = None
     #: the event property naming a product
     product_property: str = DEFAULT_PROPERTY
+    #: the engine the SQL is for (a condition spelled differently per engine asks)
+    dialect: Dialect = "duckdb"
+    #: the consent policy of third-party enrichment's purpose (`has third_party`)
+    enrichment_policy: str = "required"
 
     def bind(self, value: Any) -> exp.Placeholder:
         key = f"p{len(self.parameters)}"
@@ -83,15 +90,22 @@ class _Builder:
 
 
 def compile_segment(
-    node: Node, *, now: str, profiles: list[str] | None = None, dialect: Dialect = "duckdb"
+    node: Node,
+    *,
+    now: str,
+    profiles: list[str] | None = None,
+    dialect: Dialect = "duckdb",
+    enrichment_policy: str = "required",
 ) -> CompiledSegment:
     """SQL selecting the profile_ids in the segment at `now` (ISO time).
 
     `profiles` restricts evaluation to those profiles (and the ids merged into them).
     `dialect` is the engine the SQL is for: `duckdb` (the store's) or `spark` (Spark SQL
     over the same tables, `profiles/dialect.py`; parameters are `:name` markers for
-    `spark.sql(text, args=parameters)`)."""
-    builder = _Builder(profiles=profiles)
+    `spark.sql(text, args=parameters)`). `enrichment_policy` is the consent policy of
+    third-party enrichment's purpose (`Settings.consent_policy(ENRICHMENT_PURPOSE)`):
+    `has third_party` counts only people whose consent allows it."""
+    builder = _Builder(profiles=profiles, dialect=dialect, enrichment_policy=enrichment_policy)
     builder.parameters["now"] = now
     return _guarded(
         lambda: _assemble(
@@ -100,7 +114,9 @@ def compile_segment(
     )
 
 
-def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None) -> CompiledSegment:
+def compile_segments(
+    nodes: list[Node], *, now: str, profiles: list[str] | None, enrichment_policy: str = "required"
+) -> CompiledSegment:
     """Many segments at once for some profiles (or, with None, everyone): `profile_id, m0,
     m1, ...` (one boolean per segment). Streaming re-evaluation runs this once per pipeline
     batch, so 50 segments cost one pass over the touched profiles' events, not fifty.
@@ -114,6 +130,8 @@ def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None)
     parameters = dict(template.parameters)
     if "now" in parameters:
         parameters["now"] = now
+    if ENRICHMENT_POLICY in parameters:
+        parameters[ENRICHMENT_POLICY] = enrichment_policy
     if profiles is not None:
         parameters["profiles"] = profiles
     return CompiledSegment(template.sql, parameters, template.tree)
@@ -313,7 +331,14 @@ def _third_party(node: HasThirdParty, b: _Builder) -> exp.Expr:
         )
     )
     unexpired = exp.GT(this=_sql("t.expires_at"), expression=_now())
-    return _profile_in(
+    # Third-party data is joined only to people whose consent allows enrichment's purpose:
+    # the rule `feeds.of_profile` applies to one person, compiled from the same definition.
+    b.parameters[ENRICHMENT_POLICY] = b.enrichment_policy
+    allowed = consent_rule.allows_sql(
+        _sql("s.consent"), consent_rule.ENRICHMENT_PURPOSE,
+        exp.Placeholder(this=ENRICHMENT_POLICY), b.dialect,
+    )  # fmt: skip
+    member = _profile_in(
         "SELECT coalesce(p.merged_into, i.profile_id) "
         "FROM third_party_memberships t JOIN identities i ON i.type = t.identifier_type "
         "AND i.value = t.identifier_value LEFT JOIN profiles p ON p.profile_id = i.profile_id "
@@ -321,6 +346,7 @@ def _third_party(node: HasThirdParty, b: _Builder) -> exp.Expr:
         "JOIN taxonomy_nodes n ON n.taxonomy = c.taxonomy AND n.id = c.ancestor",
         exp.and_(named, unexpired),
     )
+    return exp.Paren(this=exp.and_(member, allowed))
 
 
 def _aggregate(node: Aggregate, b: _Builder) -> exp.Expr:

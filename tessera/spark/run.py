@@ -29,6 +29,7 @@ from tessera.identity.rules import MergeRules
 from tessera.identity.stored import identifier_from_stored
 from tessera.profiles import catalogue
 from tessera.profiles.computed import RFM_NAMES, RFM_SQL, ComputedTrait, compile_trait
+from tessera.profiles.consent import ENRICHMENT_PURPOSE
 from tessera.profiles.dialect import for_dialect
 from tessera.results import Result
 from tessera.segments.compiler import compile_segment
@@ -173,7 +174,7 @@ def _named_json(frame: DataFrame, name: str) -> DataFrame:
 
 
 def segment_members(
-    spark: SparkSession, now: str, failed: list[Failed]
+    spark: SparkSession, now: str, failed: list[Failed], enrichment_policy: str = "required"
 ) -> tuple[DataFrame | None, dict[str, str]]:
     """`segment_id, profile_id` for every exported segment, compiled for Spark SQL."""
     parts: list[DataFrame] = []
@@ -181,7 +182,8 @@ def segment_members(
     for row in spark.table("segments").orderBy("name").collect():
         try:
             compiled = compile_segment(from_json(orjson.loads(row["tree"])), now=now,
-                                       dialect="spark")  # fmt: skip
+                                       dialect="spark",
+                                       enrichment_policy=enrichment_policy)  # fmt: skip
             frame = spark.sql(compiled.sql, args=compiled.parameters)
             parts.append(frame.select(F.lit(row["id"]).alias("segment_id"), "profile_id"))
             names[row["id"]] = row["name"]
@@ -237,7 +239,9 @@ def run(
     traits.write.mode("overwrite").parquet(f"{out}/computed_traits")
     spark.read.parquet(f"{out}/computed_traits").createOrReplaceTempView("computed_traits")
     failed_segments: list[Failed] = []
-    members, evaluated = segment_members(spark, moment, failed_segments)
+    members, evaluated = segment_members(
+        spark, moment, failed_segments, settings.consent_policy(ENRICHMENT_PURPOSE)
+    )
     if members is None:
         members = spark.createDataFrame([], "segment_id string, profile_id string")
     members.write.mode("overwrite").parquet(f"{out}/segment_members")

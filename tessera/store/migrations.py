@@ -712,4 +712,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        22,
+        """
+        -- Backups taken (issue 15): where each went, so an erasure can say which backups
+        -- still hold the person and leave them a note for `tessera restore` to erase again.
+        -- folder is NULL for a backup streamed to a client (GET /api/backup) that did not
+        -- say where it unpacked it.
+        CREATE TABLE backups (
+            taken_at TIMESTAMP NOT NULL,
+            folder VARCHAR,
+            last_seq BIGINT NOT NULL
+        );
+        """,
+    ),
 ]

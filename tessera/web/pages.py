@@ -37,7 +37,7 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(session.requir
 
 @public.get("/sign-in")
 def sign_in_page(request: Request, next: str = "/") -> Response:
-    return render(request, "sign_in.html", {"next": session.safe_next(next)})
+    return render(request, "sign_in.html", sign_in_context(request, next))
 
 
 @public.post("/sign-in")
@@ -55,7 +55,7 @@ def sign_in(
     client = request.client.host if request.client else "unknown"
     if (wait := limit.retry_after(client)) is not None:
         error = f"Too many failed sign-ins from your address; try again in {wait} seconds."
-        context = {"next": session.safe_next(next), "error": error, "name": name}
+        context = sign_in_context(request, next, error=error, name=name)
         response = render(request, "sign_in.html", context, status=429)
         response.headers["Retry-After"] = str(wait)
         return response
@@ -72,19 +72,19 @@ def sign_in(
         limit.failed(client)
         problem = "That name and password do not match an enabled user." if user else (
             "That is not the admin token.")  # fmt: skip
-        context = {"next": session.safe_next(next), "error": problem, "name": name}
+        context = sign_in_context(request, next, error=problem, name=name)
         return render(request, "sign_in.html", context, status=401)
     limit.succeeded(client)
     response = RedirectResponse(session.safe_next(next), status_code=303)
-    response.set_cookie(
-        session.COOKIE,
-        session.issue(key, user=user),
-        max_age=session.LIFETIME_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    session.set_session(response, request, key, user)
     return response
+
+
+def sign_in_context(request: Request, next: str | None, **more: object) -> dict[str, object]:
+    """What the sign-in page shows: the form, and the provider's button when OIDC is set."""
+    settings = request.app.state.settings
+    provider = settings.oidc_provider_name if getattr(request.app.state, "oidc", None) else None
+    return {"next": session.safe_next(next), "provider": provider, **more}
 
 
 @public.post("/sign-out")

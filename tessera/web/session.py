@@ -10,16 +10,23 @@ site can post a form with it, which is the console's CSRF protection).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
 
+import orjson
 from fastapi import Request
+from starlette.responses import Response
 
 from tessera.dependencies import ADMIN, Principal, authorize
 from tessera.privacy import users
 
 COOKIE = "tessera_session"
+#: A begun OIDC sign-in: its state, nonce and PKCE verifier, until the provider sends the
+#: browser back (`web/oidc.py`).
+PENDING_COOKIE = "tessera_oidc"
+PENDING_SECONDS = 600
 LIFETIME_SECONDS = 12 * 3600
 
 
@@ -34,6 +41,18 @@ class SignInRequired(Exception):
 def issue(key: str, now: float | None = None, user: str = "") -> str:
     expires = int((now if now is not None else time.time()) + LIFETIME_SECONDS)
     return f"{expires}.{_signature(key, expires, user)}.{user}"
+
+
+def set_session(response: Response, request: Request, key: str, user: str) -> None:
+    """Put a new session for `user` ("" for the admin token) on `response`."""
+    response.set_cookie(
+        COOKIE,
+        issue(key, user=user),
+        max_age=LIFETIME_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
 
 
 def user_of(cookie: str | None, key: str, now: float | None = None) -> str | None:
@@ -82,3 +101,34 @@ def _signature(key: str, expires: int, user: str = "") -> str:
     # The admin token's cookie signs what it always did, so sessions survive the upgrade.
     message = f"console:{expires}" if not user else f"console:{expires}:{user}"
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def issue_pending(key: str, values: dict[str, str], now: float | None = None) -> str:
+    """A signed, expiring cookie value for a begun OIDC sign-in. It holds only random
+    values (state, nonce, verifier) and the page to return to; the signature stops a
+    browser from choosing its own."""
+    expires = int((now if now is not None else time.time()) + PENDING_SECONDS)
+    body = base64.urlsafe_b64encode(orjson.dumps({**values, "expires": expires})).decode()
+    return f"{body}.{_pending_signature(key, body)}"
+
+
+def pending_of(cookie: str | None, key: str, now: float | None = None) -> dict[str, str] | None:
+    """The values of a valid, unexpired pending cookie, or None."""
+    if not cookie or "." not in cookie:
+        return None
+    body, _, signature = cookie.rpartition(".")
+    if not hmac.compare_digest(signature, _pending_signature(key, body)):
+        return None
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(body.encode()))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(values, dict) or not isinstance(values.get("expires"), int):
+        return None
+    if values["expires"] < (now if now is not None else time.time()):
+        return None
+    return {k: str(v) for k, v in values.items() if k != "expires"}
+
+
+def _pending_signature(key: str, body: str) -> str:
+    return hmac.new(key.encode(), f"oidc:{body}".encode(), hashlib.sha256).hexdigest()

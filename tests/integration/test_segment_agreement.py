@@ -152,8 +152,21 @@ def travels(n: int) -> bool:
     return n % 3 == 0
 
 
-def facts_of(n: int, person_traits: dict[str, Any], events: list[Any]) -> ProfileFacts:
+#: Consent records as banners and CMPs write them: granted, refused, silent, mixed case,
+#: text answers, numbers, and a second category of the same purpose that disagrees.
+CONSENTS: list[dict[str, Any]] = [
+    {}, {"advertising": True}, {"Advertising": False}, {"targeting": "Granted"},
+    {"Targeting": "no"}, {"advertising": 1}, {"analytics": True},
+    {"advertising": True, "targeting": "denied"}, {"ADVERTISING": "yes", "Targeting": "TRUE"},
+]
+
+
+def facts_of(
+    n: int, person_traits: dict[str, Any], events: list[Any], consent: dict[str, Any], policy: str
+) -> ProfileFacts:
     return ProfileFacts(
+        consent=consent,
+        enrichment_policy=policy,
         traits=dict(person_traits),
         events=[EventFact(name, moment, dict(props)) for name, moment, props in events],
         identifier_types={"anonymous_id"} if anonymous(n) else {"user_id"},
@@ -173,6 +186,8 @@ def reference(n: int) -> str:
 @given(
     people=st.lists(person, min_size=1, max_size=5),
     segments=st.lists(trees, min_size=1, max_size=8),
+    consents=st.lists(st.sampled_from(CONSENTS), min_size=5, max_size=5),
+    policy=st.sampled_from(["required", "unless_refused"]),
 )
 @settings(
     max_examples=40,
@@ -180,7 +195,11 @@ def reference(n: int) -> str:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 def test_memory_and_sql_agree(
-    tmp_path_factory: Any, people: list[Any], segments: list[Node]
+    tmp_path_factory: Any,
+    people: list[Any],
+    segments: list[Node],
+    consents: list[dict[str, Any]],
+    policy: str,
 ) -> None:
     runtime = Runtime.open(
         Settings(data_dir=tmp_path_factory.mktemp("agree"), admin_token="t"), in_memory=True
@@ -195,6 +214,11 @@ def test_memory_and_sql_agree(
                     "messageId": f"i{n}",
                     "traits": person_traits,
                     "timestamp": "2026-03-01T00:00:00Z",
+                    **(
+                        {"context": {"consent": {"categoryPreferences": consents[n]}}}
+                        if consents[n]
+                        else {}
+                    ),
                 }
             )
             for k, (name, moment, props) in enumerate(events):
@@ -231,18 +255,23 @@ def test_memory_and_sql_agree(
             {
                 profile_of[n]
                 for n, (t, events) in enumerate(people)
-                if holds(tree, facts_of(n, t, events), NOW)
+                if holds(tree, facts_of(n, t, events, consents[n], policy), NOW)
             }
             for tree in segments
         ]
         for tree, in_memory in zip(segments, expected, strict=True):
-            compiled = compile_segment(tree, now=NOW.isoformat(sep=" "))
+            compiled = compile_segment(
+                tree, now=NOW.isoformat(sep=" "), enrichment_policy=policy
+            )
             by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
             assert by_sql == in_memory, tree
         # Every other person: streaming evaluates the touched profiles only.
         touched = sorted({profile_of[n] for n in range(0, len(people), 2)})
         for restriction in (None, touched):
-            many = compile_segments(segments, now=NOW.isoformat(sep=" "), profiles=restriction)
+            many = compile_segments(
+                segments, now=NOW.isoformat(sep=" "), profiles=restriction,
+                enrichment_policy=policy,
+            )  # fmt: skip
             rows = runtime.store.fetch_all(many.sql, many.parameters)
             for i, (tree, in_memory) in enumerate(zip(segments, expected, strict=True)):
                 wanted = in_memory if restriction is None else in_memory & set(touched)

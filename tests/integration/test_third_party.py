@@ -55,10 +55,14 @@ def shop(runtime: Runtime, tmp_path: Path) -> Runtime:
     send(
         runtime,
         [
+            # Third-party data counts only where consent allows advertising (by default a
+            # recorded yes): both visitors accepted the banner, in a CMP's words.
             {"type": "page", "anonymousId": "visitor-1", "messageId": "1",
-             "context": {"externalIds": [{"id": "ck-1", "type": "cookie_id"}]}},
+             "context": {"externalIds": [{"id": "ck-1", "type": "cookie_id"}],
+                         "consent": {"categoryPreferences": {"Advertising": True}}}},
             {"type": "page", "anonymousId": "visitor-2", "messageId": "2",
-             "context": {"externalIds": [{"id": "ck-2", "type": "cookie_id"}]}},
+             "context": {"externalIds": [{"id": "ck-2", "type": "cookie_id"}],
+                         "consent": {"categoryPreferences": {"targeting": "granted"}}}},
             {"type": "identify", "userId": "u-3", "messageId": "3",
              "traits": {"email": "c@example.com"}},
         ],
@@ -104,6 +108,28 @@ def test_third_party_segments_match_by_path_id_and_ancestor(shop: Runtime) -> No
     assert members(shop, "known") == {profile(shop, "user_id:u-3")}
     # Memberships last 30 days from the import.
     assert members(shop, "has third_party 720", at=datetime(2026, 4, 15)) == set()
+
+
+def test_third_party_data_counts_only_while_consent_allows_advertising(shop: Runtime) -> None:
+    two = profile(shop, "cookie_id:ck-2")
+    assert members(shop, "has third_party 724") == {two}
+    send(shop, [{"type": "track", "event": "Consent Changed", "anonymousId": "visitor-2",
+                 "messageId": "5", "context": {"consent": {"categoryPreferences": {
+                     "advertising": False}}}}])  # fmt: skip
+    shop.pipeline.process()
+    assert members(shop, "has third_party 724") == set()
+    assert members(shop, "not has third_party 724") >= {two}
+    assert feeds.of_profile(shop.store, two, NOW, "required") == []
+    service.create(shop.store, "beach", "has third_party 724", set(), NOW)
+    assert service.member_ids(shop.store, "beach") == []
+    send(shop, [{"type": "track", "event": "Consent Changed", "anonymousId": "visitor-2",
+                 "messageId": "6", "context": {"consent": {"categoryPreferences": {
+                     "advertising": True}}}}])  # fmt: skip
+    shop.pipeline.process(sweep=False)
+    # What streaming runs for the profiles a batch carrying consent touched.
+    changed = service.evaluate_touched(shop.store, [two], NOW, service.Changes(consent=True))
+    assert changed["beach"]["entered"] == 1
+    assert service.member_ids(shop.store, "beach") == [two]
 
 
 def test_an_unknown_third_party_segment_is_an_error_with_a_suggestion(shop: Runtime) -> None:

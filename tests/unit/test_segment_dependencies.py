@@ -33,3 +33,10 @@ def test_traits_and_identity_changes() -> None:
     merged.add(Changes(events={"Order Completed"}))
     merged.add(Changes(traits=True))
     assert affected(parse('did "Order Completed"'), merged, set())
+
+
+def test_consent_changes_affect_third_party_conditions_only() -> None:
+    # `has third_party` counts only people whose consent allows third-party enrichment.
+    assert affected(parse("has third_party 720"), Changes(consent=True), set())
+    assert not affected(parse("has third_party 720"), Changes(traits=True), set())
+    assert not affected(parse('traits.city = "Lyon"'), Changes(consent=True), set())
