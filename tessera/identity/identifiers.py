@@ -160,7 +160,14 @@ def _e164(value: str, region: str | None) -> tuple[str | None, str | None]:
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
         length = _PHONE_LENGTH.get(verdict, "not a possible number")
         return None, f"not a possible phone number for +{number.country_code} ({length})"
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # A kept value must read back as itself, or one person's number would be two
+    # identifiers. Runs of leading zeros (hypothesis found +54000000000000) lose a zero
+    # at each parse: such digits are no phone number anyone dials.
+    again = phonenumbers.parse(e164, None)
+    if phonenumbers.format_number(again, phonenumbers.PhoneNumberFormat.E164) != e164:
+        return None, f"not a phone number for +{number.country_code} (leading zeros)"
+    return e164, None
 
 
 def type_name(raw: str) -> str:
