@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.errors import InvalidField, InvalidPublishableKey, NotFound, TesseraError
 from tessera.events.timestamps import iso_utc, utc_now
@@ -86,6 +87,7 @@ class Personalizer:
     def __init__(self, context: Context) -> None:
         self._context = context
         self.settings = context.settings
+        self._products = ProductKeys.of_settings(context.settings)
         self._state = _State()
         self._late: dict[str, frozenset[str]] = {}  # profile → offers, evaluated since
         self._pending: set[str] = set()
@@ -122,7 +124,7 @@ class Personalizer:
         )
         if row and row[0] is not None:  # the stored model's age counts toward the schedule
             self._trained_at = time.monotonic() - float(row[0])
-        read = interactions.read(store)
+        read = interactions.read(store, products=self._products)
         self._histories = recs.histories(read.interactions)
         self._last_seq = read.last_seq
         today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -154,7 +156,10 @@ class Personalizer:
         evaluated: set[str] = set()
         if conditional:
             compiled = compile_segments(
-                [tree for _, tree in conditional], now=_now_text(), profiles=None
+                [tree for _, tree in conditional],
+                now=_now_text(),
+                profiles=None,
+                products=self._products,
             )
             for row in store.fetch_all(compiled.sql, compiled.parameters):
                 evaluated.add(row[0])
@@ -192,7 +197,10 @@ class Personalizer:
         conditional = [(offer, tree) for offer, tree in state.offers if tree is not None]
         if pending and conditional:
             compiled = compile_segments(
-                [tree for _, tree in conditional], now=_now_text(), profiles=sorted(pending)
+                [tree for _, tree in conditional],
+                now=_now_text(),
+                profiles=sorted(pending),
+                products=self._products,
             )
             late = dict(self._late)
             for profile_id in pending:
@@ -202,7 +210,9 @@ class Personalizer:
                     offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]
                 )
             self._late = late
-        read = interactions.read(self._context.store, since_seq=self._last_seq)
+        read = interactions.read(
+            self._context.store, since_seq=self._last_seq, products=self._products
+        )
         if read.interactions:
             histories = dict(self._histories)
             for item in read.interactions:

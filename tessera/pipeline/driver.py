@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from tessera.audiences import lifetime, signals
+from tessera.catalog.keys import ProductKeys
 from tessera.errors import TesseraError
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
@@ -53,6 +54,8 @@ class Pipeline:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self.settings = settings
+        #: where events name products (segments' and traits' product conditions)
+        self.products = ProductKeys.of_settings(settings)
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -152,7 +155,7 @@ class Pipeline:
             now = self.clock()
             aggregates = self._current_aggregates(traits)
             if full:
-                rows = catalogue.recompute(self._store, traits, now)
+                rows = catalogue.recompute(self._store, traits, now, self.products)
             else:
                 aggregates.prune(day_number(now))
                 rows = catalogue.current(aggregates, now, loyalty.rules(self._store))
@@ -164,7 +167,7 @@ class Pipeline:
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.
             # The periodic call from the loop is the sweep that lets time windows slide.
-            segments.evaluate_all(self._store)
+            segments.evaluate_all(self._store, products=self.products)
             return count
 
     def refresh_predictions(self) -> None:
@@ -182,7 +185,7 @@ class Pipeline:
         aggregates = self._aggregates
         if aggregates is None or not aggregate_store.covers(aggregates, traits):
             aggregates = self._aggregates = aggregate_store.restore(
-                self._store, traits, day_number(self.clock())
+                self._store, traits, day_number(self.clock()), self.products
             )
         return aggregates
 
@@ -196,7 +199,10 @@ class Pipeline:
             started = time.monotonic()
             if self._segment_touched:
                 segments.evaluate_touched(
-                    self._store, sorted(self._segment_touched), changes=self._segment_changes
+                    self._store,
+                    sorted(self._segment_touched),
+                    changes=self._segment_changes,
+                    products=self.products,
                 )
                 self._segment_touched = set()
                 self._segment_changes = segments.Changes()
@@ -399,7 +405,7 @@ class Pipeline:
         the pipeline steps over."""
         unifier = Unifier.restore(self._store, self.settings)
         self._aggregates = aggregate_store.restore(
-            self._store, self._batch_definitions(), day_number(self.clock())
+            self._store, self._batch_definitions(), day_number(self.clock()), self.products
         )
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
@@ -469,7 +475,14 @@ class Pipeline:
         aggregates = self._aggregates
         assert aggregates is not None  # loaded with the unifier
         return aggregate_store.update(
-            self._store, aggregates, unifier.graph, after, last, attributed, self.clock()
+            self._store,
+            aggregates,
+            unifier.graph,
+            after,
+            last,
+            attributed,
+            self.clock(),
+            self.products,
         )
 
     def _computed_changes(self, traits: aggregate_store.BatchTraits) -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_serializer, field_validator
 
+from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.identity.lookup import lookup
 from tessera.paging import Page
@@ -124,17 +125,27 @@ def computed_names(context: Context) -> set[str]:
 
 def create(context: Context, name: str, query: str) -> Segment:
     """Check, backfill and save a new segment; its definition with its size."""
-    return Segment(**service.create(context.store, name, query, computed_names(context)))
+    return Segment(
+        **service.create(
+            context.store, name, query, computed_names(context), products=_keys(context)
+        )
+    )
 
 
 def update(context: Context, name: str, query: str) -> Segment:
     """Change a segment's query; its members follow at once."""
-    return Segment(**service.update(context.store, name, query, computed_names(context)))
+    return Segment(
+        **service.update(
+            context.store, name, query, computed_names(context), products=_keys(context)
+        )
+    )
 
 
 def preview(context: Context, query: str, sample: int = 10) -> Preview:
     """Size, sample, description and SQL of a query, without saving."""
-    found = service.preview(context.store, query, computed_names(context), sample=sample)
+    found = service.preview(
+        context.store, query, computed_names(context), sample=sample, products=_keys(context)
+    )
     return Preview(**found)
 
 
@@ -167,4 +178,8 @@ def why(context: Context, name: str, reference: str) -> Why:
     """Which conditions of the segment hold for the profile `reference` names
     (`TYPE:VALUE` or a profile id)."""
     profile_id = lookup(context.store, reference, context.settings.default_region)
-    return Why.model_validate(service.why(context.store, name, profile_id))
+    return Why.model_validate(service.why(context.store, name, profile_id, products=_keys(context)))
+
+
+def _keys(context: Context) -> ProductKeys:
+    return ProductKeys.of_settings(context.settings)

@@ -20,8 +20,9 @@ import orjson
 import sqlglot
 from sqlglot import exp
 
-from tessera.catalog.joins import DEFAULT_PROPERTY, product_ids
+from tessera.catalog.joins import DEFAULT_KEYS, product_ids
 from tessera.catalog.joins import READABLE as PRODUCT_FIELDS
+from tessera.catalog.keys import ProductKeys
 from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
 from tessera.profiles.dialect import Dialect, for_dialect
 from tessera.segments.errors import SegmentTooComplex
@@ -73,8 +74,8 @@ class _Builder:
     #: the computed-trait joins, in order
     joins: list[exp.Join] = field(default_factory=list)
     profiles: list[str] | None = None
-    #: the event property naming a product
-    product_property: str = DEFAULT_PROPERTY
+    #: where an event names a product (TESSERA_PRODUCT_ID_PROPERTIES)
+    products: ProductKeys = DEFAULT_KEYS
 
     def bind(self, value: Any) -> exp.Placeholder:
         key = f"p{len(self.parameters)}"
@@ -83,15 +84,20 @@ class _Builder:
 
 
 def compile_segment(
-    node: Node, *, now: str, profiles: list[str] | None = None, dialect: Dialect = "duckdb"
+    node: Node,
+    *,
+    now: str,
+    profiles: list[str] | None = None,
+    dialect: Dialect = "duckdb",
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> CompiledSegment:
     """SQL selecting the profile_ids in the segment at `now` (ISO time).
 
     `profiles` restricts evaluation to those profiles (and the ids merged into them).
     `dialect` is the engine the SQL is for: `duckdb` (the store's) or `spark` (Spark SQL
     over the same tables, `profiles/dialect.py`; parameters are `:name` markers for
-    `spark.sql(text, args=parameters)`)."""
-    builder = _Builder(profiles=profiles)
+    `spark.sql(text, args=parameters)`). `products` says where events name products."""
+    builder = _Builder(profiles=profiles, products=products)
     builder.parameters["now"] = now
     return _guarded(
         lambda: _assemble(
@@ -100,7 +106,13 @@ def compile_segment(
     )
 
 
-def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None) -> CompiledSegment:
+def compile_segments(
+    nodes: list[Node],
+    *,
+    now: str,
+    profiles: list[str] | None,
+    products: ProductKeys = DEFAULT_KEYS,
+) -> CompiledSegment:
     """Many segments at once for some profiles (or, with None, everyone): `profile_id, m0,
     m1, ...` (one boolean per segment). Streaming re-evaluation runs this once per pipeline
     batch, so 50 segments cost one pass over the touched profiles' events, not fifty.
@@ -109,7 +121,9 @@ def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None)
     building it through sqlglot costs more than running it on a small batch, so it is
     cached per set of trees."""
     template = _compiled_many(
-        orjson.dumps([to_json(node) for node in nodes]), restricted=profiles is not None
+        orjson.dumps([to_json(node) for node in nodes]),
+        restricted=profiles is not None,
+        products=products,
     )
     parameters = dict(template.parameters)
     if "now" in parameters:
@@ -120,9 +134,9 @@ def compile_segments(nodes: list[Node], *, now: str, profiles: list[str] | None)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_many(trees: bytes, *, restricted: bool) -> CompiledSegment:
+def _compiled_many(trees: bytes, *, restricted: bool, products: ProductKeys) -> CompiledSegment:
     nodes = [from_json(data) for data in orjson.loads(trees)]
-    builder = _Builder(profiles=[] if restricted else None)
+    builder = _Builder(profiles=[] if restricted else None, products=products)
     builder.parameters["now"] = ""
 
     def build() -> CompiledSegment:
@@ -450,9 +464,10 @@ def _filter(item: Filter, b: _Builder) -> exp.Expr:
 
 
 def _product_filter(item: Filter, b: _Builder) -> exp.Expr:
-    """The event names a product (`properties.product_id` or in `properties.products`)
-    whose catalogue field passes the test: the matching ids are one uncorrelated subquery,
-    read once per query, and each event's ids are checked against that list."""
+    """The event names a product (in its properties or in `properties.products`, read
+    through the builder's `ProductKeys`) whose catalogue field passes the test: the
+    matching ids are one uncorrelated subquery, read once per query, and each event's ids
+    are checked against that list."""
     assert item.property in PRODUCT_FIELDS, item.property
     field = exp.Cast(this=exp.column(item.property, "pr"), to=exp.DataType.build("VARCHAR"))
     test = _coalesce(_value_test(field, item.op, item.value, b), exp.false())
@@ -463,7 +478,7 @@ def _product_filter(item: Filter, b: _Builder) -> exp.Expr:
         .from_("products AS pr")
         .where(test)
     )
-    ids = product_ids(_sql("properties"), b.product_property)
+    ids = product_ids(_sql("properties"), b.products)
     return _coalesce(_call("list_has_any", ids, matching.subquery()), exp.false())
 
 

@@ -17,6 +17,8 @@ from typing import Any, assert_never
 
 import orjson
 
+from tessera.catalog.joins import DEFAULT_KEYS
+from tessera.catalog.keys import ProductKeys
 from tessera.errors import Conflict, InvalidField, NotFound, SegmentNameReserved, TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.paging import Page, check_limit, decode_cursor, page_of
@@ -73,16 +75,19 @@ def preview(
     *,
     sample: int = 10,
     now: datetime | None = None,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> dict[str, Any]:
-    """Size, a sample of members, the description and the SQL, without saving."""
+    """Size, a sample of members, the description and the SQL, without saving.
+    `products` says where events name products (TESSERA_PRODUCT_ID_PROPERTIES), here and
+    in every function below that evaluates."""
     tree = understand(store, query, computed_names)
-    members = _run(store, tree, _now(now))
+    members = _run(store, tree, _now(now), products=products)
     return {
         "size": len(members),
         "sample": sorted(members)[:sample],
         "description": describe(tree),
         "tree": to_json(tree),
-        "sql": compile_segment(tree, now=_now(now)).sql,
+        "sql": compile_segment(tree, now=_now(now), products=products).sql,
     }
 
 
@@ -110,7 +115,14 @@ def check_name(name: str) -> str:
 
 
 def create(
-    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
+    store: Store,
+    name: str,
+    query: str,
+    computed_names: set[str],
+    now: datetime | None = None,
+    *,
+    exposed: bool = False,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> dict[str, Any]:
     check_name(name)
     if store.fetch_one("SELECT 1 FROM segments WHERE name = ?", [name]):
@@ -119,7 +131,7 @@ def create(
     moment = _now(now)
     # Run once before saving (the backfill from the whole history): a query that cannot
     # run is refused with its reason and nothing is saved.
-    members = _run(store, tree, moment)
+    members = _run(store, tree, moment, products=products)
     segment_id = "seg_" + secrets.token_hex(6)
     try:
         with store.transaction():
@@ -138,7 +150,13 @@ def create(
 
 
 def update(
-    store: Store, name: str, query: str, computed_names: set[str], now: datetime | None = None
+    store: Store,
+    name: str,
+    query: str,
+    computed_names: set[str],
+    now: datetime | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> dict[str, Any]:
     """Change a segment's query: checked and run once like a new one (nothing changes
     when it fails), then its membership follows the new query at once (who no longer
@@ -153,7 +171,7 @@ def update(
             value=query,
         )
     moment = _now(now)
-    members = _run(store, tree, moment)
+    members = _run(store, tree, moment, products=products)
     with store.transaction():
         store.execute(
             "UPDATE segments SET query = ?, tree = ?, description = ?, updated_at = ?, "
@@ -207,7 +225,9 @@ def list_segments(store: Store) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, int]:
+def evaluate(
+    store: Store, name: str, now: datetime | None = None, *, products: ProductKeys = DEFAULT_KEYS
+) -> dict[str, int]:
     """Re-evaluate one segment over every profile; record who entered and who left.
 
     Raises:
@@ -215,7 +235,7 @@ def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, 
     segment = _row(store, name)
     moment = _now(now)
     try:
-        members = _evaluate(store, _tree(segment["tree"]), moment)
+        members = _evaluate(store, _tree(segment["tree"]), moment, products=products)
         with store.transaction():
             changes = _record_moves(store, {segment["id"]: members}, moment, None)
             store.execute(
@@ -234,7 +254,9 @@ def evaluate(store: Store, name: str, now: datetime | None = None) -> dict[str, 
     return {"size": len(members), "entered": entered, "left": left}
 
 
-def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[str, int]]:
+def evaluate_all(
+    store: Store, now: datetime | None = None, *, products: ProductKeys = DEFAULT_KEYS
+) -> dict[str, dict[str, int]]:
     """Every segment, those a segment depends on (`in segment`) first. One that fails is
     marked failed (see `failures`) and the others carry on; it is left out of the
     answer."""
@@ -251,7 +273,7 @@ def evaluate_all(store: Store, now: datetime | None = None) -> dict[str, dict[st
         # One that fails is marked failed with its reason; the others carry on (and one
         # deleted meanwhile is simply gone).
         with contextlib.suppress(SegmentCannotRun, NotFound):
-            done[name] = evaluate(store, name, now)
+            done[name] = evaluate(store, name, now, products=products)
 
     for name in sorted(trees):
         visit(name)
@@ -331,6 +353,8 @@ def evaluate_touched(
     profiles: list[str],
     now: datetime | None = None,
     changes: Changes | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> dict[str, dict[str, int]]:
     """Streaming: re-evaluate every segment for just these profiles, in one query per
     layer of `in segment` dependencies (a segment sees the fresh membership of those it
@@ -365,22 +389,26 @@ def evaluate_touched(
         # others a failed shared query and a run each at every refresh.
         healthy = {n: pending[n] for n in layer if pending[n][0] not in failing}
         if healthy:
-            results |= _refresh_layer(store, healthy, moment, among)
+            results |= _refresh_layer(store, healthy, moment, among, products)
         for name in layer:
             if name not in healthy:
-                results |= _refresh_layer(store, {name: pending[name]}, moment, among)
+                results |= _refresh_layer(store, {name: pending[name]}, moment, among, products)
         for name in layer:
             del pending[name]
     return results
 
 
 def _refresh_layer(
-    store: Store, layer: dict[str, tuple[str, Node]], moment: str, among: list[str] | None
+    store: Store,
+    layer: dict[str, tuple[str, Node]],
+    moment: str,
+    among: list[str] | None,
+    products: ProductKeys,
 ) -> dict[str, dict[str, int]]:
     """One query for the whole layer; when it fails, each segment alone, so that one
     whose SQL cannot run is marked failed and the others' memberships still change."""
     try:
-        return _refresh_together(store, layer, moment, among)
+        return _refresh_together(store, layer, moment, among, products)
     except NOT_SEGMENT_FAULTS:
         raise
     except SEGMENT_FAULTS as error:
@@ -391,7 +419,7 @@ def _refresh_layer(
     results: dict[str, dict[str, int]] = {}
     for name, entry in layer.items():
         try:
-            results |= _refresh_together(store, {name: entry}, moment, among)
+            results |= _refresh_together(store, {name: entry}, moment, among, products)
         except NOT_SEGMENT_FAULTS:
             raise
         except SEGMENT_FAULTS as error:
@@ -400,9 +428,15 @@ def _refresh_layer(
 
 
 def _refresh_together(
-    store: Store, layer: dict[str, tuple[str, Node]], moment: str, among: list[str] | None
+    store: Store,
+    layer: dict[str, tuple[str, Node]],
+    moment: str,
+    among: list[str] | None,
+    products: ProductKeys,
 ) -> dict[str, dict[str, int]]:
-    compiled = compile_segments([tree for _, tree in layer.values()], now=moment, profiles=among)
+    compiled = compile_segments(
+        [tree for _, tree in layer.values()], now=moment, profiles=among, products=products
+    )
     ids = [segment_id for segment_id, _ in layer.values()]
     with store.transaction():
         # The query's rows (profile, one boolean per segment) stay in DuckDB: unpivoted
@@ -539,7 +573,14 @@ def history(store: Store, name: str) -> dict[str, Any]:
     return {"segment": name, "days": days}
 
 
-def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -> dict[str, Any]:
+def why(
+    store: Store,
+    name: str,
+    profile_id: str,
+    now: datetime | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
+) -> dict[str, Any]:
     """Which conditions of the segment hold for this profile, and which do not."""
     segment = _row(store, name)
     try:
@@ -554,7 +595,7 @@ def why(store: Store, name: str, profile_id: str, now: datetime | None = None) -
     moment = _now(now)
 
     def explain(node: Node) -> dict[str, Any]:
-        holds = bool(_run(store, node, moment, profiles=[profile_id]))
+        holds = bool(_run(store, node, moment, profiles=[profile_id], products=products))
         out: dict[str, Any] = {"condition": describe(node), "holds": holds}
         parts = children(node)
         if parts:  # and/or/not: each part explained in turn
@@ -633,16 +674,30 @@ def _apply_moves(
     return {sid: (entered.get(sid, 0), left.get(sid, 0)) for sid in segment_ids}
 
 
-def _evaluate(store: Store, tree: Node, now: str, profiles: list[str] | None = None) -> set[str]:
-    compiled = compile_segment(tree, now=now, profiles=profiles)
+def _evaluate(
+    store: Store,
+    tree: Node,
+    now: str,
+    profiles: list[str] | None = None,
+    *,
+    products: ProductKeys,
+) -> set[str]:
+    compiled = compile_segment(tree, now=now, profiles=profiles, products=products)
     return {r[0] for r in store.fetch_all(compiled.sql, compiled.parameters)}
 
 
-def _run(store: Store, tree: Node, now: str, profiles: list[str] | None = None) -> set[str]:
+def _run(
+    store: Store,
+    tree: Node,
+    now: str,
+    profiles: list[str] | None = None,
+    *,
+    products: ProductKeys,
+) -> set[str]:
     """Evaluate a segment a user is writing (preview, create, update, why): a failure is
     their 400 with the reason, never a 500, and nothing is saved."""
     try:
-        return _evaluate(store, tree, now, profiles)
+        return _evaluate(store, tree, now, profiles, products=products)
     except TesseraError:  # already a clear answer (too complex)
         raise
     except NOT_SEGMENT_FAULTS:  # the database's trouble: not the segment's
