@@ -118,8 +118,13 @@ class Backend(Protocol):
     def computed_traits(self) -> list[traits.Trait]: ...
     def define_trait(self, definition: dict[str, Any]) -> traits.Trait: ...
     def delete_trait(self, name: str) -> Deleted: ...
-    def create_segment(self, name: str, query: str) -> segments.Segment: ...
-    def update_segment(self, name: str, query: str) -> segments.Segment: ...
+    def create_segment(
+        self, name: str, query: str, exposed: bool = False
+    ) -> segments.Segment: ...
+    def update_segment(
+        self, name: str, query: str, exposed: bool | None = None
+    ) -> segments.Segment: ...
+    def expose_segment(self, name: str, exposed: bool) -> segments.Segment: ...
     def preview_segment(self, query: str) -> segments.Preview: ...
     def list_segments(self) -> list[segments.SegmentSummary]: ...
     def show_segment(self, name: str) -> segments.Segment: ...
@@ -326,11 +331,24 @@ class LocalBackend:
     def delete_trait(self, name: str) -> Deleted:
         return traits.delete(self.runtime, name)
 
-    def create_segment(self, name: str, query: str) -> segments.Segment:
-        return segments.create(self.runtime, name, query)
+    def create_segment(self, name: str, query: str, exposed: bool = False) -> segments.Segment:
+        created = segments.create(self.runtime, name, query, exposed)
+        if exposed:
+            self._audited("segments.expose", name, {"exposed": True})
+        return created
 
-    def update_segment(self, name: str, query: str) -> segments.Segment:
-        return segments.update(self.runtime, name, query)
+    def update_segment(
+        self, name: str, query: str, exposed: bool | None = None
+    ) -> segments.Segment:
+        updated = segments.update(self.runtime, name, query, exposed)
+        if exposed is not None:
+            self._audited("segments.expose", name, {"exposed": exposed})
+        return updated
+
+    def expose_segment(self, name: str, exposed: bool) -> segments.Segment:
+        changed = segments.expose(self.runtime, name, exposed)
+        self._audited("segments.expose", name, {"exposed": exposed})
+        return changed
 
     def preview_segment(self, query: str) -> segments.Preview:
         return segments.preview(self.runtime, query)
@@ -847,12 +865,21 @@ class RemoteBackend:
     def delete_trait(self, name: str) -> Deleted:
         return self._as(Deleted, "DELETE", f"/api/computed-traits/{quote(name)}")
 
-    def create_segment(self, name: str, query: str) -> segments.Segment:
-        body = {"name": name, "query": query}
+    def create_segment(self, name: str, query: str, exposed: bool = False) -> segments.Segment:
+        body = {"name": name, "query": query, "exposed": exposed}
         return self._as(segments.Segment, "POST", "/api/segments", json=body)
 
-    def update_segment(self, name: str, query: str) -> segments.Segment:
-        return self._as(segments.Segment, "PUT", _segment(name), json={"query": query})
+    def update_segment(
+        self, name: str, query: str, exposed: bool | None = None
+    ) -> segments.Segment:
+        body: dict[str, Any] = {"query": query}
+        if exposed is not None:
+            body["exposed"] = exposed
+        return self._as(segments.Segment, "PUT", _segment(name), json=body)
+
+    def expose_segment(self, name: str, exposed: bool) -> segments.Segment:
+        action = "expose" if exposed else "unexpose"
+        return self._as(segments.Segment, "POST", f"{_segment(name)}/{action}")
 
     def preview_segment(self, query: str) -> segments.Preview:
         return self._as(segments.Preview, "POST", "/api/segments/preview", json={"query": query})

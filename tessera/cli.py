@@ -804,22 +804,56 @@ QueryOption = Annotated[str, typer.Option("--query", help="The segment, in the s
 
 
 @segments_app.command("create")
-def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> None:
+def segments_create(
+    name: str,
+    query: QueryOption,
+    expose: Annotated[
+        bool, typer.Option("--expose", help="Expose its name to the decision API")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
     """Create a segment; it is evaluated over the whole history at once."""
     with _backend() as backend:
-        segment = backend.create_segment(name, query)
+        segment = backend.create_segment(name, query, expose)
     _print_json(segment) if json else out.print(
         f"{segment.name}: {segment.size} members. {segment.description}", markup=False
     )
 
 
 @segments_app.command("update")
-def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> None:
+def segments_update(
+    name: str,
+    query: QueryOption,
+    expose: Annotated[
+        bool | None,
+        typer.Option(
+            "--expose/--no-expose", help="Expose to the decision API or stop (default: unchanged)"
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
     """Change a segment's query (checked and run first); its members follow at once."""
     with _backend() as backend:
-        segment = backend.update_segment(name, query)
+        segment = backend.update_segment(name, query, expose)
     _print_json(segment) if json else out.print(
         f"{segment.name}: {segment.size} members. {segment.description}", markup=False
+    )
+
+
+@segments_app.command("expose")
+def segments_expose(
+    name: str,
+    off: Annotated[bool, typer.Option("--off", help="Stop exposing it")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Expose a segment to the decision API: POST /v1/personalize names it to the visitors
+    in it (--off stops; segments in TESSERA_PERSONALIZE_EXPOSED_SEGMENTS stay exposed)."""
+    with _backend() as backend:
+        segment = backend.expose_segment(name, not off)
+    _print_json(segment) if json else out.print(
+        f"{segment.name} is {'now' if segment.exposed else 'no longer'} exposed to the "
+        "decision API.",
+        markup=False,
     )
 
 
@@ -840,7 +874,11 @@ def segments_list(json: JsonOption = False) -> None:
     """Segments with their sizes and status: ok, or failed with the reason."""
     with _backend() as backend:
         rows = backend.list_segments()
-    _rows(rows, json, ["name", "status", "size", "description", "evaluated_at", "failure"])
+    _rows(
+        rows,
+        json,
+        ["name", "status", "size", "exposed", "description", "evaluated_at", "failure"],
+    )
 
 
 @segments_app.command("show")
@@ -849,9 +887,10 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     with _backend() as backend:
         segment = backend.show_segment(name)
     failure = f"\n  FAILED: {segment.failure}" if segment.failure else ""
+    exposed = "\n  exposed to the decision API" if segment.exposed else ""
     _print_json(segment) if json else out.print(
         f"{segment.name} ({segment.size} members)\n  {segment.query}\n"
-        f"  {segment.description}{failure}",
+        f"  {segment.description}{exposed}{failure}",
         markup=False,
     )
 

@@ -49,6 +49,7 @@ from tessera.privacy.keys import hash_secret
 from tessera.profiles.consent import allows
 from tessera.profiles.view import profile_from_store
 from tessera.segments.compiler import compile_segments
+from tessera.segments.service import exposed_names
 from tessera.segments.tree import Node
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class _State:
     memberships: dict[str, tuple[str, ...]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     unavailable: frozenset[str] = frozenset()
+    #: segments whose names a decision answers: flagged exposed, or named in the setting
+    exposed_segments: frozenset[str] = frozenset()
 
 
 class _Cached(NamedTuple):
@@ -183,6 +186,9 @@ class Personalizer:
             memberships={k: tuple(v) for k, v in memberships.items()},
             keys=keys.active(store),
             unavailable=frozenset(products.unavailable_products(store)),
+            exposed_segments=frozenset(
+                [*exposed_names(store), *self.settings.personalize_exposed_segments]
+            ),
         )
         self._late = {}
         self._refreshed_at = time.monotonic()
@@ -350,7 +356,7 @@ class Personalizer:
         scopes = tuple(f"segment:{name}" for name in memberships) + _page_scopes(request)
         found = self._recommend(profile_id, history, state, n, scopes)
         computed = profile.get("computed_traits") or {}
-        exposed = set(self.settings.personalize_exposed_segments)
+        exposed = state.exposed_segments
         decision = _decision(
             True, choice.reason,
             _exposed_traits(profile, self.settings.personalize_exposed_traits),

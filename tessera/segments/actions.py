@@ -35,6 +35,10 @@ class Segment(Result):
     evaluated_at: str | None
     tree: Any = Field(description="The parsed query, as JSON")
     size: int
+    exposed: bool = Field(
+        description="Exposed to the decision API: POST /v1/personalize answers its name to "
+        "the visitors in it"
+    )
     status: str = Field(description="ok, or failed (its last evaluation failed)")
     failure: str | None
     failed_at: str | None
@@ -48,6 +52,7 @@ class SegmentSummary(Result):
     query: str
     evaluated_at: datetime | None
     size: int
+    exposed: bool
     status: str
     failure: str | None
     failed_at: str | None
@@ -123,22 +128,35 @@ def computed_names(context: Context) -> set[str]:
     return catalogue.names(context.store, context.settings.computed_traits_file)
 
 
-def create(context: Context, name: str, query: str) -> Segment:
-    """Check, backfill and save a new segment; its definition with its size."""
+def create(context: Context, name: str, query: str, exposed: bool = False) -> Segment:
+    """Check, backfill and save a new segment (exposed to the decision API or not); its
+    definition with its size."""
     return Segment(
         **service.create(
-            context.store, name, query, computed_names(context), products=_keys(context)
+            context.store,
+            name,
+            query,
+            computed_names(context),
+            exposed=exposed,
+            products=_keys(context),
         )
     )
 
 
-def update(context: Context, name: str, query: str) -> Segment:
-    """Change a segment's query; its members follow at once."""
-    return Segment(
-        **service.update(
-            context.store, name, query, computed_names(context), products=_keys(context)
-        )
-    )
+def update(context: Context, name: str, query: str, exposed: bool | None = None) -> Segment:
+    """Change a segment's query (and, when given, whether it is exposed to the decision
+    API); its members follow at once."""
+    service.update(context.store, name, query, computed_names(context), products=_keys(context))
+    if exposed is not None:
+        service.set_exposed(context.store, name, exposed)
+    return show(context, name)
+
+
+def expose(context: Context, name: str, exposed: bool = True) -> Segment:
+    """Expose a segment to the decision API, or stop (`exposed=False`): the decision for a
+    visitor in it names it (TESSERA_PERSONALIZE_EXPOSED_SEGMENTS exposes more, never
+    fewer: a segment is answered when its flag or the setting exposes it)."""
+    return Segment(**service.set_exposed(context.store, name, exposed))
 
 
 def preview(context: Context, query: str, sample: int = 10) -> Preview:

@@ -137,9 +137,9 @@ def create(
         with store.transaction():
             store.execute(
                 "INSERT INTO segments (id, name, query, tree, description, created_at, "
-                "updated_at, evaluated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at, evaluated_at, exposed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [segment_id, name, query, orjson.dumps(to_json(tree)).decode(),
-                 describe(tree), moment, moment, moment],
+                 describe(tree), moment, moment, moment, exposed],
             )  # fmt: skip
             _record_moves(store, {segment_id: members}, moment, None)
     except QueryFailed as e:  # the same name created at the same moment
@@ -184,6 +184,22 @@ def update(
     return get(store, name)
 
 
+def set_exposed(store: Store, name: str, exposed: bool) -> dict[str, Any]:
+    """Expose the segment to the decision API (its name is answered to the visitors in
+    it) or stop; its definition and members are untouched."""
+    segment = _row(store, name)
+    store.execute(
+        "UPDATE segments SET exposed = ?, updated_at = ? WHERE id = ?",
+        [exposed, _now(None), segment["id"]],
+    )
+    return get(store, name)
+
+
+def exposed_names(store: Store) -> list[str]:
+    """The segments flagged exposed, by name."""
+    return [r[0] for r in store.fetch_all("SELECT name FROM segments WHERE exposed ORDER BY name")]
+
+
 def delete(store: Store, name: str) -> None:
     segment = _row(store, name)
     users = [n for n, (_, tree) in sorted(_trees(store, None).items()) if name in referenced(tree)]
@@ -214,6 +230,7 @@ def list_segments(store: Store) -> list[dict[str, Any]]:
     when its last evaluation failed, else "ok"."""
     rows = store.fetch_dicts(
         "SELECT g.name, g.description, g.query, g.evaluated_at, "
+        "coalesce(g.exposed, false) AS exposed, "
         "count(m.profile_id) FILTER (WHERE m.left_at IS NULL) AS size, "
         "f.reason AS failure, f.failed_at "
         "FROM segments g LEFT JOIN segment_members m ON m.segment_id = g.id "
@@ -774,7 +791,8 @@ def referenced(node: Node) -> set[str]:
 def _row(store: Store, name: str) -> dict[str, Any]:
     rows = store.fetch_dicts(
         "SELECT id, name, query, tree, description, created_at, "
-        "updated_at, evaluated_at FROM segments WHERE name = ?",
+        "updated_at, evaluated_at, coalesce(exposed, false) AS exposed "
+        "FROM segments WHERE name = ?",
         [name],
     )
     if not rows:

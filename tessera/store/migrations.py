@@ -650,6 +650,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        18,
+        """
+        -- A segment may be exposed to the decision API (POST /v1/personalize answers its
+        -- name to the visitor in it), flagged on the segment itself by a marketer.
+        ALTER TABLE segments ADD COLUMN exposed BOOLEAN DEFAULT false;
+        """,
+    ),
+    (
         20,
         """
         -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the
