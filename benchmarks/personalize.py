@@ -69,9 +69,10 @@ OFFERS = [
 
 #: A copy's identifier value: e-mails suffixed before the '@' (so they stay e-mails), any
 #: other identifier suffixed at the end, as `pipeline.COPY_SQL` does to the events'.
+_SUFFIX = "('-c' || k)"
 _COPIED_VALUE = (
-    "CASE WHEN {kind} = 'email' THEN replace({value}, '@', $suffix || '@') "
-    "ELSE {value} || $suffix END"
+    "CASE WHEN {kind} = 'email' THEN replace({value}, '@', " + _SUFFIX + " || '@') "
+    "ELSE {value} || " + _SUFFIX + " END"
 )
 _COPIED_IDENTIFIER = (
     "CASE WHEN {column} IS NULL OR {column} = '' THEN {column} ELSE "
@@ -82,45 +83,56 @@ _COPIED_IDENTIFIER = (
     )
     + " END"
 )
-#: Per copy: the derived state of the processed demo, every profile id suffixed, every seq
-#: and ledger id offset, in the order the tables depend on nothing (one transaction).
+#: Copies 1 .. $copies - 1 of what the processed demo holds, each table in one statement
+#: (joined with range(1, $copies) AS c(k)): the log, and the derived state with every
+#: profile id and identifier suffixed with -ck and every seq and ledger id offset.
 #: Phones are left out of the copies (a suffixed phone is no phone, and a changed digit
 #: could make two people one): the decisions are asked by user id and anonymous id.
+_COPIES = "range(1, $copies) AS c(k)"
 COPY_DERIVED = [
-    COPY_SQL.replace("CASE WHEN phone IS NULL THEN NULL ELSE phone || $digits END", "NULL"),
-    "INSERT INTO event_profiles SELECT seq + $offset, profile_id || $suffix "
-    "FROM event_profiles WHERE seq <= $base",
-    "INSERT INTO profiles SELECT profile_id || $suffix, created_seq + $offset, "
-    "merged_into || $suffix, flagged FROM profiles WHERE NOT contains(profile_id, '-c')",
+    COPY_SQL.replace("CASE WHEN phone IS NULL THEN NULL ELSE phone || $digits END", "NULL")
+    .replace("$suffix", _SUFFIX)
+    .replace("$offset", "($base * k)")
+    .replace("FROM events WHERE", f"FROM events, {_COPIES} WHERE"),
+    "INSERT INTO event_profiles SELECT seq + $base * k, profile_id || "
+    + _SUFFIX
+    + f" FROM event_profiles, {_COPIES} WHERE seq <= $base",
+    "INSERT INTO profiles SELECT profile_id || " + _SUFFIX + ", created_seq + $base * k, "
+    "merged_into || " + _SUFFIX + f", flagged FROM profiles, {_COPIES}",
     "INSERT INTO identities SELECT type, "
     + _COPIED_VALUE.format(kind="type", value="value")
-    + ", profile_id || $suffix, first_seq + $offset FROM identities "
-    "WHERE NOT contains(profile_id, '-c') AND type <> 'phone'",
-    "INSERT INTO identity_ledger SELECT id + $ledger, seq + $offset, kind, "
-    "CASE WHEN profile_id = '' THEN '' ELSE profile_id || $suffix END, "
+    + ", profile_id || "
+    + _SUFFIX
+    + ", first_seq + $base * k "
+    f"FROM identities, {_COPIES} WHERE type <> 'phone'",
+    "INSERT INTO identity_ledger SELECT id + $ledger * k, seq + $base * k, kind, "
+    "CASE WHEN profile_id = '' THEN '' ELSE profile_id || "
+    + _SUFFIX
+    + " END, "
     + _COPIED_IDENTIFIER.format(column="identifier")
     + ", "
     + _COPIED_IDENTIFIER.format(column="other_identifier")
-    + ", other_profile_id || $suffix, rule FROM identity_ledger WHERE id <= $ledger_base "
-    "AND coalesce(identifier, '') NOT LIKE 'phone:%' "
+    + ", other_profile_id || "
+    + _SUFFIX
+    + f", rule FROM identity_ledger, {_COPIES} "
+    "WHERE coalesce(identifier, '') NOT LIKE 'phone:%' "
     "AND coalesce(other_identifier, '') NOT LIKE 'phone:%'",
-    "INSERT INTO profile_summaries SELECT profile_id || $suffix, * EXCLUDE (profile_id) "
-    "FROM profile_summaries WHERE NOT contains(profile_id, '-c')",
-    "INSERT INTO computed_traits SELECT profile_id || $suffix, * EXCLUDE (profile_id) "
-    "FROM computed_traits WHERE NOT contains(profile_id, '-c')",
-    "INSERT INTO trait_aggregates SELECT profile_id || $suffix, * EXCLUDE (profile_id) "
-    "FROM trait_aggregates WHERE NOT contains(profile_id, '-c')",
-    "INSERT INTO segment_members SELECT segment_id, profile_id || $suffix, "
-    "* EXCLUDE (segment_id, profile_id) FROM segment_members "
-    "WHERE NOT contains(profile_id, '-c')",
+    *(
+        f"INSERT INTO {table} SELECT profile_id || {_SUFFIX}, * EXCLUDE (profile_id, k) "
+        f"FROM {table}, {_COPIES}"
+        for table in ("profile_summaries", "computed_traits", "trait_aggregates")
+    ),
+    f"INSERT INTO segment_members SELECT segment_id, profile_id || {_SUFFIX}, "
+    f"* EXCLUDE (segment_id, profile_id, k) FROM segment_members, {_COPIES}",
 ]
 
 
 def scale_processed(source: Path, target: Path, copies: int) -> None:
     """`copies` times a processed demo, log and derived state alike: copy k has every
     identifier and profile id suffixed with -ck. What the pipeline would derive from the
-    copied log, written in bulk (seconds, where processing a 6x log took most of the 25
-    minutes the preparation used to take)."""
+    copied log, written in bulk in SQL (one statement per table for all the copies),
+    where processing the copied log took most of the 25 minutes the preparation used to
+    take."""
     shutil.copytree(source, target)
     runtime = Runtime.open(Settings(data_dir=target, admin_token="bench" * 6))
     store = runtime.store
@@ -131,16 +143,15 @@ def scale_processed(source: Path, target: Path, copies: int) -> None:
             "SELECT value FROM pipeline_state WHERE key = 'processed_seq'")[0]) == base, (
             "the demo must be processed whole before it is copied"
         )  # fmt: skip
-        for copy in range(1, copies):
-            values = {"offset": base * copy, "suffix": f"-c{copy}", "base": base,
-                      "ledger": ledger * copy, "ledger_base": ledger}  # fmt: skip
+        values = {"base": base, "ledger": ledger, "copies": copies}
+        if copies > 1:
             with store.transaction() as batch:
                 for sql in COPY_DERIVED:
-                    used = {k: v for k, v in values.items() if f"${k}" in sql}
-                    batch.execute(sql, used)
-        store.execute(
-            "UPDATE pipeline_state SET value = ? WHERE key = 'processed_seq'", [base * copies]
-        )
+                    batch.execute(sql, {k: v for k, v in values.items() if f"${k}" in sql})
+                batch.execute(
+                    "UPDATE pipeline_state SET value = ? WHERE key = 'processed_seq'",
+                    [base * copies],
+                )
     finally:
         runtime.close()
 
