@@ -38,7 +38,7 @@ from tessera.identity import explain as identity
 from tessera.identity import matching, unmerging
 from tessera.operations import backup as backups
 from tessera.paging import Page
-from tessera.personalize import callcentre, decisions, keys, offers, serving
+from tessera.personalize import callcentre, decisions, exposure, keys, offers, serving
 from tessera.personalize import recommendations as recs
 from tessera.personalize.strategies import Strategy
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
@@ -235,6 +235,8 @@ class Backend(Protocol):
     def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated: ...
     def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey: ...
     def caller(self, text: str) -> callcentre.CallerCard: ...
+    def exposed_traits(self) -> exposure.ExposedTraits: ...
+    def expose_trait(self, name: str, exposed: bool) -> exposure.ExposedTraits: ...
 
 
 #: The actor the audit log names for what the CLI does on the store itself (no server
@@ -644,6 +646,14 @@ class LocalBackend:
 
     def caller(self, text: str) -> callcentre.CallerCard:
         return serving.caller_card(self.runtime, self.runtime.personalizer, text)
+
+    def exposed_traits(self) -> exposure.ExposedTraits:
+        return exposure.listing(self.runtime)
+
+    def expose_trait(self, name: str, exposed: bool) -> exposure.ExposedTraits:
+        changed = exposure.expose_trait(self.runtime, name, exposed)
+        self._audited("personalize.expose-trait", name, {"exposed": exposed})
+        return changed
 
 
     def _audited(
@@ -1284,6 +1294,14 @@ class RemoteBackend:
 
     def caller(self, text: str) -> callcentre.CallerCard:
         return self._as(callcentre.CallerCard, "GET", "/api/callcentre", params={"q": text})
+
+    def exposed_traits(self) -> exposure.ExposedTraits:
+        return self._as(exposure.ExposedTraits, "GET", "/api/personalize/traits")
+
+    def expose_trait(self, name: str, exposed: bool) -> exposure.ExposedTraits:
+        action = "expose" if exposed else "unexpose"
+        path = f"/api/personalize/traits/{quote(name, safe='')}/{action}"
+        return self._as(exposure.ExposedTraits, "POST", path)
 
 
 def running_server(settings: Settings) -> str | None:

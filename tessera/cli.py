@@ -1701,6 +1701,38 @@ def personalize_revoke_key(key_id: str, json: JsonOption = False) -> None:
     _print_json(revoked) if json else out.print(f"Revoked {revoked.id}.")
 
 
+@personalize_app.command("traits")
+def personalize_traits(json: JsonOption = False) -> None:
+    """The traits a decision may answer: flagged exposed, and from the setting."""
+    with _backend() as backend:
+        found = backend.exposed_traits()
+    if json:
+        _print_json(found)
+        return
+    out.print("exposed: " + (", ".join(found.exposed) or "none"), markup=False)
+    out.print("  flagged: " + (", ".join(found.flagged) or "none"), markup=False)
+    out.print(
+        "  TESSERA_PERSONALIZE_EXPOSED_TRAITS: " + (", ".join(found.from_setting) or "none"),
+        markup=False,
+    )
+
+
+@personalize_app.command("expose-trait")
+def personalize_expose_trait(
+    name: Annotated[str, typer.Argument(help="traits.NAME or computed.NAME")],
+    off: Annotated[bool, typer.Option("--off", help="Stop exposing it")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Expose a trait to the decision API (its value answered to the visitor), or stop."""
+    with _backend() as backend:
+        found = backend.expose_trait(name, not off)
+    _print_json(found) if json else out.print(
+        f"{name} is {'now' if name in found.exposed else 'no longer'} exposed to the "
+        "decision API.",
+        markup=False,
+    )
+
+
 @personalize_app.command("decisions")
 def personalize_decisions(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many")] = 20,

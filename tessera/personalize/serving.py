@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -37,7 +38,16 @@ from tessera.errors import InvalidField, InvalidPublishableKey, NotFound, Tesser
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.identity import lookup
 from tessera.identity.identifiers import Identifier, normalise
-from tessera.personalize import callcentre, decisions, interactions, itemsim, keys, offers, products
+from tessera.personalize import (
+    callcentre,
+    decisions,
+    exposure,
+    interactions,
+    itemsim,
+    keys,
+    offers,
+    products,
+)
 from tessera.personalize import recommendations as recs
 from tessera.personalize.callcentre import CallerCard
 from tessera.personalize.decisions import DecidedOffer, Decision, DecisionRequest, Record
@@ -75,6 +85,8 @@ class _State:
     unavailable: frozenset[str] = frozenset()
     #: segments whose names a decision answers: flagged exposed, or named in the setting
     exposed_segments: frozenset[str] = frozenset()
+    #: traits a decision answers (traits.NAME, computed.NAME): flagged, or in the setting
+    exposed_traits: tuple[str, ...] = ()
 
 
 class _Cached(NamedTuple):
@@ -188,6 +200,9 @@ class Personalizer:
             unavailable=frozenset(products.unavailable_products(store)),
             exposed_segments=frozenset(
                 [*exposed_names(store), *self.settings.personalize_exposed_segments]
+            ),
+            exposed_traits=tuple(
+                sorted({*exposure.flagged(store), *self.settings.personalize_exposed_traits})
             ),
         )
         self._late = {}
@@ -359,7 +374,7 @@ class Personalizer:
         exposed = state.exposed_segments
         decision = _decision(
             True, choice.reason,
-            _exposed_traits(profile, self.settings.personalize_exposed_traits),
+            _exposed_traits(profile, state.exposed_traits),
             [name for name in memberships if name in exposed], live, choice, found,
             _text(computed.get("best_channel")), _hour(computed.get("best_hour_of_week")), now,
         )  # fmt: skip
@@ -543,7 +558,7 @@ def _page_scopes(request: DecisionRequest) -> tuple[str, ...]:
     return (f"category:{category}",) if category else ()
 
 
-def _exposed_traits(profile: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
+def _exposed_traits(profile: dict[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
     traits = profile.get("traits") or {}
     computed = profile.get("computed_traits") or {}
     exposed: dict[str, Any] = {}

@@ -147,7 +147,7 @@ def test_the_cli_creates_offers_and_looks_up_callers_through_the_server(
     assert [o["name"] for o in listed] == ["runners"]
 
 
-def test_segments_flagged_exposed_and_those_in_the_setting_are_answered_to_their_members(
+def test_segments_and_traits_flagged_exposed_or_named_in_the_settings_are_answered(
     live: LiveServer, key: str
 ) -> None:
     for name, query in (("legacy", 'traits.country = "FR"'), ("hidden", 'did "Product Viewed"')):
@@ -185,3 +185,17 @@ def test_segments_flagged_exposed_and_those_in_the_setting_are_answered_to_their
     assert [(e["action"].rsplit("/", 1)[1], e["target"]) for e in audited][:3] == [
         ("expose", "nope"), ("unexpose", "legacy"), ("expose", "hidden")
     ]  # fmt: skip
+
+    # traits too: flagged one by one, beside the setting (traits.country)
+    base = f"{live.url}/api/personalize/traits"
+    named = httpx.post(f"{base}/traits.firstName/expose", headers=live.admin).json()
+    assert named == {"flagged": ["traits.firstName"], "from_setting": ["traits.country"],
+                     "exposed": ["traits.country", "traits.firstName"]}  # fmt: skip
+    assert _decide(live, {}, userId="u1", key=key).json()["traits"] == {
+        "country": "FR", "firstName": "Jane"
+    }  # fmt: skip
+    httpx.post(f"{base}/traits.firstName/unexpose", headers=live.admin).raise_for_status()
+    httpx.post(f"{base}/traits.country/unexpose", headers=live.admin).raise_for_status()
+    assert _decide(live, {}, userId="u1", key=key).json()["traits"] == {"country": "FR"}
+    bad = httpx.post(f"{base}/firstName/expose", headers=live.admin)
+    assert bad.status_code == 400 and "traits.NAME or computed.NAME" in bad.json()["message"]
