@@ -78,6 +78,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
+        # Reaped, so its files (the DuckDB lock) are released before the caller goes on.
+        process.wait()
 
 
 def basic(write_key: str) -> str:

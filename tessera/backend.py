@@ -38,7 +38,7 @@ from tessera.identity import explain as identity
 from tessera.identity import matching, unmerging
 from tessera.operations import backup as backups
 from tessera.paging import Page
-from tessera.personalize import callcentre, decisions, keys, offers, serving
+from tessera.personalize import callcentre, decisions, exposure, keys, offers, serving
 from tessera.personalize import recommendations as recs
 from tessera.personalize.strategies import Strategy
 from tessera.pipeline.runs import ReplayReport, RunReport, Stats
@@ -118,8 +118,13 @@ class Backend(Protocol):
     def computed_traits(self) -> list[traits.Trait]: ...
     def define_trait(self, definition: dict[str, Any]) -> traits.Trait: ...
     def delete_trait(self, name: str) -> Deleted: ...
-    def create_segment(self, name: str, query: str) -> segments.Segment: ...
-    def update_segment(self, name: str, query: str) -> segments.Segment: ...
+    def create_segment(
+        self, name: str, query: str, exposed: bool = False
+    ) -> segments.Segment: ...
+    def update_segment(
+        self, name: str, query: str, exposed: bool | None = None
+    ) -> segments.Segment: ...
+    def expose_segment(self, name: str, exposed: bool) -> segments.Segment: ...
     def preview_segment(self, query: str) -> segments.Preview: ...
     def list_segments(self) -> list[segments.SegmentSummary]: ...
     def show_segment(self, name: str) -> segments.Segment: ...
@@ -230,6 +235,8 @@ class Backend(Protocol):
     def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated: ...
     def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey: ...
     def caller(self, text: str) -> callcentre.CallerCard: ...
+    def exposed_traits(self) -> exposure.ExposedTraits: ...
+    def expose_trait(self, name: str, exposed: bool) -> exposure.ExposedTraits: ...
 
 
 #: The actor the audit log names for what the CLI does on the store itself (no server
@@ -326,11 +333,24 @@ class LocalBackend:
     def delete_trait(self, name: str) -> Deleted:
         return traits.delete(self.runtime, name)
 
-    def create_segment(self, name: str, query: str) -> segments.Segment:
-        return segments.create(self.runtime, name, query)
+    def create_segment(self, name: str, query: str, exposed: bool = False) -> segments.Segment:
+        created = segments.create(self.runtime, name, query, exposed)
+        if exposed:
+            self._audited("segments.expose", name, {"exposed": True})
+        return created
 
-    def update_segment(self, name: str, query: str) -> segments.Segment:
-        return segments.update(self.runtime, name, query)
+    def update_segment(
+        self, name: str, query: str, exposed: bool | None = None
+    ) -> segments.Segment:
+        updated = segments.update(self.runtime, name, query, exposed)
+        if exposed is not None:
+            self._audited("segments.expose", name, {"exposed": exposed})
+        return updated
+
+    def expose_segment(self, name: str, exposed: bool) -> segments.Segment:
+        changed = segments.expose(self.runtime, name, exposed)
+        self._audited("segments.expose", name, {"exposed": exposed})
+        return changed
 
     def preview_segment(self, query: str) -> segments.Preview:
         return segments.preview(self.runtime, query)
@@ -627,6 +647,14 @@ class LocalBackend:
     def caller(self, text: str) -> callcentre.CallerCard:
         return serving.caller_card(self.runtime, self.runtime.personalizer, text)
 
+    def exposed_traits(self) -> exposure.ExposedTraits:
+        return exposure.listing(self.runtime)
+
+    def expose_trait(self, name: str, exposed: bool) -> exposure.ExposedTraits:
+        changed = exposure.expose_trait(self.runtime, name, exposed)
+        self._audited("personalize.expose-trait", name, {"exposed": exposed})
+        return changed
+
 
     def _audited(
         self, action: str, target: str | None, detail: dict[str, Any] | None = None
@@ -847,12 +875,21 @@ class RemoteBackend:
     def delete_trait(self, name: str) -> Deleted:
         return self._as(Deleted, "DELETE", f"/api/computed-traits/{quote(name)}")
 
-    def create_segment(self, name: str, query: str) -> segments.Segment:
-        body = {"name": name, "query": query}
+    def create_segment(self, name: str, query: str, exposed: bool = False) -> segments.Segment:
+        body = {"name": name, "query": query, "exposed": exposed}
         return self._as(segments.Segment, "POST", "/api/segments", json=body)
 
-    def update_segment(self, name: str, query: str) -> segments.Segment:
-        return self._as(segments.Segment, "PUT", _segment(name), json={"query": query})
+    def update_segment(
+        self, name: str, query: str, exposed: bool | None = None
+    ) -> segments.Segment:
+        body: dict[str, Any] = {"query": query}
+        if exposed is not None:
+            body["exposed"] = exposed
+        return self._as(segments.Segment, "PUT", _segment(name), json=body)
+
+    def expose_segment(self, name: str, exposed: bool) -> segments.Segment:
+        action = "expose" if exposed else "unexpose"
+        return self._as(segments.Segment, "POST", f"{_segment(name)}/{action}")
 
     def preview_segment(self, query: str) -> segments.Preview:
         return self._as(segments.Preview, "POST", "/api/segments/preview", json={"query": query})
@@ -1258,6 +1295,14 @@ class RemoteBackend:
 
     def caller(self, text: str) -> callcentre.CallerCard:
         return self._as(callcentre.CallerCard, "GET", "/api/callcentre", params={"q": text})
+
+    def exposed_traits(self) -> exposure.ExposedTraits:
+        return self._as(exposure.ExposedTraits, "GET", "/api/personalize/traits")
+
+    def expose_trait(self, name: str, exposed: bool) -> exposure.ExposedTraits:
+        action = "expose" if exposed else "unexpose"
+        path = f"/api/personalize/traits/{quote(name, safe='')}/{action}"
+        return self._as(exposure.ExposedTraits, "POST", path)
 
 
 def running_server(settings: Settings) -> str | None:

@@ -819,22 +819,56 @@ QueryOption = Annotated[str, typer.Option("--query", help="The segment, in the s
 
 
 @segments_app.command("create")
-def segments_create(name: str, query: QueryOption, json: JsonOption = False) -> None:
+def segments_create(
+    name: str,
+    query: QueryOption,
+    expose: Annotated[
+        bool, typer.Option("--expose", help="Expose its name to the decision API")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
     """Create a segment; it is evaluated over the whole history at once."""
     with _backend() as backend:
-        segment = backend.create_segment(name, query)
+        segment = backend.create_segment(name, query, expose)
     _print_json(segment) if json else out.print(
         f"{segment.name}: {segment.size} members. {segment.description}", markup=False
     )
 
 
 @segments_app.command("update")
-def segments_update(name: str, query: QueryOption, json: JsonOption = False) -> None:
+def segments_update(
+    name: str,
+    query: QueryOption,
+    expose: Annotated[
+        bool | None,
+        typer.Option(
+            "--expose/--no-expose", help="Expose to the decision API or stop (default: unchanged)"
+        ),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
     """Change a segment's query (checked and run first); its members follow at once."""
     with _backend() as backend:
-        segment = backend.update_segment(name, query)
+        segment = backend.update_segment(name, query, expose)
     _print_json(segment) if json else out.print(
         f"{segment.name}: {segment.size} members. {segment.description}", markup=False
+    )
+
+
+@segments_app.command("expose")
+def segments_expose(
+    name: str,
+    off: Annotated[bool, typer.Option("--off", help="Stop exposing it")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Expose a segment to the decision API: POST /v1/personalize names it to the visitors
+    in it (--off stops; segments in TESSERA_PERSONALIZE_EXPOSED_SEGMENTS stay exposed)."""
+    with _backend() as backend:
+        segment = backend.expose_segment(name, not off)
+    _print_json(segment) if json else out.print(
+        f"{segment.name} is {'now' if segment.exposed else 'no longer'} exposed to the "
+        "decision API.",
+        markup=False,
     )
 
 
@@ -855,7 +889,11 @@ def segments_list(json: JsonOption = False) -> None:
     """Segments with their sizes and status: ok, or failed with the reason."""
     with _backend() as backend:
         rows = backend.list_segments()
-    _rows(rows, json, ["name", "status", "size", "description", "evaluated_at", "failure"])
+    _rows(
+        rows,
+        json,
+        ["name", "status", "size", "exposed", "description", "evaluated_at", "failure"],
+    )
 
 
 @segments_app.command("show")
@@ -864,9 +902,10 @@ def segments_show(name: str, json: JsonOption = False) -> None:
     with _backend() as backend:
         segment = backend.show_segment(name)
     failure = f"\n  FAILED: {segment.failure}" if segment.failure else ""
+    exposed = "\n  exposed to the decision API" if segment.exposed else ""
     _print_json(segment) if json else out.print(
         f"{segment.name} ({segment.size} members)\n  {segment.query}\n"
-        f"  {segment.description}{failure}",
+        f"  {segment.description}{exposed}{failure}",
         markup=False,
     )
 
@@ -1685,6 +1724,38 @@ def personalize_revoke_key(key_id: str, json: JsonOption = False) -> None:
     with _backend() as backend:
         revoked = backend.revoke_publishable_key(key_id)
     _print_json(revoked) if json else out.print(f"Revoked {revoked.id}.")
+
+
+@personalize_app.command("traits")
+def personalize_traits(json: JsonOption = False) -> None:
+    """The traits a decision may answer: flagged exposed, and from the setting."""
+    with _backend() as backend:
+        found = backend.exposed_traits()
+    if json:
+        _print_json(found)
+        return
+    out.print("exposed: " + (", ".join(found.exposed) or "none"), markup=False)
+    out.print("  flagged: " + (", ".join(found.flagged) or "none"), markup=False)
+    out.print(
+        "  TESSERA_PERSONALIZE_EXPOSED_TRAITS: " + (", ".join(found.from_setting) or "none"),
+        markup=False,
+    )
+
+
+@personalize_app.command("expose-trait")
+def personalize_expose_trait(
+    name: Annotated[str, typer.Argument(help="traits.NAME or computed.NAME")],
+    off: Annotated[bool, typer.Option("--off", help="Stop exposing it")] = False,
+    json: JsonOption = False,
+) -> None:
+    """Expose a trait to the decision API (its value answered to the visitor), or stop."""
+    with _backend() as backend:
+        found = backend.expose_trait(name, not off)
+    _print_json(found) if json else out.print(
+        f"{name} is {'now' if name in found.exposed else 'no longer'} exposed to the "
+        "decision API.",
+        markup=False,
+    )
 
 
 @personalize_app.command("decisions")

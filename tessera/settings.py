@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -12,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tessera.errors import InvalidField
 
 MIB = 1024 * 1024
+#: a product id property path: names joined by dots (catalog/keys.py checks with it too)
+PRODUCT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,3}$")
 #: The shortest TESSERA_ADMIN_TOKEN a server accepts: 24 random characters are ~140 bits,
 #: out of reach even without the sign-in limit (a generated token has 43).
 MIN_ADMIN_TOKEN_CHARS = 24
@@ -283,6 +286,15 @@ class Settings(BaseSettings):
         "often (0: only on demand, `tessera predict fit`).",
     )
 
+    product_id_properties: list[str] = Field(
+        default_factory=lambda: ["product_id"],
+        min_length=1,
+        description="Event property paths that name a product, tried in order (in the "
+        'properties and in each item of `products`), e.g. `["product_id", "sku"]`: '
+        "read by recommendations, product conditions in segments, product traits, loyalty "
+        "and the call-centre screen. A change applies to new evaluations; `tessera rebuild` "
+        "re-reads the history with it.",
+    )
     recommendations_interval_minutes: float = Field(
         default=60.0,
         ge=0,
@@ -354,6 +366,19 @@ class Settings(BaseSettings):
                 "id registered at the provider (or unset the issuer)"
             )
         return self
+
+    @field_validator("product_id_properties")
+    @classmethod
+    def _product_paths(cls, paths: list[str]) -> list[str]:
+        """Plain names or dotted paths (`sku`, `item.sku`): they become constant JSON paths
+        in SQL, so anything else is refused at start."""
+        for path in paths:
+            if not PRODUCT_PATH.match(path):
+                raise ValueError(
+                    f"TESSERA_PRODUCT_ID_PROPERTIES: {path!r} must be a property name or a "
+                    "dotted path of names (letters, digits, '_'), e.g. product_id, sku, item.sku"
+                )
+        return list(dict.fromkeys(paths))
 
     @field_validator("personalize_exposed_traits")
     @classmethod

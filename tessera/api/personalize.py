@@ -23,7 +23,7 @@ from tessera.api.collect import cors_headers
 from tessera.api.responses import StrictBody, error_response, json_response
 from tessera.dependencies import RuntimeDep, require_admin
 from tessera.errors import InvalidJson, InvalidRequest, TesseraError
-from tessera.personalize import callcentre, decisions, keys, offers, serving
+from tessera.personalize import callcentre, decisions, exposure, keys, offers, serving
 from tessera.personalize import recommendations as recs
 from tessera.personalize.decisions import Decision, DecisionRequest
 from tessera.personalize.strategies import Strategy
@@ -117,6 +117,28 @@ def preview_decision(
             runtime, runtime.personalizer, reference, channel=channel, strategy=strategy
         )
     )
+
+
+@router.get("/personalize/traits", response_model=exposure.ExposedTraits,
+            summary="The traits a decision may answer: flagged, and from the setting")  # fmt: skip
+def exposed_traits(runtime: RuntimeDep) -> Response:
+    return json_response(exposure.listing(runtime))
+
+
+@router.post("/personalize/traits/{name}/expose", response_model=exposure.ExposedTraits,
+             summary="Expose a trait (traits.NAME, computed.NAME) to the decision API")  # fmt: skip
+def expose_trait(name: str, runtime: RuntimeDep) -> Response:
+    exposed = exposure.expose_trait(runtime, name, True)
+    runtime.personalizer.refresh()
+    return json_response(exposed)
+
+
+@router.post("/personalize/traits/{name}/unexpose", response_model=exposure.ExposedTraits,
+             summary="Stop exposing a trait to the decision API")  # fmt: skip
+def unexpose_trait(name: str, runtime: RuntimeDep) -> Response:
+    hidden = exposure.expose_trait(runtime, name, False)
+    runtime.personalizer.refresh()
+    return json_response(hidden)
 
 
 @router.get("/personalize/keys", response_model=list[keys.PublishableKey],

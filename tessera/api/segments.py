@@ -22,10 +22,16 @@ class SegmentBody(StrictBody):
     query: str = Field(
         examples=['traits.country = "FR" and count(event "Order Completed" in last 90 days) >= 2']
     )
+    exposed: bool = Field(
+        default=False, description="Expose the segment's name to the decision API"
+    )
 
 
 class UpdateBody(StrictBody):
     query: str = Field(examples=['traits.country = "FR" and did "Order Completed"'])
+    exposed: bool | None = Field(
+        default=None, description="Expose to the decision API or stop (absent: unchanged)"
+    )
 
 
 class PreviewBody(StrictBody):
@@ -49,7 +55,10 @@ def list_segments(runtime: RuntimeDep) -> Response:
     summary="Create a segment; it is filled from history at once",
 )
 def create_segment(body: SegmentBody, runtime: RuntimeDep) -> Response:
-    return json_response(actions.create(runtime, body.name, body.query), status=201)
+    created = actions.create(runtime, body.name, body.query, exposed=body.exposed)
+    if created.exposed:
+        runtime.personalizer.refresh()
+    return json_response(created, status=201)
 
 
 @router.post(
@@ -79,7 +88,32 @@ def get_segment(name: str, runtime: RuntimeDep) -> Response:
     summary="Change a segment's query; its members follow at once",
 )
 def update_segment(name: str, body: UpdateBody, runtime: RuntimeDep) -> Response:
-    return json_response(actions.update(runtime, name, body.query))
+    updated = actions.update(runtime, name, body.query, exposed=body.exposed)
+    if body.exposed is not None:
+        runtime.personalizer.refresh()
+    return json_response(updated)
+
+
+@router.post(
+    "/{name}/expose",
+    response_model=actions.Segment,
+    summary="Expose a segment to the decision API (its name answered to its members)",
+)
+def expose_segment(name: str, runtime: RuntimeDep) -> Response:
+    exposed = actions.expose(runtime, name, True)
+    runtime.personalizer.refresh()  # the decision API answers it from now on
+    return json_response(exposed)
+
+
+@router.post(
+    "/{name}/unexpose",
+    response_model=actions.Segment,
+    summary="Stop exposing a segment to the decision API",
+)
+def unexpose_segment(name: str, runtime: RuntimeDep) -> Response:
+    hidden = actions.expose(runtime, name, False)
+    runtime.personalizer.refresh()
+    return json_response(hidden)
 
 
 @router.delete("/{name}", response_model=Deleted, summary="Delete a segment and its history")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.errors import InvalidField, NotFound
 from tessera.identity import lookup
@@ -143,7 +144,7 @@ def caller(
         country=_str(traits.get("country")),
         first_seen=view.get("first_seen"),
         last_seen=view.get("last_seen"),
-        orders=_orders(events),
+        orders=_orders(events, ProductKeys.of_settings(context.settings)),
         contacts=_contacts(events),
         issues=_issues(events),
         consent={p: allows(consent, p, policy_for(p, advertising)) for p in PURPOSES},
@@ -163,18 +164,20 @@ def _str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def _orders(events: list[dict[str, Any]], limit: int = 5) -> list[Order]:
+def _orders(events: list[dict[str, Any]], keys: ProductKeys, limit: int = 5) -> list[Order]:
     orders = []
     for event in events:
         if event["type"] != "track" or event["event"] not in PURCHASE_EVENTS:
             continue
         properties = event.get("properties") or {}
         items = properties.get("products")
-        names = [
-            str(item.get("name") or item.get("product_id"))
-            for item in (items if isinstance(items, list) else [])
-            if isinstance(item, dict)
-        ]
+        # Its items, or the order's own product (Product Purchased), by name, else by the
+        # id read where TESSERA_PRODUCT_ID_PROPERTIES says.
+        if isinstance(items, list):
+            listed = [item for item in items if isinstance(item, dict)]
+        else:
+            listed = [properties] if keys.of(properties) else []
+        names = [str(item.get("name") or keys.of(item) or "?") for item in listed]
         revenue = properties.get("revenue", properties.get("total"))
         orders.append(
             Order(

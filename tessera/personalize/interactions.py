@@ -1,7 +1,8 @@
 """Who viewed, added and bought which product, read from the event log.
 
-A product is named by `properties.product_id` (Product Viewed, Product Added...) or by
-each `properties.products[].product_id` (Order Completed, Segment's e-commerce spec). Events
+A product is named in the event's properties (Product Viewed, Product Added...) or in each
+item of `properties.products` (Order Completed, Segment's e-commerce spec), under the paths
+TESSERA_PRODUCT_ID_PROPERTIES lists (`catalog/keys.py`: `product_id` by default). Events
 are attributed to the live profile (a merged profile's events follow it to the survivor).
 """
 
@@ -10,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlglot import exp
+
+from tessera.catalog.joins import DEFAULT_KEYS
+from tessera.catalog.keys import ProductKeys
 from tessera.personalize.itemsim import Interaction, Product
 from tessera.store import Store
 
@@ -31,18 +36,20 @@ WITH ev AS (
     AND e.properties IS NOT NULL AND json_valid(e.properties) {restrict}
 ), items AS (
   SELECT profile_id, seq, moment, kind, json_extract(properties, '$') AS item FROM ev
-  WHERE json_extract_string(properties, '$.product_id') IS NOT NULL
+  WHERE {own_id} IS NOT NULL
   UNION ALL
   SELECT profile_id, seq, moment, kind, unnest(
     CASE WHEN json_type(properties, '$.products') = 'ARRAY'
          THEN CAST(json_extract(properties, '$.products') AS JSON[]) ELSE [] END) AS item
   FROM ev
+), named AS (
+  SELECT *, {item_id} AS product_id FROM items
 )
-SELECT profile_id, seq, moment, kind, json_extract_string(item, '$.product_id') AS product_id,
+SELECT profile_id, seq, moment, kind, product_id,
   json_extract_string(item, '$.name') AS name,
   json_extract_string(item, '$.category') AS category,
   TRY_CAST(json_extract_string(item, '$.price') AS DOUBLE) AS price
-FROM items WHERE json_extract_string(item, '$.product_id') IS NOT NULL
+FROM named WHERE product_id IS NOT NULL
 ORDER BY seq
 """
 
@@ -56,8 +63,15 @@ class Read:
     last_seq: int
 
 
-def read(store: Store, *, since_seq: int = 0, profiles: list[str] | None = None) -> Read:
-    """Every interaction after `since_seq` (of everyone, or of these live profiles)."""
+def read(
+    store: Store,
+    *,
+    since_seq: int = 0,
+    profiles: list[str] | None = None,
+    products: ProductKeys = DEFAULT_KEYS,
+) -> Read:
+    """Every interaction after `since_seq` (of everyone, or of these live profiles), the
+    products named where `products` says."""
     parameters: dict[str, Any] = {
         "purchase": list(PURCHASE_EVENTS),
         "add": list(ADD_EVENTS),
@@ -70,9 +84,15 @@ def read(store: Store, *, since_seq: int = 0, profiles: list[str] | None = None)
         parameters["profiles"] = profiles
     # Columns as arrays, not a list of tuples: a million rows converted to tuples is one C
     # call holding the GIL for seconds, and the server answers nothing meanwhile.
-    columns = store.fetch_numpy(_SQL.format(restrict=restrict), parameters)
+    # The paths are checked names (ProductKeys), written as constant JSON paths.
+    sql = _SQL.format(
+        restrict=restrict,
+        own_id=products.sql_of(exp.column("properties")).sql(dialect="duckdb"),
+        item_id=products.sql_of(exp.column("item")).sql(dialect="duckdb"),
+    )
+    columns = store.fetch_numpy(sql, parameters)
     interactions: list[Interaction] = []
-    products: dict[str, Product] = {}
+    described: dict[str, Product] = {}
     last_seq = since_seq
     rows = zip(
         columns["profile_id"].tolist(), columns["moment"].tolist(), columns["kind"].tolist(),
@@ -82,8 +102,8 @@ def read(store: Store, *, since_seq: int = 0, profiles: list[str] | None = None)
     for profile_id, at, kind, product_id, name, category, price in rows:
         interactions.append(Interaction(profile_id, product_id, kind, float(at)))
         # The latest event's description of a product wins (rows come in log order).
-        known = products.get(product_id)
-        products[product_id] = Product(
+        known = described.get(product_id)
+        described[product_id] = Product(
             product_id,
             _text(name) or (known.name if known else None),
             _text(category) or (known.category if known else None),
@@ -94,7 +114,7 @@ def read(store: Store, *, since_seq: int = 0, profiles: list[str] | None = None)
     if profiles is None:
         row = store.fetch_one("SELECT coalesce(max(seq), 0) FROM event_profiles")
         last_seq = max(last_seq, int(row[0]) if row else 0)
-    return Read(interactions, products, last_seq)
+    return Read(interactions, described, last_seq)
 
 
 def _text(value: object) -> str | None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.errors import InvalidField
 from tessera.events.timestamps import iso_utc, utc_now
@@ -100,7 +101,7 @@ def train(context: Context) -> Trained:
     """Train the model on the whole event log and store it (replacing the last one)."""
     started = time.perf_counter()
     store = context.store
-    read = interactions.read(store)
+    read = interactions.read(store, products=ProductKeys.of_settings(context.settings))
     people = histories(read.interactions)
     model = itemsim.train(
         {person: history.weights for person, history in people.items()},
@@ -231,9 +232,10 @@ def recommend(context: Context, reference: str, n: int = 10) -> Recommendations:
     profile_id = lookup.lookup(
         store, reference, context.settings.default_region, context.pipeline.find_in_memory
     )
-    history = histories(interactions.read(store, profiles=[profile_id]).interactions).get(
-        profile_id, History()
+    read = interactions.read(
+        store, profiles=[profile_id], products=ProductKeys.of_settings(context.settings)
     )
+    history = histories(read.interactions).get(profile_id, History())
     segments = [
         f"segment:{row[0]}"
         for row in store.fetch_all(

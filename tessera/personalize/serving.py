@@ -25,18 +25,29 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
+from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.errors import InvalidField, InvalidPublishableKey, NotFound, TesseraError
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.identity import lookup
 from tessera.identity.identifiers import Identifier, normalise
-from tessera.personalize import callcentre, decisions, interactions, itemsim, keys, offers, products
+from tessera.personalize import (
+    callcentre,
+    decisions,
+    exposure,
+    interactions,
+    itemsim,
+    keys,
+    offers,
+    products,
+)
 from tessera.personalize import recommendations as recs
 from tessera.personalize.callcentre import CallerCard
 from tessera.personalize.decisions import DecidedOffer, Decision, DecisionRequest, Record
@@ -48,6 +59,7 @@ from tessera.privacy.keys import hash_secret
 from tessera.profiles.consent import ENRICHMENT_PURPOSE, allows
 from tessera.profiles.view import profile_from_store
 from tessera.segments.compiler import compile_segments
+from tessera.segments.service import exposed_names
 from tessera.segments.tree import Node
 
 log = logging.getLogger(__name__)
@@ -71,6 +83,10 @@ class _State:
     memberships: dict[str, tuple[str, ...]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     unavailable: frozenset[str] = frozenset()
+    #: segments whose names a decision answers: flagged exposed, or named in the setting
+    exposed_segments: frozenset[str] = frozenset()
+    #: traits a decision answers (traits.NAME, computed.NAME): flagged, or in the setting
+    exposed_traits: tuple[str, ...] = ()
 
 
 class _Cached(NamedTuple):
@@ -86,6 +102,7 @@ class Personalizer:
     def __init__(self, context: Context) -> None:
         self._context = context
         self.settings = context.settings
+        self._products = ProductKeys.of_settings(context.settings)
         self._state = _State()
         self._late: dict[str, frozenset[str]] = {}  # profile → offers, evaluated since
         self._pending: set[str] = set()
@@ -122,7 +139,7 @@ class Personalizer:
         )
         if row and row[0] is not None:  # the stored model's age counts toward the schedule
             self._trained_at = time.monotonic() - float(row[0])
-        read = interactions.read(store)
+        read = interactions.read(store, products=self._products)
         self._histories = recs.histories(read.interactions)
         self._last_seq = read.last_seq
         today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -157,9 +174,12 @@ class Personalizer:
         evaluated: set[str] = set()
         if conditional:
             compiled = compile_segments(
-                [tree for _, tree in conditional], now=_now_text(), profiles=None,
+                [tree for _, tree in conditional],
+                now=_now_text(),
+                profiles=None,
+                products=self._products,
                 enrichment_policy=self._enrichment_policy(),
-            )  # fmt: skip
+            )
             for row in store.fetch_all(compiled.sql, compiled.parameters):
                 evaluated.add(row[0])
                 for i, (offer, _) in enumerate(conditional):
@@ -182,6 +202,12 @@ class Personalizer:
             memberships={k: tuple(v) for k, v in memberships.items()},
             keys=keys.active(store),
             unavailable=frozenset(products.unavailable_products(store)),
+            exposed_segments=frozenset(
+                [*exposed_names(store), *self.settings.personalize_exposed_segments]
+            ),
+            exposed_traits=tuple(
+                sorted({*exposure.flagged(store), *self.settings.personalize_exposed_traits})
+            ),
         )
         self._late = {}
         self._refreshed_at = time.monotonic()
@@ -196,9 +222,12 @@ class Personalizer:
         conditional = [(offer, tree) for offer, tree in state.offers if tree is not None]
         if pending and conditional:
             compiled = compile_segments(
-                [tree for _, tree in conditional], now=_now_text(), profiles=sorted(pending),
+                [tree for _, tree in conditional],
+                now=_now_text(),
+                profiles=sorted(pending),
+                products=self._products,
                 enrichment_policy=self._enrichment_policy(),
-            )  # fmt: skip
+            )
             late = dict(self._late)
             for profile_id in pending:
                 late[profile_id] = frozenset()
@@ -207,7 +236,9 @@ class Personalizer:
                     offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]
                 )
             self._late = late
-        read = interactions.read(self._context.store, since_seq=self._last_seq)
+        read = interactions.read(
+            self._context.store, since_seq=self._last_seq, products=self._products
+        )
         if read.interactions:
             histories = dict(self._histories)
             for item in read.interactions:
@@ -345,10 +376,10 @@ class Personalizer:
         scopes = tuple(f"segment:{name}" for name in memberships) + _page_scopes(request)
         found = self._recommend(profile_id, history, state, n, scopes)
         computed = profile.get("computed_traits") or {}
-        exposed = set(self.settings.personalize_exposed_segments)
+        exposed = state.exposed_segments
         decision = _decision(
             True, choice.reason,
-            _exposed_traits(profile, self.settings.personalize_exposed_traits),
+            _exposed_traits(profile, state.exposed_traits),
             [name for name in memberships if name in exposed], live, choice, found,
             _text(computed.get("best_channel")), _hour(computed.get("best_hour_of_week")), now,
         )  # fmt: skip
@@ -532,7 +563,7 @@ def _page_scopes(request: DecisionRequest) -> tuple[str, ...]:
     return (f"category:{category}",) if category else ()
 
 
-def _exposed_traits(profile: dict[str, Any], allowed: list[str]) -> dict[str, Any]:
+def _exposed_traits(profile: dict[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
     traits = profile.get("traits") or {}
     computed = profile.get("computed_traits") or {}
     exposed: dict[str, Any] = {}

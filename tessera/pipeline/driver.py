@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from tessera.audiences import lifetime, signals
+from tessera.catalog.keys import ProductKeys
 from tessera.errors import TesseraError
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
@@ -57,6 +58,8 @@ class Pipeline:
         self.settings = settings
         #: `has third_party` counts only people whose consent allows enrichment's purpose
         self._enrichment_policy = settings.consent_policy(ENRICHMENT_PURPOSE)
+        #: where events name products (segments' and traits' product conditions)
+        self.products = ProductKeys.of_settings(settings)
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -156,7 +159,7 @@ class Pipeline:
             now = self.clock()
             aggregates = self._current_aggregates(traits)
             if full:
-                rows = catalogue.recompute(self._store, traits, now)
+                rows = catalogue.recompute(self._store, traits, now, self.products)
             else:
                 aggregates.prune(day_number(now))
                 rows = catalogue.current(aggregates, now, loyalty.rules(self._store))
@@ -168,7 +171,9 @@ class Pipeline:
             self.computed = catalogue.load(self._store)
             # Segments read traits and computed traits: re-evaluated right after them.
             # The periodic call from the loop is the sweep that lets time windows slide.
-            segments.evaluate_all(self._store, enrichment_policy=self._enrichment_policy)
+            segments.evaluate_all(
+                self._store, products=self.products, enrichment_policy=self._enrichment_policy
+            )
             return count
 
     def refresh_predictions(self) -> None:
@@ -186,7 +191,7 @@ class Pipeline:
         aggregates = self._aggregates
         if aggregates is None or not aggregate_store.covers(aggregates, traits):
             aggregates = self._aggregates = aggregate_store.restore(
-                self._store, traits, day_number(self.clock())
+                self._store, traits, day_number(self.clock()), self.products
             )
         return aggregates
 
@@ -200,9 +205,12 @@ class Pipeline:
             started = time.monotonic()
             if self._segment_touched:
                 segments.evaluate_touched(
-                    self._store, sorted(self._segment_touched), changes=self._segment_changes,
+                    self._store,
+                    sorted(self._segment_touched),
+                    changes=self._segment_changes,
+                    products=self.products,
                     enrichment_policy=self._enrichment_policy,
-                )  # fmt: skip
+                )
                 self._segment_touched = set()
                 self._segment_changes = segments.Changes()
             finished = time.monotonic()
@@ -404,7 +412,7 @@ class Pipeline:
         the pipeline steps over."""
         unifier = Unifier.restore(self._store, self.settings)
         self._aggregates = aggregate_store.restore(
-            self._store, self._batch_definitions(), day_number(self.clock())
+            self._store, self._batch_definitions(), day_number(self.clock()), self.products
         )
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
@@ -476,7 +484,14 @@ class Pipeline:
         aggregates = self._aggregates
         assert aggregates is not None  # loaded with the unifier
         return aggregate_store.update(
-            self._store, aggregates, unifier.graph, after, last, attributed, self.clock()
+            self._store,
+            aggregates,
+            unifier.graph,
+            after,
+            last,
+            attributed,
+            self.clock(),
+            self.products,
         )
 
     def _computed_changes(self, traits: aggregate_store.BatchTraits) -> set[str]:

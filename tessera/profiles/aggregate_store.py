@@ -21,6 +21,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from tessera.catalog.joins import DEFAULT_KEYS
+from tessera.catalog.keys import ProductKeys
 from tessera.identity.graph import IdentityGraph
 from tessera.profiles.aggregates import Aggregates, day_number, trait_key
 from tessera.profiles.computed import (
@@ -34,7 +36,11 @@ from tessera.store import Store
 
 
 def extraction(
-    traits: list[ComputedTrait], source: exp.Expr, *, with_profile: bool
+    traits: list[ComputedTrait],
+    source: exp.Expr,
+    *,
+    with_profile: bool,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> tuple[exp.Select, dict[str, Any]]:
     """`seq, time (µs), matched_0, value_0, matched_1, ...` for the events of `source`
     (aliased `ev`) that match at least one trait; `profile_id` first `with_profile`."""
@@ -49,30 +55,34 @@ def extraction(
     ]
     filters = []
     for index, trait in enumerate(traits):
-        matched = trait_filter(trait, bind)
+        matched = trait_filter(trait, bind, products=products)
         filters.append(matched.copy())
         columns.append(exp.func("coalesce", matched, exp.false()).as_(f"m{index}"))
-        columns.append(trait_value(trait, bind).as_(f"v{index}"))
+        columns.append(trait_value(trait, bind, products=products).as_(f"v{index}"))
     query = sqlglot.select(*columns).from_(source).where(exp.or_(*filters))
     return query, parameters
 
 
 def read_range(
-    store: Store, traits: list[ComputedTrait], after: int, last: int
+    store: Store,
+    traits: list[ComputedTrait],
+    after: int,
+    last: int,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> list[tuple[Any, ...]]:
     """The batch's events (seq in (after, last]) that some trait reads."""
     if not traits:
         return []
-    sql, parameters = _range_query(traits)
+    sql, parameters = _range_query(traits, products)
     return store.fetch_all(sql, {**parameters, "after": after, "last": last})
 
 
 #: the batch query per set of definitions: building it with sqlglot took ~30 ms a batch
-_RANGE_QUERIES: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
+_RANGE_QUERIES: dict[tuple[object, ...], tuple[str, dict[str, Any]]] = {}
 
 
-def _range_query(traits: list[ComputedTrait]) -> tuple[str, dict[str, Any]]:
-    key = tuple(trait_key(t) for t in traits)
+def _range_query(traits: list[ComputedTrait], products: ProductKeys) -> tuple[str, dict[str, Any]]:
+    key = (products, *(trait_key(t) for t in traits))
     found = _RANGE_QUERIES.get(key)
     if found is None:
         events = exp.alias_(
@@ -80,7 +90,7 @@ def _range_query(traits: list[ComputedTrait]) -> tuple[str, dict[str, Any]]:
             "ev",
             table=True,
         )
-        query, parameters = extraction(traits, events, with_profile=False)
+        query, parameters = extraction(traits, events, with_profile=False, products=products)
         found = (query.sql(dialect="duckdb"), parameters)
         if len(_RANGE_QUERIES) > 16:  # definitions changed many times: start afresh
             _RANGE_QUERIES.clear()
@@ -130,6 +140,7 @@ def update(
     last: int,
     attributed: list[tuple[int, str]],
     now: datetime,
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> BatchTraits:
     """Apply one batch to the aggregates: its merges (states combine), then its events
     (each to the live profile it now belongs to); returns the touched profiles' values."""
@@ -141,7 +152,7 @@ def update(
             aggregates.merge(entry.profile, entry.other_profile)
             removed.add(entry.other_profile)
     owner = dict(attributed)
-    rows = read_range(store, aggregates.traits, after, last)
+    rows = read_range(store, aggregates.traits, after, last, products)
     touched: set[str] = set()
 
     def profile_of(row: tuple[Any, ...]) -> str | None:
@@ -218,7 +229,12 @@ def insert_values(store: Store, rows: list[tuple[Any, ...]], moment: datetime | 
     )
 
 
-def restore(store: Store, traits: list[ComputedTrait], today: int | None = None) -> Aggregates:
+def restore(
+    store: Store,
+    traits: list[ComputedTrait],
+    today: int | None = None,
+    products: ProductKeys = DEFAULT_KEYS,
+) -> Aggregates:
     """The aggregates as persisted for these definitions; a definition the store does not
     cover yet is filled from the log (up to the pipeline's position) and persisted.
     `today` (a UTC day number) lets buckets too old for every window go."""
@@ -228,11 +244,16 @@ def restore(store: Store, traits: list[ComputedTrait], today: int | None = None)
     covered = {row[0] for row in store.fetch_all("SELECT key FROM trait_aggregate_keys")}
     missing = [i for i, key in enumerate(aggregates.keys) if key not in covered]
     if missing or covered - set(aggregates.keys):
-        fill(store, aggregates, missing)
+        fill(store, aggregates, missing, products)
     return aggregates
 
 
-def fill(store: Store, aggregates: Aggregates, indices: list[int]) -> None:
+def fill(
+    store: Store,
+    aggregates: Aggregates,
+    indices: list[int],
+    products: ProductKeys = DEFAULT_KEYS,
+) -> None:
     """Build these traits' aggregates from the whole log the pipeline has processed
     (events through their live profile), then persist the whole state and what it
     covers, in one transaction."""
@@ -249,7 +270,7 @@ def fill(store: Store, aggregates: Aggregates, indices: list[int]) -> None:
         history = exp.alias_(
             events_of_profiles().where("e.seq <= $until").subquery(), "ev", table=True
         )
-        query, parameters = extraction(chosen, history, with_profile=True)
+        query, parameters = extraction(chosen, history, with_profile=True, products=products)
         rows = store.fetch_all(query.sql(dialect="duckdb"), {**parameters, "until": until})
         fold(aggregates, rows, lambda row: row[0], indices, 1)
     if aggregates.today is not None:

@@ -38,7 +38,8 @@ from pydantic import (
 )
 from sqlglot import exp
 
-from tessera.catalog.joins import event_items, product_item_values
+from tessera.catalog.joins import DEFAULT_KEYS, event_items, product_item_values
+from tessera.catalog.keys import ProductKeys
 from tessera.errors import InvalidField, field_problem
 from tessera.profiles.dialect import Dialect, for_dialect, json_path
 
@@ -266,7 +267,12 @@ def binder(parameters: dict[str, Any]) -> Binder:
     return bind
 
 
-def trait_filter(trait: ComputedTrait, bind: Binder, dialect: Dialect = "duckdb") -> exp.Expr:
+def trait_filter(
+    trait: ComputedTrait,
+    bind: Binder,
+    dialect: Dialect = "duckdb",
+    products: ProductKeys = DEFAULT_KEYS,
+) -> exp.Expr:
     """Which events a trait reads (its event name and `where`), the window aside."""
     conditions: list[exp.Expr] = []
     if trait.event is not None:
@@ -280,7 +286,7 @@ def trait_filter(trait: ComputedTrait, bind: Binder, dialect: Dialect = "duckdb"
             extracted.eq(bind(str(wanted).lower() if isinstance(wanted, bool) else str(wanted)))
         )
     if trait.by is not None and trait.by.startswith("product."):
-        items = event_items(exp.column("properties", "ev"))
+        items = event_items(exp.column("properties", "ev"), products)
         conditions.append(exp.GT(this=exp.func("len", items), expression=exp.Literal.number(0)))
     return exp.and_(*conditions) if conditions else exp.true()
 
@@ -299,13 +305,13 @@ def _single_key(by: str) -> exp.Expr:
     return exp.Cast(this=hours, to=exp.DataType.build("VARCHAR"))
 
 
-def item_values(trait: ComputedTrait) -> exp.Expr:
+def item_values(trait: ComputedTrait, products: ProductKeys = DEFAULT_KEYS) -> exp.Expr:
     """An itemised trait's items of one event, `STRUCT(k VARCHAR, amount DOUBLE)[]`: the
     products it names (their field from the catalogue, their amount), or its one channel
-    or hour of the week (amount 1)."""
+    or hour of the week (amount 1). `products` says where events name products."""
     assert trait.by is not None
     if trait.by.startswith("product."):
-        items = event_items(exp.column("properties", "ev"))
+        items = event_items(exp.column("properties", "ev"), products)
         return product_item_values(items, trait.by.partition(".")[2], trait.category_level)
     key = _single_key(trait.by)
     pair = exp.Struct(
@@ -320,11 +326,16 @@ def item_values(trait: ComputedTrait) -> exp.Expr:
     return exp.Array(expressions=[pair])
 
 
-def trait_value(trait: ComputedTrait, bind: Binder, dialect: Dialect = "duckdb") -> exp.Expr:
+def trait_value(
+    trait: ComputedTrait,
+    bind: Binder,
+    dialect: Dialect = "duckdb",
+    products: ProductKeys = DEFAULT_KEYS,
+) -> exp.Expr:
     """The value a trait aggregates from one event: the property as text, or as a DOUBLE
     (NULL when it is not a number) for sum, avg, min and max; NULL when it reads none."""
     if trait.by is not None and trait.by.startswith("product."):
-        return item_values(trait)
+        return item_values(trait, products)
     if trait.by is not None:
         # one key per event (its channel or hour): the key itself, no list to build
         return _single_key(trait.by)
@@ -346,7 +357,10 @@ def _today(now: exp.Expr) -> exp.Expr:
 
 
 def compile_trait(
-    trait: ComputedTrait, parameters: dict[str, Any], dialect: Dialect = "duckdb"
+    trait: ComputedTrait,
+    parameters: dict[str, Any],
+    dialect: Dialect = "duckdb",
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> exp.Select:
     """One trait as `SELECT profile_id, value ... GROUP BY profile_id`: the full recompute,
     over the whole history (`profiles/aggregates.py` keeps the same values incrementally).
@@ -360,7 +374,7 @@ def compile_trait(
     """
     bind = binder(parameters)
     now = exp.Cast(this=exp.Placeholder(this="now"), to=exp.DataType.build("TIMESTAMP"))
-    conditions: list[exp.Expr] = [trait_filter(trait, bind, dialect)]
+    conditions: list[exp.Expr] = [trait_filter(trait, bind, dialect, products)]
     if trait.window_days is not None:
         since = exp.Sub(
             this=_today(now.copy()),
@@ -369,8 +383,8 @@ def compile_trait(
         conditions.append(_today(exp.column("timestamp", "ev")) >= since)
 
     if trait.by is not None:
-        return _compile_itemised(trait, conditions)
-    value = trait_value(trait, bind, dialect)
+        return _compile_itemised(trait, conditions, products)
+    value = trait_value(trait, bind, dialect, products)
     order = exp.Array(
         expressions=[exp.func("epoch_us", exp.column("timestamp", "ev")), exp.column("seq", "ev")]
     )
@@ -408,7 +422,9 @@ def compile_trait(
     return rewritten
 
 
-def _compile_itemised(trait: ComputedTrait, conditions: list[exp.Expr]) -> exp.Select:
+def _compile_itemised(
+    trait: ComputedTrait, conditions: list[exp.Expr], products: ProductKeys
+) -> exp.Select:
     """An itemised trait over the whole history: each matching event's items (one row
     each, with the event's time, seq and the item's position), aggregated per profile as
     `aggregates.Bucket.add_items` does incrementally."""
@@ -416,7 +432,7 @@ def _compile_itemised(trait: ComputedTrait, conditions: list[exp.Expr]) -> exp.S
         exp.column("profile_id", "ev"),
         exp.column("seq", "ev"),
         exp.column("timestamp", "ev"),
-        item_values(trait).as_("its"),
+        item_values(trait, products).as_("its"),
     ).from_(events_of_profiles().subquery("ev"))
     for condition in conditions:
         events = events.where(condition)
@@ -487,12 +503,14 @@ def _compile_itemised(trait: ComputedTrait, conditions: list[exp.Expr]) -> exp.S
     )
 
 
-def compile_all(traits: list[ComputedTrait], now: str) -> tuple[str, dict[str, Any]]:
+def compile_all(
+    traits: list[ComputedTrait], now: str, products: ProductKeys = DEFAULT_KEYS
+) -> tuple[str, dict[str, Any]]:
     """All traits in one query: `profile_id, name, value (JSON)` rows."""
     parameters: dict[str, Any] = {"now": now}
     parts = []
     for index, trait in enumerate(traits):
-        query = compile_trait(trait, parameters)
+        query = compile_trait(trait, parameters, products=products)
         parts.append(
             sqlglot.select(
                 exp.column("profile_id"),

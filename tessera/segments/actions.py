@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, field_serializer, field_validator
 
+from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.identity.lookup import lookup
 from tessera.paging import Page
@@ -35,6 +36,10 @@ class Segment(Result):
     evaluated_at: str | None
     tree: Any = Field(description="The parsed query, as JSON")
     size: int
+    exposed: bool = Field(
+        description="Exposed to the decision API: POST /v1/personalize answers its name to "
+        "the visitors in it"
+    )
     status: str = Field(description="ok, or failed (its last evaluation failed)")
     failure: str | None
     failed_at: str | None
@@ -48,6 +53,7 @@ class SegmentSummary(Result):
     query: str
     evaluated_at: datetime | None
     size: int
+    exposed: bool
     status: str
     failure: str | None
     failed_at: str | None
@@ -128,22 +134,55 @@ def enrichment_policy(context: Context) -> str:
     return context.settings.consent_policy(ENRICHMENT_PURPOSE)
 
 
-def create(context: Context, name: str, query: str) -> Segment:
-    """Check, backfill and save a new segment; its definition with its size."""
-    return Segment(**service.create(context.store, name, query, computed_names(context),
-                                    enrichment_policy=enrichment_policy(context)))  # fmt: skip
+def create(context: Context, name: str, query: str, exposed: bool = False) -> Segment:
+    """Check, backfill and save a new segment (exposed to the decision API or not); its
+    definition with its size."""
+    return Segment(
+        **service.create(
+            context.store,
+            name,
+            query,
+            computed_names(context),
+            exposed=exposed,
+            products=_keys(context),
+            enrichment_policy=enrichment_policy(context),
+        )
+    )
 
 
-def update(context: Context, name: str, query: str) -> Segment:
-    """Change a segment's query; its members follow at once."""
-    return Segment(**service.update(context.store, name, query, computed_names(context),
-                                    enrichment_policy=enrichment_policy(context)))  # fmt: skip
+def update(context: Context, name: str, query: str, exposed: bool | None = None) -> Segment:
+    """Change a segment's query (and, when given, whether it is exposed to the decision
+    API); its members follow at once."""
+    service.update(
+        context.store,
+        name,
+        query,
+        computed_names(context),
+        products=_keys(context),
+        enrichment_policy=enrichment_policy(context),
+    )
+    if exposed is not None:
+        service.set_exposed(context.store, name, exposed)
+    return show(context, name)
+
+
+def expose(context: Context, name: str, exposed: bool = True) -> Segment:
+    """Expose a segment to the decision API, or stop (`exposed=False`): the decision for a
+    visitor in it names it (TESSERA_PERSONALIZE_EXPOSED_SEGMENTS exposes more, never
+    fewer: a segment is answered when its flag or the setting exposes it)."""
+    return Segment(**service.set_exposed(context.store, name, exposed))
 
 
 def preview(context: Context, query: str, sample: int = 10) -> Preview:
     """Size, sample, description and SQL of a query, without saving."""
-    found = service.preview(context.store, query, computed_names(context), sample=sample,
-                            enrichment_policy=enrichment_policy(context))  # fmt: skip
+    found = service.preview(
+        context.store,
+        query,
+        computed_names(context),
+        sample=sample,
+        products=_keys(context),
+        enrichment_policy=enrichment_policy(context),
+    )
     return Preview(**found)
 
 
@@ -177,5 +216,15 @@ def why(context: Context, name: str, reference: str) -> Why:
     (`TYPE:VALUE` or a profile id)."""
     profile_id = lookup(context.store, reference, context.settings.default_region)
     return Why.model_validate(
-        service.why(context.store, name, profile_id, enrichment_policy=enrichment_policy(context))
+        service.why(
+            context.store,
+            name,
+            profile_id,
+            products=_keys(context),
+            enrichment_policy=enrichment_policy(context),
+        )
     )
+
+
+def _keys(context: Context) -> ProductKeys:
+    return ProductKeys.of_settings(context.settings)

@@ -20,8 +20,9 @@ import orjson
 import sqlglot
 from sqlglot import exp
 
-from tessera.catalog.joins import DEFAULT_PROPERTY, product_ids
+from tessera.catalog.joins import DEFAULT_KEYS, product_ids
 from tessera.catalog.joins import READABLE as PRODUCT_FIELDS
+from tessera.catalog.keys import ProductKeys
 from tessera.identity.identifiers import ANONYMOUS_TYPES, SYNC_PREFIX
 from tessera.profiles import consent as consent_rule
 from tessera.profiles.dialect import Dialect, for_dialect
@@ -76,8 +77,8 @@ class _Builder:
     #: the computed-trait joins, in order
     joins: list[exp.Join] = field(default_factory=list)
     profiles: list[str] | None = None
-    #: the event property naming a product
-    product_property: str = DEFAULT_PROPERTY
+    #: where an event names a product (TESSERA_PRODUCT_ID_PROPERTIES)
+    products: ProductKeys = DEFAULT_KEYS
     #: the engine the SQL is for (a condition spelled differently per engine asks)
     dialect: Dialect = "duckdb"
     #: the consent policy of third-party enrichment's purpose (`has third_party`)
@@ -96,6 +97,7 @@ def compile_segment(
     profiles: list[str] | None = None,
     dialect: Dialect = "duckdb",
     enrichment_policy: str = "required",
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> CompiledSegment:
     """SQL selecting the profile_ids in the segment at `now` (ISO time).
 
@@ -104,8 +106,11 @@ def compile_segment(
     over the same tables, `profiles/dialect.py`; parameters are `:name` markers for
     `spark.sql(text, args=parameters)`). `enrichment_policy` is the consent policy of
     third-party enrichment's purpose (`Settings.consent_policy(ENRICHMENT_PURPOSE)`):
-    `has third_party` counts only people whose consent allows it."""
-    builder = _Builder(profiles=profiles, dialect=dialect, enrichment_policy=enrichment_policy)
+    `has third_party` counts only people whose consent allows it. `products` says where
+    events name products."""
+    builder = _Builder(
+        profiles=profiles, dialect=dialect, enrichment_policy=enrichment_policy, products=products
+    )
     builder.parameters["now"] = now
     return _guarded(
         lambda: _assemble(
@@ -115,7 +120,12 @@ def compile_segment(
 
 
 def compile_segments(
-    nodes: list[Node], *, now: str, profiles: list[str] | None, enrichment_policy: str = "required"
+    nodes: list[Node],
+    *,
+    now: str,
+    profiles: list[str] | None,
+    enrichment_policy: str = "required",
+    products: ProductKeys = DEFAULT_KEYS,
 ) -> CompiledSegment:
     """Many segments at once for some profiles (or, with None, everyone): `profile_id, m0,
     m1, ...` (one boolean per segment). Streaming re-evaluation runs this once per pipeline
@@ -125,7 +135,9 @@ def compile_segments(
     building it through sqlglot costs more than running it on a small batch, so it is
     cached per set of trees."""
     template = _compiled_many(
-        orjson.dumps([to_json(node) for node in nodes]), restricted=profiles is not None
+        orjson.dumps([to_json(node) for node in nodes]),
+        restricted=profiles is not None,
+        products=products,
     )
     parameters = dict(template.parameters)
     if "now" in parameters:
@@ -138,9 +150,9 @@ def compile_segments(
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_many(trees: bytes, *, restricted: bool) -> CompiledSegment:
+def _compiled_many(trees: bytes, *, restricted: bool, products: ProductKeys) -> CompiledSegment:
     nodes = [from_json(data) for data in orjson.loads(trees)]
-    builder = _Builder(profiles=[] if restricted else None)
+    builder = _Builder(profiles=[] if restricted else None, products=products)
     builder.parameters["now"] = ""
 
     def build() -> CompiledSegment:
@@ -476,9 +488,10 @@ def _filter(item: Filter, b: _Builder) -> exp.Expr:
 
 
 def _product_filter(item: Filter, b: _Builder) -> exp.Expr:
-    """The event names a product (`properties.product_id` or in `properties.products`)
-    whose catalogue field passes the test: the matching ids are one uncorrelated subquery,
-    read once per query, and each event's ids are checked against that list."""
+    """The event names a product (in its properties or in `properties.products`, read
+    through the builder's `ProductKeys`) whose catalogue field passes the test: the
+    matching ids are one uncorrelated subquery, read once per query, and each event's ids
+    are checked against that list."""
     assert item.property in PRODUCT_FIELDS, item.property
     field = exp.Cast(this=exp.column(item.property, "pr"), to=exp.DataType.build("VARCHAR"))
     test = _coalesce(_value_test(field, item.op, item.value, b), exp.false())
@@ -489,7 +502,7 @@ def _product_filter(item: Filter, b: _Builder) -> exp.Expr:
         .from_("products AS pr")
         .where(test)
     )
-    ids = product_ids(_sql("properties"), b.product_property)
+    ids = product_ids(_sql("properties"), b.products)
     return _coalesce(_call("list_has_any", ids, matching.subquery()), exp.false())
 
 

@@ -17,6 +17,8 @@ from typing import Any, assert_never
 
 import orjson
 
+from tessera.catalog.joins import DEFAULT_KEYS
+from tessera.catalog.keys import ProductKeys
 from tessera.errors import Conflict, InvalidField, NotFound, SegmentNameReserved, TesseraError
 from tessera.events.timestamps import iso_utc
 from tessera.paging import Page, check_limit, decode_cursor, page_of
@@ -73,20 +75,24 @@ def preview(
     *,
     sample: int = 10,
     now: datetime | None = None,
+    products: ProductKeys = DEFAULT_KEYS,
     enrichment_policy: str = "required",
 ) -> dict[str, Any]:
     """Size, a sample of members, the description and the SQL, without saving.
-
-    `enrichment_policy` (here and below): the consent policy of third-party enrichment's
-    purpose, which `has third_party` applies (`compiler.compile_segment`)."""
+    `products` says where events name products (TESSERA_PRODUCT_ID_PROPERTIES), and
+    `enrichment_policy` is the consent policy of third-party enrichment's purpose, which
+    `has third_party` applies (`compiler.compile_segment`): here and in every function
+    below that evaluates."""
     tree = understand(store, query, computed_names)
-    members = _run(store, tree, _now(now), enrichment_policy=enrichment_policy)
+    members = _run(store, tree, _now(now), products=products, enrichment_policy=enrichment_policy)
     return {
         "size": len(members),
         "sample": sorted(members)[:sample],
         "description": describe(tree),
         "tree": to_json(tree),
-        "sql": compile_segment(tree, now=_now(now), enrichment_policy=enrichment_policy).sql,
+        "sql": compile_segment(
+            tree, now=_now(now), products=products, enrichment_policy=enrichment_policy
+        ).sql,
     }
 
 
@@ -119,6 +125,9 @@ def create(
     query: str,
     computed_names: set[str],
     now: datetime | None = None,
+    *,
+    exposed: bool = False,
+    products: ProductKeys = DEFAULT_KEYS,
     enrichment_policy: str = "required",
 ) -> dict[str, Any]:
     check_name(name)
@@ -128,15 +137,15 @@ def create(
     moment = _now(now)
     # Run once before saving (the backfill from the whole history): a query that cannot
     # run is refused with its reason and nothing is saved.
-    members = _run(store, tree, moment, enrichment_policy=enrichment_policy)
+    members = _run(store, tree, moment, products=products, enrichment_policy=enrichment_policy)
     segment_id = "seg_" + secrets.token_hex(6)
     try:
         with store.transaction():
             store.execute(
                 "INSERT INTO segments (id, name, query, tree, description, created_at, "
-                "updated_at, evaluated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at, evaluated_at, exposed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [segment_id, name, query, orjson.dumps(to_json(tree)).decode(),
-                 describe(tree), moment, moment, moment],
+                 describe(tree), moment, moment, moment, exposed],
             )  # fmt: skip
             _record_moves(store, {segment_id: members}, moment, None)
     except QueryFailed as e:  # the same name created at the same moment
@@ -152,6 +161,8 @@ def update(
     query: str,
     computed_names: set[str],
     now: datetime | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
     enrichment_policy: str = "required",
 ) -> dict[str, Any]:
     """Change a segment's query: checked and run once like a new one (nothing changes
@@ -167,7 +178,7 @@ def update(
             value=query,
         )
     moment = _now(now)
-    members = _run(store, tree, moment, enrichment_policy=enrichment_policy)
+    members = _run(store, tree, moment, products=products, enrichment_policy=enrichment_policy)
     with store.transaction():
         store.execute(
             "UPDATE segments SET query = ?, tree = ?, description = ?, updated_at = ?, "
@@ -178,6 +189,22 @@ def update(
         _record_moves(store, {segment["id"]: members}, moment, None)
         failures.clear(store, [segment["id"]])
     return get(store, name)
+
+
+def set_exposed(store: Store, name: str, exposed: bool) -> dict[str, Any]:
+    """Expose the segment to the decision API (its name is answered to the visitors in
+    it) or stop; its definition and members are untouched."""
+    segment = _row(store, name)
+    store.execute(
+        "UPDATE segments SET exposed = ?, updated_at = ? WHERE id = ?",
+        [exposed, _now(None), segment["id"]],
+    )
+    return get(store, name)
+
+
+def exposed_names(store: Store) -> list[str]:
+    """The segments flagged exposed, by name."""
+    return [r[0] for r in store.fetch_all("SELECT name FROM segments WHERE exposed ORDER BY name")]
 
 
 def delete(store: Store, name: str) -> None:
@@ -210,6 +237,7 @@ def list_segments(store: Store) -> list[dict[str, Any]]:
     when its last evaluation failed, else "ok"."""
     rows = store.fetch_dicts(
         "SELECT g.name, g.description, g.query, g.evaluated_at, "
+        "coalesce(g.exposed, false) AS exposed, "
         "count(m.profile_id) FILTER (WHERE m.left_at IS NULL) AS size, "
         "f.reason AS failure, f.failed_at "
         "FROM segments g LEFT JOIN segment_members m ON m.segment_id = g.id "
@@ -222,7 +250,12 @@ def list_segments(store: Store) -> list[dict[str, Any]]:
 
 
 def evaluate(
-    store: Store, name: str, now: datetime | None = None, enrichment_policy: str = "required"
+    store: Store,
+    name: str,
+    now: datetime | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
+    enrichment_policy: str = "required",
 ) -> dict[str, int]:
     """Re-evaluate one segment over every profile; record who entered and who left.
 
@@ -232,7 +265,11 @@ def evaluate(
     moment = _now(now)
     try:
         members = _evaluate(
-            store, _tree(segment["tree"]), moment, enrichment_policy=enrichment_policy
+            store,
+            _tree(segment["tree"]),
+            moment,
+            products=products,
+            enrichment_policy=enrichment_policy,
         )
         with store.transaction():
             changes = _record_moves(store, {segment["id"]: members}, moment, None)
@@ -253,7 +290,11 @@ def evaluate(
 
 
 def evaluate_all(
-    store: Store, now: datetime | None = None, enrichment_policy: str = "required"
+    store: Store,
+    now: datetime | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
+    enrichment_policy: str = "required",
 ) -> dict[str, dict[str, int]]:
     """Every segment, those a segment depends on (`in segment`) first. One that fails is
     marked failed (see `failures`) and the others carry on; it is left out of the
@@ -271,7 +312,9 @@ def evaluate_all(
         # One that fails is marked failed with its reason; the others carry on (and one
         # deleted meanwhile is simply gone).
         with contextlib.suppress(SegmentCannotRun, NotFound):
-            done[name] = evaluate(store, name, now, enrichment_policy)
+            done[name] = evaluate(
+                store, name, now, products=products, enrichment_policy=enrichment_policy
+            )
 
     for name in sorted(trees):
         visit(name)
@@ -356,6 +399,8 @@ def evaluate_touched(
     profiles: list[str],
     now: datetime | None = None,
     changes: Changes | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
     enrichment_policy: str = "required",
 ) -> dict[str, dict[str, int]]:
     """Streaming: re-evaluate every segment for just these profiles, in one query per
@@ -391,11 +436,11 @@ def evaluate_touched(
         # others a failed shared query and a run each at every refresh.
         healthy = {n: pending[n] for n in layer if pending[n][0] not in failing}
         if healthy:
-            results |= _refresh_layer(store, healthy, moment, among, enrichment_policy)
+            results |= _refresh_layer(store, healthy, moment, among, products, enrichment_policy)
         for name in layer:
             if name not in healthy:
                 results |= _refresh_layer(
-                    store, {name: pending[name]}, moment, among, enrichment_policy
+                    store, {name: pending[name]}, moment, among, products, enrichment_policy
                 )
         for name in layer:
             del pending[name]
@@ -407,12 +452,13 @@ def _refresh_layer(
     layer: dict[str, tuple[str, Node]],
     moment: str,
     among: list[str] | None,
+    products: ProductKeys,
     enrichment_policy: str = "required",
 ) -> dict[str, dict[str, int]]:
     """One query for the whole layer; when it fails, each segment alone, so that one
     whose SQL cannot run is marked failed and the others' memberships still change."""
     try:
-        return _refresh_together(store, layer, moment, among, enrichment_policy)
+        return _refresh_together(store, layer, moment, among, products, enrichment_policy)
     except NOT_SEGMENT_FAULTS:
         raise
     except SEGMENT_FAULTS as error:
@@ -423,7 +469,9 @@ def _refresh_layer(
     results: dict[str, dict[str, int]] = {}
     for name, entry in layer.items():
         try:
-            results |= _refresh_together(store, {name: entry}, moment, among, enrichment_policy)
+            results |= _refresh_together(
+                store, {name: entry}, moment, among, products, enrichment_policy
+            )
         except NOT_SEGMENT_FAULTS:
             raise
         except SEGMENT_FAULTS as error:
@@ -436,12 +484,16 @@ def _refresh_together(
     layer: dict[str, tuple[str, Node]],
     moment: str,
     among: list[str] | None,
+    products: ProductKeys,
     enrichment_policy: str = "required",
 ) -> dict[str, dict[str, int]]:
     compiled = compile_segments(
-        [tree for _, tree in layer.values()], now=moment, profiles=among,
+        [tree for _, tree in layer.values()],
+        now=moment,
+        profiles=among,
+        products=products,
         enrichment_policy=enrichment_policy,
-    )  # fmt: skip
+    )
     ids = [segment_id for segment_id, _ in layer.values()]
     with store.transaction():
         # The query's rows (profile, one boolean per segment) stay in DuckDB: unpivoted
@@ -583,6 +635,8 @@ def why(
     name: str,
     profile_id: str,
     now: datetime | None = None,
+    *,
+    products: ProductKeys = DEFAULT_KEYS,
     enrichment_policy: str = "required",
 ) -> dict[str, Any]:
     """Which conditions of the segment hold for this profile, and which do not."""
@@ -600,7 +654,14 @@ def why(
 
     def explain(node: Node) -> dict[str, Any]:
         holds = bool(
-            _run(store, node, moment, profiles=[profile_id], enrichment_policy=enrichment_policy)
+            _run(
+                store,
+                node,
+                moment,
+                profiles=[profile_id],
+                products=products,
+                enrichment_policy=enrichment_policy,
+            )
         )
         out: dict[str, Any] = {"condition": describe(node), "holds": holds}
         parts = children(node)
@@ -685,10 +746,12 @@ def _evaluate(
     tree: Node,
     now: str,
     profiles: list[str] | None = None,
+    *,
+    products: ProductKeys,
     enrichment_policy: str = "required",
 ) -> set[str]:
     compiled = compile_segment(
-        tree, now=now, profiles=profiles, enrichment_policy=enrichment_policy
+        tree, now=now, profiles=profiles, products=products, enrichment_policy=enrichment_policy
     )
     return {r[0] for r in store.fetch_all(compiled.sql, compiled.parameters)}
 
@@ -698,12 +761,16 @@ def _run(
     tree: Node,
     now: str,
     profiles: list[str] | None = None,
+    *,
+    products: ProductKeys,
     enrichment_policy: str = "required",
 ) -> set[str]:
     """Evaluate a segment a user is writing (preview, create, update, why): a failure is
     their 400 with the reason, never a 500, and nothing is saved."""
     try:
-        return _evaluate(store, tree, now, profiles, enrichment_policy)
+        return _evaluate(
+            store, tree, now, profiles, products=products, enrichment_policy=enrichment_policy
+        )
     except TesseraError:  # already a clear answer (too complex)
         raise
     except NOT_SEGMENT_FAULTS:  # the database's trouble: not the segment's
@@ -780,7 +847,8 @@ def referenced(node: Node) -> set[str]:
 def _row(store: Store, name: str) -> dict[str, Any]:
     rows = store.fetch_dicts(
         "SELECT id, name, query, tree, description, created_at, "
-        "updated_at, evaluated_at FROM segments WHERE name = ?",
+        "updated_at, evaluated_at, coalesce(exposed, false) AS exposed "
+        "FROM segments WHERE name = ?",
         [name],
     )
     if not rows:

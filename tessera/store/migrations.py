@@ -650,6 +650,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        18,
+        """
+        -- A segment may be exposed to the decision API (POST /v1/personalize answers its
+        -- name to the visitor in it), flagged on the segment itself by a marketer.
+        ALTER TABLE segments ADD COLUMN exposed BOOLEAN DEFAULT false;
+        -- Traits (traits.NAME, computed.NAME) a decision may answer, flagged one by one
+        -- (personalize/exposure.py), beside TESSERA_PERSONALIZE_EXPOSED_TRAITS.
+        CREATE TABLE exposed_traits (
+            name VARCHAR PRIMARY KEY,
+            exposed_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
         20,
         """
         -- Predictive models (tessera/predict): each one's last fit, as JSON: the report the

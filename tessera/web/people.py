@@ -273,8 +273,20 @@ def segment_page(
         "why": why,
         "explanation": explanation,
         "why_error": why_error,
+        "exposed_by_setting": name in runtime.settings.personalize_exposed_segments,
     }
     return render(request, "segment.html", context)
+
+
+@router.post("/segments/{name}/expose")
+def expose_segment(
+    runtime: RuntimeDep, name: str, exposed: Annotated[str, Form()] = ""
+) -> Response:
+    """The toggle on a segment's page: `exposed=on` exposes it to the decision API, an
+    empty value stops."""
+    actions.expose(runtime, name, exposed == "on")
+    runtime.personalizer.refresh()
+    return RedirectResponse(f"/segments/{name}#exposure", status_code=303)
 
 
 @router.post("/segments/{name}/delete")

@@ -23,6 +23,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(
         tmp_path_factory.mktemp("personalize") / "data",
         TESSERA_PERSONALIZE_EXPOSED_TRAITS='["traits.country"]',
+        TESSERA_PERSONALIZE_EXPOSED_SEGMENTS='["legacy"]',
         TESSERA_COLLECTORS="0",
     )
     write_key = server.create_source("web")
@@ -144,3 +145,57 @@ def test_the_cli_creates_offers_and_looks_up_callers_through_the_server(
     assert card["consent"]["personalisation"] is True
     listed = httpx.get(f"{live.url}/api/offers", headers=live.admin).json()
     assert [o["name"] for o in listed] == ["runners"]
+
+
+def test_segments_and_traits_flagged_exposed_or_named_in_the_settings_are_answered(
+    live: LiveServer, key: str
+) -> None:
+    for name, query in (("legacy", 'traits.country = "FR"'), ("hidden", 'did "Product Viewed"')):
+        made = httpx.post(f"{live.url}/api/segments", headers=live.admin,
+                          json={"name": name, "query": query})  # fmt: skip
+        assert made.status_code == 201 and made.json()["exposed"] is False, made.text
+    viewers = httpx.post(
+        f"{live.url}/api/segments",
+        headers=live.admin,
+        json={"name": "viewers", "query": 'did "Product Viewed"', "exposed": True},
+    )
+    assert viewers.status_code == 201 and viewers.json()["exposed"] is True, viewers.text
+    assert _decide(live, {}, userId="u1", key=key).json()["segments"] == ["legacy", "viewers"]
+
+    # the CLI through the server
+    off = as_json(tessera(live.data_dir, "segments", "expose", "viewers", "--off", "--json"))
+    assert off["exposed"] is False
+    assert _decide(live, {}, userId="u1", key=key).json()["segments"] == ["legacy"]
+    # the flag and the setting add up: unflagging a segment the setting names keeps it
+    flagged = httpx.post(f"{live.url}/api/segments/hidden/expose", headers=live.admin)
+    assert flagged.status_code == 200 and flagged.json()["exposed"] is True
+    httpx.post(f"{live.url}/api/segments/legacy/unexpose", headers=live.admin).raise_for_status()
+    assert _decide(live, {}, userId="u1", key=key).json()["segments"] == ["hidden", "legacy"]
+    changed = httpx.put(f"{live.url}/api/segments/hidden", headers=live.admin,
+                        json={"query": 'did "Product Viewed"', "exposed": False})  # fmt: skip
+    assert changed.status_code == 200 and changed.json()["exposed"] is False
+    listed = {s["name"]: s["exposed"] for s in
+              httpx.get(f"{live.url}/api/segments", headers=live.admin).json()}  # fmt: skip
+    assert listed == {"hidden": False, "legacy": False, "viewers": False}
+    missing = httpx.post(f"{live.url}/api/segments/nope/expose", headers=live.admin)
+    assert missing.status_code == 404 and "no segment named 'nope'" in missing.json()["message"]
+
+    action = {"action": "POST /api/segments/{name}/"}
+    audited = httpx.get(f"{live.url}/api/audit", headers=live.admin, params=action).json()["items"]
+    assert [(e["action"].rsplit("/", 1)[1], e["target"]) for e in audited][:3] == [
+        ("expose", "nope"), ("unexpose", "legacy"), ("expose", "hidden")
+    ]  # fmt: skip
+
+    # traits too: flagged one by one, beside the setting (traits.country)
+    base = f"{live.url}/api/personalize/traits"
+    named = httpx.post(f"{base}/traits.firstName/expose", headers=live.admin).json()
+    assert named == {"flagged": ["traits.firstName"], "from_setting": ["traits.country"],
+                     "exposed": ["traits.country", "traits.firstName"]}  # fmt: skip
+    assert _decide(live, {}, userId="u1", key=key).json()["traits"] == {
+        "country": "FR", "firstName": "Jane"
+    }  # fmt: skip
+    httpx.post(f"{base}/traits.firstName/unexpose", headers=live.admin).raise_for_status()
+    httpx.post(f"{base}/traits.country/unexpose", headers=live.admin).raise_for_status()
+    assert _decide(live, {}, userId="u1", key=key).json()["traits"] == {"country": "FR"}
+    bad = httpx.post(f"{base}/firstName/expose", headers=live.admin)
+    assert bad.status_code == 400 and "traits.NAME or computed.NAME" in bad.json()["message"]

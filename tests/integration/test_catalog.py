@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tessera.catalog import products
 from tessera.catalog.rows import load_mapping
 from tessera.errors import NotFound
+from tessera.personalize import callcentre, recommendations
 from tessera.profiles import aggregate_store, catalogue
 from tessera.profiles.aggregates import day_number
 from tessera.runtime import Runtime
@@ -242,5 +243,75 @@ def test_itemised_traits_kept_incrementally_equal_the_full_recompute(
         assert_same(catalogue.current(runtime.pipeline.aggregates, now), full)
         restored = aggregate_store.restore(runtime.store, traits)
         assert_same(catalogue.current(restored, now), full)
+    finally:
+        runtime.close()
+
+
+def test_products_named_by_sku_reach_segments_traits_recommendations_and_the_call_centre(
+    tmp_path: Path,
+) -> None:
+    """TESSERA_PRODUCT_ID_PROPERTIES=["product_id", "sku", "item.sku"]: events naming
+    products by `sku` (top level and in products[]) and by a nested `item.sku` count
+    everywhere a product id is read, and `product_id` still wins where both are given."""
+    runtime = open_runtime(tmp_path, product_id_properties=["product_id", "sku", "item.sku"])
+    now = datetime.now().isoformat() + "Z"
+
+    def track(user: str, event: str, properties: dict[str, Any], index: int) -> dict[str, Any]:
+        return {"type": "track", "userId": user, "event": event, "properties": properties,
+                "messageId": f"m{index}", "timestamp": now}  # fmt: skip
+
+    try:
+        send(
+            runtime,
+            [
+                {"type": "identify", "userId": "runner", "messageId": "i1", "timestamp": now,
+                 "traits": {"email": "runner@example.com"}},
+                track("runner", "Order Completed",
+                      {"order_id": "o1", "products": [{"sku": "shoe-1", "quantity": 2}]}, 1),
+                track("runner", "Product Viewed", {"sku": "sock-2"}, 2),
+                track("homebody", "Order Completed",
+                      {"products": [{"item": {"sku": "lamp-3"}}, {"sku": 7}]}, 3),
+                track("homebody", "Product Viewed", {"item": {"sku": "shoe-1"}}, 4),
+                # both given: the first path listed names the product
+                track("both", "Order Completed", {"product_id": "lamp-3", "sku": "shoe-1"}, 5),
+            ],
+        )  # fmt: skip
+        runtime.pipeline.process()
+
+        def users(name: str, query: str) -> set[str]:
+            segments.create(runtime, name, query)
+            found = segments.members(runtime, name, limit=50).items
+            return {runtime.store.fetch_one(
+                "SELECT value FROM identities WHERE type = 'user_id' AND "
+                "profile_id = ?", [m["profile_id"]])[0] for m in found}  # type: ignore[index]  # fmt: skip
+
+        assert users(
+            "sport", 'did "Order Completed" where product.category starts with "Sport"'
+        ) == {"runner"}
+        assert users("acme", 'did "Order Completed" where product.brand = "Acme"') == {
+            "runner", "homebody", "both"
+        }  # fmt: skip
+        assert users(
+            "garden", 'did "Order Completed" where product.category contains "Garden"'
+        ) == {"homebody"}
+
+        for definition in DEFINITIONS:
+            catalogue.save_definition(runtime.store, definition)
+        traits = catalogue.definitions(runtime.store)
+        moment = datetime.now()
+        full = catalogue.recompute(runtime.store, traits, moment, runtime.pipeline.products)
+        values = {(profile, name): value for profile, name, value in full}
+        runner = runtime.store.fetch_one(
+            "SELECT profile_id FROM identities WHERE type = 'user_id' AND value = 'runner'"
+        )[0]  # type: ignore[index]
+        assert values[(runner, "spend_per_category")] == '{"Sport":258.0}'
+        assert values[(runner, "last_viewed_product")] == '"sock-2"'
+        runtime.pipeline.refresh_computed_traits()
+        assert_same(catalogue.current(runtime.pipeline.aggregates, moment), full)
+
+        trained = recommendations.train(runtime)
+        assert trained.products >= 4  # shoe-1, sock-2, lamp-3 and 7, all read by sku
+        card = callcentre.caller(runtime, "Runner@Example.com")
+        assert card.orders[0].products == ["shoe-1"]
     finally:
         runtime.close()

@@ -6,13 +6,17 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from tessera.catalog.keys import ProductKeys
 from tessera.personalize import itemsim
 from tessera.personalize.itemsim import Interaction
 from tessera.personalize.recommendations import History
 from tessera.personalize.strategies import HOLDOUT, Candidate, bucket, choose
+from tessera.settings import Settings
 
 OFFERS = [Candidate("a", 1, 1.0), Candidate("b", 5, 3.0), Candidate("c", 5, 1.0)]
 
@@ -157,3 +161,25 @@ def test_score_counts_hits_and_discounts_by_rank() -> None:
     scores = itemsim.score({"p": ["x", "y"], "q": ["z"]}, {"p": "y", "q": "w"}, k=10)
     assert scores.hit_rate == 0.5
     assert abs(scores.ndcg - 0.5 * (1 / 1.5849625)) < 1e-6
+
+
+def test_product_keys_read_the_first_path_present_in_the_order_listed() -> None:
+    keys = ProductKeys(("product_id", "sku", "item.sku"))
+    assert keys.of({"sku": "s-1", "product_id": "p-1"}) == "p-1"
+    assert keys.of({"sku": 42}) == "42"
+    assert keys.of({"product_id": "", "sku": "s-1"}) == "s-1"
+    assert keys.of({"item": {"sku": "nested"}}) == "nested"
+    assert keys.of({"product_id": True, "sku": {"a": 1}, "item": "flat"}) is None
+    assert ProductKeys().of({"sku": "s-1"}) is None
+
+
+def test_product_id_properties_refuse_what_is_not_a_path_of_names() -> None:
+    with pytest.raises(ValidationError, match="PRODUCT_ID_PROPERTIES"):
+        Settings(product_id_properties=["sku", "$.x"])
+    with pytest.raises(ValidationError):
+        Settings(product_id_properties=[])
+    with pytest.raises(ValueError, match="dotted path"):
+        ProductKeys(("a'b",))
+    assert Settings(product_id_properties=["sku", "sku", "id"]).product_id_properties == [
+        "sku", "id"
+    ]  # fmt: skip

@@ -19,14 +19,15 @@ LOOKALIKE = {"name": "like-vip", "seed": "vip", "reach": 10, "accuracy": None,
 
 SEGMENT = {"id": "seg_1", "name": "vip", "query": "known", "description": "known people",
            "created_at": "2026-11-30T10:00:00Z", "updated_at": "2026-11-30T10:00:00Z",
-           "evaluated_at": None, "tree": {"kind": "known"}, "size": 3, "status": "ok",
-           "failure": None, "failed_at": None}  # fmt: skip
+           "evaluated_at": None, "tree": {"kind": "known"}, "size": 3, "exposed": False,
+           "status": "ok", "failure": None, "failed_at": None}  # fmt: skip
 LIKE = {"name": "like-vip", "seed": "vip", "seed_size": 3, "method": "weights",
         "population": "all", "profiles_scored": 9, "features": 2, "reach": 10,
         "weights": [], "evaluation": {"held_out": 1, "curve": []}}  # fmt: skip
 ANSWERS: dict[str, object] = {
     "/api/segments": SEGMENT,
     "/api/segments/vip": SEGMENT,
+    "/api/segments/vip/unexpose": SEGMENT,
     "/api/segments/vip/why/email:jane@example.com": {
         "segment": "vip", "profile_id": "p1", "condition": "known", "holds": True},
     "/api/audiences/vip/holdout": {"audience": "vip", "share": 0.1, "members": 3, "held_out": 0},
@@ -83,14 +84,20 @@ def test_each_use_case_calls_its_route() -> None:
     remote = backend(httpx.MockTransport(record))
     remote.create_segment("vip", "computed.order_count >= 2")
     remote.update_segment("vip", "known")
+    remote.expose_segment("vip", False)
     remote.segment_why("vip", "email:jane@example.com")
     remote.holdout("vip", 0.1)
     remote.create_lookalike(LookalikeRequest("like-vip", "vip", reach=10))
     remote.load_signals({"signals": []})
     remote.set_lookalike_reach("like-vip", 20)
     assert seen == [
-        ("POST", "/api/segments", {"name": "vip", "query": "computed.order_count >= 2"}),
+        (
+            "POST",
+            "/api/segments",
+            {"name": "vip", "query": "computed.order_count >= 2", "exposed": False},
+        ),
         ("PUT", "/api/segments/vip", {"query": "known"}),
+        ("POST", "/api/segments/vip/unexpose", None),
         ("GET", "/api/segments/vip/why/email:jane@example.com", None),
         ("POST", "/api/audiences/vip/holdout", {"share": 0.1}),
         ("POST", "/api/audiences/lookalikes", LOOKALIKE),

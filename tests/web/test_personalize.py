@@ -91,3 +91,11 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     page.get_by_label("Phone number or e-mail, as the caller gives it").fill("nobody@example.com")
     page.get_by_role("button", name="Find").click()
     assert "nobody has email:nobody@example.com" in page.get_by_role("alert").inner_text()
+
+    # One step for the segment page's toggle: expose a segment to the decision API.
+    made = httpx.post(f"{live.url}/api/segments", headers=live.admin,
+                      json={"name": "viewers", "query": 'did "Product Viewed"'})  # fmt: skip
+    assert made.status_code == 201, made.text
+    page.goto(f"{live.url}/segments/viewers")
+    page.get_by_role("button", name="Expose to the decision API").click()
+    assert page.locator("[data-exposed=yes]").is_visible()
