@@ -3,7 +3,8 @@
     INPUT/  (`tessera log export`)        OUTPUT/
       toc.json, events/, inputs/    ->      identities/ profiles/ profile_summaries/
                                             event_profiles/ identity_ledger/
-                                            computed_traits/ segment_members/ run.json
+                                            computed_traits/ segment_members/
+                                            lookalike_members/ run.json
 
 Each output is a Parquet table in the store's columns; `tessera spark load OUTPUT` puts
 them in the serving store. A computed trait or segment that Spark cannot run is recorded
@@ -34,8 +35,10 @@ from tessera.results import Result
 from tessera.segments.compiler import compile_segment
 from tessera.segments.tree import from_json
 from tessera.settings import Settings
+from tessera.spark import lookalike
 from tessera.spark.component import IdentityConfig
 from tessera.spark.identity import identity
+from tessera.spark.lookalike import mentions_lookalike
 
 #: the identity tables, in the order they are written
 IDENTITY_TABLES = ("event_profiles", "identities", "profiles", "profile_summaries",
@@ -46,7 +49,8 @@ _EMPTY_INPUTS = {
     "left_at timestamp",
     "segments": "id string, name string, query string, tree string",
     "lookalike_members": "lookalike string, profile_id string, score double, rank bigint",
-    "lookalikes": "name string, reach bigint",
+    "lookalikes": "name string, seed string, method string, population string, reach bigint, "
+    "created_at timestamp, report string",
     "third_party_memberships": "identifier_type string, identifier_value string, "
     "taxonomy string, segment_id string, expires_at timestamp",
     "taxonomy_closure": "taxonomy string, ancestor string, descendant string",
@@ -78,6 +82,9 @@ class SparkRun(Result):
     segments_evaluated: list[str]
     failed_traits: list[Failed]
     failed_segments: list[Failed]
+    #: lookalike -> candidates scored (ranked in lookalike_members/)
+    lookalikes: dict[str, int]
+    failed_lookalikes: list[Failed]
     seconds: float
     processed_seq: int
 
@@ -143,20 +150,26 @@ def computed_traits(
             )
             parts.append(_named_json(frame, trait.name))
         except Exception as error:  # one bad definition never stops the others
-            failed.append(Failed(name=trait.name, reason=str(error).splitlines()[0][:300]))
+            failed.append(Failed(name=trait.name, reason=_reason(error)))
     try:
         tree = for_dialect(sqlglot.parse_one(RFM_SQL, read="duckdb"), "spark")
         rfm = spark.sql(tree.sql(dialect="spark"), args={"now": now}).toDF("profile_id", *RFM_NAMES)
         for name in RFM_NAMES:
             parts.append(_named_json(rfm.select("profile_id", F.col(name).alias("value")), name))
     except Exception as error:
-        failed.append(Failed(name="rfm", reason=str(error).splitlines()[0][:300]))
+        failed.append(Failed(name="rfm", reason=_reason(error)))
     if not parts:
         return None
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
     return union
+
+
+def _reason(error: Exception) -> str:
+    """The first line that says something (Spark's errors start with a blank line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
 
 
 def _named_json(frame: DataFrame, name: str) -> DataFrame:
@@ -173,20 +186,23 @@ def _named_json(frame: DataFrame, name: str) -> DataFrame:
 
 
 def segment_members(
-    spark: SparkSession, now: str, failed: list[Failed]
+    spark: SparkSession, now: str, failed: list[Failed], *, lookalikes: bool = False
 ) -> tuple[DataFrame | None, dict[str, str]]:
-    """`segment_id, profile_id` for every exported segment, compiled for Spark SQL."""
+    """`segment_id, profile_id` for every exported segment, compiled for Spark SQL: those
+    that read no lookalike audience, or (`lookalikes`) only those that do."""
     parts: list[DataFrame] = []
     names: dict[str, str] = {}
     for row in spark.table("segments").orderBy("name").collect():
         try:
+            if mentions_lookalike(row["tree"]) != lookalikes:
+                continue
             compiled = compile_segment(from_json(orjson.loads(row["tree"])), now=now,
                                        dialect="spark")  # fmt: skip
             frame = spark.sql(compiled.sql, args=compiled.parameters)
             parts.append(frame.select(F.lit(row["id"]).alias("segment_id"), "profile_id"))
             names[row["id"]] = row["name"]
         except Exception as error:
-            failed.append(Failed(name=row["name"], reason=str(error).splitlines()[0][:300]))
+            failed.append(Failed(name=row["name"], reason=_reason(error)))
     if not parts:
         return None, {}
     union = parts[0]
@@ -241,6 +257,13 @@ def run(
     if members is None:
         members = spark.createDataFrame([], "segment_id string, profile_id string")
     members.write.mode("overwrite").parquet(f"{out}/segment_members")
+    scored, failed_lookalikes = _lookalikes(spark, out, moment, settings, set(evaluated))
+    # The segments built on a lookalike audience (`in lookalike "X"`) read the scores
+    # just computed, so they follow the lookalikes in the same run.
+    followers, also = segment_members(spark, moment, failed_segments, lookalikes=True)
+    if followers is not None:
+        followers.write.mode("append").parquet(f"{out}/segment_members")
+    evaluated |= also
     sizes = {
         r[0]: r[1]
         for r in spark.read.parquet(f"{out}/segment_members")
@@ -260,11 +283,39 @@ def run(
         segments_evaluated=sorted(evaluated),
         failed_traits=failed_traits,
         failed_segments=failed_segments,
+        lookalikes=scored,
+        failed_lookalikes=failed_lookalikes,
         seconds=round(time.perf_counter() - started, 3),
         processed_seq=int(toc.get("exported_seq", 0)),
     )
     _write_manifest(out, result)
     return result
+
+
+def _lookalikes(
+    spark: SparkSession, out: str, now: str, settings: Settings, evaluated: set[str]
+) -> tuple[dict[str, int], list[Failed]]:
+    """Score the lookalikes into `out`/lookalike_members and make that the view the
+    segments read (with the exported scores of the lookalikes Spark could not score)."""
+    # A seed segment evaluated here is read from this run; one that reads a lookalike
+    # itself (evaluated after) from the export.
+    exported = spark.table("segment_members").where(
+        ~F.col("segment_id").isin(sorted(evaluated))
+    ).select("segment_id", "profile_id")
+    seeds = spark.read.parquet(f"{out}/segment_members").unionByName(exported)
+    found = lookalike.score(spark, now, settings.consent_policy("advertising"), seeds)
+    members = found.members
+    if members is None:
+        members = spark.createDataFrame([], lookalike.SCHEMA)
+    members.write.mode("overwrite").parquet(f"{out}/lookalike_members")
+    fresh = spark.read.parquet(f"{out}/lookalike_members")
+    kept = spark.table("lookalike_members").where(~F.col("lookalike").isin(found.scored))
+    fresh.unionByName(kept.select(*fresh.columns)).createOrReplaceTempView("lookalike_members")
+    sizes = {r[0]: r[1] for r in fresh.groupBy("lookalike").count().collect()}
+    return (
+        {name: int(sizes.get(name, 0)) for name in found.scored},
+        [Failed(name=name, reason=reason) for name, reason in found.failed],
+    )
 
 
 def _write_manifest(out: str, result: SparkRun) -> None:

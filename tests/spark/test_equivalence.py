@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from tessera.audiences import lookalike
 from tessera.events import export
 from tessera.profiles import catalogue, engagement, loyalty
 from tessera.runtime import Runtime
@@ -32,6 +33,8 @@ from tessera.settings import Settings
 from tests.integration.test_segment_agreement import trees
 
 pyspark = pytest.importorskip("pyspark")
+from tessera.spark.run import SparkRun  # noqa: E402  (after the skip: it imports pyspark)
+
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java 17+ (`java` is not on the PATH)", allow_module_level=True)
 
@@ -41,11 +44,21 @@ NOW = datetime(2026, 12, 1, 12, 0)
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "segments.json").read_text())
 
 
+#: lookalikes made on the demo beside its own (`demo-buyers-lookalike`, weights over
+#: everyone): name -> (seed segment, method, population, reach)
+LOOKALIKES = {
+    "like_france_classifier": ("demo-france", "classifier", "all", 12),
+    "like_buyers_known": ("demo-buyers", "classifier", "known", 5),
+    "like_france_anonymous": ("demo-france", "weights", "anonymous", 5),
+}
+
+
 class World:
-    def __init__(self, runtime: Runtime, spark: Any, output: Path) -> None:
+    def __init__(self, runtime: Runtime, spark: Any, output: Path, result: SparkRun) -> None:
         self.runtime = runtime
         self.spark = spark
         self.output = output
+        self.result = result
 
     def table(self, name: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = ds.dataset(self.output / name).to_table().to_pylist()
@@ -81,12 +94,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         except Exception:  # a golden case naming what the demo lacks (a lookalike)
             continue
     runtime.pipeline.rebuild()
+    for name, (seed, method, population, reach) in LOOKALIKES.items():
+        lookalike.create(runtime.store, name, seed, now=NOW, reach=reach, method=method,
+                         population=population,
+                         policy=configured.consent_policy("advertising"))  # fmt: skip
     export.export(runtime.store, str(root / "lake"))
     spark = session("local[2]")
     spark.sparkContext.setLogLevel("ERROR")
-    run(spark, str(root / "lake"), str(root / "out"), configured, now=NOW)
+    result = run(spark, str(root / "lake"), str(root / "out"), configured, now=NOW)
     try:
-        yield World(runtime, spark, root / "out")
+        yield World(runtime, spark, root / "out", result)
     finally:
         spark.stop()
         runtime.close()
@@ -181,6 +198,56 @@ def test_random_segments_have_the_same_members(world: World, tree: Node) -> None
     assert world.spark_members(tree) == world.duck_members(tree)
 
 
+def _duck_lookalikes(world: World) -> dict[tuple[str, str], tuple[float, int]]:
+    rows = world.runtime.store.fetch_all(
+        "SELECT lookalike, profile_id, score, rank FROM lookalike_members"
+    )
+    return {(name, profile): (score, rank) for name, profile, score, rank in rows}
+
+
+def _assert_same_scores(
+    duck: dict[tuple[str, str], tuple[float, int]],
+    spark: dict[tuple[str, str], tuple[float, int]],
+    reaches: dict[str, int],
+) -> None:
+    """The same candidates, scores within 1e-9, and the same audience at each reach (a
+    profile tied with the last one kept, within 1e-9, may fall either side: DuckDB's
+    own sum runs in no fixed order)."""
+    assert duck.keys() == spark.keys()
+    for key, (score, _) in duck.items():
+        assert spark[key][0] == pytest.approx(score, rel=1e-9, abs=1e-9), key
+    for name, reach in reaches.items():
+        ranked = sorted((rank, p, s) for (n, p), (s, rank) in duck.items() if n == name)
+        if len(ranked) <= reach:
+            continue
+        boundary = ranked[reach - 1][2]
+        clear = {p for _, p, s in ranked if abs(s - boundary) > 1e-9}
+        kept_duck = {p for rank, p, _ in ranked if rank <= reach} & clear
+        kept_spark = {p for (n, p), (_, rank) in spark.items() if n == name and rank <= reach}
+        assert kept_duck == kept_spark & clear, name
+
+
+def test_lookalike_scores_and_audiences_equal_duckdb(world: World) -> None:
+    """Every lookalike (both models, the three populations) scored by Spark with the
+    stored model: the same candidates, the same scores, the same audience."""
+    reaches = dict(world.runtime.store.fetch_all("SELECT name, reach FROM lookalikes"))
+    assert set(world.result.lookalikes) == {*LOOKALIKES, "demo-buyers-lookalike"}
+    assert world.result.failed_lookalikes == []
+    spark = {
+        (r["lookalike"], r["profile_id"]): (r["score"], r["rank"])
+        for r in world.table("lookalike_members")
+    }
+    _assert_same_scores(_duck_lookalikes(world), spark, reaches)
+    # The audiences' own segments (`in lookalike "X"`) read Spark's scores of this run.
+    ids = dict(world.runtime.store.fetch_all("SELECT name, id FROM segments"))
+    for name in reaches:
+        expected = _duck(world, "SELECT profile_id FROM segment_members WHERE segment_id = "
+                                f"'{ids[name]}' AND left_at IS NULL")  # fmt: skip
+        found = {(r["profile_id"],) for r in world.table("segment_members")
+                 if r["segment_id"] == ids[name]}  # fmt: skip
+        assert found == expected, name
+
+
 def test_loading_spark_results_serves_the_same_state(world: World) -> None:
     """Last: `tessera spark load` replaces the derived tables with Spark's; since they are
     equal, the store reads the same, and the open segment stays are Spark's members."""
@@ -189,8 +256,12 @@ def test_loading_spark_results_serves_the_same_state(world: World) -> None:
     tables = ("event_profiles", "identities", "profiles", "profile_summaries", "identity_ledger")
     before = {name: _duck(world, f"SELECT * FROM {name}") for name in tables}
     spark_members = {(r["segment_id"], r["profile_id"]) for r in world.table("segment_members")}
+    lookalikes_before = _duck_lookalikes(world)
+    reaches = dict(world.runtime.store.fetch_all("SELECT name, reach FROM lookalikes"))
 
     result = load(world.runtime.store, str(world.output), NOW)
+
+    _assert_same_scores(lookalikes_before, _duck_lookalikes(world), reaches)
 
     assert {name: _duck(world, f"SELECT * FROM {name}") for name in tables} == before
     assert spark_members == _duck(
