@@ -24,6 +24,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tessera.audiences.exports import Exported
 from tessera.errors import InvalidField
 from tessera.events.timestamps import utc_now
 from tessera.identity.rules import MergeRules
@@ -35,6 +36,7 @@ from tessera.results import Result
 from tessera.segments.compiler import compile_segment
 from tessera.segments.tree import from_json
 from tessera.settings import Settings
+from tessera.spark import exports as audience_files
 from tessera.spark import lookalike
 from tessera.spark.component import IdentityConfig
 from tessera.spark.identity import identity
@@ -59,6 +61,7 @@ _EMPTY_INPUTS = {
     "identity_blocks": "first string, second string",
     "pipeline_failures": "seq bigint",
     "sources": "id string, name string, channel string",
+    "audience_holdouts": "audience string, share double, salt string",
 }
 
 
@@ -85,7 +88,13 @@ class SparkRun(Result):
     #: lookalike -> candidates scored (ranked in lookalike_members/)
     lookalikes: dict[str, int]
     failed_lookalikes: list[Failed]
+    #: the ad-platform files written under exports/ (`--export SEGMENT:FORMAT`)
+    exports: list[Exported]
+    failed_exports: list[Failed]
     seconds: float
+    #: seconds per step (identity, computed_traits, segments, lookalikes), to see where a
+    #: run's time goes
+    steps: dict[str, float]
     processed_seq: int
 
 
@@ -217,9 +226,11 @@ def run(
     output_dir: str,
     settings: Settings,
     now: datetime | None = None,
+    exports: list[tuple[str, str]] | None = None,
 ) -> SparkRun:
-    """Identity, profiles, computed traits and segments from the export at `input_dir`,
-    written to `output_dir` as Parquet (each table replaced whole).
+    """Identity, profiles, computed traits, segments and lookalike scores from the export
+    at `input_dir`, written to `output_dir` as Parquet (each table replaced whole), and
+    the ad-platform files of `exports` (segment name, format) from Spark's memberships.
 
     Raises:
         InvalidField: `input_dir` holds no export (no toc.json).
@@ -227,6 +238,15 @@ def run(
     import time
 
     started = time.perf_counter()
+    steps: dict[str, float] = {}
+    mark = started
+
+    def step(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name] = round(now - mark, 3)
+        mark = now
+
     root = input_dir.rstrip("/")
     out = output_dir.rstrip("/")
     try:
@@ -246,17 +266,20 @@ def run(
     for name in IDENTITY_TABLES:
         getattr(tables, name).write.mode("overwrite").parquet(f"{out}/{name}")
         spark.read.parquet(f"{out}/{name}").createOrReplaceTempView(name)
+    step("identity")
     failed_traits: list[Failed] = []
     traits = computed_traits(spark, _definitions(spark, settings), moment, failed_traits)
     if traits is None:
         traits = spark.createDataFrame([], "profile_id string, name string, value string")
     traits.write.mode("overwrite").parquet(f"{out}/computed_traits")
     spark.read.parquet(f"{out}/computed_traits").createOrReplaceTempView("computed_traits")
+    step("computed_traits")
     failed_segments: list[Failed] = []
     members, evaluated = segment_members(spark, moment, failed_segments)
     if members is None:
         members = spark.createDataFrame([], "segment_id string, profile_id string")
     members.write.mode("overwrite").parquet(f"{out}/segment_members")
+    step("segments")
     scored, failed_lookalikes = _lookalikes(spark, out, moment, settings, set(evaluated))
     # The segments built on a lookalike audience (`in lookalike "X"`) read the scores
     # just computed, so they follow the lookalikes in the same run.
@@ -264,6 +287,19 @@ def run(
     if followers is not None:
         followers.write.mode("append").parquet(f"{out}/segment_members")
     evaluated |= also
+    step("lookalikes")
+    written: list[Exported] = []
+    failed_exports: list[Failed] = []
+    final = spark.read.parquet(f"{out}/segment_members")
+    policy = settings.consent_policy("advertising")
+    for segment, file_format in exports or []:
+        try:
+            written.append(audience_files.export(spark, final, out, segment, file_format,
+                                                 policy, moment))  # fmt: skip
+        except Exception as error:  # one audience never stops the others
+            failed_exports.append(Failed(name=f"{segment}:{file_format}", reason=_reason(error)))
+    if exports:
+        step("exports")
     sizes = {
         r[0]: r[1]
         for r in spark.read.parquet(f"{out}/segment_members")
@@ -285,7 +321,10 @@ def run(
         failed_segments=failed_segments,
         lookalikes=scored,
         failed_lookalikes=failed_lookalikes,
+        exports=written,
+        failed_exports=failed_exports,
         seconds=round(time.perf_counter() - started, 3),
+        steps=steps,
         processed_seq=int(toc.get("exported_seq", 0)),
     )
     _write_manifest(out, result)
