@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -74,12 +75,15 @@ def load(store: Store, directory: str, now: datetime | None = None) -> SparkLoad
               TABLES.items()}  # fmt: skip
     traits = _read(directory, "computed_traits").select(["profile_id", "name", "value"])
     members = _read(directory, "segment_members")
-    scored = sorted(manifest.get("lookalikes", {}))
-    lookalikes = (
-        _read(directory, "lookalike_members").select(["lookalike", "profile_id", "score", "rank"])
-        if scored
-        else None
-    )
+    # A lookalike deleted since the export keeps no scores.
+    existing = {r[0] for r in store.fetch_all("SELECT name FROM lookalikes")}
+    scored = sorted(set(manifest.get("lookalikes", {})) & existing)
+    lookalikes = None
+    if scored:
+        lookalikes = _read(directory, "lookalike_members").select(
+            ["lookalike", "profile_id", "score", "rank"]
+        )
+        lookalikes = lookalikes.filter(pc.is_in(lookalikes["lookalike"], pa.array(scored)))
     moment = (now or utc_now()).replace(tzinfo=None)
     processed = int(manifest.get("processed_seq", 0))
     with store.transaction():

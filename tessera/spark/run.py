@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import sqlglot
+from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,6 +43,10 @@ from tessera.spark.component import IdentityConfig
 from tessera.spark.identity import identity
 from tessera.spark.lookalike import mentions_lookalike
 
+#: A session setting: keep the events in memory (spilling to disk) for the queries that
+#: follow identity. Set in local mode (`session.LOCAL`); on a cluster, set it when the
+#: executors' memory holds the events (`--conf spark.tessera.cacheEvents=true`).
+CACHE_EVENTS = "spark.tessera.cacheEvents"
 #: the identity tables, in the order they are written
 IDENTITY_TABLES = ("event_profiles", "identities", "profiles", "profile_summaries",
                    "identity_ledger")  # fmt: skip
@@ -261,6 +266,8 @@ def run(
     moment = (now or utc_now()).replace(tzinfo=None).isoformat(sep=" ")
     _inputs(spark, root)
     events = _read_events(spark, root)
+    if spark.conf.get(CACHE_EVENTS, "false") == "true":
+        events = events.persist(StorageLevel.MEMORY_AND_DISK)
     events.createOrReplaceTempView("events")
     tables = identity(events, spark.table("pipeline_failures"), _config(spark, settings))
     for name in IDENTITY_TABLES:

@@ -19,6 +19,9 @@ LOCAL: dict[str, str] = {
     # The export's day=/source_id= directories are listed by the driver, not by a job of
     # one task per directory (the default past 32 directories, for clusters).
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
+    # Every segment and trait query reads the events: from memory, not from a file per
+    # day and source each time (`run.CACHE_EVENTS`).
+    "spark.tessera.cacheEvents": "true",
 }
 
 
