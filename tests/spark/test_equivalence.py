@@ -1,9 +1,13 @@
 """Spark equals DuckDB on the same log: profile ids, identifier sets, the ledger, computed
-traits and segment members (the golden segments and random trees).
+traits, segment members (the golden segments and random trees), lookalike scores and
+audiences, and the ad-platform files byte for byte.
 
-One SparkSession (local[2]) and one demo company for the whole file: the export of a
-rebuilt DuckDB store is run through `tessera.spark.run`, and every table is compared with
-the store's. Marked `spark` and `slow`: the session alone takes seconds to start.
+One SparkSession (local[2], small-data settings) and one demo company for the whole file,
+in one run: the export of a rebuilt DuckDB store is run through `tessera.spark.run` once
+(lookalikes and audience files included), and every table is compared with the store's.
+Keep new Spark tests in this file: `make test` gives each file to one worker
+(`--dist loadfile`), so a second file would start a second session and demo. Marked
+`spark` and `slow`: the set-up (demo, rebuild, export, session, run) is the cost.
 """
 
 from __future__ import annotations
@@ -300,3 +304,16 @@ def test_loading_spark_results_serves_the_same_state(world: World) -> None:
         "SELECT value FROM pipeline_state WHERE key = 'processed_seq'"
     )
     assert processed is not None and int(processed[0]) == result.processed_seq > 0
+
+
+def test_an_export_request_names_a_segment_and_a_known_format() -> None:
+    from tessera.errors import InvalidField
+    from tessera.spark.exports import file_name, parse_requests
+
+    assert parse_requests(["vip-france:google", "a.b:openrtb"]) == [
+        ("vip-france", "google"), ("a.b", "openrtb")
+    ]  # fmt: skip
+    assert file_name("a.b", "openrtb") == "a.b.openrtb.ndjson"
+    for bad in ("vip-france", ":google", "vip-france:tiktok"):
+        with pytest.raises(InvalidField, match="SEGMENT:FORMAT"):
+            parse_requests([bad])
