@@ -2266,16 +2266,27 @@ def spark_run(
     now: Annotated[
         str | None, typer.Option("--now", help="The clock (ISO time); default: now.")
     ] = None,
+    export: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--export",
+            help="SEGMENT:FORMAT (google, google-mobile, meta, openrtb): write that audience "
+            "file under OUTPUT/exports/ from Spark's members. Repeatable.",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Compute identity, profiles, computed traits and segments on Spark."""
+    """Compute identity, profiles, computed traits, segments and lookalike scores on
+    Spark, and the ad-platform files asked for."""
+    from tessera.spark.exports import parse_requests
     from tessera.spark.run import run
     from tessera.spark.session import session
 
     moment = datetime.fromisoformat(now) if now else None
+    requests = parse_requests(export or [])  # a bad one is refused before Spark starts
     spark = session(master)
     try:
-        result = run(spark, input_dir, output_dir, _settings(), now=moment)
+        result = run(spark, input_dir, output_dir, _settings(), now=moment, exports=requests)
     finally:
         spark.stop()
     if json:
@@ -2284,9 +2295,18 @@ def spark_run(
     out.print(
         f"{result.events} events, {result.profiles} profiles, {result.identities} "
         f"identifiers, {result.computed_traits} computed trait values, "
-        f"{len(result.segments_evaluated)} segments in {result.seconds} s -> {output_dir}"
+        f"{len(result.segments_evaluated)} segments, {len(result.lookalikes)} lookalikes "
+        f"in {result.seconds} s -> {output_dir}"
     )
-    for failed in [*result.failed_traits, *result.failed_segments]:
+    for written in result.exports:
+        out.print(
+            f"{written.segment} -> exports/{written.format}: {written.rows} rows for "
+            f"{written.exported_profiles} of {written.members} members "
+            f"({written.refused_consent} refused for consent, {written.held_out} held out)"
+        )
+    failures = [*result.failed_traits, *result.failed_segments, *result.failed_lookalikes,
+                *result.failed_exports]  # fmt: skip
+    for failed in failures:
         err.print(f"[yellow]not computed[/] {escape(failed.name)}: {escape(failed.reason)}")
 
 

@@ -123,6 +123,17 @@ def members(store: Store, segment_id: str) -> list[Person]:
     return list(found.values())
 
 
+def write_people(
+    people: list[Person], file_format: str, out: TextIO, segment: dict[str, Any]
+) -> tuple[int, int, int]:
+    """The `file_format` writer over people already allowed and not held out: what
+    `export` writes after its header. Returns (rows, people without a usable identifier,
+    refused advertising ids). Another engine writes the same bytes with it
+    (`tessera/spark/exports.py`, a person at a time)."""
+    tally = _WRITERS[file_format](people, out, segment)
+    return tally.rows, tally.without, tally.refused_ad_ids
+
+
 @dataclass
 class _Tally:
     """What a writer did: rows written, people with no usable identifier, and the

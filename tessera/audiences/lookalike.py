@@ -213,10 +213,54 @@ def fit_classifier(logs: sparse.csr_matrix, seed: np.ndarray, rng: np.random.Gen
     return model
 
 
+@dataclass(frozen=True)
+class LinearModel:
+    """A trained lookalike as a linear function of the features: score = intercept +
+    sum(coefficient * x), x being 1 for a feature the profile has (`binary`, the weights)
+    or log(1 + count) (`log1p`, the classifier, whose score is its decision function, the
+    log-odds). Only the non-zero coefficients are kept. Stored in the lookalike's report
+    so another engine (`tessera/spark/lookalike.py`) scores with it, no scikit-learn
+    needed there."""
+
+    method: str
+    transform: str
+    features: tuple[str, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+
+    @staticmethod
+    def of(
+        method: str, names: list[str], coefficients: np.ndarray, intercept: float
+    ) -> LinearModel:
+        kept = np.flatnonzero(coefficients)
+        return LinearModel(
+            method, "binary" if method == "weights" else "log1p",
+            tuple(names[i] for i in kept), tuple(float(coefficients[i]) for i in kept),
+            float(intercept),
+        )  # fmt: skip
+
+    def stored(self) -> dict[str, Any]:
+        return {"method": self.method, "transform": self.transform,
+                "features": list(self.features), "coefficients": list(self.coefficients),
+                "intercept": self.intercept}  # fmt: skip
+
+
+def stored_model(report: dict[str, Any]) -> LinearModel | None:
+    """The model a lookalike's stored report holds (None for one made before models were
+    stored: recreate it)."""
+    model = report.get("model")
+    if not isinstance(model, dict):
+        return None
+    return LinearModel(
+        str(model["method"]), str(model["transform"]), tuple(model["features"]),
+        tuple(float(c) for c in model["coefficients"]), float(model["intercept"]),
+    )  # fmt: skip
+
+
 def scores(
     method: str, data: Features, seed: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Scores for every profile and the top weights that explain them."""
+) -> tuple[np.ndarray, list[dict[str, Any]], LinearModel]:
+    """Scores for every profile, the top weights that explain them and the model."""
     if method == "weights":
         binary = data.binary()
         weights = fit_weights(binary, seed)
@@ -230,7 +274,8 @@ def scores(
              "population_share": round(float(other_share[i]), 4)}
             for i in top if weights[i] > 0
         ]  # fmt: skip
-        return np.asarray(values).ravel(), explained
+        model = LinearModel.of(method, data.names, weights, 0.0)
+        return np.asarray(values).ravel(), explained, model
     if method == "classifier":
         logs = data.logs()
         model = fit_classifier(logs, seed, rng)
@@ -238,7 +283,8 @@ def scores(
         top = np.argsort(-coefficients)[:20]
         explained = [{"feature": data.names[i], "weight": round(float(coefficients[i]), 3)}
                      for i in top]  # fmt: skip
-        return model.decision_function(logs), explained
+        linear = LinearModel.of(method, data.names, coefficients, float(model.intercept_[0]))
+        return model.decision_function(logs), explained, linear
     raise InvalidField(
         f"method {method!r} must be one of {', '.join(METHODS)}", field="method", value=method
     )
@@ -259,7 +305,7 @@ def holdout_curve(
     held = members[: max(1, round(holdout * len(members)))]
     train = np.zeros_like(seed)
     train[members[len(held) :]] = True
-    values, _ = scores(method, data, train, rng)
+    values, _, _ = scores(method, data, train, rng)
     is_held = np.zeros(len(seed), dtype=bool)
     is_held[held] = True
     allowed = ~train if pool is None else (~train & pool) | is_held
@@ -336,7 +382,7 @@ def create(
             (p for p in evaluation["curve"] if p["recall"] >= accuracy), evaluation["curve"][-1]
         )
         reach = int(chosen["reach"])
-    values, explained = scores(method, data, seed, rng)
+    values, explained, model = scores(method, data, seed, rng)
     candidates = np.flatnonzero(~seed & pool)
     ranked = candidates[np.argsort(-values[candidates], kind="stable")]
     top = ranked[:reach]
@@ -349,7 +395,8 @@ def create(
     with store.transaction():
         store.execute(
             "INSERT INTO lookalikes VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [name, seed_segment, method, population, len(top), now, orjson.dumps(report).decode()],
+            [name, seed_segment, method, population, len(top), now,
+             orjson.dumps({**report, "model": model.stored()}).decode()],
         )
         # Every candidate with its score and rank: the audience is the first `reach`.
         store.execute(
@@ -367,19 +414,19 @@ def create(
 
 def set_reach(store: Store, name: str, reach: int, now: datetime) -> Lookalike:
     """Change how many of the ranked profiles the audience keeps (its segment follows)."""
-    report = get(store, name).model_dump()
+    get(store, name)
     if reach < 1:
         raise InvalidField(f"reach {reach} must be at least 1", field="reach", value=reach)
     ranked = store.fetch_one("SELECT count(*) FROM lookalike_members WHERE lookalike = ?", [name])
     reach = min(reach, ranked[0] if ranked else 0)
+    report = _report(store, name)  # with its model
     report["reach"] = reach
-    report.pop("name", None)
     store.execute(
         "UPDATE lookalikes SET reach = ?, report = ? WHERE name = ?",
         [reach, orjson.dumps(report).decode(), name],
     )
     service.evaluate(store, name, now=now)
-    return Lookalike(name=name, **report)
+    return get(store, name)
 
 
 def scores_of(store: Store, name: str, limit: int = 100) -> list[Score]:
@@ -395,10 +442,17 @@ def scores_of(store: Store, name: str, limit: int = 100) -> list[Score]:
 
 
 def get(store: Store, name: str) -> Lookalike:
+    report = _report(store, name)
+    report.pop("model", None)  # the coefficients: for scoring elsewhere, not the answer
+    return Lookalike(name=name, **report)
+
+
+def _report(store: Store, name: str) -> dict[str, Any]:
     row = store.fetch_one("SELECT report FROM lookalikes WHERE name = ?", [name])
     if row is None:
         raise NotFound(f"no lookalike named {name!r}")
-    return Lookalike(name=name, **orjson.loads(row[0]))
+    report: dict[str, Any] = orjson.loads(row[0])
+    return report
 
 
 def list_lookalikes(store: Store) -> list[LookalikeSummary]:

@@ -63,6 +63,8 @@ INPUTS: dict[str, str] = {
     # What `in segment` and `in lookalike` read: the open stays and the scored members.
     "segment_members": "SELECT * FROM segment_members WHERE left_at IS NULL",
     "lookalike_members": "SELECT * FROM lookalike_members",
+    # Who an audience export holds out (`audiences/campaigns.py`): Spark's exports too.
+    "audience_holdouts": "SELECT audience, share, salt FROM audience_holdouts",
     # Added by the catalogue work; exported when the store has it.
     "products": "SELECT * FROM products",
 }

@@ -3,9 +3,10 @@
 Reads the Parquet tables `tessera spark run` wrote (with pyarrow: no Spark needed on the
 serving machine) and, in one transaction, replaces the derived tables a rebuild replaces
 and moves the pipeline to the exported seq; then records segment membership as an
-evaluation does (who entered, who left). The computed-trait aggregates the pipeline keeps
-incrementally are emptied: it fills them again from the log when it next starts, so the
-next batches carry on from Spark's state.
+evaluation does (who entered, who left). The lookalikes Spark scored get Spark's ranked
+candidates (their reach stays); the others keep theirs. The computed-trait aggregates the
+pipeline keeps incrementally are emptied: it fills them again from the log when it next
+starts, so the next batches carry on from Spark's state.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -73,6 +75,15 @@ def load(store: Store, directory: str, now: datetime | None = None) -> SparkLoad
               TABLES.items()}  # fmt: skip
     traits = _read(directory, "computed_traits").select(["profile_id", "name", "value"])
     members = _read(directory, "segment_members")
+    # A lookalike deleted since the export keeps no scores.
+    existing = {r[0] for r in store.fetch_all("SELECT name FROM lookalikes")}
+    scored = sorted(set(manifest.get("lookalikes", {})) & existing)
+    lookalikes = None
+    if scored:
+        lookalikes = _read(directory, "lookalike_members").select(
+            ["lookalike", "profile_id", "score", "rank"]
+        )
+        lookalikes = lookalikes.filter(pc.is_in(lookalikes["lookalike"], pa.array(scored)))
     moment = (now or utc_now()).replace(tzinfo=None)
     processed = int(manifest.get("processed_seq", 0))
     with store.transaction():
@@ -91,6 +102,12 @@ def load(store: Store, directory: str, now: datetime | None = None) -> SparkLoad
                 "computed_at", pa.array([moment] * traits.num_rows, pa.timestamp("us"))
             )
             store.insert_arrow("computed_traits", stamped)
+        if lookalikes is not None:
+            store.execute(
+                "DELETE FROM lookalike_members WHERE list_contains(?, lookalike)", [scored]
+            )
+            if lookalikes.num_rows:
+                store.insert_arrow("lookalike_members", lookalikes)
         store.execute(
             "INSERT OR REPLACE INTO pipeline_state VALUES ('processed_seq', ?)", [processed]
         )
@@ -108,6 +125,7 @@ def load(store: Store, directory: str, now: datetime | None = None) -> SparkLoad
     rows = {name: table.num_rows for name, table in tables.items()}
     rows["computed_traits"] = traits.num_rows
     rows["segment_members"] = members.num_rows
+    rows["lookalike_members"] = lookalikes.num_rows if lookalikes is not None else 0
     return SparkLoad(directory=directory, rows=rows, processed_seq=processed, segments=moves)
 
 

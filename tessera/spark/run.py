@@ -3,7 +3,8 @@
     INPUT/  (`tessera log export`)        OUTPUT/
       toc.json, events/, inputs/    ->      identities/ profiles/ profile_summaries/
                                             event_profiles/ identity_ledger/
-                                            computed_traits/ segment_members/ run.json
+                                            computed_traits/ segment_members/
+                                            lookalike_members/ run.json
 
 Each output is a Parquet table in the store's columns; `tessera spark load OUTPUT` puts
 them in the serving store. A computed trait or segment that Spark cannot run is recorded
@@ -19,10 +20,12 @@ from typing import Any
 
 import orjson
 import sqlglot
+from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from tessera.audiences.exports import Exported
 from tessera.errors import InvalidField
 from tessera.events.timestamps import utc_now
 from tessera.identity.rules import MergeRules
@@ -35,9 +38,16 @@ from tessera.results import Result
 from tessera.segments.compiler import compile_segment
 from tessera.segments.tree import from_json
 from tessera.settings import Settings
+from tessera.spark import exports as audience_files
+from tessera.spark import lookalike
 from tessera.spark.component import IdentityConfig
 from tessera.spark.identity import identity
+from tessera.spark.lookalike import mentions_lookalike
 
+#: A session setting: keep the events in memory (spilling to disk) for the queries that
+#: follow identity. Set in local mode (`session.LOCAL`); on a cluster, set it when the
+#: executors' memory holds the events (`--conf spark.tessera.cacheEvents=true`).
+CACHE_EVENTS = "spark.tessera.cacheEvents"
 #: the identity tables, in the order they are written
 IDENTITY_TABLES = ("event_profiles", "identities", "profiles", "profile_summaries",
                    "identity_ledger")  # fmt: skip
@@ -47,7 +57,8 @@ _EMPTY_INPUTS = {
     "left_at timestamp",
     "segments": "id string, name string, query string, tree string",
     "lookalike_members": "lookalike string, profile_id string, score double, rank bigint",
-    "lookalikes": "name string, reach bigint",
+    "lookalikes": "name string, seed string, method string, population string, reach bigint, "
+    "created_at timestamp, report string",
     "third_party_memberships": "identifier_type string, identifier_value string, "
     "taxonomy string, segment_id string, expires_at timestamp",
     "taxonomy_closure": "taxonomy string, ancestor string, descendant string",
@@ -56,6 +67,7 @@ _EMPTY_INPUTS = {
     "identity_blocks": "first string, second string",
     "pipeline_failures": "seq bigint",
     "sources": "id string, name string, channel string",
+    "audience_holdouts": "audience string, share double, salt string",
 }
 
 
@@ -79,7 +91,16 @@ class SparkRun(Result):
     segments_evaluated: list[str]
     failed_traits: list[Failed]
     failed_segments: list[Failed]
+    #: lookalike -> candidates scored (ranked in lookalike_members/)
+    lookalikes: dict[str, int]
+    failed_lookalikes: list[Failed]
+    #: the ad-platform files written under exports/ (`--export SEGMENT:FORMAT`)
+    exports: list[Exported]
+    failed_exports: list[Failed]
     seconds: float
+    #: seconds per step (identity, computed_traits, segments, lookalikes), to see where a
+    #: run's time goes
+    steps: dict[str, float]
     processed_seq: int
 
 
@@ -144,20 +165,26 @@ def computed_traits(
             )
             parts.append(_named_json(frame, trait.name))
         except Exception as error:  # one bad definition never stops the others
-            failed.append(Failed(name=trait.name, reason=str(error).splitlines()[0][:300]))
+            failed.append(Failed(name=trait.name, reason=_reason(error)))
     try:
         tree = for_dialect(sqlglot.parse_one(RFM_SQL, read="duckdb"), "spark")
         rfm = spark.sql(tree.sql(dialect="spark"), args={"now": now}).toDF("profile_id", *RFM_NAMES)
         for name in RFM_NAMES:
             parts.append(_named_json(rfm.select("profile_id", F.col(name).alias("value")), name))
     except Exception as error:
-        failed.append(Failed(name="rfm", reason=str(error).splitlines()[0][:300]))
+        failed.append(Failed(name="rfm", reason=_reason(error)))
     if not parts:
         return None
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
     return union
+
+
+def _reason(error: Exception) -> str:
+    """The first line that says something (Spark's errors start with a blank line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
 
 
 def _named_json(frame: DataFrame, name: str) -> DataFrame:
@@ -174,13 +201,21 @@ def _named_json(frame: DataFrame, name: str) -> DataFrame:
 
 
 def segment_members(
-    spark: SparkSession, now: str, failed: list[Failed], enrichment_policy: str = "required"
+    spark: SparkSession,
+    now: str,
+    failed: list[Failed],
+    enrichment_policy: str = "required",
+    *,
+    lookalikes: bool = False,
 ) -> tuple[DataFrame | None, dict[str, str]]:
-    """`segment_id, profile_id` for every exported segment, compiled for Spark SQL."""
+    """`segment_id, profile_id` for every exported segment, compiled for Spark SQL: those
+    that read no lookalike audience, or (`lookalikes`) only those that do."""
     parts: list[DataFrame] = []
     names: dict[str, str] = {}
     for row in spark.table("segments").orderBy("name").collect():
         try:
+            if mentions_lookalike(row["tree"]) != lookalikes:
+                continue
             compiled = compile_segment(from_json(orjson.loads(row["tree"])), now=now,
                                        dialect="spark",
                                        enrichment_policy=enrichment_policy)  # fmt: skip
@@ -188,7 +223,7 @@ def segment_members(
             parts.append(frame.select(F.lit(row["id"]).alias("segment_id"), "profile_id"))
             names[row["id"]] = row["name"]
         except Exception as error:
-            failed.append(Failed(name=row["name"], reason=str(error).splitlines()[0][:300]))
+            failed.append(Failed(name=row["name"], reason=_reason(error)))
     if not parts:
         return None, {}
     union = parts[0]
@@ -203,9 +238,11 @@ def run(
     output_dir: str,
     settings: Settings,
     now: datetime | None = None,
+    exports: list[tuple[str, str]] | None = None,
 ) -> SparkRun:
-    """Identity, profiles, computed traits and segments from the export at `input_dir`,
-    written to `output_dir` as Parquet (each table replaced whole).
+    """Identity, profiles, computed traits, segments and lookalike scores from the export
+    at `input_dir`, written to `output_dir` as Parquet (each table replaced whole), and
+    the ad-platform files of `exports` (segment name, format) from Spark's memberships.
 
     Raises:
         InvalidField: `input_dir` holds no export (no toc.json).
@@ -213,6 +250,15 @@ def run(
     import time
 
     started = time.perf_counter()
+    steps: dict[str, float] = {}
+    mark = started
+
+    def step(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name] = round(now - mark, 3)
+        mark = now
+
     root = input_dir.rstrip("/")
     out = output_dir.rstrip("/")
     try:
@@ -227,17 +273,21 @@ def run(
     moment = (now or utc_now()).replace(tzinfo=None).isoformat(sep=" ")
     _inputs(spark, root)
     events = _read_events(spark, root)
+    if spark.conf.get(CACHE_EVENTS, "false") == "true":
+        events = events.persist(StorageLevel.MEMORY_AND_DISK)
     events.createOrReplaceTempView("events")
     tables = identity(events, spark.table("pipeline_failures"), _config(spark, settings))
     for name in IDENTITY_TABLES:
         getattr(tables, name).write.mode("overwrite").parquet(f"{out}/{name}")
         spark.read.parquet(f"{out}/{name}").createOrReplaceTempView(name)
+    step("identity")
     failed_traits: list[Failed] = []
     traits = computed_traits(spark, _definitions(spark, settings), moment, failed_traits)
     if traits is None:
         traits = spark.createDataFrame([], "profile_id string, name string, value string")
     traits.write.mode("overwrite").parquet(f"{out}/computed_traits")
     spark.read.parquet(f"{out}/computed_traits").createOrReplaceTempView("computed_traits")
+    step("computed_traits")
     failed_segments: list[Failed] = []
     members, evaluated = segment_members(
         spark, moment, failed_segments, settings.consent_policy(ENRICHMENT_PURPOSE)
@@ -245,6 +295,33 @@ def run(
     if members is None:
         members = spark.createDataFrame([], "segment_id string, profile_id string")
     members.write.mode("overwrite").parquet(f"{out}/segment_members")
+    step("segments")
+    scored, failed_lookalikes = _lookalikes(spark, out, moment, settings, set(evaluated))
+    # The segments built on a lookalike audience (`in lookalike "X"`) read the scores
+    # just computed, so they follow the lookalikes in the same run.
+    followers, also = segment_members(
+        spark,
+        moment,
+        failed_segments,
+        settings.consent_policy(ENRICHMENT_PURPOSE),
+        lookalikes=True,
+    )
+    if followers is not None:
+        followers.write.mode("append").parquet(f"{out}/segment_members")
+    evaluated |= also
+    step("lookalikes")
+    written: list[Exported] = []
+    failed_exports: list[Failed] = []
+    final = spark.read.parquet(f"{out}/segment_members")
+    policy = settings.consent_policy("advertising")
+    for segment, file_format in exports or []:
+        try:
+            written.append(audience_files.export(spark, final, out, segment, file_format,
+                                                 policy, moment))  # fmt: skip
+        except Exception as error:  # one audience never stops the others
+            failed_exports.append(Failed(name=f"{segment}:{file_format}", reason=_reason(error)))
+    if exports:
+        step("exports")
     sizes = {
         r[0]: r[1]
         for r in spark.read.parquet(f"{out}/segment_members")
@@ -264,11 +341,42 @@ def run(
         segments_evaluated=sorted(evaluated),
         failed_traits=failed_traits,
         failed_segments=failed_segments,
+        lookalikes=scored,
+        failed_lookalikes=failed_lookalikes,
+        exports=written,
+        failed_exports=failed_exports,
         seconds=round(time.perf_counter() - started, 3),
+        steps=steps,
         processed_seq=int(toc.get("exported_seq", 0)),
     )
     _write_manifest(out, result)
     return result
+
+
+def _lookalikes(
+    spark: SparkSession, out: str, now: str, settings: Settings, evaluated: set[str]
+) -> tuple[dict[str, int], list[Failed]]:
+    """Score the lookalikes into `out`/lookalike_members and make that the view the
+    segments read (with the exported scores of the lookalikes Spark could not score)."""
+    # A seed segment evaluated here is read from this run; one that reads a lookalike
+    # itself (evaluated after) from the export.
+    exported = spark.table("segment_members").where(
+        ~F.col("segment_id").isin(sorted(evaluated))
+    ).select("segment_id", "profile_id")
+    seeds = spark.read.parquet(f"{out}/segment_members").unionByName(exported)
+    found = lookalike.score(spark, now, settings.consent_policy("advertising"), seeds)
+    members = found.members
+    if members is None:
+        members = spark.createDataFrame([], lookalike.SCHEMA)
+    members.write.mode("overwrite").parquet(f"{out}/lookalike_members")
+    fresh = spark.read.parquet(f"{out}/lookalike_members")
+    kept = spark.table("lookalike_members").where(~F.col("lookalike").isin(found.scored))
+    fresh.unionByName(kept.select(*fresh.columns)).createOrReplaceTempView("lookalike_members")
+    sizes = {r[0]: r[1] for r in fresh.groupBy("lookalike").count().collect()}
+    return (
+        {name: int(sizes.get(name, 0)) for name in found.scored},
+        [Failed(name=name, reason=reason) for name, reason in found.failed],
+    )
 
 
 def _write_manifest(out: str, result: SparkRun) -> None:

@@ -1,7 +1,7 @@
 """The script `spark-submit` runs on a cluster (docs/scale.md):
 
     spark-submit [cluster options] "$SUBMIT" --input s3a://bucket/lake \\
-        --output s3a://bucket/out [--now 2026-03-01T00:00:00]
+        --output s3a://bucket/out [--now 2026-03-01T00:00:00] [--export vips:google]
 
 with SUBMIT=$(python -c 'import tessera.spark.submit as s; print(s.__file__)').
 
@@ -15,6 +15,7 @@ import argparse
 from datetime import datetime
 
 from tessera.settings import Settings
+from tessera.spark.exports import parse_requests
 from tessera.spark.run import run
 from tessera.spark.session import session
 
@@ -24,11 +25,14 @@ def main(arguments: list[str] | None = None) -> None:
     parser.add_argument("--input", required=True, help="what `tessera log export` wrote")
     parser.add_argument("--output", required=True, help="where the tables go")
     parser.add_argument("--now", help="the clock (ISO time); default: now")
+    parser.add_argument("--export", action="append", default=[],
+                        help="SEGMENT:FORMAT, an audience file to write (repeatable)")  # fmt: skip
     parsed = parser.parse_args(arguments)
     spark = session(None)
     try:
         now = datetime.fromisoformat(parsed.now) if parsed.now else None
-        result = run(spark, parsed.input, parsed.output, Settings(), now=now)
+        requests = parse_requests(parsed.export)
+        result = run(spark, parsed.input, parsed.output, Settings(), now=now, exports=requests)
     finally:
         spark.stop()
     print(result.model_dump_json(indent=2))

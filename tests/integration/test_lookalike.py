@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import orjson
 import pytest
 from scipy import sparse
 
@@ -107,6 +108,35 @@ def test_every_candidate_is_ranked_and_the_reach_can_change(shop: Runtime) -> No
     assert service.get(shop.store, "like-later")["size"] == 40
     with pytest.raises(InvalidField, match="at least 1"):
         lookalike.set_reach(shop.store, "like-later", 0, NOW)
+
+
+@pytest.mark.parametrize("method", lookalike.METHODS)
+def test_the_stored_model_alone_gives_the_stored_scores(shop: Runtime, method: str) -> None:
+    """What another engine scores with (tessera/spark/lookalike.py): the model kept in the
+    lookalike, applied to the features as intercept + sum(coefficient * x), gives every
+    candidate's stored score; changing the reach keeps it; the API's answer leaves it out."""
+    lookalike.create(shop.store, f"kept-{method}", "vips", now=NOW, reach=5, method=method)
+    lookalike.set_reach(shop.store, f"kept-{method}", 7, NOW)
+    row = shop.store.fetch_one("SELECT report FROM lookalikes WHERE name = ?", [f"kept-{method}"])
+    assert row is not None
+    model = lookalike.stored_model(orjson.loads(row[0]))
+    assert model is not None and model.method == method and model.features
+    data = lookalike.features(shop.store, NOW)
+    column = {name: i for i, name in enumerate(data.names)}
+    matrix = data.binary() if model.transform == "binary" else data.logs()
+    stored = dict(shop.store.fetch_all(
+        "SELECT profile_id, score FROM lookalike_members WHERE lookalike = ?", [f"kept-{method}"]
+    ))  # fmt: skip
+    for index, profile_id in enumerate(data.profile_ids):
+        if profile_id not in stored:
+            continue  # the seed
+        values = matrix.getrow(index)
+        score = model.intercept + sum(
+            coefficient * values[0, column[name]]
+            for name, coefficient in zip(model.features, model.coefficients, strict=True)
+        )
+        assert score == pytest.approx(stored[profile_id], rel=1e-9, abs=1e-12)
+    assert "model" not in lookalike.get(shop.store, f"kept-{method}").model_dump()
 
 
 @pytest.mark.parametrize("name", ["overlap", "Bad Name"])

@@ -1,13 +1,18 @@
 """Spark equals DuckDB on the same log: profile ids, identifier sets, the ledger, computed
-traits and segment members (the golden segments and random trees).
+traits, segment members (the golden segments and random trees), lookalike scores and
+audiences, and the ad-platform files byte for byte.
 
-One SparkSession (local[2]) and one demo company for the whole file: the export of a
-rebuilt DuckDB store is run through `tessera.spark.run`, and every table is compared with
-the store's. Marked `spark` and `slow`: the session alone takes seconds to start.
+One SparkSession (local[2], small-data settings) and one demo company for the whole file,
+in one run: the export of a rebuilt DuckDB store is run through `tessera.spark.run` once
+(lookalikes and audience files included), and every table is compared with the store's.
+Keep new Spark tests in this file: `make test` gives each file to one worker
+(`--dist loadfile`), so a second file would start a second session and demo. Marked
+`spark` and `slow`: the set-up (demo, rebuild, export, session, run) is the cost.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -22,6 +27,8 @@ import pyarrow.dataset as ds
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from tessera.audiences import exports, lookalike
+from tessera.audiences.exports import FORMATS
 from tessera.events import export
 from tessera.profiles import catalogue, engagement, loyalty
 from tessera.runtime import Runtime
@@ -32,6 +39,8 @@ from tessera.settings import Settings
 from tests.integration.test_segment_agreement import trees
 
 pyspark = pytest.importorskip("pyspark")
+from tessera.spark.run import SparkRun  # noqa: E402  (after the skip: it imports pyspark)
+
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java 17+ (`java` is not on the PATH)", allow_module_level=True)
 
@@ -41,11 +50,28 @@ NOW = datetime(2026, 12, 1, 12, 0)
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "segments.json").read_text())
 
 
+#: lookalikes made on the demo beside its own (`demo-buyers-lookalike`, weights over
+#: everyone): name -> (seed segment, method, population, reach)
+LOOKALIKES = {
+    "like_france_classifier": ("demo-france", "classifier", "all", 12),
+    "like_buyers_known": ("demo-buyers", "classifier", "known", 5),
+    "like_france_anonymous": ("demo-france", "weights", "anonymous", 5),
+}
+
+
+#: audience files Spark writes in the run, compared byte for byte with DuckDB's: every
+#: format of an audience with a holdout, and the OpenRTB lines (IAB segments) of another
+EXPORTS = [*(("demo-repeat-buyers", f) for f in FORMATS), ("demo-france", "openrtb")]
+#: small-data settings: two cores, a few hundred rows per table
+SMALL = {"spark.sql.shuffle.partitions": "2"}
+
+
 class World:
-    def __init__(self, runtime: Runtime, spark: Any, output: Path) -> None:
+    def __init__(self, runtime: Runtime, spark: Any, output: Path, result: SparkRun) -> None:
         self.runtime = runtime
         self.spark = spark
         self.output = output
+        self.result = result
 
     def table(self, name: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = ds.dataset(self.output / name).to_table().to_pylist()
@@ -81,12 +107,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         except Exception:  # a golden case naming what the demo lacks (a lookalike)
             continue
     runtime.pipeline.rebuild()
+    for name, (seed, method, population, reach) in LOOKALIKES.items():
+        lookalike.create(runtime.store, name, seed, now=NOW, reach=reach, method=method,
+                         population=population,
+                         policy=configured.consent_policy("advertising"))  # fmt: skip
     export.export(runtime.store, str(root / "lake"))
-    spark = session("local[2]")
+    spark = session("local[2]", config=SMALL)
     spark.sparkContext.setLogLevel("ERROR")
-    run(spark, str(root / "lake"), str(root / "out"), configured, now=NOW)
+    result = run(spark, str(root / "lake"), str(root / "out"), configured, now=NOW,
+                 exports=EXPORTS)  # fmt: skip
     try:
-        yield World(runtime, spark, root / "out")
+        yield World(runtime, spark, root / "out", result)
     finally:
         spark.stop()
         runtime.close()
@@ -181,6 +212,75 @@ def test_random_segments_have_the_same_members(world: World, tree: Node) -> None
     assert world.spark_members(tree) == world.duck_members(tree)
 
 
+def _duck_lookalikes(world: World) -> dict[tuple[str, str], tuple[float, int]]:
+    rows = world.runtime.store.fetch_all(
+        "SELECT lookalike, profile_id, score, rank FROM lookalike_members"
+    )
+    return {(name, profile): (score, rank) for name, profile, score, rank in rows}
+
+
+def _assert_same_scores(
+    duck: dict[tuple[str, str], tuple[float, int]],
+    spark: dict[tuple[str, str], tuple[float, int]],
+    reaches: dict[str, int],
+) -> None:
+    """The same candidates, scores within 1e-9, and the same audience at each reach (a
+    profile tied with the last one kept, within 1e-9, may fall either side: DuckDB's
+    own sum runs in no fixed order)."""
+    assert duck.keys() == spark.keys()
+    for key, (score, _) in duck.items():
+        assert spark[key][0] == pytest.approx(score, rel=1e-9, abs=1e-9), key
+    for name, reach in reaches.items():
+        ranked = sorted((rank, p, s) for (n, p), (s, rank) in duck.items() if n == name)
+        if len(ranked) <= reach:
+            continue
+        boundary = ranked[reach - 1][2]
+        clear = {p for _, p, s in ranked if abs(s - boundary) > 1e-9}
+        kept_duck = {p for rank, p, _ in ranked if rank <= reach} & clear
+        kept_spark = {p for (n, p), (_, rank) in spark.items() if n == name and rank <= reach}
+        assert kept_duck == kept_spark & clear, name
+
+
+def test_lookalike_scores_and_audiences_equal_duckdb(world: World) -> None:
+    """Every lookalike (both models, the three populations) scored by Spark with the
+    stored model: the same candidates, the same scores, the same audience."""
+    reaches = dict(world.runtime.store.fetch_all("SELECT name, reach FROM lookalikes"))
+    assert set(world.result.lookalikes) == {*LOOKALIKES, "demo-buyers-lookalike"}
+    assert world.result.failed_lookalikes == []
+    spark = {
+        (r["lookalike"], r["profile_id"]): (r["score"], r["rank"])
+        for r in world.table("lookalike_members")
+    }
+    _assert_same_scores(_duck_lookalikes(world), spark, reaches)
+    # The audiences' own segments (`in lookalike "X"`) read Spark's scores of this run.
+    ids = dict(world.runtime.store.fetch_all("SELECT name, id FROM segments"))
+    for name in reaches:
+        expected = _duck(world, "SELECT profile_id FROM segment_members WHERE segment_id = "
+                                f"'{ids[name]}' AND left_at IS NULL")  # fmt: skip
+        found = {(r["profile_id"],) for r in world.table("segment_members")
+                 if r["segment_id"] == ids[name]}  # fmt: skip
+        assert found == expected, name
+
+
+def test_audience_files_are_the_serving_machines_byte_for_byte(world: World) -> None:
+    """Spark's Customer Match, Meta and OpenRTB files: the same bytes as `tessera
+    audiences export` writes, the same consent refusals and holdout."""
+    from tessera.spark.exports import file_name
+
+    policy = world.runtime.settings.consent_policy("advertising")
+    assert world.result.failed_exports == []
+    by_file = {(e.segment, e.format): e for e in world.result.exports}
+    assert set(by_file) == set(EXPORTS)
+    for segment, file_format in EXPORTS:
+        expected = io.StringIO()
+        duck = exports.export(world.runtime.store, segment, file_format, expected, policy)
+        found = (world.output / "exports" / file_name(segment, file_format)).read_bytes()
+        assert found == expected.getvalue().encode(), (segment, file_format)
+        assert by_file[(segment, file_format)] == duck
+    repeat = by_file[("demo-repeat-buyers", "google")]
+    assert repeat.rows > 0 and repeat.refused_consent > 0  # the rule had work to do
+
+
 def test_loading_spark_results_serves_the_same_state(world: World) -> None:
     """Last: `tessera spark load` replaces the derived tables with Spark's; since they are
     equal, the store reads the same, and the open segment stays are Spark's members."""
@@ -189,8 +289,12 @@ def test_loading_spark_results_serves_the_same_state(world: World) -> None:
     tables = ("event_profiles", "identities", "profiles", "profile_summaries", "identity_ledger")
     before = {name: _duck(world, f"SELECT * FROM {name}") for name in tables}
     spark_members = {(r["segment_id"], r["profile_id"]) for r in world.table("segment_members")}
+    lookalikes_before = _duck_lookalikes(world)
+    reaches = dict(world.runtime.store.fetch_all("SELECT name, reach FROM lookalikes"))
 
     result = load(world.runtime.store, str(world.output), NOW)
+
+    _assert_same_scores(lookalikes_before, _duck_lookalikes(world), reaches)
 
     assert {name: _duck(world, f"SELECT * FROM {name}") for name in tables} == before
     assert spark_members == _duck(
@@ -200,3 +304,16 @@ def test_loading_spark_results_serves_the_same_state(world: World) -> None:
         "SELECT value FROM pipeline_state WHERE key = 'processed_seq'"
     )
     assert processed is not None and int(processed[0]) == result.processed_seq > 0
+
+
+def test_an_export_request_names_a_segment_and_a_known_format() -> None:
+    from tessera.errors import InvalidField
+    from tessera.spark.exports import file_name, parse_requests
+
+    assert parse_requests(["vip-france:google", "a.b:openrtb"]) == [
+        ("vip-france", "google"), ("a.b", "openrtb")
+    ]  # fmt: skip
+    assert file_name("a.b", "openrtb") == "a.b.openrtb.ndjson"
+    for bad in ("vip-france", ":google", "vip-france:tiktok"):
+        with pytest.raises(InvalidField, match="SEGMENT:FORMAT"):
+            parse_requests([bad])
