@@ -57,7 +57,10 @@ def test_models_are_fitted_shown_and_scored_through_the_api(shop: LiveServer) ->
     scores = httpx.get(f"{api}/profiles/{person}", headers=shop.admin).json()
     churn_score = next(s for s in scores["scores"] if s["name"] == "churn_risk")
     assert churn_score["value"] > 0.7 and churn_score["reasons"]
-    assert httpx.get(f"{api}/profiles/nobody", headers=shop.admin).status_code == 404
+    assert httpx.get(f"{api}/profiles/prf_nobody", headers=shop.admin).status_code == 404
+    # Any identifier finds the person, as /api/profiles does; an unreadable one is a 400.
+    unreadable = httpx.get(f"{api}/profiles/nobody", headers=shop.admin)
+    assert unreadable.status_code == 400 and unreadable.json()["field"], unreadable.text
     assert httpx.post(f"{api}/score", headers=shop.admin, timeout=120).status_code == 200
     assert httpx.get(api).status_code == 401
 
