@@ -52,9 +52,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Three workers, a test file each at a time (files share their module's server): most tests
-# wait on a server, a browser or a subprocess, so two cores run three files well.
+# wait on a server, a browser or a subprocess, so two cores run three files well. The 15
+# slowest are listed at the end: where the 15-minute budget goes.
 pytest: install browser
-	$(BIN)/pytest -n 3 --dist loadfile -rfE
+	$(BIN)/pytest -n 3 --dist loadfile -rfE --durations=15
 
 ## make wheel: the package, console files inside (docs/deploy.md): dist/tessera-*.whl
 wheel: install

@@ -180,20 +180,21 @@ class Personalizer:
                 products=self._products,
                 enrichment_policy=self._enrichment_policy(),
             )
-            for row in store.fetch_all(compiled.sql, compiled.parameters):
+            for row in store.fetch_all_yielding(compiled.sql, compiled.parameters):
                 evaluated.add(row[0])
                 for i, (offer, _) in enumerate(conditional):
                     if row[i + 1]:
                         eligible[offer.name].add(row[0])
         memberships: dict[str, list[str]] = defaultdict(list)
-        for profile_id, name in store.fetch_all(
+        for profile_id, name in store.fetch_all_yielding(
             "SELECT m.profile_id, s.name FROM segment_members m "
             "JOIN segments s ON s.id = m.segment_id ORDER BY s.name"
         ):
             memberships[profile_id].append(name)
         if not conditional:
             evaluated = {
-                row[0] for row in store.fetch_all("SELECT profile_id FROM profile_summaries")
+                row[0]
+                for row in store.fetch_all_yielding("SELECT profile_id FROM profile_summaries")
             }
         self._state = _State(
             offers=found,
