@@ -9,6 +9,7 @@ pipeline runs, restored from the store by their owners (`Unifier.restore`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -38,12 +39,17 @@ from tessera.segments import service as segments
 from tessera.settings import Settings
 from tessera.store import Store
 
+log = logging.getLogger(__name__)
+
 #: the tables a rebuild empties and fills again from the log. Segment membership is not
 #: among them: it is history (who was in a segment when); a rebuild re-evaluates every
 #: segment once at its end, so current members follow the rebuilt profiles (see rebuild).
 DERIVED_TABLES = ("identities", "profiles", "profile_summaries", "event_profiles",
                   "identity_ledger", "pipeline_state", "computed_traits",
                   "trait_aggregates", "trait_aggregate_keys")  # fmt: skip
+#: how often the pipeline persists the computed-trait aggregates changed since the last
+#: time (with that batch's transaction)
+AGGREGATES_SAVE_SECONDS = 5.0
 # positions in a batch row (profiles/unifier.py COLUMNS)
 _TYPE, _TRAITS, _EVENT = COLUMNS.index("type"), COLUMNS.index("traits"), COLUMNS.index("event")
 _CONSENT, _TCF = COLUMNS.index("consent"), COLUMNS.index("tcf")
@@ -68,6 +74,10 @@ class Pipeline:
         self._unifier: Unifier | None = None
         #: computed-trait aggregates, loaded and dropped with the unifier (`_load`)
         self._aggregates: Aggregates | None = None
+        #: profiles whose aggregates changed since they were last persisted, and the
+        #: monotonic time they were (0: with the next batch)
+        self._unsaved: set[str] = set()
+        self._saved_at = 0.0
         #: computed traits per profile: the touched profiles' after each batch, replaced
         #: whole after each refresh
         self.computed: dict[str, dict[str, Any]] = {}
@@ -193,6 +203,9 @@ class Pipeline:
             aggregates = self._aggregates = aggregate_store.restore(
                 self._store, traits, day_number(self.clock()), self.products
             )
+            # Restored from the store and caught up with the log; what memory had not
+            # saved was dropped with the old aggregates and rebuilt by that catch-up.
+            self._unsaved, self._saved_at = set(), time.monotonic()
         return aggregates
 
     def flush_segments(self) -> None:
@@ -378,6 +391,29 @@ class Pipeline:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self.save_aggregates()
+
+    def save_aggregates(self) -> None:
+        """Persist the aggregates changed since they last were (a clean stop does, so
+        the next start need not catch them up from the log)."""
+        with self._lock:
+            aggregates = self._aggregates
+            if aggregates is None or self._unifier is None or not self._unsaved:
+                return
+            traits = aggregate_store.BatchTraits([])
+            traits.flush_states(aggregates, self._unsaved, self.processed_seq())
+            try:
+                with self._store.transaction() as batch:
+                    aggregate_store.write(batch, traits)
+            except Exception as error:  # the next start catches them up from the log
+                failure = failures.describe(error)
+                log.error(
+                    "computed-trait aggregates not saved (%s at %s); caught up at the next start",
+                    failure.error_type,
+                    failure.location,
+                )
+                return
+            self._unsaved, self._saved_at = set(), time.monotonic()
 
     def watch_ingest(self, commits: Callable[[], int], backlog: Callable[[], int]) -> None:
         """Give the background loop a way to see ingest activity in this process (the
@@ -414,6 +450,7 @@ class Pipeline:
         self._aggregates = aggregate_store.restore(
             self._store, self._batch_definitions(), day_number(self.clock()), self.products
         )
+        self._unsaved, self._saved_at = set(), 0.0
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
         return unifier
@@ -454,6 +491,8 @@ class Pipeline:
             self._unifier = None  # memory is ahead of the store: reload before going on
             raise
         self._remember_computed(traits)
+        if traits.states is not None:  # committed
+            self._unsaved, self._saved_at = set(), time.monotonic()
         # Streaming: segments are re-evaluated for just the profiles batches touched (and
         # those merged away, which leave), gathered for up to segment_interval_seconds.
         # One evaluation reads the events once whatever it covers, so evaluating after
@@ -483,7 +522,7 @@ class Pipeline:
         the profiles it touched), written with the batch so segments see them at once."""
         aggregates = self._aggregates
         assert aggregates is not None  # loaded with the unifier
-        return aggregate_store.update(
+        traits = aggregate_store.update(
             self._store,
             aggregates,
             unifier.graph,
@@ -492,26 +531,37 @@ class Pipeline:
             attributed,
             self.clock(),
             self.products,
+            catalogue.VALUED_ON_REFRESH,
         )
+        # The aggregates are persisted every AGGREGATES_SAVE_SECONDS, not with each batch:
+        # a profile active in several batches is written once, and a crash in between
+        # loses nothing (they are caught up from the log on load: aggregate_store.restore).
+        self._unsaved |= traits.valued.keys() | traits.removed
+        if time.monotonic() - self._saved_at >= AGGREGATES_SAVE_SECONDS:
+            traits.flush_states(aggregates, self._unsaved, last)
+        return traits
 
     def _computed_changes(self, traits: aggregate_store.BatchTraits) -> set[str]:
         """The computed traits whose value the batch changed for some profile."""
         names: set[str] = set()
-        for profile, values in traits.values.items():
+        for profile, valued in traits.valued.items():
             before = self.computed.get(profile, {})
-            names |= {n for n in traits.names if before.get(n) != values.get(n)}
+            values = traits.values[profile]
+            names.update(n for n in valued if n not in names and before.get(n) != values.get(n))
         return names
 
     def _remember_computed(self, traits: aggregate_store.BatchTraits) -> None:
         """After the batch commits: its values in memory, beside the RFM and signal
         traits the refresh keeps (a merged-away profile's go)."""
         computed = self.computed
-        own = set(traits.names)
         for profile in traits.removed:
             computed.pop(profile, None)
-        for profile, values in traits.values.items():
-            kept = {n: v for n, v in computed.get(profile, {}).items() if n not in own}
-            computed[profile] = kept | values
+        for profile, valued in traits.valued.items():
+            # A new dict, never one changed in place: readers on other threads may be
+            # iterating the one they got.
+            again = set(valued)
+            kept = {n: v for n, v in computed.get(profile, {}).items() if n not in again}
+            computed[profile] = kept | traits.values[profile]
 
     def _set_aside(self, seq: int) -> None:
         self._skipped.add(seq)

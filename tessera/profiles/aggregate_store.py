@@ -104,18 +104,25 @@ def fold(
     profile_of: Callable[[tuple[Any, ...]], str | None],
     indices: list[int],
     offset: int,
-) -> None:
+) -> dict[str, set[int]]:
     """Add extracted rows (from `offset`: seq, time, matched_i, value_i...) to the
-    aggregates of trait `indices[i]`, for the profile `profile_of(row)` gives."""
+    aggregates of trait `indices[i]`, for the profile `profile_of(row)` gives; returns
+    which traits each profile got events for."""
+    added: dict[str, set[int]] = {}
+    columns = [(index, offset + 2 + 2 * position) for position, index in enumerate(indices)]
     for row in rows:
         profile = profile_of(row)
         if profile is None:
             continue
         seq, at = row[offset], row[offset + 1]
-        for position, index in enumerate(indices):
-            column = offset + 2 + 2 * position
+        mine = added.get(profile)
+        if mine is None:
+            mine = added[profile] = set()
+        for index, column in columns:
             if row[column]:
                 aggregates.add(profile, index, at, seq, row[column + 1])
+                mine.add(index)
+    return added
 
 
 @dataclass
@@ -124,12 +131,24 @@ class BatchTraits:
     and for the pipeline's memory once it commits."""
 
     names: list[str]
-    #: per updated live profile: its values, and its state for the store (None: none)
+    #: per updated live profile: the traits valued again (the ones the batch gave events
+    #: to; every one after a merge), their values (a trait left without one is absent),
+    #: and its state for the store (None: none)
+    valued: dict[str, list[str]] = field(default_factory=dict)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    states: dict[str, str | None] = field(default_factory=dict)
-    #: profiles merged away in the batch: their rows go
+    #: profiles merged away in the batch: their computed traits go
     removed: set[str] = field(default_factory=set)
     moment: datetime | None = None
+    #: when the batch also persists the aggregates (`flush_states`): the state of every
+    #: profile changed since the last time (None: it has none, its row goes), and the
+    #: seq those states now cover
+    states: dict[str, str | None] | None = None
+    covered_seq: int = 0
+
+    def flush_states(self, aggregates: Aggregates, changed: set[str], last_seq: int) -> None:
+        """Persist the aggregates of `changed` (and through `last_seq`) with this batch."""
+        self.states = {profile: aggregates.state_json(profile) for profile in sorted(changed)}
+        self.covered_seq = last_seq
 
 
 def update(
@@ -141,9 +160,12 @@ def update(
     attributed: list[tuple[int, str]],
     now: datetime,
     products: ProductKeys = DEFAULT_KEYS,
+    valued_on_refresh: frozenset[str] = frozenset(),
 ) -> BatchTraits:
     """Apply one batch to the aggregates: its merges (states combine), then its events
-    (each to the live profile it now belongs to); returns the touched profiles' values."""
+    (each to the live profile it now belongs to); returns the touched profiles' values,
+    except those of the traits `valued_on_refresh` (their aggregates are kept all the
+    same)."""
     today = day_number(now)
     aggregates.today = today
     removed: set[str] = set()
@@ -153,51 +175,50 @@ def update(
             removed.add(entry.other_profile)
     owner = dict(attributed)
     rows = read_range(store, aggregates.traits, after, last, products)
-    touched: set[str] = set()
 
     def profile_of(row: tuple[Any, ...]) -> str | None:
         found = owner.get(row[0])
-        if found is None:
-            return None
-        live = graph.resolve(found)
-        touched.add(live)
-        return live
+        return None if found is None else graph.resolve(found)
 
-    fold(aggregates, rows, profile_of, list(range(len(aggregates.traits))), 0)
+    everything = list(range(len(aggregates.traits)))
+    added = fold(aggregates, rows, profile_of, everything, 0)
+    names = [t.name for t in aggregates.traits]
+    later = {i for i, name in enumerate(names) if name in valued_on_refresh}
+    # A merge combines every trait's state: the surviving profile is valued whole. Any
+    # other profile only for the traits its events matched: a page view does not change
+    # an order count, and valuing every trait of everyone an event touched (as an
+    # engagement trait matching every event made it) multiplied the batch's work.
     for entry in graph.ledger:
         if entry.kind == "merge" and entry.other_profile is not None:
-            touched.add(graph.resolve(entry.profile))
-    aggregates.prune(today, touched)
-    changes = BatchTraits([t.name for t in aggregates.traits], removed=removed, moment=now)
-    for profile in touched - removed:
-        changes.values[profile] = aggregates.values(profile, today)
-        changes.states[profile] = aggregates.state_json(profile)
+            added[graph.resolve(entry.profile)] = set(everything)
+    aggregates.prune(today, added)
+    changes = BatchTraits(names, removed=removed, moment=now)
+    for profile, indices in added.items():
+        if profile in removed:
+            continue
+        chosen = sorted(indices - later)
+        changes.valued[profile] = [names[i] for i in chosen]
+        changes.values[profile] = aggregates.values(profile, today, chosen)
     return changes
 
 
 def write(store: Store, changes: BatchTraits) -> None:
     """Persist a batch's aggregates and computed traits (call inside its transaction)."""
-    profiles = sorted(changes.values)
-    gone = sorted(changes.removed | set(profiles))
-    if not gone:
-        return
-    store.execute("DELETE FROM trait_aggregates WHERE profile_id IN (SELECT unnest(?))", [gone])
-    states = [(p, s) for p in profiles if (s := changes.states.get(p)) is not None]
-    if states:
-        store.insert_arrow(
-            "trait_aggregates",
-            pa.table({"profile_id": [p for p, _ in states], "state": [s for _, s in states]}),
-        )
+    profiles = sorted(changes.valued)
+    if changes.states is not None:
+        _write_states(store, changes.states, changes.covered_seq)
     if changes.removed:
         store.execute(
             "DELETE FROM computed_traits WHERE profile_id IN (SELECT unnest(?))",
             [sorted(changes.removed)],
         )
-    if profiles:
+    pairs = [(profile, name) for profile in profiles for name in changes.valued[profile]]
+    if pairs:
         store.execute(
-            "DELETE FROM computed_traits WHERE profile_id IN (SELECT unnest(?)) "
-            "AND name IN (SELECT unnest(?))",
-            [profiles, changes.names],
+            "DELETE FROM computed_traits AS c USING "
+            "(SELECT unnest(?) AS profile_id, unnest(?) AS name) AS v "
+            "WHERE c.profile_id = v.profile_id AND c.name = v.name",
+            [[p for p, _ in pairs], [n for _, n in pairs]],
         )
     rows = [
         (profile, name, as_json(value))
@@ -206,6 +227,23 @@ def write(store: Store, changes: BatchTraits) -> None:
     ]
     if rows:
         insert_values(store, rows, changes.moment)
+
+
+def _write_states(store: Store, states: dict[str, str | None], covered_seq: int) -> None:
+    """Replace these profiles' persisted aggregates, and record the seq they now cover."""
+    if states:
+        store.execute(
+            "DELETE FROM trait_aggregates WHERE profile_id IN (SELECT unnest(?))", [list(states)]
+        )
+        kept = [(p, s) for p, s in states.items() if s is not None]
+        if kept:
+            store.insert_arrow(
+                "trait_aggregates",
+                pa.table({"profile_id": [p for p, _ in kept], "state": [s for _, s in kept]}),
+            )
+    store.execute(
+        "INSERT OR REPLACE INTO pipeline_state VALUES ('aggregates_seq', ?)", [covered_seq]
+    )
 
 
 def as_json(value: Any) -> str | None:
@@ -243,9 +281,63 @@ def restore(
         aggregates.load_json(profile, state)
     covered = {row[0] for row in store.fetch_all("SELECT key FROM trait_aggregate_keys")}
     missing = [i for i, key in enumerate(aggregates.keys) if key not in covered]
-    if missing or covered - set(aggregates.keys):
+    behind = catch_up(
+        store, aggregates, [i for i in range(len(aggregates.keys)) if i not in missing], products
+    )
+    if missing or covered - set(aggregates.keys) or behind:
         fill(store, aggregates, missing, products)
     return aggregates
+
+
+def _positions(store: Store) -> tuple[int, int | None]:
+    """The pipeline's position, and the one the persisted aggregates cover (None: a store
+    from before they were persisted lazily, when they always covered the position)."""
+    rows = dict(
+        store.fetch_all(
+            "SELECT key, value FROM pipeline_state WHERE key IN ('processed_seq', 'aggregates_seq')"
+        )
+    )
+    return int(rows.get("processed_seq", 0)), rows.get("aggregates_seq")
+
+
+def catch_up(
+    store: Store, aggregates: Aggregates, indices: list[int], products: ProductKeys = DEFAULT_KEYS
+) -> bool:
+    """Bring the persisted aggregates of traits `indices` from the seq they cover to the
+    pipeline's position (they are written every few seconds, not with each batch: after a
+    crash they may be behind). States of profiles merged since are combined into the
+    profile they joined, then the events in between are added to their live profiles.
+    Returns whether anything was behind (the caller persists the whole state then)."""
+    processed, covered = _positions(store)
+    if covered is None or covered >= processed:
+        return False
+    merged = dict(
+        store.fetch_all(
+            "SELECT profile_id, merged_into FROM profiles WHERE merged_into IS NOT NULL"
+        )
+    )
+
+    def live(profile: str) -> str:
+        seen = 0
+        while profile in merged and seen < 1000:  # a chain of merges; never a loop
+            profile, seen = merged[profile], seen + 1
+        return profile
+
+    for profile in [p for p in aggregates.profiles if p in merged]:
+        aggregates.merge(live(profile), profile)
+    if indices:
+        chosen = [aggregates.traits[i] for i in indices]
+        since = exp.alias_(
+            events_of_profiles().where("e.seq > $covered AND e.seq <= $until").subquery(),
+            "ev",
+            table=True,
+        )
+        query, parameters = extraction(chosen, since, with_profile=True, products=products)
+        rows = store.fetch_all(
+            query.sql(dialect="duckdb"), {**parameters, "covered": covered, "until": processed}
+        )
+        fold(aggregates, rows, lambda row: live(row[0]), indices, 1)
+    return True
 
 
 def fill(
@@ -284,6 +376,11 @@ def fill(
                 "trait_aggregates",
                 pa.table({"profile_id": [p for p, _ in kept], "state": [s for _, s in kept]}),
             )
+        batch.execute(  # the whole state covers the position now
+            "INSERT OR REPLACE INTO pipeline_state "
+            "SELECT 'aggregates_seq', coalesce(max(value), 0) FROM pipeline_state "
+            "WHERE key = 'processed_seq'"
+        )
         batch.execute("DELETE FROM trait_aggregate_keys")
         batch.insert_arrow(
             "trait_aggregate_keys",

@@ -276,14 +276,19 @@ class Aggregates:
         for profile in profiles:
             self.profiles.pop(profile, None)
 
-    def values(self, profile: str, today: int) -> dict[str, Any]:
+    def values(
+        self, profile: str, today: int, indices: Iterable[int] | None = None
+    ) -> dict[str, Any]:
         """The profile's computed traits on `today` (a UTC day number): only the traits
-        with at least one matching event in their window, as the full recompute."""
+        with at least one matching event in their window, as the full recompute; only
+        the traits numbered `indices` when given."""
         state = self.profiles.get(profile)
         found: dict[str, Any] = {}
         if not state:
             return found
-        for trait, key in zip(self.traits, self.keys, strict=True):
+        chosen = range(len(self.traits)) if indices is None else indices
+        for index in chosen:
+            trait, key = self.traits[index], self.keys[index]
             buckets = state.get(key)
             if not buckets:
                 continue

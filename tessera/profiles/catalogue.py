@@ -60,6 +60,15 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
     return [*BUILT_IN, *kept, *from_file, *stored]
 
 
+#: Traits the batches keep aggregates for but that are valued only by the whole-population
+#: refresh, with what is derived from them over everyone there (best channel and time,
+#: loyalty points and tiers): evidence and conclusion change together. The engagement
+#: traits match every event, and valuing them for each batch's profiles cost the pipeline
+#: a third of its time (docs/ingest.md).
+VALUED_ON_REFRESH = frozenset({engagement.BY_CHANNEL.name, engagement.BY_HOUR.name,
+                               loyalty.SPEND.name})  # fmt: skip
+
+
 def names(store: Store, file: Path | None = None) -> set[str]:
     """Every computed trait a segment may name: definitions, the RFM scores, the predicted
     traits (tessera/predict) and the signal traits (audiences/signals.py), which are

@@ -4,7 +4,8 @@
   membership included: the members that streaming refreshes kept are those a rebuild's
   evaluation over every profile finds, and a rebuild keeps the membership history.
 - Without conflicts (limits out of the way), any arrival order gives the same graph and
-  the same traits: traits go by event time, not arrival.
+  the same traits: traits go by event time, not arrival (events of the same second go
+  by arrival).
 """
 
 from __future__ import annotations
@@ -179,7 +180,12 @@ def test_arrival_order_does_not_change_graph_or_traits(
     tmp_path_factory: Any, log: list[dict[str, Any]], order: Any
 ) -> None:
     no_limits = {"identity_rules": {k: {"limit": None} for k in ("user_id", "email", "phone")}}
-    numbered = [dict(m, messageId=f"m{i}") for i, m in enumerate(log)]
+    # Traits go by event time; two events of the same second are ordered by arrival (as
+    # Segment's last-write-wins), so each event gets a second of its own here.
+    numbered = [
+        dict(m, messageId=f"m{i}", timestamp=m["timestamp"].replace(":00Z", f":{i:02d}Z"))
+        for i, m in enumerate(log)
+    ]
     shuffled = list(numbered)
     order.shuffle(shuffled)
     results = []
