@@ -126,7 +126,8 @@ def train(context: Context) -> Trained:
 def _segment_members(store: Store, people: set[str]) -> dict[str, list[str]]:
     members: dict[str, list[str]] = defaultdict(list)
     for name, profile_id in store.fetch_all(
-        "SELECT s.name, m.profile_id FROM segment_members m JOIN segments s ON s.id = m.segment_id"
+        "SELECT s.name, m.profile_id FROM segment_members m JOIN segments s ON s.id = m.segment_id "
+        "WHERE m.left_at IS NULL"
     ):
         if profile_id in people:
             members[name].append(profile_id)
@@ -240,7 +241,7 @@ def recommend(context: Context, reference: str, n: int = 10) -> Recommendations:
         f"segment:{row[0]}"
         for row in store.fetch_all(
             "SELECT s.name FROM segment_members m JOIN segments s ON s.id = m.segment_id "
-            "WHERE m.profile_id = ? ORDER BY s.name",
+            "WHERE m.profile_id = ? AND m.left_at IS NULL ORDER BY s.name",
             [profile_id],
         )
     ]

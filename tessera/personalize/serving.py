@@ -188,7 +188,7 @@ class Personalizer:
         memberships: dict[str, list[str]] = defaultdict(list)
         for profile_id, name in store.fetch_all_yielding(
             "SELECT m.profile_id, s.name FROM segment_members m "
-            "JOIN segments s ON s.id = m.segment_id ORDER BY s.name"
+            "JOIN segments s ON s.id = m.segment_id WHERE m.left_at IS NULL ORDER BY s.name"
         ):
             memberships[profile_id].append(name)
         if not conditional:

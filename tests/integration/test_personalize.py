@@ -24,6 +24,7 @@ from tessera.personalize.offers import OfferSpec
 from tessera.personalize.serving import Personalizer, preview
 from tessera.results import wire
 from tessera.runtime import Runtime
+from tessera.segments import service
 from tessera.settings import Settings
 from tests.conftest import ADMIN_TOKEN, basic_auth
 from tests.integration.helpers import send
@@ -277,3 +278,23 @@ def test_a_first_time_visitor_from_a_travel_campaign_gets_the_travel_offer_and_k
     runtime.pipeline.refresh_computed_traits()
     personalizer.refresh()
     assert [o.name for o in _ask(personalizer, userId="jane").offers] == ["travel"]
+
+
+def test_a_decision_names_only_the_segments_the_person_is_in_now(runtime: Runtime) -> None:
+    """Membership is history (one row per stay): a segment the person left is not theirs."""
+    send(runtime, [{"type": "identify", "userId": "u1", "traits": {"city": "Lyon"},
+                    "messageId": "lyon"}])  # fmt: skip
+    runtime.pipeline.process()
+    service.create(runtime.store, "lyon", 'traits.city = "Lyon"', set(), exposed=True)
+    personalizer = Personalizer(runtime)
+    personalizer.load()
+    assert _ask(personalizer, userId="u1").segments == ["lyon"]
+    send(runtime, [{"type": "identify", "userId": "u1", "traits": {"city": "Paris"},
+                    "messageId": "paris"}])  # fmt: skip
+    runtime.pipeline.process()
+    runtime.pipeline.flush_segments()
+    assert runtime.store.fetch_one(
+        "SELECT count(*) FROM segment_members WHERE left_at IS NOT NULL"
+    ) == (1,)
+    personalizer.refresh()
+    assert _ask(personalizer, userId="u1").segments == []
