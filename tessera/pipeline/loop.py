@@ -15,7 +15,8 @@ traits, and a sweep of every segment) is not needed for freshness: after catchin
 only once the time since the last one is REFRESH_SHARE_FACTOR times what the last one took
 (it used to run on every catch-up, which under continuous ingest is every few tens of
 milliseconds, and a refresh over a million events took seconds), at most every
-BUSY_REFRESH_SECONDS while ingest never pauses, and every WINDOW_REFRESH_SECONDS anyway.
+BUSY_REFRESH_SECONDS while ingest never pauses (or REFRESH_SHARE_FACTOR times its own
+last duration when that is longer), and every WINDOW_REFRESH_SECONDS anyway.
 A refresh, or a streaming segment flush, that fails is tried again a few times with a
 growing pause (`Backoff`); after pipeline_max_attempts failures in a row it is recorded
 (`RefreshFailure`, shown by stats and the console) and tried again only at the sweep's
@@ -176,7 +177,11 @@ class Loop:
             self._busy = self._ingest_commits() != commits
             if self._busy:
                 self._stopping.wait(9 * (time.monotonic() - started))
-            if time.monotonic() - pipeline.refreshed_at > BUSY_REFRESH_SECONDS:
+            # Under continuous ingest too, the refresh takes at most ~1/REFRESH_SHARE_FACTOR
+            # of the pipeline's time: over a growing population it takes seconds, and
+            # running it every BUSY_REFRESH_SECONDS whatever it cost starved the batches.
+            every = max(BUSY_REFRESH_SECONDS, REFRESH_SHARE_FACTOR * self._refresh_cost)
+            if time.monotonic() - pipeline.refreshed_at > every:
                 stale = not self._refresh(self._timed_refresh, "refresh")
         return stale
 
