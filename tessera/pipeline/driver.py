@@ -29,7 +29,7 @@ from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
 from tessera.predict import service as predictions
 from tessera.predict import stored as predicted
-from tessera.profiles import aggregate_store, catalogue, loyalty
+from tessera.profiles import aggregate_store, catalogue
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
 from tessera.profiles.consent import ENRICHMENT_PURPOSE
@@ -167,12 +167,12 @@ class Pipeline:
         with self._lock:
             traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
             now = self.clock()
-            aggregates = self._current_aggregates(traits)
+            aggregates = self._current_aggregates(catalogue.batch_traits(traits))
             if full:
                 rows = catalogue.recompute(self._store, traits, now, self.products)
             else:
                 aggregates.prune(day_number(now))
-                rows = catalogue.current(aggregates, now, loyalty.rules(self._store))
+                rows = catalogue.current(self._store, aggregates, now, self.products)
             # Signal traits and predicted traits live beside computed ones
             # (audiences/signals.py, predict/stored.py).
             beside = [*signals.evaluate(self._store, now), *predicted.as_computed(self._store)]
@@ -511,9 +511,10 @@ class Pipeline:
         stop the batches (its refresh fails and is reported): they keep the others, and
         the file's traits are filled from the log once it reads again."""
         try:
-            return catalogue.definitions(self._store, self.settings.computed_traits_file)
+            traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
         except TesseraError:
-            return catalogue.definitions(self._store, None)
+            traits = catalogue.definitions(self._store, None)
+        return catalogue.batch_traits(traits)
 
     def _traits_of_batch(
         self, unifier: Unifier, after: int, last: int, attributed: list[tuple[int, str]]
@@ -531,7 +532,6 @@ class Pipeline:
             attributed,
             self.clock(),
             self.products,
-            catalogue.VALUED_ON_REFRESH,
         )
         # The aggregates are persisted every AGGREGATES_SAVE_SECONDS, not with each batch:
         # a profile active in several batches is written once, and a crash in between

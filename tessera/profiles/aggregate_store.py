@@ -160,12 +160,9 @@ def update(
     attributed: list[tuple[int, str]],
     now: datetime,
     products: ProductKeys = DEFAULT_KEYS,
-    valued_on_refresh: frozenset[str] = frozenset(),
 ) -> BatchTraits:
     """Apply one batch to the aggregates: its merges (states combine), then its events
-    (each to the live profile it now belongs to); returns the touched profiles' values,
-    except those of the traits `valued_on_refresh` (their aggregates are kept all the
-    same)."""
+    (each to the live profile it now belongs to); returns the touched profiles' values."""
     today = day_number(now)
     aggregates.today = today
     removed: set[str] = set()
@@ -183,11 +180,10 @@ def update(
     everything = list(range(len(aggregates.traits)))
     added = fold(aggregates, rows, profile_of, everything, 0)
     names = [t.name for t in aggregates.traits]
-    later = {i for i, name in enumerate(names) if name in valued_on_refresh}
     # A merge combines every trait's state: the surviving profile is valued whole. Any
     # other profile only for the traits its events matched: a page view does not change
-    # an order count, and valuing every trait of everyone an event touched (as an
-    # engagement trait matching every event made it) multiplied the batch's work.
+    # an order count, and valuing every trait of everyone an event touched multiplied the
+    # batch's work.
     for entry in graph.ledger:
         if entry.kind == "merge" and entry.other_profile is not None:
             added[graph.resolve(entry.profile)] = set(everything)
@@ -196,7 +192,7 @@ def update(
     for profile, indices in added.items():
         if profile in removed:
             continue
-        chosen = sorted(indices - later)
+        chosen = sorted(indices)
         changes.valued[profile] = [names[i] for i in chosen]
         changes.values[profile] = aggregates.values(profile, today, chosen)
     return changes

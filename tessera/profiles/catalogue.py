@@ -52,21 +52,27 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
         )
     ]
     from_file = load_file(file) if file is not None and file.exists() else []
-    # Engagement by channel and hour feeds best channel and time; the spend per category
-    # feeds loyalty, kept only once rules are loaded (it joins the catalogue per event).
-    kept = [engagement.BY_CHANNEL, engagement.BY_HOUR]
-    if loyalty.rules(store) is not None:
-        kept.append(loyalty.SPEND)
-    return [*BUILT_IN, *kept, *from_file, *stored]
+    return [*BUILT_IN, *_valued_on_refresh(loyalty.rules(store)), *from_file, *stored]
 
 
-#: Traits the batches keep aggregates for but that are valued only by the whole-population
-#: refresh, with what is derived from them over everyone there (best channel and time,
-#: loyalty points and tiers): evidence and conclusion change together. The engagement
-#: traits match every event, and valuing them for each batch's profiles cost the pipeline
-#: a third of its time (docs/ingest.md).
+#: Traits valued by the whole-population refresh, in one SQL pass over the log, with what
+#: is derived from them over everyone (best channel and time, loyalty points and tiers):
+#: evidence and conclusion change together. The batches keep no aggregates for them: the
+#: engagement traits match every event, and keeping them made the pipeline's batches
+#: 40% slower (docs/computed-traits.md).
 VALUED_ON_REFRESH = frozenset({engagement.BY_CHANNEL.name, engagement.BY_HOUR.name,
                                loyalty.SPEND.name})  # fmt: skip
+
+
+def _valued_on_refresh(rules: loyalty.LoyaltyRules | None) -> list[ComputedTrait]:
+    """Engagement by channel and hour (for best channel and time); the spend per category
+    (for loyalty) once rules are loaded (it joins the catalogue per order)."""
+    return [engagement.BY_CHANNEL, engagement.BY_HOUR, *([loyalty.SPEND] if rules else [])]
+
+
+def batch_traits(traits: list[ComputedTrait]) -> list[ComputedTrait]:
+    """The definitions the pipeline's batches keep aggregates for."""
+    return [t for t in traits if t.name not in VALUED_ON_REFRESH]
 
 
 def names(store: Store, file: Path | None = None) -> set[str]:
@@ -130,13 +136,25 @@ def _derived(
 
 
 def current(
-    aggregates: Aggregates, now: datetime, rules: loyalty.LoyaltyRules | None = None
+    store: Store, aggregates: Aggregates, now: datetime, products: ProductKeys = DEFAULT_KEYS
 ) -> list[tuple[str, str, str | None]]:
-    """Every profile's computed traits and RFM scores from the aggregates, without
-    reading the log: values for `now` (windows and recency follow the day); with the
-    loyalty `rules`, points and tiers."""
+    """Every profile's computed traits and RFM scores for `now` (windows and recency follow
+    the day): from the aggregates the batches keep, without reading the log, but for the
+    traits valued on refresh (one SQL pass); with loyalty rules, points and tiers."""
     today = day_number(now)
-    values = {profile: aggregates.values(profile, today) for profile in aggregates.profiles}
+    rules = loyalty.rules(store)
+    values = {
+        profile: {
+            n: v for n, v in aggregates.values(profile, today).items() if n not in VALUED_ON_REFRESH
+        }
+        for profile in aggregates.profiles
+    }
+    moment = now.replace(tzinfo=None).isoformat(sep=" ")
+    sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
+    # DuckDB refuses a named parameter the statement does not use ($now, here)
+    used = {key: value for key, value in parameters.items() if f"${key}" in sql}
+    for profile, name, value in store.fetch_all(sql, used):
+        values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
     rows = [
         (profile, name, as_json(value))
         for profile, found in values.items()

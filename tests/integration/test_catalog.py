@@ -236,13 +236,14 @@ def test_itemised_traits_kept_incrementally_equal_the_full_recompute(
             aggregates = runtime.pipeline.aggregates
             aggregates.prune(day_number(now))
             assert_same(
-                catalogue.current(aggregates, now), catalogue.recompute(runtime.store, traits, now)
+                catalogue.current(runtime.store, aggregates, now),
+                catalogue.recompute(runtime.store, traits, now),
             )
         runtime.pipeline.process(sweep=False)
         full = catalogue.recompute(runtime.store, traits, now)
-        assert_same(catalogue.current(runtime.pipeline.aggregates, now), full)
+        assert_same(catalogue.current(runtime.store, runtime.pipeline.aggregates, now), full)
         restored = aggregate_store.restore(runtime.store, traits)
-        assert_same(catalogue.current(restored, now), full)
+        assert_same(catalogue.current(runtime.store, restored, now), full)
     finally:
         runtime.close()
 
@@ -307,7 +308,7 @@ def test_products_named_by_sku_reach_segments_traits_recommendations_and_the_cal
         assert values[(runner, "spend_per_category")] == '{"Sport":258.0}'
         assert values[(runner, "last_viewed_product")] == '"sock-2"'
         runtime.pipeline.refresh_computed_traits()
-        assert_same(catalogue.current(runtime.pipeline.aggregates, moment), full)
+        assert_same(catalogue.current(runtime.store, runtime.pipeline.aggregates, moment), full)
 
         trained = recommendations.train(runtime)
         assert trained.products >= 4  # shoe-1, sock-2, lamp-3 and 7, all read by sku

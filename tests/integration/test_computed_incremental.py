@@ -143,14 +143,14 @@ def test_incremental_computed_traits_equal_the_full_recompute(
             aggregates = runtime.pipeline.aggregates
             aggregates.prune(day_number(now))
             full = catalogue.recompute(runtime.store, traits, now)
-            assert_same(catalogue.current(aggregates, now), full)
+            assert_same(catalogue.current(runtime.store, aggregates, now), full)
         runtime.pipeline.process(sweep=False)
         full = catalogue.recompute(runtime.store, traits, now)
-        assert_same(catalogue.current(runtime.pipeline.aggregates, now), full)
+        assert_same(catalogue.current(runtime.store, runtime.pipeline.aggregates, now), full)
         # What the batches persisted (every few seconds), caught up from the log where it
         # is behind, is the same state.
         restored = aggregate_store.restore(runtime.store, traits)
-        assert_same(catalogue.current(restored, now), full)
+        assert_same(catalogue.current(runtime.store, restored, now), full)
     finally:
         runtime.close()
 
@@ -314,11 +314,13 @@ def test_aggregates_behind_after_a_crash_are_caught_up_from_the_log(
         now = utc_now()
         traits = catalogue.definitions(runtime.store)
         full = catalogue.recompute(runtime.store, traits, now)
-        assert_same(catalogue.current(runtime.pipeline.aggregates, now), full)
-        # persisted whole again: a second start reads the same without the log
+        assert_same(catalogue.current(runtime.store, runtime.pipeline.aggregates, now), full)
+        # persisted whole again: a second start reads the same state without the log
         runtime.store.execute("DELETE FROM events")
-        restored = aggregate_store.restore(runtime.store, traits)
-        assert_same(catalogue.current(restored, now), full)
+        memory = runtime.pipeline.aggregates
+        restored = aggregate_store.restore(runtime.store, catalogue.batch_traits(traits))
+        assert set(restored.profiles) == set(memory.profiles)
+        assert all(restored.state_json(p) == memory.state_json(p) for p in memory.profiles)
         send(runtime, [_order("u1", 2, 5)])
         runtime.pipeline.process(sweep=False)
         jane = _profile(runtime, "u1")
