@@ -400,11 +400,8 @@ class Pipeline:
             aggregates = self._aggregates
             if aggregates is None or self._unifier is None or not self._unsaved:
                 return
-            traits = aggregate_store.BatchTraits([])
-            traits.flush_states(aggregates, self._unsaved, self.processed_seq())
             try:
-                with self._store.transaction() as batch:
-                    aggregate_store.write(batch, traits)
+                aggregate_store.save(self._store, aggregates, self._unsaved, self.processed_seq())
             except Exception as error:  # the next start catches them up from the log
                 failure = failures.describe(error)
                 log.error(

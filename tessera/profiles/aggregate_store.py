@@ -130,10 +130,8 @@ class BatchTraits:
     """What a batch changed in computed traits, for `write` (in the batch's transaction)
     and for the pipeline's memory once it commits."""
 
-    names: list[str]
     #: per updated live profile: the traits valued again (the ones the batch gave events
-    #: to; every one after a merge), their values (a trait left without one is absent),
-    #: and its state for the store (None: none)
+    #: to; every one after a merge) and their values (a trait left without one is absent)
     valued: dict[str, list[str]] = field(default_factory=dict)
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: profiles merged away in the batch: their computed traits go
@@ -147,8 +145,12 @@ class BatchTraits:
 
     def flush_states(self, aggregates: Aggregates, changed: set[str], last_seq: int) -> None:
         """Persist the aggregates of `changed` (and through `last_seq`) with this batch."""
-        self.states = {profile: aggregates.state_json(profile) for profile in sorted(changed)}
+        self.states = _states(aggregates, changed)
         self.covered_seq = last_seq
+
+
+def _states(aggregates: Aggregates, profiles: Iterable[str]) -> dict[str, str | None]:
+    return {profile: aggregates.state_json(profile) for profile in sorted(profiles)}
 
 
 def update(
@@ -188,7 +190,7 @@ def update(
         if entry.kind == "merge" and entry.other_profile is not None:
             added[graph.resolve(entry.profile)] = set(everything)
     aggregates.prune(today, added)
-    changes = BatchTraits(names, removed=removed, moment=now)
+    changes = BatchTraits(removed=removed, moment=now)
     for profile, indices in added.items():
         if profile in removed:
             continue
@@ -225,18 +227,33 @@ def write(store: Store, changes: BatchTraits) -> None:
         insert_values(store, rows, changes.moment)
 
 
+def save(store: Store, aggregates: Aggregates, changed: set[str], covered_seq: int) -> None:
+    """Persist the aggregates of `changed`, covering the log through `covered_seq`, on
+    their own (the pipeline's stop; batches persist theirs with `flush_states`)."""
+    with store.transaction() as batch:
+        _write_states(batch, _states(aggregates, changed), covered_seq)
+
+
 def _write_states(store: Store, states: dict[str, str | None], covered_seq: int) -> None:
     """Replace these profiles' persisted aggregates, and record the seq they now cover."""
     if states:
         store.execute(
             "DELETE FROM trait_aggregates WHERE profile_id IN (SELECT unnest(?))", [list(states)]
         )
-        kept = [(p, s) for p, s in states.items() if s is not None]
-        if kept:
-            store.insert_arrow(
-                "trait_aggregates",
-                pa.table({"profile_id": [p for p, _ in kept], "state": [s for _, s in kept]}),
-            )
+        _insert_states(store, states)
+    _record_covered(store, covered_seq)
+
+
+def _insert_states(store: Store, states: dict[str, str | None]) -> None:
+    kept = [(p, s) for p, s in states.items() if s is not None]
+    if kept:
+        store.insert_arrow(
+            "trait_aggregates",
+            pa.table({"profile_id": [p for p, _ in kept], "state": [s for _, s in kept]}),
+        )
+
+
+def _record_covered(store: Store, covered_seq: int) -> None:
     store.execute(
         "INSERT OR REPLACE INTO pipeline_state VALUES ('aggregates_seq', ?)", [covered_seq]
     )
@@ -349,11 +366,8 @@ def fill(
         key = aggregates.keys[index]
         for state in aggregates.profiles.values():
             state.pop(key, None)
+    until, _ = _positions(store)
     if indices:
-        position = store.fetch_one(
-            "SELECT coalesce(max(value), 0) FROM pipeline_state WHERE key = 'processed_seq'"
-        )
-        until = int(position[0]) if position else 0
         chosen = [aggregates.traits[i] for i in indices]
         history = exp.alias_(
             events_of_profiles().where("e.seq <= $until").subquery(), "ev", table=True
@@ -365,18 +379,8 @@ def fill(
         aggregates.prune(aggregates.today)
     with store.transaction() as batch:
         batch.execute("DELETE FROM trait_aggregates")
-        states = [(p, aggregates.state_json(p)) for p in sorted(aggregates.profiles)]
-        kept = [(p, s) for p, s in states if s is not None]
-        if kept:
-            batch.insert_arrow(
-                "trait_aggregates",
-                pa.table({"profile_id": [p for p, _ in kept], "state": [s for _, s in kept]}),
-            )
-        batch.execute(  # the whole state covers the position now
-            "INSERT OR REPLACE INTO pipeline_state "
-            "SELECT 'aggregates_seq', coalesce(max(value), 0) FROM pipeline_state "
-            "WHERE key = 'processed_seq'"
-        )
+        _insert_states(batch, _states(aggregates, aggregates.profiles))
+        _record_covered(batch, until)  # the whole state covers the position now
         batch.execute("DELETE FROM trait_aggregate_keys")
         batch.insert_arrow(
             "trait_aggregate_keys",

@@ -143,17 +143,10 @@ def current(
     traits valued on refresh (one SQL pass); with loyalty rules, points and tiers."""
     today = day_number(now)
     rules = loyalty.rules(store)
-    values = {
-        profile: {
-            n: v for n, v in aggregates.values(profile, today).items() if n not in VALUED_ON_REFRESH
-        }
-        for profile in aggregates.profiles
-    }
+    values = {profile: aggregates.values(profile, today) for profile in aggregates.profiles}
     moment = now.replace(tzinfo=None).isoformat(sep=" ")
     sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
-    # DuckDB refuses a named parameter the statement does not use ($now, here)
-    used = {key: value for key, value in parameters.items() if f"${key}" in sql}
-    for profile, name, value in store.fetch_all(sql, used):
+    for profile, name, value in store.fetch_all(sql, parameters):
         values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
     rows = [
         (profile, name, as_json(value))

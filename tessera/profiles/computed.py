@@ -521,8 +521,10 @@ def compile_all(
     union: exp.Query = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
-    outer = sqlglot.select("*").from_(union.subquery("traits"))
-    return outer.sql(dialect="duckdb"), parameters
+    outer = sqlglot.select("*").from_(union.subquery("traits")).sql(dialect="duckdb")
+    if "$now" not in outer:  # no trait with a window or recency: DuckDB refuses an unused one
+        parameters.pop("now")
+    return outer, parameters
 
 
 RFM_SQL = """

@@ -183,6 +183,14 @@ def _members(runtime: Runtime, segment: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _after_an_order(runtime: Runtime, user: str, revenue: float, index: int) -> tuple[Any, Any]:
+    """One more order of `user`, processed: their order count and total revenue then."""
+    send(runtime, [_order(user, revenue, index)])
+    runtime.pipeline.process(sweep=False)
+    values = _values(runtime, _profile(runtime, user))
+    return values["order_count"], values["total_revenue"]
+
+
 def _order(
     user: str | None, revenue: float, index: int, anonymous: str | None = None
 ) -> dict[str, Any]:
@@ -275,11 +283,7 @@ def test_a_restart_reads_the_aggregates_from_the_store_not_the_log(tmp_path: Pat
     runtime = Runtime.open(Settings(data_dir=folder, admin_token="t"))
     try:
         runtime.store.execute("DELETE FROM events")
-        send(runtime, [_order("u1", 5, 3)])
-        runtime.pipeline.process(sweep=False)
-        jane = _profile(runtime, "u1")
-        assert _values(runtime, jane)["order_count"] == 3
-        assert _values(runtime, jane)["total_revenue"] == 35.0
+        assert _after_an_order(runtime, "u1", 5, 3) == (3, 35.0)
     finally:
         runtime.close()
 
@@ -321,11 +325,7 @@ def test_aggregates_behind_after_a_crash_are_caught_up_from_the_log(
         restored = aggregate_store.restore(runtime.store, catalogue.batch_traits(traits))
         assert set(restored.profiles) == set(memory.profiles)
         assert all(restored.state_json(p) == memory.state_json(p) for p in memory.profiles)
-        send(runtime, [_order("u1", 2, 5)])
-        runtime.pipeline.process(sweep=False)
-        jane = _profile(runtime, "u1")
-        assert _values(runtime, jane)["order_count"] == 4
-        assert _values(runtime, jane)["total_revenue"] == 18.0
+        assert _after_an_order(runtime, "u1", 2, 5) == (4, 18.0)
     finally:
         runtime.close()
 
