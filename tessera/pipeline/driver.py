@@ -16,19 +16,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from tessera.audiences import lifetime, signals
+from tessera.audiences import lifetime
 from tessera.catalog.keys import ProductKeys
 from tessera.errors import TesseraError
 from tessera.events import failures
 from tessera.events.timestamps import utc_now
 from tessera.identity import lookup, stored
 from tessera.identity.identifiers import Identifier
-from tessera.pipeline import persist
+from tessera.pipeline import persist, refresh
 from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
 from tessera.predict import service as predictions
-from tessera.predict import stored as predicted
 from tessera.profiles import aggregate_store, catalogue
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
@@ -78,9 +77,16 @@ class Pipeline:
         #: monotonic time they were (0: with the next batch)
         self._unsaved: set[str] = set()
         self._saved_at = 0.0
-        #: computed traits per profile: the touched profiles' after each batch, replaced
-        #: whole after each refresh
+        #: computed traits per profile, as the store holds them: the touched profiles'
+        #: after each batch, the changed ones after each refresh (`refresh.py`)
         self.computed: dict[str, dict[str, Any]] = {}
+        #: the key (day, definitions) of the last refresh that valued everyone's
+        #: aggregates: until it changes, a refresh starts from memory (`refresh.py`)
+        self._swept: tuple[int, bytes] | None = None
+        #: refreshes begun, and the one computing off the lock (batches note what they
+        #: touch in its snapshot)
+        self._refresh_epoch = 0
+        self._watching: refresh.Snapshot | None = None
         self._ledger_id = 0
         #: monotonic times of the last refresh of computed traits and the last purge
         self.refreshed_at = 0.0
@@ -161,30 +167,82 @@ class Pipeline:
         )
 
     def refresh_computed_traits(self, *, full: bool = False) -> int:
-        """Materialise computed traits for every profile: from the aggregates the batches
-        keep (no log read: windows and recency follow the day, RFM scores the population),
-        or with `full` by the full recompute over the whole history (the rebuild's)."""
+        """Materialise computed traits for every profile (`refresh.py`), holding batches
+        still: from the values the batches keep (no log read: windows and recency follow
+        the day, RFM scores the population), or with `full` by the full recompute over the
+        whole history (the rebuild's). Then every segment is re-evaluated. Returns how
+        many profiles' computed traits changed. The background loop uses `begin_refresh`
+        and `finish_refresh` instead, so that batches go on while it computes."""
         with self._lock:
-            traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
-            now = self.clock()
-            aggregates = self._current_aggregates(catalogue.batch_traits(traits))
-            if full:
-                rows = catalogue.recompute(self._store, traits, now, self.products)
-            else:
-                aggregates.prune(day_number(now))
-                rows = catalogue.current(self._store, aggregates, now, self.products)
-            # Signal traits and predicted traits live beside computed ones
-            # (audiences/signals.py, predict/stored.py).
-            beside = [*signals.evaluate(self._store, now), *predicted.as_computed(self._store)]
-            count = catalogue.refresh(self._store, rows, now, beside)
-            self.refreshed_at = time.monotonic()
-            self.computed = catalogue.load(self._store)
-            # Segments read traits and computed traits: re-evaluated right after them.
-            # The periodic call from the loop is the sweep that lets time windows slide.
-            segments.evaluate_all(
-                self._store, products=self.products, enrichment_policy=self._enrichment_policy
-            )
-            return count
+            snapshot = self._snapshot(full)
+            return self._apply_refresh(refresh.compute(self._store, snapshot, self.products))
+
+    def begin_refresh(self) -> Callable[[], refresh.Refreshed]:
+        """A refresh's snapshot, and the work to run off the lock (on another thread);
+        batches that run meanwhile are recorded in the snapshot for `finish_refresh`."""
+        with self._lock:
+            snapshot = self._watching = self._snapshot(False)
+        return lambda: refresh.compute(self._store, snapshot, self.products)
+
+    def finish_refresh(self, outcome: Callable[[], refresh.Refreshed]) -> int:
+        """Apply what the work of `begin_refresh` gave (`outcome` returns it, or raises its
+        failure): unless memory was reloaded or another refresh began since."""
+        with self._lock:
+            self._watching = None
+            refreshed = outcome()
+            snapshot = refreshed.snapshot
+            if snapshot.origin is not self._unifier or snapshot.epoch != self._refresh_epoch:
+                return 0
+            return self._apply_refresh(refreshed)
+
+    def _snapshot(self, full: bool) -> refresh.Snapshot:
+        """What a refresh starts from (`refresh.Snapshot`); the lock is held."""
+        self._ready()
+        self._refresh_epoch += 1
+        traits = catalogue.definitions(self._store, self.settings.computed_traits_file)
+        kept = catalogue.batch_traits(traits)
+        now = self.clock()
+        key = refresh.key_of(day_number(now), kept)
+        base: dict[str, dict[str, Any]] | None = None
+        light = not full and key == self._swept
+        if light:
+            base = dict(self.computed)  # a copy of the references: batches replace, not edit
+        elif not full:
+            aggregates = self._current_aggregates(kept)
+            aggregates.prune(key[0])
+            base = {p: aggregates.values(p, key[0]) for p in aggregates.profiles}
+        return refresh.Snapshot(
+            now=now,
+            traits=traits,
+            kept=frozenset(t.name for t in kept),
+            key=key,
+            base=base,
+            light=light,
+            origin=self._unifier,
+            epoch=self._refresh_epoch,
+        )
+
+    def _apply_refresh(self, refreshed: refresh.Refreshed) -> int:
+        """Write what changed, in the store and in memory; re-evaluate every segment."""
+        snapshot = refreshed.snapshot
+        changed, gone = refresh.changes(self.computed, refreshed)
+        if snapshot.light:
+            refresh.write(self._store, changed, gone, snapshot.now)
+            computed = self.computed
+            for profile in gone:
+                computed.pop(profile, None)
+            computed.update(changed)
+        else:
+            refresh.replace(self._store, refreshed.values, snapshot.now)
+            self.computed = refreshed.values
+        self._swept = snapshot.key
+        self.refreshed_at = time.monotonic()
+        # Segments read traits and computed traits: re-evaluated right after them.
+        # The periodic call from the loop is the sweep that lets time windows slide.
+        segments.evaluate_all(
+            self._store, products=self.products, enrichment_policy=self._enrichment_policy
+        )
+        return len(changed) + len(gone)
 
     def refresh_predictions(self) -> None:
         """Refit the predictive models and rescore everyone (the schedule's step), then
@@ -551,6 +609,9 @@ class Pipeline:
         """After the batch commits: its values in memory, beside the RFM and signal
         traits the refresh keeps (a merged-away profile's go)."""
         computed = self.computed
+        if (watching := self._watching) is not None:  # a refresh computes meanwhile
+            watching.touched.update(traits.valued)
+            watching.removed.update(traits.removed)
         for profile in traits.removed:
             computed.pop(profile, None)
         for profile, valued in traits.valued.items():

@@ -29,8 +29,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tessera.events import failures
 from tessera.events.timestamps import iso_utc, utc_now
@@ -95,7 +96,8 @@ class Followed(Protocol):
     def run_batch(self, size: int) -> int: ...
     def segments_due(self) -> bool: ...
     def flush_segments(self) -> None: ...
-    def refresh_computed_traits(self) -> int: ...
+    def begin_refresh(self) -> Callable[[], object]: ...
+    def finish_refresh(self, outcome: Callable[[], Any]) -> int: ...
     def purge_expired(self) -> object: ...
     def refresh_predictions(self) -> None: ...
     def observe_timing(self, step: str, seconds: float, succeeded: bool) -> None: ...
@@ -123,6 +125,10 @@ class Loop:
         self._busy = False
         #: seconds the last whole-population refresh took (it spaces the next one)
         self._refresh_cost = 0.0
+        #: the refresh computing on its worker thread, and when it began
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: Future[object] | None = None
+        self._refresh_started = 0.0
 
     def run(self) -> None:
         pipeline = self._pipeline
@@ -139,6 +145,7 @@ class Loop:
             self._wake.wait(self._settings.pipeline_interval_seconds)
             self._wake.clear()
             try:
+                stale = self._collect_refresh() is False or stale
                 stale = self._follow(stale)
                 if time.monotonic() - pipeline.purged_at > PURGE_SECONDS:
                     pipeline.purge_expired()  # anonymous data past its lifetime
@@ -146,10 +153,11 @@ class Loop:
                 if every and time.monotonic() - pipeline.predicted_at > every:
                     self._refresh(pipeline.refresh_predictions, "predict")  # refit, rescore
                 since = time.monotonic() - pipeline.refreshed_at
-                if since > WINDOW_REFRESH_SECONDS or (
-                    stale and since >= REFRESH_SHARE_FACTOR * self._refresh_cost
-                ):
-                    stale = not self._refresh(self._timed_refresh, "refresh")
+                if (
+                    since > WINDOW_REFRESH_SECONDS
+                    or (stale and since >= REFRESH_SHARE_FACTOR * self._refresh_cost)
+                ) and self._start_refresh():
+                    stale = False
             except Exception as error:
                 # Type and place only: an exception's message may quote personal data.
                 failure = failures.describe(error)
@@ -160,6 +168,8 @@ class Loop:
                 )
                 pipeline.forget_memory()  # reload from the store: memory may be ahead of it
                 self._stopping.wait(LOOP_PAUSE_SECONDS)
+        if self._worker is not None:  # a refresh still computing is not applied
+            self._worker.shutdown(wait=True)
 
     def _follow(self, stale: bool) -> bool:
         """Process batches until caught up (or stopping); returns whether computed traits
@@ -180,52 +190,89 @@ class Loop:
             # Under continuous ingest too, the refresh takes at most ~1/REFRESH_SHARE_FACTOR
             # of the pipeline's time: over a growing population it takes seconds, and
             # running it every BUSY_REFRESH_SECONDS whatever it cost starved the batches.
+            stale = self._collect_refresh() is False or stale
             every = max(BUSY_REFRESH_SECONDS, REFRESH_SHARE_FACTOR * self._refresh_cost)
-            if time.monotonic() - pipeline.refreshed_at > every:
-                stale = not self._refresh(self._timed_refresh, "refresh")
+            if time.monotonic() - pipeline.refreshed_at > every and self._start_refresh():
+                stale = False
         return stale
 
-    def _timed_refresh(self) -> None:
-        """The whole-population refresh, timed: its cost spaces the next one."""
-        started = time.monotonic()
-        self._pipeline.refresh_computed_traits()
-        self._refresh_cost = time.monotonic() - started
-
-    def _refresh(self, step: Callable[[], object], name: str) -> bool:
-        """Run a refresh step unless a failing one waits for its next try; True when it
-        ran and succeeded. Its failure does not stop batches, nor drop memory (a refresh
-        writes no state the graph depends on)."""
-        if not self._backoff.ready(time.monotonic()):
+    def _start_refresh(self) -> bool:
+        """Begin the whole-population refresh: its snapshot here, its work on the worker
+        thread while batches go on (`pipeline/refresh.py`); True when it began. Not while
+        one computes, nor while a failing one waits for its next try."""
+        if self._pending is not None or not self._backoff.ready(time.monotonic()):
             return False
         started = time.monotonic()
+        try:
+            work = self._pipeline.begin_refresh()
+        except Exception as error:
+            if self._stopping.is_set():
+                raise
+            self._failed(error, "refresh", started)
+            return False
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="tessera-refresh")
+        self._refresh_started = started
+        self._pending = self._worker.submit(work)
+        self._pending.add_done_callback(lambda _done: self._wake.set())
+        return True
+
+    def _collect_refresh(self) -> bool | None:
+        """Apply the refresh once its work is done: True when it succeeded, False when it
+        failed (the work or the writing), None when none was done."""
+        pending = self._pending
+        if pending is None or not pending.done():
+            return None
+        self._pending = None
+        started = self._refresh_started
+        succeeded = self._refresh(
+            lambda: self._pipeline.finish_refresh(pending.result), "refresh", started
+        )
+        if succeeded:
+            self._refresh_cost = time.monotonic() - started
+        return succeeded
+
+    def _refresh(
+        self, step: Callable[[], object], name: str, started: float | None = None
+    ) -> bool:
+        """Run a refresh step unless a failing one waits for its next try; True when it
+        ran and succeeded. Its failure does not stop batches, nor drop memory (a refresh
+        writes no state the graph depends on). Timed from `started` (default: now)."""
+        if not self._backoff.ready(time.monotonic()):
+            return False
+        started = time.monotonic() if started is None else started
         try:
             step()
         except Exception as error:
             if self._stopping.is_set():
                 raise
-            self._pipeline.observe_timing(name, time.monotonic() - started, False)
-            failure = failures.describe(error)
-            attempts = self._backoff.failures + 1
-            if self._backoff.failed(time.monotonic()):
-                self.failure = RefreshFailure(failure, attempts, iso_utc(utc_now()) or "")
-                log.error(
-                    "pipeline refresh failed %d times in a row (%s at %s): recorded "
-                    "(`tessera stats`); tried again in %d s, batches go on",
-                    attempts,
-                    failure.error_type,
-                    failure.location,
-                    WINDOW_REFRESH_SECONDS,
-                )
-            else:
-                log.warning(
-                    "pipeline refresh failed (%s at %s), attempt %d of %d",
-                    failure.error_type,
-                    failure.location,
-                    attempts,
-                    self._backoff.limit,
-                )
+            self._failed(error, name, started)
             return False
         self._pipeline.observe_timing(name, time.monotonic() - started, True)
         self._backoff.succeeded()
         self.failure = None
         return True
+
+    def _failed(self, error: Exception, name: str, started: float) -> None:
+        """Count a refresh step's failure: logged, then recorded once it keeps failing."""
+        self._pipeline.observe_timing(name, time.monotonic() - started, False)
+        failure = failures.describe(error)
+        attempts = self._backoff.failures + 1
+        if self._backoff.failed(time.monotonic()):
+            self.failure = RefreshFailure(failure, attempts, iso_utc(utc_now()) or "")
+            log.error(
+                "pipeline refresh failed %d times in a row (%s at %s): recorded "
+                "(`tessera stats`); tried again in %d s, batches go on",
+                attempts,
+                failure.error_type,
+                failure.location,
+                WINDOW_REFRESH_SECONDS,
+            )
+        else:
+            log.warning(
+                "pipeline refresh failed (%s at %s), attempt %d of %d",
+                failure.error_type,
+                failure.location,
+                attempts,
+                self._backoff.limit,
+            )

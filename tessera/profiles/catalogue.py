@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -117,22 +118,51 @@ def recompute(
     values: dict[str, dict[str, Any]] = {}
     for profile, name, value in rows:
         values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
-    derived = _derived(values, loyalty.rules(store))
+    derived = rows_of(_derived(values, loyalty.rules(store)))
     return rows + rfm_rows(store.fetch_all(RFM_SQL, {"now": moment})) + derived
 
 
 def _derived(
     values: dict[str, dict[str, Any]], rules: loyalty.LoyaltyRules | None
-) -> list[tuple[str, str, str | None]]:
+) -> dict[str, dict[str, Any]]:
     """The traits derived from others over everyone: best channel and time, loyalty."""
-    rows = [
+    found = engagement.derive(values)
+    if rules is not None:
+        for profile, traits in values.items():
+            if loyal := loyalty.derive(rules, traits):
+                found.setdefault(profile, {}).update(loyal)
+    return found
+
+
+def rows_of(values: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str | None]]:
+    """Values per profile as `computed_traits` rows: (profile_id, name, JSON value)."""
+    return [
         (profile, name, as_json(value))
-        for profile, found in engagement.derive(values).items()
+        for profile, found in values.items()
         for name, value in found.items()
     ]
-    for profile, traits in values.items():
-        rows += [(profile, n, as_json(v)) for n, v in loyalty.derive(rules, traits).items()]
-    return rows
+
+
+def completed(
+    store: Store,
+    values: dict[str, dict[str, Any]],
+    now: datetime,
+    products: ProductKeys = DEFAULT_KEYS,
+) -> dict[str, dict[str, Any]]:
+    """`values` (each profile's traits the batches keep, valued for `now`'s day), with
+    the traits valued on refresh (one SQL pass), the RFM scores, the best channel and time
+    and loyalty added: every profile's computed traits. Changes `values` and returns it."""
+    rules = loyalty.rules(store)
+    moment = now.replace(tzinfo=None).isoformat(sep=" ")
+    sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
+    for profile, name, value in store.fetch_all(sql, parameters):
+        values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
+    derived = _derived(values, rules)
+    for profile, scores in rfm(values).items():
+        values[profile].update(scores)
+    for profile, found in derived.items():
+        values.setdefault(profile, {}).update(found)
+    return values
 
 
 def current(
@@ -142,20 +172,8 @@ def current(
     the day): from the aggregates the batches keep, without reading the log, but for the
     traits valued on refresh (one SQL pass); with loyalty rules, points and tiers."""
     today = day_number(now)
-    rules = loyalty.rules(store)
     values = {profile: aggregates.values(profile, today) for profile in aggregates.profiles}
-    moment = now.replace(tzinfo=None).isoformat(sep=" ")
-    sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
-    for profile, name, value in store.fetch_all(sql, parameters):
-        values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
-    rows = [
-        (profile, name, as_json(value))
-        for profile, found in values.items()
-        for name, value in found.items()
-    ]
-    for profile, scores in rfm(values).items():
-        rows += [(profile, name, as_json(value)) for name, value in scores.items()]
-    return rows + _derived(values, rules)
+    return rows_of(completed(store, values, now, products))
 
 
 def refresh(

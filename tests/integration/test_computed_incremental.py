@@ -363,3 +363,75 @@ def test_the_rebuild_recomputes_what_the_batches_kept(tmp_path: Path) -> None:
         assert_same(kept, sorted(rebuilt))
     finally:
         runtime.close()
+
+
+def _stored(runtime: Runtime) -> Rows:
+    rows = runtime.store.fetch_all("SELECT profile_id, name, value FROM computed_traits")
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+@given(
+    log=st.lists(messages(), min_size=2, max_size=40),
+    first=st.integers(1, 20),
+    meanwhile=st.integers(0, 20),
+    hours=st.lists(st.integers(0, 30), min_size=3, max_size=3),
+)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_refresh_computed_while_batches_run_keeps_what_they_wrote(
+    tmp_path_factory: Any, log: list[dict[str, Any]], first: int, meanwhile: int,
+    hours: list[int],
+) -> None:  # fmt: skip
+    """The loop's refresh (pipeline/refresh.py): its snapshot, then batches (merges among
+    them) while it computes, then its changes applied. The batches' values survive it
+    (every kept trait equals the aggregates' value at once), and the next refresh, light
+    within the day or the sweep of a new one, ends equal to the full recompute, in the
+    store and in memory alike."""
+    runtime = open_with_definitions(tmp_path_factory.mktemp("refresh"), pipeline_batch_size=3)
+    try:
+        send(runtime, [dict(m, messageId=f"m{i}") for i, m in enumerate(log)])
+        traits = catalogue.definitions(runtime.store)
+        kept = {t.name for t in catalogue.batch_traits(traits)}
+        now = BASE
+        pipeline = runtime.pipeline
+        pipeline.clock = lambda: now
+        pipeline.process(max_events=first)  # with its sweep: the day's
+        for step in hours:
+            now += timedelta(hours=step)
+            work = pipeline.begin_refresh()
+            pipeline.process(max_events=meanwhile, sweep=False)
+            outcome = work()
+            pipeline.finish_refresh(lambda outcome=outcome: outcome)  # type: ignore[misc]
+            aggregates = pipeline.aggregates
+            aggregates.prune(day_number(now))
+            current = [r for r in catalogue.current(runtime.store, aggregates, now)
+                       if r[1] in kept]  # fmt: skip
+            assert_same([r for r in _stored(runtime) if r[1] in kept], current)
+        pipeline.process(sweep=False)
+        pipeline.refresh_computed_traits()
+        full = catalogue.recompute(runtime.store, traits, now)
+        assert_same(_stored(runtime), full)
+        memory = [(p, n, aggregate_store.as_json(v))
+                  for p, found in pipeline.computed.items() for n, v in found.items()]  # fmt: skip
+        assert_same(memory, full)
+    finally:
+        runtime.close()
+
+
+def test_a_refresh_computed_across_a_rebuild_is_dropped(tmp_path: Path) -> None:
+    """An erasure's (or replay's) rebuild reloads memory while a refresh computes: what
+    that refresh computed before it is never written back."""
+    runtime = open_with_definitions(tmp_path / "data")
+    try:
+        send(runtime, [_order("u1", 10, 1), _order("u2", 3, 2)])
+        runtime.pipeline.process()
+        work = runtime.pipeline.begin_refresh()
+        outcome = work()
+        before = sorted(_stored(runtime))
+        runtime.store.execute("DELETE FROM events WHERE user_id = 'u2'")  # as an erasure does
+        runtime.pipeline.rebuild()
+        rebuilt = sorted(_stored(runtime))
+        assert rebuilt != before
+        assert runtime.pipeline.finish_refresh(lambda: outcome) == 0
+        assert sorted(_stored(runtime)) == rebuilt
+    finally:
+        runtime.close()

@@ -4,6 +4,8 @@ the fallback, the hours of the week, the longest category prefix, the tiers."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tessera.errors import InvalidField
 from tessera.profiles import engagement, loyalty
@@ -15,6 +17,23 @@ def test_the_best_channel_leans_on_the_population_when_history_is_thin() -> None
     assert engagement.best({"web": 20, "email": 1}, prior) == "web"
     assert engagement.best({}, prior) == "email"  # nothing: the population's best
     assert engagement.best({}, {}) is None
+
+
+_HOURS = st.sampled_from([str(h) for h in range(0, 168, 7)] + ["1", "2", "10", "100"])
+
+
+@given(
+    counts=st.dictionaries(_HOURS, st.integers(1, 5), max_size=6),
+    # small integer weights: many exact ties, the case the shortcut must get right
+    weights=st.dictionaries(_HOURS, st.integers(1, 4), min_size=0, max_size=20),
+)
+def test_the_shortcut_over_the_ranked_prior_picks_what_scoring_every_key_picks(
+    counts: dict[str, int], weights: dict[str, int]
+) -> None:
+    total = sum(weights.values())
+    prior = {key: weight / total for key, weight in weights.items()}
+    order = engagement.ranking(prior)
+    assert engagement.best(counts, prior, order) == engagement.best(counts, prior)
 
 
 def test_derived_traits_for_everyone_with_engagement() -> None:
