@@ -610,7 +610,8 @@ class Pipeline:
         traits the refresh keeps (a merged-away profile's go)."""
         computed = self.computed
         if (watching := self._watching) is not None:  # a refresh computes meanwhile
-            watching.touched.update(traits.valued)
+            for profile, names in traits.valued.items():
+                watching.touched.setdefault(profile, set()).update(names)
             watching.removed.update(traits.removed)
         for profile in traits.removed:
             computed.pop(profile, None)

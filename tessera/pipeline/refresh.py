@@ -11,8 +11,8 @@ wait for it.
 2. `compute` (no lock; the loop runs it on a worker thread while batches go on): what
    only the whole population gives (the traits valued on refresh in one SQL pass, the
    RFM scores, the best channel and time, loyalty; signal and predicted traits beside).
-3. `changes` (the lock held again): what differs from memory. The profiles the batches
-   touched while step 2 ran keep the values those batches gave, the ones they merged
+3. `changes` (the lock held again): what differs from memory. The traits the batches
+   valued while step 2 ran keep the values those batches gave, the profiles they merged
    away stay gone; only profiles whose traits changed are rewritten, in the store and
    in memory (a refresh used to delete and insert every row, then read them all back).
    The day's sweep and the full recompute still replace every row (`replace`).
@@ -58,8 +58,9 @@ class Snapshot:
     #: the memory it was taken from, and the count of refreshes begun before it
     origin: object
     epoch: int
-    #: filled by the batches that run while it computes
-    touched: set[str] = field(default_factory=set)
+    #: filled by the batches that run while it computes: the traits they valued, per
+    #: profile, and the profiles they merged away
+    touched: dict[str, set[str]] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
 
 
@@ -105,13 +106,18 @@ def changes(
     snapshot, new = refreshed.snapshot, refreshed.values
     for profile in snapshot.removed:
         new.pop(profile, None)
-    kept = snapshot.kept
-    for profile in snapshot.touched - snapshot.removed:
-        # The batch that touched it valued its kept traits after the snapshot.
-        own = {n: v for n, v in memory.get(profile, {}).items() if n in kept}
-        rest = {n: v for n, v in new.get(profile, {}).items() if n not in kept}
-        if own or rest:
-            new[profile] = own | rest
+    for profile, names in snapshot.touched.items():
+        if profile in snapshot.removed:
+            continue
+        # The batches valued these after the snapshot (a batch values the traits its
+        # events matched): theirs are newer. The others are the snapshot's, valued for
+        # its day, which memory may not be yet.
+        current = memory.get(profile, {})
+        mine = new.get(profile, {})
+        merged = {n: v for n, v in mine.items() if n not in names}
+        merged.update((n, current[n]) for n in names if n in current)
+        if merged:
+            new[profile] = merged
         else:
             new.pop(profile, None)
     changed = {p: d for p, d in new.items() if memory.get(p) != d}

@@ -118,15 +118,19 @@ def recompute(
     values: dict[str, dict[str, Any]] = {}
     for profile, name, value in rows:
         values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
-    derived = rows_of(_derived(values, loyalty.rules(store)))
+    derived = rows_of(_derived(store, values, loyalty.rules(store)))
     return rows + rfm_rows(store.fetch_all(RFM_SQL, {"now": moment})) + derived
 
 
 def _derived(
-    values: dict[str, dict[str, Any]], rules: loyalty.LoyaltyRules | None
+    store: Store, values: dict[str, dict[str, Any]], rules: loyalty.LoyaltyRules | None
 ) -> dict[str, dict[str, Any]]:
-    """The traits derived from others over everyone: best channel and time, loyalty."""
-    found = engagement.derive(values)
+    """The traits derived from others over everyone: best channel and time (in SQL, from
+    the log: `engagement.DERIVED_SQL`), loyalty points and tiers (from `values`)."""
+    found: dict[str, dict[str, Any]] = {
+        profile: dict(zip(engagement.NAMES, best, strict=True))
+        for profile, *best in store.fetch_all(engagement.DERIVED_SQL)
+    }
     if rules is not None:
         for profile, traits in values.items():
             if loyal := loyalty.derive(rules, traits):
@@ -157,7 +161,7 @@ def completed(
     sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
     for profile, name, value in store.fetch_all(sql, parameters):
         values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
-    derived = _derived(values, rules)
+    derived = _derived(store, values, rules)
     for profile, scores in rfm(values).items():
         values[profile].update(scores)
     for profile, found in derived.items():
