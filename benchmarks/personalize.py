@@ -177,7 +177,7 @@ def visitors(data_dir: Path) -> tuple[list[str], dict[str, Any]]:
     anonymous ids of the log, 5% never seen); the store's size."""
     runtime = Runtime.open(Settings(data_dir=data_dir, admin_token="bench" * 6))
     try:
-        key = keys.create(runtime.store, runtime.sources, "web-shop").key
+        key = keys.create(runtime, runtime.sources, "web-shop").key
         store = runtime.store
         users = [
             r[0] for r in store.fetch_all("SELECT value FROM identities WHERE type = 'user_id'")

@@ -620,7 +620,7 @@ class LocalBackend:
         return offers.get(self.runtime.store, name)
 
     def delete_offer(self, name: str) -> Deleted:
-        return offers.delete(self.runtime.store, name)
+        return offers.delete(self.runtime, name)
 
     def preview_decision(
         self, reference: str, channel: str, strategy: Strategy | None
@@ -639,10 +639,10 @@ class LocalBackend:
         return keys.list_all(self.runtime.store)
 
     def create_publishable_key(self, source: str) -> keys.PublishableKeyCreated:
-        return keys.create(self.runtime.store, self.runtime.sources, source)
+        return keys.create(self.runtime, self.runtime.sources, source)
 
     def revoke_publishable_key(self, key_id: str) -> keys.PublishableKey:
-        return keys.revoke(self.runtime.store, key_id)
+        return keys.revoke(self.runtime, key_id)
 
     def caller(self, text: str) -> callcentre.CallerCard:
         return serving.caller_card(self.runtime, self.runtime.personalizer, text)

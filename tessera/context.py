@@ -40,3 +40,10 @@ class Context(IdentityContext, Protocol):
 
     @property
     def pipeline(self) -> PipelineControl: ...
+
+    def definitions_changed(self) -> None:
+        """Tell the parts that serve from memory in this process (the decision API) that
+        what they read changed (offers, exposed traits and segments, publishable keys):
+        they reload it before answering again. The use case that changed it calls this,
+        so every edge (API, console, CLI) gets the same. Nothing where none runs."""
+        ...

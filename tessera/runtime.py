@@ -115,6 +115,10 @@ class Runtime:
         runtime.personalizer = Personalizer(runtime)
         return runtime
 
+    def definitions_changed(self) -> None:
+        """See `Context.definitions_changed`."""
+        self.personalizer.definitions_changed()
+
     def start(self) -> None:
         """Start the threads of a server: the log's group commit, the loader, the
         pipeline and the destinations' delivery workers."""

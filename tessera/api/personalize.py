@@ -68,7 +68,6 @@ def list_offers(runtime: RuntimeDep) -> Response:
 @router.post("/offers", status_code=201, response_model=offers.Offer, summary="Create an offer")
 def create_offer(body: offers.OfferSpec, runtime: RuntimeDep) -> Response:
     created = offers.create(runtime, body)
-    runtime.personalizer.refresh()
     return json_response(created, status=201)
 
 
@@ -79,8 +78,7 @@ def show_offer(name: str, runtime: RuntimeDep) -> Response:
 
 @router.delete("/offers/{name}", response_model=Deleted, summary="Delete an offer")
 def delete_offer(name: str, runtime: RuntimeDep) -> Response:
-    deleted = offers.delete(runtime.store, name)
-    runtime.personalizer.refresh()
+    deleted = offers.delete(runtime, name)
     return json_response(deleted)
 
 
@@ -129,7 +127,6 @@ def exposed_traits(runtime: RuntimeDep) -> Response:
              summary="Expose a trait (traits.NAME, computed.NAME) to the decision API")  # fmt: skip
 def expose_trait(name: str, runtime: RuntimeDep) -> Response:
     exposed = exposure.expose_trait(runtime, name, True)
-    runtime.personalizer.refresh()
     return json_response(exposed)
 
 
@@ -137,7 +134,6 @@ def expose_trait(name: str, runtime: RuntimeDep) -> Response:
              summary="Stop exposing a trait to the decision API")  # fmt: skip
 def unexpose_trait(name: str, runtime: RuntimeDep) -> Response:
     hidden = exposure.expose_trait(runtime, name, False)
-    runtime.personalizer.refresh()
     return json_response(hidden)
 
 
@@ -150,16 +146,14 @@ def list_keys(runtime: RuntimeDep) -> Response:
 @router.post("/personalize/keys", status_code=201, response_model=keys.PublishableKeyCreated,
              summary="A publishable key for a source (shown once)")  # fmt: skip
 def create_key(body: KeyBody, runtime: RuntimeDep) -> Response:
-    created = keys.create(runtime.store, runtime.sources, body.source)
-    runtime.personalizer.refresh()
+    created = keys.create(runtime, runtime.sources, body.source)
     return json_response(created, status=201)
 
 
 @router.post("/personalize/keys/{key_id}/revoke", response_model=keys.PublishableKey,
              summary="Revoke a publishable key")  # fmt: skip
 def revoke_key(key_id: str, runtime: RuntimeDep) -> Response:
-    revoked = keys.revoke(runtime.store, key_id)
-    runtime.personalizer.refresh()
+    revoked = keys.revoke(runtime, key_id)
     return json_response(revoked)
 
 

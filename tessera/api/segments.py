@@ -56,8 +56,6 @@ def list_segments(runtime: RuntimeDep) -> Response:
 )
 def create_segment(body: SegmentBody, runtime: RuntimeDep) -> Response:
     created = actions.create(runtime, body.name, body.query, exposed=body.exposed)
-    if created.exposed:
-        runtime.personalizer.refresh()
     return json_response(created, status=201)
 
 
@@ -89,8 +87,6 @@ def get_segment(name: str, runtime: RuntimeDep) -> Response:
 )
 def update_segment(name: str, body: UpdateBody, runtime: RuntimeDep) -> Response:
     updated = actions.update(runtime, name, body.query, exposed=body.exposed)
-    if body.exposed is not None:
-        runtime.personalizer.refresh()
     return json_response(updated)
 
 
@@ -101,7 +97,6 @@ def update_segment(name: str, body: UpdateBody, runtime: RuntimeDep) -> Response
 )
 def expose_segment(name: str, runtime: RuntimeDep) -> Response:
     exposed = actions.expose(runtime, name, True)
-    runtime.personalizer.refresh()  # the decision API answers it from now on
     return json_response(exposed)
 
 
@@ -112,7 +107,6 @@ def expose_segment(name: str, runtime: RuntimeDep) -> Response:
 )
 def unexpose_segment(name: str, runtime: RuntimeDep) -> Response:
     hidden = actions.expose(runtime, name, False)
-    runtime.personalizer.refresh()
     return json_response(hidden)
 
 

@@ -62,4 +62,5 @@ def expose_trait(context: Context, name: str, exposed: bool = True) -> ExposedTr
         )
     else:
         context.store.execute("DELETE FROM exposed_traits WHERE name = ?", [name])
+    context.definitions_changed()
     return listing(context)

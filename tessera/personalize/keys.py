@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tessera.context import Context
 from tessera.errors import InvalidField, NotFound
 from tessera.events.sources import SourceDirectory
 from tessera.events.timestamps import iso_utc, utc_now
@@ -34,29 +35,33 @@ class PublishableKeyCreated(PublishableKey):
     key: str
 
 
-def create(store: Store, sources: SourceDirectory, source: str) -> PublishableKeyCreated:
+def create(context: Context, sources: SourceDirectory, source: str) -> PublishableKeyCreated:
+    """A new key for `source` (shown once: only its hash is kept); it works at once."""
     found = sources.get(source)
     key = new_publishable_key()
     key_id = "pk_" + uuid.uuid4().hex[:12]
-    store.execute(
+    context.store.execute(
         "INSERT INTO publishable_keys VALUES (?, ?, ?, ?, ?, NULL)",
         [key_id, found.id, hash_secret(key), key[:10], utc_now()],
     )
-    return PublishableKeyCreated(**dict(_get(store, key_id)), key=key)
+    context.definitions_changed()
+    return PublishableKeyCreated(**dict(_get(context.store, key_id)), key=key)
 
 
 def list_all(store: Store) -> list[PublishableKey]:
     return [_key(row) for row in store.fetch_all(_SELECT + " ORDER BY k.created_at, k.id")]
 
 
-def revoke(store: Store, key_id: str) -> PublishableKey:
-    """The key stops working (within TESSERA_PERSONALIZE_REFRESH_SECONDS in a server)."""
-    _get(store, key_id)
-    store.execute(
+def revoke(context: Context, key_id: str) -> PublishableKey:
+    """The key stops working at once (in another process serving decisions, within
+    TESSERA_PERSONALIZE_REFRESH_SECONDS)."""
+    _get(context.store, key_id)
+    context.store.execute(
         "UPDATE publishable_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
         [utc_now(), key_id],
     )
-    return _get(store, key_id)
+    context.definitions_changed()
+    return _get(context.store, key_id)
 
 
 def active(store: Store) -> dict[str, str]:

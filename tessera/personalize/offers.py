@@ -97,6 +97,7 @@ def create(context: Context, spec: OfferSpec) -> Offer:
          spec.priority, spec.weight, spec.channel, _naive(spec.starts_at),
          _naive(spec.ends_at), spec.cap_per_day, now, now],
     )  # fmt: skip
+    context.definitions_changed()
     return get(context.store, spec.name)
 
 
@@ -118,9 +119,10 @@ def get(store: Store, name: str) -> Offer:
     return _offer(row)
 
 
-def delete(store: Store, name: str) -> Deleted:
-    get(store, name)
-    store.execute("DELETE FROM offers WHERE name = ?", [name])
+def delete(context: Context, name: str) -> Deleted:
+    get(context.store, name)
+    context.store.execute("DELETE FROM offers WHERE name = ?", [name])
+    context.definitions_changed()
     return Deleted(deleted=name)
 
 

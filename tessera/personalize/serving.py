@@ -163,6 +163,13 @@ class Personalizer:
             self._refresh()
             self._refresh_cost = time.monotonic() - started
 
+    def definitions_changed(self) -> None:
+        """Offers, exposure or keys changed (`Context.definitions_changed`): refreshed now
+        when this personalizer serves (started); one that does not reads them when it
+        loads."""
+        if self._thread is not None:
+            self.refresh()
+
     def _enrichment_policy(self) -> str:
         return self._context.settings.consent_policy(ENRICHMENT_PURPOSE)
 

@@ -137,7 +137,7 @@ def enrichment_policy(context: Context) -> str:
 def create(context: Context, name: str, query: str, exposed: bool = False) -> Segment:
     """Check, backfill and save a new segment (exposed to the decision API or not); its
     definition with its size."""
-    return Segment(
+    created = Segment(
         **service.create(
             context.store,
             name,
@@ -148,6 +148,9 @@ def create(context: Context, name: str, query: str, exposed: bool = False) -> Se
             enrichment_policy=enrichment_policy(context),
         )
     )
+    if exposed:
+        context.definitions_changed()  # the decision API answers it from now on
+    return created
 
 
 def update(context: Context, name: str, query: str, exposed: bool | None = None) -> Segment:
@@ -163,6 +166,7 @@ def update(context: Context, name: str, query: str, exposed: bool | None = None)
     )
     if exposed is not None:
         service.set_exposed(context.store, name, exposed)
+        context.definitions_changed()
     return show(context, name)
 
 
@@ -170,7 +174,9 @@ def expose(context: Context, name: str, exposed: bool = True) -> Segment:
     """Expose a segment to the decision API, or stop (`exposed=False`): the decision for a
     visitor in it names it (TESSERA_PERSONALIZE_EXPOSED_SEGMENTS exposes more, never
     fewer: a segment is answered when its flag or the setting exposes it)."""
-    return Segment(**service.set_exposed(context.store, name, exposed))
+    exposed_now = Segment(**service.set_exposed(context.store, name, exposed))
+    context.definitions_changed()
+    return exposed_now
 
 
 def preview(context: Context, query: str, sample: int = 10) -> Preview:
@@ -196,6 +202,7 @@ def show(context: Context, name: str) -> Segment:
 
 def delete(context: Context, name: str) -> Deleted:
     service.delete(context.store, name)
+    context.definitions_changed()  # an exposed one is answered no more
     return Deleted(deleted=name)
 
 

@@ -285,7 +285,6 @@ def expose_segment(
     """The toggle on a segment's page: `exposed=on` exposes it to the decision API, an
     empty value stops."""
     actions.expose(runtime, name, exposed == "on")
-    runtime.personalizer.refresh()
     return RedirectResponse(f"/segments/{name}#exposure", status_code=303)
 
 

@@ -58,15 +58,13 @@ def create_offer(
         created = offers.create(runtime, spec)
     except TesseraError as error:
         return _offers(request, runtime, error=error, form=form, status=error.status)
-    runtime.personalizer.refresh()
     note = f"Created offer {created.name} ({created.description})."
     return RedirectResponse(f"/offers?{urlencode({'message': note})}", status_code=303)
 
 
 @router.post("/offers/{name}/delete")
 def delete_offer(runtime: RuntimeDep, name: str) -> Response:
-    offers.delete(runtime.store, name)
-    runtime.personalizer.refresh()
+    offers.delete(runtime, name)
     note = f"Deleted offer {name}."
     return RedirectResponse(f"/offers?{urlencode({'message': note})}", status_code=303)
 

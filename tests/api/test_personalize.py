@@ -171,6 +171,15 @@ def test_segments_and_traits_flagged_exposed_or_named_in_the_settings_are_answer
     assert flagged.status_code == 200 and flagged.json()["exposed"] is True
     httpx.post(f"{live.url}/api/segments/legacy/unexpose", headers=live.admin).raise_for_status()
     assert _decide(live, {}, userId="u1", key=key).json()["segments"] == ["hidden", "legacy"]
+    # a deleted exposed segment is answered no more, at once (the use case tells the
+    # decision API: offers, keys and exposure changes do the same from every edge)
+    doomed = httpx.post(f"{live.url}/api/segments", headers=live.admin, json={
+        "name": "doomed", "query": 'did "Product Viewed"', "exposed": True})  # fmt: skip
+    assert doomed.status_code == 201, doomed.text
+    assert _decide(live, {}, userId="u1", key=key).json()["segments"] == [
+        "doomed", "hidden", "legacy"]  # fmt: skip
+    httpx.delete(f"{live.url}/api/segments/doomed", headers=live.admin).raise_for_status()
+    assert _decide(live, {}, userId="u1", key=key).json()["segments"] == ["hidden", "legacy"]
     changed = httpx.put(f"{live.url}/api/segments/hidden", headers=live.admin,
                         json={"query": 'did "Product Viewed"', "exposed": False})  # fmt: skip
     assert changed.status_code == 200 and changed.json()["exposed"] is False
