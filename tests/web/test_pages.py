@@ -229,8 +229,10 @@ def test_predict_page_fits_the_models_and_a_profile_shows_its_scores(
 ) -> None:
     page = watched.page
     sign_in(page, console.url, "/predict")
-    page.get_by_role("button", name="Fit the models now").click()
-    page.wait_for_url(f"{console.url}/predict")
+    # Fitting answers when the models are fitted (~7 s here when the machine is quiet; over
+    # 15 s, Playwright's default, with the whole suite beside it on two cores).
+    page.get_by_role("button", name="Fit the models now").click(timeout=90_000)
+    page.wait_for_url(f"{console.url}/predict", timeout=90_000)
     page.wait_for_load_state("networkidle")
     for name in ("clv", "churn_risk", "purchase_propensity"):
         assert page.locator(f"section#{name} [data-status]").is_visible()
