@@ -232,9 +232,7 @@ class Loop:
             self._refresh_cost = time.monotonic() - started
         return succeeded
 
-    def _refresh(
-        self, step: Callable[[], object], name: str, started: float | None = None
-    ) -> bool:
+    def _refresh(self, step: Callable[[], object], name: str, started: float | None = None) -> bool:
         """Run a refresh step unless a failing one waits for its next try; True when it
         ran and succeeded. Its failure does not stop batches, nor drop memory (a refresh
         writes no state the graph depends on). Timed from `started` (default: now)."""
