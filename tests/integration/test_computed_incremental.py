@@ -376,7 +376,7 @@ def _stored(runtime: Runtime) -> Rows:
     meanwhile=st.integers(0, 20),
     hours=st.lists(st.integers(0, 30), min_size=3, max_size=3),
 )
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_refresh_computed_while_batches_run_keeps_what_they_wrote(
     tmp_path_factory: Any, log: list[dict[str, Any]], first: int, meanwhile: int,
     hours: list[int],
