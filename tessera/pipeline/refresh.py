@@ -140,11 +140,7 @@ def write(store: Store, changed: Values, gone: set[str], moment: datetime) -> No
 def replace(store: Store, values: Values, moment: datetime) -> None:
     """Every row replaced by `values`, in one transaction (the day's sweep and the full
     recompute: whatever the store held that memory did not know is mended too)."""
-    with store.transaction():
-        store.execute("DELETE FROM computed_traits")
-        rows = catalogue.rows_of(values)
-        if rows:
-            insert_values(store, rows, moment)
+    catalogue.refresh(store, catalogue.rows_of(values), moment)
 
 
 def _loads(value: str | None) -> Any:
