@@ -503,11 +503,28 @@ def _compile_itemised(
     )
 
 
+#: compile_all's answers by (definitions, product keys): building the tree costs ~20 ms per
+#: trait in sqlglot (copies of subtrees), which every refresh and recompute paid again
+_COMPILED: dict[tuple[bytes, ProductKeys], tuple[str, dict[str, Any]]] = {}
+_COMPILED_KEPT = 32
+
+
 def compile_all(
     traits: list[ComputedTrait], now: str, products: ProductKeys = DEFAULT_KEYS
 ) -> tuple[str, dict[str, Any]]:
-    """All traits in one query: `profile_id, name, value (JSON)` rows."""
-    parameters: dict[str, Any] = {"now": now}
+    """All traits in one query: `profile_id, name, value (JSON)` rows. The SQL depends
+    only on the definitions (the clock is the `$now` parameter): compiled once per set."""
+    key = (orjson.dumps([t.to_dict() for t in traits], option=orjson.OPT_SORT_KEYS), products)
+    if (found := _COMPILED.get(key)) is None:
+        if len(_COMPILED) >= _COMPILED_KEPT:
+            _COMPILED.clear()
+        found = _COMPILED[key] = _compile_all(traits, products)
+    sql, parameters = found
+    return sql, {**parameters, "now": now} if "now" in parameters else dict(parameters)
+
+
+def _compile_all(traits: list[ComputedTrait], products: ProductKeys) -> tuple[str, dict[str, Any]]:
+    parameters: dict[str, Any] = {"now": None}
     parts = []
     for index, trait in enumerate(traits):
         query = compile_trait(trait, parameters, products=products)
