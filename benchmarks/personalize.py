@@ -20,6 +20,9 @@
    (no coordinated omission). Visitors: 60% known user ids, 35% anonymous ids of the log,
    5% never seen. Each answer carries the chosen offer and 5 recommendations and is recorded.
    Baseline in the same run: GET /api/health on the same server (the HTTP floor).
+   With `--ingest RATE`, the same two phases run again while known users send RATE track
+   events per second (batches of 100 to /v1/batch, paced): the pipeline changes their
+   profiles and the decision memory follows them (its change feed) while it answers.
 
 Goal: p99 < 10 ms at 500 requests/s. Prints the table on stderr, one JSON line on stdout.
 """
@@ -35,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Table, emit, free_port, run_open_loop, stop, wait_for
+from _harness import Table, basic, emit, free_port, run_open_loop, stop, track_message, wait_for
 from pipeline import COPY_SQL, load_demo
 
 from tessera.errors import Conflict
@@ -174,10 +178,12 @@ def prepare(data_dir: Path) -> dict[str, Any]:
 
 def visitors(data_dir: Path) -> tuple[list[str], dict[str, Any]]:
     """A new publishable key and 5,000 visitors to ask about (60% known user ids, 35%
-    anonymous ids of the log, 5% never seen); the store's size."""
+    anonymous ids of the log, 5% never seen); the store's size; a write key and the known
+    user ids (for `--ingest`)."""
     runtime = Runtime.open(Settings(data_dir=data_dir, admin_token="bench" * 6))
     try:
         key = keys.create(runtime, runtime.sources, "web-shop").key
+        write_key = runtime.sources.create("bench-ingest", "server").write_key
         store = runtime.store
         users = [
             r[0] for r in store.fetch_all("SELECT value FROM identities WHERE type = 'user_id'")
@@ -189,7 +195,8 @@ def visitors(data_dir: Path) -> tuple[list[str], dict[str, Any]]:
             "(SELECT count(*) FROM events)"
         )
         assert row is not None
-        facts = {"profiles": int(row[0]), "events": int(row[1])}
+        facts = {"profiles": int(row[0]), "events": int(row[1]), "write_key": write_key,
+                 "users": users}  # fmt: skip
     finally:
         runtime.close()
     rng = random.Random(5)
@@ -204,6 +211,54 @@ def visitors(data_dir: Path) -> tuple[list[str], dict[str, Any]]:
             who = {"anonymousId": f"never-seen-{n}"}
         paths.append("/v1/personalize?" + urlencode({**who, "key": key}))
     return paths, facts
+
+
+class Ingest:
+    """Known users' track events at `rate` per second while it runs: 100-event batches to
+    /v1/batch, each due at k / (rate / 100) s from the start (open-loop, one thread)."""
+
+    def __init__(self, port: int, write_key: str, users: list[str], rate: float) -> None:
+        self.port, self.users, self.rate = port, users, rate
+        self.headers = {"Authorization": basic(write_key), "Content-Type": "application/json"}
+        self.sent = self.acked = self.late = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Ingest:
+        if self.rate > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        rng = random.Random(7)
+        every = 100 / self.rate
+        started = time.monotonic()
+        n = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30) as client:
+            while not self._stop.is_set():
+                due = started + (n // 100) * every
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(wait)
+                elif wait < -1:
+                    self.late += 1
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                batch = []
+                for _ in range(100):
+                    user = rng.choice(self.users)
+                    batch.append(track_message(
+                        n, user_id=user, anonymous_id=f"a-{user}", message_id=f"ingest-{n}",
+                        timestamp=stamp))  # fmt: skip
+                    n += 1
+                answer = client.post("/v1/batch", content=json.dumps({"batch": batch}),
+                                     headers=self.headers)  # fmt: skip
+                self.sent += 100
+                self.acked += 100 if answer.status_code == 200 else 0
 
 
 def prepared(cache: Path, people: int, scale: int, fresh: bool) -> tuple[Path, dict[str, Any]]:
@@ -339,6 +394,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--ingest", type=float, default=0,
+                        help="also measure while known users send this many events/s")  # fmt: skip
     parser.add_argument(
         "--cache", type=Path, default=Path(__file__).resolve().parent / ".cache",
         help="where prepared data is kept between runs (keyed by --people, --scale, schema)",
@@ -353,6 +410,7 @@ def main() -> None:
         shutil.copytree(source, data_dir)
         facts["destinations_turned_off"] = without_destinations(data_dir)
         paths, sizes = visitors(data_dir)
+        write_key, users = sizes.pop("write_key"), sizes.pop("users")
         facts |= sizes
         facts["prepare_seconds"] = round(time.perf_counter() - started, 1)
         port = free_port()
@@ -370,16 +428,25 @@ def main() -> None:
                 headers={},
             )  # fmt: skip  (warm-up)
             results = {}
-            for label, requests in (("decision", paths), ("health_baseline", ["/api/health"])):
-                results[label] = run_open_loop(
-                    port, requests, rate=args.rate, seconds=args.seconds,
-                    connections=args.connections, headers={},
-                ).summary()  # fmt: skip
+            phases = [("", 0.0)] + ([(f" + {args.ingest:g} ev/s", args.ingest)]
+                                    if args.ingest else [])  # fmt: skip
+            for suffix, rate in phases:
+                with Ingest(port, write_key, users, rate) as ingest:
+                    for label, requests in (("decision", paths),
+                                            ("health_baseline", ["/api/health"])):  # fmt: skip
+                        results[label + suffix] = run_open_loop(
+                            port, requests, rate=args.rate, seconds=args.seconds,
+                            connections=args.connections, headers={},
+                        ).summary()  # fmt: skip
+                if rate:
+                    facts["ingest"] = {"rate": rate, "sent": ingest.sent, "acked": ingest.acked,
+                                       "batches_late_over_1s": ingest.late}  # fmt: skip
         finally:
             stop(server)
         facts["in_process"] = in_process(data_dir, sorted(set(paths)))  # type: ignore[assignment]
     report = {"benchmark": "personalize", **facts, **results, "rate": args.rate,
-              "seconds": args.seconds, "connections": args.connections}  # fmt: skip
+              "seconds": args.seconds, "connections": args.connections,
+              "ingest_rate": args.ingest}  # fmt: skip
     table = Table(
         f"GET /v1/personalize offered open-loop at {args.rate:g}/s over {args.connections} "
         f"connections for {args.seconds:g} s, {facts['profiles']:,} profiles (latency from "

@@ -13,6 +13,17 @@ from tessera.identity.context import IdentityContext, Rebuilder
 from tessera.identity.identifiers import Identifier
 
 
+class Changes(Protocol):
+    """The pipeline's feed of changed profiles (`pipeline/changes.py`)."""
+
+    @property
+    def mark(self) -> int: ...
+
+    def since(self, mark: int) -> tuple[int, frozenset[str] | None]:
+        """(the current mark, the profiles changed after `mark`, or None: everyone)."""
+        ...
+
+
 class PipelineControl(Rebuilder, Protocol):
     """What a use case may ask of the pipeline: rebuild (identity's use cases), refresh
     after a definition changed, and read a profile from its memory when it is loaded in
@@ -30,6 +41,11 @@ class PipelineControl(Rebuilder, Protocol):
     def read_facts(self, profile_id: str) -> dict[str, Any] | None:
         """Traits, consent, computed traits and merged ids from memory; None when memory
         is not loaded in this process."""
+        ...
+
+    @property
+    def changes(self) -> Changes:
+        """The profiles this process's pipeline changed (`pipeline/changes.py`)."""
         ...
 
 

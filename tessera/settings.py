@@ -311,10 +311,11 @@ class Settings(BaseSettings):
         "them (0: bought products may be recommended again).",
     )
     personalize_refresh_seconds: float = Field(
-        default=5.0,
+        default=60.0,
         gt=0,
-        description="How often the decision API's memory (offers' eligibility, segment "
-        "memberships, new interactions, publishable keys) follows the store.",
+        description="How often the decision API's memory reads offers' eligibility and "
+        "segment memberships over everyone (time windows slide); between those it follows "
+        "just the profiles the pipeline changed, every half second.",
     )
     personalize_exposed_traits: list[str] = Field(
         default_factory=list,

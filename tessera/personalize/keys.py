@@ -53,8 +53,8 @@ def list_all(store: Store) -> list[PublishableKey]:
 
 
 def revoke(context: Context, key_id: str) -> PublishableKey:
-    """The key stops working at once (in another process serving decisions, within
-    TESSERA_PERSONALIZE_REFRESH_SECONDS)."""
+    """The key stops working at once (`Context.definitions_changed`; a process serving
+    decisions that is not told reads keys at its next refresh over everyone)."""
     _get(context.store, key_id)
     context.store.execute(
         "UPDATE publishable_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",

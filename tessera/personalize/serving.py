@@ -5,13 +5,16 @@
 - the person, from the pipeline's memory (`find_in_memory`, `read_profile`): traits,
   computed traits (best channel and hour, signal traits), consent, merged ids: current
   within the pipeline's freshness;
-- each offer's eligible people: the offers' conditions compiled like segments
-  (`compile_segments`) and run over everyone every TESSERA_PERSONALIZE_REFRESH_SECONDS;
-  a profile born since is evaluated alone within a tick (`TICK_SECONDS`) of its first
-  request, which meanwhile gets only the offers for everyone;
-- segment memberships (exposable names, popularity per segment), the recommendation model
-  and each person's product history (new interactions read every tick), publishable keys,
-  today's shows per person and offer (the caps).
+- each offer's eligible people and each person's segment memberships (exposable names,
+  popularity per segment): the offers' conditions compiled like segments
+  (`compile_segments`) and run over everyone when the pipeline changed everyone (its
+  whole-population refresh, a rebuild) or every TESSERA_PERSONALIZE_REFRESH_SECONDS (time
+  windows slide); between those, every tick (`TICK_SECONDS`) re-reads just the profiles
+  the pipeline changed since (its change feed, `pipeline/changes.py`). A profile never
+  evaluated yet is evaluated alone within a tick of its first request, which meanwhile
+  gets only the offers for everyone;
+- the recommendation model and each person's product history (new interactions read every
+  tick), publishable keys, today's shows per person and offer (the caps).
 
 A background thread (`start`) keeps it current, writes the decisions recorded since the
 last tick, and retrains the recommendation model every
@@ -104,7 +107,12 @@ class Personalizer:
         self.settings = context.settings
         self._products = ProductKeys.of_settings(context.settings)
         self._state = _State()
-        self._late: dict[str, frozenset[str]] = {}  # profile → offers, evaluated since
+        #: profile → offers, and profile → segments, evaluated since the last refresh
+        self._late: dict[str, frozenset[str]] = {}
+        self._late_members: dict[str, tuple[str, ...]] = {}
+        #: the pipeline's change feed, read up to this mark (`pipeline/changes.py`)
+        self._mark = 0
+        self._interactions_mark = -1  # the feed's mark when interactions were last read
         self._pending: set[str] = set()
         self._records: list[Record] = []
         self._shows: dict[tuple[str, str], int] = defaultdict(int)
@@ -159,9 +167,15 @@ class Personalizer:
     def refresh(self) -> None:
         """Offers, their eligible people, memberships, keys and unavailable products."""
         with self._refreshing:
-            started = time.monotonic()
-            self._refresh()
-            self._refresh_cost = time.monotonic() - started
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        started = time.monotonic()
+        # The mark before reading: what changes while this reads is read again after.
+        mark = self._context.pipeline.changes.mark
+        self._refresh()
+        self._mark = mark
+        self._refresh_cost = time.monotonic() - started
 
     def definitions_changed(self) -> None:
         """Offers, exposure or keys changed (`Context.definitions_changed`): refreshed now
@@ -218,32 +232,27 @@ class Personalizer:
             ),
         )
         self._late = {}
+        self._late_members = {}
         self._refreshed_at = time.monotonic()
 
     def tick(self) -> None:
-        """Write the decisions recorded, evaluate the profiles new since the refresh, read
-        the new interactions."""
+        """Write the decisions recorded; follow what the pipeline changed (everyone, or
+        just the profiles it changed); evaluate the profiles asked for before they were
+        evaluated; read the new interactions."""
         self.flush()
-        with self._lock:
-            pending, self._pending = self._pending, set()
-        state = self._state
-        conditional = [(offer, tree) for offer, tree in state.offers if tree is not None]
-        if pending and conditional:
-            compiled = compile_segments(
-                [tree for _, tree in conditional],
-                now=_now_text(),
-                profiles=sorted(pending),
-                products=self._products,
-                enrichment_policy=self._enrichment_policy(),
-            )
-            late = dict(self._late)
-            for profile_id in pending:
-                late[profile_id] = frozenset()
-            for row in self._context.store.fetch_all(compiled.sql, compiled.parameters):
-                late[row[0]] = frozenset(
-                    offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]
-                )
-            self._late = late
+        with self._refreshing:
+            mark, changed = self._context.pipeline.changes.since(self._mark)
+            if changed is None:  # everyone may have changed
+                if time.monotonic() - self._refreshed_at >= 9 * self._refresh_cost:
+                    self._refresh_locked()  # else later: the feed says None until then
+            else:
+                with self._lock:
+                    pending, self._pending = self._pending, set()
+                self._evaluate(changed | pending, changed)
+                self._mark = mark
+        if self._interactions_mark == mark:
+            return  # no batch since the last read: no new interaction either
+        self._interactions_mark = mark
         read = interactions.read(
             self._context.store, since_seq=self._last_seq, products=self._products
         )
@@ -257,6 +266,38 @@ class Personalizer:
                 histories[item.person] = history
             self._histories = histories
         self._last_seq = read.last_seq
+
+    def _evaluate(self, profiles: frozenset[str], memberships: frozenset[str]) -> None:
+        """The offers `profiles` are eligible for, and the segments of `memberships`, read
+        now: they take precedence over the last refresh's (`_eligible`, `decide_for`)."""
+        state = self._state
+        store = self._context.store
+        conditional = [(offer, tree) for offer, tree in state.offers if tree is not None]
+        if profiles and conditional:
+            compiled = compile_segments(
+                [tree for _, tree in conditional],
+                now=_now_text(),
+                profiles=sorted(profiles),
+                products=self._products,
+                enrichment_policy=self._enrichment_policy(),
+            )
+            found: dict[str, frozenset[str]] = dict.fromkeys(profiles, frozenset())
+            for row in store.fetch_all(compiled.sql, compiled.parameters):
+                found[row[0]] = frozenset(
+                    offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]
+                )
+            self._late.update(found)
+        if memberships:
+            segments: dict[str, list[str]] = {profile: [] for profile in memberships}
+            for profile_id, name in store.fetch_all(
+                "SELECT m.profile_id, s.name FROM segment_members m "
+                "JOIN segments s ON s.id = m.segment_id "
+                "WHERE m.left_at IS NULL AND m.profile_id IN (SELECT unnest($ids)) "
+                "ORDER BY s.name",
+                {"ids": sorted(memberships)},
+            ):
+                segments[profile_id].append(name)
+            self._late_members.update({k: tuple(v) for k, v in segments.items()})
 
     def flush(self) -> None:
         with self._lock:
@@ -296,7 +337,8 @@ class Personalizer:
                     self.retrain()
                 # A refresh runs the offers' conditions over everyone: on a large store it
                 # costs seconds of CPU, so the next waits at least 9 times as long (at most a
-                # tenth of the time), whatever the setting asks.
+                # tenth of the time), whatever the setting asks. Between refreshes, the
+                # tick follows the profiles the pipeline changes.
                 wait = max(self.settings.personalize_refresh_seconds, 9 * self._refresh_cost)
                 if now - self._refreshed_at >= wait:
                     self.refresh()
@@ -380,7 +422,9 @@ class Personalizer:
         choice = choose(strategy, [_candidate(o) for o in candidates], key=key,
                         holdout_share=self.settings.offer_holdout_share, rng=self._rng)  # fmt: skip
         history = self._history(members)
-        memberships = state.memberships.get(profile_id, ())
+        memberships = self._late_members.get(profile_id)
+        if memberships is None:
+            memberships = state.memberships.get(profile_id, ())
         scopes = tuple(f"segment:{name}" for name in memberships) + _page_scopes(request)
         found = self._recommend(profile_id, history, state, n, scopes)
         computed = profile.get("computed_traits") or {}
@@ -461,13 +505,13 @@ class Personalizer:
         return found
 
     def _eligible(self, profile_id: str, state: _State) -> frozenset[str]:
+        late = self._late.get(profile_id)
+        if late is not None:
+            return late
         if profile_id in state.evaluated:
             return frozenset(
                 name for name, people in state.eligible.items() if profile_id in people
             )
-        late = self._late.get(profile_id)
-        if late is not None:
-            return late
         with self._lock:
             self._pending.add(profile_id)
         return frozenset()

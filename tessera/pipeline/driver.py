@@ -24,6 +24,7 @@ from tessera.events.timestamps import utc_now
 from tessera.identity import lookup, stored
 from tessera.identity.identifiers import Identifier
 from tessera.pipeline import persist, refresh
+from tessera.pipeline.changes import ChangeFeed
 from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
@@ -102,6 +103,8 @@ class Pipeline:
         self.clock: Callable[[], datetime] = utc_now
         self._log_backlog: Callable[[], int] = lambda: 0
         self._segment_touched: set[str] = set()
+        #: the profiles changed, for the parts that serve from memory (`changes.py`)
+        self.changes = ChangeFeed()
         self._segment_changes = segments.Changes()
         self._segments_due = 0.0  # monotonic time of the next streaming refresh
         #: during a rebuild, streaming segments wait for its end (see rebuild)
@@ -242,6 +245,7 @@ class Pipeline:
         segments.evaluate_all(
             self._store, products=self.products, enrichment_policy=self._enrichment_policy
         )
+        self.changes.post_everyone()
         return len(changed) + len(gone)
 
     def refresh_predictions(self) -> None:
@@ -282,6 +286,7 @@ class Pipeline:
                     products=self.products,
                     enrichment_policy=self._enrichment_policy,
                 )
+                self.changes.post(self._segment_touched)  # their memberships now
                 self._segment_touched = set()
                 self._segment_changes = segments.Changes()
             finished = time.monotonic()
@@ -349,6 +354,7 @@ class Pipeline:
             )
             if result.profiles and not dry_run:
                 self._unifier = None
+                self.changes.post_everyone()
             self.purged_at = time.monotonic()
             return result
 
@@ -508,6 +514,7 @@ class Pipeline:
         self._unsaved, self._saved_at = set(), 0.0
         self._ledger_id = stored.last_ledger_id(self._store)
         self._skipped = failures.skipped(self._store)
+        self.changes.post_everyone()  # whatever memory held before may differ
         return unifier
 
     # -- one batch ----------------------------------------------------------------
@@ -559,6 +566,7 @@ class Pipeline:
                 self._segments_due, time.monotonic() + self.settings.segment_interval_seconds
             )
         self._segment_touched |= touched | changed
+        self.changes.post(touched | changed)
         return len(read)
 
     def _batch_definitions(self) -> list[ComputedTrait]:

@@ -208,3 +208,37 @@ def test_segments_and_traits_flagged_exposed_or_named_in_the_settings_are_answer
     assert _decide(live, {}, userId="u1", key=key).json()["traits"] == {"country": "FR"}
     bad = httpx.post(f"{base}/firstName/expose", headers=live.admin)
     assert bad.status_code == 400 and "traits.NAME or computed.NAME" in bad.json()["message"]
+
+
+def test_a_person_who_changes_is_answered_as_who_they_are_now(live: LiveServer, key: str) -> None:
+    """Between the refreshes over everyone (a minute by default), the decision memory
+    follows the profiles the pipeline changes: a person who becomes eligible for an offer,
+    or enters an exposed segment, is answered so within the pipeline's freshness."""
+    made = httpx.post(f"{live.url}/api/offers", headers=live.admin, json={
+        "name": "upgrade", "title": "Pro for less", "condition": 'traits.plan = "pro"',
+        "priority": 90})  # fmt: skip
+    assert made.status_code == 201, made.text
+    segment = httpx.post(f"{live.url}/api/segments", headers=live.admin, json={
+        "name": "pros", "query": 'traits.plan = "pro"', "exposed": True})  # fmt: skip
+    assert segment.status_code == 201, segment.text
+    headers = {"Authorization": basic_auth(live.env["WRITE_KEY"])}
+
+    def identify(plan: str, message: str) -> None:
+        sent = httpx.post(f"{live.url}/v1/identify", headers=headers, json={
+            "userId": "u9", "messageId": message, "traits": {"plan": plan}})  # fmt: skip
+        assert sent.status_code == 200, sent.text
+        live.caught_up()
+
+    def answered() -> tuple[list[str], list[str]]:
+        decision = _decide(live, {}, userId="u9", key=key).json()
+        return [o["name"] for o in decision["offers"]], decision["segments"]
+
+    identify("free", "p1")
+    deadline = time.monotonic() + 30
+    while answered() != ([], []) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert answered() == ([], [])
+    identify("pro", "p2")
+    while answered() != (["upgrade"], ["pros"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert answered() == (["upgrade"], ["pros"])
