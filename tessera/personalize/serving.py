@@ -242,12 +242,14 @@ class Personalizer:
         self.flush()
         with self._refreshing:
             mark, changed = self._context.pipeline.changes.since(self._mark)
+            with self._lock:
+                pending, self._pending = frozenset(self._pending), set()
             if changed is None:  # everyone may have changed
                 if time.monotonic() - self._refreshed_at >= 9 * self._refresh_cost:
-                    self._refresh_locked()  # else later: the feed says None until then
+                    self._refresh_locked()
+                else:  # later (the feed says None until then); those asked for now
+                    self._evaluate(pending, frozenset())
             else:
-                with self._lock:
-                    pending, self._pending = self._pending, set()
                 self._evaluate(changed | pending, changed)
                 self._mark = mark
         if self._interactions_mark == mark:

@@ -73,9 +73,10 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
             stored.extend(e["message_id"] for e in page)
             offset = max(e["seq"] for e in page)
         assert len(stored) == len(set(stored)), "a message was stored twice"
-        missing = set(acknowledged) - set(stored)
+        acked = set(acknowledged)
+        missing = acked - set(stored)
         assert not missing, f"{len(missing)} acknowledged messages were lost"
-        unacknowledged = [m for m in sent if m not in set(acknowledged)][:50]
+        unacknowledged = [m for m in sent if m not in acked][:50]
         if unacknowledged:
             retry = {
                 "batch": [

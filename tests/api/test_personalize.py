@@ -214,13 +214,6 @@ def test_a_person_who_changes_is_answered_as_who_they_are_now(live: LiveServer, 
     """Between the refreshes over everyone (a minute by default), the decision memory
     follows the profiles the pipeline changes: a person who becomes eligible for an offer,
     or enters an exposed segment, is answered so within the pipeline's freshness."""
-    made = httpx.post(f"{live.url}/api/offers", headers=live.admin, json={
-        "name": "upgrade", "title": "Pro for less", "condition": 'traits.plan = "pro"',
-        "priority": 90})  # fmt: skip
-    assert made.status_code == 201, made.text
-    segment = httpx.post(f"{live.url}/api/segments", headers=live.admin, json={
-        "name": "pros", "query": 'traits.plan = "pro"', "exposed": True})  # fmt: skip
-    assert segment.status_code == 201, segment.text
     headers = {"Authorization": basic_auth(live.env["WRITE_KEY"])}
 
     def identify(plan: str, message: str) -> None:
@@ -233,7 +226,14 @@ def test_a_person_who_changes_is_answered_as_who_they_are_now(live: LiveServer, 
         decision = _decide(live, {}, userId="u9", key=key).json()
         return [o["name"] for o in decision["offers"]], decision["segments"]
 
-    identify("free", "p1")
+    identify("free", "p1")  # a condition names known traits: `plan` is one now
+    made = httpx.post(f"{live.url}/api/offers", headers=live.admin, json={
+        "name": "upgrade", "title": "Pro for less", "condition": 'traits.plan = "pro"',
+        "priority": 90})  # fmt: skip
+    assert made.status_code == 201, made.text
+    segment = httpx.post(f"{live.url}/api/segments", headers=live.admin, json={
+        "name": "pros", "query": 'traits.plan = "pro"', "exposed": True})  # fmt: skip
+    assert segment.status_code == 201, segment.text
     deadline = time.monotonic() + 30
     while answered() != ([], []) and time.monotonic() < deadline:
         time.sleep(0.2)

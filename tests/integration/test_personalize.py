@@ -298,3 +298,44 @@ def test_a_decision_names_only_the_segments_the_person_is_in_now(runtime: Runtim
     ) == (1,)
     personalizer.refresh()
     assert _ask(personalizer, userId="u1").segments == []
+
+
+def _profile_of(runtime: Runtime, user: str) -> str:
+    row = runtime.store.fetch_one(
+        "SELECT profile_id FROM identities WHERE type = 'user_id' AND value = ?", [user]
+    )
+    assert row is not None
+    return str(row[0])
+
+
+def test_between_refreshes_the_decision_memory_follows_the_profiles_the_pipeline_changed(
+    runtime: Runtime,
+) -> None:
+    """The pipeline's change feed (`pipeline/changes.py`): a batch and its streaming
+    segment flush name the profiles they changed, and the next tick re-reads just their
+    eligibility and segments; a refresh over everyone says everyone."""
+    send(runtime, [{"type": "identify", "userId": user, "traits": {"city": "Lyon"},
+                    "messageId": f"lyon-{user}"} for user in ("u1", "u2")])  # fmt: skip
+    runtime.pipeline.process()
+    service.create(runtime.store, "lyon", 'traits.city = "Lyon"', set(), exposed=True)
+    _offer(runtime, "lyon-offer", 'traits.city = "Lyon"')
+    personalizer = Personalizer(runtime)
+    personalizer.load()
+    for user in ("u1", "u2"):
+        decision = _ask(personalizer, userId=user)
+        assert decision.segments == ["lyon"] and [o.name for o in decision.offers] == ["lyon-offer"]
+    feed = runtime.pipeline.changes
+    mark = feed.mark
+    send(runtime, [{"type": "identify", "userId": "u1", "traits": {"city": "Paris"},
+                    "messageId": "paris"}])  # fmt: skip
+    runtime.pipeline.process(sweep=False)  # batches and their segment flush, nothing more
+    assert feed.since(mark)[1] == {_profile_of(runtime, "u1")}
+    assert _ask(personalizer, userId="u1").segments == ["lyon"]  # the memory, until a tick
+    personalizer.tick()
+    moved = _ask(personalizer, userId="u1")
+    assert moved.segments == [] and moved.offers == []
+    stayed = _ask(personalizer, userId="u2")
+    assert stayed.segments == ["lyon"] and [o.name for o in stayed.offers] == ["lyon-offer"]
+    mark = feed.mark
+    runtime.pipeline.refresh_computed_traits()
+    assert feed.since(mark) == (feed.mark, None)
