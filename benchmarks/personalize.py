@@ -1,6 +1,7 @@
 """Decision API benchmark: GET /v1/personalize under open-loop load on a 100k-profile demo.
 
-    python benchmarks/personalize.py [--people 3000] [--scale 19] [--rate 500] [--seconds 20]
+    python benchmarks/personalize.py [--people 3000] [--scale 19] [--rate 500] [--seconds 60]
+                                     [--ingest 0]
 
 1. Prepares the data once and keeps it under benchmarks/.cache, keyed by --people, --scale
    and the schema (--fresh prepares again): the demo company (`tessera demo`, through the
@@ -392,7 +393,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=3_000, help="people of the demo")
     parser.add_argument("--scale", type=int, default=19, help="copies of the demo")
     parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--ingest", type=float, default=0,
                         help="also measure while known users send this many events/s")  # fmt: skip

@@ -14,13 +14,15 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-#: posts kept; a reader further behind reads everyone again
-KEPT_POSTS = 4096
+#: profile ids kept over all posts (a few seconds of batches at full speed; a reader
+#: ticks every half second); a reader further behind reads everyone again
+KEPT_PROFILES = 200_000
 
 
 class ChangeFeed:
-    def __init__(self, kept: int = KEPT_POSTS) -> None:
+    def __init__(self, kept: int = KEPT_PROFILES) -> None:
         self._kept = kept
+        self._held = 0
         self._lock = threading.Lock()
         self._mark = 0
         #: the mark of the last "everyone" post, or of the last post dropped from `_posts`
@@ -37,14 +39,17 @@ class ChangeFeed:
         with self._lock:
             self._mark += 1
             self._posts.append((self._mark, frozenset(profiles)))
-            if len(self._posts) > self._kept:
-                self._floor = self._posts.popleft()[0]
+            self._held += len(profiles)
+            while self._held > self._kept and len(self._posts) > 1:
+                dropped, gone = self._posts.popleft()
+                self._floor, self._held = dropped, self._held - len(gone)
 
     def post_everyone(self) -> None:
         with self._lock:
             self._mark += 1
             self._floor = self._mark
             self._posts.clear()
+            self._held = 0
 
     def since(self, mark: int) -> tuple[int, frozenset[str] | None]:
         """(the current mark, the profiles changed after `mark`, or None for everyone)."""

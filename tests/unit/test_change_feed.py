@@ -18,10 +18,10 @@ def test_a_reader_gets_the_profiles_changed_after_its_mark() -> None:
 
 
 def test_everyone_or_a_reader_too_far_behind_reads_everyone() -> None:
-    feed = ChangeFeed(kept=2)
+    feed = ChangeFeed(kept=2)  # profile ids over all posts
     feed.post({"a"})
     feed.post({"b"})
-    feed.post({"c"})  # the first post is dropped
+    feed.post({"c"})  # three held: the oldest post is dropped
     assert feed.since(0) == (3, None)
     assert feed.since(1) == (3, {"b", "c"})
     feed.post_everyone()
