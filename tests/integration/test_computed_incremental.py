@@ -127,7 +127,7 @@ def open_with_definitions(folder: Path, **overrides: Any) -> Runtime:
     cuts=st.lists(st.integers(1, 12), min_size=1, max_size=6),
     steps=st.lists(st.integers(0, 5 * 24), min_size=7, max_size=7),
 )
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_incremental_computed_traits_equal_the_full_recompute(
     tmp_path_factory: Any, log: list[dict[str, Any]], cuts: list[int], steps: list[int]
 ) -> None:

@@ -94,7 +94,7 @@ def fresh(tmp: Path, **overrides: Any) -> Runtime:
 
 
 @given(log=logs, cuts=st.lists(st.integers(1, 15), min_size=1, max_size=8))
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_split_into_batches_equals_a_rebuild(
     tmp_path_factory: Any, log: list[dict[str, Any]], cuts: list[int]
 ) -> None:
@@ -175,7 +175,7 @@ def test_a_rebuild_keeps_membership_history_and_records_no_false_exits(
 
 
 @given(log=logs, order=st.randoms(use_true_random=False))
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_arrival_order_does_not_change_graph_or_traits(
     tmp_path_factory: Any, log: list[dict[str, Any]], order: Any
 ) -> None:
