@@ -113,23 +113,25 @@ def recompute(
     moment = now.replace(tzinfo=None).isoformat(sep=" ")
     sql, parameters = compile_all(traits, moment, products)
     rows: list[tuple[str, str, str | None]] = [
-        (r[0], r[1], r[2]) for r in store.fetch_all(sql, parameters)
+        (r[0], r[1], r[2]) for r in store.fetch_all_yielding(sql, parameters)
     ]
     values: dict[str, dict[str, Any]] = {}
     for profile, name, value in rows:
         values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
     derived = rows_of(_derived(store, values, loyalty.rules(store)))
-    return rows + rfm_rows(store.fetch_all(RFM_SQL, {"now": moment})) + derived
+    return rows + rfm_rows(store.fetch_all_yielding(RFM_SQL, {"now": moment})) + derived
 
 
 def _derived(
     store: Store, values: dict[str, dict[str, Any]], rules: loyalty.LoyaltyRules | None
 ) -> dict[str, dict[str, Any]]:
     """The traits derived from others over everyone: best channel and time (in SQL, from
-    the log: `engagement.DERIVED_SQL`), loyalty points and tiers (from `values`)."""
+    the log: `engagement.DERIVED_SQL`), loyalty points and tiers (from `values`).
+    Population-sized results are read a chunk at a time (`fetch_all_yielding`): the
+    refresh computes on a worker thread beside requests being served."""
     found: dict[str, dict[str, Any]] = {
         profile: dict(zip(engagement.NAMES, best, strict=True))
-        for profile, *best in store.fetch_all(engagement.DERIVED_SQL)
+        for profile, *best in store.fetch_all_yielding(engagement.DERIVED_SQL)
     }
     if rules is not None:
         for profile, traits in values.items():
@@ -159,7 +161,7 @@ def completed(
     rules = loyalty.rules(store)
     moment = now.replace(tzinfo=None).isoformat(sep=" ")
     sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
-    for profile, name, value in store.fetch_all(sql, parameters):
+    for profile, name, value in store.fetch_all_yielding(sql, parameters):
         values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
     derived = _derived(store, values, rules)
     for profile, scores in rfm(values).items():
