@@ -369,7 +369,7 @@ class Personalizer:
         if not key or not keys.looks_publishable(key):
             raise InvalidPublishableKey(
                 "the decision API takes a publishable key (tpk_...), as HTTP Basic user name "
-                "or `key=`; create one with `tessera personalize keys create SOURCE` (write "
+                "or `key=`; create one with `tessera personalize create-key SOURCE` (write "
                 "keys and the admin token are refused)"
             )
         source_id = self._state.keys.get(hash_secret(key))
