@@ -293,14 +293,14 @@ class Personalizer:
                 enrichment_policy=self._enrichment_policy(),
             )
             found: dict[str, frozenset[str]] = dict.fromkeys(profiles, frozenset())
-            for row in store.fetch_all(compiled.sql, compiled.parameters):
+            for row in store.fetch_all_yielding(compiled.sql, compiled.parameters):
                 found[row[0]] = frozenset(
                     offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]
                 )
             self._late.update(found)
         if memberships:
             segments: dict[str, list[str]] = {profile: [] for profile in memberships}
-            for profile_id, name in store.fetch_all(
+            for profile_id, name in store.fetch_all_yielding(
                 "SELECT m.profile_id, s.name FROM segment_members m "
                 "JOIN segments s ON s.id = m.segment_id "
                 "WHERE m.left_at IS NULL AND m.profile_id IN (SELECT unnest($ids)) "
