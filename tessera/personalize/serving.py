@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -64,6 +64,7 @@ from tessera.profiles.view import profile_from_store
 from tessera.segments.compiler import compile_segments
 from tessera.segments.service import exposed_names
 from tessera.segments.tree import Node
+from tessera.store import Store
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.5
@@ -194,25 +195,11 @@ class Personalizer:
         conditional = [(offer, tree) for offer, tree in found if tree is not None]
         eligible: dict[str, set[str]] = {offer.name: set() for offer, _ in conditional}
         evaluated: set[str] = set()
-        if conditional:
-            compiled = compile_segments(
-                [tree for _, tree in conditional],
-                now=_now_text(),
-                profiles=None,
-                products=self._products,
-                enrichment_policy=self._enrichment_policy(),
-            )
-            for row in store.fetch_all_yielding(compiled.sql, compiled.parameters):
-                evaluated.add(row[0])
-                for i, (offer, _) in enumerate(conditional):
-                    if row[i + 1]:
-                        eligible[offer.name].add(row[0])
-        memberships: dict[str, list[str]] = defaultdict(list)
-        for profile_id, name in store.fetch_all_yielding(
-            "SELECT m.profile_id, s.name FROM segment_members m "
-            "JOIN segments s ON s.id = m.segment_id WHERE m.left_at IS NULL ORDER BY s.name"
-        ):
-            memberships[profile_id].append(name)
+        for profile_id, names in self._offers_of(conditional, None):
+            evaluated.add(profile_id)
+            for name in names:
+                eligible[name].add(profile_id)
+        memberships = _memberships(store, None)
         if not conditional:
             evaluated = {
                 row[0]
@@ -222,7 +209,7 @@ class Personalizer:
             offers=found,
             eligible={name: frozenset(ids) for name, ids in eligible.items()},
             evaluated=frozenset(evaluated),
-            memberships={k: tuple(v) for k, v in memberships.items()},
+            memberships=memberships,
             keys=keys.active(store),
             unavailable=frozenset(products.unavailable_products(store)),
             exposed_segments=frozenset(
@@ -281,34 +268,35 @@ class Personalizer:
     def _evaluate(self, profiles: frozenset[str], memberships: frozenset[str]) -> None:
         """The offers `profiles` are eligible for, and the segments of `memberships`, read
         now: they take precedence over the last refresh's (`_eligible`, `decide_for`)."""
-        state = self._state
-        store = self._context.store
-        conditional = [(offer, tree) for offer, tree in state.offers if tree is not None]
+        conditional = [(offer, tree) for offer, tree in self._state.offers if tree is not None]
         if profiles and conditional:
-            compiled = compile_segments(
-                [tree for _, tree in conditional],
-                now=_now_text(),
-                profiles=sorted(profiles),
-                products=self._products,
-                enrichment_policy=self._enrichment_policy(),
-            )
             found: dict[str, frozenset[str]] = dict.fromkeys(profiles, frozenset())
-            for row in store.fetch_all_yielding(compiled.sql, compiled.parameters):
-                found[row[0]] = frozenset(
-                    offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]
-                )
+            found.update(self._offers_of(conditional, profiles))
             self._late.update(found)
         if memberships:
-            segments: dict[str, list[str]] = {profile: [] for profile in memberships}
-            for profile_id, name in store.fetch_all_yielding(
-                "SELECT m.profile_id, s.name FROM segment_members m "
-                "JOIN segments s ON s.id = m.segment_id "
-                "WHERE m.left_at IS NULL AND m.profile_id IN (SELECT unnest($ids)) "
-                "ORDER BY s.name",
-                {"ids": sorted(memberships)},
-            ):
-                segments[profile_id].append(name)
-            self._late_members.update({k: tuple(v) for k, v in segments.items()})
+            segments: dict[str, tuple[str, ...]] = dict.fromkeys(memberships, ())
+            segments.update(_memberships(self._context.store, memberships))
+            self._late_members.update(segments)  # one update: a reader sees before or after
+
+    def _offers_of(
+        self, conditional: list[tuple[Offer, Node]], profiles: frozenset[str] | None
+    ) -> Iterator[tuple[str, frozenset[str]]]:
+        """(profile id, the conditional offers it is eligible for), for these profiles or
+        everyone evaluated: the offers' conditions compiled together, like segments."""
+        if not conditional:
+            return
+        compiled = compile_segments(
+            [tree for _, tree in conditional],
+            now=_now_text(),
+            profiles=None if profiles is None else sorted(profiles),
+            products=self._products,
+            enrichment_policy=self._enrichment_policy(),
+        )
+        for row in self._context.store.fetch_all_yielding(compiled.sql, compiled.parameters):
+            yield (
+                row[0],
+                frozenset(offer.name for i, (offer, _) in enumerate(conditional) if row[i + 1]),
+            )
 
     def flush(self) -> None:
         with self._lock:
@@ -588,6 +576,19 @@ class Personalizer:
         )  # fmt: skip
         with self._lock:
             self._records.append(row)
+
+
+def _memberships(store: Store, profiles: frozenset[str] | None) -> dict[str, tuple[str, ...]]:
+    """The segments each profile is in now (of these profiles, or everyone's), by name."""
+    among = "" if profiles is None else "AND m.profile_id IN (SELECT unnest($ids)) "
+    found: dict[str, list[str]] = defaultdict(list)
+    for profile_id, name in store.fetch_all_yielding(
+        "SELECT m.profile_id, s.name FROM segment_members m JOIN segments s ON s.id = "
+        f"m.segment_id WHERE m.left_at IS NULL {among}ORDER BY s.name",
+        None if profiles is None else {"ids": sorted(profiles)},
+    ):
+        found[profile_id].append(name)
+    return {profile: tuple(names) for profile, names in found.items()}
 
 
 def _missing_visitor() -> TesseraError:
