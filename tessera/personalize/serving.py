@@ -7,10 +7,11 @@
   within the pipeline's freshness;
 - each offer's eligible people and each person's segment memberships (exposable names,
   popularity per segment): the offers' conditions compiled like segments
-  (`compile_segments`) and run over everyone when the pipeline changed everyone (its
-  whole-population refresh, a rebuild) or every TESSERA_PERSONALIZE_REFRESH_SECONDS (time
+  (`compile_segments`) and run over everyone when the pipeline changed everyone (the
+  day's first refresh, a rebuild) or every TESSERA_PERSONALIZE_REFRESH_SECONDS (time
   windows slide); between those, every tick (`TICK_SECONDS`) re-reads just the profiles
-  the pipeline changed since (its change feed, `pipeline/changes.py`). A profile never
+  the pipeline changed since (its change feed, `pipeline/changes.py`: what batches
+  touched, and what its whole-population refreshes changed or moved). A profile never
   evaluated yet is evaluated alone within a tick of its first request, which meanwhile
   gets only the offers for everyone;
 - the recommendation model and each person's product history (new interactions read every

@@ -1,10 +1,10 @@
 """Which profiles the pipeline changed, for the parts that serve from memory (the decision
 API): they follow the feed and re-read only those profiles, instead of everyone on a timer.
 
-The pipeline posts the profiles each batch touched (and merged away), and those each
-streaming segment flush evaluated; a step that may change anyone (the whole-population
-refresh and its segment sweep, a rebuild, a purge, predictions, memory reloaded) posts
-"everyone". A reader keeps the mark `since` gave it and asks again with it: it gets the
+The pipeline posts the profiles each batch touched (and merged away), those each
+streaming segment flush evaluated, and those whose computed traits a whole-population
+refresh changed or whose memberships its segment sweep moved; a step that may change
+anyone (the day's first refresh, a rebuild, a purge, memory reloaded) posts "everyone". A reader keeps the mark `since` gave it and asks again with it: it gets the
 profiles changed since, or None when it must read everyone (everyone changed, or the feed
 no longer holds all that happened since its mark).
 """

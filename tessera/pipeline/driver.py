@@ -242,10 +242,18 @@ class Pipeline:
         self.refreshed_at = time.monotonic()
         # Segments read traits and computed traits: re-evaluated right after them.
         # The periodic call from the loop is the sweep that lets time windows slide.
+        # One moment for the whole sweep, so who it moved can be read back.
+        moment = utc_now()
         segments.evaluate_all(
-            self._store, products=self.products, enrichment_policy=self._enrichment_policy
+            self._store, moment, products=self.products, enrichment_policy=self._enrichment_policy
         )
-        self.changes.post_everyone()
+        if snapshot.light:
+            # Only these can answer differently now: the readers of the feed (the decision
+            # memory) re-read them instead of everyone. The day's sweep and the full
+            # recompute replaced every row: everyone.
+            self.changes.post(changed.keys() | gone | segments.moved_at(self._store, moment))
+        else:
+            self.changes.post_everyone()
         return len(changed) + len(gone)
 
     def refresh_predictions(self) -> None:

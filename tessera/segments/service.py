@@ -321,6 +321,20 @@ def evaluate_all(
     return {name: done[name] for name in sorted(done)}
 
 
+def moved_at(store: Store, moment: datetime) -> set[str]:
+    """The profiles that entered or left a segment at `moment`: the ones an evaluation
+    given that `now` (`evaluate_all(store, moment)`) moved."""
+    at = _now(moment)
+    return {
+        row[0]
+        for row in store.fetch_all_yielding(
+            "SELECT DISTINCT profile_id FROM segment_members "
+            "WHERE entered_at = $at::TIMESTAMP OR left_at = $at::TIMESTAMP",
+            {"at": at},
+        )
+    }
+
+
 def apply_members(
     store: Store, members: dict[str, set[str]], now: datetime | None = None
 ) -> dict[str, dict[str, int]]:

@@ -5,7 +5,7 @@ across sign-in), decisions recorded and their lift."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -337,5 +337,35 @@ def test_between_refreshes_the_decision_memory_follows_the_profiles_the_pipeline
     stayed = _ask(personalizer, userId="u2")
     assert stayed.segments == ["lyon"] and [o.name for o in stayed.offers] == ["lyon-offer"]
     mark = feed.mark
-    runtime.pipeline.refresh_computed_traits()
+    runtime.pipeline.refresh_computed_traits(full=True)  # the rebuild's: every row replaced
     assert feed.since(mark) == (feed.mark, None)
+
+
+def test_a_refresh_names_only_the_profiles_it_moved_and_the_memory_follows_them(
+    runtime: Runtime,
+) -> None:
+    """The loop's whole-population refresh between days' sweeps posts to the change feed
+    the profiles whose computed traits changed and those its segment sweep moved (a time
+    window slid), not everyone: the decision memory re-reads those alone."""
+    long_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    send(runtime, [
+        {"type": "identify", "userId": "u1", "messageId": "i1"},
+        {"type": "identify", "userId": "u2", "messageId": "i2"},
+        {**_track("u1", "Trial Started", 0), "timestamp": long_ago},
+    ])  # fmt: skip
+    runtime.pipeline.process()
+    # Created as of a day and a half ago, when u1's trial was half a day old: a member.
+    service.create(runtime.store, "trial-today", 'did "Trial Started" in last 1 day', set(),
+                   datetime.now(UTC) - timedelta(hours=36), exposed=True)  # fmt: skip
+    personalizer = Personalizer(runtime)
+    personalizer.load()
+    assert _ask(personalizer, userId="u1").segments == ["trial-today"]
+    feed = runtime.pipeline.changes
+    mark = feed.mark
+    runtime.pipeline.refresh_computed_traits()  # its sweep: the window slid past u1's trial
+    assert feed.since(mark) == (feed.mark, {_profile_of(runtime, "u1")})
+    personalizer.tick()
+    assert _ask(personalizer, userId="u1").segments == []
+    mark = feed.mark
+    runtime.pipeline.refresh_computed_traits()  # nothing changed: nobody named
+    assert feed.since(mark) == (mark, frozenset())
