@@ -4,9 +4,10 @@ API): they follow the feed and re-read only those profiles, instead of everyone 
 The pipeline posts the profiles each batch touched (and merged away), those each
 streaming segment flush evaluated, and those whose computed traits a whole-population
 refresh changed or whose memberships its segment sweep moved; a step that may change
-anyone (the day's first refresh, a rebuild, a purge, memory reloaded) posts "everyone". A reader keeps the mark `since` gave it and asks again with it: it gets the
-profiles changed since, or None when it must read everyone (everyone changed, or the feed
-no longer holds all that happened since its mark).
+anyone (the day's first refresh, a rebuild, a purge, memory reloaded) posts "everyone".
+A reader keeps the mark `since` gave it and asks again with it: it gets the profiles
+changed since, or None when it must read everyone (everyone changed, or the feed no
+longer holds all that happened since its mark).
 """
 
 from __future__ import annotations
