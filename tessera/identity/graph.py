@@ -227,16 +227,23 @@ class IdentityGraph:
         """Which rule joining these profiles and new identifiers would break, if any."""
         if len(profiles) + len(fresh) <= 1:
             return None  # a single profile, or a single new identifier, changes nothing
-        if any(p in self.flagged for p in profiles):
+        flagged, members = self.flagged, self.members
+        if flagged and any(p in flagged for p in profiles):
             return "circuit breaker: profile is at its size limit"
-        size = sum(len(self.members[p]) for p in profiles) + len(fresh)
+        size = sum(len(members[p]) for p in profiles) + len(fresh)
         if size > self.rules.max_identifiers:
             return f"circuit breaker: more than {self.rules.max_identifiers} identifiers"
-        totals: Counter[str] = Counter(i.type for i in fresh)
+        # Identifiers per type once joined (it runs for every event that links: plain
+        # dict arithmetic, no Counter built and merged).
+        totals: dict[str, int] = {}
+        for identifier in fresh:
+            totals[identifier.type] = totals.get(identifier.type, 0) + 1
         for profile in profiles:
-            totals.update(self.counts[profile])
+            for kind, count in self.counts[profile].items():
+                totals[kind] = totals.get(kind, 0) + count
+        rule = self.rules.rule
         for kind, count in totals.items():
-            limit = self.rules.rule(kind).limit
+            limit = rule(kind).limit
             if limit is not None and count > limit:
                 return f"limit: at most {limit} {kind} per profile"
         if self.rules.blocked and self._joins_blocked(profiles, fresh):

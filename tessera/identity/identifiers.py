@@ -79,7 +79,7 @@ class JunkRules:
     def is_junk(self, value: str) -> bool:
         if value.lower() in self.values:
             return True
-        return any(pattern.search(value) for pattern in self.patterns)
+        return bool(self.patterns) and any(pattern.search(value) for pattern in self.patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +226,10 @@ def identifiers_of(
     return read_identifiers(event, junk, default_region, alias_target=alias_target).identifiers
 
 
+#: the event log's identifier columns, each named after the identifier type it holds
+_COLUMN_TYPES = ("user_id", "anonymous_id", "email", "phone", "device_id", "advertising_id")
+
+
 def read_identifiers(
     event: dict[str, Any],
     junk: JunkRules,
@@ -248,25 +252,27 @@ def read_identifiers(
         region = default_region
 
     def add(kind: str, raw: object) -> None:
-        if not isinstance(raw, str) or junk.is_junk(raw.strip()):
+        if not isinstance(raw, str):
+            return
+        stripped = raw.strip()
+        if junk.is_junk(stripped):
             return
         value, reason = checked(kind, raw, region=region)
         if value is None:
             if reason != "empty":
                 refuse(kind, raw, reason or "not usable")
-        elif not junk.is_junk(value):
+        # (the same text as the one just checked is not junk either)
+        elif value == stripped or not junk.is_junk(value):
             found[Identifier(kind, value)] = None
 
     def refuse(kind: str, raw: str, reason: str) -> None:
         entry = Dropped(kind, mask(raw), fingerprint(raw), reason)
         dropped.setdefault((kind, entry.fingerprint), entry)
 
-    add("user_id", event.get("user_id"))
-    add("anonymous_id", event.get("anonymous_id"))
-    add("email", event.get("email"))
-    add("phone", event.get("phone"))
-    add("device_id", event.get("device_id"))
-    add("advertising_id", event.get("advertising_id"))
+    for kind in _COLUMN_TYPES:  # most events carry one or two of them
+        raw = event.get(kind)
+        if raw is not None:
+            add(kind, raw)
     if alias_target and event.get("previous_id"):
         add(alias_target, event.get("previous_id"))
     external = event.get("external_ids")
