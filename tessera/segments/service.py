@@ -8,7 +8,6 @@ open stays: newcomers enter, the others leave, and `segment_members` keeps the h
 
 from __future__ import annotations
 
-import contextlib
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -296,29 +295,22 @@ def evaluate_all(
     products: ProductKeys = DEFAULT_KEYS,
     enrichment_policy: str = "required",
 ) -> dict[str, dict[str, int]]:
-    """Every segment, those a segment depends on (`in segment`) first. One that fails is
-    marked failed (see `failures`) and the others carry on; it is left out of the
-    answer."""
-    trees = _trees(store, _now(now))
-    done: dict[str, dict[str, int]] = {}
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen or name not in trees:
-            return
-        seen.add(name)
-        for dependency in referenced(trees[name][1]):
-            visit(dependency)
-        # One that fails is marked failed with its reason; the others carry on (and one
-        # deleted meanwhile is simply gone).
-        with contextlib.suppress(SegmentCannotRun, NotFound):
-            done[name] = evaluate(
-                store, name, now, products=products, enrichment_policy=enrichment_policy
-            )
-
-    for name in sorted(trees):
-        visit(name)
-    return {name: done[name] for name in sorted(done)}
+    """Every segment over every profile (the pipeline's sweep), those a segment depends on
+    (`in segment`) first: one query per layer of dependencies, its members diffed against
+    the open stays inside DuckDB (a sweep used to fetch each segment's members into Python
+    and send them back, holding the GIL while requests waited). One that fails is marked
+    failed (see `failures`) and the others carry on; it is left out of the answer, which
+    says who entered and left each of the others."""
+    moment = _now(now)
+    results = _evaluate_layers(
+        store, _trees(store, moment), moment, None, products, enrichment_policy
+    )
+    if results:
+        store.execute(
+            "UPDATE segments SET evaluated_at = ? WHERE name IN (SELECT unnest(?))",
+            [moment, sorted(results)],
+        )
+    return {name: results[name] for name in sorted(results)}
 
 
 def moved_at(store: Store, moment: datetime) -> set[str]:
@@ -433,15 +425,29 @@ def evaluate_touched(
                 break
             chosen |= grown
         trees = {n: t for n, t in trees.items() if n in chosen}
-    results: dict[str, dict[str, int]] = {}
-    pending = dict(trees)
-    failing = failures.failing(store)
     # When the batches touched most profiles (a backlog, a replay), evaluating everyone
     # costs less than restricting the query to a long list, and gives the same answer.
     total = store.fetch_one("SELECT count(*) FROM profile_summaries")
     among: list[str] | None = profiles
     if total and 2 * len(profiles) >= total[0]:
         among = None
+    return _evaluate_layers(store, trees, moment, among, products, enrichment_policy)
+
+
+def _evaluate_layers(
+    store: Store,
+    trees: dict[str, tuple[str, Node]],
+    moment: str,
+    among: list[str] | None,
+    products: ProductKeys,
+    enrichment_policy: str,
+) -> dict[str, dict[str, int]]:
+    """These segments for `among` (None: everyone), in one query per layer of `in
+    segment` dependencies (a segment sees the fresh membership of those it depends on);
+    who entered and left each, the failing ones left out (marked failed)."""
+    results: dict[str, dict[str, int]] = {}
+    pending = dict(trees)
+    failing = failures.failing(store)
     while pending:
         layer = [n for n, (_, tree) in pending.items() if not (referenced(tree) & set(pending))]
         if not layer:  # a cycle cannot be created, but never loop for ever
