@@ -15,7 +15,18 @@ differently), so `tree.sql(dialect="spark")` is valid Spark SQL with the same an
 | `epoch_us(t)` | `unix_micros(t)` | |
 | `date_diff('day', a, b)` | `datediff(b, a)` | midnights crossed, as DuckDB counts |
 | `arg_min(v, o)`, `arg_max` | `min_by(v, o) FILTER (v IS NOT NULL)` | DuckDB skips NULLs |
+| `arg_min(v, o) FILTER (c)` | `min_by(v, o) FILTER (v IS NOT NULL AND c)` | one FILTER |
 | `mode(v ORDER BY v)` | `mode(v, true)` | ties to the smallest value, as DuckDB's ordered mode |
+| `round(x, n)` | `round(x * 10^n) / 10^n` | DuckDB rounds x * 10^n (2.675: 2.67), Spark |
+| | | rounds the decimal text half up (2.68) |
+| `isodow(t)` | `weekday(t) + 1` | sqlglot's `DAYOFWEEK(t) % 7 + 1` is not ISO's |
+| `list[i]` (from 1) | `element_at(list, i)` | Spark's `[i]` counts from 0 |
+| `list_has_any(a, b)` | `arrays_overlap(a, b)` | sqlglot writes `&&`, which Spark refuses |
+
+Lists of products and their JSON items are built per engine where the spellings part
+(`catalog/joins.py`: Spark reads a `products` array whole, as `get_json_object` unwraps a
+one-element `[*]` answer), and an itemised trait's items are exploded and joined to the
+catalogue on Spark instead of DuckDB's correlated subquery (`computed.py`).
 
 Bound parameters stay parameters: `:name` for Spark's `spark.sql(text, args=...)`.
 """
@@ -59,18 +70,49 @@ def _call(name: str, *arguments: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this=name, expressions=list(arguments))
 
 
+def _by(node: exp.ArgMin | exp.ArgMax, condition: exp.Expr | None = None) -> exp.Expr:
+    """`min_by`/`max_by` over the rows with a value (DuckDB's arg_min skips NULLs), and
+    `condition`'s."""
+    function = "min_by" if isinstance(node, exp.ArgMin) else "max_by"
+    value = _inner(node.this)
+    call = _call(function, value.copy(), _inner(node.expression))
+    present: exp.Expr = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
+    if condition is not None:
+        present = exp.and_(present, exp.Paren(this=condition))
+    return exp.Filter(this=call, expression=exp.Where(this=present))
+
+
+def _is_list_index(node: exp.Bracket) -> bool:
+    """A list literal's element by position (not a struct's or a map's by key)."""
+    index = node.expressions[0] if len(node.expressions) == 1 else None
+    return isinstance(node.this, exp.Array) and not (
+        index is None or (isinstance(index, exp.Literal) and index.is_string)
+    )
+
+
 def _spark(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.TryCast):
         node.set("safe", True)
         return node
     if isinstance(node, exp.FromJson):
         return _call("from_json", _inner(node.this), exp.Literal.string("array<string>"))
+    if isinstance(node, exp.Filter) and isinstance(node.this, exp.ArgMin | exp.ArgMax):
+        # Spark takes one FILTER per aggregate: the NULL test joins the one written.
+        return _by(node.this, _inner(node.expression.this))
     if isinstance(node, exp.ArgMin | exp.ArgMax):
-        function = "min_by" if isinstance(node, exp.ArgMin) else "max_by"
-        value = _inner(node.this)
-        call = _call(function, value.copy(), _inner(node.expression))
-        present = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
-        return exp.Filter(this=call, expression=exp.Where(this=present))
+        return _by(node)
+    if isinstance(node, exp.Round) and isinstance(node.args.get("decimals"), exp.Literal):
+        scale = exp.Literal.number(10 ** int(node.args["decimals"].this))
+        scaled = exp.Round(this=exp.Mul(this=_inner(node.this), expression=scale))
+        return exp.Paren(this=exp.Div(this=scaled, expression=scale.copy()))
+    if isinstance(node, exp.DayOfWeekIso):
+        weekday = _call("weekday", _inner(node.this))
+        return exp.Paren(this=exp.Add(this=weekday, expression=exp.Literal.number(1)))
+    if isinstance(node, exp.Bracket) and _is_list_index(node):
+        position = exp.Cast(this=_inner(node.expressions[0]), to=exp.DataType.build("INT"))
+        return _call("element_at", _inner(node.this), position)
+    if isinstance(node, exp.ArrayOverlaps):
+        return _call("arrays_overlap", _inner(node.this), _inner(node.expression))
     if isinstance(node, exp.DateDiff) and node.text("unit").lower() in ("day", ""):
         # Spark's DATEDIFF(DAY, a, b) counts whole 24-hour periods; DuckDB's counts the
         # midnights crossed, as Spark's two-argument datediff(end, start) does.
