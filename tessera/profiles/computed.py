@@ -38,7 +38,12 @@ from pydantic import (
 )
 from sqlglot import exp
 
-from tessera.catalog.joins import DEFAULT_KEYS, event_items, product_item_values
+from tessera.catalog.joins import (
+    DEFAULT_KEYS,
+    event_items,
+    item_key_and_amount,
+    product_item_values,
+)
 from tessera.catalog.keys import ProductKeys
 from tessera.errors import InvalidField, field_problem
 from tessera.profiles.dialect import Dialect, for_dialect, json_path
@@ -286,8 +291,13 @@ def trait_filter(
             extracted.eq(bind(str(wanted).lower() if isinstance(wanted, bool) else str(wanted)))
         )
     if trait.by is not None and trait.by.startswith("product."):
-        items = event_items(exp.column("properties", "ev"), products)
-        conditions.append(exp.GT(this=exp.func("len", items), expression=exp.Literal.number(0)))
+        items = event_items(exp.column("properties", "ev"), products, dialect)
+        size = (
+            exp.Anonymous(this="size", expressions=[items])
+            if dialect == "spark"
+            else exp.func("len", items)
+        )
+        conditions.append(exp.GT(this=size, expression=exp.Literal.number(0)))
     return exp.and_(*conditions) if conditions else exp.true()
 
 
@@ -383,7 +393,9 @@ def compile_trait(
         conditions.append(_today(exp.column("timestamp", "ev")) >= since)
 
     if trait.by is not None:
-        return _compile_itemised(trait, conditions, products)
+        itemised = for_dialect(_compile_itemised(trait, conditions, products, dialect), dialect)
+        assert isinstance(itemised, exp.Select)
+        return itemised
     value = trait_value(trait, bind, dialect, products)
     order = exp.Array(
         expressions=[exp.func("epoch_us", exp.column("timestamp", "ev")), exp.column("seq", "ev")]
@@ -423,28 +435,15 @@ def compile_trait(
 
 
 def _compile_itemised(
-    trait: ComputedTrait, conditions: list[exp.Expr], products: ProductKeys
+    trait: ComputedTrait, conditions: list[exp.Expr], products: ProductKeys, dialect: Dialect
 ) -> exp.Select:
     """An itemised trait over the whole history: each matching event's items (one row
     each, with the event's time, seq and the item's position), aggregated per profile as
     `aggregates.Bucket.add_items` does incrementally."""
-    events = sqlglot.select(
-        exp.column("profile_id", "ev"),
-        exp.column("seq", "ev"),
-        exp.column("timestamp", "ev"),
-        item_values(trait, products).as_("its"),
-    ).from_(events_of_profiles().subquery("ev"))
-    for condition in conditions:
-        events = events.where(condition)
-    spread = sqlglot.select(
-        "profile_id",
-        "seq",
-        "timestamp",
-        exp.Unnest(expressions=[exp.column("its")]).as_("it"),
-        exp.func("generate_subscripts", exp.column("its"), exp.Literal.number(1)).as_("n"),
-    ).from_(events.subquery("matched"))
-    key = exp.Dot(this=exp.column("it"), expression=exp.to_identifier("k"))
-    amount = exp.Dot(this=exp.column("it"), expression=exp.to_identifier("amount"))
+    if dialect == "spark":
+        items, key, amount = _spark_item_rows(trait, conditions, products)
+    else:
+        items, key, amount = _item_rows(trait, conditions, products)
     has_key = exp.Not(this=exp.Is(this=key.copy(), expression=exp.Null()))
     order = exp.Array(
         expressions=[exp.func("epoch_us", exp.column("timestamp")), exp.column("seq"),
@@ -458,29 +457,11 @@ def _compile_itemised(
         )
         grouped = (
             sqlglot.select("profile_id", key.as_("k"), total.as_("total"))
-            .from_(spread.subquery("items"))
+            .from_(items)
             .group_by("profile_id", key.copy())
         )
-        entry = exp.Struct(
-            expressions=[
-                exp.PropertyEQ(this=exp.to_identifier("k"), expression=exp.column("k")),
-                exp.PropertyEQ(this=exp.to_identifier("v"), expression=exp.column("total")),
-            ]
-        )
-        # ordered by key: the JSON text is then the one the incremental values write
-        entries = exp.Filter(
-            this=exp.ArrayAgg(
-                this=exp.Order(this=entry, expressions=[exp.Ordered(this=exp.column("k"))])
-            ),
-            expression=exp.Where(
-                this=exp.Not(this=exp.Is(this=exp.column("k"), expression=exp.Null()))
-            ),
-        )
-        folded = exp.func("to_json", exp.func("map_from_entries", entries))
-        empty = exp.Cast(this=exp.Literal.string("{}"), to=exp.DataType.build("JSON"))
-        value = exp.func("coalesce", folded, empty)
         return (
-            sqlglot.select("profile_id", value.as_("value"))
+            sqlglot.select("profile_id", _keyed(dialect).as_("value"))
             .from_(grouped.subquery("per_key"))
             .group_by("profile_id")
         )
@@ -498,9 +479,116 @@ def _compile_itemised(
     }
     return (
         sqlglot.select("profile_id", builders[trait.function]().as_("value"))
-        .from_(spread.subquery("items"))
+        .from_(items)
         .group_by("profile_id")
     )
+
+
+def _matched(conditions: list[exp.Expr], items: exp.Expr) -> exp.Select:
+    """The events a trait reads, with their items as `its`."""
+    events = sqlglot.select(
+        exp.column("profile_id", "ev"),
+        exp.column("seq", "ev"),
+        exp.column("timestamp", "ev"),
+        items.as_("its"),
+    ).from_(events_of_profiles().subquery("ev"))
+    for condition in conditions:
+        events = events.where(condition)
+    return events
+
+
+def _item_rows(
+    trait: ComputedTrait, conditions: list[exp.Expr], products: ProductKeys
+) -> tuple[exp.Expr, exp.Expr, exp.Expr]:
+    """DuckDB: one row per item (`it`, a struct of its key and amount) with its position
+    `n`, as a subquery; with the key and the amount to aggregate."""
+    spread = sqlglot.select(
+        "profile_id",
+        "seq",
+        "timestamp",
+        exp.Unnest(expressions=[exp.column("its")]).as_("it"),
+        exp.func("generate_subscripts", exp.column("its"), exp.Literal.number(1)).as_("n"),
+    ).from_(_matched(conditions, item_values(trait, products)).subquery("matched"))
+    key = exp.Dot(this=exp.column("it"), expression=exp.to_identifier("k"))
+    amount = exp.Dot(this=exp.column("it"), expression=exp.to_identifier("amount"))
+    return spread.subquery("items"), key, amount
+
+
+def _spark_item_rows(
+    trait: ComputedTrait, conditions: list[exp.Expr], products: ProductKeys
+) -> tuple[exp.Expr, exp.Expr, exp.Expr]:
+    """Spark: the same rows, with `k`, `amount` and the position `n` as columns. A
+    product item's key is read by exploding the items and joining them to the catalogue
+    (Spark runs no correlated subquery over a list); a channel or an hour is the event's
+    one key, amount 1."""
+    assert trait.by is not None
+    key, amount = exp.column("k"), exp.column("amount")
+    if not trait.by.startswith("product."):
+        single = _matched(conditions, _single_key(trait.by)).subquery("matched")
+        one = exp.Cast(this=exp.Literal.number(1), to=exp.DataType.build("DOUBLE"))
+        rows = sqlglot.select(
+            "profile_id", "seq", "timestamp", exp.Literal.number(0).as_("n"),
+            exp.column("its").as_("k"), one.as_("amount"),
+        ).from_(single)  # fmt: skip
+        return rows.subquery("items"), key, amount
+    items = event_items(exp.column("properties", "ev"), products, "spark")
+    exploded = exp.Aliases(
+        this=exp.Anonymous(this="posexplode", expressions=[exp.column("its")]),
+        expressions=[exp.to_identifier("n"), exp.to_identifier("it")],
+    )
+    spread = sqlglot.select("profile_id", "seq", "timestamp", exploded).from_(
+        _matched(conditions, items).subquery("matched")
+    )
+
+    def of_item(name: str) -> exp.Expr:
+        return exp.column(name, "it", "sp")
+
+    item_key, item_amount = item_key_and_amount(
+        of_item("product_id"), of_item("price"), of_item("quantity"),
+        trait.by.partition(".")[2], trait.category_level, "spark",
+    )  # fmt: skip
+    rows = (
+        sqlglot.select(
+            *(exp.column(name, "sp") for name in ("profile_id", "seq", "timestamp", "n")),
+            item_key.as_("k"),
+            item_amount.as_("amount"),
+        )
+        .from_(spread.subquery("sp"))
+        .join(
+            "products AS pr",
+            on=exp.EQ(this=exp.column("product_id", "pr"), expression=of_item("product_id")),
+            join_type="LEFT",
+        )
+    )
+    return rows.subquery("items"), key, amount
+
+
+def _keyed(dialect: Dialect) -> exp.Expr:
+    """The per-key totals (`k`, `total`) of one profile as a JSON object, keys in order
+    (the JSON text is then the one the incremental values write); `{}` when every item's
+    key is NULL. On Spark a map, written as JSON by the run (`to_json` keeps its order)."""
+    entry = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("k"), expression=exp.column("k")),
+            exp.PropertyEQ(this=exp.to_identifier("v"), expression=exp.column("total")),
+        ]
+    )
+    keyed = exp.Where(this=exp.Not(this=exp.Is(this=exp.column("k"), expression=exp.Null())))
+    if dialect == "spark":
+        # sorted as structs: by k, which is unique per profile (Spark and DuckDB both
+        # compare text by its bytes)
+        listed = exp.Filter(this=exp.Anonymous(this="collect_list", expressions=[entry]),
+                            expression=keyed)  # fmt: skip
+        return exp.func("map_from_entries", exp.Anonymous(this="array_sort", expressions=[listed]))
+    entries = exp.Filter(
+        this=exp.ArrayAgg(
+            this=exp.Order(this=entry, expressions=[exp.Ordered(this=exp.column("k"))])
+        ),
+        expression=keyed,
+    )
+    folded = exp.func("to_json", exp.func("map_from_entries", entries))
+    empty = exp.Cast(this=exp.Literal.string("{}"), to=exp.DataType.build("JSON"))
+    return exp.func("coalesce", folded, empty)
 
 
 #: compile_all's answers by (definitions, product keys): building the tree costs ~20 ms per

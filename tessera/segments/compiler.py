@@ -502,7 +502,7 @@ def _product_filter(item: Filter, b: _Builder) -> exp.Expr:
         .from_("products AS pr")
         .where(test)
     )
-    ids = product_ids(_sql("properties"), b.products)
+    ids = product_ids(_sql("properties"), b.products, b.dialect)
     return _coalesce(_call("list_has_any", ids, matching.subquery()), exp.false())
 
 

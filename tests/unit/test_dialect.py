@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from tessera.profiles.computed import BUILT_IN, ComputedTrait, compile_trait
-from tessera.profiles.dialect import json_path
+from tessera.catalog.keys import ProductKeys
+from tessera.profiles import engagement, loyalty
+from tessera.profiles.computed import BUILT_IN, CATALOGUE_EXAMPLES, ComputedTrait, compile_trait
+from tessera.profiles.dialect import for_dialect, json_path
 from tessera.segments.compiler import compile_segment
 from tessera.segments.tree import from_json
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "segments.json").read_text())
 DUCKDB_ONLY = ("TO_SECONDS", '["VARCHAR"]', "$p", "ISFINITE", "EPOCH_US", "ARG_MIN", "ARG_MAX",
-               "JSON_EXTRACT_STRING", "LIST_CONTAINS", "DATE_DIFF(")  # fmt: skip
+               "JSON_EXTRACT_STRING", "LIST_CONTAINS", "DATE_DIFF(", "LIST_", "GENERATE_SUBSCRIPTS",
+               "UNNEST", "JSON>", "AS JSON", "ISODOW", "DAYOFWEEK", " && ", '$."',
+               "[*]")  # fmt: skip
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=lambda case: case["source"][:40])
@@ -47,6 +51,48 @@ def test_every_trait_function_compiles_to_spark() -> None:
         assert all(not str(v).startswith('$."') for v in parameters.values())
     assert "MIN_BY" in compile_trait(traits[-3], {}, "spark").sql(dialect="spark")
     assert "MODE(" in compile_trait(traits[-1], {}, "spark").sql(dialect="spark")
+
+
+@pytest.mark.parametrize(
+    "trait",
+    [
+        *CATALOGUE_EXAMPLES,
+        engagement.BY_CHANNEL,
+        engagement.BY_HOUR,
+        loyalty.SPEND,
+        ComputedTrait("brands_30d", "distinct_count", "Order Completed", by="product.brand",
+                      window_days=30),
+        ComputedTrait("first_channel", "first", None, by="channel"),
+        ComputedTrait("orders_by_hour", "count_by", "Order Completed", by="hour_of_week"),
+    ],
+    ids=lambda trait: trait.name,
+)  # fmt: skip
+def test_itemised_traits_compile_to_spark_without_duckdb_spellings(trait: ComputedTrait) -> None:
+    for keys in (ProductKeys(), ProductKeys(("sku", "item.sku"))):
+        sql = compile_trait(trait, {}, "spark", keys).sql(dialect="spark")
+        for spelling in DUCKDB_ONLY:
+            assert spelling not in sql, (trait.name, spelling)
+
+
+def test_one_filter_per_aggregate_on_spark() -> None:
+    """`arg_min(v, o) FILTER (c)`: Spark's min_by takes the NULL test and c in one FILTER."""
+    sql = compile_trait(CATALOGUE_EXAMPLES[3], {}, "spark").sql(dialect="spark")
+    assert "MAX_BY(k, ARRAY(UNIX_MICROS(timestamp), seq, n)) FILTER(WHERE NOT k IS NULL AND" in sql
+    assert ") FILTER(WHERE NOT k IS NULL) FILTER" not in sql
+
+
+def test_spark_rounds_as_duckdb_does_and_counts_list_positions_from_one() -> None:
+    import sqlglot
+
+    def spark(text: str) -> str:
+        return for_dialect(sqlglot.parse_one(text, read="duckdb"), "spark").sql(dialect="spark")
+
+    # DuckDB rounds x * 100 to a whole number (2.675 is 2.67499..., so 2.67); Spark's
+    # round(x, 2) rounds the decimal text 2.675 half up.
+    assert spark("SELECT round(x, 2)") == "SELECT (ROUND(x * 100) / 100)"
+    assert spark("SELECT round(x)") == "SELECT ROUND(x)"
+    assert spark("SELECT ['a', 'b'][i]") == "SELECT ELEMENT_AT(ARRAY('a', 'b'), CAST(i AS INT))"
+    assert spark("SELECT isodow(t)") == "SELECT (WEEKDAY(t) + 1)"
 
 
 def test_json_paths_per_dialect() -> None:
