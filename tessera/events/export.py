@@ -67,6 +67,8 @@ INPUTS: dict[str, str] = {
     "audience_holdouts": "SELECT audience, share, salt FROM audience_holdouts",
     # Added by the catalogue work; exported when the store has it.
     "products": "SELECT * FROM products",
+    # What loyalty points and tiers are derived by (`profiles/loyalty.py`): Spark's too.
+    "loyalty_rules": "SELECT name, document FROM loyalty_rules",
 }
 
 

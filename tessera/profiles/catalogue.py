@@ -53,7 +53,18 @@ def definitions(store: Store, file: Path | None = None) -> list[ComputedTrait]:
         )
     ]
     from_file = load_file(file) if file is not None and file.exists() else []
-    return [*BUILT_IN, *_valued_on_refresh(loyalty.rules(store)), *from_file, *stored]
+    return defined(loyalty.rules(store), from_file, stored)
+
+
+def defined(
+    rules: loyalty.LoyaltyRules | None,
+    from_file: list[ComputedTrait],
+    stored: list[ComputedTrait],
+) -> list[ComputedTrait]:
+    """Every definition in force: the built-ins, those valued on refresh (with `rules`,
+    the spend per category), the file's and the API's. The store's refresh and Spark's
+    run (`spark/run.py`) compute the same list."""
+    return [*BUILT_IN, *_valued_on_refresh(rules), *from_file, *stored]
 
 
 #: Traits valued by the whole-population refresh, in one SQL pass over the log, with what

@@ -159,7 +159,8 @@ def _best_sql(kind: str, own: str) -> str:
 
 _DAY_LIST = "[" + ", ".join(f"'{day}'" for day in _DAYS) + "]"
 #: (profile_id, best_channel, best_hour_of_week, best_time) of every person with an event,
-#: from the log (events attributed to live profiles); NULL where nobody has a key
+#: from the log (events attributed to live profiles); NULL where nobody has a key. Spark
+#: runs the same text transpiled (`spark/run.py`, `profiles/dialect.py`).
 DERIVED_SQL = f"""
 WITH ev AS (
     SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.channel, e.timestamp
@@ -180,7 +181,7 @@ spread AS (
         UNION ALL SELECT profile_id, (h + 1) % {HOURS}, 0.5 * n FROM hours)
     GROUP BY ALL),
 {_best_sql("channel", "channels")},
-{_best_sql("hour", "spread")},
+{_best_sql("hour", "spread")}
 SELECT people.profile_id, c.k AS channel, h.k::INTEGER AS hour,
        {_DAY_LIST}[hour // 24 + 1] || ' ' || lpad((hour % 24)::TEXT, 2, '0') || ':00 UTC'
 FROM people

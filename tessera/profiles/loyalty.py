@@ -133,7 +133,12 @@ def load(store: Store, rules: LoyaltyRules) -> LoyaltyLoaded:
 
 def rules(store: Store) -> LoyaltyRules | None:
     row = store.fetch_one("SELECT document FROM loyalty_rules WHERE name = 'rules'")
-    return LoyaltyRules.model_validate(orjson.loads(row[0])) if row else None
+    return of_document(row[0]) if row else None
+
+
+def of_document(document: str) -> LoyaltyRules:
+    """The rules as `loyalty_rules.document` keeps them (also in a log export, for Spark)."""
+    return LoyaltyRules.model_validate(orjson.loads(document))
 
 
 def shown(store: Store) -> LoyaltyLoaded:

@@ -30,7 +30,7 @@ from tessera.errors import InvalidField
 from tessera.events.timestamps import utc_now
 from tessera.identity.rules import MergeRules
 from tessera.identity.stored import identifier_from_stored
-from tessera.profiles import catalogue
+from tessera.profiles import catalogue, engagement, loyalty
 from tessera.profiles.computed import RFM_NAMES, RFM_SQL, ComputedTrait, compile_trait
 from tessera.profiles.consent import ENRICHMENT_PURPOSE
 from tessera.profiles.dialect import for_dialect
@@ -68,6 +68,11 @@ _EMPTY_INPUTS = {
     "pipeline_failures": "seq bigint",
     "sources": "id string, name string, channel string",
     "audience_holdouts": "audience string, share double, salt string",
+    "loyalty_rules": "name string, document string",
+    # without a catalogue, every product field is NULL (as in a store with no products)
+    "products": "product_id string, name string, category string, brand string, "
+    "price double, currency string, available boolean, retired_at timestamp, url string, "
+    "image_url string, attributes string, updated_at timestamp",
 }
 
 
@@ -111,8 +116,7 @@ def _inputs(spark: SparkSession, root: str) -> None:
             spark.read.parquet(f"{root}/inputs/{name}.parquet").createOrReplaceTempView(name)
         except AnalysisException:
             spark.createDataFrame([], schema).createOrReplaceTempView(name)
-    for extra in ("third_party_segments", "campaign_results", "campaign_conversions",
-                  "products"):  # fmt: skip
+    for extra in ("third_party_segments", "campaign_results", "campaign_conversions"):
         try:
             spark.read.parquet(f"{root}/inputs/{extra}.parquet").createOrReplaceTempView(extra)
         except AnalysisException:
@@ -137,8 +141,16 @@ def _config(spark: SparkSession, settings: Settings) -> IdentityConfig:
     return IdentityConfig.build(settings, rules, sources)
 
 
-def _definitions(spark: SparkSession, settings: Settings) -> list[ComputedTrait]:
-    from tessera.profiles.computed import BUILT_IN, parse_definition
+def _loyalty_rules(spark: SparkSession) -> loyalty.LoyaltyRules | None:
+    """The exported loyalty rules (`loyalty.rules` of the store), None without any."""
+    rows = spark.table("loyalty_rules").where("name = 'rules'").collect()
+    return loyalty.of_document(rows[0]["document"]) if rows else None
+
+
+def _definitions(
+    spark: SparkSession, settings: Settings, rules: loyalty.LoyaltyRules | None
+) -> list[ComputedTrait]:
+    from tessera.profiles.computed import parse_definition
 
     stored = [
         parse_definition(orjson.loads(r["definition"]))
@@ -146,13 +158,18 @@ def _definitions(spark: SparkSession, settings: Settings) -> list[ComputedTrait]
     ]
     file = settings.computed_traits_file
     from_file = catalogue.load_file(file) if file is not None and file.exists() else []
-    return [*BUILT_IN, *from_file, *stored]
+    return catalogue.defined(rules, from_file, stored)
 
 
 def computed_traits(
-    spark: SparkSession, traits: list[ComputedTrait], now: str, failed: list[Failed]
+    spark: SparkSession,
+    traits: list[ComputedTrait],
+    now: str,
+    failed: list[Failed],
+    rules: loyalty.LoyaltyRules | None = None,
 ) -> DataFrame | None:
-    """`profile_id, name, value` (JSON text) for every trait and the RFM scores."""
+    """`profile_id, name, value` (JSON text) for every trait, the RFM scores and what the
+    refresh derives (`catalogue.recompute`): best channel and time, loyalty with `rules`."""
     parts: list[DataFrame] = []
     for trait in traits:
         parameters: dict[str, Any] = {"now": now}
@@ -164,21 +181,52 @@ def computed_traits(
                 args={k: v for k, v in parameters.items() if k in used},
             )
             parts.append(_named_json(frame, trait.name))
+            if trait == loyalty.SPEND and rules is not None:
+                parts += _loyalty(parts[-1], rules)
         except Exception as error:  # one bad definition never stops the others
             failed.append(Failed(name=trait.name, reason=_reason(error)))
-    try:
-        tree = for_dialect(sqlglot.parse_one(RFM_SQL, read="duckdb"), "spark")
-        rfm = spark.sql(tree.sql(dialect="spark"), args={"now": now}).toDF("profile_id", *RFM_NAMES)
-        for name in RFM_NAMES:
-            parts.append(_named_json(rfm.select("profile_id", F.col(name).alias("value")), name))
-    except Exception as error:
-        failed.append(Failed(name="rfm", reason=_reason(error)))
+    # The store's own SQL, transpiled: the RFM scores, and the best channel and time
+    # (`engagement.DERIVED_SQL`, over the log as the refresh derives them).
+    for sql, columns in ((RFM_SQL, RFM_NAMES), (engagement.DERIVED_SQL, engagement.NAMES)):
+        try:
+            frame = _transpiled(spark, sql, now).toDF("profile_id", *columns)
+            for column in columns:
+                parts.append(
+                    _named_json(frame.select("profile_id", F.col(column).alias("value")), column)
+                )
+        except Exception as error:
+            failed.append(Failed(name=", ".join(columns), reason=_reason(error)))
     if not parts:
         return None
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
     return union
+
+
+def _transpiled(spark: SparkSession, sql: str, now: str) -> DataFrame:
+    """A query of the store's (DuckDB's text) run on Spark, `$now` bound when it reads it."""
+    text = for_dialect(sqlglot.parse_one(sql, read="duckdb"), "spark").sql(dialect="spark")
+    return spark.sql(text, args={"now": now} if ":now" in text else None)
+
+
+def _loyalty(spend: DataFrame, rules: loyalty.LoyaltyRules) -> list[DataFrame]:
+    """Points and tier from each person's `loyalty_spend` (JSON text), by the store's own
+    rule (`loyalty.derive`) in the Python workers: one definition of the rates' prefixes
+    and the rounding."""
+
+    # useArrow given: PySpark would otherwise try to read a pandas UDF from the hints
+    @F.udf("struct<points:bigint,tier:string>", useArrow=False)  # type: ignore[misc]
+    def derived(value: str | None) -> tuple[int, str | None]:
+        spent = orjson.loads(value) if value is not None else None
+        found = loyalty.derive(rules, {loyalty.SPEND.name: spent})
+        return found["loyalty_points"], found["loyalty_tier"]
+
+    scored = spend.select("profile_id", derived("value").alias("d"))
+    return [
+        _named_json(scored.select("profile_id", F.col(f"d.{field}").alias("value")), name)
+        for name, field in zip(loyalty.NAMES, ("points", "tier"), strict=True)
+    ]
 
 
 def _reason(error: Exception) -> str:
@@ -282,7 +330,10 @@ def run(
         spark.read.parquet(f"{out}/{name}").createOrReplaceTempView(name)
     step("identity")
     failed_traits: list[Failed] = []
-    traits = computed_traits(spark, _definitions(spark, settings), moment, failed_traits)
+    rules = _loyalty_rules(spark)
+    traits = computed_traits(
+        spark, _definitions(spark, settings, rules), moment, failed_traits, rules
+    )
     if traits is None:
         traits = spark.createDataFrame([], "profile_id string, name string, value string")
     traits.write.mode("overwrite").parquet(f"{out}/computed_traits")
