@@ -1,6 +1,7 @@
 """Spark equals DuckDB on the same log: profile ids, identifier sets, the ledger, computed
-traits, segment members (the golden segments and random trees), lookalike scores and
-audiences, and the ad-platform files byte for byte.
+traits (itemised and derived ones included), segment members (the golden segments, random
+trees and random product conditions), lookalike scores and audiences, and the ad-platform
+files byte for byte.
 
 One SparkSession (local[2], small-data settings) and one demo company for the whole file,
 in one run: the export of a rebuilt DuckDB store is run through `tessera.spark.run` once
@@ -26,15 +27,16 @@ import orjson
 import pyarrow.dataset as ds
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tessera.audiences import exports, lookalike
 from tessera.audiences.exports import FORMATS
 from tessera.events import export
-from tessera.profiles import catalogue, engagement, loyalty
+from tessera.profiles import catalogue, loyalty
 from tessera.runtime import Runtime
 from tessera.segments import service
 from tessera.segments.compiler import compile_segment
-from tessera.segments.tree import Node, from_json
+from tessera.segments.tree import Aggregate, Did, EventRef, Filter, Node, Not, Window, from_json
 from tessera.settings import Settings
 from tests.integration.test_segment_agreement import trees
 
@@ -58,6 +60,30 @@ LOOKALIKES = {
     "like_france_anonymous": ("demo-france", "weights", "anonymous", 5),
 }
 
+
+#: loyalty rules loaded on the demo, so points and tiers are derived on both engines
+LOYALTY = """
+points_per_euro: {default: 1, Sport: 2, Sport > Running > Shoes: 3}
+tiers: {Bronze: 0, Silver: 150, Gold: 600}
+"""
+#: product conditions over the demo's catalogue (`demo/catalog.py`): fields, tests, values
+PRODUCT_TESTS = st.sampled_from([
+    ("category", "starts_with", "Sport"), ("category", "=", "Sport > Running > Shoes"),
+    ("category", "contains", "Audio"), ("brand", "=", "Acme Sport"), ("brand", "!=", "Voltia"),
+    ("name", "contains", "jacket"), ("price", ">", 100.0), ("price", "<=", 40.0),
+    ("available", "=", True), ("product_id", "starts_with", "run-"),
+])  # fmt: skip
+product_events = st.builds(
+    lambda name, test: EventRef(name, (Filter(test[0], test[1], test[2], source="product"),)),
+    st.sampled_from(["Order Completed", "Product Viewed", "Product Added"]),
+    PRODUCT_TESTS,
+)
+product_trees = st.one_of(
+    st.builds(Did, product_events, st.sampled_from([None, Window(seconds=400 * 86400)])),
+    st.builds(Aggregate, st.just("count"), product_events, st.none(), st.none(),
+              st.sampled_from([">=", "<"]), st.sampled_from([1.0, 2.0])),
+    st.builds(Did, product_events).map(Not),
+)  # fmt: skip
 
 #: audience files Spark writes in the run, compared byte for byte with DuckDB's: every
 #: format of an audience with a holdout, and the OpenRTB lines (IAB segments) of another
@@ -104,6 +130,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )  # fmt: skip
     configured = Settings(data_dir=data)
     runtime = Runtime.open(configured)
+    loyalty.load(runtime.store, loyalty.parse(LOYALTY))
     names = catalogue.names(runtime.store, configured.computed_traits_file)
     for index, case in enumerate(GOLDEN):
         try:
@@ -159,30 +186,35 @@ def test_profile_summaries_equal_duckdb(world: World) -> None:
     assert spark == duck
 
 
+def _assert_same_value(found: Any, expected: Any, key: tuple[str, str]) -> None:
+    """Equal JSON values: sums within 1e-9 (Spark adds in another order), an object's
+    keys in DuckDB's order (the JSON text the store serves)."""
+    if isinstance(expected, float) and isinstance(found, int | float):
+        assert found == pytest.approx(expected, rel=1e-9), key
+    elif isinstance(expected, dict) and isinstance(found, dict):
+        assert list(found) == list(expected), key
+        for name, value in expected.items():
+            _assert_same_value(found[name], value, key)
+    else:
+        assert found == expected, key
+
+
 def test_computed_traits_equal_duckdb(world: World) -> None:
+    """Every trait the store's full recompute gives: the built-ins, the demo's itemised
+    traits (by product category, brand and id; engagement by channel and hour), the RFM
+    scores, and what the refresh derives (best channel and time, loyalty)."""
     store = world.runtime.store
     definitions = catalogue.definitions(store, world.runtime.settings.computed_traits_file)
-    # Not on Spark yet (docs/scale.md): itemised traits (`by:` a product field, channel or
-    # hour; issue 14 came after the Spark compiler) and what is derived from them (best
-    # channel and time, loyalty). Compared: every other kind.
-    derived = {*engagement.NAMES, *loyalty.NAMES}
-    on_spark = {t.name for t in definitions if t.by is None} - derived
-    duck = {
-        (p, n): v for p, n, v in catalogue.recompute(store, definitions, NOW) if n in on_spark
-    }
-    spark = {
-        (r["profile_id"], r["name"]): r["value"]
-        for r in world.table("computed_traits")
-        if r["name"] in on_spark
-    }
+    assert world.result.failed_traits == []
+    duck = {(p, n): v for p, n, v in catalogue.recompute(store, definitions, NOW)}
+    spark = {(r["profile_id"], r["name"]): r["value"] for r in world.table("computed_traits")}
+    assert {n for _, n in duck} >= {"favourite_category", "engagement_by_hour", "best_time",
+                                    "loyalty_tier", "rfm_segment"}  # fmt: skip
     assert duck.keys() == spark.keys()
     for key, text in duck.items():
         expected = orjson.loads(text) if text is not None else None
         found = orjson.loads(spark[key]) if spark[key] is not None else None
-        if isinstance(expected, float) and isinstance(found, int | float):
-            assert found == pytest.approx(expected, rel=1e-9), key
-        else:
-            assert found == expected, key
+        _assert_same_value(found, expected, key)
 
 
 def test_golden_segments_have_the_same_members(world: World) -> None:
@@ -195,10 +227,6 @@ def test_golden_segments_have_the_same_members(world: World) -> None:
         members[row["segment_id"]].add(row["profile_id"])
     nonempty = 0
     for index, case in enumerate(GOLDEN):
-        if "product." in case["source"]:
-            # Product conditions (issue 14) came after the Spark compiler: not on Spark yet
-            # (docs/scale.md says so).
-            continue
         tree = from_json(case["tree"])
         name = f"golden_{index}"
         expected = world.duck_members(tree)
@@ -214,6 +242,21 @@ def test_golden_segments_have_the_same_members(world: World) -> None:
 @given(tree=trees)
 def test_random_segments_have_the_same_members(world: World, tree: Node) -> None:
     assert world.spark_members(tree) == world.duck_members(tree)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tree=product_trees)
+def test_random_product_conditions_have_the_same_members(world: World, tree: Node) -> None:
+    """Conditions on the catalogue (the golden ones have no member on the demo): the
+    products an event names, joined to the exported catalogue."""
+    assert world.spark_members(tree) == world.duck_members(tree)
+
+
+def test_product_conditions_find_members_on_the_demo(world: World) -> None:
+    tree = Did(EventRef("Order Completed", (Filter("category", "starts_with", "Sport",
+                                                   source="product"),)))  # fmt: skip
+    members = world.duck_members(tree)
+    assert members and world.spark_members(tree) == members
 
 
 def _duck_lookalikes(world: World) -> dict[tuple[str, str], tuple[float, int]]:
