@@ -47,6 +47,7 @@ test: lint typecheck pytest
 # lint-imports checks the layering contract in pyproject.toml (docs/layout.md).
 lint: install
 	$(BIN)/ruff check tessera tests benchmarks
+	$(BIN)/ruff format --check tessera tests benchmarks
 	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(STAMP)

@@ -74,8 +74,14 @@ class Server:
                    ["write_key"])  # fmt: skip
 
     def destination(self, name: str, url: str, **options: Any) -> None:
-        settings = {"url": url, "batch_size": BATCH, "linger_seconds": 0.05, "concurrency": 4,
-                    "max_requests_per_second": 1000, **options}
+        settings = {
+            "url": url,
+            "batch_size": BATCH,
+            "linger_seconds": 0.05,
+            "concurrency": 4,
+            "max_requests_per_second": 1000,
+            **options,
+        }
         body = {"name": name, "kind": "webhook", "options": settings}
         self.admin("POST", "/api/destinations", json=body)
 
@@ -140,7 +146,7 @@ def isolation(server: Server, total: int) -> dict[str, Any]:
                 name = f"healthy-{round_}"
                 server.destination(name, receiver.url)
                 started = time.monotonic()
-                for other in ([f"hang-{round_}", f"half-{round_}"] if others else []):
+                for other in [f"hang-{round_}", f"half-{round_}"] if others else []:
                     server.replay_all(other)
                 server.replay_all(name)
                 rates[setting].append(total / timed_delivery(receiver, total, started))

@@ -118,9 +118,7 @@ class Backend(Protocol):
     def computed_traits(self) -> list[traits.Trait]: ...
     def define_trait(self, definition: dict[str, Any]) -> traits.Trait: ...
     def delete_trait(self, name: str) -> Deleted: ...
-    def create_segment(
-        self, name: str, query: str, exposed: bool = False
-    ) -> segments.Segment: ...
+    def create_segment(self, name: str, query: str, exposed: bool = False) -> segments.Segment: ...
     def update_segment(
         self, name: str, query: str, exposed: bool | None = None
     ) -> segments.Segment: ...
@@ -655,7 +653,6 @@ class LocalBackend:
         self._audited("personalize.expose-trait", name, {"exposed": exposed})
         return changed
 
-
     def _audited(
         self, action: str, target: str | None, detail: dict[str, Any] | None = None
     ) -> None:
@@ -722,6 +719,7 @@ class LocalBackend:
         self.runtime.pipeline.process()
         self._audited("consent.change", changed.reference, {"purposes": purposes})
         return changed
+
 
 class RemoteBackend:
     """Talks to a running server's admin API with the admin token."""

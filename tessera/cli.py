@@ -1752,8 +1752,7 @@ def personalize_expose_trait(
     with _backend() as backend:
         found = backend.expose_trait(name, not off)
     _print_json(found) if json else out.print(
-        f"{name} is {'now' if name in found.exposed else 'no longer'} exposed to the "
-        "decision API.",
+        f"{name} is {'now' if name in found.exposed else 'no longer'} exposed to the decision API.",
         markup=False,
     )
 
@@ -1791,6 +1790,8 @@ def personalize_caller(
         offer = card.decision.offers[0] if card.decision.offers else None
         out.print(Text(f"Propose: {offer.title} ({offer.reason})" if offer
                        else f"Propose: nothing ({card.decision.reason})"))  # fmt: skip
+
+
 # -- access: users, tokens, the audit log, consent ---------------------------------------
 
 users_app = typer.Typer(help="People who sign in, and their roles.", no_args_is_help=True)
@@ -1980,6 +1981,8 @@ def consent_set(
         changed = backend.change_consent(reference, purposes, reason)
     note = f"Recorded for {changed.reference}: {changed.purposes}."
     _print_json(changed) if json else out.print(note)
+
+
 # -- privacy: data-subject requests (issue 15) --------------------------------------------
 
 privacy_app = typer.Typer(
@@ -2467,10 +2470,10 @@ def catalog_import(
 
 @catalog_app.command("list")
 def catalog_list(
-    search: Annotated[str | None, typer.Option(help="Words of the id, name, category or brand.")]
-    = None,
-    category: Annotated[str | None, typer.Option(help="A category and what is under it.")]
-    = None,
+    search: Annotated[
+        str | None, typer.Option(help="Words of the id, name, category or brand.")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="A category and what is under it.")] = None,
     brand: Annotated[str | None, typer.Option(help="One brand.")] = None,
     limit: LimitOption = 50,
     every: AllOption = False,

@@ -98,7 +98,11 @@ async def authorize(request: Request, principal: Principal) -> None:
 
 
 async def _record(
-    request: Request, principal: Principal, outcome: str, *, action: str | None = None,
+    request: Request,
+    principal: Principal,
+    outcome: str,
+    *,
+    action: str | None = None,
     area: str | None = None,
 ) -> None:
     runtime: Runtime = request.app.state.runtime

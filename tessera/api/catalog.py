@@ -73,9 +73,7 @@ def list_products(
     )
 
 
-@router.get(
-    "/products/{product_id}", response_model=products.CatalogProduct, summary="One product"
-)
+@router.get("/products/{product_id}", response_model=products.CatalogProduct, summary="One product")
 def show_product(product_id: str, runtime: RuntimeDep) -> Response:
     return json_response(products.show(runtime.store, product_id))
 

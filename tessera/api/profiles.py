@@ -121,9 +121,11 @@ def profile_third_party(reference: str, runtime: RuntimeDep) -> Response:
     """Live memberships through any of the profile's identifiers (a cookie's data follows
     it into the customer profile), with provider and use restrictions."""
     profile_id = lookup(runtime.store, reference, runtime.settings.default_region)
-    return json_response(feeds.of_profile(
+    return json_response(
+        feeds.of_profile(
             runtime.store, profile_id, utc_now(), runtime.settings.consent_policy("advertising")
-        ))
+        )
+    )
 
 
 @router.get(

@@ -395,8 +395,15 @@ def create(
     with store.transaction():
         store.execute(
             "INSERT INTO lookalikes VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [name, seed_segment, method, population, len(top), now,
-             orjson.dumps({**report, "model": model.stored()}).decode()],
+            [
+                name,
+                seed_segment,
+                method,
+                population,
+                len(top),
+                now,
+                orjson.dumps({**report, "model": model.stored()}).decode(),
+            ],
         )
         # Every candidate with its score and rank: the audience is the first `reach`.
         store.execute(

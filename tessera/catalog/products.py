@@ -212,8 +212,10 @@ def _upsert(store: Store, chunk: dict[str, Product], moment: datetime) -> tuple[
         }
     )
     with store.transaction() as batch:
-        batch.execute("CREATE TEMP TABLE IF NOT EXISTS catalog_incoming AS "
-                      "SELECT * EXCLUDE (retired_at, updated_at) FROM products LIMIT 0")
+        batch.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS catalog_incoming AS "
+            "SELECT * EXCLUDE (retired_at, updated_at) FROM products LIMIT 0"
+        )
         batch.execute("DELETE FROM catalog_incoming")
         batch.insert_arrow("catalog_incoming", table)
         found = batch.fetch_one(
@@ -304,8 +306,7 @@ def products_page(
     total = int(total_row[0]) if total_row else 0
     keyset = " AND product_id > $after" if after is not None else ""
     rows = store.fetch_all(
-        f"SELECT {_COLUMNS} FROM products WHERE {where}{keyset} ORDER BY product_id "
-        "LIMIT $fetch",
+        f"SELECT {_COLUMNS} FROM products WHERE {where}{keyset} ORDER BY product_id LIMIT $fetch",
         {**parameters, **({"after": after} if after is not None else {}), "fetch": limit + 1},
     )
     more = len(rows) > limit

@@ -120,8 +120,14 @@ def change(
         "properties": {"purposes": purposes, "actor": actor, "reason": reason},
         "context": {
             "consent": {"categoryPreferences": dict(purposes)},
-            "externalIds": [{"id": identifier.value, "type": identifier.type,
-                             "collection": "users", "encoding": "none"}],
+            "externalIds": [
+                {
+                    "id": identifier.value,
+                    "type": identifier.type,
+                    "collection": "users",
+                    "encoding": "none",
+                }
+            ],
         },
     }
     if identifier.type == "user_id":
@@ -189,10 +195,15 @@ def history(store: Store, members: list[str], purposes: list[str]) -> list[Conse
         merged = {**(purposes_of(tc_string) or {} if tc_string else {}), **(given or {})}
         records.append(
             ConsentRecord(
-                at=micros_iso(micros), seq=seq, via=via, source=source or "?",
-                purposes={k: v for k, v in consent_rule.answers(merged, purposes).items()
-                          if v is not None},
-                actor=extra.get("actor"), reason=extra.get("reason"),
+                at=micros_iso(micros),
+                seq=seq,
+                via=via,
+                source=source or "?",
+                purposes={
+                    k: v for k, v in consent_rule.answers(merged, purposes).items() if v is not None
+                },
+                actor=extra.get("actor"),
+                reason=extra.get("reason"),
             )
         )
     return records

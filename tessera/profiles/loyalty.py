@@ -69,9 +69,7 @@ class LoyaltyRules(BaseModel):
         for prefix, rate in self.points_per_euro.items():
             if prefix == "default":
                 continue
-            if (category == prefix or category.startswith(prefix + " > ")) and len(
-                prefix
-            ) > length:
+            if (category == prefix or category.startswith(prefix + " > ")) and len(prefix) > length:
                 best, length = rate, len(prefix)
         return best
 

@@ -110,8 +110,10 @@ def _rows(file_format: str, segment: dict[str, Any], policy: str,
                 for item in _listed(record["iab"]):
                     person.iab_segments[item["provider"]].add(item["id"])
                 allowed = allows_advertising(person.consent, policy)
-                held = allowed and holdout is not None and campaigns.held_out(
-                    person.profile_id, *holdout
+                held = (
+                    allowed
+                    and holdout is not None
+                    and campaigns.held_out(person.profile_id, *holdout)
                 )
                 text, rows, without, refused = "", 0, 0, 0
                 if allowed and not held:

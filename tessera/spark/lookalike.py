@@ -116,9 +116,7 @@ def consent_allows(policy: str) -> Any:
     return allows
 
 
-def score(
-    spark: SparkSession, now: str, policy: str, segment_members: DataFrame
-) -> Lookalikes:
+def score(spark: SparkSession, now: str, policy: str, segment_members: DataFrame) -> Lookalikes:
     """Every exported lookalike scored with its stored model (`lookalike, profile_id,
     score, rank`: the candidates, ranked), from the views `run` made and the seed
     segments' members (`segment_id, profile_id`) Spark computed."""

@@ -411,9 +411,11 @@ def _lookalikes(
     segments read (with the exported scores of the lookalikes Spark could not score)."""
     # A seed segment evaluated here is read from this run; one that reads a lookalike
     # itself (evaluated after) from the export.
-    exported = spark.table("segment_members").where(
-        ~F.col("segment_id").isin(sorted(evaluated))
-    ).select("segment_id", "profile_id")
+    exported = (
+        spark.table("segment_members")
+        .where(~F.col("segment_id").isin(sorted(evaluated)))
+        .select("segment_id", "profile_id")
+    )
     seeds = spark.read.parquet(f"{out}/segment_members").unionByName(exported)
     found = lookalike.score(spark, now, settings.consent_policy("advertising"), seeds)
     members = found.members

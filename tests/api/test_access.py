@@ -35,18 +35,31 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # One process: collectors change nothing of access, and start slowly on a busy machine.
     server = start_server(tmp_path_factory.mktemp("access") / "data", TESSERA_COLLECTORS="0")
     key = server.create_source("shop", "web")
-    people = [{"type": "identify", "userId": "u-jane", "messageId": "m-jane",
-               "traits": {"email": JANE, "phone": "+447700900123", "city": "Leeds"}},
-              {"type": "identify", "userId": "u-bob", "messageId": "m-bob",
-               "traits": {"email": "bob@example.com"},
-               "context": {"consent": {"categoryPreferences": {"advertising": True}}}}]
+    people = [
+        {
+            "type": "identify",
+            "userId": "u-jane",
+            "messageId": "m-jane",
+            "traits": {"email": JANE, "phone": "+447700900123", "city": "Leeds"},
+        },
+        {
+            "type": "identify",
+            "userId": "u-bob",
+            "messageId": "m-bob",
+            "traits": {"email": "bob@example.com"},
+            "context": {"consent": {"categoryPreferences": {"advertising": True}}},
+        },
+    ]
     sent = httpx.post(f"{server.url}/v1/batch", json={"batch": people},
                       headers={"Authorization": basic_auth(key)})  # fmt: skip
     assert sent.status_code == 200, sent.text
     server.caught_up()
     for role in ROLES:
-        made = httpx.post(f"{server.url}/api/users", headers=server.admin,
-                          json={"name": f"{role}-1", "role": role, "password": PASSWORD})
+        made = httpx.post(
+            f"{server.url}/api/users",
+            headers=server.admin,
+            json={"name": f"{role}-1", "role": role, "password": PASSWORD},
+        )
         assert made.status_code == 201, made.text
     yield server
     server.stop()
@@ -56,8 +69,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def bearers(live: LiveServer) -> dict[str, dict[str, str]]:
     found = {}
     for role in ROLES:
-        made = httpx.post(f"{live.url}/api/tokens", headers=live.admin,
-                          json={"user": f"{role}-1", "scopes": ["*"], "expires": "1d"})
+        made = httpx.post(
+            f"{live.url}/api/tokens",
+            headers=live.admin,
+            json={"user": f"{role}-1", "scopes": ["*"], "expires": "1d"},
+        )
         assert made.status_code == 201, made.text
         found[role] = {"Authorization": f"Bearer {made.json()['token']}"}
     return found
@@ -153,15 +169,22 @@ def test_profile_is_masked_for_marketers_and_whole_for_agents(
 
 
 def test_a_read_scoped_token_cannot_write_and_a_disabled_user_is_out(live: LiveServer) -> None:
-    made = httpx.post(f"{live.url}/api/users", headers=live.admin,
-                      json={"name": "temp-1", "role": "marketer", "password": PASSWORD})
+    made = httpx.post(
+        f"{live.url}/api/users",
+        headers=live.admin,
+        json={"name": "temp-1", "role": "marketer", "password": PASSWORD},
+    )
     assert made.status_code == 201
-    token = httpx.post(f"{live.url}/api/tokens", headers=live.admin,
-                       json={"user": "temp-1", "scopes": ["segments:read"]}).json()["token"]
+    token = httpx.post(
+        f"{live.url}/api/tokens",
+        headers=live.admin,
+        json={"user": "temp-1", "scopes": ["segments:read"]},
+    ).json()["token"]
     bearer = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{live.url}/api/segments", headers=bearer).status_code == 200
-    created = httpx.post(f"{live.url}/api/segments", headers=bearer,
-                         json={"name": "t", "query": "has email"})
+    created = httpx.post(
+        f"{live.url}/api/segments", headers=bearer, json={"name": "t", "query": "has email"}
+    )
     assert created.status_code == 403
     assert httpx.get(f"{live.url}/api/destinations", headers=bearer).status_code == 403
     httpx.post(f"{live.url}/api/users/temp-1/disable", headers=live.admin)
@@ -171,17 +194,26 @@ def test_a_read_scoped_token_cannot_write_and_a_disabled_user_is_out(live: LiveS
 def test_agent_refusal_stops_an_export_and_everything_is_audited(
     live: LiveServer, bearers: dict[str, dict[str, str]]
 ) -> None:
-    made = httpx.post(f"{live.url}/api/segments", headers=live.admin,
-                      json={"name": "with-email", "query": "has email"})
+    made = httpx.post(
+        f"{live.url}/api/segments",
+        headers=live.admin,
+        json={"name": "with-email", "query": "has email"},
+    )
     assert made.status_code in (200, 201), made.text
     consent = f"{live.url}/api/profiles/email:{JANE}/consent"
-    granted = httpx.post(consent, headers=bearers["agent"],
-                         json={"purposes": {"advertising": True}, "reason": "asked on the phone"})
+    granted = httpx.post(
+        consent,
+        headers=bearers["agent"],
+        json={"purposes": {"advertising": True}, "reason": "asked on the phone"},
+    )
     assert granted.status_code == 200, granted.text
     live.caught_up()
     before = _export(live)
-    refused = httpx.post(consent, headers=bearers["agent"],
-                         json={"purposes": {"advertising": False}, "reason": "changed her mind"})
+    refused = httpx.post(
+        consent,
+        headers=bearers["agent"],
+        json={"purposes": {"advertising": False}, "reason": "changed her mind"},
+    )
     assert refused.status_code == 200, refused.text
     live.caught_up()
     after = _export(live)

@@ -129,8 +129,15 @@ def test_lookalike_over_http_and_the_cli(server: LiveServer) -> None:
         if n < 40 or n % 30 == 0:
             batch.append({"type": "track", **who, "event": "Yacht Viewed",
                           "messageId": f"lky{n}"})  # fmt: skip
-        batch.append({"type": "track", **who, "event": "Home Viewed", "messageId": f"lkh{n}",
-                      "context": {"consent": ADVERTISING_YES}})  # lookalikes need it
+        batch.append(
+            {
+                "type": "track",
+                **who,
+                "event": "Home Viewed",
+                "messageId": f"lkh{n}",
+                "context": {"consent": ADVERTISING_YES},
+            }
+        )  # lookalikes need it
     httpx.post(
         f"{server.url}/v1/batch",
         content=orjson.dumps({"batch": batch}),

@@ -109,7 +109,10 @@ def test_mistakes_are_4xx_with_a_code_and_a_message(
     code: str | None,
 ) -> None:
     response = httpx.request(
-        method, f"{live.url}/api/catalog{path}", headers=live.admin, **kwargs  # type: ignore[arg-type]
+        method,
+        f"{live.url}/api/catalog{path}",
+        headers=live.admin,
+        **kwargs,  # type: ignore[arg-type]
     )
     assert response.status_code == status, response.text
     body = response.json()

@@ -34,8 +34,12 @@ def fill(data: Path) -> dict[tuple[str, ...], tuple[str, str]]:
     try:
         key = server.create_source("cli-web", "web")
         batch = [
-            {"type": "identify", "userId": f"cli-{n:02d}", "messageId": f"cli-{n}",
-             "traits": {"plan": "pro", "email": f"cli-{n:02d}@example.com"}}
+            {
+                "type": "identify",
+                "userId": f"cli-{n:02d}",
+                "messageId": f"cli-{n}",
+                "traits": {"plan": "pro", "email": f"cli-{n:02d}@example.com"},
+            }
             for n in range(PEOPLE)
         ] + [{"type": "purchase", "userId": "x", "messageId": f"bad-{n}"} for n in range(3)]
         answer = httpx.post(f"{server.url}/v1/batch", content=orjson.dumps({"batch": batch}),

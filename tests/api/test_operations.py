@@ -48,9 +48,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def _samples(live: LiveServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    answer = httpx.get(
-        f"{live.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-    )
+    answer = httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain")
     return {

@@ -74,9 +74,7 @@ def test_the_wheel_installs_and_serves_the_console_from_anywhere(tmp_path: Path)
 
     home = tmp_path / "venv"
     venv.create(home, with_pip=False)
-    site = Path(
-        sysconfig.get_path("purelib", vars={"base": str(home), "platbase": str(home)})
-    )
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(home), "platbase": str(home)}))
     # The dependencies, from this virtualenv (no download); tessera itself from the wheel.
     (site / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     installed = subprocess.run(

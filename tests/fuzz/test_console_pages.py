@@ -52,7 +52,9 @@ PAGES: dict[str, st.SearchStrategy[tuple[str, str, dict[str, Any]]]] = {
     ),
     "GET /catalogue": st.builds(
         lambda q, category, brand, cursor: (
-            "GET", "/catalogue", {"q": q, "category": category, "brand": brand, "cursor": cursor}
+            "GET",
+            "/catalogue",
+            {"q": q, "category": category, "brand": brand, "cursor": cursor},
         ),
         values(),
         values("Sport", "Travel"),

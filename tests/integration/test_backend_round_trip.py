@@ -222,8 +222,11 @@ def test_every_access_model_round_trips_the_server_json(
 
     backend.create_source("desk", "phone")
     key = through.last["write_key"]
-    sent = client.post("/v1/identify", headers={"Authorization": basic_auth(key)},
-                       json={"userId": "u-9", "traits": {"email": "nine@example.com"}})
+    sent = client.post(
+        "/v1/identify",
+        headers={"Authorization": basic_auth(key)},
+        json={"userId": "u-9", "traits": {"email": "nine@example.com"}},
+    )
     assert sent.status_code == 200
     backend.process()
     same("create_user", lambda: backend.create_user("desk-1", "agent", "twelve chars+"))

@@ -31,9 +31,14 @@ def shop(runtime: Runtime) -> Runtime:
         runtime,
         [
             identify("ann", "1", True, email="Ann.Lee+shop@gmail.com", phone="+33 6 12 34 56 78"),
-            {"type": "track", "userId": "ann", "messageId": "2", "event": "App Opened",
-             "context": {"device": {"advertisingId": "6D92078A-8246-4BA4-AE5B-76104861E7DC"}},
-             "anonymousId": "cookie-ann"},
+            {
+                "type": "track",
+                "userId": "ann",
+                "messageId": "2",
+                "event": "App Opened",
+                "context": {"device": {"advertisingId": "6D92078A-8246-4BA4-AE5B-76104861E7DC"}},
+                "anonymousId": "cookie-ann",
+            },
             identify("bob", "3", False, email="bob@example.com"),
             identify("cid", "4", None, email="cid@example.com"),
             identify("dee", "5", True),

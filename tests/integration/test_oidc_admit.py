@@ -35,7 +35,6 @@ def test_a_claim_that_is_no_user_name_is_refused_not_a_500(runtime: Runtime) -> 
         oidc.admit(runtime.store, settings, {"sub": "x"})
 
 
-
 def test_an_unreachable_or_plain_http_provider_is_a_clear_error(runtime: Runtime) -> None:
     with pytest.raises(oidc.ProviderUnavailable, match="must be an https URL"):
         oidc.check_issuer("http://id.example.com/realms/acme")

@@ -155,9 +155,15 @@ def travels(n: int) -> bool:
 #: Consent records as banners and CMPs write them: granted, refused, silent, mixed case,
 #: text answers, numbers, and a second category of the same purpose that disagrees.
 CONSENTS: list[dict[str, Any]] = [
-    {}, {"advertising": True}, {"Advertising": False}, {"targeting": "Granted"},
-    {"Targeting": "no"}, {"advertising": 1}, {"analytics": True},
-    {"advertising": True, "targeting": "denied"}, {"ADVERTISING": "yes", "Targeting": "TRUE"},
+    {},
+    {"advertising": True},
+    {"Advertising": False},
+    {"targeting": "Granted"},
+    {"Targeting": "no"},
+    {"advertising": 1},
+    {"analytics": True},
+    {"advertising": True, "targeting": "denied"},
+    {"ADVERTISING": "yes", "Targeting": "TRUE"},
 ]
 
 
@@ -260,9 +266,7 @@ def test_memory_and_sql_agree(
             for tree in segments
         ]
         for tree, in_memory in zip(segments, expected, strict=True):
-            compiled = compile_segment(
-                tree, now=NOW.isoformat(sep=" "), enrichment_policy=policy
-            )
+            compiled = compile_segment(tree, now=NOW.isoformat(sep=" "), enrichment_policy=policy)
             by_sql = {r[0] for r in runtime.store.fetch_all(compiled.sql, compiled.parameters)}
             assert by_sql == in_memory, tree
         # Every other person: streaming evaluates the touched profiles only.

@@ -127,9 +127,21 @@ def everyone_in(runtime: Runtime, query: str) -> set[str]:
 def test_streaming_after_each_batch_equals_a_full_evaluation(runtime: Runtime) -> None:
     """Segments follow each pipeline batch for the profiles it touched only; the result
     must be what evaluating everyone gives (merges and segments of segments included)."""
-    send(runtime, [order("ann", 1, 50, "1"), order("ann", 2, 70, "2"),
-                   {"type": "track", "userId": "bob", "event": "Product Viewed", "messageId": "3",
-                    "properties": {"category": "hats"}, "timestamp": "2026-03-02T10:00:00Z"}])
+    send(
+        runtime,
+        [
+            order("ann", 1, 50, "1"),
+            order("ann", 2, 70, "2"),
+            {
+                "type": "track",
+                "userId": "bob",
+                "event": "Product Viewed",
+                "messageId": "3",
+                "properties": {"category": "hats"},
+                "timestamp": "2026-03-02T10:00:00Z",
+            },
+        ],
+    )
     runtime.pipeline.process()
     definitions = {
         "buyers": 'count(event "Order Completed") >= 2',
@@ -140,13 +152,22 @@ def test_streaming_after_each_batch_equals_a_full_evaluation(runtime: Runtime) -
     for name, query in definitions.items():
         service.create(runtime.store, name, query, COMPUTED)
     # Bob (in Germany) buys twice; an anonymous visitor turns out to be Ann.
-    send(runtime, [
-        order("bob", 3, 10, "4"), order("bob", 4, 10, "5"),
-        {"type": "page", "anonymousId": "cookie", "messageId": "6"},
-        {"type": "track", "anonymousId": "cookie", "event": "Product Viewed", "messageId": "7",
-         "properties": {"category": "shoes"}},
-        {"type": "identify", "anonymousId": "cookie", "userId": "ann", "messageId": "8"},
-    ])
+    send(
+        runtime,
+        [
+            order("bob", 3, 10, "4"),
+            order("bob", 4, 10, "5"),
+            {"type": "page", "anonymousId": "cookie", "messageId": "6"},
+            {
+                "type": "track",
+                "anonymousId": "cookie",
+                "event": "Product Viewed",
+                "messageId": "7",
+                "properties": {"category": "shoes"},
+            },
+            {"type": "identify", "anonymousId": "cookie", "userId": "ann", "messageId": "8"},
+        ],
+    )
     streaming = Pipeline(
         runtime.store,
         runtime.settings.model_copy(

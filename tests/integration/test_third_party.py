@@ -57,14 +57,30 @@ def shop(runtime: Runtime, tmp_path: Path) -> Runtime:
         [
             # Third-party data counts only where consent allows advertising (by default a
             # recorded yes): both visitors accepted the banner, in a CMP's words.
-            {"type": "page", "anonymousId": "visitor-1", "messageId": "1",
-             "context": {"externalIds": [{"id": "ck-1", "type": "cookie_id"}],
-                         "consent": {"categoryPreferences": {"Advertising": True}}}},
-            {"type": "page", "anonymousId": "visitor-2", "messageId": "2",
-             "context": {"externalIds": [{"id": "ck-2", "type": "cookie_id"}],
-                         "consent": {"categoryPreferences": {"targeting": "granted"}}}},
-            {"type": "identify", "userId": "u-3", "messageId": "3",
-             "traits": {"email": "c@example.com"}},
+            {
+                "type": "page",
+                "anonymousId": "visitor-1",
+                "messageId": "1",
+                "context": {
+                    "externalIds": [{"id": "ck-1", "type": "cookie_id"}],
+                    "consent": {"categoryPreferences": {"Advertising": True}},
+                },
+            },
+            {
+                "type": "page",
+                "anonymousId": "visitor-2",
+                "messageId": "2",
+                "context": {
+                    "externalIds": [{"id": "ck-2", "type": "cookie_id"}],
+                    "consent": {"categoryPreferences": {"targeting": "granted"}},
+                },
+            },
+            {
+                "type": "identify",
+                "userId": "u-3",
+                "messageId": "3",
+                "traits": {"email": "c@example.com"},
+            },
         ],
     )
     runtime.pipeline.process()
@@ -143,9 +159,16 @@ def test_an_anonymous_visitor_brings_their_third_party_data_when_they_identify(
 ) -> None:
     send(
         shop,
-        [{"type": "identify", "anonymousId": "visitor-1", "userId": "u-1", "messageId": "4",
-          "traits": {"email": "ann@example.com"},
-          "context": {"externalIds": [{"id": "ck-1", "type": "cookie_id"}]}}],
+        [
+            {
+                "type": "identify",
+                "anonymousId": "visitor-1",
+                "userId": "u-1",
+                "messageId": "4",
+                "traits": {"email": "ann@example.com"},
+                "context": {"externalIds": [{"id": "ck-1", "type": "cookie_id"}]},
+            }
+        ],
     )
     shop.pipeline.process()
     ann = profile(shop, "email:ann@example.com")

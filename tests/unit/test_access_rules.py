@@ -72,7 +72,9 @@ def test_consent_policy_per_purpose_from_settings() -> None:
 def test_a_tcf_string_becomes_consent_and_named_categories_win() -> None:
     refuses_all = "CP1jrQAP1jrQAEsABAENAwCgAAAAAAAAAAYgAAAAAAAA.YAAAAAAAAAAA"
     assert consent_of(None, refuses_all) == {
-        "advertising": False, "personalisation": False, "analytics": False,
+        "advertising": False,
+        "personalisation": False,
+        "analytics": False,
     }
     assert consent_of('{"analytics": true}', refuses_all)["analytics"] is True
     assert consent_of('{"analytics": true}', "garbage") == {"analytics": True}

@@ -24,6 +24,9 @@ def test_a_value_keeps_its_colour_when_other_values_are_absent() -> None:
     alone = chart_series(later, "source", colours)
     assert [d["backgroundColor"] for d in both["datasets"]] == ["#111111", "#222222"]
     assert alone["datasets"][0]["backgroundColor"] == "#222222"
-    assert "backgroundColor" not in chart_series(
-        [{"day": "2026-03-01", "source": "new", "events": 1}], "source", colours
-    )["datasets"][0]
+    assert (
+        "backgroundColor"
+        not in chart_series(
+            [{"day": "2026-03-01", "source": "new", "events": 1}], "source", colours
+        )["datasets"][0]
+    )

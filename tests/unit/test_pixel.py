@@ -80,6 +80,7 @@ def test_gpc_is_an_advertising_refusal_and_a_tcf_string_is_kept_in_context() -> 
     )
     assert message["context"]["consent"] == {"categoryPreferences": {"advertising": False}}
     assert message["context"]["tcf"] == "CP1jrQA"
-    assert "tcf" not in pixel.page_message({"gdpr": "0", "gdpr_consent": "x"}, "c" * 32, None)[
-        "context"
-    ]
+    assert (
+        "tcf"
+        not in pixel.page_message({"gdpr": "0", "gdpr_consent": "x"}, "c" * 32, None)["context"]
+    )

@@ -76,7 +76,8 @@ def test_p_alive_is_one_without_repeat_and_falls_with_silence() -> None:
 @given(
     st.lists(
         st.tuples(st.sampled_from("abcde"), st.integers(0, 400), st.floats(0, 500)),
-        min_size=1, max_size=40,
+        min_size=1,
+        max_size=40,
     ),
     st.integers(1, 399),
 )

@@ -41,13 +41,19 @@ def test_decode_reads_what_the_iab_encoder_wrote(case: dict[str, Any]) -> None:
 def test_purposes_map_tcf_consent_to_ours() -> None:
     by_name = {case["name"]: tcf.decode(case["string"]) for case in FIXTURES}
     assert by_name["all-ads-purposes"].purposes() == {
-        "advertising": True, "personalisation": False, "analytics": True,
+        "advertising": True,
+        "personalisation": False,
+        "analytics": True,
     }
     assert by_name["refuses-everything"].purposes() == {
-        "advertising": False, "personalisation": False, "analytics": False,
+        "advertising": False,
+        "personalisation": False,
+        "analytics": False,
     }
     assert by_name["analytics-and-content"].purposes() == {
-        "advertising": False, "personalisation": True, "analytics": False,
+        "advertising": False,
+        "personalisation": True,
+        "analytics": False,
     }
 
 

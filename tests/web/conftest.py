@@ -57,24 +57,30 @@ class Watched:
         page.on("pageerror", lambda error: self.problems.append(f"JavaScript error: {error}"))
         page.on(
             "console",
-            lambda message: self.problems.append(f"console error: {message.text}")
-            if message.type == "error" and "status of 4" not in message.text
-            else None,
+            lambda message: (
+                self.problems.append(f"console error: {message.text}")
+                if message.type == "error" and "status of 4" not in message.text
+                else None
+            ),
         )
         page.on(
             "requestfailed",
             # ERR_ABORTED is Chromium cancelling a request because the page moved on (or
             # a download); a real failure has another reason, and HTTP errors are
             # caught by the response hook below.
-            lambda request: None
-            if request.failure == "net::ERR_ABORTED"
-            else self.problems.append(f"failed: {request.url} ({request.failure})"),
+            lambda request: (
+                None
+                if request.failure == "net::ERR_ABORTED"
+                else self.problems.append(f"failed: {request.url} ({request.failure})")
+            ),
         )
         page.on(
             "response",
-            lambda response: self.problems.append(f"HTTP {response.status}: {response.url}")
-            if response.status >= 400 and response.status not in self.allowed_statuses
-            else None,
+            lambda response: (
+                self.problems.append(f"HTTP {response.status}: {response.url}")
+                if response.status >= 400 and response.status not in self.allowed_statuses
+                else None
+            ),
         )
 
     def screenshot(self, name: str) -> None:

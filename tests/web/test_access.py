@@ -23,13 +23,19 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start_server(tmp_path_factory.mktemp("console-access") / "data",
                           TESSERA_COLLECTORS="0")  # fmt: skip
     key = server.create_source("shop", "web")
-    sent = httpx.post(f"{server.url}/v1/identify", headers={"Authorization": basic_auth(key)},
-                      json={"userId": "u-ines", "traits": {"email": EMAIL, "city": "Lyon"}})
+    sent = httpx.post(
+        f"{server.url}/v1/identify",
+        headers={"Authorization": basic_auth(key)},
+        json={"userId": "u-ines", "traits": {"email": EMAIL, "city": "Lyon"}},
+    )
     assert sent.status_code == 200
     server.caught_up()
     for name, role in (("ines-agent", "agent"), ("ana-analyst", "analyst")):
-        made = httpx.post(f"{server.url}/api/users", headers=server.admin,
-                          json={"name": name, "role": role, "password": PASSWORD})
+        made = httpx.post(
+            f"{server.url}/api/users",
+            headers=server.admin,
+            json={"name": name, "role": role, "password": PASSWORD},
+        )
         assert made.status_code == 201, made.text
     yield server
     server.stop()
