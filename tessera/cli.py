@@ -124,7 +124,10 @@ Row = Result | dict[str, Any]
 def _cell(row: Row, column: str) -> Text:
     """One cell: a result's attribute (or a plain row's key) as text, empty for None."""
     value = getattr(row, column) if isinstance(row, Result) else row.get(column)
-    # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
+    # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]". A list
+    # or an object as JSON (an itemised trait's counts), never as Python's repr.
+    if isinstance(value, dict | list):
+        return Text(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
     return Text("" if value is None else str(value))
 
 
@@ -1679,8 +1682,8 @@ def offers_decide(
     out.print(Text(decision.reason))
     _table(decision.offers, ["name", "title", "variant", "reason"], title="Offer")
     _table(decision.recommendations, _PRODUCT_COLUMNS, title="Recommendations")
-    out.print(f"Best channel: {decision.best_channel or '-'}; best hour: "
-              f"{decision.best_hour if decision.best_hour is not None else '-'}")  # fmt: skip
+    out.print(f"Best channel: {decision.best_channel or '-'}; best time: "
+              f"{decision.best_time or '-'}")  # fmt: skip
 
 
 @offers_app.command("lift")

@@ -171,13 +171,14 @@ def _orders(events: list[dict[str, Any]], keys: ProductKeys, limit: int = 5) -> 
             continue
         properties = event.get("properties") or {}
         items = properties.get("products")
-        # Its items, or the order's own product (Product Purchased), by name, else by the
-        # id read where TESSERA_PRODUCT_ID_PROPERTIES says.
+        # Its items, or the order's own product (Product Purchased; a till's receipt line
+        # names it as `product`), by name, else by the id read where
+        # TESSERA_PRODUCT_ID_PROPERTIES says.
         if isinstance(items, list):
             listed = [item for item in items if isinstance(item, dict)]
         else:
-            listed = [properties] if keys.of(properties) else []
-        names = [str(item.get("name") or keys.of(item) or "?") for item in listed]
+            listed = [properties] if keys.of(properties) or _label(properties) else []
+        names = [_label(item) or keys.of(item) or "?" for item in listed]
         revenue = properties.get("revenue", properties.get("total"))
         orders.append(
             Order(
@@ -191,6 +192,14 @@ def _orders(events: list[dict[str, Any]], keys: ProductKeys, limit: int = 5) -> 
         if len(orders) == limit:
             break
     return orders
+
+
+def _label(item: dict[str, Any]) -> str | None:
+    """An item's name as written: `name` (Segment's spec) or `product` (a till's line)."""
+    for key in ("name", "product"):
+        if isinstance(item.get(key), str) and item[key].strip():
+            return str(item[key])
+    return None
 
 
 def _contacts(events: list[dict[str, Any]], per_channel: int = 3) -> list[Contact]:

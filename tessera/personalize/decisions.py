@@ -62,7 +62,8 @@ class Decision(Result):
     variant: str = Field(description="The strategy's variant: priority, weighted, holdout...")
     recommendations: list[RecommendedProduct]
     best_channel: str | None
-    best_hour: int | None
+    best_hour: int | None = Field(description="The best hour of the week, 0 = Monday 00:00 UTC")
+    best_time: str | None = Field(default=None, description='The same, as "Monday 07:00 UTC"')
     decided_at: str
 
 

@@ -34,15 +34,19 @@ def unavailable_products(store: Store) -> set[str]:
     }
 
 
-def product_details(store: Store, product_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What the catalogue says of these products (name, category, brand, price, currency,
-    url, image_url, attributes); products it lacks are left out."""
-    if not product_ids or not has_catalogue(store):
+def product_details(
+    store: Store, product_ids: list[str] | None
+) -> dict[str, dict[str, Any]]:
+    """What the catalogue says of these products, or of every product (None): name,
+    category, brand, price, currency, url, image_url, attributes; products it lacks are
+    left out."""
+    if product_ids == [] or not has_catalogue(store):
         return {}
+    among = "" if product_ids is None else " WHERE product_id IN (SELECT unnest(?))"
     rows = store.fetch_dicts(
         "SELECT product_id, name, category, brand, price, currency, url, image_url, "
-        "attributes FROM products WHERE product_id IN (SELECT unnest(?))",
-        [product_ids],
+        f"attributes FROM products{among}",
+        None if product_ids is None else [product_ids],
     )
     found: dict[str, dict[str, Any]] = {}
     for row in rows:

@@ -88,6 +88,9 @@ class _State:
     memberships: dict[str, tuple[str, ...]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     unavailable: frozenset[str] = frozenset()
+    #: what the catalogue says of each product (a recommendation answers it: name, full
+    #: category path, url, image)
+    catalogue: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: segments whose names a decision answers: flagged exposed, or named in the setting
     exposed_segments: frozenset[str] = frozenset()
     #: traits a decision answers (traits.NAME, computed.NAME): flagged, or in the setting
@@ -213,6 +216,7 @@ class Personalizer:
             memberships=memberships,
             keys=keys.active(store),
             unavailable=frozenset(products.unavailable_products(store)),
+            catalogue=products.product_details(store, None),
             exposed_segments=frozenset(
                 [*exposed_names(store), *self.settings.personalize_exposed_segments]
             ),
@@ -403,7 +407,8 @@ class Personalizer:
                             holdout_share=0.0, rng=self._rng)  # fmt: skip
             found = self._recommend("", NO_HISTORY, state, n, _page_scopes(request))
             decision = _decision(
-                False, NOT_PERSONAL_REASONS[why], {}, [], live, choice, found, None, None, now
+                False, NOT_PERSONAL_REASONS[why], {}, [], live, choice, found, None, None, None,
+                now,
             )  # fmt: skip
             self._record(decision, None, visitor, source_id, request.channel, strategy, [],
                          record)  # fmt: skip
@@ -433,7 +438,8 @@ class Personalizer:
             True, choice.reason,
             _exposed_traits(profile, state.exposed_traits),
             [name for name in memberships if name in exposed], live, choice, found,
-            _text(computed.get("best_channel")), _hour(computed.get("best_hour_of_week")), now,
+            _text(computed.get("best_channel")), _hour(computed.get("best_hour_of_week")),
+            _text(computed.get("best_time")), now,
         )  # fmt: skip
         if choice.offer and record:
             self._count_show(profile_id, choice.offer, now)
@@ -494,7 +500,7 @@ class Personalizer:
             time.time(), self.settings.recommendations_exclude_bought_days
         )
         found = [
-            recs.as_product(model, item)
+            recs.as_product(model, item, state.catalogue.get(item.product_id))
             for item in itemsim.recommend(
                 model, history.weights, n=n, exclude=exclude, scopes=scopes
             )
@@ -663,6 +669,7 @@ def _decision(
     found: list[RecommendedProduct],
     best_channel: str | None,
     best_hour: int | None,
+    best_time: str | None,
     now: datetime,
 ) -> Decision:
     # Built with model_construct: every value is already typed here, and validating the
@@ -689,6 +696,7 @@ def _decision(
         recommendations=found,
         best_channel=best_channel,
         best_hour=best_hour,
+        best_time=best_time,
         decided_at=iso_utc(now) or "",
     )
 

@@ -41,7 +41,18 @@ def _pretty(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _value(value: Any) -> str:
+    """A trait's value as a cell shows it: a list or an object as compact JSON (never
+    Python's repr), none as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return str(value)
+
+
 templates.env.filters["when"] = _when
+templates.env.filters["value"] = _value
 templates.env.filters["pretty"] = _pretty
 templates.env.globals["version"] = __version__
 templates.env.globals["channel_marks"] = CHANNEL_MARKS

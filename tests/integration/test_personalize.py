@@ -82,6 +82,15 @@ def test_unavailable_products_from_the_catalogue_are_never_recommended(runtime: 
     reader = recs.recommend(runtime, "user_id:u7", n=3)
     book = next(item for item in reader.items if item.product_id == "book")
     assert (book.name, book.url) == ("A Book", "https://x/book")  # the catalogue's word
+    # The decision API answers from memory, with the same catalogue's word.
+    personalizer = Personalizer(runtime)
+    personalizer.load()
+    decided = _ask(personalizer, userId="u7", n=3)
+    assert "shoes" not in [item.product_id for item in decided.recommendations]
+    book = next(item for item in decided.recommendations if item.product_id == "book")
+    assert (book.name, book.url) == ("A Book", "https://x/book")
+    # The best hour also as people read it ("Monday 07:00 UTC"), the profile's own trait.
+    assert decided.best_time is not None and decided.best_time.endswith(" UTC")
 
 
 def _offer(runtime: Runtime, name: str, condition: str = "", **extra: Any) -> None:

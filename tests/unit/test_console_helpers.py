@@ -109,3 +109,12 @@ def test_import_form_becomes_a_mapping() -> None:
 def test_import_form_mistakes_name_the_line(field: str, text: str, message: str) -> None:
     with pytest.raises(InvalidMapping, match=message):
         document_from_form(kind="identify", **{field: text})
+
+
+def test_a_trait_holding_a_list_or_an_object_is_shown_as_json_not_pythons_repr() -> None:
+    from tessera.web.rendering import templates
+
+    value = templates.env.filters["value"]
+    assert value({"email": 11, "web": 2}) == '{"email":11,"web":2}'
+    assert value(["a", 1]) == '["a",1]'
+    assert value(None) == "—" and value(3) == "3" and value("x") == "x"

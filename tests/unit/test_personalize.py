@@ -183,3 +183,23 @@ def test_product_id_properties_refuse_what_is_not_a_path_of_names() -> None:
     assert Settings(product_id_properties=["sku", "sku", "id"]).product_id_properties == [
         "sku", "id"
     ]  # fmt: skip
+
+
+def test_the_call_centre_lists_an_orders_products_by_name_whatever_field_names_them() -> None:
+    from tessera.catalog.keys import ProductKeys
+    from tessera.personalize.callcentre import _orders
+
+    def order(**properties: object) -> dict[str, object]:
+        return {"type": "track", "event": "Order Completed", "timestamp": "2026-12-01T10:00:00Z",
+                "source": "shops", "properties": properties}  # fmt: skip
+
+    found = _orders(
+        [
+            order(product="Trail shoes", revenue=59.9),  # a till's receipt line
+            order(products=[{"product_id": "sku-1", "name": "Socks"}, {"product_id": "sku-2"}]),
+            order(product_id="sku-3"),
+            order(revenue=10),  # names no product
+        ],
+        ProductKeys(),
+    )
+    assert [o.products for o in found] == [["Trail shoes"], ["Socks", "sku-2"], ["sku-3"], []]
