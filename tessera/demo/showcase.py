@@ -8,7 +8,8 @@ something to show on first start, created through the admin API as a user would:
 - ...a lookalike of the buyers (its own segment, `demo-buyers-lookalike`);
 - a campaign (`demo-autumn-sale`) with two weeks of delivery results per audience, a 20%
   holdout of two of them, and conversions matched to people by e-mail, so the report has
-  lift.
+  lift;
+- the predictive models fitted (lifetime value, churn risk, purchase propensity).
 
 Deterministic for a seed. A second run keeps what exists (409s are skipped).
 """
@@ -90,6 +91,12 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
         _post(admin, "/api/audiences/campaigns/conversions",
               files={"file": ("demo-autumn-sale-conversions.csv", conversions)})  # fmt: skip
     made["campaign"] = CAMPAIGN
+    # Lifetime value, churn risk and propensity (the Predict page, predicted traits on the
+    # profiles); a demo too small to fit them says so with a 400, and the rest goes on.
+    fitted = admin.post("/api/predict/fit", timeout=600)
+    if fitted.status_code != 400:
+        fitted.raise_for_status()
+    made["predictions"] = fitted.status_code == 200
     return made
 
 
