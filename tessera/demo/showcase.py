@@ -92,7 +92,8 @@ def create(admin: httpx.Client, company: Company, seed: int, today: date) -> dic
               files={"file": ("demo-autumn-sale-conversions.csv", conversions)})  # fmt: skip
     made["campaign"] = CAMPAIGN
     # Lifetime value, churn risk and propensity (the Predict page, predicted traits on the
-    # profiles); a demo too small to fit them says so with a 400, and the rest goes on.
+    # profiles). A model that too small a demo cannot fit is recorded as not fitted, with
+    # the reason; a refusal (400) leaves the rest of the demo as it is.
     fitted = admin.post("/api/predict/fit", timeout=600)
     if fitted.status_code != 400:
         fitted.raise_for_status()
