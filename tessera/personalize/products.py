@@ -34,9 +34,7 @@ def unavailable_products(store: Store) -> set[str]:
     }
 
 
-def product_details(
-    store: Store, product_ids: list[str] | None
-) -> dict[str, dict[str, Any]]:
+def product_details(store: Store, product_ids: list[str] | None) -> dict[str, dict[str, Any]]:
     """What the catalogue says of these products, or of every product (None): name,
     category, brand, price, currency, url, image_url, attributes; products it lacks are
     left out."""
