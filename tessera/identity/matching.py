@@ -150,9 +150,11 @@ def match(context: IdentityContext, *, incremental: bool = False) -> MatchRun:
         if classify(probability, upper, lower) is None:
             continue
         first, second = sorted((pair["anchor_l"], pair["anchor_r"]))
+        # The evidence's first and second columns follow the match's (sorted) order.
+        steps = matching_model.evidence(pair, model, left_first=first == pair["anchor_l"])
         rows.append([
             _match_id(first, second), first, second, probability, float(pair["match_weight"]),
-            orjson.dumps(matching_model.evidence(pair, model)).decode(),
+            orjson.dumps(steps).decode(),
             classify(probability, upper, lower), now, run_id, None, None,
         ])  # fmt: skip
     linked_count = sum(r[6] == "linked" for r in rows)

@@ -175,10 +175,14 @@ def training(seed: int = 1, known: Collection[str] | None = None) -> Training:
     )
 
 
-def evidence(pair: dict[str, Any], model: dict[str, Any]) -> list[dict[str, Any]]:
+def evidence(
+    pair: dict[str, Any], model: dict[str, Any], *, left_first: bool = True
+) -> list[dict[str, Any]]:
     """The waterfall of one scored pair: per field, the level the two values agree at and
     its match weight (log2 m/u, Splink's `mw_` column), with both values; the prior first.
-    The weights add up to the pair's match weight."""
+    The weights add up to the pair's match weight. `first` is the left record's value
+    unless `left_first` is False (the match names the right record first)."""
+    first_side, second_side = ("l", "r") if left_first else ("r", "l")
     import math
 
     steps: list[dict[str, Any]] = [{
@@ -195,10 +199,14 @@ def evidence(pair: dict[str, Any], model: dict[str, Any]) -> list[dict[str, Any]
             "field": name,
             "level": labels.get(gamma, str(gamma)) if gamma is not None else "unknown",
             "weight": round(float(weight), 3) if weight is not None else 0.0,
-            "first": " ".join(str(pair.get(f"{c}_l") or "") for c in columns).strip() or None,
-            "second": " ".join(str(pair.get(f"{c}_r") or "") for c in columns).strip() or None,
+            "first": _joined(pair, columns, first_side),
+            "second": _joined(pair, columns, second_side),
         })  # fmt: skip
     return steps
+
+
+def _joined(pair: dict[str, Any], columns: tuple[str, ...], side: str) -> str | None:
+    return " ".join(str(pair.get(f"{c}_{side}") or "") for c in columns).strip() or None
 
 
 def level_labels(comparison: dict[str, Any]) -> dict[int, str]:

@@ -133,6 +133,11 @@ def test_the_waterfall_sums_to_the_match_weight() -> None:
     total = sum(s["weight"] for s in steps)
     expected = math.log2(0.001 / 0.999) + 6 + (len(steps) - 2) * 1
     assert abs(total - expected) < 0.01
+    # A match names its profiles in sorted order: when that puts the right record first,
+    # its values are the evidence's first column (they were shown swapped).
+    pair |= {"first_name_r": "john", "last_name_r": "smyth"}
+    swapped = next(s for s in evidence(pair, model, left_first=False) if s["field"] == "name")
+    assert (swapped["first"], swapped["second"]) == ("john smyth", "jon smith")
 
 
 def test_thresholds_split_links_review_and_nothing() -> None:
