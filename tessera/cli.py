@@ -23,7 +23,7 @@ from rich.text import Text
 from tessera.errors import InvalidField, TesseraError, UnreadableFile
 from tessera.events.sources import CHANNELS
 from tessera.paging import Page
-from tessera.results import Result, wire
+from tessera.results import Result, shown, wire
 from tessera.settings import Settings
 from tessera.store.connection import PRIVATE_UMASK
 
@@ -124,11 +124,8 @@ Row = Result | dict[str, Any]
 def _cell(row: Row, column: str) -> Text:
     """One cell: a result's attribute (or a plain row's key) as text, empty for None."""
     value = getattr(row, column) if isinstance(row, Result) else row.get(column)
-    # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]". A list
-    # or an object as JSON (an itemised trait's counts), never as Python's repr.
-    if isinstance(value, dict | list):
-        return Text(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
-    return Text("" if value is None else str(value))
+    # Text, not markup: a query or a failure reason may hold "[true]" or "[/b]".
+    return Text("" if value is None else shown(value))
 
 
 def _rows(rows: Sequence[Row], json: bool, columns: list[str]) -> None:

@@ -41,6 +41,15 @@ def plain(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def shown(value: Any) -> str:
+    """A value as a table cell shows it (the CLI's tables, the console's): a list or an
+    object as compact JSON, never Python's repr (an itemised trait's counts); anything
+    else as its text."""
+    if isinstance(value, dict | list):
+        return wire(value).decode()
+    return str(value)
+
+
 def wire(value: Any, option: int = 0) -> bytes:
     """A result, or a list or dict of results, as the JSON the API answers."""
     return orjson.dumps(value, default=plain, option=option | orjson.OPT_NON_STR_KEYS)

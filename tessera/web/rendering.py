@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tessera import __version__
 from tessera.privacy import roles
+from tessera.results import shown
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -42,13 +43,8 @@ def _pretty(value: Any) -> str:
 
 
 def _value(value: Any) -> str:
-    """A trait's value as a cell shows it: a list or an object as compact JSON (never
-    Python's repr), none as a dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, dict | list):
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-    return str(value)
+    """A trait's value as a cell shows it (`results.shown`), none as a dash."""
+    return "—" if value is None else shown(value)
 
 
 templates.env.filters["when"] = _when
