@@ -89,10 +89,13 @@ product_trees = st.one_of(
 #: format of an audience with a holdout, and the OpenRTB lines (IAB segments) of another
 EXPORTS = [*(("demo-repeat-buyers", f) for f in FORMATS), ("demo-france", "openrtb")]
 #: small-data settings: two cores, a few hundred rows per table; a JVM that lives a minute
-#: compiles with C1 only and collects with one thread (a third less CPU for the same run)
+#: compiles with C1 only and collects with one thread (a third less CPU for the same run),
+#: with room for C1's code (its default 48 MB filled up mid-run and stopped the compiler)
 SMALL = {
     "spark.sql.shuffle.partitions": "2",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": (
+        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=128m"
+    ),
 }
 
 
