@@ -54,13 +54,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Three workers, a test file each at a time (files share their module's server): most tests
-# wait on a server, a browser or a subprocess, so two cores run three files well. The 15
-# slowest are listed at the end: where the 15-minute budget goes.
+# wait on a server, a browser or a subprocess, so two cores run three files well. Files start
+# in collection order, the longest first (tests/conftest.py `SLOWEST_FIRST`). The 15
+# slowest tests are listed at the end: where the 15-minute budget goes.
 # compileall first: with PYTHONDONTWRITEBYTECODE set (as on CI's machines) every server and
 # CLI a test starts compiled Tessera's sources again, ~0.6 s of CPU per process.
 pytest: install browser
 	$(BIN)/python -m compileall -q -j 0 tessera tests benchmarks >/dev/null
-	$(BIN)/pytest -n 3 --dist loadfile -rfE --durations=15
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder -rfE --durations=15
 
 ## make wheel: the package, console files inside (docs/deploy.md): dist/tessera-*.whl
 wheel: install
