@@ -3,10 +3,15 @@ and which profile ids were merged into it. Read-only, from the identity tables."
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 
 from tessera.errors import InvalidField, NotFound
-from tessera.identity.identifiers import Identifier, parse_identifier
+from tessera.identity.identifiers import (
+    STANDARD_TYPES,
+    Identifier,
+    parse_identifier,
+)
 from tessera.store import Store
 
 # A merged profile's identities still carry its old id; this column redirects them to the
@@ -40,11 +45,18 @@ def find_profile(store: Store, identifier: Identifier) -> str:
 
 
 def not_found(identifier: Identifier) -> NotFound:
-    """What a look-up of an identifier no profile holds answers."""
-    return NotFound(
+    """What a look-up of an identifier no profile holds answers. Any type is allowed (custom
+    ones such as loyalty_id), so one close to a standard type (`mail:` for `email:`) is
+    named as a likely typo."""
+    text = (
         f"no profile has {identifier} (values are compared normalised; "
         "has the pipeline processed the events? see `tessera stats`)"
     )
+    if identifier.type not in STANDARD_TYPES:
+        closest = difflib.get_close_matches(identifier.type, STANDARD_TYPES, n=1)
+        if closest:
+            text += f"; {identifier.type!r} is not a standard type: did you mean {closest[0]!r}?"
+    return NotFound(text)
 
 
 def resolve_profile_id(store: Store, profile_id: str) -> str:

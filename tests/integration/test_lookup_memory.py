@@ -37,7 +37,13 @@ def test_a_miss_in_the_loaded_graph_is_not_found_and_a_hit_is_the_live_profile(
     # The 360° view answers the same from memory and from the store.
     with pytest.raises(NotFound):
         reader.from_memory(runtime, "email:nobody@example.com")
+    # Any type is allowed, but one close to a standard type is likely a typo: said so.
+    typo = r"'mail' is not a standard type: did you mean 'email'\?"
+    with pytest.raises(NotFound, match=typo):
+        reader.from_memory(runtime, "mail:jane@example.com")
     runtime.pipeline.forget_memory()
     assert runtime.pipeline.find_in_memory(Identifier("email", "jane@example.com")) is None
     with pytest.raises(NotFound, match=r"no profile has email:nobody@example\.com"):
         reader.show(runtime, "email:nobody@example.com", 0)
+    with pytest.raises(NotFound, match=typo):
+        reader.show(runtime, "mail:jane@example.com", 0)
