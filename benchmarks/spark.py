@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Table, emit
 from pipeline import load_demo, scale_up
@@ -125,24 +127,28 @@ def main() -> None:
                 count = int(rows.store.fetch_one("SELECT count(*) FROM events")[0])  # type: ignore[index]
             finally:
                 rows.close()
-            duck = measured([*tessera, "rebuild", "--json"], env)
             lake, out = work / f"lake-{size}", work / f"out-{size}"
-            exported = measured([*tessera, "log", "export", "--to", str(lake), "--json"], env)
-            spark = measured(
-                [*tessera, "spark", "run", "--master", arguments.master, "--input", str(lake),
-                 "--output", str(out), "--now", "2026-12-01T00:00:00", "--json"],
-                env,
-            )  # fmt: skip
-            figures = {}
-            for engine, (seconds, peak, _) in (("duckdb rebuild", duck),
-                                               ("log export", exported),
-                                               (f"spark {arguments.master}", spark)):  # fmt: skip
+            commands = {
+                "duckdb rebuild": ["rebuild", "--json"],
+                "log export": ["log", "export", "--to", str(lake), "--json"],
+                f"spark {arguments.master}": [
+                    "spark", "run", "--master", arguments.master, "--input", str(lake),
+                    "--output", str(out), "--now", "2026-12-01T00:00:00", "--json",
+                ],
+            }  # fmt: skip
+            figures: dict[str, object] = {}
+            for engine, command in commands.items():
+                seconds, peak, answer = measured([*tessera, *command], env)
                 table.add(count, engine, round(seconds, 1), round(peak / 2**20),
                           round(count / seconds))  # fmt: skip
-                figures[engine] = {"seconds": round(seconds, 2), "peak_bytes": peak}
+                entry: dict[str, object] = {"seconds": round(seconds, 2), "peak_bytes": peak}
+                if command[0] == "spark":  # the run's own clock, step by step
+                    entry["steps"] = orjson.loads(answer).get("steps")
+                figures[engine] = entry
                 # As it goes: a larger size may not finish on a busy machine.
                 print(f"{count} events, {engine}: {seconds:.1f} s, peak "
-                      f"{peak / 2**20:.0f} MiB", file=sys.stderr, flush=True)  # fmt: skip
+                      f"{peak / 2**20:.0f} MiB {entry.get('steps') or ''}", file=sys.stderr,
+                      flush=True)  # fmt: skip
             report["sizes"][str(count)] = figures  # type: ignore[index]
             shutil.rmtree(lake, ignore_errors=True)
             shutil.rmtree(out, ignore_errors=True)
