@@ -1203,14 +1203,15 @@ def campaign_report(
     event: Annotated[str, typer.Option(help="The conversion event, for lift.")] = "Order Completed",
     json: JsonOption = False,
 ) -> None:
-    """Reach, frequency, CTR, conversion rate, CPA per campaign and audience, and lift."""
+    """Reach, frequency, CTR, conversion rate, cost, CPM and CPA per campaign and audience,
+    and lift."""
     with _backend() as backend:
         rows = backend.campaign_report(campaign, event)
     if json:
         _print_json(rows)
         return
     columns = ["campaign", "audience", "impressions", "reach", "frequency", "ctr",
-               "conversion_rate", "cpa", "converted_profiles"]  # fmt: skip
+               "conversion_rate", "cost", "cpm", "cpa", "converted_profiles"]  # fmt: skip
     shown = [
         {**{column: getattr(row, column) for column in columns}, "lift": _lift_text(row.lift)}
         for row in rows

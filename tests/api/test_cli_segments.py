@@ -154,5 +154,6 @@ def test_audience_commands_without_a_server(filled: Filled, tmp_path: Path) -> N
     assert [row["provider"] for row in third] == ["travelco"]
     report = tessera(data, "audiences", "campaign", "report")
     assert "Traceback" not in report.stderr
+    assert "cpm" in report.stdout  # a column: what an ad buyer compares first
     shown = as_json(tessera(data, "audiences", "signals", "list", "--json"))
     assert [s["name"] for s in shown["signals"]] == ["from_newsletter"]
