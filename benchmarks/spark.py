@@ -85,6 +85,16 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     return seconds, peak, out.decode()
 
 
+def _steps(answer: str) -> object:
+    """The Spark run's seconds per step from its JSON answer (the last line); None when
+    the answer is not that JSON: an hour's figures are not lost to a stray line."""
+    lines = answer.strip().splitlines()
+    try:
+        return orjson.loads(lines[-1]).get("steps") if lines else None
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+
+
 def prepare(base: Path, work: Path, events: int) -> Path:
     """A data directory holding about `events` events."""
     runtime = Runtime.open(Settings(data_dir=base, admin_token="bench"))
@@ -143,12 +153,12 @@ def main() -> None:
                           round(count / seconds))  # fmt: skip
                 entry: dict[str, object] = {"seconds": round(seconds, 2), "peak_bytes": peak}
                 if command[0] == "spark":  # the run's own clock, step by step
-                    entry["steps"] = orjson.loads(answer).get("steps")
+                    entry["steps"] = _steps(answer)
                 figures[engine] = entry
                 # As it goes: a larger size may not finish on a busy machine.
+                steps = f" {entry['steps']}" if entry.get("steps") else ""
                 print(f"{count} events, {engine}: {seconds:.1f} s, peak "
-                      f"{peak / 2**20:.0f} MiB {entry.get('steps') or ''}", file=sys.stderr,
-                      flush=True)  # fmt: skip
+                      f"{peak / 2**20:.0f} MiB{steps}", file=sys.stderr, flush=True)  # fmt: skip
             report["sizes"][str(count)] = figures  # type: ignore[index]
             shutil.rmtree(lake, ignore_errors=True)
             shutil.rmtree(out, ignore_errors=True)

@@ -12,6 +12,7 @@ from tessera.identity.identifiers import (
     Identifier,
     parse_identifier,
 )
+from tessera.identity.rules import DEFAULT_RULES
 from tessera.store import Store
 
 # A merged profile's identities still carry its old id; this column redirects them to the
@@ -45,15 +46,16 @@ def find_profile(store: Store, identifier: Identifier) -> str:
 
 
 def not_found(identifier: Identifier) -> NotFound:
-    """What a look-up of an identifier no profile holds answers. Any type is allowed (custom
-    ones such as loyalty_id), so one close to a standard type (`mail:` for `email:`) is
-    named as a likely typo."""
+    """What a look-up of an identifier no profile holds answers. Any type parses (custom
+    ones such as crm_id), so a misspelt standard type (`mail:` for `email:`) only shows up
+    here, as a miss: a type that is not a standard or ruled one but very close to a
+    standard one is named as a likely typo (`crm_id`, `work_email`, `service_id` are not)."""
     text = (
         f"no profile has {identifier} (values are compared normalised; "
         "has the pipeline processed the events? see `tessera stats`)"
     )
-    if identifier.type not in STANDARD_TYPES:
-        closest = difflib.get_close_matches(identifier.type, STANDARD_TYPES, n=1)
+    if identifier.type not in STANDARD_TYPES and identifier.type not in DEFAULT_RULES:
+        closest = difflib.get_close_matches(identifier.type, STANDARD_TYPES, n=1, cutoff=0.85)
         if closest:
             text += f"; {identifier.type!r} is not a standard type: did you mean {closest[0]!r}?"
     return NotFound(text)

@@ -230,20 +230,25 @@ def _reason(error: Exception) -> str:
 
 
 def _named_json(frame: DataFrame, names: Sequence[str]) -> DataFrame:
-    """`profile_id, name, value` from a frame of a profile id then one column per name: a
-    row per profile and name, the value as the JSON text the store keeps (NULL stays NULL).
-    The frame is read once for all its names (a query per name ran the engagement SQL three
-    times: 31 of a demo run's 41 s of computed traits)."""
-    profile_id, *columns = frame.columns
-    pairs = []
-    for name, column in zip(names, columns, strict=True):
-        wrapped = F.to_json(F.struct(F.col(column).alias("v")))  # {"v":...}
-        text = wrapped.substr(F.lit(6), F.length(wrapped) - 6)
-        value = F.when(F.col(column).isNull(), F.lit(None).cast("string")).otherwise(text)
-        pairs.append(F.struct(F.lit(name).alias("name"), value.alias("value")))
-    return frame.select(
-        F.col(profile_id).alias("profile_id"), F.explode(F.array(*pairs)).alias("_named")
-    ).select("profile_id", "_named.name", "_named.value")
+    """`profile_id, name, value` from a frame of a profile id then one column per name (by
+    position): a row per profile and name, the value as the JSON text the store keeps
+    (NULL stays NULL). The frame is read once for all its names (a query per name ran the
+    engagement SQL three times: 31 of a demo run's 41 s of computed traits)."""
+    frame = frame.toDF("profile_id", *(f"_v{index}" for index in range(len(names))))
+    pairs = [
+        F.struct(
+            F.lit(name).alias("name"),
+            F.to_json(F.struct(F.col(f"_v{index}").alias("v"))).alias("j"),  # {"v":...}
+            F.col(f"_v{index}").isNull().alias("missing"),
+        )
+        for index, name in enumerate(names)
+    ]
+    text = F.expr("substring(_n.j, 6, length(_n.j) - 6)")
+    return frame.select("profile_id", F.explode(F.array(*pairs)).alias("_n")).select(
+        "profile_id",
+        F.col("_n.name").alias("name"),
+        F.when(F.col("_n.missing"), F.lit(None).cast("string")).otherwise(text).alias("value"),
+    )
 
 
 def segment_members(

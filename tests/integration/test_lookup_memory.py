@@ -41,6 +41,10 @@ def test_a_miss_in_the_loaded_graph_is_not_found_and_a_hit_is_the_live_profile(
     typo = r"'mail' is not a standard type: did you mean 'email'\?"
     with pytest.raises(NotFound, match=typo):
         reader.from_memory(runtime, "mail:jane@example.com")
+    for custom in ("crm_id:7", "work_email:jane@example.com", "service_id:7"):
+        with pytest.raises(NotFound) as missed:
+            reader.from_memory(runtime, custom)
+        assert "did you mean" not in str(missed.value), custom
     runtime.pipeline.forget_memory()
     assert runtime.pipeline.find_in_memory(Identifier("email", "jane@example.com")) is None
     with pytest.raises(NotFound, match=r"no profile has email:nobody@example\.com"):

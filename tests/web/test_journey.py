@@ -59,7 +59,7 @@ def test_from_a_new_source_to_a_segment(console: LiveServer, watched: Watched) -
     problem = page.locator(".problem")
     # The check runs as keys are typed: a problem with a shorter text ("ends too early")
     # may show first, so wait for the one about the whole text.
-    expect(problem).to_contain_text("did you mean 'country'?")
+    expect(problem).to_contain_text("did you mean 'country'?", timeout=15_000)
     assert problem.get_attribute("data-error-line") == "1"
     assert problem.get_attribute("data-error-column") == "1"
     assert page.locator("mark.at-spot").inner_text() == "traits.contry"
