@@ -6,15 +6,18 @@ the inputs the heavy work needs beside it (sources, identity blocks, trait defin
 segments, third-party feeds, campaign results, the product catalogue when there is one):
 
     DIR/toc.json                                  what each file holds (below)
-    DIR/events/day=2026-03-01/source_id=src_1/part-00003-0.parquet
+    DIR/events/day=2026-03-01/source_id=src_1/part-00003-00000-0.parquet
     DIR/inputs/sources.parquet, inputs/segments.parquet, ...
 
 - **Incremental**: a run exports the events after the last exported seq, up to the last
   seq at its start; the toc records that seq.
-- **Resumable and idempotent**: a run's files are named by its run number, and the toc is
-  replaced (atomically, on a local disk) only after every file is written. A run that
-  dies leaves files the toc does not list; the next run has the same number, removes them
-  and writes its own. A run with nothing new writes no event file.
+- **Resumable and idempotent**: a run's files are named by its run number (then by the
+  range of a million seqs they came from), and the toc is replaced (atomically, on a local
+  disk) only after every file is written. A run that dies leaves files the toc does not
+  list; the next run has the same number, removes them and writes its own. A run with
+  nothing new writes no event file.
+- **Bounded memory**: the events stream from DuckDB a million seqs at a time, so an export
+  holds about that many events in memory whatever the log's size.
 - `to` is a directory or a URL pyarrow's filesystems open (`s3://`, `gs://`, `abfs://`
   with the cloud's credentials in the environment, as pyarrow reads them).
 
@@ -42,9 +45,14 @@ TOC = "toc.json"
 FORMAT = 1
 #: rows per Parquet file at most (row groups stay small enough to split for Spark)
 MAX_ROWS_PER_FILE = 2_000_000
+#: events written per call of the dataset writer (by seq): what one export holds in memory
+SEQS_PER_CHUNK = 1_000_000
+#: No ORDER BY: a sort holds the whole result before its first row (10M events: 19 GB);
+#: a plain scan streams, in the table's order (seq, as loaded), and Spark sorts by seq
+#: where order matters.
 _EVENTS_SQL = """
 SELECT e.*, strftime(e.timestamp, '%Y-%m-%d') AS day
-FROM events e WHERE e.seq > $after AND e.seq <= $until ORDER BY e.seq
+FROM events e WHERE e.seq > $after AND e.seq <= $until
 """
 #: the inputs beside the events: table name -> query (fixed text, no values)
 INPUTS: dict[str, str] = {
@@ -176,7 +184,6 @@ def export(store: Store, to: str) -> LogExport:
 def _write_events(
     store: Store, target: _Target, run: int, after: int, until: int
 ) -> list[ExportedFile]:
-    reader = store.fetch_arrow(_EVENTS_SQL, {"after": after, "until": until})
     written: list[ExportedFile] = []
 
     def visit(file: Any) -> None:
@@ -196,6 +203,16 @@ def _write_events(
             )
         )
 
+    # A seq range at a time: the writer keeps every partition's file open (and its rows in
+    # memory) until the end of a call, so one call over 10M events would hold them all.
+    for chunk, low in enumerate(range(after, until, SEQS_PER_CHUNK)):
+        high = min(low + SEQS_PER_CHUNK, until)
+        with store.stream_arrow(_EVENTS_SQL, {"after": low, "until": high}) as reader:
+            _write_chunk(reader, target, f"part-{run:05d}-{chunk:05d}-{{i}}.parquet", visit)
+    return sorted(written, key=lambda f: (f.day, f.source_id, f.path))
+
+
+def _write_chunk(reader: Any, target: _Target, names: str, visit: Any) -> None:
     ds.write_dataset(
         reader,
         target.path("events"),
@@ -204,13 +221,12 @@ def _write_events(
         partitioning=ds.partitioning(
             pa.schema([("day", pa.string()), ("source_id", pa.string())]), flavor="hive"
         ),
-        basename_template=f"part-{run:05d}-{{i}}.parquet",
+        basename_template=names,
         existing_data_behavior="overwrite_or_ignore",
         max_rows_per_file=MAX_ROWS_PER_FILE,
         max_rows_per_group=min(MAX_ROWS_PER_FILE, 500_000),
         file_visitor=visit,
     )
-    return sorted(written, key=lambda f: (f.day, f.source_id, f.path))
 
 
 def _remove_unlisted(target: _Target, run: int) -> None:
@@ -232,7 +248,8 @@ def _write_inputs(store: Store, target: _Target) -> dict[str, int]:
     for name, sql in INPUTS.items():
         if name not in existing:
             continue
-        table = store.fetch_arrow(sql).read_all()
+        with store.stream_arrow(sql) as reader:
+            table = reader.read_all()
         with target.filesystem.open_output_stream(target.path("inputs", f"{name}.parquet")) as f:
             pq.write_table(table, f)
         counts[name] = table.num_rows

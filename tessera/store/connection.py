@@ -19,7 +19,6 @@ import os
 import re
 import threading
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -141,15 +140,23 @@ class Store:
         with self._gate.shared():
             return self._cursor().execute(sql, params).fetchnumpy()
 
-    def fetch_arrow(self, sql: str, params: Params = None, batch_rows: int = 100_000) -> Any:
-        """A `pyarrow.RecordBatchReader` over the result: exports stream the events in
-        batches of `batch_rows`, never the whole table in memory."""
-        # DuckDB warns that a DB-API result copies the rows into Arrow: one batch at a
-        # time here, which is the point. Its suggested `sql()` relation stays open on the
-        # cursor and refuses the next query, so the warning is silenced rather than heeded.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Arrow output on a DB-API result")
-            return self._cursor().execute(sql, params).to_arrow_reader(batch_rows)
+    @contextmanager
+    def stream_arrow(
+        self, sql: str, params: Params = None, batch_rows: int = 100_000
+    ) -> Iterator[Any]:
+        """A `pyarrow.RecordBatchReader` over the result, streamed as DuckDB computes it, on
+        a cursor of its own (closed on leaving): memory stays at a batch plus DuckDB's
+        buffers whatever the result's size. A DB-API result (`execute`) is materialised
+        whole inside DuckDB before its first batch: an export of 10 million events took
+        24 GB that way and was killed by the kernel. While the stream is open, a
+        `rewrite` waits for it."""
+        with self._gate.shared():
+            with self._lock:
+                cursor = self._root.cursor()
+            try:
+                yield cursor.sql(sql, params=params).to_arrow_reader(batch_rows)
+            finally:
+                cursor.close()
 
     def insert_arrow(self, table: str, data: Any) -> None:
         """Append an Arrow table whose columns match `table` in order.

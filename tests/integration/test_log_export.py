@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow.dataset as ds
+import pytest
 
 from tessera.events import export
 from tessera.runtime import Runtime
@@ -46,6 +47,26 @@ def test_export_partitions_by_day_and_source_with_a_toc(runtime: Runtime, tmp_pa
     assert (lake / "inputs" / "sources.parquet").exists()
 
 
+def test_a_large_export_is_written_a_seq_range_at_a_time(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays bounded: each range of SEQS_PER_CHUNK seqs is its own files; together
+    they hold every event once, and the toc lists them all."""
+    monkeypatch.setattr(export, "SEQS_PER_CHUNK", 2)
+    send(runtime, [_track(n, 1 + n % 2) for n in range(1, 6)])
+    lake = tmp_path / "lake"
+
+    result = export.export(runtime.store, str(lake))
+
+    assert result.events == 5 and _exported_seqs(lake) == [1, 2, 3, 4, 5]
+    chunks = {f.path.rsplit("/", 1)[1].split("-")[2] for f in result.files}
+    assert chunks == {"00000", "00001", "00002"}
+    for file in result.files:  # a file holds seqs of one range: (0, 2], (2, 4] or (4, 6]
+        assert (file.min_seq - 1) // 2 == (file.max_seq - 1) // 2, file
+    listed = {f["path"] for run in export.read_toc(str(lake))["runs"] for f in run["files"]}
+    assert listed == {str(p.relative_to(lake)) for p in lake.glob("events/**/*.parquet")}
+
+
 def test_export_is_incremental_and_idempotent(runtime: Runtime, tmp_path: Path) -> None:
     lake = str(tmp_path / "lake")
     send(runtime, [_track(1, 1)])
@@ -68,9 +89,9 @@ def test_a_run_that_died_before_its_toc_is_redone_without_duplicates(
     export.export(runtime.store, str(lake))
     send(runtime, [_track(2, 1), _track(3, 5)])
     # Run 2 wrote a file and died before its toc: the file is not listed.
-    leftover = lake / "events" / "day=2026-03-05" / "source_id=x" / "part-00002-0.parquet"
+    leftover = lake / "events" / "day=2026-03-05" / "source_id=x" / "part-00002-00000-0.parquet"
     leftover.parent.mkdir(parents=True)
-    leftover.write_bytes((next(lake.glob("events/**/part-00001-0.parquet"))).read_bytes())
+    leftover.write_bytes((next(lake.glob("events/**/part-00001-00000-0.parquet"))).read_bytes())
 
     export.export(runtime.store, str(lake))
 
