@@ -2260,6 +2260,20 @@ def log_export(
     )
 
 
+def _spark_settings(pairs: list[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise InvalidField(
+                f"--conf {pair!r} is not KEY=VALUE (e.g. spark.driver.memory=8g)",
+                field="conf",
+                value=pair,
+            )
+        settings[key.strip()] = value.strip()
+    return settings
+
+
 @spark_app.command("run")
 def spark_run(
     input_dir: Annotated[str, typer.Option("--input", help="What `tessera log export` wrote.")],
@@ -2278,6 +2292,14 @@ def spark_run(
             "file under OUTPUT/exports/ from Spark's members. Repeatable.",
         ),
     ] = None,
+    conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conf",
+            help="KEY=VALUE: a Spark setting, as spark-submit's --conf (e.g. "
+            "spark.driver.memory=8g past a few million events in local mode). Repeatable.",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Compute identity, profiles, computed traits, segments and lookalike scores on
@@ -2288,7 +2310,8 @@ def spark_run(
 
     moment = datetime.fromisoformat(now) if now else None
     requests = parse_requests(export or [])  # a bad one is refused before Spark starts
-    spark = session(master)
+    settings = _spark_settings(conf or [])
+    spark = session(master, config=settings)
     try:
         result = run(spark, input_dir, output_dir, _settings(), now=moment, exports=requests)
     finally:

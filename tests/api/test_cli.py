@@ -94,6 +94,10 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     result = tessera(data, "sources", "rotate-key", "nope", expect=1)
     assert "no source named 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
+    # Refused before Spark starts: a setting is KEY=VALUE, as spark-submit's --conf.
+    result = tessera(data, "spark", "run", "--input", "x", "--output", "y", "--conf", "nope",
+                     expect=1)  # fmt: skip
+    assert "--conf 'nope' is not KEY=VALUE" in result.stderr
 
 
 @pytest.fixture
