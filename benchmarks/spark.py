@@ -86,11 +86,12 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
 
 
 def _steps(answer: str) -> object:
-    """The Spark run's seconds per step from its JSON answer (the last line); None when
-    the answer is not that JSON: an hour's figures are not lost to a stray line."""
-    lines = answer.strip().splitlines()
+    """The Spark run's seconds per step from its JSON answer (indented, from its first
+    `{`); None when the answer is not that JSON: an hour's figures are not lost to a
+    stray line."""
+    start = answer.find("{")
     try:
-        return orjson.loads(lines[-1]).get("steps") if lines else None
+        return orjson.loads(answer[start:]).get("steps") if start >= 0 else None
     except (orjson.JSONDecodeError, AttributeError):
         return None
 
