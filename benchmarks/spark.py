@@ -1,6 +1,7 @@
 """Spark benchmark: a DuckDB rebuild beside `tessera spark run --master local[2]`.
 
     python benchmarks/spark.py [--events 1000000 10000000 50000000] [--people 2000]
+        [--conf spark.driver.memory=10g --conf spark.sql.shuffle.partitions=16]
 
 For each size: the demo company (`--people`) scaled up to the size as benchmarks/pipeline.py
 does (copies of the log with every identifier suffixed per copy, so each copy is new
@@ -118,6 +119,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--people", type=int, default=2000)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE",
+        help="a Spark setting for the run (10M events: spark.driver.memory=10g and "
+        "spark.sql.shuffle.partitions=16); repeatable",
+    )  # fmt: skip
     arguments = parser.parse_args()
     tessera = [sys.executable, "-m", "tessera.cli"]
     table = Table(
@@ -145,6 +151,7 @@ def main() -> None:
                 f"spark {arguments.master}": [
                     "spark", "run", "--master", arguments.master, "--input", str(lake),
                     "--output", str(out), "--now", "2026-12-01T00:00:00", "--json",
+                    *(f"--conf={setting}" for setting in arguments.conf),
                 ],
             }  # fmt: skip
             figures: dict[str, object] = {}
