@@ -47,7 +47,8 @@ FORMAT = 1
 MAX_ROWS_PER_FILE = 2_000_000
 #: events written per call of the dataset writer (by seq): what one export holds in memory
 SEQS_PER_CHUNK = 1_000_000
-#: No ORDER BY: a sort holds the whole result before its first row (10M events: 19 GB);
+#: No ORDER BY: a sort holds the whole result before its first row (1M events read: 1.9 GB
+#: sorted against 0.8 GB streamed);
 #: a plain scan streams, in the table's order (seq, as loaded), and Spark sorts by seq
 #: where order matters.
 _EVENTS_SQL = """
@@ -212,7 +213,7 @@ def _write_events(
     return sorted(written, key=lambda f: (f.day, f.source_id, f.path))
 
 
-def _write_chunk(reader: Any, target: _Target, names: str, visit: Any) -> None:
+def _write_chunk(reader: Any, target: _Target, basename: str, visit: Any) -> None:
     ds.write_dataset(
         reader,
         target.path("events"),
@@ -221,7 +222,7 @@ def _write_chunk(reader: Any, target: _Target, names: str, visit: Any) -> None:
         partitioning=ds.partitioning(
             pa.schema([("day", pa.string()), ("source_id", pa.string())]), flavor="hive"
         ),
-        basename_template=names,
+        basename_template=basename,
         existing_data_behavior="overwrite_or_ignore",
         max_rows_per_file=MAX_ROWS_PER_FILE,
         max_rows_per_group=min(MAX_ROWS_PER_FILE, 500_000),
