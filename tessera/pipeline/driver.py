@@ -392,6 +392,12 @@ class Pipeline:
             assert self._aggregates is not None
             return self._aggregates
 
+    @property
+    def memory_loaded(self) -> bool:
+        """Whether the graph and summaries are in memory (`read_facts` and
+        `find_in_memory` answer without SQL)."""
+        return self._unifier is not None
+
     def find_in_memory(self, identifier: Identifier) -> str | None:
         """The live profile holding `identifier` from the loaded graph; None when the graph
         is not loaded. The loaded graph holds every identity the store holds (a batch
