@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from tessera.context import Context
 from tessera.errors import NotFound
@@ -172,6 +172,7 @@ def _refit(store: Store, settings: Settings, now: datetime) -> None:
                        ("purchase_propensity", _fit_propensity)):  # fmt: skip
         try:
             report, numbers, rows = step(store, settings, end)
+            _require_finite(report, numbers)
         except ValueError as e:  # too little history: recorded, the others go on
             report, numbers, rows = _not_fitted(name, str(e), end), None, None
         except Exception as e:  # a numerical failure: recorded too, never a 500
@@ -197,8 +198,8 @@ def _rescore(store: Store, settings: Settings, now: datetime) -> int:
     end = log_end(store, now)
     count = 0
     for name, fitted_at, _, numbers in stored.models(store):
-        if numbers is None:
-            continue
+        if numbers is None or _first_unusable(numbers, "") is not None:
+            continue  # not fitted, or stored before `_require_finite`: fit again
         rows = _score_clv(store, settings, end, numbers) if name == "clv" else (
             _score_classifier(store, end, name, numbers))  # fmt: skip
         names = list(CLV_TRAITS) if name == "clv" else [name]
@@ -372,13 +373,50 @@ def _not_fitted(name: str, reason: str, end: datetime) -> dict[str, Any]:
 
 def _report(store: Store) -> Predictions:
     found = []
-    for _, fitted_at, report, _ in stored.models(store):
-        found.append(Model.model_validate({**report, "fitted_at": iso_utc(fitted_at)}))
+    for name, fitted_at, report, _ in stored.models(store):
+        try:
+            found.append(Model.model_validate({**report, "fitted_at": iso_utc(fitted_at)}))
+        except ValidationError:  # stored before `_require_finite` checked it
+            reason = "its stored report holds a number that is not one: fit again"
+            found.append(Model.model_validate(
+                _not_fitted(name, reason, fitted_at) | {"fitted_at": iso_utc(fitted_at)}
+            ))  # fmt: skip
     row = store.fetch_one("SELECT count(*) FROM predicted_traits")
     names = [m.name for m in found]
     traits = [t for t in (*CLV_TRAITS, *CLASSIFIERS)
               if ("clv" if t in CLV_TRAITS else t) in names]  # fmt: skip
     return Predictions(models=found, scores=int(row[0]) if row else 0, traits=traits)
+
+
+def _require_finite(report: dict[str, Any], numbers: dict[str, Any] | None) -> None:
+    """An optimiser at the edge of its range may answer NaN or infinity. JSON stores
+    those as null, where a number belongs: the report would not read back and scoring
+    would compute with nothing. Such a fit is refused like too little history.
+
+    Raises:
+        ValueError: naming the first such number (`parameters.q`).
+    """
+    for prefix, value in (("", {k: v for k, v in report.items() if k != "figures"}),
+                          ("model.", numbers or {})):  # fmt: skip
+        where = _first_unusable(value, prefix)
+        if where is not None:
+            raise ValueError(f"the fit gave a value that is not a number ({where}): "
+                             "the data does not support this model yet")  # fmt: skip
+
+
+def _first_unusable(value: Any, path: str) -> str | None:
+    """The path of the first NaN, infinity or null number in `value` (dicts and lists),
+    or None. A report's `figures` may hold None (a figure that does not apply), so the
+    caller leaves them out."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return path.rstrip(".") or "value"
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())  # fmt: skip
+    for key, item in items:
+        found = _first_unusable(item, f"{path}{key}.")
+        if found is not None:
+            return found
+    return None
 
 
 def _round(value: float) -> float | None:

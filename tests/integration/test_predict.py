@@ -158,3 +158,51 @@ def test_serve_refits_on_its_schedule(tmp_path: Path) -> None:
         }  # fmt: skip
     finally:
         runtime.close()
+
+
+def test_a_fit_that_gives_a_value_that_is_not_a_number_is_recorded_not_fitted(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An optimiser at the edge of its range can answer NaN or infinity. Stored as JSON,
+    that is a null where a number belongs: the report could not be read back (a 500 from
+    `POST /api/predict/fit`, as CI met on the 40-person demo) and rescoring would divide by
+    nothing. The model is recorded as not fitted, with which number failed."""
+    send(runtime, [{"type": "track", "userId": "solo", "event": "Order Completed",
+                    "messageId": "only", "properties": {"revenue": 5}}])  # fmt: skip
+    runtime.pipeline.process()
+    profile = runtime.store.fetch_one("SELECT profile_id FROM profiles")
+    assert profile is not None
+
+    def diverged(store: object, settings: object, end: datetime) -> service.Fitted:
+        report = service._fitted("clv", end) | {
+            "figures": {"customers": 1.0},
+            "parameters": {"r": 1.0, "q": float("nan")},
+            "holdout": [{"label": "0", "customers": 1, "predicted": float("inf"),
+                         "actual": 0.0}],
+        }  # fmt: skip
+        numbers = {"r": 1.0, "alpha": 1.0, "a": 1.0, "b": 1.0, "p": 1.0,
+                   "q": float("nan"), "gamma": 1.0}  # fmt: skip
+        return report, numbers, [(profile[0], "p_alive", 0.5, ["why"])]
+
+    monkeypatch.setattr(service, "_fit_clv", diverged)
+    report = service.fit(runtime)
+    clv_model = {m.name: m for m in report.models}["clv"]
+    assert clv_model.status == "not_fitted"
+    assert clv_model.reason is not None and "parameters.q" in clv_model.reason
+    assert stored.models(runtime.store)  # read back
+    assert runtime.store.fetch_one(
+        "SELECT count(*) FROM predicted_traits WHERE name = 'p_alive'"
+    ) == (0,)
+    service.score(runtime)  # nothing left to rescore with, and no error
+
+
+def test_a_stored_report_with_a_null_number_reads_as_not_fitted(runtime: Runtime) -> None:
+    """A store written before the check above may hold such a report: it reads as not
+    fitted (fit again), never as an error, and scoring passes over its numbers."""
+    end = datetime(2026, 1, 1)
+    broken = service._fitted("clv", end) | {"parameters": {"q": None}}
+    stored.save_model(runtime.store, "clv", end, broken, {"r": 1.0, "q": None})
+    report = service.show(runtime)
+    assert [(m.name, m.status) for m in report.models] == [("clv", "not_fitted")]
+    assert report.models[0].reason and "fit again" in report.models[0].reason
+    assert service.score(runtime).scores == 0
