@@ -242,6 +242,9 @@ class OpenLoopResult:
     last_answer_at: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     service_ms: list[float] = field(default_factory=list)
+    #: each answered request's scheduled send, in seconds from the first (beside latencies_ms)
+    scheduled_s: list[float] = field(default_factory=list)
+    started_at: float = 0.0
     statuses: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -261,7 +264,16 @@ class OpenLoopResult:
             "service_p50_ms": round(percentile(self.service_ms, 0.50), 2),
             "service_p99_ms": round(percentile(self.service_ms, 0.99), 2),
             "non_200": sum(v for k, v in self.statuses.items() if k != 200),
+            "p99_ms_by_10s": self.p99_by_window(10.0),
         }
+
+    def p99_by_window(self, window_s: float) -> list[float]:
+        """p99 of the requests scheduled in each `window_s` of the run, in order: tells a
+        transient (one bad window) from a steady slowness (all of them)."""
+        windows: dict[int, list[float]] = {}
+        for at, latency in zip(self.scheduled_s, self.latencies_ms, strict=True):
+            windows.setdefault(int(at // window_s), []).append(latency)
+        return [round(percentile(windows[k], 0.99), 1) for k in sorted(windows)]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -300,6 +312,7 @@ async def _open_loop_worker(
             del waiting[number]
             result.latencies_ms.append(1000 * (answered_at - scheduled_at))
             result.service_ms.append(1000 * (answered_at - sent_at))
+            result.scheduled_s.append(scheduled_at - result.started_at)
             result.statuses[status] = result.statuses.get(status, 0) + 1
             result.completed += 1
             result.last_answer_at = answered_at
@@ -342,7 +355,7 @@ def run_open_loop(
             for _ in range(connections)
         ]
         await asyncio.sleep(0.1)  # the connections open before the clock starts
-        start = time.perf_counter()
+        start = result.started_at = time.perf_counter()
         for number in range(total):
             scheduled_at = start + number / rate
             delay = scheduled_at - time.perf_counter()
@@ -364,6 +377,7 @@ def run_open_loop(
             await asyncio.gather(*stuck, return_exceptions=True)
             result.unanswered = len(waiting)
             result.latencies_ms.extend(1000 * (end - at) for at in waiting.values())
+            result.scheduled_s.extend(at - start for at in waiting.values())
         result.seconds = max(end - start, 1e-9)
 
     asyncio.run(main())
