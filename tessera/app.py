@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -83,7 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _tune_garbage_collector()
+        _tune_interpreter(settings)
         running = runtime or open_runtime(settings)
         token = load_or_create_admin_token(settings.admin_token_path, settings.admin_token)
         app.state.admin_token_hash = hash_secret(token)
@@ -400,13 +401,19 @@ def _failure_page(scope: Scope) -> Response:
     )
 
 
-def _tune_garbage_collector() -> None:
+def _tune_interpreter(settings: Settings) -> None:
     """Each 100-event batch allocates thousands of short-lived dicts. With CPython's
     default thresholds the cyclic GC ran every ~700 allocations and took a quarter of
     ingest CPU (py-spy); raising gen0's threshold and freezing start-up objects took
-    ingest from 45k to 64k events/s. Nothing on the hot path makes reference cycles."""
+    ingest from 45k to 64k events/s. Nothing on the hot path makes reference cycles.
+
+    The switch interval: a request's answer needs the GIL several times (read, handle,
+    write), and each time a busy background thread (the pipeline, a refresh) may hold it
+    up to the interval; at the default 5 ms those waits added up to a decision p99 near a
+    second under ingest (docs/personalize.md, 2026-12-03)."""
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
 
 
 def _announce(settings: Settings) -> None:

@@ -240,3 +240,19 @@ def test_simultaneous_creates_of_one_name_are_one_201_and_409s(server: LiveServe
     with ThreadPoolExecutor(20) as pool:
         statuses = list(pool.map(create, range(60)))
     assert sorted(statuses) == [201, 201] + [409] * 58
+
+
+def test_the_server_sets_the_switch_interval_it_is_given(tmp_path: Path) -> None:
+    """TESSERA_SWITCH_INTERVAL_MS reaches the interpreter when the server starts (requests
+    wait less for the GIL while the pipeline computes: docs/personalize.md)."""
+    from tessera.server import background_server
+
+    before = sys.getswitchinterval()
+    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN,
+                        switch_interval_ms=2.5)  # fmt: skip
+    try:
+        with background_server(settings) as url:
+            assert httpx.get(f"{url}/api/health").status_code == 200
+            assert sys.getswitchinterval() == pytest.approx(0.0025)
+    finally:
+        sys.setswitchinterval(before)
