@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 from pydantic import Field, ValidationError
 
 from tessera.context import Context
@@ -173,6 +174,7 @@ def _refit(store: Store, settings: Settings, now: datetime) -> None:
         try:
             report, numbers, rows = step(store, settings, end)
             _require_finite(report, numbers)
+            orjson.dumps([report, numbers])  # storable, or it fails here, inside the guard
         except ValueError as e:  # too little history: recorded, the others go on
             report, numbers, rows = _not_fitted(name, str(e), end), None, None
         except Exception as e:  # a numerical failure: recorded too, never a 500

@@ -206,3 +206,19 @@ def test_a_stored_report_with_a_null_number_reads_as_not_fitted(runtime: Runtime
     assert [(m.name, m.status) for m in report.models] == [("clv", "not_fitted")]
     assert report.models[0].reason and "fit again" in report.models[0].reason
     assert service.score(runtime).scores == 0
+
+
+def test_a_fit_whose_report_cannot_be_stored_is_recorded_not_fitted(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value JSON cannot hold (here a set) fails inside the per-model guard, never as a
+    500 while saving: recorded as not fitted with the error's type."""
+
+    def unstorable(store: object, settings: object, end: datetime) -> service.Fitted:
+        return service._fitted("clv", end) | {"drivers": {"a"}}, {"r": 1.0}, []
+
+    monkeypatch.setattr(service, "_fit_clv", unstorable)
+    report = service.fit(runtime)
+    clv_model = {m.name: m for m in report.models}["clv"]
+    assert clv_model.status == "not_fitted"
+    assert clv_model.reason is not None and "TypeError" in clv_model.reason
