@@ -379,9 +379,10 @@ def _report(store: Store) -> Predictions:
         try:
             found.append(Model.model_validate({**report, "fitted_at": iso_utc(fitted_at)}))
         except ValidationError:  # stored before `_require_finite` checked it
-            reason = "its stored report holds a number that is not one: fit again"
-            found.append(Model.model_validate(
-                _not_fitted(name, reason, fitted_at) | {"fitted_at": iso_utc(fitted_at)}
+            found.append(Model(
+                name=name, title=_TITLES[name], status="not_fitted",
+                reason="its stored report holds a number that is not one: fit again",
+                fitted_at=iso_utc(fitted_at), data_until=report.get("data_until"),
             ))  # fmt: skip
     row = store.fetch_one("SELECT count(*) FROM predicted_traits")
     names = [m.name for m in found]
