@@ -131,30 +131,34 @@ def _best_sql(kind: str, own: str) -> str:
     """CTEs choosing, for each person of `people`, the key of `own` (profile_id, k, n)
     with the highest smoothed share (as `best`): among their own keys and the population's
     best key they have no count of (the first in the ranking that is not theirs, found
-    among the first m + 1 for someone with m keys)."""
+    among the first m + 1 for someone with m keys; the first of all for someone with none).
+    The choice is an aggregate (`arg_min` over (-share, key): ties to the smaller key),
+    not a window: a window sorted every candidate of everyone, ~0.7 s of 3.2 per 100k
+    people."""
     return f"""
 {kind}_prior AS (
     SELECT k, sum(n) / (SELECT sum(n) FROM {own}) AS p FROM {own} GROUP BY k),
 {kind}_ranked AS (
     SELECT k, row_number() OVER (ORDER BY p DESC, k) AS r FROM {kind}_prior),
 {kind}_sizes AS (
-    SELECT people.profile_id, coalesce(sum(o.n), 0) AS s, count(o.k) AS m
-    FROM people LEFT JOIN {own} o ON o.profile_id = people.profile_id GROUP BY ALL),
+    SELECT profile_id, sum(n) AS s, count(*) AS m FROM {own} GROUP BY ALL),
 {kind}_other AS (
     SELECT z.profile_id, arg_min(r.k, r.r) AS k
     FROM {kind}_sizes z JOIN {kind}_ranked r ON r.r <= z.m + 1
     ANTI JOIN {own} o ON o.profile_id = z.profile_id AND o.k = r.k
-    GROUP BY ALL),
+    GROUP BY ALL
+    UNION ALL
+    SELECT people.profile_id, r.k FROM people JOIN {kind}_ranked r ON r.r = 1
+    ANTI JOIN {kind}_sizes z ON z.profile_id = people.profile_id),
 {kind}_best AS (
-    SELECT c.profile_id, c.k
+    SELECT c.profile_id, arg_min(c.k, struct_pack(
+        share := -round((c.n + {PRIOR_WEIGHT} * pr.p) / (coalesce(z.s, 0) + {PRIOR_WEIGHT}), 12),
+        k := c.k)) AS k
     FROM (SELECT profile_id, k, n FROM {own}
           UNION ALL SELECT profile_id, k, 0 FROM {kind}_other) c
     JOIN {kind}_prior pr ON pr.k = c.k
-    JOIN {kind}_sizes z ON z.profile_id = c.profile_id
-    QUALIFY row_number() OVER (
-        PARTITION BY c.profile_id
-        ORDER BY round((c.n + {PRIOR_WEIGHT} * pr.p) / (z.s + {PRIOR_WEIGHT}), 12) DESC, c.k
-    ) = 1)"""
+    LEFT JOIN {kind}_sizes z ON z.profile_id = c.profile_id
+    GROUP BY ALL)"""
 
 
 _DAY_LIST = "[" + ", ".join(f"'{day}'" for day in _DAYS) + "]"
