@@ -134,16 +134,30 @@ def recompute(
 
 
 def _derived(
-    store: Store, values: dict[str, dict[str, Any]], rules: loyalty.LoyaltyRules | None
+    store: Store,
+    values: dict[str, dict[str, Any]],
+    rules: loyalty.LoyaltyRules | None,
+    *,
+    with_evidence: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """The traits derived from others over everyone: best channel and time (in SQL, from
     the log: `engagement.DERIVED_SQL`), loyalty points and tiers (from `values`).
-    Population-sized results are read a chunk at a time (`fetch_all_yielding`): the
-    refresh computes on a worker thread beside requests being served."""
-    found: dict[str, dict[str, Any]] = {
-        profile: dict(zip(engagement.NAMES, best, strict=True))
-        for profile, *best in store.fetch_all_yielding(engagement.DERIVED_SQL)
-    }
+    `with_evidence`: the engagement counts they are derived from are read in the same
+    pass (`engagement.WITH_EVIDENCE_SQL`) and put in `values` too. Population-sized
+    results are read a chunk at a time (`fetch_all_yielding`): the refresh computes on a
+    worker thread beside requests being served."""
+    found: dict[str, dict[str, Any]] = {}
+    if with_evidence:
+        for by_channel, by_hour, profile, *best in store.fetch_all_yielding(
+            engagement.WITH_EVIDENCE_SQL
+        ):
+            found[profile] = dict(zip(engagement.NAMES, best, strict=True))
+            counts = values.setdefault(profile, {})
+            counts[engagement.BY_CHANNEL.name] = orjson.loads(by_channel)
+            counts[engagement.BY_HOUR.name] = orjson.loads(by_hour)
+    else:
+        for profile, *best in store.fetch_all_yielding(engagement.DERIVED_SQL):
+            found[profile] = dict(zip(engagement.NAMES, best, strict=True))
     if rules is not None:
         for profile, traits in values.items():
             if loyal := loyalty.derive(rules, traits):
@@ -171,10 +185,14 @@ def completed(
     and loyalty added: every profile's computed traits. Changes `values` and returns it."""
     rules = loyalty.rules(store)
     moment = now.replace(tzinfo=None).isoformat(sep=" ")
-    sql, parameters = compile_all(_valued_on_refresh(rules), moment, products)
-    for profile, name, value in store.fetch_all_yielding(sql, parameters):
-        values.setdefault(profile, {})[name] = orjson.loads(value) if value is not None else None
-    derived = _derived(store, values, rules)
+    # The engagement counts come with best channel and time, in one pass (`_derived`).
+    others = [t for t in _valued_on_refresh(rules) if t.name not in engagement.EVIDENCE]
+    if others:
+        sql, parameters = compile_all(others, moment, products)
+        for profile, name, value in store.fetch_all_yielding(sql, parameters):
+            loaded = orjson.loads(value) if value is not None else None
+            values.setdefault(profile, {})[name] = loaded
+    derived = _derived(store, values, rules, with_evidence=True)
     for profile, scores in rfm(values).items():
         values[profile].update(scores)
     for profile, found in derived.items():
