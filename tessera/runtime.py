@@ -65,7 +65,6 @@ class Runtime:
         store = open_store(
             None if in_memory else settings.database_path,
             checkpoint_threshold_mb=settings.checkpoint_threshold_mb,
-            worker_nice=settings.background_nice,
         )
         importer.mark_interrupted(store)  # the store is ours alone: none can still run
         since = None

@@ -43,16 +43,6 @@ class Settings(BaseSettings):
         "/v1/* and the pixel into the event log, and pass every other path to the core "
         "process. 0 serves everything from one process.",
     )
-    background_nice: int = Field(
-        default=10,
-        ge=0,
-        le=19,
-        description="The nice value (Linux) of the core process's background threads: the "
-        "whole-population refresh of computed traits, the decision memory's refresh, "
-        "retention and DuckDB's worker threads. They use every cycle requests leave and "
-        "give a core back when a request needs one; 0 runs them like the rest. The "
-        "pipeline's batches keep the process's priority (freshness).",
-    )
     switch_interval_ms: float = Field(
         default=1.0,
         gt=0,

@@ -30,7 +30,6 @@ from typing import Literal
 
 import orjson
 
-from tessera import priority
 from tessera.context import Context
 from tessera.errors import InvalidField, NotFound
 from tessera.events.timestamps import utc_now
@@ -259,7 +258,6 @@ class RetentionSchedule:
             self._thread = None
 
     def _loop(self) -> None:
-        priority.lower_this_thread(self._context.settings.background_nice)
         while not self._stopping.wait(self._interval):
             if not policies(self._context.store):
                 continue

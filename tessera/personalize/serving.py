@@ -37,7 +37,6 @@ from typing import Any, NamedTuple
 import orjson
 import pyarrow.compute as pc
 
-from tessera import priority
 from tessera.catalog.keys import ProductKeys
 from tessera.context import Context
 from tessera.errors import InvalidField, InvalidPublishableKey, NotFound, TesseraError
@@ -332,7 +331,6 @@ class Personalizer:
             log.exception("decisions not written at shutdown")
 
     def _run(self) -> None:
-        priority.lower_this_thread(self.settings.background_nice)
         first = True
         while not self._stopping.is_set():
             try:

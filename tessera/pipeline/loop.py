@@ -33,7 +33,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tessera import priority
 from tessera.events import failures
 from tessera.events.timestamps import iso_utc, utc_now
 from tessera.pipeline.runs import RefreshFailure
@@ -212,12 +211,7 @@ class Loop:
             self._failed(error, "refresh", started)
             return False
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(
-                1,
-                thread_name_prefix="tessera-refresh",
-                initializer=priority.lower_this_thread,
-                initargs=(self._settings.background_nice,),
-            )
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="tessera-refresh")
         self._refresh_started = started
         self._pending = self._worker.submit(work)
         self._pending.add_done_callback(lambda _done: self._wake.set())

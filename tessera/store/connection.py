@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from tessera import __version__, priority
+from tessera import __version__
 from tessera.errors import Conflict, SchemaTooNew, StoreLocked, StoreUnavailable
 from tessera.store.migrations import MIGRATIONS
 
@@ -59,12 +59,10 @@ class Store:
         path: Path | None,
         *,
         checkpoint_threshold_mb: int = 256,
-        worker_nice: int = 0,
     ) -> None:
         self._root = connection
         self.path = path
         self._threshold_mb = checkpoint_threshold_mb
-        self._worker_nice = worker_nice
         self._local = threading.local()
         self._lock = threading.Lock()
         # Re-entrant: a transaction's own execute() calls take it again.
@@ -246,7 +244,7 @@ class Store:
         self._root.close()
 
     def _reopen(self, path: Path) -> None:
-        self._root = priority.spawned_niced(self._worker_nice, lambda: duckdb.connect(str(path)))
+        self._root = duckdb.connect(str(path))
         self._root.execute(f"SET checkpoint_threshold = '{int(self._threshold_mb)}MB'")
         self._generation += 1
 
@@ -398,9 +396,7 @@ def _taken_is_conflict() -> Iterator[None]:
         ) from e
 
 
-def open_store(
-    path: Path | None, *, checkpoint_threshold_mb: int = 256, worker_nice: int = 0
-) -> Store:
+def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Store:
     """Open (creating if needed) and migrate the database at `path`; None is in-memory.
 
     DuckDB folds its write-ahead log into the file (a checkpoint) when the log passes
@@ -410,8 +406,6 @@ def open_store(
     the cost is a longer log replay after a crash.
 
     The data directory is made owner-only (see `make_private`) before the file is opened.
-    DuckDB's worker threads run at `worker_nice` (`tessera/priority.py`): a server's SQL
-    in the background then gives way to the requests it answers.
 
     Raises StoreLocked when another process (usually `tessera serve`) holds the file.
     """
@@ -419,9 +413,7 @@ def open_store(
         make_private(path.parent, [path, path.with_name(path.name + ".wal")])
         _remove_rewrite_leftovers(path)
     try:
-        connection = priority.spawned_niced(
-            worker_nice, lambda: duckdb.connect(str(path) if path is not None else ":memory:")
-        )
+        connection = duckdb.connect(str(path) if path is not None else ":memory:")
     except duckdb.IOException as e:
         if "lock" in str(e).lower():
             raise StoreLocked(
@@ -430,9 +422,7 @@ def open_store(
             ) from e
         raise StoreUnavailable(f"cannot open the database {path}: {e}") from e
     connection.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold_mb)}MB'")
-    store = Store(
-        connection, path, checkpoint_threshold_mb=checkpoint_threshold_mb, worker_nice=worker_nice
-    )
+    store = Store(connection, path, checkpoint_threshold_mb=checkpoint_threshold_mb)
     _migrate(store)
     return store
 

@@ -4,7 +4,6 @@ connection."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import re
@@ -257,43 +256,3 @@ def test_the_server_sets_the_switch_interval_it_is_given(tmp_path: Path) -> None
             assert sys.getswitchinterval() == pytest.approx(0.0025)
     finally:
         sys.setswitchinterval(before)
-
-
-def _nice_of_threads() -> dict[int, int]:
-    """Every thread of this process, by its id: its nice value."""
-    found = {}
-    for task in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            found[int(task)] = os.getpriority(os.PRIO_PROCESS, int(task))
-    return found
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice per thread is Linux's")
-def test_the_servers_background_threads_run_niced_and_requests_do_not(tmp_path: Path) -> None:
-    """TESSERA_BACKGROUND_NICE: the whole-population refresh, the decision memory's
-    thread and DuckDB's workers run niced; the thread serving requests and the
-    pipeline's batches keep their priority (tessera/priority.py)."""
-    from tessera.server import background_server
-
-    settings = Settings(data_dir=tmp_path / "data", admin_token=ADMIN_TOKEN, background_nice=13)
-    python_threads = {t.native_id for t in threading.enumerate()}
-    with background_server(settings) as url:
-        assert httpx.get(f"{url}/api/health").status_code == 200
-        deadline = time.monotonic() + 30
-        named: dict[str, int] = {}
-        while time.monotonic() < deadline:
-            named = {t.name: t.native_id for t in threading.enumerate() if t.native_id}
-            nice = _nice_of_threads()
-            wanted = ("tessera-personalize", "tessera-refresh_0", "tessera-pipeline")
-            if all(n in named for n in wanted) and nice.get(named["tessera-personalize"]) == 13:
-                break
-            time.sleep(0.05)
-        nice = _nice_of_threads()
-        assert nice[named["tessera-personalize"]] == 13
-        assert nice[named["tessera-refresh_0"]] == 13
-        assert nice[named["tessera-pipeline"]] == 0
-        assert nice[named["tessera-server"]] == 0
-        assert nice[threading.get_native_id()] == 0
-        # DuckDB's own workers: threads of no Python thread, started with the store
-        python_threads |= {t.native_id for t in threading.enumerate()}
-        assert 13 in {n for task, n in nice.items() if task not in python_threads}
