@@ -461,7 +461,7 @@ def _compile_itemised(
             .group_by("profile_id", key.copy())
         )
         return (
-            sqlglot.select("profile_id", _keyed(dialect).as_("value"))
+            sqlglot.select("profile_id", keyed_json(dialect).as_("value"))
             .from_(grouped.subquery("per_key"))
             .group_by("profile_id")
         )
@@ -563,7 +563,7 @@ def _spark_item_rows(
     return rows.subquery("items"), key, amount
 
 
-def _keyed(dialect: Dialect) -> exp.Expr:
+def keyed_json(dialect: Dialect) -> exp.Expr:
     """The per-key totals (`k`, `total`) of one profile as a JSON object, keys in order
     (the JSON text is then the one the incremental values write); `{}` when every item's
     key is NULL. On Spark a map, written as JSON by the run (`to_json` keeps its order)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tessera.profiles.computed import ComputedTrait
+from tessera.profiles.computed import ComputedTrait, keyed_json
 
 BY_CHANNEL = ComputedTrait("engagement_by_channel", "count_by", None, by="channel")
 BY_HOUR = ComputedTrait("engagement_by_hour", "count_by", None, by="hour_of_week")
@@ -201,21 +201,20 @@ SELECT {_BEST}
 """
 
 #: The evidence from the same counts, then DERIVED_SQL's columns: `engagement_by_channel`
-#: and `engagement_by_hour` as JSON text, the values `compile_all` gives those two
-#: count_by traits (keys as text, integer counts, {} for someone with events but none of
-#: the key). The refresh reads them in this one pass: computing the traits apart read
-#: and grouped the log a second time (2.4 s of a 7 s refresh per 100k people). The full
-#: recompute keeps `compile_all`'s, and the test of the refresh against it holds them equal.
+#: and `engagement_by_hour` as JSON text, built by count_by's own expression
+#: (`computed.keyed_json`: keys as text in order, integer counts, {} for someone with
+#: events but none of the key). The refresh reads them in this one pass: computing the
+#: traits apart read and grouped the log a second time (2.4 s of a 7 s refresh per 100k
+#: people). The full recompute keeps `compile_all`'s, and the test of the refresh against
+#: it holds them equal.
+_KEYED = keyed_json("duckdb").sql(dialect="duckdb")  # count_by's own JSON of (k, total)
 WITH_EVIDENCE_SQL = f"""{_COUNTED},
 channel_evidence AS (
-    SELECT profile_id,
-           to_json(map_from_entries(array_agg({{'k': k, 'v': n::BIGINT}} ORDER BY k))) AS j
-    FROM channels GROUP BY ALL),
+    SELECT profile_id, {_KEYED} AS j
+    FROM (SELECT profile_id, k, n::BIGINT AS total FROM channels) GROUP BY ALL),
 hour_evidence AS (
-    SELECT profile_id,
-           to_json(map_from_entries(array_agg({{'k': h::TEXT, 'v': n::BIGINT}} ORDER BY h::TEXT)))
-           AS j
-    FROM hours GROUP BY ALL)
+    SELECT profile_id, {_KEYED} AS j
+    FROM (SELECT profile_id, h::TEXT AS k, n::BIGINT AS total FROM hours) GROUP BY ALL)
 SELECT coalesce(ce.j, '{{}}'), coalesce(he.j, '{{}}'), {_BEST}
 LEFT JOIN channel_evidence ce ON ce.profile_id = people.profile_id
 LEFT JOIN hour_evidence he ON he.profile_id = people.profile_id
