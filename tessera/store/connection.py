@@ -245,7 +245,7 @@ class Store:
 
     def _reopen(self, path: Path) -> None:
         self._root = duckdb.connect(str(path))
-        self._root.execute(f"SET checkpoint_threshold = '{int(self._threshold_mb)}MB'")
+        _configure(self._root, self._threshold_mb)
         self._generation += 1
 
     @contextmanager
@@ -421,10 +421,19 @@ def open_store(path: Path | None, *, checkpoint_threshold_mb: int = 256) -> Stor
                 "command while `tessera serve` runs so it goes through the server"
             ) from e
         raise StoreUnavailable(f"cannot open the database {path}: {e}") from e
-    connection.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold_mb)}MB'")
+    _configure(connection, checkpoint_threshold_mb)
     store = Store(connection, path, checkpoint_threshold_mb=checkpoint_threshold_mb)
     _migrate(store)
     return store
+
+
+def _configure(connection: duckdb.DuckDBPyConnection, checkpoint_threshold_mb: float) -> None:
+    connection.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold_mb)}MB'")
+    # Every time in the store is UTC without a zone. DuckDB casts an instant (a zoned
+    # Python datetime, an Arrow or Parquet timestamp with a zone) to TIMESTAMP in its
+    # TimeZone setting, which defaults to the machine's: on a server set to Paris, 12:00
+    # UTC would be stored as 13:00. GLOBAL, so every cursor of this database has it.
+    connection.execute("SET GLOBAL TimeZone = 'UTC'")
 
 
 def make_private(folder: Path, files: Sequence[Path] = ()) -> None:
