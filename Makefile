@@ -11,7 +11,7 @@ VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js \
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install lint typecheck pytest bench clean browser wheel
+.PHONY: run test install lint typecheck pytest bench clean browser wheel test-spark-floor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,15 @@ pytest: install browser
 	$(BIN)/python -m compileall -q -j 0 tessera tests benchmarks >/dev/null
 	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder -rfE --durations=15
 
+## make test-spark-floor: the Spark tests on the oldest pyspark we declare (3.5), in a venv of
+## its own (.venv-spark35, ~3 min to install); not part of `make test` (tests/spark runs there on
+## the newest pyspark). Clusters often run 3.5 (Databricks 14-15 LTS, EMR 7).
+SPARK_FLOOR := .venv-spark35
+test-spark-floor:
+	test -x $(SPARK_FLOOR)/bin/python || $(PYTHON) -m venv $(SPARK_FLOOR)
+	$(SPARK_FLOOR)/bin/python -m pip install --quiet -e '.[dev]' 'pyspark>=3.5,<3.6'
+	PATH="$(CURDIR)/$(SPARK_FLOOR)/bin:$$PATH" $(SPARK_FLOOR)/bin/pytest tests/spark -q -p no:cacheprovider
+
 ## make wheel: the package, console files inside (docs/deploy.md): dist/tessera-*.whl
 wheel: install
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
@@ -71,4 +80,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info node_modules $(VENDOR)
+	rm -rf $(VENV) $(SPARK_FLOOR) build *.egg-info node_modules $(VENDOR)

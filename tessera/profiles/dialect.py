@@ -16,7 +16,8 @@ differently), so `tree.sql(dialect="spark")` is valid Spark SQL with the same an
 | `date_diff('day', a, b)` | `datediff(b, a)` | midnights crossed, as DuckDB counts |
 | `arg_min(v, o)`, `arg_max` | `min_by(v, o) FILTER (v IS NOT NULL)` | DuckDB skips NULLs |
 | `arg_min(v, o) FILTER (c)` | `min_by(v, o) FILTER (v IS NOT NULL AND c)` | one FILTER |
-| `mode(v ORDER BY v)` | `mode(v, true)` | ties to the smallest value, as DuckDB's ordered mode |
+| `mode(v ORDER BY v)` | the sorted values' longest run | ties to the smallest value, as |
+| | | DuckDB's ordered mode (`_SMALLEST_MODE`) |
 | `round(x, n)` | `round(x * 10^n) / 10^n` | DuckDB rounds x * 10^n (2.675: 2.67), Spark |
 | | | rounds the decimal text half up (2.68) |
 | `isodow(t)` | `weekday(t) + 1` | sqlglot's `DAYOFWEEK(t) % 7 + 1` is not ISO's |
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import sqlglot
 from sqlglot import exp
 
 Dialect = Literal["duckdb", "spark"]
@@ -82,6 +84,28 @@ def _by(node: exp.ArgMin | exp.ArgMax, condition: exp.Expr | None = None) -> exp
     return exp.Filter(this=call, expression=exp.Where(this=present))
 
 
+#: The most frequent value, ties to the smallest, NULLs skipped (DuckDB's `mode(v ORDER BY
+#: v)`), in Spark 3.5 and 4: the values sorted, then one pass keeping the longest run (the
+#: first of equal runs, so the smallest). Spark 4's `mode(v, true)` says the same in one
+#: call, but 3.5's `mode` takes no second argument and breaks ties as it finds them.
+_SMALLEST_MODE = """aggregate(array_sort(collect_list(__value__)),
+    named_struct('v', try_element_at(array_sort(collect_list(__value__)), 1), 'n', 0,
+                 'best', try_element_at(array_sort(collect_list(__value__)), 1), 'most', 0),
+    (run, x) -> named_struct('v', x, 'n', IF(run.v = x, run.n + 1, 1),
+        'best', IF(IF(run.v = x, run.n + 1, 1) > run.most, x, run.best),
+        'most', greatest(IF(run.v = x, run.n + 1, 1), run.most)),
+    run -> run.best)"""
+
+
+def _smallest_mode(value: exp.Expr) -> exp.Expr:
+    def put(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and node.name == "__value__":
+            return value.copy()
+        return node
+
+    return sqlglot.parse_one(_SMALLEST_MODE, read="spark").transform(put)
+
+
 def _is_list_index(node: exp.Bracket) -> bool:
     """A list literal's element by position (not a struct's or a map's by key)."""
     index = node.expressions[0] if len(node.expressions) == 1 else None
@@ -118,7 +142,7 @@ def _spark(node: exp.Expr) -> exp.Expr:
         # midnights crossed, as Spark's two-argument datediff(end, start) does.
         return _call("datediff", _inner(node.this), _inner(node.expression))
     if isinstance(node, exp.Mode) and isinstance(node.this, exp.Order):
-        return _call("mode", _inner(node.this.this), exp.true())
+        return _smallest_mode(_inner(node.this.this))
     name = _name(node)
     arguments = [_inner(a) for a in node.expressions] if isinstance(node, exp.Anonymous) else []
     if name == "to_seconds":

@@ -25,6 +25,7 @@ from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import TimestampNTZType
 
 from tessera.audiences.exports import Exported
 from tessera.errors import InvalidField
@@ -110,18 +111,39 @@ class SparkRun(Result):
     processed_seq: int
 
 
+def _instants(frame: DataFrame) -> DataFrame:
+    """`frame` with its timestamps as instants (Spark's TIMESTAMP).
+
+    The export writes the store's UTC times as Parquet timestamps without a zone, which
+    Spark 3.4 and later read as TIMESTAMP_NTZ; Spark 3.5's `unix_micros` and some
+    comparisons take only TIMESTAMP. In the session's UTC (`run` sets it) the cast keeps
+    every value as it is, and the tables Spark writes hold TIMESTAMP already."""
+    if not any(isinstance(f.dataType, TimestampNTZType) for f in frame.schema.fields):
+        return frame
+    return frame.select(
+        *(
+            F.col(f.name).cast("timestamp").alias(f.name)
+            if isinstance(f.dataType, TimestampNTZType)
+            else F.col(f.name)
+            for f in frame.schema.fields
+        )
+    )
+
+
 def _inputs(spark: SparkSession, root: str) -> None:
     """Every exported input as a temp view (empty when the export has none)."""
     for name, schema in _EMPTY_INPUTS.items():
         try:
-            spark.read.parquet(f"{root}/inputs/{name}.parquet").createOrReplaceTempView(name)
+            table = _instants(spark.read.parquet(f"{root}/inputs/{name}.parquet"))
         except AnalysisException:
-            spark.createDataFrame([], schema).createOrReplaceTempView(name)
+            table = spark.createDataFrame([], schema)
+        table.createOrReplaceTempView(name)
     for extra in ("third_party_segments", "campaign_results", "campaign_conversions"):
         try:
-            spark.read.parquet(f"{root}/inputs/{extra}.parquet").createOrReplaceTempView(extra)
+            table = _instants(spark.read.parquet(f"{root}/inputs/{extra}.parquet"))
         except AnalysisException:
             continue
+        table.createOrReplaceTempView(extra)
 
 
 def _read_events(spark: SparkSession, root: str) -> DataFrame:
@@ -129,7 +151,7 @@ def _read_events(spark: SparkSession, root: str) -> DataFrame:
     spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
     events = spark.read.option("basePath", f"{root}/events").parquet(f"{root}/events")
     # The partition columns come back as columns: source_id is the event's own.
-    return events.drop("day")
+    return _instants(events.drop("day"))
 
 
 def _config(spark: SparkSession, settings: Settings) -> IdentityConfig:
@@ -322,6 +344,9 @@ def run(
             value=input_dir,
         ) from error
     moment = (now or utc_now()).replace(tzinfo=None).isoformat(sep=" ")
+    # Event times are UTC and day windows UTC days: a cluster's own session (spark-submit,
+    # a notebook) may default to another zone, which would move both.
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     _inputs(spark, root)
     events = _read_events(spark, root)
     if spark.conf.get(CACHE_EVENTS, "false") == "true":
