@@ -29,7 +29,7 @@ from tessera.pipeline.isolation import Isolation, processed_seq
 from tessera.pipeline.loop import Loop
 from tessera.pipeline.runs import Lag, PipelineRun, RefreshFailure, ReplayRun
 from tessera.predict import service as predictions
-from tessera.profiles import aggregate_store, catalogue
+from tessera.profiles import aggregate_store, catalogue, engagement_refresh
 from tessera.profiles.aggregates import Aggregates, day_number
 from tessera.profiles.computed import ComputedTrait
 from tessera.profiles.consent import ENRICHMENT_PURPOSE
@@ -84,6 +84,9 @@ class Pipeline:
         #: the key (day, definitions) of the last refresh that valued everyone's
         #: aggregates: until it changes, a refresh starts from memory (`refresh.py`)
         self._swept: tuple[int, bytes] | None = None
+        #: what the last refresh valued of best channel and time, and the memory it was
+        #: applied to (a reload starts over: `engagement_refresh.py`)
+        self._tracked: tuple[object, engagement_refresh.Tracked | None] = (None, None)
         #: refreshes begun, and the one computing off the lock (batches note what they
         #: touch in its snapshot)
         self._refresh_epoch = 0
@@ -223,6 +226,7 @@ class Pipeline:
             light=light,
             origin=self._unifier,
             epoch=self._refresh_epoch,
+            tracked=self._tracked[1] if self._tracked[0] is self._unifier else None,
         )
 
     def _apply_refresh(self, refreshed: refresh.Refreshed) -> int:
@@ -239,6 +243,7 @@ class Pipeline:
             refresh.replace(self._store, refreshed.values, snapshot.now)
             self.computed = refreshed.values
         self._swept = snapshot.key
+        self._tracked = (snapshot.origin, refreshed.tracked)
         self.refreshed_at = time.monotonic()
         # Segments read traits and computed traits: re-evaluated right after them.
         # The periodic call from the loop is the sweep that lets time windows slide.

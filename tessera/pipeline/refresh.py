@@ -34,12 +34,14 @@ import orjson
 from tessera.audiences import signals
 from tessera.catalog.keys import ProductKeys
 from tessera.predict import stored as predicted
-from tessera.profiles import catalogue
+from tessera.profiles import catalogue, engagement, engagement_refresh
 from tessera.profiles.aggregate_store import insert_values
 from tessera.profiles.computed import ComputedTrait
 from tessera.store import Store
 
 Values = dict[str, dict[str, Any]]
+#: the traits `engagement_refresh.evaluate` values: the evidence and the three answers
+_ENGAGED = (*sorted(engagement.EVIDENCE), *engagement.NAMES)
 
 
 @dataclass
@@ -63,6 +65,9 @@ class Snapshot:
     #: profile, and the profiles they merged away
     touched: dict[str, set[str]] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    #: what the last refresh valued of best channel and time, for one that values only
+    #: the people whose answer can have changed (None: everyone)
+    tracked: engagement_refresh.Tracked | None = None
 
 
 @dataclass
@@ -70,6 +75,8 @@ class Refreshed:
     snapshot: Snapshot
     #: every profile's computed traits, as memory holds them (JSON-shaped values)
     values: Values
+    #: what this refresh valued of best channel and time, for the next one
+    tracked: engagement_refresh.Tracked | None = None
 
 
 def key_of(day: int, kept: list[ComputedTrait]) -> tuple[int, bytes]:
@@ -80,6 +87,7 @@ def key_of(day: int, kept: list[ComputedTrait]) -> tuple[int, bytes]:
 def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshed:
     """Step 2: every profile's computed traits from the snapshot (reads only)."""
     now = snapshot.now
+    tracked = None
     if snapshot.base is None:
         values: Values = {}
         for profile, name, value in catalogue.recompute(store, snapshot.traits, now, products):
@@ -90,7 +98,16 @@ def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshe
             base = {p: {n: v for n, v in d.items() if n in kept} for p, d in snapshot.base.items()}
         else:
             base = {p: dict(d) for p, d in snapshot.base.items()}
-        values = catalogue.completed(store, base, now, products)
+        # Best channel and time with their evidence: of the people whose answer can have
+        # changed since the last refresh; memory's for the others (engagement_refresh.py).
+        evaluated = engagement_refresh.evaluate(store, snapshot.tracked if snapshot.light else None)
+        engaged = evaluated.values
+        if not evaluated.everyone:
+            for profile, held in snapshot.base.items():
+                if profile not in engaged and engagement.BY_CHANNEL.name in held:
+                    engaged[profile] = {n: held[n] for n in _ENGAGED if n in held}
+        values = catalogue.completed(store, base, now, products, engaged=engaged)
+        tracked = evaluated.tracked
     # Signal traits and predicted traits live beside computed ones
     # (audiences/signals.py, predict/stored.py).
     for profile, name, value in [*signals.evaluate(store, now), *predicted.as_computed(store)]:
@@ -99,9 +116,11 @@ def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshe
         # Already as memory holds them: the base is memory's own values, the rest was read
         # from JSON or is numbers and text (RFM, loyalty, best channel and time). Writing
         # every profile's values to JSON and back cost ~1.5 s per 100k profiles of GIL.
-        return Refreshed(snapshot, {p: d for p, d in values.items() if d})
+        return Refreshed(snapshot, {p: d for p, d in values.items() if d}, tracked)
     # As memory holds them: read back from their JSON (tuples become lists, and so on).
-    return Refreshed(snapshot, {p: orjson.loads(orjson.dumps(d)) for p, d in values.items() if d})
+    return Refreshed(
+        snapshot, {p: orjson.loads(orjson.dumps(d)) for p, d in values.items() if d}, tracked
+    )
 
 
 def changes(

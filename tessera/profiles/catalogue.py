@@ -15,7 +15,7 @@ from tessera.catalog.joins import DEFAULT_KEYS
 from tessera.catalog.keys import ProductKeys
 from tessera.errors import InvalidField, NotFound, UnreadableFile
 from tessera.events.timestamps import utc_now
-from tessera.profiles import engagement, loyalty
+from tessera.profiles import engagement, engagement_refresh, loyalty
 from tessera.profiles.aggregate_store import as_json, insert_values
 from tessera.profiles.aggregates import Aggregates, day_number, rfm
 from tessera.profiles.computed import (
@@ -139,22 +139,24 @@ def _derived(
     rules: loyalty.LoyaltyRules | None,
     *,
     with_evidence: bool = False,
+    engaged: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The traits derived from others over everyone: best channel and time (in SQL, from
     the log: `engagement.DERIVED_SQL`), loyalty points and tiers (from `values`).
-    `with_evidence`: the engagement counts they are derived from are read in the same
-    pass (`engagement.WITH_EVIDENCE_SQL`) and put in `values` too. Population-sized
-    results are read a chunk at a time (`fetch_all_yielding`): the refresh computes on a
-    worker thread beside requests being served."""
+    `with_evidence`: the engagement counts they are derived from come in the same pass
+    and are put in `values` too: `engaged` when given (the refresh's, of everyone:
+    `engagement_refresh.evaluate`), else read over everyone. Population-sized results
+    are read a chunk at a time (`fetch_all_yielding`): the refresh computes on a worker
+    thread beside requests being served."""
     found: dict[str, dict[str, Any]] = {}
     if with_evidence:
-        for by_channel, by_hour, profile, *best in store.fetch_all_yielding(
-            engagement.WITH_EVIDENCE_SQL
-        ):
-            found[profile] = dict(zip(engagement.NAMES, best, strict=True))
+        if engaged is None:
+            engaged = engagement_refresh.evaluate(store, None).values
+        for profile, answers in engaged.items():
+            found[profile] = {name: answers.get(name) for name in engagement.NAMES}
             counts = values.setdefault(profile, {})
-            counts[engagement.BY_CHANNEL.name] = orjson.loads(by_channel)
-            counts[engagement.BY_HOUR.name] = orjson.loads(by_hour)
+            for name in engagement.EVIDENCE:
+                counts[name] = answers.get(name)
     else:
         for profile, *best in store.fetch_all_yielding(engagement.DERIVED_SQL):
             found[profile] = dict(zip(engagement.NAMES, best, strict=True))
@@ -179,10 +181,14 @@ def completed(
     values: dict[str, dict[str, Any]],
     now: datetime,
     products: ProductKeys = DEFAULT_KEYS,
+    *,
+    engaged: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`values` (each profile's traits the batches keep, valued for `now`'s day), with
     the traits valued on refresh (one SQL pass), the RFM scores, the best channel and time
-    and loyalty added: every profile's computed traits. Changes `values` and returns it."""
+    and loyalty added: every profile's computed traits. Changes `values` and returns it.
+    `engaged`: everyone's engagement evidence and best channel and time, when the caller
+    has them (the refresh's, `engagement_refresh.evaluate`)."""
     rules = loyalty.rules(store)
     moment = now.replace(tzinfo=None).isoformat(sep=" ")
     # The engagement counts come with best channel and time, in one pass (`_derived`).
@@ -192,7 +198,7 @@ def completed(
         for profile, name, value in store.fetch_all_yielding(sql, parameters):
             loaded = orjson.loads(value) if value is not None else None
             values.setdefault(profile, {})[name] = loaded
-    derived = _derived(store, values, rules, with_evidence=True)
+    derived = _derived(store, values, rules, with_evidence=True, engaged=engaged)
     for profile, scores in rfm(values).items():
         values[profile].update(scores)
     for profile, found in derived.items():

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tessera.profiles.computed import ComputedTrait, keyed_json
+from tessera.profiles.computed import ComputedTrait
 
 BY_CHANNEL = ComputedTrait("engagement_by_channel", "count_by", None, by="channel")
 BY_HOUR = ComputedTrait("engagement_by_hour", "count_by", None, by="hour_of_week")
@@ -166,12 +166,9 @@ def _best_sql(kind: str, own: str) -> str:
 _DAY_LIST = "[" + ", ".join(f"'{day}'" for day in _DAYS) + "]"
 #: each person's counts per channel and per hour of the week, from the log (events
 #: attributed to live profiles), and the CTEs choosing their best of each
-_COUNTED = f"""
-WITH ev AS (
-    SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.channel, e.timestamp
-    FROM events e JOIN event_profiles ep ON ep.seq = e.seq
-    LEFT JOIN profiles p ON p.profile_id = ep.profile_id),
-people AS (SELECT DISTINCT profile_id FROM ev),
+#: the counts per person, from `ev` (profile_id, channel, timestamp): the people, their
+#: counts per channel and per hour of the week, and the hours spread to their neighbours
+COUNTS = f"""people AS (SELECT DISTINCT profile_id FROM ev),
 channels AS (
     SELECT profile_id, channel AS k, count(*)::DOUBLE AS n FROM ev
     WHERE channel IS NOT NULL GROUP BY ALL),
@@ -184,38 +181,28 @@ spread AS (
         SELECT profile_id, h AS k, n FROM hours
         UNION ALL SELECT profile_id, (h + {HOURS - 1}) % {HOURS}, 0.5 * n FROM hours
         UNION ALL SELECT profile_id, (h + 1) % {HOURS}, 0.5 * n FROM hours)
-    GROUP BY ALL),
+    GROUP BY ALL)"""
+_COUNTED = f"""
+WITH ev AS (
+    SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.channel, e.timestamp
+    FROM events e JOIN event_profiles ep ON ep.seq = e.seq
+    LEFT JOIN profiles p ON p.profile_id = ep.profile_id),
+{COUNTS},
 {_best_sql("channel", "channels")},
 {_best_sql("hour", "spread")}"""
-_BEST = f"""people.profile_id, c.k AS channel, h.k::INTEGER AS hour,
-       {_DAY_LIST}[hour // 24 + 1] || ' ' || lpad((hour % 24)::TEXT, 2, '0') || ':00 UTC'
-FROM people
+#: the answer's columns (profile_id, best_channel, best_hour_of_week, best_time), from the
+#: CTEs above (people, channel_best and hour_best, each best's key as k)
+BEST_COLUMNS = f"""people.profile_id, c.k AS channel, h.k::INTEGER AS hour,
+       {_DAY_LIST}[hour // 24 + 1] || ' ' || lpad((hour % 24)::TEXT, 2, '0') || ':00 UTC'"""
+BEST_FROM = """FROM people
 LEFT JOIN channel_best c ON c.profile_id = people.profile_id
 LEFT JOIN hour_best h ON h.profile_id = people.profile_id"""
+_BEST = f"""{BEST_COLUMNS}
+{BEST_FROM}"""
 
 #: (profile_id, best_channel, best_hour_of_week, best_time) of every person with an event,
 #: from the log (events attributed to live profiles); NULL where nobody has a key. Spark
 #: runs the same text transpiled (`spark/run.py`, `profiles/dialect.py`).
 DERIVED_SQL = f"""{_COUNTED}
 SELECT {_BEST}
-"""
-
-#: The evidence from the same counts, then DERIVED_SQL's columns: `engagement_by_channel`
-#: and `engagement_by_hour` as JSON text, built by count_by's own expression
-#: (`computed.keyed_json`: keys as text in order, integer counts, {} for someone with
-#: events but none of the key). The refresh reads them in this one pass: computing the
-#: traits apart read and grouped the log a second time (2.4 s of a 7 s refresh per 100k
-#: people). The full recompute keeps `compile_all`'s, and the test of the refresh against
-#: it holds them equal.
-_KEYED = keyed_json("duckdb").sql(dialect="duckdb")  # count_by's own JSON of (k, total)
-WITH_EVIDENCE_SQL = f"""{_COUNTED},
-channel_evidence AS (
-    SELECT profile_id, {_KEYED} AS j
-    FROM (SELECT profile_id, k, n::BIGINT AS total FROM channels) GROUP BY ALL),
-hour_evidence AS (
-    SELECT profile_id, {_KEYED} AS j
-    FROM (SELECT profile_id, h::TEXT AS k, n::BIGINT AS total FROM hours) GROUP BY ALL)
-SELECT coalesce(ce.j, '{{}}'), coalesce(he.j, '{{}}'), {_BEST}
-LEFT JOIN channel_evidence ce ON ce.profile_id = people.profile_id
-LEFT JOIN hour_evidence he ON he.profile_id = people.profile_id
 """
