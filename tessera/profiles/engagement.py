@@ -14,9 +14,11 @@ Every refresh derives from them, for each person with any engagement:
   each person's counts first smoothed over the neighbouring hours (an event at 18:05
   says something about 17:00 and 19:00 too), then shrunk toward the population.
 
-The counts themselves are the evidence the 360° view shows. The refresh derives all three
-in one SQL query over the log (`DERIVED_SQL`: DuckDB, in parallel, without the GIL; in
-Python it took ~3 s per 100k people, on the pipeline's thread). `derive` below is the
+The counts themselves are the evidence the 360° view shows. `DERIVED_SQL` derives all
+three in one SQL query over the log (DuckDB, in parallel, without the GIL; in Python it
+took ~3 s per 100k people, on the pipeline's thread): the full recompute's and Spark's.
+The refresh runs the same counts and choice with the evidence beside them, for the people
+whose answer can have changed only (`engagement_refresh.py`). `derive` below is the
 same definition in Python, values in and values out: the reference a property test
 holds the SQL to. One difference, on purpose: two keys the person has no count of whose
 shares differ by less than 1e-12 go to the higher population share in SQL, to the
@@ -163,6 +165,11 @@ def _best_sql(kind: str, own: str) -> str:
     GROUP BY ALL)"""
 
 
+def hour_of_week(column: str) -> str:
+    """SQL for the UTC hour of the week of a timestamp column, 0 = Monday 00:00."""
+    return f"(isodow({column}) - 1) * 24 + hour({column})"
+
+
 _DAY_LIST = "[" + ", ".join(f"'{day}'" for day in _DAYS) + "]"
 #: each person's counts per channel and per hour of the week, from the log (events
 #: attributed to live profiles), and the CTEs choosing their best of each
@@ -173,7 +180,7 @@ channels AS (
     SELECT profile_id, channel AS k, count(*)::DOUBLE AS n FROM ev
     WHERE channel IS NOT NULL GROUP BY ALL),
 hours AS (
-    SELECT profile_id, (isodow(timestamp) - 1) * 24 + hour(timestamp) AS h,
+    SELECT profile_id, {hour_of_week('timestamp')} AS h,
            count(*)::DOUBLE AS n
     FROM ev WHERE timestamp IS NOT NULL GROUP BY ALL),
 spread AS (

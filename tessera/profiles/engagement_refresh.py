@@ -49,7 +49,7 @@ _SLACK = 1e-9
 #: past this share of the people to value, everyone is valued (one pass is cheaper)
 _EVERYONE_SHARE = 0.5
 _KEYED = keyed_json("duckdb").sql(dialect="duckdb")
-_HOUR = "(isodow(e.timestamp) - 1) * 24 + hour(e.timestamp)"
+_HOUR = engagement.hour_of_week("e.timestamp")
 
 
 @dataclass(frozen=True)
