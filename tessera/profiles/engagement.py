@@ -180,7 +180,7 @@ channels AS (
     SELECT profile_id, channel AS k, count(*)::DOUBLE AS n FROM ev
     WHERE channel IS NOT NULL GROUP BY ALL),
 hours AS (
-    SELECT profile_id, {hour_of_week('timestamp')} AS h,
+    SELECT profile_id, {hour_of_week("timestamp")} AS h,
            count(*)::DOUBLE AS n
     FROM ev WHERE timestamp IS NOT NULL GROUP BY ALL),
 spread AS (
