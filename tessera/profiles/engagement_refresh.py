@@ -218,9 +218,11 @@ def _spread(hours: Mapping[int, int]) -> dict[int, float]:
 
 def _drift(old: Mapping[str, float], new: Mapping[str, float]) -> float:
     """How far apart the prior's change can move two keys' shares: the largest change
-    less the smallest (a key one has not is a share of 0)."""
+    less the smallest, 0 among them (a key neither prior has, which a person may still be
+    compared with, moves by 0: when the first key appears after none, the changes are all
+    positive)."""
     moved = [new.get(k, 0.0) - old.get(k, 0.0) for k in old.keys() | new.keys()]
-    return max(moved) - min(moved) if moved else 0.0
+    return max([0.0, *moved]) - min([0.0, *moved])
 
 
 def evaluate(store: Store, tracked: Tracked | None) -> Evaluated:

@@ -103,3 +103,13 @@ def test_a_refresh_with_nothing_new_values_nobody(tmp_path: Path, monkeypatch: A
             [sorted(touched.values)]))  # fmt: skip
     finally:
         runtime.close()
+
+
+def test_the_drift_counts_keys_neither_prior_has() -> None:
+    # The first key after none: every change is positive, and a person compared with a
+    # key nobody has (share 0 before and after) sees the gap move by the whole change.
+    assert engagement_refresh._drift({}, {"web": 1.0}) == 1.0
+    assert engagement_refresh._drift({"web": 0.5, "pos": 0.5}, {"web": 0.6, "pos": 0.4}) == (
+        0.6 - 0.5
+    ) - (0.4 - 0.5)
+    assert engagement_refresh._drift({}, {}) == 0.0
