@@ -137,21 +137,16 @@ def _derived(
     store: Store,
     values: dict[str, dict[str, Any]],
     rules: loyalty.LoyaltyRules | None,
-    *,
-    with_evidence: bool = False,
     engaged: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The traits derived from others over everyone: best channel and time (in SQL, from
-    the log: `engagement.DERIVED_SQL`), loyalty points and tiers (from `values`).
-    `with_evidence`: the engagement counts they are derived from come in the same pass
-    and are put in `values` too: `engaged` when given (the refresh's, of everyone:
-    `engagement_refresh.evaluate`), else read over everyone. Population-sized results
-    are read a chunk at a time (`fetch_all_yielding`): the refresh computes on a worker
-    thread beside requests being served."""
+    """The traits derived from others over everyone: best channel and time, loyalty points
+    and tiers (from `values`). Best channel and time come from `engaged` when given
+    (`engagement_refresh.evaluate`'s, everyone's, with the engagement counts they are
+    derived from, which are put in `values` too), else from the log
+    (`engagement.DERIVED_SQL`, read a chunk at a time with `fetch_all_yielding`: the
+    refresh computes on a worker thread beside requests being served)."""
     found: dict[str, dict[str, Any]] = {}
-    if with_evidence:
-        if engaged is None:
-            engaged = engagement_refresh.evaluate(store, None).values
+    if engaged is not None:
         for profile, answers in engaged.items():
             found[profile] = {name: answers.get(name) for name in engagement.NAMES}
             counts = values.setdefault(profile, {})
@@ -198,7 +193,9 @@ def completed(
         for profile, name, value in store.fetch_all_yielding(sql, parameters):
             loaded = orjson.loads(value) if value is not None else None
             values.setdefault(profile, {})[name] = loaded
-    derived = _derived(store, values, rules, with_evidence=True, engaged=engaged)
+    if engaged is None:
+        engaged = engagement_refresh.evaluate(store, None).values
+    derived = _derived(store, values, rules, engaged)
     for profile, scores in rfm(values).items():
         values[profile].update(scores)
     for profile, found in derived.items():

@@ -97,13 +97,16 @@ _SMALLEST_MODE = """aggregate(array_sort(collect_list(__value__)),
     run -> run.best)"""
 
 
+_SMALLEST_MODE_TREE = sqlglot.parse_one(_SMALLEST_MODE, read="spark")
+
+
 def _smallest_mode(value: exp.Expr) -> exp.Expr:
     def put(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and node.name == "__value__":
             return value.copy()
         return node
 
-    return sqlglot.parse_one(_SMALLEST_MODE, read="spark").transform(put)
+    return _SMALLEST_MODE_TREE.transform(put)  # transform works on a copy
 
 
 def _is_list_index(node: exp.Bracket) -> bool:

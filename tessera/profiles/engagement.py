@@ -189,11 +189,13 @@ spread AS (
         UNION ALL SELECT profile_id, (h + {HOURS - 1}) % {HOURS}, 0.5 * n FROM hours
         UNION ALL SELECT profile_id, (h + 1) % {HOURS}, 0.5 * n FROM hours)
     GROUP BY ALL)"""
-_COUNTED = f"""
-WITH ev AS (
+#: every event attributed to a live profile: (profile_id, channel, timestamp), as COUNTS reads
+EVERYONE_EV = """ev AS (
     SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.channel, e.timestamp
     FROM events e JOIN event_profiles ep ON ep.seq = e.seq
-    LEFT JOIN profiles p ON p.profile_id = ep.profile_id),
+    LEFT JOIN profiles p ON p.profile_id = ep.profile_id)"""
+_COUNTED = f"""
+WITH {EVERYONE_EV},
 {COUNTS},
 {_best_sql("channel", "channels")},
 {_best_sql("hour", "spread")}"""

@@ -116,11 +116,7 @@ ev AS (
     JOIN events e ON e.seq = ep.seq
     LEFT JOIN profiles p ON p.profile_id = ep.profile_id)"""
     else:
-        ev = """
-ev AS (
-    SELECT coalesce(p.merged_into, ep.profile_id) AS profile_id, e.channel, e.timestamp
-    FROM events e JOIN event_profiles ep ON ep.seq = e.seq
-    LEFT JOIN profiles p ON p.profile_id = ep.profile_id)"""
+        ev = engagement.EVERYONE_EV
     return f"WITH {ev},\n{engagement.COUNTS}"
 
 
