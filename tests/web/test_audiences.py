@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import Route
 
 from tests.conftest import LiveServer
 from tests.web.conftest import Watched, sign_in
@@ -118,3 +119,35 @@ def test_builder_saves_an_audience_on_computed_traits(
     saved = httpx.get(f"{console.url}/api/segments/repeat-buyers", headers=console.admin)
     assert saved.status_code == 200, saved.text
     assert saved.json()["query"] == "known and (computed.order_count >= 2)"
+
+
+def test_the_builder_shows_the_answer_to_the_latest_input(
+    console: LiveServer, watched: Watched
+) -> None:
+    """The population choices and the query each ask for a preview; an earlier answer that
+    arrives late must not replace the later one (it did: a slow answer for the population
+    alone overwrote the one for the population and the query)."""
+    page = watched.page
+    sign_in(page, console.url, "/audiences")
+    held: list[Route] = []
+    released = False
+
+    def hold_population_only(route: Route) -> None:
+        body = route.request.post_data or ""
+        if not released and "population=known" in body and "query=has" not in body:
+            held.append(route)  # answered after the later request, below
+        else:
+            route.continue_()
+
+    page.route("**/audiences/check", hold_population_only)
+    page.goto(f"{console.url}/audiences/new")
+    page.get_by_label("Known customers only").check()
+    page.get_by_label("And who match").fill("has email")
+    page.wait_for_timeout(800)  # past the query's 300 ms debounce: its request is asked for
+    released = True
+    assert held, "the population's preview was not asked for"
+    for route in held:
+        route.continue_()
+    page.locator(".preview .description", has_text="has a known email").wait_for()
+    page.wait_for_timeout(500)  # time for a stale answer to land, were one still coming
+    assert "is a known person, and has a known email" in page.locator(".preview").inner_text()
