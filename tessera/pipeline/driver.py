@@ -87,6 +87,8 @@ class Pipeline:
         #: what the last refresh valued of best channel and time, and the memory it was
         #: applied to (a reload starts over: `engagement_refresh.py`)
         self._tracked: tuple[object, engagement_refresh.Tracked | None] = (None, None)
+        #: what the last refresh left in memory (`refresh.Prior`), and the memory's origin
+        self._prior: tuple[object, refresh.Prior | None] = (None, None)
         #: refreshes begun, and the one computing off the lock (batches note what they
         #: touch in its snapshot)
         self._refresh_epoch = 0
@@ -227,6 +229,7 @@ class Pipeline:
             origin=self._unifier,
             epoch=self._refresh_epoch,
             tracked=self._tracked[1] if self._tracked[0] is self._unifier else None,
+            prior=self._prior[1] if self._prior[0] is self._unifier else None,
         )
 
     def _apply_refresh(self, refreshed: refresh.Refreshed) -> int:
@@ -244,6 +247,17 @@ class Pipeline:
             self.computed = refreshed.values
         self._swept = snapshot.key
         self._tracked = (snapshot.origin, refreshed.tracked)
+        self._prior = (
+            snapshot.origin,
+            refresh.Prior(
+                values=dict(self.computed),  # references: the batches replace, not edit
+                due=frozenset(snapshot.touched),
+                rules=refreshed.rules,
+                extra=refreshed.extra,
+                tiles=refreshed.tiles,
+                spent=refreshed.spent,
+            ),
+        )
         self.refreshed_at = time.monotonic()
         # Segments read traits and computed traits: re-evaluated right after them.
         # The periodic call from the loop is the sweep that lets time windows slide.

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 
 from tessera.profiles.computed import RFM_NAMES, ComputedTrait
@@ -358,28 +359,78 @@ def _combined(buckets: dict[int, Bucket], trait: ComputedTrait, today: int) -> B
 def rfm(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """RFM scores from the built-in order traits of every profile: quintiles 1-5 over
     the profiles with an order (ntile(5), ties ranked by profile id, as `RFM_SQL`)."""
-    orders = [
-        (
-            profile,
-            traits["days_since_last_order"],
-            traits["order_count"],
-            traits.get("total_revenue") or 0.0,
-        )
+    tiles = rfm_tiles(values)
+    return tiles.scores(range(len(tiles.ids)))
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Every orderer's RFM quintiles: `ids` sorted, `tiles[i]` the recency, frequency
+    and monetary tiles of `ids[i]` (numpy arrays, so that two refreshes' are compared
+    without a dict per profile)."""
+
+    ids: np.ndarray
+    tiles: np.ndarray
+
+    def scores(self, rows: Iterable[int]) -> dict[str, dict[str, Any]]:
+        """The RFM traits of the profiles at these rows."""
+        found: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            r, f, m = (int(t) for t in self.tiles[row])
+            found[str(self.ids[row])] = dict(zip(RFM_NAMES, (r, f, m, f"{r}{f}{m}"), strict=True))
+        return found
+
+    def rows_of(self, profiles: Iterable[str]) -> list[int]:
+        """The rows of those of `profiles` that have an order."""
+        wanted = np.array(sorted(profiles), dtype=str)
+        if not len(self.ids) or not len(wanted):
+            return []
+        at = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
+        rows: list[int] = at[self.ids[at] == wanted].tolist()
+        return rows
+
+    def changed_since(self, before: Tiles) -> set[str]:
+        """The profiles whose tiles differ from `before`'s, those without an order in
+        either included."""
+        changed = set(self.ids[~_matched(self, before)].tolist())
+        changed.update(before.ids[~_matched(before, self, tiles=False)].tolist())
+        return changed
+
+
+def _matched(one: Tiles, other: Tiles, *, tiles: bool = True) -> np.ndarray:
+    """Per row of `one`: its profile is in `other` (with the same tiles, when `tiles`)."""
+    if not len(other.ids) or not len(one.ids):
+        return np.zeros(len(one.ids), dtype=bool)
+    at = np.minimum(np.searchsorted(other.ids, one.ids), len(other.ids) - 1)
+    found = other.ids[at] == one.ids
+    if tiles:
+        found &= (other.tiles[at] == one.tiles).all(axis=1)
+    return np.asarray(found, dtype=bool)
+
+
+def rfm_tiles(values: Mapping[str, Mapping[str, Any]]) -> Tiles:
+    """`rfm`'s quintiles, as arrays: the three rankings sorted by numpy (ties by the
+    profile's place among the ids, sorted)."""
+    orders = sorted(
+        (profile, traits["days_since_last_order"], traits["order_count"],
+         traits.get("total_revenue") or 0.0)
         for profile, traits in values.items()
         if traits.get("order_count")
-    ]
-    scores: dict[str, dict[str, Any]] = {profile: {} for profile, *_ in orders}
-    rankings = (
-        ("rfm_recency", sorted(orders, key=lambda o: (-o[1], o[0]))),
-        ("rfm_frequency", sorted(orders, key=lambda o: (o[2], o[0]))),
-        ("rfm_monetary", sorted(orders, key=lambda o: (o[3], o[0]))),
-    )
-    for name, ranked in rankings:
-        for tile, (profile, *_) in zip(ntiles(len(ranked), 5), ranked, strict=True):
-            scores[profile][name] = tile
-    for score in scores.values():
-        score[RFM_NAMES[3]] = "".join(str(score[name]) for name in RFM_NAMES[:3])
-    return scores
+    )  # fmt: skip
+    count = len(orders)
+    ids = np.array([o[0] for o in orders], dtype=str)
+    tiles = np.zeros((count, 3), dtype=np.int8)
+    if count:
+        place = np.arange(count)
+        positions = np.array(ntiles(count, 5), dtype=np.int8)
+        keys = (
+            -np.array([o[1] for o in orders], dtype=np.float64),  # the most days first
+            np.array([o[2] for o in orders], dtype=np.float64),
+            np.array([o[3] for o in orders], dtype=np.float64),
+        )
+        for column, key in enumerate(keys):
+            tiles[np.lexsort((place, key)), column] = positions
+    return Tiles(ids, tiles)
 
 
 def ntiles(rows: int, tiles: int) -> list[int]:

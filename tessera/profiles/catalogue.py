@@ -139,12 +139,12 @@ def _derived(
     rules: loyalty.LoyaltyRules | None,
     engaged: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The traits derived from others over everyone: best channel and time, loyalty points
-    and tiers (from `values`). Best channel and time come from `engaged` when given
-    (`engagement_refresh.evaluate`'s, everyone's, with the engagement counts they are
-    derived from, which are put in `values` too), else from the log
-    (`engagement.DERIVED_SQL`, read a chunk at a time with `fetch_all_yielding`: the
-    refresh computes on a worker thread beside requests being served)."""
+    """The traits derived from others: best channel and time, loyalty points and tiers
+    (from `values`). Best channel and time come from `engaged` when given
+    (`engagement_refresh.evaluate`'s, with the engagement counts they are derived from,
+    which are put in `values` too), else from the log (`engagement.DERIVED_SQL`, read a
+    chunk at a time with `fetch_all_yielding`: the refresh computes on a worker thread
+    beside requests being served)."""
     found: dict[str, dict[str, Any]] = {}
     if engaged is not None:
         for profile, answers in engaged.items():
@@ -185,19 +185,44 @@ def completed(
     `engaged`: everyone's engagement evidence and best channel and time, when the caller
     has them (the refresh's, `engagement_refresh.evaluate`)."""
     rules = loyalty.rules(store)
-    moment = now.replace(tzinfo=None).isoformat(sep=" ")
-    # The engagement counts come with best channel and time, in one pass (`_derived`).
+    for profile, found in valued_on_refresh(store, rules, now, products).items():
+        values.setdefault(profile, {}).update(found)
+    if engaged is None:
+        engaged = engagement_refresh.evaluate(store, None).values
+    return finished(store, values, rules, engaged, rfm(values))
+
+
+def valued_on_refresh(
+    store: Store, rules: loyalty.LoyaltyRules | None, now: datetime, products: ProductKeys
+) -> dict[str, dict[str, Any]]:
+    """Per profile, the traits valued on refresh in one SQL pass but the engagement
+    counts (those come with best channel and time: `engagement_refresh`): the spend per
+    category, once there are loyalty rules."""
     others = [t for t in _valued_on_refresh(rules) if t.name not in engagement.EVIDENCE]
+    found: dict[str, dict[str, Any]] = {}
     if others:
+        moment = now.replace(tzinfo=None).isoformat(sep=" ")
         sql, parameters = compile_all(others, moment, products)
         for profile, name, value in store.fetch_all_yielding(sql, parameters):
             loaded = orjson.loads(value) if value is not None else None
-            values.setdefault(profile, {})[name] = loaded
-    if engaged is None:
-        engaged = engagement_refresh.evaluate(store, None).values
+            found.setdefault(profile, {})[name] = loaded
+    return found
+
+
+def finished(
+    store: Store,
+    values: dict[str, dict[str, Any]],
+    rules: loyalty.LoyaltyRules | None,
+    engaged: Mapping[str, Mapping[str, Any]],
+    scores: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """`values` (with the spend per category) completed: the engagement evidence and best
+    channel and time from `engaged`, the RFM `scores`, loyalty points and tiers. Changes
+    `values` and returns it; the profiles of `engaged` and `scores` are added to it (the
+    refresh gives only those of `values`' profiles when it builds a few)."""
     derived = _derived(store, values, rules, engaged)
-    for profile, scores in rfm(values).items():
-        values[profile].update(scores)
+    for profile, found in scores.items():
+        values.setdefault(profile, {}).update(found)
     for profile, found in derived.items():
         values.setdefault(profile, {}).update(found)
     return values
