@@ -12,6 +12,8 @@ wait for it.
 2. `compute` (no lock; the loop runs it on a worker thread while batches go on): what
    only the whole population gives (the traits valued on refresh in one SQL pass, the
    RFM scores, the best channel and time, loyalty; signal and predicted traits beside).
+   A light refresh after another (`Prior`) builds the values of the profiles whose
+   values can differ from memory's only (`_partial`).
 3. `changes` (the lock held again): what differs from memory. The traits the batches
    valued while step 2 ran keep the values those batches gave, the profiles they merged
    away stay gone; only profiles whose traits changed are rewritten, in the store and
@@ -107,8 +109,8 @@ class Refreshed:
     #: `values` holds only the profiles whose values may differ from memory's (a light
     #: refresh after a `Prior`): a profile it lacks keeps memory's
     partial: bool = False
-    #: for the next refresh's `Prior`: the loyalty rules and the signal and predicted
-    #: traits this one used
+    #: for the next refresh's `Prior`: the loyalty rules, the signal and predicted traits,
+    #: the RFM quintiles and the profiles with a spend per category of this one
     rules: object = None
     extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tiles: Tiles = field(default_factory=lambda: rfm_tiles({}))
@@ -121,7 +123,9 @@ def key_of(day: int, kept: list[ComputedTrait]) -> tuple[int, bytes]:
 
 
 def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshed:
-    """Step 2: every profile's computed traits from the snapshot (reads only)."""
+    """Step 2: every profile's computed traits from the snapshot (reads only); for a
+    light refresh after another with the same loyalty rules, those of the profiles whose
+    values can differ from memory's (`_partial`)."""
     now = snapshot.now
     tracked = None
     rules = loyalty.rules(store)
