@@ -31,6 +31,7 @@ from tessera.app import create_app, open_runtime
 from tessera.collector import process as collector_process
 from tessera.collector import proxy
 from tessera.collector.process import CollectorPlan, StoppableServer
+from tessera.cpu_policy import BackgroundBatch
 from tessera.errors import StoreLocked, StoreUnavailable
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -49,6 +50,10 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
     `ready` is called once it is open and the port is bound."""
     logs.configure(settings, "core")
     runtime = _open_for_serving(settings)
+    # This thread runs the event loop that answers requests: the others give way to it.
+    background = BackgroundBatch(threading.get_native_id())
+    if settings.background_sched_batch:
+        background.start()
     try:
         public = _bind_public(settings)
         if settings.collectors == 0:
@@ -56,6 +61,7 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
         else:
             _serve_with_collectors(settings, runtime, public, ready)
     finally:
+        background.stop()
         runtime.close()
 
 

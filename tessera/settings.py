@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "ingested events/s had a p99 of 80 ms against 1,009 ms at 5 ms, with ingest "
         "throughput within noise (docs/personalize.md).",
     )
+    background_sched_batch: bool = Field(
+        default=True,
+        description="On Linux, mark every thread of the core process but the one answering "
+        "requests SCHED_BATCH (same CPU share, but they do not preempt it when they wake): "
+        "decisions under 1,000 ingested events/s had a p99 of 16-20 ms against 59-128 ms "
+        "without (docs/personalize.md).",
+    )
     admin_token: str | None = Field(
         default=None,
         description="Bearer token for /api/* and the console's sign-in, at least "
