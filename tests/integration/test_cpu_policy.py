@@ -35,6 +35,7 @@ def _settled(pid: int, want: int) -> dict[int, int]:
         others = [p for tid, p in policies.items() if tid != pid]
         if (others and all(p == want for p in others)) or time.monotonic() > deadline:
             return policies
+        time.sleep(0.1)
 
 
 def test_background_threads_give_way_to_the_event_loop(tmp_path: Path) -> None:
