@@ -141,6 +141,9 @@ def test_the_builder_shows_the_answer_to_the_latest_input(
 
     page.route("**/audiences/check", hold_population_only)
     page.goto(f"{console.url}/audiences/new")
+    # The page's own first check answered: nothing in flight, so the population's is
+    # sent at once (one queued behind a request in flight is replaced by the query's).
+    page.wait_for_load_state("networkidle")
     page.get_by_label("Known customers only").check()
     page.get_by_label("And who match").fill("has email")
     page.wait_for_timeout(800)  # past the query's 300 ms debounce: its request is asked for
