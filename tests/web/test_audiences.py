@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Route
+from playwright.sync_api import Route, expect
 
 from tests.conftest import LiveServer
 from tests.web.conftest import Watched, sign_in
@@ -39,16 +39,16 @@ def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watch
 
     page = watched.page
     sign_in(page, console.url, "/audiences")
-    assert page.get_by_role("link", name="iab-audience").is_visible()
-    assert page.get_by_text("travelco").first.is_visible()
+    expect(page.get_by_role("link", name="iab-audience")).to_be_visible()
+    expect(page.get_by_text("travelco").first).to_be_visible()
     watched.screenshot("audiences")
 
     page.get_by_role("link", name="iab-audience").click()
     page.get_by_role("link", name="Interest", exact=True).click()
-    assert page.get_by_role("link", name="Travel", exact=True).is_visible()
+    expect(page.get_by_role("link", name="Travel", exact=True)).to_be_visible()
     page.get_by_label("Search the taxonomy").fill("adventure")
     page.get_by_role("button", name="Search").click()
-    assert page.get_by_text("Interest > Travel > Adventure Travel").is_visible()
+    expect(page.get_by_text("Interest > Travel > Adventure Travel")).to_be_visible()
     watched.screenshot("taxonomy")
 
     page.goto(f"{console.url}/audiences/new")
@@ -70,7 +70,7 @@ def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watch
     page.get_by_label("Population").select_option("anonymous")
     page.get_by_role("button", name="Build the lookalike").click()
     page.wait_for_url("**/audiences/lookalikes/emails-like")
-    assert page.locator("canvas[data-drawn]").count() == 1
+    expect(page.locator("canvas[data-drawn]")).to_have_count(1)
     assert page.locator("[data-reach]").get_attribute("data-reach") == "10"
     watched.screenshot("lookalike")
 
@@ -88,8 +88,8 @@ def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watch
     upload(console, "/api/audiences/campaigns/results", "results.csv", results.encode())
     page.goto(f"{console.url}/audiences")
     page.get_by_role("link", name="spring").first.click()
-    assert page.locator("canvas[data-drawn]").count() == 2
-    assert page.get_by_role("cell", name="1,800").is_visible()
+    expect(page.locator("canvas[data-drawn]")).to_have_count(2)
+    expect(page.get_by_role("cell", name="1,800")).to_be_visible()
     watched.screenshot("campaign")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tessera.demo import catalog
 from tests.conftest import LiveServer, start_server
@@ -37,7 +38,7 @@ def test_catalogue_page_searches_filters_shows_and_retires_a_product(
 ) -> None:
     page = watched.page
     sign_in(page, live.url, "/catalogue")
-    assert page.get_by_role("heading", name="Catalogue").is_visible()
+    expect(page.get_by_role("heading", name="Catalogue")).to_be_visible()
     assert page.locator("[data-total=products]").inner_text() == "30"
     assert page.locator("[data-total=available]").inner_text() == "29"
 
@@ -45,7 +46,7 @@ def test_catalogue_page_searches_filters_shows_and_retires_a_product(
     page.get_by_role("button", name="Search").click()
     page.wait_for_load_state()
     assert page.get_by_role("status").inner_text() == "1 product."
-    assert page.get_by_role("cell", name="Sport > Running > Shoes").is_visible()
+    expect(page.get_by_role("cell", name="Sport > Running > Shoes")).to_be_visible()
 
     page.get_by_label("Find a product").fill("")
     page.get_by_label("Category").select_option("Travel")
@@ -56,8 +57,8 @@ def test_catalogue_page_searches_filters_shows_and_retires_a_product(
 
     page.get_by_role("link", name="Cabin suitcase").click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="Cabin suitcase").is_visible()
-    assert page.get_by_role("row", name="colour").is_visible()
+    expect(page.get_by_role("heading", name="Cabin suitcase")).to_be_visible()
+    expect(page.get_by_role("row", name="colour")).to_be_visible()
     assert page.locator("[data-status]").inner_text() == "on sale"
     page.get_by_role("button", name="Retire").click()
     page.wait_for_load_state()

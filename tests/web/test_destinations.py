@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, basic_auth, start_server
 from tests.receivers import Receiver
@@ -54,11 +55,11 @@ def test_destinations_page_shows_deliveries_dead_letters_and_replays(
         page = watched.page
         sign_in(page, live.url, "/destinations")
         section = page.locator("section#crm-hook")
-        assert section.get_by_role("heading", name="crm-hook").is_visible()
+        expect(section.get_by_role("heading", name="crm-hook")).to_be_visible()
         assert section.locator("[data-total=delivered]").inner_text() == "5"
         assert section.locator("[data-total=dead_lettered]").inner_text() == "1"
         section.locator("canvas[data-drawn]").wait_for()
-        assert section.locator("table.dead-letters").get_by_text("e2").is_visible()
+        expect(section.locator("table.dead-letters").get_by_text("e2")).to_be_visible()
         watched.screenshot("destinations")
 
         receiver.mode = "healthy"  # the receiver is fixed: send the dead letter again
@@ -67,4 +68,4 @@ def test_destinations_page_shows_deliveries_dead_letters_and_replays(
         wait_until(lambda: "e2" in receiver.message_ids(), "the replay did not arrive")
         wait_until(lambda: report(live, "crm-hook")["dead_letters"] == 0, "still dead")
         page.reload()
-        assert page.locator("section#crm-hook").get_by_text("None.").is_visible()
+        expect(page.locator("section#crm-hook").get_by_text("None.")).to_be_visible()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, basic_auth, start_server
 from tests.integration.test_probabilistic_identity import _crm, _people, _till
@@ -47,7 +48,7 @@ def test_review_queue_accepts_one_match_and_rejects_another(
     first_id, second_id = first.get_attribute("id"), second.get_attribute("id")
     # The evidence side by side: both records' values per field, and the weights.
     evidence = first.locator("table.evidence")
-    assert evidence.get_by_role("rowheader", name="birth_date").is_visible()
+    expect(evidence.get_by_role("rowheader", name="birth_date")).to_be_visible()
     assert evidence.locator("tfoot").inner_text().startswith("Match weight")
 
     first.get_by_role("button", name=f"Accept {first_id}").click()

@@ -46,8 +46,8 @@ def test_from_a_new_source_to_a_segment(console: LiveServer, watched: Watched) -
     page.get_by_label("Find a person").fill("zoe.journey")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="zoe.journey@example.com").click()
-    assert page.get_by_text("journey-user-1").first.is_visible()
-    assert page.locator(".timeline .event").count() == 3
+    expect(page.get_by_text("journey-user-1").first).to_be_visible()
+    expect(page.locator(".timeline .event")).to_have_count(3)
     watched.screenshot("journey-3-profile")
 
     # Write a segment with a typo: the error appears at the spot, then goes away.

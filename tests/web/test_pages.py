@@ -7,7 +7,7 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Locator
+from playwright.sync_api import Locator, expect
 
 from tests.conftest import LiveServer
 from tests.web.conftest import Watched, sign_in
@@ -87,7 +87,7 @@ def test_profile_and_segment_pages_load_cleanly(console: LiveServer, watched: Wa
     page = watched.page
     sign_in(page, console.url, f"/profiles/email:{known_person(console)}")
     page.wait_for_load_state("networkidle")
-    assert page.get_by_role("heading", name="Identifiers").is_visible()
+    expect(page.get_by_role("heading", name="Identifiers")).to_be_visible()
     assert page.locator(".timeline .event").count() > 0
     assert page.locator(".timeline .channel .mark").count() > 0
     assert "has-email" in page.locator("section", has_text="Segments").first.inner_text()
@@ -95,10 +95,10 @@ def test_profile_and_segment_pages_load_cleanly(console: LiveServer, watched: Wa
     page.goto(f"{console.url}/segments/has-email")
     page.wait_for_load_state("networkidle")
     assert int(page.locator("dd[data-size]").get_attribute("data-size") or 0) > 0
-    assert page.locator("canvas[data-drawn]").count() == 1  # the history chart was drawn
+    expect(page.locator("canvas[data-drawn]")).to_have_count(1)  # the history chart was drawn
     watched.screenshot("segment")
     page.goto(f"{console.url}/segments/overlap")
-    assert page.locator("table.matrix").is_visible()
+    expect(page.locator("table.matrix")).to_be_visible()
 
 
 def first_cells(where: Locator) -> list[str]:
@@ -126,7 +126,7 @@ def test_long_lists_show_their_total_and_page_on_with_next_links(
     page.wait_for_load_state()
     second = first_cells(members)
     assert second and not set(second) & set(first)
-    assert members.get_by_role("link", name="First page").is_visible()
+    expect(members.get_by_role("link", name="First page")).to_be_visible()
 
     page.goto(f"{console.url}/profiles?q=%40")
     found = page.get_by_role("status").inner_text()
@@ -146,8 +146,8 @@ def test_long_lists_show_their_total_and_page_on_with_next_links(
     assert "25 rejected in all, 20 shown here" in rejected.get_by_role("status").inner_text()
     rejected.get_by_role("link", name="Next page").click()
     page.wait_for_load_state()
-    assert rejected.locator("tbody tr").count() == 5
-    assert rejected.get_by_role("link", name="Newest").is_visible()
+    expect(rejected.locator("tbody tr")).to_have_count(5)
+    expect(rejected.get_by_role("link", name="Newest")).to_be_visible()
     watched.screenshot("rejected-page-2")
 
 
@@ -235,14 +235,14 @@ def test_predict_page_fits_the_models_and_a_profile_shows_its_scores(
     page.wait_for_url(f"{console.url}/predict", timeout=90_000)
     page.wait_for_load_state("networkidle")
     for name in ("clv", "churn_risk", "purchase_propensity"):
-        assert page.locator(f"section#{name} [data-status]").is_visible()
+        expect(page.locator(f"section#{name} [data-status]")).to_be_visible()
     fitted = page.locator("section#clv [data-status]").inner_text() == "fitted"
     if fitted:  # the holdout chart and the calibration plots were drawn by Chart.js
         assert page.locator("canvas[data-drawn]").count() >= 1
     watched.screenshot("predict")
     propensity = page.locator("section#purchase_propensity [data-status]").inner_text()
     page.goto(f"{console.url}/profiles/email:{known_person(console)}")
-    assert page.get_by_role("heading", name="Predicted traits").is_visible()
+    expect(page.get_by_role("heading", name="Predicted traits")).to_be_visible()
     if propensity == "fitted":  # everyone seen is scored, with reasons
         assert page.locator("tr[data-prediction=purchase_propensity]").count() == 1
     watched.screenshot("profile-predicted")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, basic_auth, start_server
 from tests.web.conftest import Watched, sign_in
@@ -61,7 +62,7 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     page.get_by_label("Priority").fill("5")
     page.get_by_role("button", name="Create offer").click()
     assert "Created offer runners" in page.get_by_role("status").inner_text()
-    assert page.locator("td", has_text="Free socks with any shoes").is_visible()
+    expect(page.locator("td", has_text="Free socks with any shoes")).to_be_visible()
 
     watched.allowed_statuses.add(400)
     page.get_by_label("Name").fill("broken")
@@ -73,7 +74,7 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     page.get_by_label("Person", exact=True).fill("email:jane@example.com")
     page.get_by_role("button", name="Decide").click()
     decision = page.locator("[data-decision]")
-    assert decision.locator("[data-offer=runners]").is_visible()
+    expect(decision.locator("[data-offer=runners]")).to_be_visible()
     assert "Personal" in decision.inner_text()
     watched.screenshot("offers")
 
@@ -81,10 +82,10 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     page.get_by_label("Phone number or e-mail, as the caller gives it").fill("06 12 34 56 78")
     page.get_by_role("button", name="Find").click()
     card = page.locator("[data-caller]")
-    assert card.get_by_role("heading", name="Jane Doe").is_visible()
+    expect(card.get_by_role("heading", name="Jane Doe")).to_be_visible()
     text = card.inner_text()
     assert "W123" in text and "delivery" in text and "Lyon, FR" in text
-    assert card.locator("[data-offer=runners]").is_visible()
+    expect(card.locator("[data-offer=runners]")).to_be_visible()
     watched.screenshot("callcentre")
 
     watched.allowed_statuses.add(404)
@@ -98,4 +99,4 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     assert made.status_code == 201, made.text
     page.goto(f"{live.url}/segments/viewers")
     page.get_by_role("button", name="Expose to the decision API").click()
-    assert page.locator("[data-exposed=yes]").is_visible()
+    expect(page.locator("[data-exposed=yes]")).to_be_visible()
