@@ -58,7 +58,7 @@ def test_audiences_from_taxonomy_to_campaign(console: LiveServer, watched: Watch
     page.locator(".preview .description", has_text="has a known email").wait_for()
     size = page.locator(".preview .size")
     assert int(size.get_attribute("data-size") or 0) > 10
-    assert "is a known person, and has a known email" in page.locator(".preview").inner_text()
+    expect(page.locator(".preview")).to_contain_text("is a known person, and has a known email")
     watched.screenshot("audience-builder")
     page.get_by_role("button", name="Save audience").click()
     page.wait_for_url("**/segments/known-emails")
@@ -99,7 +99,7 @@ def test_a_lookalike_mistake_is_shown_on_the_form(console: LiveServer, watched: 
     sign_in(page, console.url, "/audiences/lookalikes/new")
     page.get_by_label("Name").fill("nothing-chosen")
     page.get_by_role("button", name="Build the lookalike").click()
-    assert "a reach" in page.get_by_role("alert").inner_text()
+    expect(page.get_by_role("alert")).to_contain_text("a reach")
     assert page.get_by_label("Name").input_value() == "nothing-chosen"
 
 
@@ -153,4 +153,4 @@ def test_the_builder_shows_the_answer_to_the_latest_input(
         route.continue_()
     page.locator(".preview .description", has_text="has a known email").wait_for()
     page.wait_for_timeout(500)  # time for a stale answer to land, were one still coming
-    assert "is a known person, and has a known email" in page.locator(".preview").inner_text()
+    expect(page.locator(".preview")).to_contain_text("is a known person, and has a known email")

@@ -39,27 +39,27 @@ def test_catalogue_page_searches_filters_shows_and_retires_a_product(
     page = watched.page
     sign_in(page, live.url, "/catalogue")
     expect(page.get_by_role("heading", name="Catalogue")).to_be_visible()
-    assert page.locator("[data-total=products]").inner_text() == "30"
-    assert page.locator("[data-total=available]").inner_text() == "29"
+    expect(page.locator("[data-total=products]")).to_have_text("30")
+    expect(page.locator("[data-total=available]")).to_have_text("29")
 
     page.get_by_label("Find a product").fill("trail shoes")
     page.get_by_role("button", name="Search").click()
     page.wait_for_load_state()
-    assert page.get_by_role("status").inner_text() == "1 product."
+    expect(page.get_by_role("status")).to_have_text("1 product.")
     expect(page.get_by_role("cell", name="Sport > Running > Shoes")).to_be_visible()
 
     page.get_by_label("Find a product").fill("")
     page.get_by_label("Category").select_option("Travel")
     page.get_by_role("button", name="Search").click()
     page.wait_for_load_state()
-    assert page.get_by_role("status").inner_text() == "5 products."
+    expect(page.get_by_role("status")).to_have_text("5 products.")
     watched.screenshot("catalogue")
 
     page.get_by_role("link", name="Cabin suitcase").click()
     page.wait_for_load_state()
     expect(page.get_by_role("heading", name="Cabin suitcase")).to_be_visible()
     expect(page.get_by_role("row", name="colour")).to_be_visible()
-    assert page.locator("[data-status]").inner_text() == "on sale"
+    expect(page.locator("[data-status]")).to_have_text("on sale")
     page.get_by_role("button", name="Retire").click()
     page.wait_for_load_state()
     assert page.locator("[data-status]").inner_text().startswith("retired")

@@ -56,8 +56,8 @@ def test_destinations_page_shows_deliveries_dead_letters_and_replays(
         sign_in(page, live.url, "/destinations")
         section = page.locator("section#crm-hook")
         expect(section.get_by_role("heading", name="crm-hook")).to_be_visible()
-        assert section.locator("[data-total=delivered]").inner_text() == "5"
-        assert section.locator("[data-total=dead_lettered]").inner_text() == "1"
+        expect(section.locator("[data-total=delivered]")).to_have_text("5")
+        expect(section.locator("[data-total=dead_lettered]")).to_have_text("1")
         section.locator("canvas[data-drawn]").wait_for()
         expect(section.locator("table.dead-letters").get_by_text("e2")).to_be_visible()
         watched.screenshot("destinations")

@@ -41,7 +41,7 @@ def test_review_queue_accepts_one_match_and_rejects_another(
     sign_in(page, live.url, "/identity")
     page.get_by_role("button", name="Find matches").click()
     page.wait_for_load_state()
-    assert "to review" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("to review")
     matches = page.locator("article.match")
     assert matches.count() >= 2
     first, second = matches.nth(0), matches.nth(1)
@@ -53,10 +53,10 @@ def test_review_queue_accepts_one_match_and_rejects_another(
 
     first.get_by_role("button", name=f"Accept {first_id}").click()
     page.wait_for_load_state()
-    assert "accepted" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("accepted")
     page.locator(f"article#{second_id}").get_by_role("button", name=f"Reject {second_id}").click()
     page.wait_for_load_state()
-    assert "rejected" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("rejected")
 
     decided = page.locator("section[aria-labelledby=decided] tbody tr")
     assert decided.locator("[data-decision]").count() == 0  # the attribute is on the row

@@ -62,14 +62,14 @@ def test_from_a_new_source_to_a_segment(console: LiveServer, watched: Watched) -
     expect(problem).to_contain_text("did you mean 'country'?", timeout=15_000)
     assert problem.get_attribute("data-error-line") == "1"
     assert problem.get_attribute("data-error-column") == "1"
-    assert page.locator("mark.at-spot").inner_text() == "traits.contry"
+    expect(page.locator("mark.at-spot")).to_have_text("traits.contry")
     watched.screenshot("journey-4-segment-typo")
 
     query.fill('traits.country = "FR" and count(event "Order Completed") >= 2')
     size = page.locator(".preview .size")
     size.wait_for()
     assert int(size.get_attribute("data-size") or 0) >= 1
-    assert "country is" in page.locator(".preview .description").inner_text()
+    expect(page.locator(".preview .description")).to_contain_text("country is")
     page.get_by_role("button", name="Save segment").click()
     page.wait_for_url(re.compile(r"/segments/fr-buyers$"))
     assert int(page.locator("dd[data-size]").get_attribute("data-size") or 0) >= 1
@@ -119,7 +119,7 @@ def test_a_mapping_mistake_is_explained_on_the_form(console: LiveServer, watched
     )
     page.get_by_label("Identifiers: one per line").fill("email")
     page.get_by_role("button", name="Import").click()
-    assert "should read `name = column`" in page.get_by_role("alert").inner_text()
+    expect(page.get_by_role("alert")).to_contain_text("should read `name = column`")
     assert page.get_by_label("Identifiers: one per line").input_value() == "email"
 
 
@@ -139,7 +139,7 @@ def test_unmerge_from_the_profile_page(console: LiveServer, watched: Watched) ->
     page.get_by_label("Separate this identifier").select_option(second)
     page.get_by_label("Reason (kept with the unmerge)").fill("test")
     page.get_by_role("button", name="Unmerge").click()
-    assert "Unmerged:" in page.get_by_role("status").first.inner_text()
+    expect(page.get_by_role("status").first).to_contain_text("Unmerged:")
     table = page.locator("section[aria-labelledby=identifiers] table").inner_text()
     value = second.split(":", 1)[1]
     assert first.split(":", 1)[1] in table and value not in table

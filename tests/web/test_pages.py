@@ -40,7 +40,7 @@ def test_a_wrong_token_is_refused_with_a_message(console: LiveServer, watched: W
     page.goto(f"{console.url}/segments")
     page.get_by_label("Admin token").fill("not-the-token")
     page.get_by_role("button", name="Sign in").click()
-    assert "That is not the admin token." in page.get_by_role("alert").inner_text()
+    expect(page.get_by_role("alert")).to_contain_text("That is not the admin token.")
     assert page.get_by_label("Admin token").get_attribute("aria-invalid") == "true"
 
 
@@ -90,7 +90,7 @@ def test_profile_and_segment_pages_load_cleanly(console: LiveServer, watched: Wa
     expect(page.get_by_role("heading", name="Identifiers")).to_be_visible()
     assert page.locator(".timeline .event").count() > 0
     assert page.locator(".timeline .channel .mark").count() > 0
-    assert "has-email" in page.locator("section", has_text="Segments").first.inner_text()
+    expect(page.locator("section", has_text="Segments").first).to_contain_text("has-email")
     watched.screenshot("profile")
     page.goto(f"{console.url}/segments/has-email")
     page.wait_for_load_state("networkidle")
@@ -119,7 +119,7 @@ def test_long_lists_show_their_total_and_page_on_with_next_links(
     page = watched.page
     sign_in(page, console.url, "/segments/paged")
     members = page.locator("#members").locator("xpath=..")
-    assert f"{size:,} members now" in members.get_by_role("status").inner_text()
+    expect(members.get_by_role("status")).to_contain_text(f"{size:,} members now")
     first = first_cells(members)
     assert len(first) == 50
     members.get_by_role("link", name="Next page").click()
@@ -143,7 +143,7 @@ def test_long_lists_show_their_total_and_page_on_with_next_links(
     httpx.post(f"{console.url}/v1/batch", json={"batch": bad}, auth=(key, "")).raise_for_status()
     page.goto(f"{console.url}/sources/paged-src")
     rejected = page.locator("#rejected").locator("xpath=..")
-    assert "25 rejected in all, 20 shown here" in rejected.get_by_role("status").inner_text()
+    expect(rejected.get_by_role("status")).to_contain_text("25 rejected in all, 20 shown here")
     rejected.get_by_role("link", name="Next page").click()
     page.wait_for_load_state()
     expect(rejected.locator("tbody tr")).to_have_count(5)
@@ -176,8 +176,8 @@ def test_an_unknown_profile_is_a_page_not_a_json_error(
     watched.allowed_statuses.add(404)
     page = watched.page
     sign_in(page, console.url, "/profiles/email:nobody@nowhere.example")
-    assert page.locator("h1").inner_text() == "Something is not right"
-    assert "nobody@nowhere.example" in page.get_by_role("alert").inner_text()
+    expect(page.locator("h1")).to_have_text("Something is not right")
+    expect(page.get_by_role("alert")).to_contain_text("nobody@nowhere.example")
 
 
 def test_deleting_a_segment_asks_first(console: LiveServer, watched: Watched) -> None:
@@ -215,13 +215,13 @@ def test_editing_a_segment_checks_as_you_type_and_saves(
     query.fill('did "Page Viewed" between "1997-13-01" and "1998-01-01"')
     problem = page.locator(".problem")
     problem.wait_for()
-    assert "is not a date that exists" in problem.inner_text()
+    expect(problem).to_contain_text("is not a date that exists")
     assert problem.get_attribute("data-error-column") == "27"
     query.fill("has email or has user_id")
     page.locator(".preview .size").wait_for()
     page.get_by_role("button", name="Save segment").click()
     page.wait_for_url(re.compile(r"/segments/to-edit$"))
-    assert page.locator("pre.query").inner_text() == "has email or has user_id"
+    expect(page.locator("pre.query")).to_have_text("has email or has user_id")
 
 
 def test_predict_page_fits_the_models_and_a_profile_shows_its_scores(

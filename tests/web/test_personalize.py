@@ -52,7 +52,7 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     page = watched.page
     sign_in(page, live.url, "/offers")
     page.get_by_role("button", name="Train now").click()
-    assert "Trained on" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("Trained on")
 
     page.get_by_label("Name").fill("runners")
     page.get_by_label("Title").fill("Free socks with any shoes")
@@ -61,7 +61,7 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     )
     page.get_by_label("Priority").fill("5")
     page.get_by_role("button", name="Create offer").click()
-    assert "Created offer runners" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("Created offer runners")
     expect(page.locator("td", has_text="Free socks with any shoes")).to_be_visible()
 
     watched.allowed_statuses.add(400)
@@ -69,13 +69,13 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     page.get_by_label("Title").fill("x")
     page.get_by_label("Who (segment language; empty: everyone)").fill("traits.country =")
     page.get_by_role("button", name="Create offer").click()
-    assert "line 1" in page.get_by_role("alert").inner_text()
+    expect(page.get_by_role("alert")).to_contain_text("line 1")
 
     page.get_by_label("Person", exact=True).fill("email:jane@example.com")
     page.get_by_role("button", name="Decide").click()
     decision = page.locator("[data-decision]")
     expect(decision.locator("[data-offer=runners]")).to_be_visible()
-    assert "Personal" in decision.inner_text()
+    expect(decision).to_contain_text("Personal")
     watched.screenshot("offers")
 
     page.get_by_role("link", name="Call centre").click()
@@ -91,7 +91,7 @@ def test_create_an_offer_see_the_live_decision_and_find_a_caller(
     watched.allowed_statuses.add(404)
     page.get_by_label("Phone number or e-mail, as the caller gives it").fill("nobody@example.com")
     page.get_by_role("button", name="Find").click()
-    assert "nobody has email:nobody@example.com" in page.get_by_role("alert").inner_text()
+    expect(page.get_by_role("alert")).to_contain_text("nobody has email:nobody@example.com")
 
     # One step for the segment page's toggle: expose a segment to the decision API.
     made = httpx.post(f"{live.url}/api/segments", headers=live.admin,

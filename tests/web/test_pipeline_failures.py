@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -38,13 +39,14 @@ def test_the_overview_lists_set_aside_events_and_replays_them(
     page = watched.page
     sign_in(page, live.url)
     figure = page.locator(".figures div", has_text="Set aside by the pipeline")
-    assert figure.locator("dd").inner_text() == "1"
+    expect(figure.locator("dd")).to_have_text("1")
     section = page.locator("section", has_text="Events set aside by the pipeline")
-    assert f"#{seq}" in section.inner_text() and "Recursion limit" in section.inner_text()
+    expect(section).to_contain_text(f"#{seq}")
+    expect(section).to_contain_text("Recursion limit")
     watched.screenshot("overview-set-aside")
     page.get_by_role("button", name="Process them again").click()
     page.wait_for_load_state()
-    assert page.get_by_role("status").inner_text() == "Replayed 1 events: 1 still failing."
+    expect(page.get_by_role("status")).to_have_text("Replayed 1 events: 1 still failing.")
 
 
 def test_a_profile_shows_the_values_that_could_not_be_identifiers(
@@ -54,5 +56,6 @@ def test_a_profile_shows_the_values_that_could_not_be_identifiers(
     page = watched.page
     sign_in(page, live.url, "/profiles/user_id:bad")
     dropped = page.locator("section", has_text="Values that could not be identifiers")
-    assert "je…t@" in dropped.inner_text() and "not an e-mail address" in dropped.inner_text()
+    expect(dropped).to_contain_text("je…t@")
+    expect(dropped).to_contain_text("not an e-mail address")
     watched.screenshot("profile-dropped")

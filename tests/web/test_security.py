@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 import orjson
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, basic_auth
 from tests.web.conftest import Watched, sign_in
@@ -20,7 +21,7 @@ def test_api_documentation_loads_nothing_from_another_host(
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{server.url}/docs")
     page.locator(".opblock").first.wait_for()  # Swagger UI ran, read /openapi.json, drew it
-    assert "Tessera" in page.locator(".info .title").inner_text()
+    expect(page.locator(".info .title")).to_contain_text("Tessera")
     assert requested and all(url.startswith(server.url) for url in requested), requested
 
 
