@@ -128,6 +128,7 @@ def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshe
     values can differ from memory's (`_partial`)."""
     now = snapshot.now
     tracked = None
+    tiles: Tiles | None = None
     rules = loyalty.rules(store)
     extra: dict[str, dict[str, Any]] = {}
     # Signal traits and predicted traits live beside computed ones
@@ -155,7 +156,10 @@ def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshe
             for profile, held in snapshot.base.items():
                 if profile not in engaged and engagement.BY_CHANNEL.name in held:
                     engaged[profile] = {n: held[n] for n in _ENGAGED if n in held}
-        values = catalogue.completed(store, base, now, products, engaged=engaged)
+        tiles = rfm_tiles(base)
+        values = catalogue.completed(
+            store, base, now, products, rules, engaged=engaged, tiles=tiles
+        )
         tracked = evaluated.tracked
     for profile, found in extra.items():
         values.setdefault(profile, {}).update(found)
@@ -167,7 +171,8 @@ def compute(store: Store, snapshot: Snapshot, products: ProductKeys) -> Refreshe
     else:  # as memory holds them: read back from their JSON (tuples become lists, ...)
         values = {p: orjson.loads(orjson.dumps(d)) for p, d in values.items() if d}
     return Refreshed(
-        snapshot, values, tracked, rules=rules, extra=extra, tiles=rfm_tiles(values),
+        snapshot, values, tracked, rules=rules, extra=extra,
+        tiles=rfm_tiles(values) if tiles is None else tiles,
         spent=frozenset(p for p, d in values.items() if loyalty.SPEND.name in d),
     )  # fmt: skip
 

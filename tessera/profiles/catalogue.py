@@ -17,7 +17,7 @@ from tessera.errors import InvalidField, NotFound, UnreadableFile
 from tessera.events.timestamps import utc_now
 from tessera.profiles import engagement, engagement_refresh, loyalty
 from tessera.profiles.aggregate_store import as_json, insert_values
-from tessera.profiles.aggregates import Aggregates, day_number, rfm
+from tessera.profiles.aggregates import Aggregates, Tiles, day_number, rfm
 from tessera.profiles.computed import (
     BUILT_IN,
     PREDICTED_NAMES,
@@ -175,21 +175,23 @@ def completed(
     store: Store,
     values: dict[str, dict[str, Any]],
     now: datetime,
-    products: ProductKeys = DEFAULT_KEYS,
+    products: ProductKeys,
+    rules: loyalty.LoyaltyRules | None,
     *,
     engaged: Mapping[str, Mapping[str, Any]] | None = None,
+    tiles: Tiles | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`values` (each profile's traits the batches keep, valued for `now`'s day), with
     the traits valued on refresh (one SQL pass), the RFM scores, the best channel and time
-    and loyalty added: every profile's computed traits. Changes `values` and returns it.
-    `engaged`: everyone's engagement evidence and best channel and time, when the caller
-    has them (the refresh's, `engagement_refresh.evaluate`)."""
-    rules = loyalty.rules(store)
+    and loyalty (by `rules`) added: every profile's computed traits. Changes `values` and
+    returns it. `engaged`: everyone's engagement evidence and best channel and time, and
+    `tiles`: the RFM quintiles of `values` (`rfm_tiles`), when the caller has them."""
     for profile, found in valued_on_refresh(store, rules, now, products).items():
         values.setdefault(profile, {}).update(found)
     if engaged is None:
         engaged = engagement_refresh.evaluate(store, None).values
-    return finished(store, values, rules, engaged, rfm(values))
+    scores = rfm(values) if tiles is None else tiles.scores(range(len(tiles.ids)))
+    return finished(store, values, rules, engaged, scores)
 
 
 def valued_on_refresh(
@@ -236,7 +238,7 @@ def current(
     traits valued on refresh (one SQL pass); with loyalty rules, points and tiers."""
     today = day_number(now)
     values = {profile: aggregates.values(profile, today) for profile in aggregates.profiles}
-    return rows_of(completed(store, values, now, products))
+    return rows_of(completed(store, values, now, products, loyalty.rules(store)))
 
 
 def refresh(
