@@ -406,13 +406,19 @@ def _tune_interpreter(settings: Settings) -> None:
     default thresholds the cyclic GC ran every ~700 allocations and took a quarter of
     ingest CPU (py-spy); raising gen0's threshold and freezing start-up objects took
     ingest from 45k to 64k events/s. Nothing on the hot path makes reference cycles.
+    Not higher than (10,000, 10, 100): a collection holds the GIL while it traverses its
+    generation, and at (100,000, 50, 100) beside 100k profiles' memory a young collection
+    took 40-190 ms and a middle one up to 1.2 s while requests waited; at these, up to 20
+    and 100 ms, and ingest measured no slower (docs/personalize.md and docs/ingest.md,
+    2026-12-03, night). `tessera serve` also freezes the loaded memory
+    (`cpu_policy.FreezeMemory`), which no collection then traverses.
 
     The switch interval: a request's answer needs the GIL several times (read, handle,
     write), and each time a busy background thread (the pipeline, a refresh) may hold it
     up to the interval; at the default 5 ms those waits added up to a decision p99 near a
     second under ingest (docs/personalize.md, 2026-12-03)."""
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(10_000, 10, 100)
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
 
 

@@ -31,7 +31,7 @@ from tessera.app import create_app, open_runtime
 from tessera.collector import process as collector_process
 from tessera.collector import proxy
 from tessera.collector.process import CollectorPlan, StoppableServer
-from tessera.cpu_policy import BackgroundBatch
+from tessera.cpu_policy import BackgroundBatch, FreezeMemory
 from tessera.errors import StoreLocked, StoreUnavailable
 from tessera.runtime import Runtime
 from tessera.settings import Settings
@@ -54,6 +54,8 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
     background = BackgroundBatch(threading.get_native_id())
     if settings.background_sched_batch:
         background.start()
+    freeze = FreezeMemory(lambda: _loaded_memory(runtime))
+    freeze.start()
     try:
         public = _bind_public(settings)
         if settings.collectors == 0:
@@ -61,8 +63,15 @@ def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
         else:
             _serve_with_collectors(settings, runtime, public, ready)
     finally:
+        freeze.stop()
         background.stop()
         runtime.close()
+
+
+def _loaded_memory(runtime: Runtime) -> object | None:
+    """The pipeline's memory once it and the decision memory are loaded, else None."""
+    memory = runtime.pipeline.memory
+    return memory if memory is not None and runtime.personalizer.loaded else None
 
 
 def _serve_alone(

@@ -412,6 +412,12 @@ class Pipeline:
             return self._aggregates
 
     @property
+    def memory(self) -> Unifier | None:
+        """The graph and summaries in memory, or None while they are not loaded (a new
+        object after each reload)."""
+        return self._unifier
+
+    @property
     def memory_loaded(self) -> bool:
         """Whether the graph and summaries are in memory (`read_facts` and
         `find_in_memory` answer without SQL)."""
