@@ -1,7 +1,7 @@
 """Decision API benchmark: GET /v1/personalize under open-loop load on a 100k-profile demo.
 
     python benchmarks/personalize.py [--people 3000] [--scale 19] [--rate 500] [--seconds 60]
-                                     [--ingest 0]
+                                     [--ingest 0] [--warm-ingest 0]
 
 1. Prepares the data once and keeps it under benchmarks/.cache, keyed by --people, --scale
    and the schema (--fresh prepares again): the demo company (`tessera demo`, through the
@@ -24,6 +24,9 @@
    With `--ingest RATE`, the same two phases run again while known users send RATE track
    events per second (batches of 100 to /v1/batch, paced): the pipeline changes their
    profiles and the decision memory follows them (its change feed) while it answers.
+   With `--warm-ingest SECONDS` too, that ingest also runs for SECONDS before the measured
+   phases (then the server settles again): what a server does with its first events since
+   it started is then not measured (the runs of 2026-12-03 found it the tail under ingest).
 
 Goal: p99 < 10 ms at 500 requests/s. Prints the table on stderr, one JSON line on stdout.
 """
@@ -421,6 +424,11 @@ def main() -> None:
         help="where prepared data is kept between runs (keyed by --people, --scale, schema)",
     )  # fmt: skip
     parser.add_argument("--fresh", action="store_true", help="prepare again, ignoring the cache")
+    parser.add_argument(
+        "--warm-ingest", type=float, default=0,
+        help="before measuring, send --ingest's events for this many seconds, then settle "
+        "(the server's first events since it started are not in the measured phases)",
+    )  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     source, facts = prepared(args.cache, args.people, args.scale, args.fresh)
@@ -447,6 +455,11 @@ def main() -> None:
                 connections=args.connections,
                 headers={},
             )  # fmt: skip  (warm-up)
+            if args.warm_ingest and args.ingest:
+                with Ingest(port, write_key, users, args.ingest):
+                    time.sleep(args.warm_ingest)
+                facts["warm_ingest_seconds"] = args.warm_ingest
+                facts["settled_after_warm_seconds"] = round(wait_until_settled(server.pid), 1)
             results = {}
             phases = [("", 0.0)] + ([(f" + {args.ingest:g} ev/s", args.ingest)]
                                     if args.ingest else [])  # fmt: skip
